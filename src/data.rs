@@ -1,0 +1,234 @@
+//! Training data: the built-in tasks (`tutorial`, `xor`) and validated CSV
+//! loading. A data set is `S` samples of `n0` inputs and `nL` targets.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::error::Error;
+
+/// `S` samples of (inputs, targets), row-major, float64.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dataset {
+    /// Where the data came from (task name or file path), for messages.
+    pub name: String,
+    pub inputs: usize,
+    pub outputs: usize,
+    /// `samples * inputs` values.
+    pub x: Vec<f64>,
+    /// `samples * outputs` values, each in `[0, 1]`.
+    pub y: Vec<f64>,
+}
+
+impl Dataset {
+    /// Builds a data set from rows, checking widths and value ranges.
+    pub fn new(
+        name: impl Into<String>,
+        inputs: usize,
+        outputs: usize,
+        x: Vec<f64>,
+        y: Vec<f64>,
+    ) -> Result<Self, Error> {
+        let name = name.into();
+        let bad = |m: String| Error::data(name.clone(), None, m);
+        if inputs == 0 || outputs == 0 {
+            return Err(bad("needs at least one input and one target column".into()));
+        }
+        if x.is_empty() || x.len() % inputs != 0 || y.len() != x.len() / inputs * outputs {
+            return Err(bad(format!(
+                "{} input values and {} target values do not form whole samples of {inputs} inputs and {outputs} targets",
+                x.len(),
+                y.len()
+            )));
+        }
+        if let Some(v) = x.iter().chain(&y).find(|v| !v.is_finite()) {
+            return Err(bad(format!("holds the non-finite value {v}")));
+        }
+        if let Some(v) = y.iter().find(|v| !(0.0..=1.0).contains(*v)) {
+            return Err(bad(format!(
+                "target {v} is outside [0, 1], which a sigmoid output can never reach"
+            )));
+        }
+        Ok(Self {
+            name,
+            inputs,
+            outputs,
+            x,
+            y,
+        })
+    }
+
+    pub fn samples(&self) -> usize {
+        self.x.len() / self.inputs
+    }
+
+    pub fn input(&self, sample: usize) -> &[f64] {
+        &self.x[sample * self.inputs..(sample + 1) * self.inputs]
+    }
+
+    pub fn target(&self, sample: usize) -> &[f64] {
+        &self.y[sample * self.outputs..(sample + 1) * self.outputs]
+    }
+}
+
+/// The built-in tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// Seed 003's single sample: (0.05, 0.10) -> (0.01, 0.99).
+    Tutorial,
+    /// The four XOR samples with 0/1 targets.
+    Xor,
+}
+
+impl Task {
+    pub fn dataset(self) -> Dataset {
+        let (inputs, outputs, x, y) = match self {
+            Task::Tutorial => (2, 2, vec![0.05, 0.10], vec![0.01, 0.99]),
+            Task::Xor => (
+                2,
+                1,
+                vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0],
+                vec![0.0, 1.0, 1.0, 0.0],
+            ),
+        };
+        Dataset::new(self.name(), inputs, outputs, x, y).expect("built-in tasks are valid")
+    }
+
+    /// The topology a task uses when none is given: seed 003's 2-2-2, and
+    /// the classic 2-3-1 for XOR.
+    pub fn default_widths(self) -> Vec<usize> {
+        match self {
+            Task::Tutorial => vec![2, 2, 2],
+            Task::Xor => vec![2, 3, 1],
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Tutorial => "tutorial",
+            Task::Xor => "xor",
+        }
+    }
+}
+
+impl FromStr for Task {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "tutorial" => Ok(Task::Tutorial),
+            "xor" => Ok(Task::Xor),
+            _ => Err(Error::Config(format!(
+                "unknown task '{s}'; expected tutorial or xor"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for Task {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Loads a numeric CSV file whose first `inputs` columns are inputs and the
+/// remaining `outputs` columns targets. The first line may be a header
+/// (every cell non-numeric). Blank lines are skipped.
+pub fn load_csv(path: &Path, inputs: usize, outputs: usize) -> Result<Dataset, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::data(path, None, format!("cannot read the file: {e}")))?;
+    parse_csv(&text, path, inputs, outputs)
+}
+
+/// Parses CSV text; `path` is used only in messages.
+pub fn parse_csv(text: &str, path: &Path, inputs: usize, outputs: usize) -> Result<Dataset, Error> {
+    let expected = inputs + outputs;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    let mut first_row = true;
+    for record in reader.records() {
+        let record = record.map_err(|e| {
+            let line = e.position().map(|p| p.line() as usize);
+            Error::data(path, line, format!("malformed CSV: {e}"))
+        })?;
+        let line = record.position().map_or(0, |p| p.line() as usize);
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        if first_row {
+            first_row = false;
+            if record.iter().all(|cell| cell.parse::<f64>().is_err()) {
+                continue; // a header row
+            }
+        }
+        if record.len() != expected {
+            return Err(Error::data(
+                path,
+                Some(line),
+                format!(
+                    "has {} columns, but {inputs} inputs + {outputs} targets need {expected}",
+                    record.len()
+                ),
+            ));
+        }
+        for (column, cell) in record.iter().enumerate() {
+            let value: f64 = cell.parse().map_err(|_| {
+                Error::data(
+                    path,
+                    Some(line),
+                    format!("column {}: '{cell}' is not a number", column + 1),
+                )
+            })?;
+            if !value.is_finite() {
+                return Err(Error::data(
+                    path,
+                    Some(line),
+                    format!("column {}: '{cell}' is not a finite number", column + 1),
+                ));
+            }
+            if column < inputs {
+                x.push(value);
+            } else if (0.0..=1.0).contains(&value) {
+                y.push(value);
+            } else {
+                return Err(Error::data(
+                    path,
+                    Some(line),
+                    format!(
+                        "column {}: target {value} is outside [0, 1], which a sigmoid output can never reach",
+                        column + 1
+                    ),
+                ));
+            }
+        }
+    }
+    if x.is_empty() {
+        return Err(Error::data(path, None, "contains no data rows"));
+    }
+    Dataset::new(path.display().to_string(), inputs, outputs, x, y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_tasks_have_expected_shapes() {
+        let t = Task::Tutorial.dataset();
+        assert_eq!((t.samples(), t.inputs, t.outputs), (1, 2, 2));
+        let x = Task::Xor.dataset();
+        assert_eq!((x.samples(), x.inputs, x.outputs), (4, 2, 1));
+        assert_eq!(x.target(1), &[1.0]);
+    }
+
+    #[test]
+    fn csv_with_header_and_blank_lines_parses() {
+        let d = parse_csv("a,b,y\n0.1,0.2,1\n\n0.3,0.4,0\n", Path::new("m.csv"), 2, 1).unwrap();
+        assert_eq!(d.samples(), 2);
+        assert_eq!(d.input(1), &[0.3, 0.4]);
+        assert_eq!(d.target(0), &[1.0]);
+    }
+}

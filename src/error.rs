@@ -1,0 +1,71 @@
+//! The library's typed errors. Every message names what is wrong and, where
+//! there is one, the file, line, flag or kernel involved.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid topology: {0}")]
+    Topology(String),
+
+    #[error("{0}")]
+    Config(String),
+
+    /// A data set that cannot be used. `line` is 1-based.
+    #[error("{}{}: {message}", origin.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Data {
+        origin: PathBuf,
+        line: Option<usize>,
+        message: String,
+    },
+
+    #[error("initialisation: {0}")]
+    Init(String),
+
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("weights file {}: {message}", path.display())]
+    WeightsFile { path: PathBuf, message: String },
+
+    #[error(
+        "no GPU adapter found{detail}. Install a GPU driver with Vulkan support, or Mesa's \
+         software driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers), or use the \
+         float64 CPU backend (--backend cpu)"
+    )]
+    NoAdapter { detail: String },
+
+    #[error("no adapter matches '{wanted}'; adapters found: {available}")]
+    AdapterNotFound { wanted: String, available: String },
+
+    #[error("could not open a device on adapter '{adapter}': {message}")]
+    RequestDevice { adapter: String, message: String },
+
+    /// A shader or pipeline failed validation or compilation.
+    #[error("GPU kernel '{kernel}' failed to build: {message}")]
+    Kernel { kernel: String, message: String },
+
+    #[error("the GPU device was lost: {0}")]
+    DeviceLost(String),
+
+    #[error("GPU error: {0}")]
+    Gpu(String),
+
+    #[error("does not fit on the GPU: {0}")]
+    TooLarge(String),
+}
+
+impl Error {
+    /// Helper for data-set errors.
+    pub fn data(origin: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
+        Error::Data {
+            origin: origin.into(),
+            line,
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! gputrain: train thousands to millions of small, independent, fully
+//! connected sigmoid networks at once on the GPU (wgpu + WGSL), with a
+//! float64 CPU reference that verifies the GPU's results.
+//!
+//! Module map: [`model`] (topology, bias, loss, parameter layout), [`data`]
+//! (tasks and CSV), [`init`] (per-network initialisation), [`training`]
+//! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
+//! kernels, the fused trainer).
+
+pub mod cpu;
+pub mod data;
+pub mod error;
+pub mod init;
+pub mod model;
+pub mod training;
+
+pub use error::Error;

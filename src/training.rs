@@ -1,0 +1,70 @@
+//! Backend-independent training vocabulary: options for a run, the
+//! population being trained, and what each network's run produced.
+
+use crate::error::Error;
+
+/// The largest epoch count a run accepts (epoch indices travel as `u32`).
+pub const MAX_EPOCHS: u64 = u32::MAX as u64 - 1;
+
+/// What a run does, apart from the model and the data.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainOptions {
+    /// Full-batch gradient-descent steps per network.
+    pub epochs: u64,
+    /// Record the first epoch whose loss is at or below this.
+    pub target_loss: Option<f64>,
+    /// Stop updating a network once it reached `target_loss`.
+    pub stop_at_target: bool,
+}
+
+impl TrainOptions {
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.epochs > MAX_EPOCHS {
+            return Err(Error::Config(format!(
+                "--epochs {} exceeds the maximum of {MAX_EPOCHS}",
+                self.epochs
+            )));
+        }
+        if let Some(t) = self.target_loss
+            && !(t.is_finite() && t >= 0.0)
+        {
+            return Err(Error::Config(format!(
+                "--target-loss {t} must be a finite number >= 0"
+            )));
+        }
+        if self.stop_at_target && self.target_loss.is_none() {
+            return Err(Error::Config(
+                "--stop-at-target needs --target-loss".to_string(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// What training produced for one network.
+///
+/// Epoch numbering: the loss "at epoch e" is the loss of the parameters after
+/// `e` updates, so epoch 0 is the initial loss and epoch `epochs` the final.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct NetworkOutcome {
+    /// Loss of the final parameters (NaN or infinite when diverged).
+    pub final_loss: f64,
+    /// First epoch whose loss was at or below the target, if any.
+    pub target_epoch: Option<u32>,
+    /// A loss or parameter became NaN or infinite; updates stopped there.
+    pub diverged: bool,
+}
+
+/// Validates a population's learning rates: finite and positive.
+pub fn check_learning_rates(learning_rates: &[f64]) -> Result<(), Error> {
+    if let Some((i, lr)) = learning_rates
+        .iter()
+        .enumerate()
+        .find(|(_, lr)| !(lr.is_finite() && **lr > 0.0))
+    {
+        return Err(Error::Config(format!(
+            "learning rate of network {i} is {lr}; it must be a finite number > 0"
+        )));
+    }
+    Ok(())
+}
