@@ -180,10 +180,10 @@ pub fn train_network(
         }
     }
     let final_loss = loss(spec, params, data);
+    diverged |= !final_loss.is_finite() || params.iter().any(|p| !p.is_finite());
     if !diverged && target_epoch.is_none() && reached(final_loss) {
         target_epoch = Some(options.epochs as u32);
     }
-    diverged |= !final_loss.is_finite() || params.iter().any(|p| !p.is_finite());
     NetworkOutcome {
         final_loss,
         target_epoch,

@@ -10,6 +10,7 @@
 pub mod cpu;
 pub mod data;
 pub mod error;
+pub mod gpu;
 pub mod init;
 pub mod model;
 pub mod training;

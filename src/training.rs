@@ -68,3 +68,10 @@ pub fn check_learning_rates(learning_rates: &[f64]) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Where a run stands, reported between epoch chunks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub network_epochs_done: u64,
+    pub network_epochs_total: u64,
+}

@@ -62,3 +62,23 @@ pub fn synthetic_dataset(inputs: usize, outputs: usize, samples: usize, salt: u6
     let y = (0..samples * outputs).map(|_| 0.1 + 0.8 * next()).collect();
     Dataset::new("synthetic", inputs, outputs, x, y).expect("valid synthetic data")
 }
+
+/// Opens the GPU the tests run on. No adapter is a loud failure: GPU tests
+/// never pass by skipping.
+pub fn gpu() -> &'static gputrain::gpu::GpuContext {
+    use std::sync::OnceLock;
+    static CTX: OnceLock<gputrain::gpu::GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| {
+        match gputrain::gpu::GpuContext::open(&gputrain::gpu::AdapterChoice::Auto) {
+            Ok(ctx) => {
+                eprintln!("GPU tests run on {}", ctx.adapter);
+                ctx
+            }
+            Err(e) => panic!(
+                "GPU tests need a wgpu adapter and found none: {e}\n\
+                 On Debian/Ubuntu without a GPU: apt-get install -y mesa-vulkan-drivers \
+                 (lavapipe, Mesa's software Vulkan driver)."
+            ),
+        }
+    })
+}

@@ -1,0 +1,135 @@
+//! How work is cut to fit the adapter: networks into chunks that respect the
+//! buffer-binding and dispatch limits, dispatches into a 2-D grid beyond
+//! 65,535 workgroups, and epochs into submissions short enough for progress
+//! reports and GPU watchdogs.
+
+use std::time::Duration;
+
+/// The most bytes one network chunk's largest buffer may take, whatever
+/// the adapter allows: keeps a 10-million-network run from asking a small
+/// GPU for one enormous allocation.
+pub const MAX_CHUNK_BUFFER_BYTES: u64 = 1 << 30;
+
+/// Networks per chunk: as many as the largest per-network buffer
+/// (`bytes_per_network` of it per network) allows within the binding and
+/// buffer limits, the dispatch grid, and an optional caller's cap.
+pub fn network_chunk_capacity(
+    limits: &wgpu::Limits,
+    bytes_per_network: u64,
+    workgroup_size: u32,
+    networks: usize,
+    cap: Option<usize>,
+) -> usize {
+    let max_bytes = (limits.max_storage_buffer_binding_size as u64)
+        .min(limits.max_buffer_size)
+        .min(MAX_CHUNK_BUFFER_BYTES);
+    let by_memory = (max_bytes / bytes_per_network.max(1)) as usize;
+    let dim = limits.max_compute_workgroups_per_dimension as u64;
+    let by_grid = (dim * dim * workgroup_size as u64).min(usize::MAX as u64) as usize;
+    networks
+        .min(by_memory)
+        .min(by_grid)
+        .min(cap.unwrap_or(usize::MAX))
+        .max(1)
+}
+
+/// A dispatch covering `invocations` invocations: (x, y) workgroups and the
+/// number of invocations per grid row, which the kernel uses to turn its
+/// 2-D id back into a network index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Grid {
+    pub x: u32,
+    pub y: u32,
+    pub row_invocations: u32,
+}
+
+pub fn dispatch_grid(invocations: usize, workgroup_size: u32, max_per_dimension: u32) -> Grid {
+    let groups = invocations.div_ceil(workgroup_size as usize).max(1);
+    let x = groups.min(max_per_dimension as usize);
+    let y = groups.div_ceil(x);
+    Grid {
+        x: x as u32,
+        y: y as u32,
+        row_invocations: x as u32 * workgroup_size,
+    }
+}
+
+/// Chooses how many epochs go into the next submission. With a fixed size it
+/// always answers that; otherwise it starts small and scales towards
+/// `target` seconds per submission from the measured time per epoch.
+#[derive(Clone, Debug)]
+pub struct EpochChunker {
+    fixed: Option<u32>,
+    target: Duration,
+    next: u32,
+}
+
+impl EpochChunker {
+    /// `network_count` sets the first guess: about a million
+    /// network-epochs, which is milliseconds on any adapter.
+    pub fn new(fixed: Option<u32>, target: Duration, network_count: usize) -> Self {
+        let first = (1_000_000 / network_count.max(1)).clamp(1, 1024) as u32;
+        Self {
+            fixed,
+            target,
+            next: fixed.unwrap_or(first).max(1),
+        }
+    }
+
+    pub fn next_chunk(&self, remaining: u64) -> u32 {
+        (self.next as u64).min(remaining) as u32
+    }
+
+    /// Records that `epochs` took `elapsed` and adapts the next size
+    /// (growing at most 8x at a time so a slow start cannot overshoot).
+    pub fn record(&mut self, epochs: u32, elapsed: Duration) {
+        if self.fixed.is_some() || epochs == 0 {
+            return;
+        }
+        let per_epoch = elapsed.as_secs_f64().max(1e-9) / epochs as f64;
+        let ideal = (self.target.as_secs_f64() / per_epoch).clamp(1.0, 1e9) as u64;
+        let grown = ideal.min(epochs as u64 * 8).max(1);
+        self.next = grown.min(u32::MAX as u64 / 2) as u32;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grid_switches_to_two_dimensions_beyond_the_limit() {
+        let g = dispatch_grid(100, 64, 65_535);
+        assert_eq!((g.x, g.y, g.row_invocations), (2, 1, 128));
+        let g = dispatch_grid(10_000_000, 64, 65_535);
+        assert_eq!(g.y, 3);
+        assert!(g.x as usize * g.y as usize * 64 >= 10_000_000);
+        let g = dispatch_grid(1000, 64, 4);
+        assert_eq!((g.x, g.y, g.row_invocations), (4, 4, 256));
+    }
+
+    #[test]
+    fn chunk_capacity_respects_limits_and_cap() {
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: 4000,
+            ..wgpu::Limits::default()
+        };
+        assert_eq!(network_chunk_capacity(&limits, 40, 64, 1_000, None), 100);
+        assert_eq!(network_chunk_capacity(&limits, 40, 64, 50, None), 50);
+        assert_eq!(network_chunk_capacity(&limits, 40, 64, 1_000, Some(7)), 7);
+    }
+
+    #[test]
+    fn epoch_chunker_grows_towards_target() {
+        let mut c = EpochChunker::new(None, Duration::from_millis(100), 1_000_000);
+        assert_eq!(c.next_chunk(1000), 1);
+        c.record(1, Duration::from_millis(1));
+        assert_eq!(c.next_chunk(1000), 8);
+        c.record(8, Duration::from_millis(8));
+        assert_eq!(c.next_chunk(1000), 64);
+        c.record(64, Duration::from_millis(64));
+        assert_eq!(c.next_chunk(1000), 100);
+        let fixed = EpochChunker::new(Some(7), Duration::from_millis(100), 10);
+        assert_eq!(fixed.next_chunk(3), 3);
+    }
+}

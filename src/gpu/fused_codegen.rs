@@ -1,0 +1,213 @@
+//! Generates the topology-specific statements of the fused kernel
+//! (`shaders/fused_train.wgsl`): every parameter, gradient, activation and
+//! delta becomes its own scalar, so the epoch loop runs from registers with
+//! no indexing. Names: `p{i}` parameter i of the flat layout, `g{i}` its
+//! gradient, `a{l}_{j}` output j of layer l (layer 0 is the input), `d{l}_{j}`
+//! delta (dE/dnet) of neuron j of layer l, `y{j}` target j.
+
+use std::fmt::Write;
+
+use crate::data::Dataset;
+use crate::model::{ModelSpec, ParamLayout};
+
+/// Invocations per workgroup of the fused kernel.
+pub const WORKGROUP_SIZE: u32 = 64;
+
+/// Largest parameter count the fused kernel accepts: beyond it the
+/// generated code no longer fits in registers and takes long to compile.
+pub const FUSED_MAX_PARAMETERS: usize = 1024;
+
+/// Data sets of at most this many values (samples x (inputs + targets))
+/// are baked into the kernel as literals, with the sample loop unrolled:
+/// no loads in the epoch loop at all. Larger ones are read from a buffer.
+pub const INLINE_DATA_MAX_VALUES: usize = 64;
+
+/// Per-run constants baked into the kernel.
+pub struct FusedShape<'a> {
+    pub spec: &'a ModelSpec,
+    pub data: &'a Dataset,
+}
+
+impl FusedShape<'_> {
+    fn layout(&self) -> ParamLayout {
+        self.spec.layout()
+    }
+
+    fn trainable(&self, layout: &ParamLayout) -> Vec<usize> {
+        (0..layout.len)
+            .filter(|&i| !(self.spec.freeze_bias && layout.is_bias(i)))
+            .collect()
+    }
+
+    /// `const` declarations the kernel template relies on.
+    pub fn constants(&self) -> String {
+        let scale = self.spec.loss.scale();
+        let samples = self.data.samples();
+        let reduction = self.spec.reduction.factor(samples);
+        let t = self.spec.topology.inputs() + self.spec.topology.outputs();
+        format!(
+            "const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
+             const SAMPLES: u32 = {}u;\n\
+             const SAMPLE_STRIDE: u32 = {t}u;\n\
+             const LOSS_SCALE: f32 = {:?};\n\
+             const STEP_SCALE: f32 = {:?};\n",
+            samples,
+            (scale * reduction) as f32,
+            (2.0 * scale * reduction) as f32,
+        )
+    }
+
+    /// The statements for the marker `//@name`, or `None` for an unknown name.
+    pub fn fragment(&self, name: &str) -> Option<String> {
+        let layout = self.layout();
+        let mut out = String::new();
+        match name {
+            "load_parameters" => {
+                for i in 0..layout.len {
+                    let _ = writeln!(out, "    var p{i} = params[{i}u * cfg.stride + n];");
+                }
+            }
+            "store_parameters" => {
+                for i in self.trainable(&layout) {
+                    let _ = writeln!(out, "    params[{i}u * cfg.stride + n] = p{i};");
+                }
+            }
+            "check_parameters" => {
+                for i in 0..layout.len {
+                    let _ = writeln!(out, "    finite = finite && is_finite(p{i});");
+                }
+            }
+            "zero_gradients" => {
+                for i in self.trainable(&layout) {
+                    let _ = writeln!(out, "        var g{i} = 0.0;");
+                }
+            }
+            "update" => {
+                for i in self.trainable(&layout) {
+                    let _ = writeln!(out, "        p{i} = sgd_step(p{i}, g{i}, step);");
+                }
+            }
+            "forward_loss_all_samples" => self.emit_all_samples(&layout, false, &mut out),
+            "forward_backward_all_samples" => self.emit_all_samples(&layout, true, &mut out),
+            _ => return None,
+        }
+        Some(out)
+    }
+
+    /// Whether the data set is small enough to bake in as literals.
+    pub fn inline_data(&self) -> bool {
+        self.data.x.len() + self.data.y.len() <= INLINE_DATA_MAX_VALUES
+    }
+
+    /// One block per sample with the data as literals, or a loop over the
+    /// samples buffer.
+    fn emit_all_samples(&self, layout: &ParamLayout, backward: bool, out: &mut String) {
+        let body = |out: &mut String, sample: Option<usize>| {
+            self.emit_forward_and_loss(layout, sample, out);
+            if backward {
+                self.emit_backward(layout, out);
+            }
+        };
+        if self.inline_data() {
+            for s in 0..self.data.samples() {
+                out.push_str("        {\n");
+                body(out, Some(s));
+                out.push_str("        }\n");
+            }
+        } else {
+            out.push_str("        for (var s = 0u; s < SAMPLES; s++) {\n");
+            out.push_str("            let base = s * SAMPLE_STRIDE;\n");
+            body(out, None);
+            out.push_str("        }\n");
+        }
+    }
+
+    /// Input `k` (or target `k` when `target`) of `sample`, as a literal, or
+    /// as a load when the data is not baked in.
+    fn value(&self, sample: Option<usize>, k: usize, target: bool) -> String {
+        let inputs = self.spec.topology.inputs();
+        match sample {
+            Some(s) if target => format!("{:?}f", self.data.target(s)[k] as f32),
+            Some(s) => format!("{:?}f", self.data.input(s)[k] as f32),
+            None => format!("samples[base + {}u]", if target { inputs + k } else { k }),
+        }
+    }
+
+    fn emit_forward_and_loss(&self, layout: &ParamLayout, sample: Option<usize>, out: &mut String) {
+        const IND: &str = "            ";
+        for k in 0..self.spec.topology.inputs() {
+            let _ = writeln!(out, "{IND}let a0_{k} = {};", self.value(sample, k, false));
+        }
+        // A layer's matrix-vector product plus bias, through the sigmoid.
+        for (l, layer) in layout.layers.iter().enumerate() {
+            for j in 0..layer.fan_out {
+                let mut net: Vec<String> = (0..layer.fan_in)
+                    .map(|k| format!("p{} * a{l}_{k}", layer.weight_index(j, k)))
+                    .collect();
+                if let Some(b) = layer.bias_index(j) {
+                    net.push(format!("p{b}"));
+                }
+                let _ = writeln!(out, "{IND}let a{}_{j} = sigmoid({});", l + 1, net.join(" + "));
+            }
+        }
+        // Loss: sum of squared errors; LOSS_SCALE applies c and the reduction.
+        let last = layout.layers.len();
+        for j in 0..self.spec.topology.outputs() {
+            let _ = writeln!(out, "{IND}let y{j} = {};", self.value(sample, j, true));
+            let _ = writeln!(out, "{IND}let e{j} = a{last}_{j} - y{j};");
+            let _ = writeln!(out, "{IND}loss += e{j} * e{j};");
+        }
+    }
+
+    fn emit_backward(&self, layout: &ParamLayout, out: &mut String) {
+        const IND: &str = "            ";
+        let last = layout.layers.len();
+        // Output delta = (out - target) * out * (1 - out); the loss's factor
+        // 2c and the reduction are folded into STEP_SCALE.
+        for j in 0..self.spec.topology.outputs() {
+            let _ = writeln!(
+                out,
+                "{IND}let d{last}_{j} = e{j} * sigmoid_derivative_from_output(a{last}_{j});"
+            );
+        }
+        // Hidden delta = (W^T d) * out * (1 - out), with the old weights.
+        for l in (1..last).rev() {
+            let above = &layout.layers[l];
+            for k in 0..above.fan_in {
+                let back: Vec<String> = (0..above.fan_out)
+                    .map(|j| format!("p{} * d{}_{j}", above.weight_index(j, k), l + 1))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{IND}let d{l}_{k} = ({}) * sigmoid_derivative_from_output(a{l}_{k});",
+                    back.join(" + ")
+                );
+            }
+        }
+        // dE/dW[j][k] = delta_j * out_prev_k; dE/db = delta, summed if shared.
+        let frozen = self.spec.freeze_bias;
+        for (l, layer) in layout.layers.iter().enumerate() {
+            for j in 0..layer.fan_out {
+                for k in 0..layer.fan_in {
+                    let _ = writeln!(
+                        out,
+                        "{IND}g{} += d{}_{j} * a{l}_{k};",
+                        layer.weight_index(j, k),
+                        l + 1
+                    );
+                }
+            }
+            if frozen || layer.bias_count == 0 {
+                continue;
+            }
+            if layer.bias_count == 1 {
+                let sum: Vec<String> = (0..layer.fan_out).map(|j| format!("d{}_{j}", l + 1)).collect();
+                let _ = writeln!(out, "{IND}g{} += {};", layer.bias_offset, sum.join(" + "));
+            } else {
+                for j in 0..layer.fan_out {
+                    let _ = writeln!(out, "{IND}g{} += d{}_{j};", layer.bias_offset + j, l + 1);
+                }
+            }
+        }
+    }
+}
