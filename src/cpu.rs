@@ -81,7 +81,12 @@ fn sample_loss(loss: Loss, out: &[f64], target: &[f64]) -> f64 {
 
 /// Loss and its gradient with respect to every parameter, summed (or
 /// averaged) over the data set. `grad` is overwritten.
-pub fn loss_and_gradient(spec: &ModelSpec, params: &[f64], data: &Dataset, grad: &mut [f64]) -> f64 {
+pub fn loss_and_gradient(
+    spec: &ModelSpec,
+    params: &[f64],
+    data: &Dataset,
+    grad: &mut [f64],
+) -> f64 {
     let layout = spec.layout();
     let mut ws = Workspace::new(spec);
     loss_and_gradient_with(spec, &layout, params, data, grad, &mut ws)
@@ -201,7 +206,11 @@ pub fn train_population(
     options: &TrainOptions,
 ) -> Vec<NetworkOutcome> {
     let p = spec.layout().len;
-    assert_eq!(params.len(), p * learning_rates.len(), "one parameter vector per learning rate");
+    assert_eq!(
+        params.len(),
+        p * learning_rates.len(),
+        "one parameter vector per learning rate"
+    );
     params
         .par_chunks_mut(p)
         .zip(learning_rates.par_iter())

@@ -34,7 +34,8 @@ impl Dataset {
         if inputs == 0 || outputs == 0 {
             return Err(bad("needs at least one input and one target column".into()));
         }
-        if x.is_empty() || x.len() % inputs != 0 || y.len() != x.len() / inputs * outputs {
+        if x.is_empty() || !x.len().is_multiple_of(inputs) || y.len() != x.len() / inputs * outputs
+        {
             return Err(bad(format!(
                 "{} input values and {} target values do not form whole samples of {inputs} inputs and {outputs} targets",
                 x.len(),

@@ -61,7 +61,11 @@ pub enum Error {
 
 impl Error {
     /// Helper for data-set errors.
-    pub fn data(origin: impl Into<PathBuf>, line: Option<usize>, message: impl Into<String>) -> Self {
+    pub fn data(
+        origin: impl Into<PathBuf>,
+        line: Option<usize>,
+        message: impl Into<String>,
+    ) -> Self {
         Error::Data {
             origin: origin.into(),
             line,

@@ -64,7 +64,8 @@ pub const TUTORIAL_PARAMETERS: [f64; 10] =
 
 /// Checks that `init` can be used with `spec`.
 pub fn check(spec: &ModelSpec, init: Init) -> Result<(), Error> {
-    if init == Init::Tutorial && (spec.topology.widths() != [2, 2, 2] || spec.bias != BiasMode::Shared)
+    if init == Init::Tutorial
+        && (spec.topology.widths() != [2, 2, 2] || spec.bias != BiasMode::Shared)
     {
         return Err(Error::Init(format!(
             "--init tutorial holds seed 003's weights for a 2-2-2 network with shared biases; \
@@ -100,7 +101,11 @@ pub fn network_parameters(spec: &ModelSpec, init: Init, seed: u64, index: u64) -
             *p = uniform_pm(weight_bound);
         }
         for p in &mut params[layer.bias_offset..layer.bias_offset + layer.bias_count] {
-            *p = if bias_bound > 0.0 { uniform_pm(bias_bound) } else { 0.0 };
+            *p = if bias_bound > 0.0 {
+                uniform_pm(bias_bound)
+            } else {
+                0.0
+            };
         }
     }
     params

@@ -7,12 +7,19 @@
 //! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
 //! kernels, the fused trainer).
 
+pub mod cli;
+pub mod commands;
 pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod init;
 pub mod model;
+pub mod output;
+pub mod progress;
+pub mod report;
+pub mod run;
 pub mod training;
+pub mod weights;
 
 pub use error::Error;

@@ -1,1 +1,28 @@
-fn main(){}
+//! The `gputrain` command: parse the command line, run, map errors to exit
+//! codes (2 for usage errors, 1 for failures at run time).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gputrain::Error;
+use gputrain::cli::{Cli, Command};
+use gputrain::commands;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match &cli.command {
+        Some(Command::Adapters { json }) => commands::adapters(*json),
+        Some(Command::Train(args)) => commands::train(args),
+        None => commands::train(&cli.train),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::Config(_) | Error::Topology(_) | Error::Init(_) => ExitCode::from(2),
+                _ => ExitCode::from(1),
+            }
+        }
+    }
+}

@@ -315,7 +315,11 @@ impl ParamLayout {
             let w_end = layer.weight_offset + layer.weight_count();
             if (layer.weight_offset..w_end).contains(&index) {
                 let r = index - layer.weight_offset;
-                return format!("layers.{l}.weight[{}][{}]", r / layer.fan_in, r % layer.fan_in);
+                return format!(
+                    "layers.{l}.weight[{}][{}]",
+                    r / layer.fan_in,
+                    r % layer.fan_in
+                );
             }
             if (layer.bias_offset..layer.bias_offset + layer.bias_count).contains(&index) {
                 return format!("layers.{l}.bias[{}]", index - layer.bias_offset);
@@ -344,7 +348,10 @@ mod tests {
     #[test]
     fn per_neuron_and_none_layouts_count_biases() {
         let t = Topology::new(vec![3, 4, 1]).unwrap();
-        assert_eq!(ParamLayout::new(&t, BiasMode::PerNeuron).len, 12 + 4 + 4 + 1);
+        assert_eq!(
+            ParamLayout::new(&t, BiasMode::PerNeuron).len,
+            12 + 4 + 4 + 1
+        );
         assert_eq!(ParamLayout::new(&t, BiasMode::None).len, 16);
     }
 

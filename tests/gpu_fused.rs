@@ -20,7 +20,11 @@ const LOSS_REL_TOL: f64 = 1e-2;
 const LOSS_ABS_TOL: f64 = 1e-5;
 
 fn options(epochs: u64) -> TrainOptions {
-    TrainOptions { epochs, target_loss: None, stop_at_target: false }
+    TrainOptions {
+        epochs,
+        target_loss: None,
+        stop_at_target: false,
+    }
 }
 
 fn gpu_train(
@@ -33,11 +37,20 @@ fn gpu_train(
 ) -> Vec<NetworkOutcome> {
     let trainer = FusedTrainer::new(common::gpu(), spec, data, lrs.len(), gpu)
         .unwrap_or_else(|e| panic!("building the fused kernel for {}: {e}", spec.topology));
-    trainer.train(params, lrs, opts, gpu, &mut |_| {}).expect("GPU training")
+    trainer
+        .train(params, lrs, opts, gpu, &mut |_| {})
+        .expect("GPU training")
 }
 
 /// Trains the same population on both backends and compares everything.
-fn assert_gpu_matches_cpu(label: &str, spec: &ModelSpec, data: &Dataset, init: Init, lrs: &[f64], opts: &TrainOptions) {
+fn assert_gpu_matches_cpu(
+    label: &str,
+    spec: &ModelSpec,
+    data: &Dataset,
+    init: Init,
+    lrs: &[f64],
+    opts: &TrainOptions,
+) {
     let n = lrs.len();
     let initial = population_parameters(spec, init, 11, 0, n).unwrap();
     let (mut on_gpu, mut on_cpu) = (initial.clone(), initial);
@@ -47,12 +60,17 @@ fn assert_gpu_matches_cpu(label: &str, spec: &ModelSpec, data: &Dataset, init: I
     let p = layout.len;
     for i in 0..n {
         let (g, c) = (&gpu_out[i], &cpu_out[i]);
-        assert_eq!(g.diverged, c.diverged, "{label}: network {i} divergence: gpu {g:?} cpu {c:?}");
+        assert_eq!(
+            g.diverged, c.diverged,
+            "{label}: network {i} divergence: gpu {g:?} cpu {c:?}"
+        );
         let loss_tol = LOSS_ABS_TOL + LOSS_REL_TOL * c.final_loss.abs();
         assert!(
             (g.final_loss - c.final_loss).abs() <= loss_tol,
             "{label}: network {i} (lr {}): final loss gpu {} cpu {} differ by more than {loss_tol:e}",
-            lrs[i], g.final_loss, c.final_loss
+            lrs[i],
+            g.final_loss,
+            c.final_loss
         );
         for k in 0..p {
             let (gv, cv) = (on_gpu[i * p + k], on_cpu[i * p + k]);
@@ -60,7 +78,9 @@ fn assert_gpu_matches_cpu(label: &str, spec: &ModelSpec, data: &Dataset, init: I
             assert!(
                 (gv - cv).abs() <= tol,
                 "{label}: network {i} (lr {}) {}: gpu {gv} cpu {cv} differ by {:e} > {tol:e}",
-                lrs[i], layout.describe(k), (gv - cv).abs()
+                lrs[i],
+                layout.describe(k),
+                (gv - cv).abs()
             );
         }
     }
@@ -70,21 +90,44 @@ fn assert_gpu_matches_cpu(label: &str, spec: &ModelSpec, data: &Dataset, init: I
 fn seed_network_one_step_within_1e_6() {
     let spec = common::tutorial_spec();
     let mut p = TUTORIAL_PARAMETERS.to_vec();
-    gpu_train(&spec, &Task::Tutorial.dataset(), &mut p, &[0.5], &options(1), &GpuOptions::default());
+    gpu_train(
+        &spec,
+        &Task::Tutorial.dataset(),
+        &mut p,
+        &[0.5],
+        &options(1),
+        &GpuOptions::default(),
+    );
     let expected = [
-        0.149780716132763, 0.199561432265526, 0.249751143632370, 0.299502287264739,
-        0.340637195302648, 0.358916479717885, 0.408666186076233, 0.511301270238738,
-        0.561370121107989, 0.549799837444000,
+        0.149780716132763,
+        0.199561432265526,
+        0.249751143632370,
+        0.299502287264739,
+        0.340637195302648,
+        0.358916479717885,
+        0.408666186076233,
+        0.511301270238738,
+        0.561370121107989,
+        0.549799837444000,
     ];
     let layout = spec.layout();
-    common::assert_close_per_network("GPU one step", &p, &expected, 10, 1e-6, |i| layout.describe(i));
+    common::assert_close_per_network("GPU one step", &p, &expected, 10, 1e-6, |i| {
+        layout.describe(i)
+    });
 }
 
 #[test]
 fn seed_network_twenty_thousand_epochs_within_1e_4() {
     let spec = common::tutorial_spec();
     let mut p = TUTORIAL_PARAMETERS.to_vec();
-    let out = gpu_train(&spec, &Task::Tutorial.dataset(), &mut p, &[0.5], &options(20_000), &GpuOptions::default());
+    let out = gpu_train(
+        &spec,
+        &Task::Tutorial.dataset(),
+        &mut p,
+        &[0.5],
+        &options(20_000),
+        &GpuOptions::default(),
+    );
     let predicted = cpu::predict(&spec, &p, &[0.05, 0.10]);
     common::assert_close_per_network(
         "GPU outputs after 20,000 epochs",
@@ -102,11 +145,17 @@ fn csv_dataset(samples: usize) -> Dataset {
     let d = common::synthetic_dataset(3, 2, samples, 5);
     let mut text = String::from("x1,x2,x3,y1,y2\n");
     for s in 0..samples {
-        let row: Vec<String> = d.input(s).iter().chain(d.target(s)).map(|v| v.to_string()).collect();
+        let row: Vec<String> = d
+            .input(s)
+            .iter()
+            .chain(d.target(s))
+            .map(|v| v.to_string())
+            .collect();
         text.push_str(&row.join(","));
         text.push('\n');
     }
-    let path = std::env::temp_dir().join(format!("gputrain-gpu-{}-{samples}.csv", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("gputrain-gpu-{}-{samples}.csv", std::process::id()));
     std::fs::write(&path, text).unwrap();
     load_csv(&path, 3, 2).unwrap()
 }
@@ -134,7 +183,14 @@ fn agrees_with_cpu_for_every_bias_loss_and_reduction() {
                     let lrs = vec![lr; 200];
                     let spec = common::spec(widths, bias, loss, reduction);
                     let label = format!("{name} {} {bias} {loss} {reduction}", spec.topology);
-                    assert_gpu_matches_cpu(&label, &spec, data, Init::Uniform(1.0), &lrs, &options(300));
+                    assert_gpu_matches_cpu(
+                        &label,
+                        &spec,
+                        data,
+                        Init::Uniform(1.0),
+                        &lrs,
+                        &options(300),
+                    );
                 }
             }
         }
@@ -147,10 +203,24 @@ fn frozen_biases_stay_put_and_agree_with_cpu() {
         let mut spec = common::spec(&[2, 3, 1], bias, Loss::HalfSse, Reduction::Sum);
         spec.freeze_bias = true;
         let lrs = vec![1.0; 100];
-        assert_gpu_matches_cpu(&format!("frozen {bias}"), &spec, &Task::Xor.dataset(), Init::Uniform(1.0), &lrs, &options(500));
+        assert_gpu_matches_cpu(
+            &format!("frozen {bias}"),
+            &spec,
+            &Task::Xor.dataset(),
+            Init::Uniform(1.0),
+            &lrs,
+            &options(500),
+        );
         let mut p = population_parameters(&spec, Init::Uniform(1.0), 3, 0, 1).unwrap();
         let before = p.clone();
-        gpu_train(&spec, &Task::Xor.dataset(), &mut p, &[1.0], &options(50), &GpuOptions::default());
+        gpu_train(
+            &spec,
+            &Task::Xor.dataset(),
+            &mut p,
+            &[1.0],
+            &options(50),
+            &GpuOptions::default(),
+        );
         let layout = spec.layout();
         for i in (0..p.len()).filter(|&i| layout.is_bias(i)) {
             assert_eq!(p[i], before[i], "{bias}: {} moved", layout.describe(i));
@@ -160,15 +230,43 @@ fn frozen_biases_stay_put_and_agree_with_cpu() {
 
 #[test]
 fn learning_rate_sweep_gives_each_network_its_rate() {
-    let spec = common::spec(&[2, 3, 1], BiasMode::PerNeuron, Loss::HalfSse, Reduction::Mean);
+    let spec = common::spec(
+        &[2, 3, 1],
+        BiasMode::PerNeuron,
+        Loss::HalfSse,
+        Reduction::Mean,
+    );
     let n = 96;
-    let lrs: Vec<f64> = (0..n).map(|i| 0.05 * (100f64).powf(i as f64 / (n - 1) as f64)).collect();
-    assert_gpu_matches_cpu("lr sweep", &spec, &Task::Xor.dataset(), Init::Xavier, &lrs, &options(400));
+    let lrs: Vec<f64> = (0..n)
+        .map(|i| 0.05 * (100f64).powf(i as f64 / (n - 1) as f64))
+        .collect();
+    assert_gpu_matches_cpu(
+        "lr sweep",
+        &spec,
+        &Task::Xor.dataset(),
+        Init::Xavier,
+        &lrs,
+        &options(400),
+    );
     // The sweep matters: the same networks end differently with different rates.
     let mut a = population_parameters(&spec, Init::Xavier, 11, 0, 1).unwrap();
     let mut b = a.clone();
-    gpu_train(&spec, &Task::Xor.dataset(), &mut a, &[0.05], &options(50), &GpuOptions::default());
-    gpu_train(&spec, &Task::Xor.dataset(), &mut b, &[5.0], &options(50), &GpuOptions::default());
+    gpu_train(
+        &spec,
+        &Task::Xor.dataset(),
+        &mut a,
+        &[0.05],
+        &options(50),
+        &GpuOptions::default(),
+    );
+    gpu_train(
+        &spec,
+        &Task::Xor.dataset(),
+        &mut b,
+        &[5.0],
+        &options(50),
+        &GpuOptions::default(),
+    );
     assert_ne!(a, b);
 }
 
@@ -176,7 +274,14 @@ fn learning_rate_sweep_gives_each_network_its_rate() {
 fn network_counts_that_are_not_multiples_of_the_workgroup() {
     let spec = common::spec(&[2, 2, 1], BiasMode::PerNeuron, Loss::Sse, Reduction::Sum);
     for n in [1, 63, 65, 130] {
-        assert_gpu_matches_cpu(&format!("{n} networks"), &spec, &Task::Xor.dataset(), Init::Xavier, &vec![0.7; n], &options(200));
+        assert_gpu_matches_cpu(
+            &format!("{n} networks"),
+            &spec,
+            &Task::Xor.dataset(),
+            Init::Xavier,
+            &vec![0.7; n],
+            &options(200),
+        );
     }
 }
 
@@ -187,24 +292,61 @@ fn results_do_not_depend_on_epoch_or_network_chunking_or_grid_shape() {
     let n = 1000;
     let lrs: Vec<f64> = (0..n).map(|i| 0.1 + i as f64 * 0.002).collect();
     let initial = population_parameters(&spec, Init::Uniform(1.0), 5, 0, n).unwrap();
-    let opts = TrainOptions { epochs: 150, target_loss: Some(0.3), stop_at_target: false };
+    let opts = TrainOptions {
+        epochs: 150,
+        target_loss: Some(0.3),
+        stop_at_target: false,
+    };
     let run = |gpu: GpuOptions| {
         let mut p = initial.clone();
         let out = gpu_train(&spec, &data, &mut p, &lrs, &opts, &gpu);
         (p, out)
     };
-    let reference = run(GpuOptions { epochs_per_submission: Some(150), ..Default::default() });
+    let reference = run(GpuOptions {
+        epochs_per_submission: Some(150),
+        ..Default::default()
+    });
     let variants = [
-        ("1 epoch per submission", GpuOptions { epochs_per_submission: Some(1), ..Default::default() }),
-        ("7 epochs per submission", GpuOptions { epochs_per_submission: Some(7), ..Default::default() }),
+        (
+            "1 epoch per submission",
+            GpuOptions {
+                epochs_per_submission: Some(1),
+                ..Default::default()
+            },
+        ),
+        (
+            "7 epochs per submission",
+            GpuOptions {
+                epochs_per_submission: Some(7),
+                ..Default::default()
+            },
+        ),
         ("adaptive submissions", GpuOptions::default()),
-        ("300-network chunks", GpuOptions { max_networks_per_chunk: Some(300), ..Default::default() }),
-        ("2-D grid of 3 workgroups per row", GpuOptions { max_workgroups_per_dimension: Some(3), ..Default::default() }),
+        (
+            "300-network chunks",
+            GpuOptions {
+                max_networks_per_chunk: Some(300),
+                ..Default::default()
+            },
+        ),
+        (
+            "2-D grid of 3 workgroups per row",
+            GpuOptions {
+                max_workgroups_per_dimension: Some(3),
+                ..Default::default()
+            },
+        ),
     ];
     for (label, gpu) in variants {
         let (p, out) = run(gpu);
-        assert!(p == reference.0, "{label}: parameters differ from a single 150-epoch submission");
-        assert!(out == reference.1, "{label}: outcomes differ from a single 150-epoch submission");
+        assert!(
+            p == reference.0,
+            "{label}: parameters differ from a single 150-epoch submission"
+        );
+        assert!(
+            out == reference.1,
+            "{label}: outcomes differ from a single 150-epoch submission"
+        );
     }
     assert!(reference.1.iter().any(|o| o.target_epoch.is_some()));
 }
@@ -218,16 +360,30 @@ fn millions_of_networks_use_the_two_dimensional_grid() {
     let lrs: Vec<f64> = (0..n).map(|i| 0.1 + (i % 10) as f64 * 0.1).collect();
     let mut params = population_parameters(&spec, Init::Xavier, 2, 0, n).unwrap();
     let initial = params.clone();
-    let out = gpu_train(&spec, &data, &mut params, &lrs, &options(3), &GpuOptions::default());
+    let out = gpu_train(
+        &spec,
+        &data,
+        &mut params,
+        &lrs,
+        &options(3),
+        &GpuOptions::default(),
+    );
     assert_eq!(out.len(), n);
     let p = spec.layout().len;
     for i in [0, 1, n / 2, n - 1_001, n - 1] {
         let mut alone = initial[i * p..(i + 1) * p].to_vec();
         let c = cpu::train_network(&spec, &data, &mut alone, lrs[i], &options(3));
         for k in 0..p {
-            assert!((params[i * p + k] - alone[k]).abs() < 1e-5, "network {i} {}", spec.layout().describe(k));
+            assert!(
+                (params[i * p + k] - alone[k]).abs() < 1e-5,
+                "network {i} {}",
+                spec.layout().describe(k)
+            );
         }
-        assert!((out[i].final_loss - c.final_loss).abs() < 1e-5, "network {i} loss");
+        assert!(
+            (out[i].final_loss - c.final_loss).abs() < 1e-5,
+            "network {i} loss"
+        );
     }
 }
 
@@ -235,14 +391,35 @@ fn millions_of_networks_use_the_two_dimensional_grid() {
 fn target_epoch_and_stop_at_target_agree_with_cpu() {
     let spec = common::tutorial_spec();
     let data = Task::Tutorial.dataset();
-    let opts = TrainOptions { epochs: 3_000, target_loss: Some(1e-3), stop_at_target: true };
+    let opts = TrainOptions {
+        epochs: 3_000,
+        target_loss: Some(1e-3),
+        stop_at_target: true,
+    };
     let mut g = TUTORIAL_PARAMETERS.to_vec();
     let mut c = TUTORIAL_PARAMETERS.to_vec();
-    let go = gpu_train(&spec, &data, &mut g, &[0.5], &opts, &GpuOptions { epochs_per_submission: Some(100), ..Default::default() });
+    let go = gpu_train(
+        &spec,
+        &data,
+        &mut g,
+        &[0.5],
+        &opts,
+        &GpuOptions {
+            epochs_per_submission: Some(100),
+            ..Default::default()
+        },
+    );
     let co = cpu::train_network(&spec, &data, &mut c, 0.5, &opts);
-    let (ge, ce) = (go[0].target_epoch.expect("gpu reached"), co.target_epoch.expect("cpu reached"));
+    let (ge, ce) = (
+        go[0].target_epoch.expect("gpu reached"),
+        co.target_epoch.expect("cpu reached"),
+    );
     assert!(ge.abs_diff(ce) <= 1, "target epoch gpu {ge} cpu {ce}");
-    assert!(go[0].final_loss <= 1e-3 && go[0].final_loss > 9e-4, "stopped right at the target: {:?}", go[0]);
+    assert!(
+        go[0].final_loss <= 1e-3 && go[0].final_loss > 9e-4,
+        "stopped right at the target: {:?}",
+        go[0]
+    );
 }
 
 #[test]
@@ -253,7 +430,14 @@ fn diverging_network_is_reported_without_disturbing_the_rest() {
     let p = spec.layout().len;
     params[p] = f64::INFINITY; // network 1: inf * input 0 = NaN
     let mut cpu_params = params.clone();
-    let out = gpu_train(&spec, &data, &mut params, &[0.5; 3], &options(100), &GpuOptions::default());
+    let out = gpu_train(
+        &spec,
+        &data,
+        &mut params,
+        &[0.5; 3],
+        &options(100),
+        &GpuOptions::default(),
+    );
     let cpu_out = cpu::train_population(&spec, &data, &mut cpu_params, &[0.5; 3], &options(100));
     assert!(out[1].diverged && cpu_out[1].diverged);
     assert!(!out[0].diverged && !out[2].diverged);

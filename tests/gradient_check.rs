@@ -29,8 +29,9 @@ fn gradient_matches_central_differences() {
                         let (mut up, mut down) = (params.clone(), params.clone());
                         up[i] += h;
                         down[i] -= h;
-                        let numeric =
-                            (cpu::loss(&spec, &up, &data) - cpu::loss(&spec, &down, &data)) / (2.0 * h);
+                        let numeric = (cpu::loss(&spec, &up, &data)
+                            - cpu::loss(&spec, &down, &data))
+                            / (2.0 * h);
                         let scale = grad[i].abs().max(numeric.abs()).max(1e-3);
                         let rel = (grad[i] - numeric).abs() / scale;
                         assert!(
@@ -69,8 +70,11 @@ fn sse_is_twice_half_sse_and_mean_is_sum_over_samples() {
         for i in 0..g_half.len() {
             assert_eq!(g_sse[i], 2.0 * g_half[i], "{bias}: parameter {i}");
             let expected = g_half[i] / 6.0;
-            assert!((g_mean[i] - expected).abs() <= 1e-15 * expected.abs().max(1e-300),
-                "{bias}: parameter {i}: mean {} vs sum/S {expected}", g_mean[i]);
+            assert!(
+                (g_mean[i] - expected).abs() <= 1e-15 * expected.abs().max(1e-300),
+                "{bias}: parameter {i}: mean {} vs sum/S {expected}",
+                g_mean[i]
+            );
         }
         assert!((l_mean - l_half / 6.0).abs() <= 1e-15 * l_half);
     }

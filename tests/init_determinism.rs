@@ -7,7 +7,12 @@ use gputrain::model::{BiasMode, Loss, Reduction};
 
 #[test]
 fn network_i_is_identical_whatever_the_population_size() {
-    let spec = common::spec(&[3, 5, 2], BiasMode::PerNeuron, Loss::HalfSse, Reduction::Sum);
+    let spec = common::spec(
+        &[3, 5, 2],
+        BiasMode::PerNeuron,
+        Loss::HalfSse,
+        Reduction::Sum,
+    );
     let p = spec.layout().len;
     for init in [Init::Xavier, Init::Uniform(0.7)] {
         let one = population_parameters(&spec, init, 42, 0, 1).unwrap();
@@ -23,7 +28,12 @@ fn network_i_is_identical_whatever_the_population_size() {
 
 #[test]
 fn seeds_and_indices_give_different_parameters() {
-    let spec = common::spec(&[2, 3, 1], BiasMode::PerNeuron, Loss::HalfSse, Reduction::Sum);
+    let spec = common::spec(
+        &[2, 3, 1],
+        BiasMode::PerNeuron,
+        Loss::HalfSse,
+        Reduction::Sum,
+    );
     let a = network_parameters(&spec, Init::Uniform(1.0), 1, 0);
     assert_ne!(a, network_parameters(&spec, Init::Uniform(1.0), 2, 0));
     assert_ne!(a, network_parameters(&spec, Init::Uniform(1.0), 1, 1));
@@ -31,7 +41,12 @@ fn seeds_and_indices_give_different_parameters() {
 
 #[test]
 fn xavier_respects_bounds_and_zero_biases() {
-    let spec = common::spec(&[2, 6, 1], BiasMode::PerNeuron, Loss::HalfSse, Reduction::Sum);
+    let spec = common::spec(
+        &[2, 6, 1],
+        BiasMode::PerNeuron,
+        Loss::HalfSse,
+        Reduction::Sum,
+    );
     let layout = spec.layout();
     for i in 0..200 {
         let p = network_parameters(&spec, Init::Xavier, 3, i);
@@ -40,7 +55,11 @@ fn xavier_respects_bounds_and_zero_biases() {
             for w in &p[layer.weight_offset..layer.weight_offset + layer.weight_count()] {
                 assert!(w.abs() <= bound, "network {i}: weight {w} beyond ±{bound}");
             }
-            assert!(p[layer.bias_offset..layer.bias_offset + layer.bias_count].iter().all(|b| *b == 0.0));
+            assert!(
+                p[layer.bias_offset..layer.bias_offset + layer.bias_count]
+                    .iter()
+                    .all(|b| *b == 0.0)
+            );
         }
     }
     let uniform = network_parameters(&spec, Init::Uniform(0.25), 3, 0);
@@ -51,7 +70,12 @@ fn xavier_respects_bounds_and_zero_biases() {
 fn tutorial_init_only_for_its_topology() {
     let shared = common::tutorial_spec();
     assert!(check(&shared, Init::Tutorial).is_ok());
-    let per_neuron = common::spec(&[2, 2, 2], BiasMode::PerNeuron, Loss::HalfSse, Reduction::Sum);
+    let per_neuron = common::spec(
+        &[2, 2, 2],
+        BiasMode::PerNeuron,
+        Loss::HalfSse,
+        Reduction::Sum,
+    );
     let err = check(&per_neuron, Init::Tutorial).unwrap_err().to_string();
     assert!(err.contains("2-2-2") && err.contains("per-neuron"), "{err}");
     let other = common::spec(&[2, 3, 2], BiasMode::Shared, Loss::HalfSse, Reduction::Sum);

@@ -12,7 +12,11 @@ use gputrain::training::TrainOptions;
 const TOL: f64 = 1e-12;
 
 fn options(epochs: u64) -> TrainOptions {
-    TrainOptions { epochs, target_loss: None, stop_at_target: false }
+    TrainOptions {
+        epochs,
+        target_loss: None,
+        stop_at_target: false,
+    }
 }
 
 #[test]
@@ -29,7 +33,11 @@ fn forward_pass_matches_seed() {
     assert_abs_diff_eq!(out[0], 0.751365069552316, epsilon = TOL);
     assert_abs_diff_eq!(out[1], 0.772928465321463, epsilon = TOL);
     let data = Task::Tutorial.dataset();
-    assert_abs_diff_eq!(cpu::loss(&spec, &p, &data), 0.298371108760003, epsilon = TOL);
+    assert_abs_diff_eq!(
+        cpu::loss(&spec, &p, &data),
+        0.298371108760003,
+        epsilon = TOL
+    );
 }
 
 #[test]
@@ -38,9 +46,16 @@ fn one_step_matches_seed() {
     let mut p = TUTORIAL_PARAMETERS;
     cpu::train_network(&spec, &Task::Tutorial.dataset(), &mut p, 0.5, &options(1));
     let expected = [
-        0.149780716132763, 0.199561432265526, 0.249751143632370, 0.299502287264739,
-        0.340637195302648, 0.358916479717885, 0.408666186076233, 0.511301270238738,
-        0.561370121107989, 0.549799837444000,
+        0.149780716132763,
+        0.199561432265526,
+        0.249751143632370,
+        0.299502287264739,
+        0.340637195302648,
+        0.358916479717885,
+        0.408666186076233,
+        0.511301270238738,
+        0.561370121107989,
+        0.549799837444000,
     ];
     let layout = spec.layout();
     common::assert_close_per_network("one step", &p, &expected, 10, TOL, |i| layout.describe(i));
@@ -50,12 +65,22 @@ fn one_step_matches_seed() {
 fn twenty_thousand_epochs_match_seed() {
     let spec = common::tutorial_spec();
     let mut p = TUTORIAL_PARAMETERS;
-    let outcome = cpu::train_network(&spec, &Task::Tutorial.dataset(), &mut p, 0.5, &options(20_000));
+    let outcome = cpu::train_network(
+        &spec,
+        &Task::Tutorial.dataset(),
+        &mut p,
+        0.5,
+        &options(20_000),
+    );
     let out = cpu::predict(&spec, &p, &[0.05, 0.10]);
     assert_abs_diff_eq!(out[0], 0.010633774372091731, epsilon = TOL);
     assert_abs_diff_eq!(out[1], 0.9893773083483602, epsilon = TOL);
     assert!(!outcome.diverged);
-    assert_abs_diff_eq!(outcome.final_loss, cpu::loss(&spec, &p, &Task::Tutorial.dataset()), epsilon = 0.0);
+    assert_abs_diff_eq!(
+        outcome.final_loss,
+        cpu::loss(&spec, &p, &Task::Tutorial.dataset()),
+        epsilon = 0.0
+    );
 }
 
 #[test]
@@ -65,7 +90,13 @@ fn frozen_bias_ten_thousand_epochs_match_rounded_figures() {
     let mut spec = common::tutorial_spec();
     spec.freeze_bias = true;
     let mut p = TUTORIAL_PARAMETERS;
-    let outcome = cpu::train_network(&spec, &Task::Tutorial.dataset(), &mut p, 0.5, &options(10_000));
+    let outcome = cpu::train_network(
+        &spec,
+        &Task::Tutorial.dataset(),
+        &mut p,
+        0.5,
+        &options(10_000),
+    );
     assert_eq!((p[4], p[9]), (0.35, 0.60), "biases must not move");
     assert_abs_diff_eq!(outcome.final_loss, 3.5102e-5, epsilon = 0.5e-9);
     let out = cpu::predict(&spec, &p, &[0.05, 0.10]);
@@ -86,7 +117,11 @@ fn target_epoch_and_stop_at_target() {
         cpu::train_network(&spec, &data, &mut q, 0.5, &options(1));
     }
     let target = losses[37];
-    let opts = TrainOptions { epochs: 100, target_loss: Some(target), stop_at_target: true };
+    let opts = TrainOptions {
+        epochs: 100,
+        target_loss: Some(target),
+        stop_at_target: true,
+    };
     let outcome = cpu::train_network(&spec, &data, &mut p, 0.5, &opts);
     assert_eq!(outcome.target_epoch, Some(37));
     assert_abs_diff_eq!(outcome.final_loss, target, epsilon = 0.0);

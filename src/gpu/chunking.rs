@@ -20,7 +20,8 @@ pub fn network_chunk_capacity(
     networks: usize,
     cap: Option<usize>,
 ) -> usize {
-    let max_bytes = (limits.max_storage_buffer_binding_size as u64)
+    let max_bytes = limits
+        .max_storage_buffer_binding_size
         .min(limits.max_buffer_size)
         .min(MAX_CHUNK_BUFFER_BYTES);
     let by_memory = (max_bytes / bytes_per_network.max(1)) as usize;

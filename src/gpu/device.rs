@@ -61,7 +61,11 @@ impl fmt::Display for AdapterSummary {
             self.name,
             self.backend,
             self.device_type,
-            if self.driver.is_empty() { "?" } else { &self.driver }
+            if self.driver.is_empty() {
+                "?"
+            } else {
+                &self.driver
+            }
         )
     }
 }
@@ -79,7 +83,7 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
             .filter(|s| !s.is_empty())
             .collect::<Vec<_>>()
             .join(" "),
-        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u64,
+        max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
         max_buffer_size: limits.max_buffer_size,
         max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,

@@ -151,8 +151,13 @@ impl<'a> FusedTrainer<'a> {
             bind_group_layouts: &[Some(&bind_group_layout)],
             immediate_size: 0,
         });
-        let mut pipelines =
-            shaders::build_pipelines(ctx, KERNEL, &source, &pipeline_layout, &["train", "evaluate"])?;
+        let mut pipelines = shaders::build_pipelines(
+            ctx,
+            KERNEL,
+            &source,
+            &pipeline_layout,
+            &["train", "evaluate"],
+        )?;
         let evaluate = pipelines.pop().expect("two pipelines");
         let train = pipelines.pop().expect("two pipelines");
 
@@ -162,7 +167,7 @@ impl<'a> FusedTrainer<'a> {
             .map(|&v| v as f32)
             .collect();
         let sample_bytes = std::mem::size_of_val(samples.as_slice()) as u64;
-        if sample_bytes > ctx.limits.max_storage_buffer_binding_size as u64 {
+        if sample_bytes > ctx.limits.max_storage_buffer_binding_size {
             return Err(Error::TooLarge(format!(
                 "the data set takes {sample_bytes} bytes; adapter '{}' binds at most {}",
                 ctx.adapter.name, ctx.limits.max_storage_buffer_binding_size
@@ -262,33 +267,59 @@ impl<'a> FusedTrainer<'a> {
     ) -> Result<Vec<NetworkOutcome>, Error> {
         options.validate()?;
         let p = self.parameter_count;
-        assert_eq!(params.len(), p * learning_rates.len(), "one parameter vector per learning rate");
+        assert_eq!(
+            params.len(),
+            p * learning_rates.len(),
+            "one parameter vector per learning rate"
+        );
         let total = learning_rates.len();
         let mut outcomes = Vec::with_capacity(total);
         let mut report = Progress {
             network_epochs_done: 0,
             network_epochs_total: total as u64 * options.epochs,
         };
-        let mut chunker = EpochChunker::new(gpu.epochs_per_submission, gpu.submission_target, total.min(self.capacity));
+        let mut chunker = EpochChunker::new(
+            gpu.epochs_per_submission,
+            gpu.submission_target,
+            total.min(self.capacity),
+        );
         for first in (0..total).step_by(self.capacity) {
             let count = self.capacity.min(total - first);
             let chunk_params = &mut params[first * p..(first + count) * p];
             self.upload(chunk_params, &learning_rates[first..first + count]);
             let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
-            let max_groups = gpu.max_workgroups_per_dimension.map_or(max_groups, |m| m.clamp(1, max_groups));
+            let max_groups = gpu
+                .max_workgroups_per_dimension
+                .map_or(max_groups, |m| m.clamp(1, max_groups));
             let grid = dispatch_grid(count, WORKGROUP_SIZE, max_groups);
             let mut done = 0u64;
             while done < options.epochs {
                 let epochs = chunker.next_chunk(options.epochs - done);
                 let started = Instant::now();
-                self.dispatch(&self.train, grid, count, done as u32, epochs, options, false);
+                self.dispatch(
+                    &self.train,
+                    grid,
+                    count,
+                    done as u32,
+                    epochs,
+                    options,
+                    false,
+                );
                 self.ctx.wait()?;
                 chunker.record(epochs, started.elapsed());
                 done += epochs as u64;
                 report.network_epochs_done += count as u64 * epochs as u64;
                 progress(&report);
             }
-            self.dispatch(&self.evaluate, grid, count, options.epochs as u32, 0, options, true);
+            self.dispatch(
+                &self.evaluate,
+                grid,
+                count,
+                options.epochs as u32,
+                0,
+                options,
+                true,
+            );
             outcomes.extend(self.download(chunk_params, count)?);
         }
         Ok(outcomes)
@@ -311,7 +342,10 @@ impl<'a> FusedTrainer<'a> {
         queue.write_buffer(&self.buffers.status, 0, bytemuck::cast_slice(&status));
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one call site per entry point; a struct would only rename these")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one call site per entry point; a struct would only rename these"
+    )]
     fn dispatch(
         &self,
         pipeline: &wgpu::ComputePipeline,
@@ -339,7 +373,9 @@ impl<'a> FusedTrainer<'a> {
             grid_width: grid.row_invocations,
             _pad: 0,
         };
-        self.ctx.queue.write_buffer(&self.buffers.config, 0, bytemuck::bytes_of(&config));
+        self.ctx
+            .queue
+            .write_buffer(&self.buffers.config, 0, bytemuck::bytes_of(&config));
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -352,7 +388,13 @@ impl<'a> FusedTrainer<'a> {
             let (params, status) = (b.params.size(), b.status.size());
             encoder.copy_buffer_to_buffer(&b.params, 0, &b.readback, 0, params);
             encoder.copy_buffer_to_buffer(&b.status, 0, &b.readback, params, status);
-            encoder.copy_buffer_to_buffer(&b.final_loss, 0, &b.readback, params + status, b.final_loss.size());
+            encoder.copy_buffer_to_buffer(
+                &b.final_loss,
+                0,
+                &b.readback,
+                params + status,
+                b.final_loss.size(),
+            );
         }
         self.ctx.queue.submit([encoder.finish()]);
     }

@@ -147,7 +147,12 @@ impl FusedShape<'_> {
                 if let Some(b) = layer.bias_index(j) {
                     net.push(format!("p{b}"));
                 }
-                let _ = writeln!(out, "{IND}let a{}_{j} = sigmoid({});", l + 1, net.join(" + "));
+                let _ = writeln!(
+                    out,
+                    "{IND}let a{}_{j} = sigmoid({});",
+                    l + 1,
+                    net.join(" + ")
+                );
             }
         }
         // Loss: sum of squared errors; LOSS_SCALE applies c and the reduction.
@@ -201,7 +206,9 @@ impl FusedShape<'_> {
                 continue;
             }
             if layer.bias_count == 1 {
-                let sum: Vec<String> = (0..layer.fan_out).map(|j| format!("d{}_{j}", l + 1)).collect();
+                let sum: Vec<String> = (0..layer.fan_out)
+                    .map(|j| format!("d{}_{j}", l + 1))
+                    .collect();
                 let _ = writeln!(out, "{IND}g{} += {};", layer.bias_offset, sum.join(" + "));
             } else {
                 for j in 0..layer.fan_out {

@@ -8,7 +8,10 @@ use crate::gpu::device::GpuContext;
 /// Every WGSL file, by name. `common.wgsl` is prepended to every kernel.
 pub const SHADER_FILES: &[(&str, &str)] = &[
     ("common.wgsl", include_str!("../../shaders/common.wgsl")),
-    ("fused_train.wgsl", include_str!("../../shaders/fused_train.wgsl")),
+    (
+        "fused_train.wgsl",
+        include_str!("../../shaders/fused_train.wgsl"),
+    ),
 ];
 
 /// The text of one file of [`SHADER_FILES`].

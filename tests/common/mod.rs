@@ -35,7 +35,7 @@ pub fn assert_close_per_network(
     let mut worst = (0.0f64, 0usize);
     for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
         let diff = (a - e).abs();
-        if !(diff <= tol) {
+        if diff.is_nan() || diff > tol {
             panic!(
                 "{what}: network {} {}: got {a}, expected {e}, |diff| {diff:e} > tolerance {tol:e}",
                 i / per_network,
@@ -68,8 +68,8 @@ pub fn synthetic_dataset(inputs: usize, outputs: usize, samples: usize, salt: u6
 pub fn gpu() -> &'static gputrain::gpu::GpuContext {
     use std::sync::OnceLock;
     static CTX: OnceLock<gputrain::gpu::GpuContext> = OnceLock::new();
-    CTX.get_or_init(|| {
-        match gputrain::gpu::GpuContext::open(&gputrain::gpu::AdapterChoice::Auto) {
+    CTX.get_or_init(
+        || match gputrain::gpu::GpuContext::open(&gputrain::gpu::AdapterChoice::Auto) {
             Ok(ctx) => {
                 eprintln!("GPU tests run on {}", ctx.adapter);
                 ctx
@@ -79,6 +79,6 @@ pub fn gpu() -> &'static gputrain::gpu::GpuContext {
                  On Debian/Ubuntu without a GPU: apt-get install -y mesa-vulkan-drivers \
                  (lavapipe, Mesa's software Vulkan driver)."
             ),
-        }
-    })
+        },
+    )
 }

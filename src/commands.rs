@@ -1,0 +1,135 @@
+//! What each subcommand does: `train` (the default) and `adapters`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::cli::TrainArgs;
+use crate::error::Error;
+use crate::gpu::list_adapters;
+use crate::output::{check_writable, results_csv, write_atomically};
+use crate::progress::ProgressLine;
+use crate::report::{self, spread};
+use crate::run::{self, Start};
+use crate::weights::{self, WeightsMetadata};
+
+/// Runs `gputrain train`. Returns exit code 1 when `--verify` fails.
+pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
+    let config = args.to_config()?;
+    for path in [&args.results, &args.weights].into_iter().flatten() {
+        check_writable(path)?;
+    }
+    let (ctx, backend) = run::open_backend(&config)?;
+    if !args.quiet {
+        if let Some(note) = &backend.note {
+            eprintln!("note: {note}");
+        }
+        if let Some(adapter) = &backend.adapter {
+            eprintln!("adapter: {adapter}");
+        }
+    }
+    let mut population = run::prepare(&config)?;
+    let checked: Vec<(usize, Vec<f64>)> = spread(config.networks, args.verify.unwrap_or(0))
+        .into_iter()
+        .map(|i| (i, population.network(i).to_vec()))
+        .collect();
+    let mut progress = ProgressLine::new(args.quiet);
+    let (outcomes, seconds) = run::train(&config, ctx.as_ref(), &mut population, &mut |p| {
+        progress.update(p)
+    })?;
+    let verify = (!checked.is_empty()).then(|| {
+        report::verify(
+            &config.spec,
+            &config.data,
+            &config.options,
+            &checked,
+            &population,
+            &outcomes,
+            args.verify_tolerance,
+        )
+    });
+    let passed = verify.as_ref().is_none_or(|v| v.passed);
+    let summary = report::summarize(
+        &config.spec,
+        &config.data,
+        &config.options,
+        &backend,
+        &population,
+        &outcomes,
+        seconds,
+        verify,
+    );
+    if let Some(path) = &args.results {
+        write_atomically(path, &results_csv(&population.learning_rates, &outcomes))?;
+    }
+    if let Some(path) = &args.weights {
+        let seed = match config.start {
+            Start::Init { seed, .. } => seed,
+            Start::WeightsFile(_) => args.seed,
+        };
+        let meta = WeightsMetadata {
+            epochs: config.options.epochs,
+            seed,
+        };
+        weights::write(
+            path,
+            &config.spec,
+            &population.params,
+            &population.learning_rates,
+            &meta,
+        )?;
+    }
+    let text = if args.json {
+        serde_json::to_string_pretty(&summary).expect("the summary is plain data") + "\n"
+    } else {
+        report::render(&summary)
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Runs `gputrain adapters`.
+pub fn adapters(json: bool) -> Result<ExitCode, Error> {
+    let adapters = list_adapters();
+    if json {
+        let list: Vec<serde_json::Value> = adapters
+            .iter()
+            .map(|a| {
+                serde_json::json!({
+                    "index": a.index,
+                    "name": a.name,
+                    "backend": a.backend,
+                    "device_type": a.device_type,
+                    "driver": a.driver,
+                    "max_storage_buffer_binding_size": a.max_storage_buffer_binding_size,
+                    "max_buffer_size": a.max_buffer_size,
+                    "max_compute_workgroups_per_dimension": a.max_compute_workgroups_per_dimension,
+                    "max_compute_invocations_per_workgroup": a.max_compute_invocations_per_workgroup,
+                    "timestamp_queries": a.timestamp_queries,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if adapters.is_empty() {
+        return Err(Error::NoAdapter {
+            detail: String::new(),
+        });
+    }
+    for a in &adapters {
+        println!("[{}] {a}", a.index);
+        println!(
+            "    max storage binding {} B, max buffer {} B, {} workgroups per dimension, {} invocations per workgroup, timestamp queries {}",
+            a.max_storage_buffer_binding_size,
+            a.max_buffer_size,
+            a.max_compute_workgroups_per_dimension,
+            a.max_compute_invocations_per_workgroup,
+            if a.timestamp_queries { "yes" } else { "no" }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

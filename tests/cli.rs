@@ -1,0 +1,387 @@
+//! The gputrain command: seed 003's numbers through the CLI, weights files,
+//! --verify, and one clear error with the right exit code for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use safetensors::SafeTensors;
+
+fn gputrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gputrain"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run gputrain")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gputrain-cli-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn json_of(out: &Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "gputrain failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("--json prints JSON")
+}
+
+fn tutorial_predictions(backend: &str) -> (f64, f64) {
+    let out = gputrain(&[
+        "--init",
+        "tutorial",
+        "--networks",
+        "1",
+        "--epochs",
+        "20000",
+        "--backend",
+        backend,
+        "--json",
+    ]);
+    let json = json_of(&out);
+    let p = &json["best"]["samples"][0]["predictions"];
+    (p[0].as_f64().unwrap(), p[1].as_f64().unwrap())
+}
+
+#[test]
+fn tutorial_outputs_on_cpu_to_1e_12_and_gpu_to_1e_4() {
+    let expected = (0.010633774372091731, 0.9893773083483602);
+    let cpu = tutorial_predictions("cpu");
+    assert!(
+        (cpu.0 - expected.0).abs() <= 1e-12 && (cpu.1 - expected.1).abs() <= 1e-12,
+        "cpu {cpu:?}"
+    );
+    let gpu = tutorial_predictions("gpu");
+    assert!(
+        (gpu.0 - expected.0).abs() <= 1e-4 && (gpu.1 - expected.1).abs() <= 1e-4,
+        "gpu {gpu:?}"
+    );
+}
+
+fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| {
+            let t = st.tensor(&n).unwrap();
+            let values = t
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            (n, t.shape().to_vec(), values)
+        })
+        .collect()
+}
+
+#[test]
+fn weights_file_round_trips_and_has_documented_layout() {
+    let dir = temp_dir("weights");
+    let (a, b, c) = (
+        dir.join("a.safetensors"),
+        dir.join("b.safetensors"),
+        dir.join("c.safetensors"),
+    );
+    let common = [
+        "--task",
+        "xor",
+        "--layers",
+        "2,3,1",
+        "--networks",
+        "5",
+        "--backend",
+        "gpu",
+        "--lr",
+        "0.05..5",
+        "-q",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = common.to_vec();
+        args.extend_from_slice(extra);
+        let out = gputrain(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["--epochs", "0", "--weights", a.to_str().unwrap()]);
+    run(&[
+        "--init-weights",
+        a.to_str().unwrap(),
+        "--epochs",
+        "10",
+        "--weights",
+        b.to_str().unwrap(),
+    ]);
+    run(&["--epochs", "10", "--weights", c.to_str().unwrap()]);
+    assert_eq!(
+        read_tensors(&b),
+        read_tensors(&c),
+        "--init-weights then 10 epochs differs from 10 epochs"
+    );
+
+    let tensors = read_tensors(&a);
+    let shapes: Vec<(&str, &[usize])> = tensors
+        .iter()
+        .map(|(n, s, _)| (n.as_str(), s.as_slice()))
+        .collect();
+    assert_eq!(
+        shapes,
+        vec![
+            ("layers.0.bias", &[5, 3][..]),
+            ("layers.0.weight", &[5, 3, 2][..]),
+            ("layers.1.bias", &[5, 1][..]),
+            ("layers.1.weight", &[5, 1, 3][..]),
+            ("learning_rate", &[5][..]),
+        ]
+    );
+    let rates = &tensors[4].2;
+    assert!(
+        (rates[0] - 0.05).abs() < 1e-6 && (rates[4] - 5.0).abs() < 1e-5,
+        "{rates:?}"
+    );
+    let bytes = std::fs::read(&a).unwrap();
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta["topology"], "2-3-1");
+    assert_eq!(meta["bias"], "per-neuron");
+    assert_eq!(meta["epochs"], "0");
+}
+
+#[test]
+fn verify_passes_on_tutorial_and_xor_and_fails_with_impossible_tolerance() {
+    for task in ["tutorial", "xor"] {
+        let out = gputrain(&[
+            "--task",
+            task,
+            "--networks",
+            "200",
+            "--epochs",
+            "2000",
+            "--backend",
+            "gpu",
+            "--verify",
+            "4",
+            "--json",
+        ]);
+        let json = json_of(&out);
+        assert_eq!(json["verify"]["passed"], true, "{task}: {}", json["verify"]);
+        assert_eq!(json["verify"]["networks"].as_array().unwrap().len(), 4);
+    }
+    let out = gputrain(&[
+        "--task",
+        "xor",
+        "--networks",
+        "50",
+        "--epochs",
+        "500",
+        "--backend",
+        "gpu",
+        "--verify",
+        "3",
+        "--verify-tolerance",
+        "1e-300",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("FAIL"));
+}
+
+#[test]
+fn results_csv_has_one_row_per_network() {
+    let dir = temp_dir("results");
+    let path = dir.join("r.csv");
+    let out = gputrain(&[
+        "--task",
+        "xor",
+        "--networks",
+        "7",
+        "--epochs",
+        "300",
+        "--lr",
+        "0.1..2",
+        "--target-loss",
+        "0.4",
+        "--results",
+        path.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "network,learning_rate,final_loss,target_epoch,diverged"
+    );
+    assert_eq!(lines.len(), 8);
+    assert!(lines[7].starts_with("6,2,"), "{}", lines[7]);
+}
+
+/// Runs a bad command line and checks the exit code, that stderr holds one
+/// error line mentioning `needle`, and that no output file appeared.
+fn assert_rejected(args: &[&str], code: i32, needle: &str) {
+    let dir = temp_dir("rejected");
+    let out_file = dir.join(format!(
+        "out-{}.csv",
+        args.join("_").replace(['/', '.'], "-")
+    ));
+    let mut full: Vec<&str> = args.to_vec();
+    let out_str = out_file.to_str().unwrap().to_string();
+    full.extend_from_slice(&["--results", &out_str, "--epochs", "5", "--networks", "3"]);
+    // A flag given twice is itself an error; only add defaults not present.
+    let full: Vec<&str> = dedup_flags(&full);
+    let out = gputrain(&full);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{args:?}: stderr {stderr}");
+    let first = stderr
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or("");
+    assert!(
+        first.contains(needle),
+        "{args:?}: error line {first:?} should mention {needle:?}"
+    );
+    assert!(!out_file.exists(), "{args:?}: left an output file behind");
+}
+
+fn dedup_flags<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let flag = args[i];
+        let takes_value = i + 1 < args.len() && !args[i + 1].starts_with("--");
+        if seen.insert(flag) {
+            out.push(flag);
+            if takes_value {
+                out.push(args[i + 1]);
+            }
+        }
+        i += if takes_value { 2 } else { 1 };
+    }
+    out
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn bad_command_lines_get_one_clear_error() {
+    assert_rejected(&["--networks", "0"], 2, "--networks");
+    assert_rejected(&["--epochs", "abc"], 2, "--epochs");
+    assert_rejected(&["--epochs", "-5"], 2, "--epochs");
+    assert_rejected(
+        &["--layers", "2"],
+        2,
+        "at least an input and an output layer",
+    );
+    assert_rejected(&["--layers", "2,0,1"], 2, "width 0");
+    assert_rejected(
+        &["--task", "xor", "--layers", "3,2,1"],
+        2,
+        "--layers 3-2-1 takes 3 inputs",
+    );
+    assert_rejected(&["--lr", "0"], 2, "--lr");
+    assert_rejected(&["--lr", "-1"], 2, "--lr");
+    assert_rejected(&["--lr", "NaN"], 2, "--lr");
+    assert_rejected(&["--lr", "5..0.05"], 2, "smaller rate to the larger");
+    assert_rejected(
+        &["--task", "xor", "--init", "tutorial"],
+        2,
+        "--init tutorial",
+    );
+    assert_rejected(
+        &["--adapter", "no-such-adapter-anywhere", "--backend", "gpu"],
+        1,
+        "no-such-adapter-anywhere",
+    );
+    assert_rejected(
+        &["--weights", "/nonexistent-dir/w.safetensors"],
+        1,
+        "/nonexistent-dir/w.safetensors",
+    );
+}
+
+#[test]
+fn bad_csv_files_name_file_and_line() {
+    let dir = temp_dir("csv");
+    let layers = ["--layers", "2,2,1"];
+    let missing = dir.join("missing.csv");
+    let cases: Vec<(String, &str)> = vec![
+        (
+            missing.to_str().unwrap().to_string(),
+            "missing.csv: cannot read",
+        ),
+        (write(&dir, "empty.csv", ""), "no data rows"),
+        (write(&dir, "ragged.csv", "0,0,0\n1,1\n"), "ragged.csv:2"),
+        (
+            write(&dir, "text.csv", "0,0,0\n1,x,1\n"),
+            "text.csv:2: column 2: 'x' is not a number",
+        ),
+        (
+            write(&dir, "nan.csv", "0,0,0\nnan,1,1\n"),
+            "nan.csv:2: column 1",
+        ),
+        (
+            write(&dir, "range.csv", "0,0,0\n1,1,2\n"),
+            "range.csv:2: column 3: target 2 is outside [0, 1]",
+        ),
+    ];
+    for (path, needle) in &cases {
+        assert_rejected(&["--data", path, layers[0], layers[1]], 1, needle);
+    }
+    assert_rejected(&["--data", &cases[2].0], 2, "needs --layers");
+}
+
+#[test]
+fn bad_weights_files_are_rejected() {
+    let dir = temp_dir("badweights");
+    let good = dir.join("xor.safetensors");
+    let out = gputrain(&[
+        "--task",
+        "xor",
+        "--networks",
+        "3",
+        "--epochs",
+        "0",
+        "--weights",
+        good.to_str().unwrap(),
+        "-q",
+    ]);
+    assert!(out.status.success());
+    let g = good.to_str().unwrap();
+    assert_rejected(
+        &["--task", "xor", "--layers", "2,4,1", "--init-weights", g],
+        1,
+        "shape",
+    );
+    assert_rejected(
+        &["--task", "xor", "--bias", "none", "--init-weights", g],
+        1,
+        "does not have",
+    );
+    let junk = write(&dir, "junk.safetensors", "this is not a weights file");
+    assert_rejected(
+        &["--task", "xor", "--init-weights", &junk],
+        1,
+        "not a safetensors file",
+    );
+}
