@@ -98,20 +98,8 @@ fn seed_network_one_step_within_1e_6() {
         &options(1),
         &GpuOptions::default(),
     );
-    let expected = [
-        0.149780716132763,
-        0.199561432265526,
-        0.249751143632370,
-        0.299502287264739,
-        0.340637195302648,
-        0.358916479717885,
-        0.408666186076233,
-        0.511301270238738,
-        0.561370121107989,
-        0.549799837444000,
-    ];
     let layout = spec.layout();
-    common::assert_close_per_network("GPU one step", &p, &expected, 10, 1e-6, |i| {
+    common::assert_close_per_network("GPU one step", &p, &common::SEED_ONE_STEP, 10, 1e-6, |i| {
         layout.describe(i)
     });
 }

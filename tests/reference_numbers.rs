@@ -45,20 +45,10 @@ fn one_step_matches_seed() {
     let spec = common::tutorial_spec();
     let mut p = TUTORIAL_PARAMETERS;
     cpu::train_network(&spec, &Task::Tutorial.dataset(), &mut p, 0.5, &options(1));
-    let expected = [
-        0.149780716132763,
-        0.199561432265526,
-        0.249751143632370,
-        0.299502287264739,
-        0.340637195302648,
-        0.358916479717885,
-        0.408666186076233,
-        0.511301270238738,
-        0.561370121107989,
-        0.549799837444000,
-    ];
     let layout = spec.layout();
-    common::assert_close_per_network("one step", &p, &expected, 10, TOL, |i| layout.describe(i));
+    common::assert_close_per_network("one step", &p, &common::SEED_ONE_STEP, 10, TOL, |i| {
+        layout.describe(i)
+    });
 }
 
 #[test]

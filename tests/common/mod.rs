@@ -16,6 +16,21 @@ pub fn spec(widths: &[usize], bias: BiasMode, loss: Loss, reduction: Reduction) 
     }
 }
 
+/// DESIGN.md: seed 003's parameters after one step, in our layout (w1..w4,
+/// b1, w5..w8, b2).
+pub const SEED_ONE_STEP: [f64; 10] = [
+    0.149780716132763,
+    0.199561432265526,
+    0.249751143632370,
+    0.299502287264739,
+    0.340637195302648,
+    0.358916479717885,
+    0.408666186076233,
+    0.511301270238738,
+    0.561370121107989,
+    0.549799837444000,
+];
+
 /// Seed 003's 2-2-2 network with one shared bias per layer and half-sse.
 pub fn tutorial_spec() -> ModelSpec {
     spec(&[2, 2, 2], BiasMode::Shared, Loss::HalfSse, Reduction::Sum)
