@@ -418,8 +418,9 @@ impl<'a> FusedTrainer<'a> {
             let words: &[u32] = bytemuck::cast_slice(&view);
             let (soa, rest) = words.split_at(p * cap);
             let (status, loss) = rest.split_at(2 * cap);
+            let layout = self.spec.layout();
             let frozen: Vec<bool> = (0..p)
-                .map(|i| self.spec.freeze_bias && self.spec.layout().is_bias(i))
+                .map(|i| self.spec.freeze_bias && layout.is_bias(i))
                 .collect();
             for (n, net) in params.chunks_exact_mut(p).enumerate().take(count) {
                 for (i, v) in net.iter_mut().enumerate() {
