@@ -1,15 +1,20 @@
-//! Throughput of the fused GPU kernel and the float64 CPU reference in
-//! network-epochs per second (criterion's elements). CI-sized workloads;
-//! the GPU is waited for inside the timed region (train() blocks on every
-//! submission and reads the results back).
+//! Throughput of the fused and layered GPU strategies and the float64 CPU
+//! reference in network-epochs per second (criterion's elements).
+//! CI-sized workloads; the GPU is waited for inside the timed region
+//! (train() blocks on every submission and reads the results back). The
+//! layered workload also prints GFLOP/s from
+//! `gputrain::gpu::layered::flops_per_network_epoch`:
+//! `2 S (2 sum_l n_l n_{l+1} + sum_{l>=1} n_l n_{l+1})` per network-epoch.
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gputrain::cpu;
 use gputrain::data::Task;
-use gputrain::gpu::{AdapterChoice, FusedTrainer, GpuContext, GpuOptions};
+use gputrain::gpu::layered::flops_per_network_epoch;
+use gputrain::gpu::{AdapterChoice, FusedTrainer, GpuContext, GpuOptions, LayeredTrainer};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
 use gputrain::training::TrainOptions;
+use std::ops::ControlFlow;
 
 fn spec(widths: &[usize], bias: BiasMode) -> ModelSpec {
     ModelSpec {
@@ -59,11 +64,69 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 let mut params = initial.clone();
                 trainer
-                    .train(&mut params, &lrs, &options, &gpu, &mut |_| {})
+                    .train(&mut params, &lrs, &options, &gpu, &mut |_| {
+                        ControlFlow::Continue(())
+                    })
                     .unwrap()
             })
         });
     }
+    group.finish();
+
+    // Layered: 16-64-16 on 256 samples (2,128 parameters, beyond the fused
+    // kernel). 100 networks x 2 epochs keeps an iteration short on lavapipe;
+    // raise them on a GPU.
+    let mut group = c.benchmark_group("layered");
+    group.sample_size(10);
+    let wide = spec(&[16, 64, 16], BiasMode::PerNeuron);
+    let data = gputrain::data::Dataset::new(
+        "bench",
+        16,
+        16,
+        (0..256 * 16)
+            .map(|i| ((i * 37 % 101) as f64 / 50.0) - 1.0)
+            .collect(),
+        (0..256 * 16)
+            .map(|i| 0.1 + (i * 53 % 97) as f64 / 125.0)
+            .collect(),
+    )
+    .unwrap();
+    let (networks, epochs) = (100usize, 2u64);
+    let initial = population_parameters(&wide, Init::Xavier, 0, 0, networks).unwrap();
+    let lrs = vec![0.5; networks];
+    let options = TrainOptions {
+        epochs,
+        target_loss: None,
+        stop_at_target: false,
+    };
+    let gpu = GpuOptions::default();
+    let trainer = LayeredTrainer::new(&ctx, &wide, &data, networks, &gpu).unwrap();
+    let flops = flops_per_network_epoch(&wide, data.samples()) * (networks as u64 * epochs) as f64;
+    let started = std::time::Instant::now();
+    trainer
+        .train(&mut initial.clone(), &lrs, &options, &gpu, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "layered 16-64-16, 256 samples, {networks} networks x {epochs} epochs ({:?} variant): \
+         {:.3e} network-epochs/s, {:.2} GFLOP/s",
+        trainer.variant(),
+        (networks as u64 * epochs) as f64 / seconds,
+        flops / seconds / 1e9
+    );
+    group.throughput(Throughput::Elements(networks as u64 * epochs));
+    group.bench_function("16-64-16 x 256 samples", |b| {
+        b.iter(|| {
+            let mut params = initial.clone();
+            trainer
+                .train(&mut params, &lrs, &options, &gpu, &mut |_| {
+                    ControlFlow::Continue(())
+                })
+                .unwrap()
+        })
+    });
     group.finish();
 
     let mut group = c.benchmark_group("cpu_reference");

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::data::{Task, load_csv};
-use crate::gpu::{AdapterChoice, GpuOptions};
+use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
 use crate::init::{self, Init};
 use crate::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
@@ -114,9 +114,10 @@ pub struct TrainArgs {
     /// Adapter by index or name substring (see `gputrain adapters`).
     #[arg(long, default_value = "auto")]
     pub adapter: String,
-    /// GPU strategy: auto or fused (the layered strategy is not built yet).
-    #[arg(long, default_value = "auto", value_parser = ["auto", "fused"])]
-    pub kernel: String,
+    /// GPU strategy: auto (fused for small networks, layered for larger;
+    /// the rule is in the README), fused, or layered.
+    #[arg(long, default_value = "auto", value_parser = parse_with::<Strategy>)]
+    pub kernel: Strategy,
     /// Per-network results as CSV.
     #[arg(long, value_name = "FILE.csv")]
     pub results: Option<PathBuf>,
@@ -217,6 +218,7 @@ impl TrainArgs {
             options,
             backend: self.backend,
             adapter: self.adapter.parse::<AdapterChoice>().unwrap_or_default(),
+            strategy: self.kernel,
             gpu: GpuOptions {
                 epochs_per_submission: self.epochs_per_submission,
                 ..GpuOptions::default()

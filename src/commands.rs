@@ -10,11 +10,38 @@ use crate::output::{check_writable, results_csv, write_atomically};
 use crate::progress::ProgressLine;
 use crate::report::{self, spread};
 use crate::run::{self, Start};
+use crate::training::StopFlag;
 use crate::weights::{self, WeightsMetadata};
 
-/// Runs `gputrain train`. Returns exit code 1 when `--verify` fails.
+/// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
+pub const EXIT_INTERRUPTED: u8 = 130;
+
+/// The first Ctrl-C asks the run to stop after the current chunk (outputs
+/// are still written); a second one ends the process at once.
+fn stop_on_ctrl_c() -> StopFlag {
+    let stop = StopFlag::new();
+    let flag = stop.clone();
+    let installed = ctrlc::set_handler(move || {
+        if flag.is_requested() {
+            std::process::exit(EXIT_INTERRUPTED as i32);
+        }
+        eprintln!(
+            "\ninterrupt: stopping after the current chunk and writing the outputs \
+             (Ctrl-C again to quit now)"
+        );
+        flag.request();
+    });
+    if let Err(e) = installed {
+        eprintln!("note: Ctrl-C will end the run without writing outputs ({e})");
+    }
+    stop
+}
+
+/// Runs `gputrain train`. Returns exit code 1 when `--verify` fails and
+/// 130 when Ctrl-C stopped the run (after writing the outputs).
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     let config = args.to_config()?;
+    let stop = stop_on_ctrl_c();
     for path in [&args.results, &args.weights].into_iter().flatten() {
         check_writable(path)?;
     }
@@ -33,9 +60,14 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         .map(|i| (i, population.network(i).to_vec()))
         .collect();
     let mut progress = ProgressLine::new(args.quiet);
-    let (outcomes, seconds) = run::train(&config, ctx.as_ref(), &mut population, &mut |p| {
-        progress.update(p)
-    })?;
+    let (outcomes, seconds) = run::train(
+        &config,
+        ctx.as_ref(),
+        &mut population,
+        &mut |p| progress.update(p),
+        &stop,
+    )?;
+    progress.finish();
     let verify = (!checked.is_empty()).then(|| {
         report::verify(
             &config.spec,
@@ -67,8 +99,9 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
             Start::WeightsFile(_) => args.seed,
         };
         let meta = WeightsMetadata {
-            epochs: config.options.epochs,
+            epochs: summary.epochs_completed,
             seed,
+            interrupted: summary.interrupted,
         };
         weights::write(
             path,
@@ -84,7 +117,9 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         report::render(&summary)
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
-    Ok(if passed {
+    Ok(if summary.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if passed {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -148,6 +148,9 @@ fn loss_and_gradient_with(
     total * factor
 }
 
+/// How often (in epochs) an interruptible run asks whether to stop.
+const STOP_CHECK_EPOCHS: u64 = 256;
+
 /// Trains one network in place with full-batch gradient descent.
 pub fn train_network(
     spec: &ModelSpec,
@@ -155,6 +158,19 @@ pub fn train_network(
     params: &mut [f64],
     learning_rate: f64,
     options: &TrainOptions,
+) -> NetworkOutcome {
+    train_network_until(spec, data, params, learning_rate, options, &|| false)
+}
+
+/// [`train_network`] that asks `stop` every few hundred epochs and, when it
+/// answers true, ends the run there (the outcome records the epochs done).
+pub fn train_network_until(
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    learning_rate: f64,
+    options: &TrainOptions,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> NetworkOutcome {
     let layout = spec.layout();
     let mut ws = Workspace::new(spec);
@@ -165,7 +181,12 @@ pub fn train_network(
     let reached = |loss: f64| options.target_loss.is_some_and(|t| loss <= t);
     let mut target_epoch = None;
     let mut diverged = false;
+    let mut epochs_completed = options.epochs;
     for epoch in 0..options.epochs {
+        if epoch % STOP_CHECK_EPOCHS == 0 && epoch > 0 && stop() {
+            epochs_completed = epoch;
+            break;
+        }
         let loss = loss_and_gradient_with(spec, &layout, params, data, &mut grad, &mut ws);
         if !loss.is_finite() {
             diverged = true;
@@ -187,12 +208,13 @@ pub fn train_network(
     let final_loss = loss(spec, params, data);
     diverged |= !final_loss.is_finite() || params.iter().any(|p| !p.is_finite());
     if !diverged && target_epoch.is_none() && reached(final_loss) {
-        target_epoch = Some(options.epochs as u32);
+        target_epoch = Some(epochs_completed as u32);
     }
     NetworkOutcome {
         final_loss,
         target_epoch,
         diverged,
+        epochs_completed,
     }
 }
 
@@ -205,6 +227,18 @@ pub fn train_population(
     learning_rates: &[f64],
     options: &TrainOptions,
 ) -> Vec<NetworkOutcome> {
+    train_population_until(spec, data, params, learning_rates, options, &|| false)
+}
+
+/// [`train_population`] with [`train_network_until`]'s `stop`.
+pub fn train_population_until(
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    learning_rates: &[f64],
+    options: &TrainOptions,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Vec<NetworkOutcome> {
     let p = spec.layout().len;
     assert_eq!(
         params.len(),
@@ -214,6 +248,6 @@ pub fn train_population(
     params
         .par_chunks_mut(p)
         .zip(learning_rates.par_iter())
-        .map(|(net, &lr)| train_network(spec, data, net, lr, options))
+        .map(|(net, &lr)| train_network_until(spec, data, net, lr, options, stop))
         .collect()
 }

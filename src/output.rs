@@ -48,16 +48,18 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// One row per network: index, learning rate, final loss, target epoch
-/// (empty if never reached), diverged (0/1).
+/// (empty if never reached), diverged (0/1), epochs completed (the run's
+/// epochs unless it was interrupted).
 pub fn results_csv(learning_rates: &[f64], outcomes: &[NetworkOutcome]) -> Vec<u8> {
     let mut out = String::with_capacity(48 * outcomes.len() + 64);
-    out.push_str("network,learning_rate,final_loss,target_epoch,diverged\n");
+    out.push_str("network,learning_rate,final_loss,target_epoch,diverged,epochs_completed\n");
     for (i, (lr, o)) in learning_rates.iter().zip(outcomes).enumerate() {
         let target = o.target_epoch.map(|e| e.to_string()).unwrap_or_default();
         out.push_str(&format!(
-            "{i},{lr},{},{target},{}\n",
+            "{i},{lr},{},{target},{},{}\n",
             o.final_loss,
-            u8::from(o.diverged)
+            u8::from(o.diverged),
+            o.epochs_completed
         ));
     }
     out.into_bytes()

@@ -79,6 +79,10 @@ pub struct Summary {
     pub reduction: String,
     pub networks: usize,
     pub epochs: u64,
+    /// Ctrl-C ended the run early.
+    pub interrupted: bool,
+    /// Fewest epochs any network completed (`epochs` unless interrupted).
+    pub epochs_completed: u64,
     pub wall_seconds: f64,
     pub network_epochs_per_second: f64,
     pub final_loss: Option<Quantiles>,
@@ -131,7 +135,12 @@ pub fn summarize(
                 })
                 .collect(),
         });
-    let network_epochs = outcomes.len() as f64 * options.epochs as f64;
+    let network_epochs: f64 = outcomes.iter().map(|o| o.epochs_completed as f64).sum();
+    let epochs_completed = outcomes
+        .iter()
+        .map(|o| o.epochs_completed)
+        .min()
+        .unwrap_or(options.epochs);
     Summary {
         backend: backend.backend.to_string(),
         adapter: backend.adapter.as_ref().map(|a| a.to_string()),
@@ -144,6 +153,8 @@ pub fn summarize(
         reduction: spec.reduction.to_string(),
         networks: outcomes.len(),
         epochs: options.epochs,
+        interrupted: epochs_completed < options.epochs,
+        epochs_completed,
         wall_seconds: seconds,
         network_epochs_per_second: if seconds > 0.0 {
             network_epochs / seconds
@@ -183,6 +194,12 @@ pub fn render(s: &Summary) -> String {
         s.reduction,
         s.data
     ));
+    if s.interrupted {
+        line(format!(
+            "interrupted: every network completed at least {} of {} epochs (the results file has each network's count)",
+            s.epochs_completed, s.epochs
+        ));
+    }
     line(format!(
         "backend: {} ({}){}",
         s.backend,
@@ -278,7 +295,12 @@ pub fn verify(
     for (index, start) in initial {
         let mut reference = start.clone();
         let lr = trained.learning_rates[*index];
-        let expected = cpu::train_network(spec, data, &mut reference, lr, options);
+        // An interrupted run is compared over the epochs it completed.
+        let options = TrainOptions {
+            epochs: outcomes[*index].epochs_completed,
+            ..*options
+        };
+        let expected = cpu::train_network(spec, data, &mut reference, lr, &options);
         let got = trained.network(*index);
         if expected.diverged || outcomes[*index].diverged {
             if expected.diverged != outcomes[*index].diverged {

@@ -3,6 +3,7 @@
 //! train with progress reports, and time it.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
@@ -10,10 +11,12 @@ use std::time::Instant;
 use crate::cpu;
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::gpu::{AdapterChoice, AdapterSummary, FusedTrainer, GpuContext, GpuOptions};
+use crate::gpu::{
+    AdapterChoice, AdapterSummary, GpuContext, GpuOptions, GpuTrainer, Strategy, choose_strategy,
+};
 use crate::init::{Init, population_parameters};
 use crate::model::ModelSpec;
-use crate::training::{NetworkOutcome, Progress, TrainOptions, check_learning_rates};
+use crate::training::{NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates};
 use crate::weights;
 
 /// A learning rate for every network, or a log-spaced sweep across them.
@@ -127,6 +130,8 @@ pub struct RunConfig {
     pub options: TrainOptions,
     pub backend: BackendChoice,
     pub adapter: AdapterChoice,
+    /// GPU kernel strategy (`--kernel`).
+    pub strategy: Strategy,
     pub gpu: GpuOptions,
 }
 
@@ -187,8 +192,8 @@ pub struct BackendInfo {
     /// "gpu" or "cpu".
     pub backend: &'static str,
     pub adapter: Option<AdapterSummary>,
-    /// "fused" on the GPU, "reference-f64" on the CPU.
-    pub strategy: &'static str,
+    /// "fused" or "layered" on the GPU, "reference-f64" on the CPU.
+    pub strategy: String,
     /// Why the run fell back to the CPU, when it did.
     pub note: Option<String>,
 }
@@ -199,7 +204,7 @@ pub fn open_backend(config: &RunConfig) -> Result<(Option<GpuContext>, BackendIn
     let cpu = |note| BackendInfo {
         backend: "cpu",
         adapter: None,
-        strategy: "reference-f64",
+        strategy: "reference-f64".to_string(),
         note,
     };
     match config.backend {
@@ -209,7 +214,12 @@ pub fn open_backend(config: &RunConfig) -> Result<(Option<GpuContext>, BackendIn
                 let info = BackendInfo {
                     backend: "gpu",
                     adapter: Some(ctx.adapter.clone()),
-                    strategy: "fused",
+                    strategy: choose_strategy(
+                        &config.spec,
+                        config.data.samples(),
+                        config.strategy,
+                    )?
+                    .to_string(),
                     note: None,
                 };
                 Ok((Some(ctx), info))
@@ -223,22 +233,26 @@ pub fn open_backend(config: &RunConfig) -> Result<(Option<GpuContext>, BackendIn
     }
 }
 
-/// Trains `population` in place.
+/// Trains `population` in place, reporting progress between chunks. When
+/// `stop` is requested the run ends early and each outcome records the
+/// epochs its network completed.
 pub fn train(
     config: &RunConfig,
     ctx: Option<&GpuContext>,
     population: &mut Population,
     progress: &mut dyn FnMut(&Progress),
+    stop: &StopFlag,
 ) -> Result<(Vec<NetworkOutcome>, f64), Error> {
     config.options.validate()?;
     let started = Instant::now();
     let outcomes = match ctx {
         Some(ctx) => {
-            let trainer = FusedTrainer::new(
+            let trainer = GpuTrainer::new(
                 ctx,
                 &config.spec,
                 &config.data,
                 config.networks,
+                config.strategy,
                 &config.gpu,
             )?;
             trainer.train(
@@ -246,10 +260,16 @@ pub fn train(
                 &population.learning_rates,
                 &config.options,
                 &config.gpu,
-                progress,
+                &mut |p| {
+                    progress(p);
+                    match stop.is_requested() {
+                        true => ControlFlow::Break(()),
+                        false => ControlFlow::Continue(()),
+                    }
+                },
             )?
         }
-        None => train_cpu_in_slices(config, population, progress),
+        None => train_cpu_in_slices(config, population, progress, stop),
     };
     Ok((outcomes, started.elapsed().as_secs_f64()))
 }
@@ -259,6 +279,7 @@ fn train_cpu_in_slices(
     config: &RunConfig,
     population: &mut Population,
     progress: &mut dyn FnMut(&Progress),
+    stop: &StopFlag,
 ) -> Vec<NetworkOutcome> {
     let p = config.spec.layout().len;
     let total = population.learning_rates.len();
@@ -270,12 +291,13 @@ fn train_cpu_in_slices(
     let mut outcomes = Vec::with_capacity(total);
     for first in (0..total).step_by(slice) {
         let end = (first + slice).min(total);
-        outcomes.extend(cpu::train_population(
+        outcomes.extend(cpu::train_population_until(
             &config.spec,
             &config.data,
             &mut population.params[first * p..end * p],
             &population.learning_rates[first..end],
             &config.options,
+            &|| stop.is_requested(),
         ));
         report.network_epochs_done += (end - first) as u64 * config.options.epochs;
         progress(&report);

@@ -1,6 +1,9 @@
 //! Backend-independent training vocabulary: options for a run, the
 //! population being trained, and what each network's run produced.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::error::Error;
 
 /// The largest epoch count a run accepts (epoch indices travel as `u32`).
@@ -53,6 +56,10 @@ pub struct NetworkOutcome {
     pub target_epoch: Option<u32>,
     /// A loss or parameter became NaN or infinite; updates stopped there.
     pub diverged: bool,
+    /// Epochs of the run carried out: the run's epochs unless it was
+    /// interrupted ([`StopFlag`]). A network that stopped at its target or
+    /// diverged still counts the epochs the run went on for.
+    pub epochs_completed: u64,
 }
 
 /// Validates a population's learning rates: finite and positive.
@@ -74,4 +81,24 @@ pub fn check_learning_rates(learning_rates: &[f64]) -> Result<(), Error> {
 pub struct Progress {
     pub network_epochs_done: u64,
     pub network_epochs_total: u64,
+}
+
+/// Asks a running training to stop early (Ctrl-C): GPU trainers finish the
+/// current submission, the CPU reference the current block of epochs, and
+/// every outcome records the epochs its network completed.
+#[derive(Clone, Debug, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn request(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
 }

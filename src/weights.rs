@@ -16,8 +16,12 @@ use crate::output::write_atomically;
 /// What a weights file records beside the tensors.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeightsMetadata {
+    /// Epochs the weights were trained for (after a Ctrl-C, the fewest any
+    /// network completed; the results file has each network's count).
     pub epochs: u64,
     pub seed: u64,
+    /// The run was stopped early by Ctrl-C.
+    pub interrupted: bool,
 }
 
 fn tensor_names(spec: &ModelSpec) -> Vec<(String, usize, Vec<usize>)> {
@@ -80,6 +84,7 @@ pub fn to_bytes(
         ("reduction".to_string(), spec.reduction.to_string()),
         ("epochs".to_string(), meta.epochs.to_string()),
         ("seed".to_string(), meta.seed.to_string()),
+        ("interrupted".to_string(), meta.interrupted.to_string()),
         ("format".to_string(), "gputrain-weights-1".to_string()),
     ]);
     safetensors::serialize(views, Some(metadata))

@@ -226,7 +226,7 @@ fn results_csv_has_one_row_per_network() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "network,learning_rate,final_loss,target_epoch,diverged"
+        "network,learning_rate,final_loss,target_epoch,diverged,epochs_completed"
     );
     assert_eq!(lines.len(), 8);
     assert!(lines[7].starts_with("6,2,"), "{}", lines[7]);
@@ -383,5 +383,138 @@ fn bad_weights_files_are_rejected() {
         &["--task", "xor", "--init-weights", &junk],
         1,
         "not a safetensors file",
+    );
+}
+
+#[test]
+fn kernel_flag_selects_the_strategy_and_layered_passes_verify() {
+    let args = [
+        "--task",
+        "xor",
+        "--layers",
+        "2,5,4,1",
+        "--networks",
+        "16",
+        "--epochs",
+        "200",
+        "--lr",
+        "0.05..2",
+        "--verify",
+        "3",
+        "--json",
+    ];
+    for kernel in ["layered", "fused"] {
+        let out = gputrain(&[&args[..], &["--kernel", kernel]].concat());
+        let json = json_of(&out);
+        assert_eq!(json["strategy"], kernel, "{json}");
+        assert_eq!(json["verify"]["passed"], true, "{kernel}: {json}");
+    }
+    // auto picks fused for a network the fused kernel holds.
+    let json = json_of(&gputrain(&args));
+    assert_eq!(json["strategy"], "fused", "{json}");
+    // 2-64-16-1 has 1,249 parameters: beyond the fused kernel.
+    let too_big = [
+        "--task",
+        "xor",
+        "--layers",
+        "2,64,16,1",
+        "--networks",
+        "2",
+        "--epochs",
+        "1",
+    ];
+    let out = gputrain(&[&too_big[..], &["--kernel", "fused"]].concat());
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1249 parameters") && err.contains("--kernel layered"),
+        "{err}"
+    );
+    let json = json_of(&gputrain(&[&too_big[..], &["--json"]].concat()));
+    assert_eq!(json["strategy"], "layered", "{json}");
+}
+
+/// Starts a run that would take hours, sends SIGINT once it is under way,
+/// and checks the outputs record the epochs actually completed.
+fn interrupt_run(backend: &str) {
+    let dir = temp_dir(&format!("interrupt-{backend}"));
+    let results = dir.join("results.csv");
+    let weights = dir.join("weights.safetensors");
+    let child = Command::new(env!("CARGO_BIN_EXE_gputrain"))
+        .args([
+            "--task",
+            "xor",
+            "--networks",
+            "64",
+            "--epochs",
+            "4000000000",
+        ])
+        .args(["--backend", backend, "--json"])
+        .arg("--results")
+        .arg(&results)
+        .arg("--weights")
+        .arg(&weights)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gputrain");
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success());
+    let out = child
+        .wait_with_output()
+        .expect("gputrain ends after Ctrl-C");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{backend}: {stderr}");
+    assert!(
+        stderr.contains("interrupt: stopping"),
+        "{backend}: {stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    assert_eq!(json["interrupted"], true, "{json}");
+    let completed = json["epochs_completed"].as_u64().unwrap();
+    assert!(
+        completed > 0 && completed < 4_000_000_000,
+        "{backend}: {completed} epochs"
+    );
+    let csv = std::fs::read_to_string(&results).expect("results written after Ctrl-C");
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 64);
+    for row in rows {
+        let epochs: u64 = row.rsplit(',').next().unwrap().parse().unwrap();
+        assert!(
+            epochs >= completed && epochs < 4_000_000_000,
+            "{backend}: row {row}"
+        );
+    }
+    let bytes = std::fs::read(&weights).expect("weights written after Ctrl-C");
+    let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta["interrupted"], "true");
+    assert_eq!(meta["epochs"], completed.to_string());
+}
+
+#[test]
+fn ctrl_c_on_the_gpu_writes_outputs_with_epochs_completed_and_exits_130() {
+    interrupt_run("gpu");
+}
+
+#[test]
+fn ctrl_c_on_the_cpu_writes_outputs_with_epochs_completed_and_exits_130() {
+    interrupt_run("cpu");
+}
+
+#[test]
+fn progress_never_reaches_a_pipe() {
+    let out = gputrain(&["--networks", "100", "--epochs", "2000"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains('\r') && !stderr.contains("network-epochs/s"),
+        "{stderr}"
     );
 }

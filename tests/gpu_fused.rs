@@ -2,29 +2,22 @@
 //! numbers, every bias mode x loss x reduction on several data sets and
 //! topologies, learning-rate sweeps, awkward network counts, chunking.
 //!
-//! Tolerances: float32 on the GPU vs float64 on the CPU. After the epochs
-//! used here the parameters agree to `PARAM_TOL` (absolute, plus
-//! `PARAM_TOL` relative for large values) and losses to `LOSS_REL_TOL`.
+//! Tolerances (tests/common): float32 on the GPU vs float64 on the CPU.
+//! After the epochs used here the parameters agree to `PARAM_TOL`
+//! (absolute, plus `PARAM_TOL` relative for large values) and losses to
+//! `LOSS_ABS_TOL` + `LOSS_REL_TOL` relative.
 
 mod common;
 
 use gputrain::cpu;
 use gputrain::data::{Dataset, Task, load_csv};
-use gputrain::gpu::{FusedTrainer, GpuOptions};
+use gputrain::gpu::{GpuOptions, Strategy};
 use gputrain::init::{Init, TUTORIAL_PARAMETERS, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction};
 use gputrain::training::{NetworkOutcome, TrainOptions};
 
-const PARAM_TOL: f64 = 2e-3;
-const LOSS_REL_TOL: f64 = 1e-2;
-const LOSS_ABS_TOL: f64 = 1e-5;
-
 fn options(epochs: u64) -> TrainOptions {
-    TrainOptions {
-        epochs,
-        target_loss: None,
-        stop_at_target: false,
-    }
+    common::options(epochs)
 }
 
 fn gpu_train(
@@ -35,14 +28,9 @@ fn gpu_train(
     opts: &TrainOptions,
     gpu: &GpuOptions,
 ) -> Vec<NetworkOutcome> {
-    let trainer = FusedTrainer::new(common::gpu(), spec, data, lrs.len(), gpu)
-        .unwrap_or_else(|e| panic!("building the fused kernel for {}: {e}", spec.topology));
-    trainer
-        .train(params, lrs, opts, gpu, &mut |_| {})
-        .expect("GPU training")
+    common::gpu_train(Strategy::Fused, spec, data, params, lrs, opts, gpu)
 }
 
-/// Trains the same population on both backends and compares everything.
 fn assert_gpu_matches_cpu(
     label: &str,
     spec: &ModelSpec,
@@ -51,39 +39,7 @@ fn assert_gpu_matches_cpu(
     lrs: &[f64],
     opts: &TrainOptions,
 ) {
-    let n = lrs.len();
-    let initial = population_parameters(spec, init, 11, 0, n).unwrap();
-    let (mut on_gpu, mut on_cpu) = (initial.clone(), initial);
-    let gpu_out = gpu_train(spec, data, &mut on_gpu, lrs, opts, &GpuOptions::default());
-    let cpu_out = cpu::train_population(spec, data, &mut on_cpu, lrs, opts);
-    let layout = spec.layout();
-    let p = layout.len;
-    for i in 0..n {
-        let (g, c) = (&gpu_out[i], &cpu_out[i]);
-        assert_eq!(
-            g.diverged, c.diverged,
-            "{label}: network {i} divergence: gpu {g:?} cpu {c:?}"
-        );
-        let loss_tol = LOSS_ABS_TOL + LOSS_REL_TOL * c.final_loss.abs();
-        assert!(
-            (g.final_loss - c.final_loss).abs() <= loss_tol,
-            "{label}: network {i} (lr {}): final loss gpu {} cpu {} differ by more than {loss_tol:e}",
-            lrs[i],
-            g.final_loss,
-            c.final_loss
-        );
-        for k in 0..p {
-            let (gv, cv) = (on_gpu[i * p + k], on_cpu[i * p + k]);
-            let tol = PARAM_TOL * (1.0 + cv.abs());
-            assert!(
-                (gv - cv).abs() <= tol,
-                "{label}: network {i} (lr {}) {}: gpu {gv} cpu {cv} differ by {:e} > {tol:e}",
-                lrs[i],
-                layout.describe(k),
-                (gv - cv).abs()
-            );
-        }
-    }
+    common::assert_gpu_matches_cpu(label, Strategy::Fused, spec, data, init, lrs, opts);
 }
 
 #[test]

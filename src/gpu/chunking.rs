@@ -10,6 +10,11 @@ use std::time::Duration;
 /// GPU for one enormous allocation.
 pub const MAX_CHUNK_BUFFER_BYTES: u64 = 1 << 30;
 
+/// Most epochs one submission runs. The fused kernel loops over a
+/// submission's epochs inside the shader, and llvmpipe (lavapipe) ends any
+/// shader loop after 65,535 iterations without a word.
+pub const MAX_EPOCHS_PER_SUBMISSION: u32 = 65_535;
+
 /// Networks per chunk: as many as the largest per-network buffer
 /// (`bytes_per_network` of it per network) allows within the binding and
 /// buffer limits, the dispatch grid, and an optional caller's cap.
@@ -73,7 +78,7 @@ impl EpochChunker {
         Self {
             fixed,
             target,
-            next: fixed.unwrap_or(first).max(1),
+            next: fixed.unwrap_or(first).clamp(1, MAX_EPOCHS_PER_SUBMISSION),
         }
     }
 
@@ -90,7 +95,7 @@ impl EpochChunker {
         let per_epoch = elapsed.as_secs_f64().max(1e-9) / epochs as f64;
         let ideal = (self.target.as_secs_f64() / per_epoch).clamp(1.0, 1e9) as u64;
         let grown = ideal.min(epochs as u64 * 8).max(1);
-        self.next = grown.min(u32::MAX as u64 / 2) as u32;
+        self.next = grown.min(MAX_EPOCHS_PER_SUBMISSION as u64) as u32;
     }
 }
 
@@ -132,5 +137,12 @@ mod tests {
         assert_eq!(c.next_chunk(1000), 100);
         let fixed = EpochChunker::new(Some(7), Duration::from_millis(100), 10);
         assert_eq!(fixed.next_chunk(3), 3);
+        let mut fast = EpochChunker::new(None, Duration::from_secs(10), 1);
+        fast.record(1024, Duration::from_micros(1));
+        assert_eq!(fast.next_chunk(u64::MAX), 8192);
+        fast.record(8192, Duration::from_micros(1));
+        assert_eq!(fast.next_chunk(u64::MAX), MAX_EPOCHS_PER_SUBMISSION);
+        let fixed = EpochChunker::new(Some(1_000_000), Duration::from_millis(100), 10);
+        assert_eq!(fixed.next_chunk(u64::MAX), MAX_EPOCHS_PER_SUBMISSION);
     }
 }

@@ -3,25 +3,25 @@
 //! buffers are built once per run; each epoch chunk only writes the small
 //! config uniform, encodes one dispatch and submits.
 
-use std::time::{Duration, Instant};
+use std::ops::ControlFlow;
 
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::gpu::chunking::{EpochChunker, Grid, dispatch_grid, network_chunk_capacity};
+use crate::gpu::buffers::{
+    self, NOT_REACHED, option_flags, storage_buffer, storage_entry, uniform_entry,
+};
+use crate::gpu::chunking::{Grid, dispatch_grid, network_chunk_capacity};
 use crate::gpu::device::GpuContext;
+use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
 use crate::gpu::fused_codegen::{FUSED_MAX_PARAMETERS, FusedShape, WORKGROUP_SIZE};
 use crate::gpu::shaders;
 use crate::model::ModelSpec;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
 const KERNEL: &str = "fused_train.wgsl";
-const NOT_REACHED: u32 = u32::MAX;
-const STATE_DIVERGED: u32 = 1;
-const FLAG_HAS_TARGET: u32 = 1;
-const FLAG_STOP_AT_TARGET: u32 = 2;
 
 /// Keep in sync with `FusedConfig` in shaders/fused_train.wgsl.
 #[repr(C)]
@@ -37,39 +37,24 @@ struct FusedConfig {
     _pad: u32,
 }
 
-/// Tuning knobs of the GPU trainer; the defaults suit every adapter.
-#[derive(Clone, Debug)]
-pub struct GpuOptions {
-    /// Most networks resident at once (default: as many as the limits allow).
-    pub max_networks_per_chunk: Option<usize>,
-    /// Epochs per submission (default: adaptive, see `submission_target`).
-    pub epochs_per_submission: Option<u32>,
-    /// Wall time one submission aims for.
-    pub submission_target: Duration,
-    /// Caps workgroups per grid dimension below the adapter's limit (tests
-    /// use it to exercise the 2-D grid with few networks).
-    pub max_workgroups_per_dimension: Option<u32>,
-}
+/// Most samples the fused kernel's sample loop may run over: llvmpipe
+/// ends any shader loop after 65,535 iterations without a word.
+pub const FUSED_MAX_SAMPLES: usize = 65_535;
 
-impl Default for GpuOptions {
-    fn default() -> Self {
-        Self {
-            max_networks_per_chunk: None,
-            epochs_per_submission: None,
-            submission_target: Duration::from_millis(100),
-            max_workgroups_per_dimension: None,
-        }
-    }
-}
-
-/// Whether the fused kernel can hold this network.
-pub fn fused_supports(spec: &ModelSpec) -> Result<(), Error> {
+/// Whether the fused kernel can hold this network and loop over `samples`.
+pub fn fused_supports(spec: &ModelSpec, samples: usize) -> Result<(), Error> {
     let p = spec.layout().len;
     if p > FUSED_MAX_PARAMETERS {
         return Err(Error::TooLarge(format!(
             "a {} network has {p} parameters; the fused GPU kernel holds at most \
-             {FUSED_MAX_PARAMETERS} per network (use --backend cpu for larger networks)",
+             {FUSED_MAX_PARAMETERS} per network (use --kernel layered or auto)",
             spec.topology
+        )));
+    }
+    if samples > FUSED_MAX_SAMPLES {
+        return Err(Error::TooLarge(format!(
+            "{samples} samples; the fused GPU kernel loops over at most {FUSED_MAX_SAMPLES} \
+             (use --kernel layered or auto)"
         )));
     }
     Ok(())
@@ -91,22 +76,10 @@ pub struct FusedTrainer<'a> {
     spec: ModelSpec,
     parameter_count: usize,
     capacity: usize,
+    max_workgroups_per_dimension: u32,
     train: wgpu::ComputePipeline,
     evaluate: wgpu::ComputePipeline,
     buffers: Buffers,
-}
-
-fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
-    }
 }
 
 impl<'a> FusedTrainer<'a> {
@@ -119,38 +92,23 @@ impl<'a> FusedTrainer<'a> {
         networks: usize,
         options: &GpuOptions,
     ) -> Result<Self, Error> {
-        fused_supports(spec)?;
+        fused_supports(spec, data.samples())?;
         let parameter_count = spec.layout().len;
         let shape = FusedShape { spec, data };
         let source = shaders::assemble(KERNEL, &shape.constants(), |m| shape.fragment(m))?;
 
-        let device = &ctx.device;
-        let layout_entries = [
-            wgpu::BindGroupLayoutEntry {
-                binding: 0,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            },
-            storage_entry(1, true),
-            storage_entry(2, true),
-            storage_entry(3, false),
-            storage_entry(4, false),
-            storage_entry(5, false),
-        ];
-        let bind_group_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("fused_train"),
-            entries: &layout_entries,
-        });
-        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("fused_train"),
-            bind_group_layouts: &[Some(&bind_group_layout)],
-            immediate_size: 0,
-        });
+        let (bind_group_layout, pipeline_layout) = buffers::layouts(
+            ctx,
+            "fused_train",
+            &[
+                uniform_entry(0, false),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, false),
+                storage_entry(4, false),
+                storage_entry(5, false),
+            ],
+        );
         let mut pipelines = shaders::build_pipelines(
             ctx,
             KERNEL,
@@ -182,18 +140,11 @@ impl<'a> FusedTrainer<'a> {
             networks,
             options.max_networks_per_chunk,
         );
-        let storage = |label: &str, bytes: usize, usage: wgpu::BufferUsages| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes as u64,
-                usage: wgpu::BufferUsages::STORAGE | usage,
-                mapped_at_creation: false,
-            })
-        };
+        let device = &ctx.device;
         let copy_both = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
-        let params_bytes = 4 * parameter_count * capacity;
-        let status_bytes = 8 * capacity;
-        let loss_bytes = 4 * capacity;
+        let params_bytes = 4 * (parameter_count * capacity) as u64;
+        let status_bytes = 8 * capacity as u64;
+        let loss_bytes = 4 * capacity as u64;
         let config = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("fused config"),
             size: std::mem::size_of::<FusedConfig>() as u64,
@@ -205,37 +156,35 @@ impl<'a> FusedTrainer<'a> {
             contents: bytemuck::cast_slice(&samples),
             usage: wgpu::BufferUsages::STORAGE,
         });
-        let learning_rates = storage("learning rates", 4 * capacity, wgpu::BufferUsages::COPY_DST);
-        let params = storage("parameters", params_bytes, copy_both);
-        let status = storage("status", status_bytes, copy_both);
-        let final_loss = storage("final loss", loss_bytes, wgpu::BufferUsages::COPY_SRC);
-        let readback = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: (params_bytes + status_bytes + loss_bytes) as u64,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let bind_group = device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("fused_train"),
-            layout: &bind_group_layout,
-            entries: &[
-                (0, &config),
-                (1, &samples_buffer),
-                (2, &learning_rates),
-                (3, &params),
-                (4, &status),
-                (5, &final_loss),
-            ]
-            .map(|(binding, buffer)| wgpu::BindGroupEntry {
-                binding,
-                resource: buffer.as_entire_binding(),
-            }),
-        });
+        let rates_bytes = 4 * capacity as u64;
+        let learning_rates = storage_buffer(ctx, "learning rates", rates_bytes, copy_both);
+        let params = storage_buffer(ctx, "parameters", params_bytes, copy_both);
+        let status = storage_buffer(ctx, "status", status_bytes, copy_both);
+        let final_loss = storage_buffer(ctx, "final loss", loss_bytes, copy_both);
+        let readback = buffers::readback_buffer(ctx, params_bytes + status_bytes + loss_bytes);
+        let bind_group = buffers::bind_group(
+            ctx,
+            "fused_train",
+            &bind_group_layout,
+            &[
+                (0, config.as_entire_binding()),
+                (1, samples_buffer.as_entire_binding()),
+                (2, learning_rates.as_entire_binding()),
+                (3, params.as_entire_binding()),
+                (4, status.as_entire_binding()),
+                (5, final_loss.as_entire_binding()),
+            ],
+        );
         Ok(Self {
             ctx,
             spec: spec.clone(),
             parameter_count,
             capacity,
+            max_workgroups_per_dimension: options
+                .max_workgroups_per_dimension
+                .map_or(ctx.limits.max_compute_workgroups_per_dimension, |m| {
+                    m.clamp(1, ctx.limits.max_compute_workgroups_per_dimension)
+                }),
             train,
             evaluate,
             buffers: Buffers {
@@ -256,123 +205,30 @@ impl<'a> FusedTrainer<'a> {
     }
 
     /// Trains every network; `params` holds the parameter vectors back to
-    /// back and receives the trained ones.
+    /// back and receives the trained ones. See [`train_chunked`] for what
+    /// `progress` answering `Break` does.
     pub fn train(
         &self,
         params: &mut [f64],
         learning_rates: &[f64],
         options: &TrainOptions,
         gpu: &GpuOptions,
-        progress: &mut dyn FnMut(&Progress),
+        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<Vec<NetworkOutcome>, Error> {
-        options.validate()?;
-        let p = self.parameter_count;
-        assert_eq!(
-            params.len(),
-            p * learning_rates.len(),
-            "one parameter vector per learning rate"
-        );
-        let total = learning_rates.len();
-        let mut outcomes = Vec::with_capacity(total);
-        let mut report = Progress {
-            network_epochs_done: 0,
-            network_epochs_total: total as u64 * options.epochs,
-        };
-        let mut chunker = EpochChunker::new(
-            gpu.epochs_per_submission,
-            gpu.submission_target,
-            total.min(self.capacity),
-        );
-        for first in (0..total).step_by(self.capacity) {
-            let count = self.capacity.min(total - first);
-            let chunk_params = &mut params[first * p..(first + count) * p];
-            self.upload(chunk_params, &learning_rates[first..first + count]);
-            let max_groups = self.ctx.limits.max_compute_workgroups_per_dimension;
-            let max_groups = gpu
-                .max_workgroups_per_dimension
-                .map_or(max_groups, |m| m.clamp(1, max_groups));
-            let grid = dispatch_grid(count, WORKGROUP_SIZE, max_groups);
-            let mut done = 0u64;
-            while done < options.epochs {
-                let epochs = chunker.next_chunk(options.epochs - done);
-                let started = Instant::now();
-                self.dispatch(
-                    &self.train,
-                    grid,
-                    count,
-                    done as u32,
-                    epochs,
-                    options,
-                    false,
-                );
-                self.ctx.wait()?;
-                chunker.record(epochs, started.elapsed());
-                done += epochs as u64;
-                report.network_epochs_done += count as u64 * epochs as u64;
-                progress(&report);
-            }
-            self.dispatch(
-                &self.evaluate,
-                grid,
-                count,
-                options.epochs as u32,
-                0,
-                options,
-                true,
-            );
-            outcomes.extend(self.download(chunk_params, count)?);
-        }
-        Ok(outcomes)
+        train_chunked(self, params, learning_rates, options, gpu, progress)
     }
 
-    fn upload(&self, params: &[f64], learning_rates: &[f64]) {
-        let (p, cap) = (self.parameter_count, self.capacity);
-        let mut soa = vec![0f32; p * cap];
-        for (n, net) in params.chunks_exact(p).enumerate() {
-            for (i, v) in net.iter().enumerate() {
-                soa[i * cap + n] = *v as f32;
-            }
-        }
-        let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
-        let mut status = vec![NOT_REACHED; cap];
-        status.resize(2 * cap, 0);
-        let queue = &self.ctx.queue;
-        queue.write_buffer(&self.buffers.params, 0, bytemuck::cast_slice(&soa));
-        queue.write_buffer(&self.buffers.learning_rates, 0, bytemuck::cast_slice(&lrs));
-        queue.write_buffer(&self.buffers.status, 0, bytemuck::cast_slice(&status));
+    fn grid(&self, count: usize) -> Grid {
+        dispatch_grid(count, WORKGROUP_SIZE, self.max_workgroups_per_dimension)
     }
 
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one call site per entry point; a struct would only rename these"
-    )]
     fn dispatch(
         &self,
         pipeline: &wgpu::ComputePipeline,
+        config: FusedConfig,
         grid: Grid,
-        count: usize,
-        epoch_base: u32,
-        epoch_count: u32,
-        options: &TrainOptions,
         with_readback: bool,
     ) {
-        let mut flags = 0;
-        if options.target_loss.is_some() {
-            flags |= FLAG_HAS_TARGET;
-        }
-        if options.stop_at_target {
-            flags |= FLAG_STOP_AT_TARGET;
-        }
-        let config = FusedConfig {
-            network_count: count as u32,
-            stride: self.capacity as u32,
-            epoch_base,
-            epoch_count,
-            target_loss: options.target_loss.unwrap_or(0.0) as f32,
-            flags,
-            grid_width: grid.row_invocations,
-            _pad: 0,
-        };
         self.ctx
             .queue
             .write_buffer(&self.buffers.config, 0, bytemuck::bytes_of(&config));
@@ -399,29 +255,78 @@ impl<'a> FusedTrainer<'a> {
         self.ctx.queue.submit([encoder.finish()]);
     }
 
-    fn download(&self, params: &mut [f64], count: usize) -> Result<Vec<NetworkOutcome>, Error> {
+    fn config(
+        &self,
+        count: usize,
+        epoch_base: u32,
+        epoch_count: u32,
+        options: &TrainOptions,
+    ) -> FusedConfig {
+        FusedConfig {
+            network_count: count as u32,
+            stride: self.capacity as u32,
+            epoch_base,
+            epoch_count,
+            target_loss: options.target_loss.unwrap_or(0.0) as f32,
+            flags: option_flags(options),
+            grid_width: self.grid(count).row_invocations,
+            _pad: 0,
+        }
+    }
+}
+
+impl ChunkKernel for FusedTrainer<'_> {
+    fn context(&self) -> &GpuContext {
+        self.ctx
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.parameter_count
+    }
+
+    fn upload(&self, params: &[f64], learning_rates: &[f64]) {
         let (p, cap) = (self.parameter_count, self.capacity);
-        let slice = self.buffers.readback.slice(..);
-        let (sender, receiver) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = sender.send(r);
-        });
-        self.ctx.wait()?;
-        receiver
-            .recv()
-            .map_err(|_| Error::Gpu("the readback was never mapped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback buffer failed: {e}")))?;
-        let outcomes = {
-            let view = slice
-                .get_mapped_range()
-                .map_err(|e| Error::Gpu(format!("reading the readback buffer failed: {e}")))?;
-            let words: &[u32] = bytemuck::cast_slice(&view);
+        let mut soa = vec![0f32; p * cap];
+        for (n, net) in params.chunks_exact(p).enumerate() {
+            for (i, v) in net.iter().enumerate() {
+                soa[i * cap + n] = *v as f32;
+            }
+        }
+        let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
+        let mut status = vec![NOT_REACHED; cap];
+        status.resize(2 * cap, 0);
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.buffers.params, 0, bytemuck::cast_slice(&soa));
+        queue.write_buffer(&self.buffers.learning_rates, 0, bytemuck::cast_slice(&lrs));
+        queue.write_buffer(&self.buffers.status, 0, bytemuck::cast_slice(&status));
+    }
+
+    fn submit_epochs(&self, count: usize, epoch_base: u32, epochs: u32, options: &TrainOptions) {
+        let config = self.config(count, epoch_base, epochs, options);
+        self.dispatch(&self.train, config, self.grid(count), false);
+    }
+
+    fn finish(
+        &self,
+        params: &mut [f64],
+        count: usize,
+        final_epoch: u32,
+        options: &TrainOptions,
+    ) -> Result<Vec<NetworkOutcome>, Error> {
+        let config = self.config(count, final_epoch, 0, options);
+        self.dispatch(&self.evaluate, config, self.grid(count), true);
+        let (p, cap) = (self.parameter_count, self.capacity);
+        let layout = self.spec.layout();
+        let frozen: Vec<bool> = (0..p)
+            .map(|i| self.spec.freeze_bias && layout.is_bias(i))
+            .collect();
+        buffers::read_back(self.ctx, &self.buffers.readback, |words| {
             let (soa, rest) = words.split_at(p * cap);
             let (status, loss) = rest.split_at(2 * cap);
-            let layout = self.spec.layout();
-            let frozen: Vec<bool> = (0..p)
-                .map(|i| self.spec.freeze_bias && layout.is_bias(i))
-                .collect();
             for (n, net) in params.chunks_exact_mut(p).enumerate().take(count) {
                 for (i, v) in net.iter_mut().enumerate() {
                     // Frozen biases keep their exact float64 value.
@@ -430,15 +335,7 @@ impl<'a> FusedTrainer<'a> {
                     }
                 }
             }
-            (0..count)
-                .map(|n| NetworkOutcome {
-                    final_loss: f32::from_bits(loss[n]) as f64,
-                    target_epoch: (status[n] != NOT_REACHED).then_some(status[n]),
-                    diverged: status[cap + n] & STATE_DIVERGED != 0,
-                })
-                .collect()
-        };
-        self.buffers.readback.unmap();
-        Ok(outcomes)
+            buffers::outcomes(status, cap, loss, count)
+        })
     }
 }

@@ -12,6 +12,10 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "fused_train.wgsl",
         include_str!("../../shaders/fused_train.wgsl"),
     ),
+    (
+        "layered_train.wgsl",
+        include_str!("../../shaders/layered_train.wgsl"),
+    ),
 ];
 
 /// The text of one file of [`SHADER_FILES`].

@@ -3,8 +3,116 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
+use std::ops::ControlFlow;
+
+use gputrain::cpu;
 use gputrain::data::Dataset;
+use gputrain::gpu::{GpuOptions, GpuTrainer, Strategy};
+use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
+use gputrain::training::{NetworkOutcome, TrainOptions};
+
+/// float32 (GPU) vs float64 (CPU) parameters after the test runs' epochs:
+/// absolute, plus as much again relative for large values.
+pub const PARAM_TOL: f64 = 2e-3;
+/// Final losses: `LOSS_ABS_TOL` + `LOSS_REL_TOL` x the reference's.
+pub const LOSS_REL_TOL: f64 = 1e-2;
+pub const LOSS_ABS_TOL: f64 = 1e-5;
+
+pub fn options(epochs: u64) -> TrainOptions {
+    TrainOptions {
+        epochs,
+        target_loss: None,
+        stop_at_target: false,
+    }
+}
+
+/// Trains in place on the test GPU with `strategy`.
+pub fn gpu_train(
+    strategy: Strategy,
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    lrs: &[f64],
+    opts: &TrainOptions,
+    gpu_options: &GpuOptions,
+) -> Vec<NetworkOutcome> {
+    let trainer = GpuTrainer::new(gpu(), spec, data, lrs.len(), strategy, gpu_options)
+        .unwrap_or_else(|e| panic!("building the {strategy} trainer for {}: {e}", spec.topology));
+    assert_eq!(trainer.strategy(), strategy, "the trainer built");
+    trainer
+        .train(params, lrs, opts, gpu_options, &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_or_else(|e| panic!("{strategy} training of {}: {e}", spec.topology))
+}
+
+/// Asserts two runs of the same population agree: divergence, final loss
+/// and every parameter, naming the network and parameter that differ.
+pub fn assert_runs_agree(
+    label: &str,
+    spec: &ModelSpec,
+    lrs: &[f64],
+    got: (&[NetworkOutcome], &[f64]),
+    reference: (&[NetworkOutcome], &[f64]),
+) {
+    let layout = spec.layout();
+    let p = layout.len;
+    let mut worst = 0.0f64;
+    for (i, lr) in lrs.iter().enumerate() {
+        let (g, c) = (&got.0[i], &reference.0[i]);
+        assert_eq!(
+            g.diverged, c.diverged,
+            "{label}: network {i} divergence: got {g:?} reference {c:?}"
+        );
+        let loss_tol = LOSS_ABS_TOL + LOSS_REL_TOL * c.final_loss.abs();
+        assert!(
+            (g.final_loss - c.final_loss).abs() <= loss_tol,
+            "{label}: network {i} (lr {lr}): final loss {} vs reference {} differ by more than {loss_tol:e}",
+            g.final_loss,
+            c.final_loss
+        );
+        for k in 0..p {
+            let (gv, cv) = (got.1[i * p + k], reference.1[i * p + k]);
+            let tol = PARAM_TOL * (1.0 + cv.abs());
+            worst = worst.max((gv - cv).abs());
+            assert!(
+                (gv - cv).abs() <= tol,
+                "{label}: network {i} (lr {lr}) {}: got {gv} reference {cv} differ by {:e} > {tol:e}",
+                layout.describe(k),
+                (gv - cv).abs()
+            );
+        }
+    }
+    eprintln!("{label}: largest parameter |diff| {worst:e} (tolerance {PARAM_TOL:e})");
+}
+
+/// Trains the same population with `strategy` and the float64 CPU
+/// reference and asserts they agree.
+pub fn assert_gpu_matches_cpu(
+    label: &str,
+    strategy: Strategy,
+    spec: &ModelSpec,
+    data: &Dataset,
+    init: Init,
+    lrs: &[f64],
+    opts: &TrainOptions,
+) {
+    let initial = population_parameters(spec, init, 11, 0, lrs.len()).unwrap();
+    let (mut on_gpu, mut on_cpu) = (initial.clone(), initial);
+    let gpu_out = gpu_train(
+        strategy,
+        spec,
+        data,
+        &mut on_gpu,
+        lrs,
+        opts,
+        &GpuOptions::default(),
+    );
+    let cpu_out = cpu::train_population(spec, data, &mut on_cpu, lrs, opts);
+    let label = format!("{strategy} vs cpu, {label}");
+    assert_runs_agree(&label, spec, lrs, (&gpu_out, &on_gpu), (&cpu_out, &on_cpu));
+}
 
 pub fn spec(widths: &[usize], bias: BiasMode, loss: Loss, reduction: Reduction) -> ModelSpec {
     ModelSpec {

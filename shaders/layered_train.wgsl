@@ -1,0 +1,494 @@
+// The layered trainer: one dispatch per operation, each covering every
+// network of the chunk (the network is workgroup_id.z for the matrix
+// products and workgroup_id.x for the per-network reductions). One epoch:
+//
+//   forward(l), l = 0..L-1       acts[l+1] = sigmoid(acts[l] W_l^T + b_l)
+//   output_delta                 deltas[L] = (yhat - y) yhat (1 - yhat);
+//                                the loss; target and divergence tracking
+//   backward(l), l = L-1..1      deltas[l] = (deltas[l+1] W_l) a (1 - a),
+//                                a = acts[l], with the weights before the step
+//   weight_update(l)             W_l -= step * deltas[l+1]^T acts[l]
+//   bias_update(l)               b_l -= step * (sum of deltas[l+1])
+//
+// The sigmoid and its derivative (common.wgsl) are applied where the matrix
+// products store their results, so no activation is written and read back
+// just to pass through an element-wise kernel. The loss factor 2c and the
+// reduction are folded into STEP_SCALE, as in the fused kernel.
+//
+// Every operation comes in two variants with the same arithmetic: tiled
+// (matrix products through workgroup-memory tiles, sums as workgroup
+// reductions) and direct (no workgroup memory, no barriers); see below.
+//
+// Constants prepended by src/gpu/layered.rs: TILE, REDUCE_SIZE,
+// DIRECT_SIZE, LOSS_SCALE, STEP_SCALE, BIAS_MODE (BIAS_NONE, BIAS_SHARED or
+// BIAS_PER_NEURON).
+//
+// Layout, every buffer network-major (S samples, n_l neurons in layer l):
+//   acts[act_base(l) + n * S * n_l + s * n_l + j]; layer 0 holds the data's
+//     inputs once for all networks (network stride 0);
+//   deltas[delta_base(l) + n * S * n_l + s * n_l + j] for layers 1..L;
+//   params[n * P + flat layout of src/model.rs] (W row-major, then biases);
+//   targets[s * n_L + j].
+
+// Keep in sync with LayerOp in src/gpu/layered.rs.
+struct LayerOp {
+    samples: u32,
+    fan_in: u32,
+    fan_out: u32,
+    // acts offset and per-network stride of layer l (the stride is 0 for
+    // the shared inputs), acts offset of layer l + 1
+    in_base: u32,
+    in_network_stride: u32,
+    out_base: u32,
+    // deltas offsets of layers l and l + 1
+    delta_in_base: u32,
+    delta_out_base: u32,
+    param_stride: u32,
+    weight_offset: u32,
+    bias_offset: u32,
+    status_stride: u32,
+    // evaluate: the epoch the final parameters stand at
+    final_epoch: u32,
+    target_loss: f32,
+    flags: u32,
+    network_count: u32,
+}
+
+const BIAS_NONE: u32 = 0u;
+const BIAS_SHARED: u32 = 1u;
+const BIAS_PER_NEURON: u32 = 2u;
+const FLAG_HAS_TARGET: u32 = 1u;
+const FLAG_STOP_AT_TARGET: u32 = 2u;
+const STATE_DIVERGED: u32 = 1u;
+const STATE_STOPPED: u32 = 2u;
+const NOT_REACHED: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<uniform> op: LayerOp;
+@group(0) @binding(1) var<storage, read_write> acts: array<f32>;
+@group(0) @binding(2) var<storage, read_write> deltas: array<f32>;
+@group(0) @binding(3) var<storage, read_write> params: array<f32>;
+@group(0) @binding(4) var<storage, read> targets: array<f32>;
+@group(0) @binding(5) var<storage, read> learning_rates: array<f32>;
+// [n] first epoch at or below the target; [stride + n] STATE_* bits;
+// [2 stride + n] epochs this network has run in the current chunk.
+@group(0) @binding(6) var<storage, read_write> status: array<u32>;
+@group(0) @binding(7) var<storage, read_write> final_loss: array<f32>;
+
+// Operand tiles of the matrix products: tile_a[row][depth], tile_b[depth][col].
+var<workgroup> tile_a: array<array<f32, TILE>, TILE>;
+var<workgroup> tile_b: array<array<f32, TILE>, TILE>;
+var<workgroup> partial: array<f32, REDUCE_SIZE>;
+
+// The dot product of row `row` of tile_a with column `col` of tile_b.
+// Callers add it to their running sum, so long sums (over 10,000 samples)
+// grow by blocks of TILE terms rather than one term at a time.
+fn tile_dot(row: u32, col: u32) -> f32 {
+    var sum = 0.0;
+    for (var i = 0u; i < TILE; i++) {
+        sum = fma(tile_a[row][i], tile_b[i][col], sum);
+    }
+    return sum;
+}
+
+// Long sums run as two nested loops: an inner one adding SUM_BLOCK terms
+// into a block sum, an outer one adding the block sums. Two reasons: in
+// float32, adding each small term to a large running total rounds much of
+// it away (a shared bias sums samples x neurons deltas, millions of them);
+// and one llvmpipe invocation silently stops looping after about 65,535
+// iterations (measured: a shared-bias sum over 256,000 deltas in one
+// invocation kept only the first ~68,000), so each invocation's share of
+// a sum must stay below that (LayeredPlan bounds samples and sums).
+const SUM_BLOCK: u32 = 256u;
+
+// Sum of `value` over the workgroup, the same (uniform) in every invocation.
+fn workgroup_sum(lid: u32, value: f32) -> f32 {
+    partial[lid] = value;
+    workgroupBarrier();
+    for (var half = REDUCE_SIZE / 2u; half > 0u; half >>= 1u) {
+        if lid < half {
+            partial[lid] += partial[lid + half];
+        }
+        workgroupBarrier();
+    }
+    let total = workgroupUniformLoad(&partial[0]);
+    workgroupBarrier();
+    return total;
+}
+
+fn is_active(n: u32) -> bool {
+    return status[op.status_stride + n] == 0u;
+}
+
+fn reached_target(loss: f32) -> bool {
+    return (op.flags & FLAG_HAS_TARGET) != 0u && loss <= op.target_loss;
+}
+
+fn bias(n: u32, j: u32) -> f32 {
+    let base = n * op.param_stride + op.bias_offset;
+    if BIAS_MODE == BIAS_PER_NEURON {
+        return params[base + j];
+    }
+    if BIAS_MODE == BIAS_SHARED {
+        return params[base];
+    }
+    return 0.0;
+}
+
+// The matrix products' stores, shared by the tiled and direct variants.
+fn store_activation(n: u32, s: u32, j: u32, net: f32) {
+    let out = op.out_base + n * op.samples * op.fan_out + s * op.fan_out + j;
+    acts[out] = sigmoid(net + bias(n, j));
+}
+
+fn store_hidden_delta(n: u32, s: u32, k: u32, back: f32) {
+    let a = acts[op.in_base + n * op.in_network_stride + s * op.fan_in + k];
+    let lower = op.delta_in_base + n * op.samples * op.fan_in + s * op.fan_in + k;
+    deltas[lower] = back * sigmoid_derivative_from_output(a);
+}
+
+fn update_weight(n: u32, j: u32, k: u32, gradient: f32) {
+    if is_active(n) {
+        let i = n * op.param_stride + op.weight_offset + j * op.fan_in + k;
+        params[i] = sgd_step(params[i], gradient, learning_rates[n] * STEP_SCALE);
+    }
+}
+
+// The output layer's error term for element e (sample-major) of network
+// n: stores the delta and returns (yhat - y)^2.
+fn output_error(n: u32, e: u32) -> f32 {
+    let count = op.samples * op.fan_out;
+    let yhat = acts[op.out_base + n * count + e];
+    let diff = yhat - targets[e];
+    deltas[op.delta_out_base + n * count + e] = diff * sigmoid_derivative_from_output(yhat);
+    return diff * diff;
+}
+
+fn squared_error(n: u32, e: u32) -> f32 {
+    let diff = acts[op.out_base + n * op.samples * op.fan_out + e] - targets[e];
+    return diff * diff;
+}
+
+// One epoch's bookkeeping for network n from the loss of its current
+// parameters: divergence, the target epoch, stopping at the target.
+fn record_epoch_loss(n: u32, loss: f32) {
+    if !is_active(n) {
+        return;
+    }
+    let epoch_index = 2u * op.status_stride + n;
+    let epoch = status[epoch_index];
+    var state = 0u;
+    if !is_finite(loss) {
+        state = STATE_DIVERGED;
+    } else {
+        if status[n] == NOT_REACHED && reached_target(loss) {
+            status[n] = epoch;
+        }
+        if (op.flags & FLAG_STOP_AT_TARGET) != 0u && status[n] != NOT_REACHED {
+            state = STATE_STOPPED;
+        }
+    }
+    status[op.status_stride + n] = state;
+    status[epoch_index] = epoch + 1u;
+}
+
+// The final loss; divergence if it or any parameter (`non_finite` of
+// them) is not finite; the target check at the final epoch.
+fn record_final_loss(n: u32, loss: f32, non_finite: f32) {
+    var state = status[op.status_stride + n];
+    if non_finite > 0.0 || !is_finite(loss) {
+        state |= STATE_DIVERGED;
+    }
+    if (state & STATE_DIVERGED) == 0u && status[n] == NOT_REACHED && reached_target(loss) {
+        status[n] = op.final_epoch;
+    }
+    status[op.status_stride + n] = state;
+    final_loss[n] = loss;
+}
+
+fn count_non_finite(n: u32, lane: u32, step: u32) -> f32 {
+    var count = 0.0;
+    for (var first = lane; first < op.param_stride; first += SUM_BLOCK * step) {
+        for (var i = first; i < min(first + SUM_BLOCK * step, op.param_stride); i += step) {
+            if !is_finite(params[n * op.param_stride + i]) {
+                count += 1.0;
+            }
+        }
+    }
+    return count;
+}
+
+// ---- Tiled variant: 16 x 16 output tiles through workgroup memory, and
+// ---- workgroup reductions (one workgroup per network) for the sums.
+
+// acts[l+1][s][j] = sigmoid(sum_k acts[l][s][k] W[j][k] + b[j]).
+// Tile rows are samples, columns neurons of layer l + 1.
+@compute @workgroup_size(TILE, TILE)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let n = wg.z;
+    let row = wg.y * TILE + lid.y;
+    let col = wg.x * TILE + lid.x;
+    let inputs = op.in_base + n * op.in_network_stride;
+    let weights = n * op.param_stride + op.weight_offset;
+    // The neuron whose weight row this invocation loads (k runs along x,
+    // so neighbouring invocations read neighbouring words).
+    let loaded_neuron = wg.x * TILE + lid.y;
+    var acc = 0.0;
+    for (var d0 = 0u; d0 < op.fan_in; d0 += TILE) {
+        let k = d0 + lid.x;
+        var a = 0.0;
+        if row < op.samples && k < op.fan_in {
+            a = acts[inputs + row * op.fan_in + k];
+        }
+        var w = 0.0;
+        if loaded_neuron < op.fan_out && k < op.fan_in {
+            w = params[weights + loaded_neuron * op.fan_in + k];
+        }
+        tile_a[lid.y][lid.x] = a;
+        tile_b[lid.x][lid.y] = w;
+        workgroupBarrier();
+        acc += tile_dot(lid.y, lid.x);
+        workgroupBarrier();
+    }
+    if row < op.samples && col < op.fan_out {
+        store_activation(n, row, col, acc);
+    }
+}
+
+// Output layer: deltas and the loss of the current parameters, then (one
+// invocation) the epoch's bookkeeping: divergence, target epoch, stop.
+@compute @workgroup_size(REDUCE_SIZE)
+fn output_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = wg.x;
+    var sum = 0.0;
+    for (var first = lid; first < op.samples * op.fan_out; first += SUM_BLOCK * REDUCE_SIZE) {
+        var block = 0.0;
+        for (var e = first; e < min(first + SUM_BLOCK * REDUCE_SIZE, op.samples * op.fan_out); e += REDUCE_SIZE) {
+            block += output_error(n, e);
+        }
+        sum += block;
+    }
+    let loss = workgroup_sum(lid, sum) * LOSS_SCALE;
+    if lid == 0u {
+        record_epoch_loss(n, loss);
+    }
+}
+
+// deltas[l][s][k] = (sum_j deltas[l+1][s][j] W[j][k]) * a (1 - a).
+// Tile rows are samples, columns neurons k of layer l.
+@compute @workgroup_size(TILE, TILE)
+fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let n = wg.z;
+    let row = wg.y * TILE + lid.y;
+    let col = wg.x * TILE + lid.x;
+    let upper = op.delta_out_base + n * op.samples * op.fan_out;
+    let weights = n * op.param_stride + op.weight_offset;
+    var acc = 0.0;
+    for (var d0 = 0u; d0 < op.fan_out; d0 += TILE) {
+        let j_a = d0 + lid.x;
+        var d = 0.0;
+        if row < op.samples && j_a < op.fan_out {
+            d = deltas[upper + row * op.fan_out + j_a];
+        }
+        let j_b = d0 + lid.y;
+        var w = 0.0;
+        if j_b < op.fan_out && col < op.fan_in {
+            w = params[weights + j_b * op.fan_in + col];
+        }
+        tile_a[lid.y][lid.x] = d;
+        tile_b[lid.y][lid.x] = w;
+        workgroupBarrier();
+        acc += tile_dot(lid.y, lid.x);
+        workgroupBarrier();
+    }
+    if row < op.samples && col < op.fan_in {
+        store_hidden_delta(n, row, col, acc);
+    }
+}
+
+// W[j][k] -= step * sum_s deltas[l+1][s][j] acts[l][s][k], for networks
+// still training. Tile rows are neurons j of layer l + 1, columns inputs k.
+@compute @workgroup_size(TILE, TILE)
+fn weight_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let n = wg.z;
+    let row = wg.y * TILE + lid.y;
+    let col = wg.x * TILE + lid.x;
+    let upper = op.delta_out_base + n * op.samples * op.fan_out;
+    let inputs = op.in_base + n * op.in_network_stride;
+    // The neuron whose delta this invocation loads (j runs along x).
+    let loaded_neuron = wg.y * TILE + lid.x;
+    var acc = 0.0;
+    for (var s0 = 0u; s0 < op.samples; s0 += TILE) {
+        let s = s0 + lid.y;
+        var d = 0.0;
+        if s < op.samples && loaded_neuron < op.fan_out {
+            d = deltas[upper + s * op.fan_out + loaded_neuron];
+        }
+        var a = 0.0;
+        if s < op.samples && col < op.fan_in {
+            a = acts[inputs + s * op.fan_in + col];
+        }
+        tile_a[lid.x][lid.y] = d;
+        tile_b[lid.y][lid.x] = a;
+        workgroupBarrier();
+        acc += tile_dot(lid.y, lid.x);
+        workgroupBarrier();
+    }
+    if row < op.fan_out && col < op.fan_in {
+        update_weight(n, row, col, acc);
+    }
+}
+
+// Bias gradients: per neuron, the sum over samples of its deltas; shared,
+// the sum over samples and the layer's neurons. Then the step.
+@compute @workgroup_size(REDUCE_SIZE)
+fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = wg.x;
+    let upper = op.delta_out_base + n * op.samples * op.fan_out;
+    let base = n * op.param_stride + op.bias_offset;
+    let step = learning_rates[n] * STEP_SCALE;
+    let training = is_active(n);
+    if BIAS_MODE == BIAS_SHARED {
+        var sum = 0.0;
+        for (var first = lid; first < op.samples * op.fan_out; first += SUM_BLOCK * REDUCE_SIZE) {
+            var block = 0.0;
+            for (var e = first; e < min(first + SUM_BLOCK * REDUCE_SIZE, op.samples * op.fan_out); e += REDUCE_SIZE) {
+                block += deltas[upper + e];
+            }
+            sum += block;
+        }
+        let total = workgroup_sum(lid, sum);
+        if lid == 0u && training {
+            params[base] = sgd_step(params[base], total, step);
+        }
+        return;
+    }
+    // Per neuron: `columns` neurons at a time, `lanes` invocations summing
+    // interleaved samples of each, then one invocation per neuron adds the
+    // lanes' partial sums.
+    let columns = min(op.fan_out, REDUCE_SIZE);
+    let lanes = REDUCE_SIZE / columns;
+    let column = lid % columns;
+    let lane = lid / columns;
+    for (var j0 = 0u; j0 < op.fan_out; j0 += columns) {
+        let j = j0 + column;
+        var sum = 0.0;
+        if lane < lanes && j < op.fan_out {
+            for (var first = lane; first < op.samples; first += SUM_BLOCK * lanes) {
+                var block = 0.0;
+                for (var s = first; s < min(first + SUM_BLOCK * lanes, op.samples); s += lanes) {
+                    block += deltas[upper + s * op.fan_out + j];
+                }
+                sum += block;
+            }
+        }
+        partial[lid] = sum;
+        workgroupBarrier();
+        if lid < columns && j < op.fan_out {
+            var total = 0.0;
+            for (var q = 0u; q < lanes; q++) {
+                total += partial[q * columns + lid];
+            }
+            if training {
+                params[base + j] = sgd_step(params[base + j], total, step);
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
+// Loss of the final parameters and the final bookkeeping.
+@compute @workgroup_size(REDUCE_SIZE)
+fn evaluate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = wg.x;
+    var sum = 0.0;
+    for (var first = lid; first < op.samples * op.fan_out; first += SUM_BLOCK * REDUCE_SIZE) {
+        var block = 0.0;
+        for (var e = first; e < min(first + SUM_BLOCK * REDUCE_SIZE, op.samples * op.fan_out); e += REDUCE_SIZE) {
+            block += squared_error(n, e);
+        }
+        sum += block;
+    }
+    let loss = workgroup_sum(lid, sum) * LOSS_SCALE;
+    let bad = workgroup_sum(lid, count_non_finite(n, lid, REDUCE_SIZE));
+    if lid == 0u {
+        record_final_loss(n, loss, bad);
+    }
+}
+
+// ---- Direct variant of the matrix products: one invocation per output
+// ---- element reading operands straight from memory, with no barriers.
+// ---- Chosen for CPU adapters, where every barrier costs a context switch
+// ---- (see src/gpu/layered.rs); the sums stay workgroup reductions, since
+// ---- one invocation summing millions of terms is what llvmpipe cuts off.
+// ---- Elements of all networks are numbered network after network over a
+// ---- 2-D grid, so small networks share workgroups instead of leaving them
+// ---- mostly idle.
+
+fn element(gid: vec3<u32>, groups: vec3<u32>) -> u32 {
+    return gid.y * groups.x * DIRECT_SIZE + gid.x;
+}
+
+@compute @workgroup_size(DIRECT_SIZE)
+fn forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let per_network = op.samples * op.fan_out;
+    let flat = element(gid, groups);
+    if flat >= op.network_count * per_network {
+        return;
+    }
+    let n = flat / per_network;
+    let e = flat % per_network;
+    let s = e / op.fan_out;
+    let j = e % op.fan_out;
+    let inputs = op.in_base + n * op.in_network_stride + s * op.fan_in;
+    let weights = n * op.param_stride + op.weight_offset + j * op.fan_in;
+    var acc = 0.0;
+    for (var k = 0u; k < op.fan_in; k++) {
+        acc = fma(acts[inputs + k], params[weights + k], acc);
+    }
+    store_activation(n, s, j, acc);
+}
+
+@compute @workgroup_size(DIRECT_SIZE)
+fn backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let per_network = op.samples * op.fan_in;
+    let flat = element(gid, groups);
+    if flat >= op.network_count * per_network {
+        return;
+    }
+    let n = flat / per_network;
+    let e = flat % per_network;
+    let s = e / op.fan_in;
+    let k = e % op.fan_in;
+    let upper = op.delta_out_base + n * op.samples * op.fan_out + s * op.fan_out;
+    let weights = n * op.param_stride + op.weight_offset + k;
+    var acc = 0.0;
+    for (var j = 0u; j < op.fan_out; j++) {
+        acc = fma(deltas[upper + j], params[weights + j * op.fan_in], acc);
+    }
+    store_hidden_delta(n, s, k, acc);
+}
+
+@compute @workgroup_size(DIRECT_SIZE)
+fn weight_update_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let per_network = op.fan_out * op.fan_in;
+    let flat = element(gid, groups);
+    if flat >= op.network_count * per_network {
+        return;
+    }
+    let n = flat / per_network;
+    let e = flat % per_network;
+    let j = e / op.fan_in;
+    let k = e % op.fan_in;
+    let upper = op.delta_out_base + n * op.samples * op.fan_out + j;
+    let inputs = op.in_base + n * op.in_network_stride + k;
+    var acc = 0.0;
+    for (var first = 0u; first < op.samples; first += SUM_BLOCK) {
+        var block = 0.0;
+        for (var s = first; s < min(first + SUM_BLOCK, op.samples); s++) {
+            block += deltas[upper + s * op.fan_out] * acts[inputs + s * op.fan_in];
+        }
+        acc += block;
+    }
+    update_weight(n, j, k, acc);
+}
+

@@ -1,0 +1,130 @@
+//! The training loop every GPU strategy shares: networks in chunks that fit
+//! the adapter, each chunk's epochs in submissions sized by
+//! [`EpochChunker`], progress after every submission, and a clean stop when
+//! the caller asks for one (the outcomes then say how many epochs ran).
+
+use std::ops::ControlFlow;
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+use crate::gpu::chunking::EpochChunker;
+use crate::gpu::device::GpuContext;
+use crate::gpu::layered::LayeredVariant;
+use crate::training::{NetworkOutcome, Progress, TrainOptions};
+
+/// Tuning knobs of the GPU trainers; the defaults suit every adapter.
+#[derive(Clone, Debug)]
+pub struct GpuOptions {
+    /// Most networks resident at once (default: as many as the limits allow).
+    pub max_networks_per_chunk: Option<usize>,
+    /// Epochs per submission (default: adaptive, see `submission_target`).
+    pub epochs_per_submission: Option<u32>,
+    /// Wall time one submission aims for.
+    pub submission_target: Duration,
+    /// Caps workgroups per grid dimension below the adapter's limit (tests
+    /// use it to exercise the 2-D grid with few networks).
+    pub max_workgroups_per_dimension: Option<u32>,
+    /// The layered kernels' variant (default: by adapter type, see
+    /// [`LayeredVariant::for_adapter`]).
+    pub layered_variant: Option<LayeredVariant>,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self {
+            max_networks_per_chunk: None,
+            epochs_per_submission: None,
+            submission_target: Duration::from_millis(100),
+            max_workgroups_per_dimension: None,
+            layered_variant: None,
+        }
+    }
+}
+
+impl GpuOptions {
+    /// Workgroups per grid dimension: the adapter's limit, or the cap.
+    pub fn workgroups_per_dimension(&self, limits: &wgpu::Limits) -> u32 {
+        let limit = limits.max_compute_workgroups_per_dimension;
+        self.max_workgroups_per_dimension
+            .map_or(limit, |m| m.clamp(1, limit))
+    }
+}
+
+/// What a strategy does with one chunk of networks resident on the device.
+pub(crate) trait ChunkKernel {
+    fn context(&self) -> &GpuContext;
+    /// Networks resident at once.
+    fn capacity(&self) -> usize;
+    fn parameter_count(&self) -> usize;
+    /// Loads a chunk's parameters and learning rates and resets its status.
+    fn upload(&self, params: &[f64], learning_rates: &[f64]);
+    /// Submits `epochs` epochs for the chunk's first `count` networks,
+    /// starting at run epoch `epoch_base`; does not wait.
+    fn submit_epochs(&self, count: usize, epoch_base: u32, epochs: u32, options: &TrainOptions);
+    /// Evaluates the final parameters (loss, divergence, the target check at
+    /// `final_epoch`) and copies parameters and outcomes back.
+    fn finish(
+        &self,
+        params: &mut [f64],
+        count: usize,
+        final_epoch: u32,
+        options: &TrainOptions,
+    ) -> Result<Vec<NetworkOutcome>, Error>;
+}
+
+/// Trains every network with `kernel`. `params` holds the parameter vectors
+/// back to back and receives the trained ones. When `progress` answers
+/// `Break`, no further epochs are submitted: the current chunk is evaluated
+/// where it stands and later chunks are evaluated untrained, each outcome
+/// recording the epochs its network completed.
+pub(crate) fn train_chunked(
+    kernel: &dyn ChunkKernel,
+    params: &mut [f64],
+    learning_rates: &[f64],
+    options: &TrainOptions,
+    gpu: &GpuOptions,
+    progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+) -> Result<Vec<NetworkOutcome>, Error> {
+    options.validate()?;
+    let p = kernel.parameter_count();
+    assert_eq!(
+        params.len(),
+        p * learning_rates.len(),
+        "one parameter vector per learning rate"
+    );
+    let total = learning_rates.len();
+    let capacity = kernel.capacity();
+    let mut outcomes = Vec::with_capacity(total);
+    let mut report = Progress {
+        network_epochs_done: 0,
+        network_epochs_total: total as u64 * options.epochs,
+    };
+    let mut chunker = EpochChunker::new(
+        gpu.epochs_per_submission,
+        gpu.submission_target,
+        total.min(capacity),
+    );
+    let mut stopped = false;
+    for first in (0..total).step_by(capacity.max(1)) {
+        let count = capacity.min(total - first);
+        let chunk_params = &mut params[first * p..(first + count) * p];
+        kernel.upload(chunk_params, &learning_rates[first..first + count]);
+        let mut done = 0u64;
+        while done < options.epochs && !stopped {
+            let epochs = chunker.next_chunk(options.epochs - done);
+            let started = Instant::now();
+            kernel.submit_epochs(count, done as u32, epochs, options);
+            kernel.context().wait()?;
+            chunker.record(epochs, started.elapsed());
+            done += epochs as u64;
+            report.network_epochs_done += count as u64 * epochs as u64;
+            stopped = progress(&report).is_break();
+        }
+        let mut chunk = kernel.finish(chunk_params, count, done as u32, options)?;
+        for outcome in &mut chunk {
+            outcome.epochs_completed = done;
+        }
+        outcomes.extend(chunk);
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,688 @@
+//! The layered GPU strategy: one dispatch per operation (tiled matrix
+//! products with the sigmoid or its derivative applied on store, the
+//! output deltas and loss, the weight and bias updates), each across every
+//! network of the chunk, from `shaders/layered_train.wgsl`. An epoch is a
+//! fixed sequence of dispatches; a submission records many epochs into one
+//! compute pass. Buffers hold networks x samples x width activations, so
+//! the network chunk is sized by [`LayeredPlan`].
+
+use std::ops::ControlFlow;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+use crate::data::Dataset;
+use crate::error::Error;
+use crate::gpu::buffers::{
+    self, NOT_REACHED, option_flags, storage_buffer, storage_entry, uniform_entry,
+};
+use crate::gpu::chunking::{MAX_CHUNK_BUFFER_BYTES, dispatch_grid};
+use crate::gpu::device::GpuContext;
+use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
+use crate::gpu::shaders;
+use crate::model::{BiasMode, ModelSpec};
+use crate::training::{NetworkOutcome, Progress, TrainOptions};
+
+const KERNEL: &str = "layered_train.wgsl";
+/// Side of the square output tile of the matrix-product kernels.
+pub const TILE: u32 = 16;
+/// Invocations of the per-network reduction kernels (tiled variant).
+pub const REDUCE_SIZE: u32 = 256;
+/// Invocations of the per-network reduction kernels (direct variant): on
+/// lavapipe a 256-wide reduction cost ~50 us per network and sum; 64
+/// keeps the barriers' context switches few.
+pub const DIRECT_REDUCE_SIZE: u32 = 64;
+/// Invocations per workgroup of the direct variant.
+pub const DIRECT_SIZE: u32 = 64;
+/// Most terms one per-network sum may have: each of the reduction's 256
+/// invocations then loops at most 65,535 times, and one llvmpipe
+/// invocation silently stops looping beyond about that many iterations.
+pub const MAX_SUM_TERMS: u64 = 65_535 * DIRECT_REDUCE_SIZE as u64;
+/// Most samples: the direct weight-gradient invocation loops over them.
+pub const MAX_SAMPLES: usize = 65_535;
+const ENTRY_POINTS: [&str; 6] = [
+    "forward",
+    "output_delta",
+    "backward",
+    "weight_update",
+    "bias_update",
+    "evaluate",
+];
+
+/// How the layered kernels are written. Both do the same arithmetic in
+/// the same order per element, so they agree to float32 rounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayeredVariant {
+    /// Matrix products through 16 x 16 workgroup-memory tiles, sums as
+    /// 256-invocation workgroup reductions: operand reuse for GPUs.
+    Tiled,
+    /// Matrix products with one invocation per output element, operands
+    /// straight from memory, no barriers (the sums stay workgroup
+    /// reductions). On lavapipe each workgroup barrier costs a context
+    /// switch per 8 invocations: a 3-7-5 network on 6 samples took 425 us
+    /// per network-epoch tiled and 12 us direct.
+    Direct,
+}
+
+impl LayeredVariant {
+    /// Direct on CPU adapters (lavapipe, llvmpipe, WARP), tiled elsewhere.
+    pub fn for_adapter(device_type: &str) -> Self {
+        if device_type == "Cpu" {
+            LayeredVariant::Direct
+        } else {
+            LayeredVariant::Tiled
+        }
+    }
+}
+
+/// Keep in sync with `LayerOp` in shaders/layered_train.wgsl. One per
+/// weight layer; the output-layer kernels use the last one.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+struct LayerOp {
+    samples: u32,
+    fan_in: u32,
+    fan_out: u32,
+    in_base: u32,
+    in_network_stride: u32,
+    out_base: u32,
+    delta_in_base: u32,
+    delta_out_base: u32,
+    param_stride: u32,
+    weight_offset: u32,
+    bias_offset: u32,
+    status_stride: u32,
+    final_epoch: u32,
+    target_loss: f32,
+    flags: u32,
+    network_count: u32,
+}
+
+/// Where everything lives in the layered kernels' buffers, and how many
+/// networks fit at once.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LayeredPlan {
+    /// Networks resident at once.
+    pub capacity: usize,
+    /// Word offset of each layer's activations (layer 0: the shared inputs).
+    pub act_base: Vec<u64>,
+    /// Word offset of each layer's deltas (index 0 unused).
+    pub delta_base: Vec<u64>,
+    pub act_words: u64,
+    pub delta_words: u64,
+}
+
+impl LayeredPlan {
+    /// Sizes the buffers for `spec` on `samples` samples within the
+    /// adapter's `limits` (and [`MAX_CHUNK_BUFFER_BYTES`]); at most
+    /// `networks`, and at most `cap` if given. Fails, saying what does not
+    /// fit, when not even one network does.
+    pub fn new(
+        spec: &ModelSpec,
+        samples: usize,
+        limits: &wgpu::Limits,
+        networks: usize,
+        cap: Option<usize>,
+    ) -> Result<Self, Error> {
+        let widths = spec.topology.widths();
+        let s = samples as u64;
+        let max_bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            .min(MAX_CHUNK_BUFFER_BYTES);
+        let too_large = |what: String| {
+            Error::TooLarge(format!(
+                "{what}; the adapter binds at most {max_bytes} bytes per buffer. Use fewer \
+                 samples or narrower layers, or --backend cpu"
+            ))
+        };
+        let input_bytes = 4 * s * widths[0] as u64;
+        let target_bytes = 4 * s * spec.topology.outputs() as u64;
+        let per_network_acts = 4 * s * widths[1..].iter().map(|&w| w as u64).sum::<u64>();
+        let per_network_params = 4 * spec.layout().len as u64;
+        if input_bytes + per_network_acts > max_bytes {
+            return Err(too_large(format!(
+                "one {} network on {samples} samples needs {} bytes of activations \
+                 ({samples} samples x {} values x 4 bytes, plus the inputs)",
+                spec.topology,
+                input_bytes + per_network_acts,
+                per_network_acts / (4 * s)
+            )));
+        }
+        if target_bytes > max_bytes || per_network_params > max_bytes {
+            return Err(too_large(format!(
+                "the {} network's targets ({target_bytes} bytes) or parameters \
+                 ({per_network_params} bytes) do not fit",
+                spec.topology
+            )));
+        }
+        let widest_sum = s * widths[1..].iter().copied().max().unwrap_or(1) as u64;
+        let longest = widest_sum.max(spec.layout().len as u64);
+        if longest > MAX_SUM_TERMS {
+            return Err(too_large(format!(
+                "one {} network on {samples} samples sums {longest} terms in one kernel loop \
+                 (samples x widest layer, or parameters), more than the {MAX_SUM_TERMS} the \
+                 layered kernels are written for",
+                spec.topology
+            )));
+        }
+        if samples > MAX_SAMPLES {
+            return Err(too_large(format!(
+                "{samples} samples; the layered kernels take at most {MAX_SAMPLES} (one \
+                 invocation loops over the samples, and llvmpipe stops loops beyond that)"
+            )));
+        }
+        let grid_limit = limits.max_compute_workgroups_per_dimension as u64;
+        if s.div_ceil(TILE as u64) > grid_limit {
+            return Err(too_large(format!(
+                "{samples} samples need {} workgroups in one dimension, more than the \
+                 adapter's {grid_limit}",
+                s.div_ceil(TILE as u64)
+            )));
+        }
+        let capacity = networks
+            .min(((max_bytes - input_bytes) / per_network_acts) as usize)
+            .min((max_bytes / per_network_params) as usize)
+            .min(grid_limit as usize)
+            .min(cap.unwrap_or(usize::MAX))
+            .max(1);
+        let cap64 = capacity as u64;
+        let mut act_base = vec![0u64];
+        let mut next = s * widths[0] as u64;
+        for &w in &widths[1..] {
+            act_base.push(next);
+            next += cap64 * s * w as u64;
+        }
+        let act_words = next;
+        let mut delta_base = vec![0u64];
+        let mut next = 0;
+        for &w in &widths[1..] {
+            delta_base.push(next);
+            next += cap64 * s * w as u64;
+        }
+        Ok(Self {
+            capacity,
+            act_base,
+            delta_base,
+            act_words,
+            delta_words: next,
+        })
+    }
+}
+
+/// FLOPs of one network-epoch of the layered strategy's matrix products:
+/// forward `2 S sum_l n_l n_{l+1}`, backward `2 S sum_{l>=1} n_l n_{l+1}`
+/// (no deltas for the inputs), weight gradients `2 S sum_l n_l n_{l+1}`.
+/// Element-wise work (sigmoid, derivatives, updates) is not counted.
+pub fn flops_per_network_epoch(spec: &ModelSpec, samples: usize) -> f64 {
+    let w = spec.topology.widths();
+    let products: Vec<f64> = w.windows(2).map(|p| (p[0] * p[1]) as f64).collect();
+    let all: f64 = products.iter().sum();
+    2.0 * samples as f64 * (2.0 * all + (all - products[0]))
+}
+
+struct Buffers {
+    ops: wgpu::Buffer,
+    params: wgpu::Buffer,
+    learning_rates: wgpu::Buffer,
+    status: wgpu::Buffer,
+    final_loss: wgpu::Buffer,
+    readback: wgpu::Buffer,
+    bind_group: wgpu::BindGroup,
+}
+
+struct Pipelines {
+    forward: wgpu::ComputePipeline,
+    output_delta: wgpu::ComputePipeline,
+    backward: wgpu::ComputePipeline,
+    weight_update: wgpu::ComputePipeline,
+    bias_update: wgpu::ComputePipeline,
+    evaluate: wgpu::ComputePipeline,
+}
+
+/// Pipelines and buffers for one run of the layered kernels.
+pub struct LayeredTrainer<'a> {
+    ctx: &'a GpuContext,
+    spec: ModelSpec,
+    samples: usize,
+    plan: LayeredPlan,
+    parameter_count: usize,
+    variant: LayeredVariant,
+    max_workgroups_per_dimension: u32,
+    /// Bytes between the per-layer `LayerOp` slots of the uniform buffer.
+    op_stride: u64,
+    pipelines: Pipelines,
+    buffers: Buffers,
+}
+
+impl<'a> LayeredTrainer<'a> {
+    /// Builds the kernels for `spec` and buffers for up to `networks`
+    /// networks on `data` at once (fewer if the adapter's limits say so).
+    pub fn new(
+        ctx: &'a GpuContext,
+        spec: &ModelSpec,
+        data: &Dataset,
+        networks: usize,
+        options: &GpuOptions,
+    ) -> Result<Self, Error> {
+        let samples = data.samples();
+        let plan = LayeredPlan::new(
+            spec,
+            samples,
+            &ctx.limits,
+            networks,
+            options.max_networks_per_chunk,
+        )?;
+        let parameter_count = spec.layout().len;
+        let variant = options
+            .layered_variant
+            .unwrap_or_else(|| LayeredVariant::for_adapter(&ctx.adapter.device_type));
+        let reduce_size = match variant {
+            LayeredVariant::Tiled => REDUCE_SIZE,
+            LayeredVariant::Direct => DIRECT_REDUCE_SIZE,
+        };
+        let source = shaders::assemble(KERNEL, &constants(spec, samples, reduce_size), |_| None)?;
+        let entry_points = ENTRY_POINTS.map(|name| match (variant, name) {
+            (LayeredVariant::Direct, "forward" | "backward" | "weight_update") => {
+                format!("{name}_direct")
+            }
+            _ => name.to_string(),
+        });
+        let entry_points: Vec<&str> = entry_points.iter().map(String::as_str).collect();
+        let op_size = std::mem::size_of::<LayerOp>() as u64;
+        let (bind_group_layout, pipeline_layout) = buffers::layouts(
+            ctx,
+            "layered_train",
+            &[
+                uniform_entry(0, true),
+                storage_entry(1, false),
+                storage_entry(2, false),
+                storage_entry(3, false),
+                storage_entry(4, true),
+                storage_entry(5, true),
+                storage_entry(6, false),
+                storage_entry(7, false),
+            ],
+        );
+        let mut built =
+            shaders::build_pipelines(ctx, KERNEL, &source, &pipeline_layout, &entry_points)?
+                .into_iter();
+        let mut next = || built.next().expect("one pipeline per entry point");
+        let pipelines = Pipelines {
+            forward: next(),
+            output_delta: next(),
+            backward: next(),
+            weight_update: next(),
+            bias_update: next(),
+            evaluate: next(),
+        };
+
+        let device = &ctx.device;
+        let cap = plan.capacity as u64;
+        let alignment = ctx.limits.min_uniform_buffer_offset_alignment as u64;
+        let op_stride = op_size.div_ceil(alignment) * alignment;
+        let layers = spec.topology.weight_layers() as u64;
+        let ops = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("layer ops"),
+            size: op_stride * layers,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let copy_both = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
+        let acts = storage_buffer(ctx, "activations", 4 * plan.act_words, copy_both);
+        let inputs: Vec<f32> = (0..samples)
+            .flat_map(|s| data.input(s))
+            .map(|&v| v as f32)
+            .collect();
+        ctx.queue
+            .write_buffer(&acts, 0, bytemuck::cast_slice(&inputs));
+        let deltas = storage_buffer(ctx, "deltas", 4 * plan.delta_words, copy_both);
+        let target_values: Vec<f32> = (0..samples)
+            .flat_map(|s| data.target(s))
+            .map(|&v| v as f32)
+            .collect();
+        let targets = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("targets"),
+            contents: bytemuck::cast_slice(&target_values),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let params_bytes = 4 * parameter_count as u64 * cap;
+        let status_bytes = 4 * 3 * cap;
+        let loss_bytes = 4 * cap;
+        let params = storage_buffer(ctx, "parameters", params_bytes, copy_both);
+        let learning_rates = storage_buffer(ctx, "learning rates", 4 * cap, copy_both);
+        let status = storage_buffer(ctx, "status", status_bytes, copy_both);
+        let final_loss = storage_buffer(ctx, "final loss", loss_bytes, copy_both);
+        let readback = buffers::readback_buffer(ctx, params_bytes + status_bytes + loss_bytes);
+        let bind_group = buffers::bind_group(
+            ctx,
+            "layered_train",
+            &bind_group_layout,
+            &[
+                (
+                    0,
+                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: &ops,
+                        offset: 0,
+                        size: wgpu::BufferSize::new(op_size),
+                    }),
+                ),
+                (1, acts.as_entire_binding()),
+                (2, deltas.as_entire_binding()),
+                (3, params.as_entire_binding()),
+                (4, targets.as_entire_binding()),
+                (5, learning_rates.as_entire_binding()),
+                (6, status.as_entire_binding()),
+                (7, final_loss.as_entire_binding()),
+            ],
+        );
+        Ok(Self {
+            ctx,
+            spec: spec.clone(),
+            samples,
+            plan,
+            parameter_count,
+            variant,
+            max_workgroups_per_dimension: options.workgroups_per_dimension(&ctx.limits),
+            op_stride,
+            pipelines,
+            buffers: Buffers {
+                ops,
+                params,
+                learning_rates,
+                status,
+                final_loss,
+                readback,
+                bind_group,
+            },
+        })
+    }
+
+    /// Networks trained at once.
+    pub fn capacity(&self) -> usize {
+        self.plan.capacity
+    }
+
+    /// Trains every network; `params` holds the parameter vectors back to
+    /// back and receives the trained ones. See [`train_chunked`] for what
+    /// `progress` answering `Break` does.
+    pub fn train(
+        &self,
+        params: &mut [f64],
+        learning_rates: &[f64],
+        options: &TrainOptions,
+        gpu: &GpuOptions,
+        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<Vec<NetworkOutcome>, Error> {
+        train_chunked(self, params, learning_rates, options, gpu, progress)
+    }
+
+    /// Writes one `LayerOp` per weight layer.
+    fn write_ops(&self, count: usize, options: &TrainOptions, final_epoch: u32) {
+        let layout = self.spec.layout();
+        let widths = self.spec.topology.widths();
+        let s = self.samples as u32;
+        let mut bytes = vec![0u8; self.buffers.ops.size() as usize];
+        for (l, layer) in layout.layers.iter().enumerate() {
+            let op = LayerOp {
+                samples: s,
+                fan_in: widths[l] as u32,
+                fan_out: widths[l + 1] as u32,
+                in_base: self.plan.act_base[l] as u32,
+                in_network_stride: if l == 0 { 0 } else { s * widths[l] as u32 },
+                out_base: self.plan.act_base[l + 1] as u32,
+                delta_in_base: self.plan.delta_base[l] as u32,
+                delta_out_base: self.plan.delta_base[l + 1] as u32,
+                param_stride: self.parameter_count as u32,
+                weight_offset: layer.weight_offset as u32,
+                bias_offset: layer.bias_offset as u32,
+                status_stride: self.plan.capacity as u32,
+                final_epoch,
+                target_loss: options.target_loss.unwrap_or(0.0) as f32,
+                flags: option_flags(options),
+                network_count: count as u32,
+            };
+            let at = l * self.op_stride as usize;
+            bytes[at..at + std::mem::size_of::<LayerOp>()].copy_from_slice(bytemuck::bytes_of(&op));
+        }
+        self.ctx.queue.write_buffer(&self.buffers.ops, 0, &bytes);
+    }
+
+    fn trains_biases(&self) -> bool {
+        self.spec.bias != BiasMode::None && !self.spec.freeze_bias
+    }
+
+    /// Records `pipeline` for layer `l`'s op over a `(x, y, z)` grid.
+    fn step(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        pipeline: &wgpu::ComputePipeline,
+        l: usize,
+        grid: (u32, u32, u32),
+    ) {
+        pass.set_pipeline(pipeline);
+        let offset = (l as u64 * self.op_stride) as u32;
+        pass.set_bind_group(0, &self.buffers.bind_group, &[offset]);
+        pass.dispatch_workgroups(grid.0, grid.1, grid.2);
+    }
+
+    /// The variant this trainer runs.
+    pub fn variant(&self) -> LayeredVariant {
+        self.variant
+    }
+
+    /// Grid of a matrix product with `rows` x `cols` outputs per network:
+    /// tiles for the tiled variant, elements for the direct one.
+    fn product_grid(&self, rows: usize, cols: usize, count: u32) -> (u32, u32, u32) {
+        match self.variant {
+            LayeredVariant::Tiled => (
+                (cols as u32).div_ceil(TILE),
+                (rows as u32).div_ceil(TILE),
+                count,
+            ),
+            LayeredVariant::Direct => {
+                let elements = rows * cols * count as usize;
+                let g = dispatch_grid(elements, DIRECT_SIZE, self.max_workgroups_per_dimension);
+                (g.x, g.y, 1)
+            }
+        }
+    }
+
+    /// Grid of a per-network workgroup reduction (loss, biases, evaluation).
+    fn network_grid(&self, count: u32) -> (u32, u32, u32) {
+        (count, 1, 1)
+    }
+
+    fn record_forward(&self, pass: &mut wgpu::ComputePass, count: u32) {
+        let widths = self.spec.topology.widths();
+        for l in 0..widths.len() - 1 {
+            let grid = self.product_grid(self.samples, widths[l + 1], count);
+            self.step(pass, &self.pipelines.forward, l, grid);
+        }
+    }
+
+    fn record_epoch(&self, pass: &mut wgpu::ComputePass, count: u32) {
+        let widths = self.spec.topology.widths();
+        let last = widths.len() - 2;
+        self.record_forward(pass, count);
+        let sums = self.network_grid(count);
+        self.step(pass, &self.pipelines.output_delta, last, sums);
+        for l in (1..=last).rev() {
+            let grid = self.product_grid(self.samples, widths[l], count);
+            self.step(pass, &self.pipelines.backward, l, grid);
+        }
+        for l in 0..=last {
+            let grid = self.product_grid(widths[l + 1], widths[l], count);
+            self.step(pass, &self.pipelines.weight_update, l, grid);
+            if self.trains_biases() {
+                self.step(pass, &self.pipelines.bias_update, l, sums);
+            }
+        }
+    }
+}
+
+/// `const` declarations the kernel relies on.
+fn constants(spec: &ModelSpec, samples: usize, reduce_size: u32) -> String {
+    let scale = spec.loss.scale();
+    let reduction = spec.reduction.factor(samples);
+    let bias_mode = match spec.bias {
+        BiasMode::None => "BIAS_NONE",
+        BiasMode::Shared => "BIAS_SHARED",
+        BiasMode::PerNeuron => "BIAS_PER_NEURON",
+    };
+    format!(
+        "const TILE: u32 = {TILE}u;\n\
+         const REDUCE_SIZE: u32 = {reduce_size}u;\n\
+         const DIRECT_SIZE: u32 = {DIRECT_SIZE}u;\n\
+         const LOSS_SCALE: f32 = {:?};\n\
+         const STEP_SCALE: f32 = {:?};\n\
+         const BIAS_MODE: u32 = {bias_mode};\n",
+        (scale * reduction) as f32,
+        (2.0 * scale * reduction) as f32,
+    )
+}
+
+impl ChunkKernel for LayeredTrainer<'_> {
+    fn context(&self) -> &GpuContext {
+        self.ctx
+    }
+
+    fn capacity(&self) -> usize {
+        self.plan.capacity
+    }
+
+    fn parameter_count(&self) -> usize {
+        self.parameter_count
+    }
+
+    fn upload(&self, params: &[f64], learning_rates: &[f64]) {
+        let cap = self.plan.capacity;
+        let values: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
+        let mut status = vec![NOT_REACHED; cap];
+        status.resize(3 * cap, 0);
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.buffers.params, 0, bytemuck::cast_slice(&values));
+        queue.write_buffer(&self.buffers.learning_rates, 0, bytemuck::cast_slice(&lrs));
+        queue.write_buffer(&self.buffers.status, 0, bytemuck::cast_slice(&status));
+    }
+
+    fn submit_epochs(&self, count: usize, _epoch_base: u32, epochs: u32, options: &TrainOptions) {
+        self.write_ops(count, options, 0);
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for _ in 0..epochs {
+                self.record_epoch(&mut pass, count as u32);
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+    }
+
+    fn finish(
+        &self,
+        params: &mut [f64],
+        count: usize,
+        final_epoch: u32,
+        options: &TrainOptions,
+    ) -> Result<Vec<NetworkOutcome>, Error> {
+        self.write_ops(count, options, final_epoch);
+        let last = self.spec.topology.weight_layers() - 1;
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            self.record_forward(&mut pass, count as u32);
+            self.step(
+                &mut pass,
+                &self.pipelines.evaluate,
+                last,
+                (count as u32, 1, 1),
+            );
+        }
+        let b = &self.buffers;
+        let (p_bytes, s_bytes) = (b.params.size(), b.status.size());
+        encoder.copy_buffer_to_buffer(&b.params, 0, &b.readback, 0, p_bytes);
+        encoder.copy_buffer_to_buffer(&b.status, 0, &b.readback, p_bytes, s_bytes);
+        encoder.copy_buffer_to_buffer(
+            &b.final_loss,
+            0,
+            &b.readback,
+            p_bytes + s_bytes,
+            b.final_loss.size(),
+        );
+        self.ctx.queue.submit([encoder.finish()]);
+
+        let (p, cap) = (self.parameter_count, self.plan.capacity);
+        let layout = self.spec.layout();
+        let frozen: Vec<bool> = (0..p)
+            .map(|i| self.spec.freeze_bias && layout.is_bias(i))
+            .collect();
+        buffers::read_back(self.ctx, &self.buffers.readback, |words| {
+            let (values, rest) = words.split_at(p * cap);
+            let (status, loss) = rest.split_at(3 * cap);
+            for (i, v) in params.iter_mut().enumerate().take(count * p) {
+                // Frozen biases keep their exact float64 value.
+                if !frozen[i % p] {
+                    *v = f32::from_bits(values[i]) as f64;
+                }
+            }
+            buffers::outcomes(status, cap, loss, count)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Loss, Reduction, Topology};
+
+    fn spec(widths: &[usize]) -> ModelSpec {
+        ModelSpec {
+            topology: Topology::new(widths.to_vec()).unwrap(),
+            bias: BiasMode::PerNeuron,
+            freeze_bias: false,
+            loss: Loss::HalfSse,
+            reduction: Reduction::Sum,
+        }
+    }
+
+    fn limits(binding: u64) -> wgpu::Limits {
+        wgpu::Limits {
+            max_storage_buffer_binding_size: binding,
+            max_buffer_size: binding,
+            ..wgpu::Limits::default()
+        }
+    }
+
+    #[test]
+    fn plan_lays_out_layers_and_fills_the_binding_limit() {
+        // 2 samples of 3-4-1: inputs 6 words; per network 2 * (4 + 1) = 10
+        // words = 40 bytes of activations.
+        let plan = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(24 + 400), 1_000, None).unwrap();
+        assert_eq!(plan.capacity, 10);
+        assert_eq!(plan.act_base, vec![0, 6, 6 + 10 * 8]);
+        assert_eq!(plan.delta_base, vec![0, 0, 10 * 8]);
+        assert_eq!(plan.act_words, 6 + 10 * 10);
+        assert_eq!(plan.delta_words, 10 * 10);
+        let capped = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(1 << 20), 1_000, Some(3));
+        assert_eq!(capped.unwrap().capacity, 3);
+    }
+
+    #[test]
+    fn plan_says_what_does_not_fit() {
+        let err = LayeredPlan::new(&spec(&[256, 256, 10]), 10_000, &limits(1 << 20), 10, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("256-256-10 network on 10000 samples"), "{err}");
+        assert!(err.contains("1048576 bytes"), "{err}");
+        assert!(err.contains("--backend cpu"), "{err}");
+    }
+
+    #[test]
+    fn flop_count_follows_the_formula() {
+        // 16-64-16 on 256 samples: products 1024 and 1024; forward and
+        // gradients 2 * 2048 each, backward 2 * 1024, times 2 * 256.
+        let f = flops_per_network_epoch(&spec(&[16, 64, 16]), 256);
+        assert_eq!(f, 2.0 * 256.0 * (2.0 * 2048.0 + 1024.0));
+    }
+}
