@@ -518,3 +518,52 @@ fn progress_never_reaches_a_pipe() {
         "{stderr}"
     );
 }
+
+#[test]
+fn readme_examples_run_as_written() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("## Using it")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh\n").nth(1))
+        .and_then(|rest| rest.split("```").next())
+        .expect("README has a ```sh block under '## Using it'");
+    let commands: Vec<String> = block
+        .replace("\\\n", " ")
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("gputrain"))
+        .map(String::from)
+        .collect();
+    assert!(commands.len() >= 6, "found {commands:?}");
+    let dir = temp_dir("readme");
+    // The example's own data file: 3 inputs, 2 targets.
+    let rows: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "{},{},{},{},{}",
+                i % 2,
+                i % 3,
+                (i % 4) as f64 / 3.0,
+                0.2,
+                0.8
+            )
+        })
+        .collect();
+    std::fs::write(dir.join("samples.csv"), rows.join("\n") + "\n").unwrap();
+    for command in &commands {
+        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
+        let out = Command::new(env!("CARGO_BIN_EXE_gputrain"))
+            .args(&args)
+            .current_dir(&dir)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .output()
+            .expect("run gputrain");
+        assert!(
+            out.status.success(),
+            "README example `{command}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
