@@ -656,14 +656,18 @@ mod tests {
 
     #[test]
     fn plan_lays_out_layers_and_fills_the_binding_limit() {
-        // 2 samples of 3-4-1: inputs 6 words; per network 2 * (4 + 1) = 10
-        // words = 40 bytes of activations.
-        let plan = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(24 + 400), 1_000, None).unwrap();
+        // 20 samples of 3-4-1: inputs 60 words; per network 20 * (4 + 1) =
+        // 100 words = 400 bytes of activations (21 parameters, 84 bytes).
+        let plan =
+            LayeredPlan::new(&spec(&[3, 4, 1]), 20, &limits(240 + 4000), 1_000, None).unwrap();
         assert_eq!(plan.capacity, 10);
-        assert_eq!(plan.act_base, vec![0, 6, 6 + 10 * 8]);
-        assert_eq!(plan.delta_base, vec![0, 0, 10 * 8]);
-        assert_eq!(plan.act_words, 6 + 10 * 10);
-        assert_eq!(plan.delta_words, 10 * 10);
+        assert_eq!(plan.act_base, vec![0, 60, 60 + 10 * 80]);
+        assert_eq!(plan.delta_base, vec![0, 0, 10 * 80]);
+        assert_eq!(plan.act_words, 60 + 10 * 100);
+        assert_eq!(plan.delta_words, 10 * 100);
+        // 2 samples: the parameters (84 bytes each) limit the chunk.
+        let by_params = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(424), 1_000, None);
+        assert_eq!(by_params.unwrap().capacity, 5);
         let capped = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(1 << 20), 1_000, Some(3));
         assert_eq!(capped.unwrap().capacity, 3);
     }
