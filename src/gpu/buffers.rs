@@ -4,6 +4,7 @@
 
 use crate::error::Error;
 use crate::gpu::device::GpuContext;
+use crate::model::ModelSpec;
 use crate::training::NetworkOutcome;
 
 /// Status word: no epoch reached the target loss.
@@ -159,4 +160,37 @@ pub fn bind_group(
         layout,
         entries: &entries,
     })
+}
+
+/// Status words of a freshly uploaded chunk: `NOT_REACHED` target epochs,
+/// then `words_per_network - 1` more zeroed words per network slot
+/// (state bits, and for the layered kernels the epoch counter).
+pub fn initial_status(capacity: usize, words_per_network: usize) -> Vec<u32> {
+    let mut status = vec![NOT_REACHED; capacity];
+    status.resize(words_per_network * capacity, 0);
+    status
+}
+
+/// Records copies of `params`, `status` and `final_loss`, back to back,
+/// into `readback`.
+pub fn copy_results(
+    encoder: &mut wgpu::CommandEncoder,
+    params: &wgpu::Buffer,
+    status: &wgpu::Buffer,
+    final_loss: &wgpu::Buffer,
+    readback: &wgpu::Buffer,
+) {
+    let (p, s) = (params.size(), status.size());
+    encoder.copy_buffer_to_buffer(params, 0, readback, 0, p);
+    encoder.copy_buffer_to_buffer(status, 0, readback, p, s);
+    encoder.copy_buffer_to_buffer(final_loss, 0, readback, p + s, final_loss.size());
+}
+
+/// Which parameters the kernels leave alone (frozen biases); the readback
+/// keeps their exact float64 values.
+pub fn frozen_parameters(spec: &ModelSpec) -> Vec<bool> {
+    let layout = spec.layout();
+    (0..layout.len)
+        .map(|i| spec.freeze_bias && layout.is_bias(i))
+        .collect()
 }

@@ -10,9 +10,7 @@ use wgpu::util::DeviceExt;
 
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::gpu::buffers::{
-    self, NOT_REACHED, option_flags, storage_buffer, storage_entry, uniform_entry,
-};
+use crate::gpu::buffers::{self, option_flags, storage_buffer, storage_entry, uniform_entry};
 use crate::gpu::chunking::{Grid, dispatch_grid, network_chunk_capacity};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
@@ -241,15 +239,12 @@ impl<'a> FusedTrainer<'a> {
         }
         if with_readback {
             let b = &self.buffers;
-            let (params, status) = (b.params.size(), b.status.size());
-            encoder.copy_buffer_to_buffer(&b.params, 0, &b.readback, 0, params);
-            encoder.copy_buffer_to_buffer(&b.status, 0, &b.readback, params, status);
-            encoder.copy_buffer_to_buffer(
+            buffers::copy_results(
+                &mut encoder,
+                &b.params,
+                &b.status,
                 &b.final_loss,
-                0,
                 &b.readback,
-                params + status,
-                b.final_loss.size(),
             );
         }
         self.ctx.queue.submit([encoder.finish()]);
@@ -297,8 +292,7 @@ impl ChunkKernel for FusedTrainer<'_> {
             }
         }
         let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
-        let mut status = vec![NOT_REACHED; cap];
-        status.resize(2 * cap, 0);
+        let status = buffers::initial_status(cap, 2);
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.buffers.params, 0, bytemuck::cast_slice(&soa));
         queue.write_buffer(&self.buffers.learning_rates, 0, bytemuck::cast_slice(&lrs));
@@ -320,10 +314,7 @@ impl ChunkKernel for FusedTrainer<'_> {
         let config = self.config(count, final_epoch, 0, options);
         self.dispatch(&self.evaluate, config, self.grid(count), true);
         let (p, cap) = (self.parameter_count, self.capacity);
-        let layout = self.spec.layout();
-        let frozen: Vec<bool> = (0..p)
-            .map(|i| self.spec.freeze_bias && layout.is_bias(i))
-            .collect();
+        let frozen = buffers::frozen_parameters(&self.spec);
         buffers::read_back(self.ctx, &self.buffers.readback, |words| {
             let (soa, rest) = words.split_at(p * cap);
             let (status, loss) = rest.split_at(2 * cap);

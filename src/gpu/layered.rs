@@ -13,9 +13,7 @@ use wgpu::util::DeviceExt;
 
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::gpu::buffers::{
-    self, NOT_REACHED, option_flags, storage_buffer, storage_entry, uniform_entry,
-};
+use crate::gpu::buffers::{self, option_flags, storage_buffer, storage_entry, uniform_entry};
 use crate::gpu::chunking::{MAX_CHUNK_BUFFER_BYTES, dispatch_grid};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
@@ -488,11 +486,6 @@ impl<'a> LayeredTrainer<'a> {
         }
     }
 
-    /// Grid of a per-network workgroup reduction (loss, biases, evaluation).
-    fn network_grid(&self, count: u32) -> (u32, u32, u32) {
-        (count, 1, 1)
-    }
-
     fn record_forward(&self, pass: &mut wgpu::ComputePass, count: u32) {
         let widths = self.spec.topology.widths();
         for l in 0..widths.len() - 1 {
@@ -505,7 +498,8 @@ impl<'a> LayeredTrainer<'a> {
         let widths = self.spec.topology.widths();
         let last = widths.len() - 2;
         self.record_forward(pass, count);
-        let sums = self.network_grid(count);
+        // Per-network sums (loss, biases): one workgroup per network.
+        let sums = (count, 1, 1);
         self.step(pass, &self.pipelines.output_delta, last, sums);
         for l in (1..=last).rev() {
             let grid = self.product_grid(self.samples, widths[l], count);
@@ -559,8 +553,7 @@ impl ChunkKernel for LayeredTrainer<'_> {
         let cap = self.plan.capacity;
         let values: Vec<f32> = params.iter().map(|&v| v as f32).collect();
         let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
-        let mut status = vec![NOT_REACHED; cap];
-        status.resize(3 * cap, 0);
+        let status = buffers::initial_status(cap, 3);
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.buffers.params, 0, bytemuck::cast_slice(&values));
         queue.write_buffer(&self.buffers.learning_rates, 0, bytemuck::cast_slice(&lrs));
@@ -600,23 +593,17 @@ impl ChunkKernel for LayeredTrainer<'_> {
             );
         }
         let b = &self.buffers;
-        let (p_bytes, s_bytes) = (b.params.size(), b.status.size());
-        encoder.copy_buffer_to_buffer(&b.params, 0, &b.readback, 0, p_bytes);
-        encoder.copy_buffer_to_buffer(&b.status, 0, &b.readback, p_bytes, s_bytes);
-        encoder.copy_buffer_to_buffer(
+        buffers::copy_results(
+            &mut encoder,
+            &b.params,
+            &b.status,
             &b.final_loss,
-            0,
             &b.readback,
-            p_bytes + s_bytes,
-            b.final_loss.size(),
         );
         self.ctx.queue.submit([encoder.finish()]);
 
         let (p, cap) = (self.parameter_count, self.plan.capacity);
-        let layout = self.spec.layout();
-        let frozen: Vec<bool> = (0..p)
-            .map(|i| self.spec.freeze_bias && layout.is_bias(i))
-            .collect();
+        let frozen = buffers::frozen_parameters(&self.spec);
         buffers::read_back(self.ctx, &self.buffers.readback, |words| {
             let (values, rest) = words.split_at(p * cap);
             let (status, loss) = rest.split_at(3 * cap);
