@@ -2,14 +2,14 @@
 //! reference in network-epochs per second (criterion's elements).
 //! CI-sized workloads; the GPU is waited for inside the timed region
 //! (train() blocks on every submission and reads the results back). The
-//! layered workload also prints GFLOP/s from
-//! `gputrain::gpu::layered::flops_per_network_epoch`:
-//! `2 S (2 sum_l n_l n_{l+1} + sum_{l>=1} n_l n_{l+1})` per network-epoch.
+//! layered workload also prints GFLOP/s by
+//! `gputrain::bench::flops_per_network_epoch` (its formula is
+//! `gputrain::bench::FLOP_FORMULA`).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gputrain::cpu;
 use gputrain::data::Task;
-use gputrain::gpu::layered::flops_per_network_epoch;
+use gputrain::bench::flops_per_network_epoch;
 use gputrain::gpu::{AdapterChoice, FusedTrainer, GpuContext, GpuOptions, LayeredTrainer};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
@@ -79,18 +79,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("layered");
     group.sample_size(10);
     let wide = spec(&[16, 64, 16], BiasMode::PerNeuron);
-    let data = gputrain::data::Dataset::new(
-        "bench",
-        16,
-        16,
-        (0..256 * 16)
-            .map(|i| ((i * 37 % 101) as f64 / 50.0) - 1.0)
-            .collect(),
-        (0..256 * 16)
-            .map(|i| 0.1 + (i * 53 % 97) as f64 / 125.0)
-            .collect(),
-    )
-    .unwrap();
+    let data = gputrain::data::synthetic(16, 16, 256, 7);
     let (networks, epochs) = (100usize, 2u64);
     let initial = population_parameters(&wide, Init::Xavier, 0, 0, networks).unwrap();
     let lrs = vec![0.5; networks];

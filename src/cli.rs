@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
 use crate::data::{Task, load_csv};
 use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
 use crate::init::{self, Init};
@@ -32,12 +33,65 @@ pub struct Cli {
 pub enum Command {
     /// Train a population of networks (the default command).
     Train(Box<TrainArgs>),
+    /// Measure throughput on the standard workloads on every adapter, each
+    /// strategy that applies, and the CPU reference.
+    Bench(BenchArgs),
     /// List every adapter wgpu finds, with the limits that matter here.
     Adapters {
         /// Print the list as JSON.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `gputrain bench`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// A short run: 0.5 s per row instead of 10 (under a minute on a
+    /// 2-core machine's software adapter).
+    #[arg(long)]
+    pub quick: bool,
+    /// Print the rows as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Only these workloads: tutorial-10k, tutorial-1m, xor, wide
+    /// (comma-separated or repeated) [default: all].
+    #[arg(long, value_delimiter = ',')]
+    pub workload: Vec<String>,
+    /// One adapter by index or name substring [default: every adapter].
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Rows for: all (GPU and CPU reference), gpu, or cpu.
+    #[arg(long, default_value = "all", value_parser = parse_with::<BenchBackends>)]
+    pub backend: BenchBackends,
+    /// GPU strategies: all (each that applies), auto, fused, or layered.
+    #[arg(long, default_value = "all", value_parser = parse_with::<KernelFilter>)]
+    pub kernel: KernelFilter,
+    /// Seconds each row's timed run may take; a row runs the workload's
+    /// epochs or as many as fit [default: 10, or 0.5 with --quick].
+    #[arg(long, value_parser = positive_f64)]
+    pub seconds: Option<f64>,
+    /// No notes on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl BenchArgs {
+    /// Validates the arguments into a benchmark plan.
+    pub fn to_suite(&self) -> Result<Suite, crate::Error> {
+        Ok(Suite {
+            workloads: crate::bench::workloads::select(&self.workload)?,
+            backends: self.backend,
+            adapter: self
+                .adapter
+                .as_ref()
+                .map(|a| a.parse::<AdapterChoice>().unwrap_or_default()),
+            kernels: self.kernel,
+            seconds: self
+                .seconds
+                .unwrap_or(if self.quick { 0.5 } else { 10.0 }),
+        })
+    }
 }
 
 fn parse_with<T: std::str::FromStr<Err = crate::Error>>(s: &str) -> Result<T, String> {

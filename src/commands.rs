@@ -1,9 +1,10 @@
-//! What each subcommand does: `train` (the default) and `adapters`.
+//! What each subcommand does: `train` (the default), `bench` and `adapters`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use crate::cli::TrainArgs;
+use crate::bench::{self, Report};
+use crate::cli::{BenchArgs, TrainArgs};
 use crate::error::Error;
 use crate::gpu::list_adapters;
 use crate::output::{check_writable, results_csv, write_atomically};
@@ -124,6 +125,31 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Runs `gputrain bench`: measures every row, then prints the table (or
+/// JSON) on stdout; what it is measuring goes to stderr.
+pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
+    let suite = args.to_suite()?;
+    let quiet = args.quiet;
+    let rows = suite.run(&mut |line| {
+        if !quiet {
+            eprintln!("bench: {line}");
+        }
+    })?;
+    let report = Report {
+        quick: args.quick,
+        seconds_per_row: suite.seconds,
+        flop_formula: bench::FLOP_FORMULA,
+        rows,
+    };
+    let text = if args.json {
+        serde_json::to_string_pretty(&report).expect("the report is plain data") + "\n"
+    } else {
+        bench::render(&report)
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `gputrain adapters`.

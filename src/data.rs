@@ -131,6 +131,22 @@ impl fmt::Display for Task {
     }
 }
 
+/// A reproducible synthetic data set for tests and benchmarks: inputs
+/// uniform in [-1, 1), targets uniform in [0.1, 0.9), from an xorshift
+/// stream keyed by `salt` (the same values on every machine).
+pub fn synthetic(inputs: usize, outputs: usize, samples: usize, salt: u64) -> Dataset {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ salt;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let x = (0..samples * inputs).map(|_| 2.0 * next() - 1.0).collect();
+    let y = (0..samples * outputs).map(|_| 0.1 + 0.8 * next()).collect();
+    Dataset::new("synthetic", inputs, outputs, x, y).expect("valid synthetic data")
+}
+
 /// Loads a numeric CSV file whose first `inputs` columns are inputs and the
 /// remaining `outputs` columns targets. The first line may be a header
 /// (every cell non-numeric). Blank lines are skipped.

@@ -5,8 +5,10 @@
 //! Module map: [`model`] (topology, bias, loss, parameter layout), [`data`]
 //! (tasks and CSV), [`init`] (per-network initialisation), [`training`]
 //! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
-//! kernels, the fused trainer).
+//! kernels, the fused and layered trainers), [`bench`] (the standard
+//! throughput workloads and their report).
 
+pub mod bench;
 pub mod cli;
 pub mod commands;
 pub mod cpu;

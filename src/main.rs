@@ -13,6 +13,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Some(Command::Adapters { json }) => commands::adapters(*json),
         Some(Command::Train(args)) => commands::train(args),
+        Some(Command::Bench(args)) => commands::bench(args),
         None => commands::train(&cli.train),
     };
     match result {

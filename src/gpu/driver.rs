@@ -1,7 +1,8 @@
 //! The training loop every GPU strategy shares: networks in chunks that fit
 //! the adapter, each chunk's epochs in submissions sized by
 //! [`EpochChunker`], progress after every submission, and a clean stop when
-//! the caller asks for one (the outcomes then say how many epochs ran).
+//! the caller asks for one (the outcomes then say how many epochs ran),
+//! and, when asked, the GPU time of the training passes ([`PassTimer`]).
 
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
@@ -10,6 +11,7 @@ use crate::error::Error;
 use crate::gpu::chunking::EpochChunker;
 use crate::gpu::device::GpuContext;
 use crate::gpu::layered::LayeredVariant;
+use crate::gpu::timing::PassTimer;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
 /// Tuning knobs of the GPU trainers; the defaults suit every adapter.
@@ -27,6 +29,9 @@ pub struct GpuOptions {
     /// The layered kernels' variant (default: by adapter type, see
     /// [`LayeredVariant::for_adapter`]).
     pub layered_variant: Option<LayeredVariant>,
+    /// Time every training submission's compute pass with timestamp
+    /// queries (where the adapter has them); see [`GpuRun::kernel_seconds`].
+    pub kernel_timing: bool,
 }
 
 impl Default for GpuOptions {
@@ -37,6 +42,7 @@ impl Default for GpuOptions {
             submission_target: Duration::from_millis(100),
             max_workgroups_per_dimension: None,
             layered_variant: None,
+            kernel_timing: false,
         }
     }
 }
@@ -59,8 +65,16 @@ pub(crate) trait ChunkKernel {
     /// Loads a chunk's parameters and learning rates and resets its status.
     fn upload(&self, params: &[f64], learning_rates: &[f64]);
     /// Submits `epochs` epochs for the chunk's first `count` networks,
-    /// starting at run epoch `epoch_base`; does not wait.
-    fn submit_epochs(&self, count: usize, epoch_base: u32, epochs: u32, options: &TrainOptions);
+    /// starting at run epoch `epoch_base`, in one compute pass timed by
+    /// `timer` if given (the kernel resolves its timestamps); does not wait.
+    fn submit_epochs(
+        &self,
+        count: usize,
+        epoch_base: u32,
+        epochs: u32,
+        options: &TrainOptions,
+        timer: Option<&PassTimer>,
+    );
     /// Evaluates the final parameters (loss, divergence, the target check at
     /// `final_epoch`) and copies parameters and outcomes back.
     fn finish(
@@ -70,6 +84,16 @@ pub(crate) trait ChunkKernel {
         final_epoch: u32,
         options: &TrainOptions,
     ) -> Result<Vec<NetworkOutcome>, Error>;
+}
+
+/// What a GPU training run produced.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuRun {
+    pub outcomes: Vec<NetworkOutcome>,
+    /// Device time inside the training passes, from timestamp queries:
+    /// `None` unless [`GpuOptions::kernel_timing`] was set and the adapter
+    /// supports them. Uploads, evaluation and readback are not included.
+    pub kernel_seconds: Option<f64>,
 }
 
 /// Trains every network with `kernel`. `params` holds the parameter vectors
@@ -84,7 +108,7 @@ pub(crate) fn train_chunked(
     options: &TrainOptions,
     gpu: &GpuOptions,
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
-) -> Result<Vec<NetworkOutcome>, Error> {
+) -> Result<GpuRun, Error> {
     options.validate()?;
     let p = kernel.parameter_count();
     assert_eq!(
@@ -104,6 +128,11 @@ pub(crate) fn train_chunked(
         gpu.submission_target,
         total.min(capacity),
     );
+    let timer = if gpu.kernel_timing {
+        PassTimer::new(kernel.context())
+    } else {
+        None
+    };
     let mut stopped = false;
     for first in (0..total).step_by(capacity.max(1)) {
         let count = capacity.min(total - first);
@@ -113,8 +142,11 @@ pub(crate) fn train_chunked(
         while done < options.epochs && !stopped {
             let epochs = chunker.next_chunk(options.epochs - done);
             let started = Instant::now();
-            kernel.submit_epochs(count, done as u32, epochs, options);
+            kernel.submit_epochs(count, done as u32, epochs, options, timer.as_ref());
             kernel.context().wait()?;
+            if let Some(timer) = &timer {
+                timer.collect(kernel.context())?;
+            }
             chunker.record(epochs, started.elapsed());
             done += epochs as u64;
             report.network_epochs_done += count as u64 * epochs as u64;
@@ -126,5 +158,8 @@ pub(crate) fn train_chunked(
         }
         outcomes.extend(chunk);
     }
-    Ok(outcomes)
+    Ok(GpuRun {
+        outcomes,
+        kernel_seconds: timer.map(|t| t.seconds()),
+    })
 }

@@ -14,6 +14,7 @@ use crate::gpu::buffers::{self, option_flags, storage_buffer, storage_entry, uni
 use crate::gpu::chunking::{Grid, dispatch_grid, network_chunk_capacity};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
+use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::gpu::fused_codegen::{FUSED_MAX_PARAMETERS, FusedShape, WORKGROUP_SIZE};
 use crate::gpu::shaders;
 use crate::model::ModelSpec;
@@ -213,7 +214,7 @@ impl<'a> FusedTrainer<'a> {
         gpu: &GpuOptions,
         progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<Vec<NetworkOutcome>, Error> {
-        train_chunked(self, params, learning_rates, options, gpu, progress)
+        train_chunked(self, params, learning_rates, options, gpu, progress).map(|r| r.outcomes)
     }
 
     fn grid(&self, count: usize) -> Grid {
@@ -226,16 +227,20 @@ impl<'a> FusedTrainer<'a> {
         config: FusedConfig,
         grid: Grid,
         with_readback: bool,
+        timer: Option<&PassTimer>,
     ) {
         self.ctx
             .queue
             .write_buffer(&self.buffers.config, 0, bytemuck::bytes_of(&config));
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = encoder.begin_compute_pass(&pass_descriptor(timer));
             pass.set_pipeline(pipeline);
             pass.set_bind_group(0, &self.buffers.bind_group, &[]);
             pass.dispatch_workgroups(grid.x, grid.y, 1);
+        }
+        if let Some(timer) = timer {
+            timer.resolve(&mut encoder);
         }
         if with_readback {
             let b = &self.buffers;
@@ -299,9 +304,16 @@ impl ChunkKernel for FusedTrainer<'_> {
         queue.write_buffer(&self.buffers.status, 0, bytemuck::cast_slice(&status));
     }
 
-    fn submit_epochs(&self, count: usize, epoch_base: u32, epochs: u32, options: &TrainOptions) {
+    fn submit_epochs(
+        &self,
+        count: usize,
+        epoch_base: u32,
+        epochs: u32,
+        options: &TrainOptions,
+        timer: Option<&PassTimer>,
+    ) {
         let config = self.config(count, epoch_base, epochs, options);
-        self.dispatch(&self.train, config, self.grid(count), false);
+        self.dispatch(&self.train, config, self.grid(count), false, timer);
     }
 
     fn finish(
@@ -312,7 +324,7 @@ impl ChunkKernel for FusedTrainer<'_> {
         options: &TrainOptions,
     ) -> Result<Vec<NetworkOutcome>, Error> {
         let config = self.config(count, final_epoch, 0, options);
-        self.dispatch(&self.evaluate, config, self.grid(count), true);
+        self.dispatch(&self.evaluate, config, self.grid(count), true, None);
         let (p, cap) = (self.parameter_count, self.capacity);
         let frozen = buffers::frozen_parameters(&self.spec);
         buffers::read_back(self.ctx, &self.buffers.readback, |words| {

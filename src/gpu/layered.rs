@@ -17,6 +17,7 @@ use crate::gpu::buffers::{self, option_flags, storage_buffer, storage_entry, uni
 use crate::gpu::chunking::{MAX_CHUNK_BUFFER_BYTES, dispatch_grid};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
+use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::gpu::shaders;
 use crate::model::{BiasMode, ModelSpec};
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
@@ -32,10 +33,25 @@ pub const REDUCE_SIZE: u32 = 256;
 pub const DIRECT_REDUCE_SIZE: u32 = 64;
 /// Invocations per workgroup of the direct variant.
 pub const DIRECT_SIZE: u32 = 64;
-/// Most terms one per-network sum may have: each of the reduction's 256
-/// invocations then loops at most 65,535 times, and one llvmpipe
+/// Most terms one per-network sum may have: each of the reduction's 64
+/// or more invocations then loops at most 65,535 times, and one llvmpipe
 /// invocation silently stops looping beyond about that many iterations.
 pub const MAX_SUM_TERMS: u64 = 65_535 * DIRECT_REDUCE_SIZE as u64;
+/// Terms one invocation of a direct-variant reduction sums on its own
+/// before the workgroup combines them: short sums get small workgroups.
+pub const DIRECT_TERMS_PER_INVOCATION: u64 = 16;
+
+/// Invocations of the direct variant's per-network reductions for sums of
+/// at most `longest_sum` terms: the power of two that leaves each at most
+/// [`DIRECT_TERMS_PER_INVOCATION`] terms, from 1 to [`DIRECT_REDUCE_SIZE`].
+/// Every barrier costs llvmpipe a context switch, so tiny networks sum in
+/// one invocation: a 2-2-2 network's largest sum is its 10 parameters'
+/// finiteness check, and a 64-invocation workgroup for it cost ~20 us per
+/// network-epoch where one invocation costs (measured in the README).
+pub fn direct_reduce_size(longest_sum: u64) -> u32 {
+    let wanted = longest_sum.div_ceil(DIRECT_TERMS_PER_INVOCATION).max(1);
+    (wanted.next_power_of_two() as u32).min(DIRECT_REDUCE_SIZE)
+}
 /// Most samples: the direct weight-gradient invocation loops over them.
 pub const MAX_SAMPLES: usize = 65_535;
 const ENTRY_POINTS: [&str; 6] = [
@@ -108,6 +124,9 @@ pub struct LayeredPlan {
     pub delta_base: Vec<u64>,
     pub act_words: u64,
     pub delta_words: u64,
+    /// Terms of the longest per-network sum: samples x widest layer, or
+    /// the parameters.
+    pub longest_sum: u64,
 }
 
 impl LayeredPlan {
@@ -204,19 +223,9 @@ impl LayeredPlan {
             delta_base,
             act_words,
             delta_words: next,
+            longest_sum: longest,
         })
     }
-}
-
-/// FLOPs of one network-epoch of the layered strategy's matrix products:
-/// forward `2 S sum_l n_l n_{l+1}`, backward `2 S sum_{l>=1} n_l n_{l+1}`
-/// (no deltas for the inputs), weight gradients `2 S sum_l n_l n_{l+1}`.
-/// Element-wise work (sigmoid, derivatives, updates) is not counted.
-pub fn flops_per_network_epoch(spec: &ModelSpec, samples: usize) -> f64 {
-    let w = spec.topology.widths();
-    let products: Vec<f64> = w.windows(2).map(|p| (p[0] * p[1]) as f64).collect();
-    let all: f64 = products.iter().sum();
-    2.0 * samples as f64 * (2.0 * all + (all - products[0]))
 }
 
 struct Buffers {
@@ -277,7 +286,7 @@ impl<'a> LayeredTrainer<'a> {
             .unwrap_or_else(|| LayeredVariant::for_adapter(&ctx.adapter.device_type));
         let reduce_size = match variant {
             LayeredVariant::Tiled => REDUCE_SIZE,
-            LayeredVariant::Direct => DIRECT_REDUCE_SIZE,
+            LayeredVariant::Direct => direct_reduce_size(plan.longest_sum),
         };
         let source = shaders::assemble(KERNEL, &constants(spec, samples, reduce_size), |_| None)?;
         let entry_points = ENTRY_POINTS.map(|name| match (variant, name) {
@@ -412,7 +421,7 @@ impl<'a> LayeredTrainer<'a> {
         gpu: &GpuOptions,
         progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<Vec<NetworkOutcome>, Error> {
-        train_chunked(self, params, learning_rates, options, gpu, progress)
+        train_chunked(self, params, learning_rates, options, gpu, progress).map(|r| r.outcomes)
     }
 
     /// Writes one `LayerOp` per weight layer.
@@ -560,14 +569,24 @@ impl ChunkKernel for LayeredTrainer<'_> {
         queue.write_buffer(&self.buffers.status, 0, bytemuck::cast_slice(&status));
     }
 
-    fn submit_epochs(&self, count: usize, _epoch_base: u32, epochs: u32, options: &TrainOptions) {
+    fn submit_epochs(
+        &self,
+        count: usize,
+        _epoch_base: u32,
+        epochs: u32,
+        options: &TrainOptions,
+        timer: Option<&PassTimer>,
+    ) {
         self.write_ops(count, options, 0);
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
+            let mut pass = encoder.begin_compute_pass(&pass_descriptor(timer));
             for _ in 0..epochs {
                 self.record_epoch(&mut pass, count as u32);
             }
+        }
+        if let Some(timer) = timer {
+            timer.resolve(&mut encoder);
         }
         self.ctx.queue.submit([encoder.finish()]);
     }
@@ -652,11 +671,22 @@ mod tests {
         assert_eq!(plan.delta_base, vec![0, 0, 10 * 80]);
         assert_eq!(plan.act_words, 60 + 10 * 100);
         assert_eq!(plan.delta_words, 10 * 100);
+        assert_eq!(plan.longest_sum, 80);
         // 2 samples: the parameters (84 bytes each) limit the chunk.
         let by_params = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(424), 1_000, None);
         assert_eq!(by_params.unwrap().capacity, 5);
         let capped = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(1 << 20), 1_000, Some(3));
         assert_eq!(capped.unwrap().capacity, 3);
+    }
+
+    #[test]
+    fn direct_reductions_shrink_for_short_sums() {
+        assert_eq!(direct_reduce_size(1), 1);
+        assert_eq!(direct_reduce_size(16), 1);
+        assert_eq!(direct_reduce_size(17), 2);
+        assert_eq!(direct_reduce_size(42), 4);
+        assert_eq!(direct_reduce_size(1_024), 64);
+        assert_eq!(direct_reduce_size(MAX_SUM_TERMS), DIRECT_REDUCE_SIZE);
     }
 
     #[test]
@@ -667,13 +697,5 @@ mod tests {
         assert!(err.contains("256-256-10 network on 10000 samples"), "{err}");
         assert!(err.contains("1048576 bytes"), "{err}");
         assert!(err.contains("--backend cpu"), "{err}");
-    }
-
-    #[test]
-    fn flop_count_follows_the_formula() {
-        // 16-64-16 on 256 samples: products 1024 and 1024; forward and
-        // gradients 2 * 2048 each, backward 2 * 1024, times 2 * 256.
-        let f = flops_per_network_epoch(&spec(&[16, 64, 16]), 256);
-        assert_eq!(f, 2.0 * 256.0 * (2.0 * 2048.0 + 1024.0));
     }
 }

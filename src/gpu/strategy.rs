@@ -9,7 +9,7 @@ use std::str::FromStr;
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::gpu::device::GpuContext;
-use crate::gpu::driver::GpuOptions;
+use crate::gpu::driver::{GpuOptions, GpuRun, train_chunked};
 use crate::gpu::fused::{FusedTrainer, fused_supports};
 use crate::gpu::layered::LayeredTrainer;
 use crate::model::ModelSpec;
@@ -118,9 +118,33 @@ impl<'a> GpuTrainer<'a> {
         gpu: &GpuOptions,
         progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<Vec<NetworkOutcome>, Error> {
+        self.run(params, learning_rates, options, gpu, progress)
+            .map(|r| r.outcomes)
+    }
+
+    /// Like [`GpuTrainer::train`], also giving the kernel time when
+    /// [`GpuOptions::kernel_timing`] asks for it.
+    pub fn run(
+        &self,
+        params: &mut [f64],
+        learning_rates: &[f64],
+        options: &TrainOptions,
+        gpu: &GpuOptions,
+        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<GpuRun, Error> {
         match self {
-            GpuTrainer::Fused(t) => t.train(params, learning_rates, options, gpu, progress),
-            GpuTrainer::Layered(t) => t.train(params, learning_rates, options, gpu, progress),
+            GpuTrainer::Fused(t) => train_chunked(t, params, learning_rates, options, gpu, progress),
+            GpuTrainer::Layered(t) => {
+                train_chunked(t, params, learning_rates, options, gpu, progress)
+            }
+        }
+    }
+
+    /// The layered variant, for the layered strategy.
+    pub fn layered_variant(&self) -> Option<crate::gpu::LayeredVariant> {
+        match self {
+            GpuTrainer::Fused(_) => None,
+            GpuTrainer::Layered(t) => Some(t.variant()),
         }
     }
 }

@@ -174,16 +174,7 @@ pub fn assert_close_per_network(
 
 /// A small deterministic data set with targets in [0.1, 0.9].
 pub fn synthetic_dataset(inputs: usize, outputs: usize, samples: usize, salt: u64) -> Dataset {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ salt;
-    let mut next = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let x = (0..samples * inputs).map(|_| 2.0 * next() - 1.0).collect();
-    let y = (0..samples * outputs).map(|_| 0.1 + 0.8 * next()).collect();
-    Dataset::new("synthetic", inputs, outputs, x, y).expect("valid synthetic data")
+    gputrain::data::synthetic(inputs, outputs, samples, salt)
 }
 
 /// Opens the GPU the tests run on. No adapter is a loud failure: GPU tests

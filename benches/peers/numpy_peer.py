@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""NumPy peer of gputrain: the same full-batch training of many independent
+sigmoid networks, vectorised across networks the way a NumPy user would
+write it (einsum over a leading network axis), in float32 or
+float64.
+
+It starts from a gputrain weights file (`gputrain --epochs 0 --weights
+FILE`), so both train exactly the same networks with the same learning
+rates, and follows the conventions of ../../README.md: sigmoid after every
+layer, bias modes per-neuron / shared / none, loss half-sse or sse with
+reduction sum or mean, one plain gradient step per epoch.
+
+Prints one JSON object (throughput, timing, final-loss summary) on stdout;
+--results writes each network's final loss as CSV (network,final_loss).
+"""
+
+import argparse
+import csv
+import json
+import struct
+import sys
+import time
+
+import numpy as np
+
+
+def read_safetensors(path):
+    """Tensors (float32 arrays) and metadata of a safetensors file."""
+    with open(path, "rb") as f:
+        (header_len,) = struct.unpack("<Q", f.read(8))
+        header = json.loads(f.read(header_len))
+        data = f.read()
+    meta = header.pop("__metadata__", {})
+    tensors = {}
+    for name, info in header.items():
+        if info["dtype"] != "F32":
+            sys.exit(f"error: {path}: tensor {name} is {info['dtype']}, expected F32")
+        start, end = info["data_offsets"]
+        tensors[name] = np.frombuffer(data[start:end], "<f4").reshape(info["shape"])
+    return tensors, meta
+
+
+def built_in_task(name):
+    if name == "tutorial":
+        return np.array([[0.05, 0.10]]), np.array([[0.01, 0.99]])
+    if name == "xor":
+        x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+        return x, np.array([[0.0], [1.0], [1.0], [0.0]])
+    sys.exit(f"error: --task {name}: expected tutorial or xor")
+
+
+def load_csv(path, inputs):
+    """Numeric CSV: the first `inputs` columns are inputs, the rest targets;
+    an optional header row (every cell non-numeric)."""
+    rows = []
+    with open(path, newline="") as f:
+        for i, row in enumerate(csv.reader(f)):
+            cells = [c.strip() for c in row]
+            if not any(cells):
+                continue
+            try:
+                rows.append([float(c) for c in cells])
+            except ValueError:
+                if i == 0 and rows == []:
+                    continue
+                sys.exit(f"error: {path}:{i + 1}: a cell is not a number")
+    table = np.array(rows)
+    return table[:, :inputs], table[:, inputs:]
+
+
+# einsum over the network axis: for these tiny matrices it is about 3x
+# faster than stacked matmul (NumPy 2.4, 10,000 networks of 1x2 @ 2x2:
+# 165 us against 526 us). Layer 0's inputs (S, n0) are shared by all.
+
+
+def train(weights, biases, x, y, rates, epochs, step_scale):
+    """`epochs` full-batch gradient steps, in place. weights[l] has shape
+    (networks, n_{l+1}, n_l); biases[l] (networks, n_{l+1}), (networks, 1)
+    for a shared bias, or None. x (S, n0) and y (S, nL) are shared."""
+    lr = rates * step_scale
+    for _ in range(epochs):
+        acts = forward(weights, biases, x)
+        out = acts[-1]
+        delta = (out - y) * out * (1 - out)  # (N, S, nL), up to step_scale
+        for l in reversed(range(len(weights))):
+            # (N, n_{l+1}, n_l): sum over samples of delta_j * a_k
+            a = acts[l]
+            if a.ndim == 3:
+                grad_w = np.einsum("nsj,nsk->njk", delta, a)
+            else:
+                grad_w = np.einsum("nsj,sk->njk", delta, a)
+            if biases[l] is not None:
+                if biases[l].shape[1] == 1:
+                    grad_b = delta.sum(axis=(1, 2))[:, None]
+                else:
+                    grad_b = delta.sum(axis=1)
+            if l > 0:  # backpropagate through the old weights
+                delta = np.einsum("nsj,njk->nsk", delta, weights[l]) * a * (1 - a)
+            weights[l] -= lr[:, None, None] * grad_w
+            if biases[l] is not None:
+                biases[l] -= lr[:, None] * grad_b
+
+
+def forward(weights, biases, x):
+    acts = [x]  # (S, n0), shared by every network
+    for w, b in zip(weights, biases):
+        a = acts[-1]
+        if a.ndim == 3:
+            z = np.einsum("nsk,njk->nsj", a, w)
+        else:
+            z = np.einsum("sk,njk->nsj", a, w)
+        if b is not None:
+            z = z + b[:, None, :]
+        acts.append(1 / (1 + np.exp(-z)))
+    return acts
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("weights", help="initial weights from gputrain --epochs 0 --weights FILE")
+    p.add_argument("--task", default="tutorial", help="tutorial or xor")
+    p.add_argument("--data", help="CSV data file instead of --task")
+    p.add_argument("--epochs", type=int, required=True)
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--results", help="write network,final_loss CSV here")
+    args = p.parse_args()
+
+    tensors, meta = read_safetensors(args.weights)
+    dtype = np.dtype(args.dtype)
+    widths = [int(w) for w in meta["topology"].split("-")]
+    layers = len(widths) - 1
+    weights = [tensors[f"layers.{l}.weight"].astype(dtype) for l in range(layers)]
+    biases = [
+        tensors[f"layers.{l}.bias"].astype(dtype) if f"layers.{l}.bias" in tensors else None
+        for l in range(layers)
+    ]
+    rates = tensors["learning_rate"].astype(dtype)
+    if args.data:
+        x, y = load_csv(args.data, widths[0])
+        source = args.data
+    else:
+        x, y = built_in_task(args.task)
+        source = args.task
+    if x.shape[1] != widths[0] or y.shape[1] != widths[-1]:
+        sys.exit(f"error: the data ({source}) does not fit the {meta['topology']} weights")
+    x, y = x.astype(dtype), y.astype(dtype)
+    samples = x.shape[0]
+    scale = 0.5 if meta["loss"] == "half-sse" else 1.0
+    factor = 1.0 / samples if meta["reduction"] == "mean" else 1.0
+    if meta.get("freeze_bias") == "true":
+        sys.exit("error: the peer does not implement --freeze-bias")
+
+    networks = rates.shape[0]
+    started = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):
+        train(weights, biases, x, y, rates, args.epochs, dtype.type(2 * scale * factor))
+    seconds = time.perf_counter() - started
+
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = forward(weights, biases, x)[-1]
+        final = (scale * factor * ((y - out) ** 2).sum(axis=(1, 2))).astype(np.float64)
+    finite = final[np.isfinite(final)]
+    if args.results:
+        with open(args.results, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["network", "final_loss"])
+            for i, v in enumerate(final):
+                w.writerow([i, repr(float(v))])
+    print(json.dumps({
+        "peer": "numpy",
+        "numpy": np.__version__,
+        "dtype": args.dtype,
+        "topology": meta["topology"],
+        "data": source,
+        "samples": samples,
+        "networks": networks,
+        "epochs": args.epochs,
+        "seconds": seconds,
+        "network_epochs_per_second": networks * args.epochs / seconds if seconds > 0 else None,
+        "median_final_loss": float(np.median(finite)) if finite.size else None,
+        "diverged": int(networks - finite.size),
+    }))
+
+
+if __name__ == "__main__":
+    main()

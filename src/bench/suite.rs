@@ -1,0 +1,185 @@
+//! Which rows a `gputrain bench` run measures: every standard workload (or
+//! the ones named) on every adapter (or the one named) with each strategy
+//! that applies, then on the CPU reference; and measuring them in order.
+
+use std::str::FromStr;
+
+use crate::bench::runner::{Row, cpu_row, gpu_row};
+use crate::bench::workloads::Workload;
+use crate::error::Error;
+use crate::gpu::{
+    AdapterChoice, GpuContext, LayeredPlan, Strategy, choose_strategy, fused_supports,
+    list_adapters,
+};
+use crate::init::{Init, population_parameters};
+
+/// Which backends get rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendFilter {
+    All,
+    Gpu,
+    Cpu,
+}
+
+impl FromStr for BackendFilter {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "all" => Ok(BackendFilter::All),
+            "gpu" => Ok(BackendFilter::Gpu),
+            "cpu" => Ok(BackendFilter::Cpu),
+            _ => Err(Error::Config(format!(
+                "unknown backend '{s}'; expected all, gpu or cpu"
+            ))),
+        }
+    }
+}
+
+/// Which GPU strategies get rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelFilter {
+    /// Every strategy that can run the workload.
+    All,
+    /// One strategy (`auto`: the one training would pick).
+    Only(Strategy),
+}
+
+impl FromStr for KernelFilter {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "all" => Ok(KernelFilter::All),
+            _ => s.parse::<Strategy>().map(KernelFilter::Only).map_err(|_| {
+                Error::Config(format!(
+                    "unknown kernel '{s}'; expected all, auto, fused or layered"
+                ))
+            }),
+        }
+    }
+}
+
+/// A benchmark run's plan.
+#[derive(Clone, Debug)]
+pub struct Suite {
+    pub workloads: Vec<Workload>,
+    pub backends: BackendFilter,
+    /// One adapter; `None`: every adapter wgpu finds.
+    pub adapter: Option<AdapterChoice>,
+    pub kernels: KernelFilter,
+    /// Time budget of each row's timed run, in seconds.
+    pub seconds: f64,
+}
+
+/// Seed of the benchmark populations (xavier initialisation), fixed so
+/// every machine trains the same networks.
+pub const BENCH_SEED: u64 = 0;
+
+impl Suite {
+    /// Measures every row, telling `log` what it is doing.
+    pub fn run(&self, log: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Error> {
+        let contexts = self.open_adapters(log)?;
+        let mut rows = Vec::new();
+        for workload in &self.workloads {
+            let initial = population_parameters(
+                &workload.spec,
+                Init::Xavier,
+                BENCH_SEED,
+                0,
+                workload.networks,
+            )?;
+            for ctx in &contexts {
+                for strategy in self.strategies(ctx, workload, log) {
+                    log(&format!(
+                        "{} on {} ({strategy})",
+                        workload.name, ctx.adapter.name
+                    ));
+                    rows.push(gpu_row(ctx, workload, strategy, &initial, self.seconds)?);
+                }
+            }
+            if self.backends != BackendFilter::Gpu {
+                log(&format!("{} on the CPU reference", workload.name));
+                rows.push(cpu_row(workload, &initial, self.seconds)?);
+            }
+        }
+        Ok(rows)
+    }
+
+    fn open_adapters(&self, log: &mut dyn FnMut(&str)) -> Result<Vec<GpuContext>, Error> {
+        if self.backends == BackendFilter::Cpu {
+            return Ok(Vec::new());
+        }
+        let choices = match &self.adapter {
+            Some(choice) => vec![choice.clone()],
+            None => (0..list_adapters().len())
+                .map(AdapterChoice::Index)
+                .collect(),
+        };
+        if choices.is_empty() {
+            let error = Error::NoAdapter {
+                detail: String::new(),
+            };
+            if self.backends == BackendFilter::Gpu {
+                return Err(error);
+            }
+            log(&format!("note: {error}; measuring the CPU reference only"));
+        }
+        choices.iter().map(GpuContext::open).collect()
+    }
+
+    /// The strategies measured for `workload` on `ctx`: those asked for
+    /// that can run it. A strategy asked for by name that cannot is noted.
+    fn strategies(
+        &self,
+        ctx: &GpuContext,
+        workload: &Workload,
+        log: &mut dyn FnMut(&str),
+    ) -> Vec<Strategy> {
+        let (spec, samples) = (&workload.spec, workload.data.samples());
+        let candidates = match self.kernels {
+            KernelFilter::All => vec![Strategy::Fused, Strategy::Layered],
+            KernelFilter::Only(Strategy::Auto) => choose_strategy(spec, samples, Strategy::Auto)
+                .into_iter()
+                .collect(),
+            KernelFilter::Only(s) => vec![s],
+        };
+        candidates
+            .into_iter()
+            .filter(|&s| {
+                let fits = match s {
+                    Strategy::Fused => fused_supports(spec, samples),
+                    _ => LayeredPlan::new(spec, samples, &ctx.limits, workload.networks, None)
+                        .map(|_| ()),
+                };
+                match fits {
+                    Ok(()) => true,
+                    Err(e) => {
+                        if self.kernels != KernelFilter::All {
+                            log(&format!("note: no {s} row for {}: {e}", workload.name));
+                        }
+                        false
+                    }
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_reject_unknown_values() {
+        assert_eq!("all".parse::<BackendFilter>().unwrap(), BackendFilter::All);
+        assert_eq!("cpu".parse::<BackendFilter>().unwrap(), BackendFilter::Cpu);
+        let err = "tpu".parse::<BackendFilter>().unwrap_err().to_string();
+        assert!(err.contains("expected all, gpu or cpu"), "{err}");
+        assert_eq!("all".parse::<KernelFilter>().unwrap(), KernelFilter::All);
+        assert_eq!(
+            "layered".parse::<KernelFilter>().unwrap(),
+            KernelFilter::Only(Strategy::Layered)
+        );
+        let err = "tiled".parse::<KernelFilter>().unwrap_err().to_string();
+        assert!(err.contains("expected all, auto, fused or layered"), "{err}");
+    }
+}
