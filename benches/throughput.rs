@@ -7,9 +7,9 @@
 //! `gputrain::bench::FLOP_FORMULA`).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gputrain::bench::flops_per_network_epoch;
 use gputrain::cpu;
 use gputrain::data::Task;
-use gputrain::bench::flops_per_network_epoch;
 use gputrain::gpu::{AdapterChoice, FusedTrainer, GpuContext, GpuOptions, LayeredTrainer};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};

@@ -87,9 +87,7 @@ impl BenchArgs {
                 .as_ref()
                 .map(|a| a.parse::<AdapterChoice>().unwrap_or_default()),
             kernels: self.kernel,
-            seconds: self
-                .seconds
-                .unwrap_or(if self.quick { 0.5 } else { 10.0 }),
+            seconds: self.seconds.unwrap_or(if self.quick { 0.5 } else { 10.0 }),
         })
     }
 }

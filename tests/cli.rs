@@ -567,3 +567,108 @@ fn readme_examples_run_as_written() {
         );
     }
 }
+
+#[test]
+fn bench_measures_every_strategy_and_the_cpu_as_json() {
+    let out = gputrain(&[
+        "bench",
+        "--quick",
+        "--json",
+        "--workload",
+        "xor",
+        "--seconds",
+        "0.05",
+    ]);
+    let json = json_of(&out);
+    assert_eq!(json["quick"], true);
+    assert_eq!(json["seconds_per_row"], 0.05);
+    assert!(
+        json["flop_formula"]
+            .as_str()
+            .unwrap()
+            .starts_with("FLOP per network-epoch = 2 S")
+    );
+    let rows = json["rows"].as_array().unwrap();
+    let strategies: Vec<&str> = rows
+        .iter()
+        .map(|r| r["strategy"].as_str().unwrap())
+        .collect();
+    // One adapter on the test machines: fused, layered, then the CPU.
+    assert_eq!(strategies.len(), 3, "{strategies:?}");
+    assert_eq!(strategies[0], "fused");
+    assert!(strategies[1].starts_with("layered/"), "{strategies:?}");
+    assert_eq!(strategies[2], "reference-f64");
+    for row in rows {
+        assert_eq!(row["workload"], "xor");
+        assert_eq!(row["networks"], 10_000);
+        let epochs = row["epochs"].as_u64().unwrap();
+        assert!((1..=20_000).contains(&epochs), "{row}");
+        let wall = row["wall_seconds"].as_f64().unwrap();
+        let rate = row["network_epochs_per_second"].as_f64().unwrap();
+        let expected = 10_000.0 * epochs as f64 / wall;
+        assert!((rate - expected).abs() <= 1e-9 * expected, "{row}");
+        assert!(row["gflops_per_second"].as_f64().unwrap() > 0.0, "{row}");
+    }
+    assert!(
+        rows[2]["kernel_seconds"].is_null(),
+        "the CPU has no GPU time"
+    );
+    // The text table has the documented columns and one line per row.
+    let text = gputrain(&[
+        "bench",
+        "--workload",
+        "xor",
+        "--seconds",
+        "0.05",
+        "--backend",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(text.status.success());
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    let header = stdout.lines().next().unwrap();
+    for column in [
+        "adapter",
+        "backend",
+        "strategy",
+        "workload",
+        "networks",
+        "epochs",
+        "wall s",
+        "net-epochs/s",
+        "GFLOP/s",
+        "GPU s",
+    ] {
+        assert!(header.contains(column), "{column} missing: {header}");
+    }
+    assert!(stdout.contains("reference-f64"), "{stdout}");
+    assert!(!stdout.contains("fused"), "--backend cpu: {stdout}");
+}
+
+#[test]
+fn bench_rejects_bad_arguments() {
+    for (args, needle) in [
+        (
+            vec!["bench", "--workload", "mnist"],
+            "--workload 'mnist' is not a standard workload",
+        ),
+        (
+            vec!["bench", "--seconds", "0"],
+            "must be a finite number > 0",
+        ),
+        (
+            vec!["bench", "--backend", "tpu"],
+            "expected all, gpu or cpu",
+        ),
+        (
+            vec!["bench", "--kernel", "tiled"],
+            "expected all, auto, fused or layered",
+        ),
+    ] {
+        let out = gputrain(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}: no table on stdout");
+    }
+}

@@ -62,6 +62,9 @@ def main():
     p.add_argument("--networks", type=int, default=10_000)
     p.add_argument("--epochs", type=int, default=20_000)
     p.add_argument("--lr", default="0.5")
+    p.add_argument("--bias", help="gputrain's --bias (per-neuron, shared, none)")
+    p.add_argument("--loss", help="gputrain's --loss (half-sse, sse)")
+    p.add_argument("--reduction", help="gputrain's --reduction (sum, mean)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", default="gpu", help="gputrain's --backend (gpu or cpu)")
     p.add_argument("--dtypes", default="float32",
@@ -89,6 +92,9 @@ def main():
             data_args = ["--task", args.task]
         if args.layers:
             data_args += ["--layers", args.layers]
+        for flag in ("bias", "loss", "reduction"):
+            if getattr(args, flag):
+                data_args += [f"--{flag}", getattr(args, flag)]
         common = [args.gputrain, *data_args, "--networks", str(args.networks),
                   "--seed", str(args.seed), "--lr", args.lr, "--quiet"]
         init = os.path.join(tmp, "init.safetensors")

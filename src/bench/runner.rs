@@ -260,10 +260,16 @@ mod tests {
         // of fixed cost; 10 s leave 9,701 epochs -> 9,700.
         assert_eq!(planned_epochs((1, 0.3), (101, 0.4), 10.0, 1_000_000), 9_700);
         // No fixed cost: 2,000 epochs/s fill 10 s with 20,000.
-        assert_eq!(planned_epochs((10, 0.005), (100, 0.05), 10.0, 1_000_000), 20_000);
+        assert_eq!(
+            planned_epochs((10, 0.005), (100, 0.05), 10.0, 1_000_000),
+            20_000
+        );
         // Small counts stay exact; the workload caps; at least one epoch.
         assert_eq!(planned_epochs((1, 1.0), (2, 2.0), 57.5, 1_000), 57);
-        assert_eq!(planned_epochs((1, 0.0001), (10, 0.001), 10.0, 20_000), 20_000);
+        assert_eq!(
+            planned_epochs((1, 0.0001), (10, 0.001), 10.0, 20_000),
+            20_000
+        );
         assert_eq!(planned_epochs((1, 30.0), (2, 60.0), 1.0, 20_000), 1);
         // Timer noise (the longer probe was not slower): per-epoch only.
         assert_eq!(planned_epochs((1, 0.02), (2, 0.02), 1.0, 1_000), 100);

@@ -180,6 +180,9 @@ mod tests {
             KernelFilter::Only(Strategy::Layered)
         );
         let err = "tiled".parse::<KernelFilter>().unwrap_err().to_string();
-        assert!(err.contains("expected all, auto, fused or layered"), "{err}");
+        assert!(
+            err.contains("expected all, auto, fused or layered"),
+            "{err}"
+        );
     }
 }

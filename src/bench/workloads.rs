@@ -113,10 +113,7 @@ pub fn standard() -> Vec<Workload> {
 /// The standard workloads named in `names` (all of them when empty), in
 /// report order; an unknown name is an error listing the known ones.
 pub fn select(names: &[String]) -> Result<Vec<Workload>, Error> {
-    if let Some(unknown) = names
-        .iter()
-        .find(|n| !WORKLOAD_NAMES.contains(&n.as_str()))
-    {
+    if let Some(unknown) = names.iter().find(|n| !WORKLOAD_NAMES.contains(&n.as_str())) {
         return Err(Error::Config(format!(
             "--workload '{unknown}' is not a standard workload; expected one of {}",
             WORKLOAD_NAMES.join(", ")
@@ -155,6 +152,9 @@ mod tests {
         assert_eq!(select(&[]).unwrap().len(), 4);
         let err = select(&["mnist".into()]).unwrap_err().to_string();
         assert!(err.contains("--workload 'mnist'"), "{err}");
-        assert!(err.contains("tutorial-10k, tutorial-1m, xor, wide"), "{err}");
+        assert!(
+            err.contains("tutorial-10k, tutorial-1m, xor, wide"),
+            "{err}"
+        );
     }
 }

@@ -14,9 +14,9 @@ use crate::gpu::buffers::{self, option_flags, storage_buffer, storage_entry, uni
 use crate::gpu::chunking::{Grid, dispatch_grid, network_chunk_capacity};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
-use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::gpu::fused_codegen::{FUSED_MAX_PARAMETERS, FusedShape, WORKGROUP_SIZE};
 use crate::gpu::shaders;
+use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::model::ModelSpec;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 

@@ -17,8 +17,8 @@ use crate::gpu::buffers::{self, option_flags, storage_buffer, storage_entry, uni
 use crate::gpu::chunking::{MAX_CHUNK_BUFFER_BYTES, dispatch_grid};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
-use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::gpu::shaders;
+use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::model::{BiasMode, ModelSpec};
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 

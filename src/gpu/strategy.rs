@@ -133,7 +133,9 @@ impl<'a> GpuTrainer<'a> {
         progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<GpuRun, Error> {
         match self {
-            GpuTrainer::Fused(t) => train_chunked(t, params, learning_rates, options, gpu, progress),
+            GpuTrainer::Fused(t) => {
+                train_chunked(t, params, learning_rates, options, gpu, progress)
+            }
             GpuTrainer::Layered(t) => {
                 train_chunked(t, params, learning_rates, options, gpu, progress)
             }

@@ -1,0 +1,151 @@
+//! The benchmark machinery on the test GPU: kernel timing with timestamp
+//! queries changes no result and stays within the wall time, and a
+//! measured row's figures follow from its own measurements.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::time::Instant;
+
+use gputrain::bench::runner::{cpu_row, gpu_row};
+use gputrain::bench::{Row, Workload, flops_per_network_epoch};
+use gputrain::data::Task;
+use gputrain::gpu::{GpuOptions, GpuTrainer, Strategy};
+use gputrain::init::{Init, population_parameters};
+use gputrain::model::{BiasMode, Loss, Reduction};
+
+fn xor_workload(networks: usize, epochs: u64) -> Workload {
+    Workload {
+        name: "xor",
+        spec: common::spec(
+            &[2, 3, 1],
+            BiasMode::PerNeuron,
+            Loss::HalfSse,
+            Reduction::Sum,
+        ),
+        data: Task::Xor.dataset(),
+        networks,
+        epochs,
+        learning_rate: 0.5,
+    }
+}
+
+#[test]
+fn kernel_timing_changes_no_result_and_fits_in_the_wall_time() {
+    let ctx = common::gpu();
+    let w = xor_workload(300, 400);
+    let initial = population_parameters(&w.spec, Init::Xavier, 3, 0, w.networks).unwrap();
+    let rates = vec![w.learning_rate; w.networks];
+    for strategy in [Strategy::Fused, Strategy::Layered] {
+        let mut trained = Vec::new();
+        for timing in [false, true] {
+            let gpu = GpuOptions {
+                kernel_timing: timing,
+                // Several submissions, so the timer sums several passes.
+                epochs_per_submission: Some(150),
+                ..GpuOptions::default()
+            };
+            let trainer =
+                GpuTrainer::new(ctx, &w.spec, &w.data, w.networks, strategy, &gpu).unwrap();
+            let mut params = initial.clone();
+            let started = Instant::now();
+            let run = trainer
+                .run(
+                    &mut params,
+                    &rates,
+                    &common::options(w.epochs),
+                    &gpu,
+                    &mut |_| ControlFlow::Continue(()),
+                )
+                .unwrap();
+            let wall = started.elapsed().as_secs_f64();
+            match (timing, ctx.timestamp_queries, run.kernel_seconds) {
+                (false, _, None) | (true, false, None) => {}
+                (true, true, Some(kernel)) => {
+                    eprintln!("{strategy}: kernel {kernel:.4} s of {wall:.4} s wall");
+                    assert!(
+                        kernel > 0.0 && kernel <= wall,
+                        "{strategy}: kernel time {kernel} s must be positive and within the \
+                         wall time {wall} s"
+                    );
+                }
+                other => panic!("{strategy}: (timing, adapter timestamps, kernel) = {other:?}"),
+            }
+            trained.push((params, run.outcomes));
+        }
+        assert_eq!(
+            trained[0], trained[1],
+            "{strategy}: timing must not change parameters or outcomes"
+        );
+    }
+}
+
+fn assert_row_is_consistent(row: &Row, w: &Workload) {
+    assert_eq!(row.workload, "xor");
+    assert_eq!((row.topology.as_str(), row.samples), ("2-3-1", 4));
+    assert_eq!(row.networks, w.networks);
+    assert!(
+        (1..=w.epochs).contains(&row.epochs),
+        "{}: {} epochs, cap {}",
+        row.strategy,
+        row.epochs,
+        w.epochs
+    );
+    let rate = (w.networks as u64 * row.epochs) as f64 / row.wall_seconds;
+    assert!(
+        (row.network_epochs_per_second - rate).abs() <= 1e-9 * rate,
+        "{}: {} network-epochs/s, but {} networks x {} epochs / {} s = {rate}",
+        row.strategy,
+        row.network_epochs_per_second,
+        w.networks,
+        row.epochs,
+        row.wall_seconds
+    );
+    let gflops = rate * flops_per_network_epoch(&w.spec, 4) / 1e9;
+    assert!(
+        (row.gflops_per_second - gflops).abs() <= 1e-9 * gflops,
+        "{}: {} GFLOP/s, expected {gflops}",
+        row.strategy,
+        row.gflops_per_second
+    );
+    assert_eq!(row.diverged, 0, "{}", row.strategy);
+    // Half-SSE over XOR's four 0/1 targets lies in [0, 2].
+    let median = row.median_final_loss.expect("a median final loss");
+    assert!(
+        (0.0..=2.0).contains(&median),
+        "{}: median loss {median}",
+        row.strategy
+    );
+}
+
+#[test]
+fn rows_report_what_they_measured() {
+    let ctx = common::gpu();
+    let w = xor_workload(200, 60);
+    let initial = population_parameters(&w.spec, Init::Xavier, 0, 0, w.networks).unwrap();
+    let fused = gpu_row(ctx, &w, Strategy::Fused, &initial, 0.05).unwrap();
+    assert_eq!(fused.strategy, "fused");
+    let layered = gpu_row(ctx, &w, Strategy::Layered, &initial, 0.05).unwrap();
+    assert!(
+        layered.strategy == "layered/direct" || layered.strategy == "layered/tiled",
+        "{}",
+        layered.strategy
+    );
+    for row in [&fused, &layered] {
+        assert_eq!(row.adapter, ctx.adapter.name);
+        assert_eq!(row.backend, ctx.adapter.backend);
+        assert_eq!(row.kernel_seconds.is_some(), ctx.timestamp_queries);
+        if let Some(kernel) = row.kernel_seconds {
+            assert!(kernel > 0.0 && kernel <= row.wall_seconds, "{row:?}");
+        }
+        assert!(row.setup_seconds > 0.0, "{row:?}");
+        assert_row_is_consistent(row, &w);
+    }
+    let cpu = cpu_row(&w, &initial, 0.05).unwrap();
+    assert_eq!(
+        (cpu.backend.as_str(), cpu.strategy.as_str()),
+        ("cpu", "reference-f64")
+    );
+    assert_eq!(cpu.kernel_seconds, None);
+    assert_row_is_consistent(&cpu, &w);
+}

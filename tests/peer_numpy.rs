@@ -1,0 +1,113 @@
+//! The NumPy peer (benches/peers) trains exactly what gputrain trains: from
+//! the same initial weights its float64 final losses match the float64 CPU
+//! reference to 1e-9 relative for every bias mode, loss and reduction, and
+//! its float32 ones match the GPU's. Without it the throughput ratios in
+//! the README would compare different work. Needs python3 with NumPy.
+
+use std::process::Command;
+
+fn compare(args: &[&str]) -> String {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/compare.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--gputrain", env!("CARGO_BIN_EXE_gputrain")])
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .unwrap_or_else(|e| panic!("running python3 {script}: {e}; install python3"));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains("No module named 'numpy'"),
+        "the NumPy peer needs NumPy: python3 -m pip install numpy"
+    );
+    assert!(
+        out.status.success(),
+        "compare.py {args:?} failed ({:?}):\n{stdout}\n{stderr}",
+        out.status.code()
+    );
+    stdout
+}
+
+fn assert_agrees(stdout: &str, peers: usize) {
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("final losses agree"))
+        .collect();
+    assert_eq!(lines.len(), peers, "{stdout}");
+    assert!(lines.iter().all(|l| l.contains("agree: yes")), "{stdout}");
+    assert!(stdout.contains("ratio gputrain/numpy = "), "{stdout}");
+}
+
+#[test]
+fn float64_peer_matches_the_cpu_reference_for_every_convention() {
+    for extra in [
+        &["--task", "tutorial", "--bias", "shared"][..],
+        &["--task", "xor", "--loss", "sse", "--reduction", "mean"],
+        &["--layers", "3,4,4,2", "--synthetic", "5", "--bias", "none"],
+        &[
+            "--layers",
+            "3,5,2",
+            "--synthetic",
+            "7",
+            "--bias",
+            "shared",
+            "--reduction",
+            "mean",
+        ],
+    ] {
+        let mut args = vec![
+            "--backend",
+            "cpu",
+            "--dtypes",
+            "float64",
+            "--tolerance",
+            "1e-9",
+            "--networks",
+            "40",
+            "--epochs",
+            "300",
+        ];
+        args.extend_from_slice(extra);
+        let stdout = compare(&args);
+        assert_agrees(&stdout, 1);
+    }
+}
+
+#[test]
+fn float32_peer_matches_the_gpu_and_reports_both_throughputs() {
+    let stdout = compare(&[
+        "--backend",
+        "gpu",
+        "--dtypes",
+        "float32,float64",
+        "--networks",
+        "500",
+        "--epochs",
+        "2000",
+    ]);
+    assert_agrees(&stdout, 2);
+    assert!(stdout.contains("gputrain (gpu, fused"), "{stdout}");
+    assert!(
+        stdout.contains("numpy") && stdout.contains("float32:"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn disagreeing_final_losses_fail_the_comparison() {
+    // An impossible tolerance: float32 GPU results cannot match float64
+    // to 1e-15, so the script must say NO and exit 1.
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/compare.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .args(["--gputrain", env!("CARGO_BIN_EXE_gputrain")])
+        .args(["--networks", "50", "--epochs", "500", "--dtypes", "float64"])
+        .args(["--tolerance", "1e-15"])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("final losses agree: NO"), "{stdout}");
+}
