@@ -59,7 +59,7 @@ pub const WORKLOAD_NAMES: [&str; 4] = ["tutorial-10k", "tutorial-1m", "xor", "wi
 
 /// Salt of the wide workload's synthetic data set (fixed for ever, so its
 /// figures stay comparable).
-pub const WIDE_DATA_SALT: u64 = 8_32_8;
+pub const WIDE_DATA_SALT: u64 = 8328;
 
 /// The standard workloads:
 /// - `tutorial-10k`: seed 003's 2-2-2 (shared biases) on its one sample,
