@@ -52,9 +52,9 @@ impl fmt::Display for Strategy {
 /// Resolves `requested` for `spec` on `samples` samples. `Auto` picks the
 /// fused kernel wherever it can run ([`fused_supports`]: at most 1,024
 /// parameters and 65,535 samples) and the layered kernels beyond. The rule
-/// is measured: on lavapipe the fused kernel was faster at every size it
-/// holds (8-32-8 on 64 samples, 552 parameters: 1.58e3 vs 1.25e3
-/// network-epochs/s; 4-8-4: 1.97e5 vs 7.9e3). `Fused` fails with a clear
+/// is measured (`gputrain bench` on lavapipe): fused was faster on every
+/// standard workload, 8-32-8 on 64 samples included (8.8e4 vs 1.2e3
+/// network-epochs/s; 2-2-2: 1.9e8 vs 6.9e5). `Fused` fails with a clear
 /// error where it cannot run.
 pub fn choose_strategy(
     spec: &ModelSpec,
