@@ -179,11 +179,7 @@ impl<'a> FusedTrainer<'a> {
             spec: spec.clone(),
             parameter_count,
             capacity,
-            max_workgroups_per_dimension: options
-                .max_workgroups_per_dimension
-                .map_or(ctx.limits.max_compute_workgroups_per_dimension, |m| {
-                    m.clamp(1, ctx.limits.max_compute_workgroups_per_dimension)
-                }),
+            max_workgroups_per_dimension: options.workgroups_per_dimension(&ctx.limits),
             train,
             evaluate,
             buffers: Buffers {
