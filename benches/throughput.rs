@@ -10,9 +10,9 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use gputrain::bench::flops_per_network_epoch;
 use gputrain::cpu;
 use gputrain::data::Task;
-use gputrain::gpu::{AdapterChoice, FusedTrainer, GpuContext, GpuOptions, LayeredTrainer};
+use gputrain::gpu::{AdapterChoice, GpuContext, GpuOptions, GpuTrainer, Strategy};
 use gputrain::init::{Init, population_parameters};
-use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
+use gputrain::model::{BiasMode, ModelSpec, Topology};
 use gputrain::training::TrainOptions;
 use std::ops::ControlFlow;
 
@@ -20,9 +20,7 @@ fn spec(widths: &[usize], bias: BiasMode) -> ModelSpec {
     ModelSpec {
         topology: Topology::new(widths.to_vec()).unwrap(),
         bias,
-        freeze_bias: false,
-        loss: Loss::HalfSse,
-        reduction: Reduction::Sum,
+        ..ModelSpec::default()
     }
 }
 
@@ -58,13 +56,13 @@ fn bench(c: &mut Criterion) {
             stop_at_target: false,
         };
         let gpu = GpuOptions::default();
-        let trainer = FusedTrainer::new(&ctx, spec, &data, *networks, &gpu).unwrap();
+        let trainer = GpuTrainer::new(&ctx, spec, &data, *networks, Strategy::Fused, &gpu).unwrap();
         group.throughput(Throughput::Elements(*networks as u64 * epochs));
         group.bench_function(*name, |b| {
             b.iter(|| {
                 let mut params = initial.clone();
                 trainer
-                    .train(&mut params, &lrs, &options, &gpu, &mut |_| {
+                    .train(&mut params, &lrs, &options, &mut |_| {
                         ControlFlow::Continue(())
                     })
                     .unwrap()
@@ -89,11 +87,11 @@ fn bench(c: &mut Criterion) {
         stop_at_target: false,
     };
     let gpu = GpuOptions::default();
-    let trainer = LayeredTrainer::new(&ctx, &wide, &data, networks, &gpu).unwrap();
+    let trainer = GpuTrainer::new(&ctx, &wide, &data, networks, Strategy::Layered, &gpu).unwrap();
     let flops = flops_per_network_epoch(&wide, data.samples()) * (networks as u64 * epochs) as f64;
     let started = std::time::Instant::now();
     trainer
-        .train(&mut initial.clone(), &lrs, &options, &gpu, &mut |_| {
+        .train(&mut initial.clone(), &lrs, &options, &mut |_| {
             ControlFlow::Continue(())
         })
         .unwrap();
@@ -101,7 +99,7 @@ fn bench(c: &mut Criterion) {
     eprintln!(
         "layered 16-64-16, 256 samples, {networks} networks x {epochs} epochs ({:?} variant): \
          {:.3e} network-epochs/s, {:.2} GFLOP/s",
-        trainer.variant(),
+        trainer.layered_variant(),
         (networks as u64 * epochs) as f64 / seconds,
         flops / seconds / 1e9
     );
@@ -110,7 +108,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut params = initial.clone();
             trainer
-                .train(&mut params, &lrs, &options, &gpu, &mut |_| {
+                .train(&mut params, &lrs, &options, &mut |_| {
                     ControlFlow::Continue(())
                 })
                 .unwrap()

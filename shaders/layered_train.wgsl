@@ -2,26 +2,31 @@
 // network of the chunk (the network is workgroup_id.z for the matrix
 // products and workgroup_id.x for the per-network reductions). One epoch:
 //
-//   forward(l), l = 0..L-1       acts[l+1] = sigmoid(acts[l] W_l^T + b_l)
-//   output_delta                 deltas[L] = (yhat - y) yhat (1 - yhat);
+//   forward(l), l = 0..L-1       acts[l+1] = f(acts[l] W_l^T + b_l); for the
+//                                output layer the net inputs z also go to
+//                                deltas[L] (the cross-entropy reads them)
+//   output_delta                 deltas[L] = loss_delta(yhat, y, f'(yhat));
 //                                the loss; target and divergence tracking
-//   backward(l), l = L-1..1      deltas[l] = (deltas[l+1] W_l) a (1 - a),
+//   backward(l), l = L-1..1      deltas[l] = (deltas[l+1] W_l) f'(a),
 //                                a = acts[l], with the weights before the step
-//   weight_update(l)             W_l -= step * deltas[l+1]^T acts[l]
-//   bias_update(l)               b_l -= step * (sum of deltas[l+1])
+//   weight_update(l)             W_l = optimizer_step(W_l, deltas[l+1]^T acts[l])
+//   bias_update(l)               b_l = optimizer_step(b_l, sum of deltas[l+1])
 //
-// The sigmoid and its derivative (common.wgsl) are applied where the matrix
-// products store their results, so no activation is written and read back
-// just to pass through an element-wise kernel. The loss factor 2c and the
-// reduction are folded into STEP_SCALE, as in the fused kernel.
+// The math is the vocabulary's (vocabulary.wgsl, bound for the run to
+// hidden_activation, output_activation, loss_value, loss_delta and
+// optimizer_step from the table in src/vocab.rs). Activations and their
+// derivatives are applied where the matrix products store their results,
+// so no activation is written and read back just to pass through an
+// element-wise kernel. REDUCTION (1, or 1 / samples for the mean) scales
+// the loss and the step, as in the fused kernel.
 //
 // Every operation comes in two variants with the same arithmetic: tiled
 // (matrix products through workgroup-memory tiles, sums as workgroup
 // reductions) and direct (no workgroup memory, no barriers); see below.
 //
 // Constants prepended by src/gpu/layered.rs: TILE, REDUCE_SIZE,
-// DIRECT_SIZE, LOSS_SCALE, STEP_SCALE, BIAS_MODE (BIAS_NONE, BIAS_SHARED or
-// BIAS_PER_NEURON).
+// DIRECT_SIZE, REDUCTION, BIAS_MODE (BIAS_NONE, BIAS_SHARED or
+// BIAS_PER_NEURON); and by src/gpu/status.rs the status protocol.
 //
 // Layout, every buffer network-major (S samples, n_l neurons in layer l):
 //   acts[act_base(l) + n * S * n_l + s * n_l + j]; layer 0 holds the data's
@@ -30,7 +35,8 @@
 //   params[n * P + flat layout of src/model.rs] (W row-major, then biases);
 //   targets[s * n_L + j].
 
-// Keep in sync with LayerOp in src/gpu/layered.rs.
+// Rust twin: LayerOp in src/gpu/layered.rs (tests/shader_interface.rs
+// checks them field by field).
 struct LayerOp {
     samples: u32,
     fan_in: u32,
@@ -52,16 +58,16 @@ struct LayerOp {
     target_loss: f32,
     flags: u32,
     network_count: u32,
+    // 1 for the output layer
+    output_layer: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 const BIAS_NONE: u32 = 0u;
 const BIAS_SHARED: u32 = 1u;
 const BIAS_PER_NEURON: u32 = 2u;
-const FLAG_HAS_TARGET: u32 = 1u;
-const FLAG_STOP_AT_TARGET: u32 = 2u;
-const STATE_DIVERGED: u32 = 1u;
-const STATE_STOPPED: u32 = 2u;
-const NOT_REACHED: u32 = 0xffffffffu;
 
 @group(0) @binding(0) var<uniform> op: LayerOp;
 @group(0) @binding(1) var<storage, read_write> acts: array<f32>;
@@ -69,8 +75,8 @@ const NOT_REACHED: u32 = 0xffffffffu;
 @group(0) @binding(3) var<storage, read_write> params: array<f32>;
 @group(0) @binding(4) var<storage, read> targets: array<f32>;
 @group(0) @binding(5) var<storage, read> learning_rates: array<f32>;
-// [n] first epoch at or below the target; [stride + n] STATE_* bits;
-// [2 stride + n] epochs this network has run in the current chunk.
+// The status words of src/gpu/status.rs: word w of network n at
+// [w * status_stride + n].
 @group(0) @binding(6) var<storage, read_write> status: array<u32>;
 @group(0) @binding(7) var<storage, read_write> final_loss: array<f32>;
 
@@ -115,8 +121,12 @@ fn workgroup_sum(lid: u32, value: f32) -> f32 {
     return total;
 }
 
+fn status_word(word: u32, n: u32) -> u32 {
+    return word * op.status_stride + n;
+}
+
 fn is_active(n: u32) -> bool {
-    return status[op.status_stride + n] == 0u;
+    return status[status_word(STATUS_STATE, n)] == 0u;
 }
 
 fn reached_target(loss: f32) -> bool {
@@ -135,37 +145,46 @@ fn bias(n: u32, j: u32) -> f32 {
 }
 
 // The matrix products' stores, shared by the tiled and direct variants.
-fn store_activation(n: u32, s: u32, j: u32, net: f32) {
-    let out = op.out_base + n * op.samples * op.fan_out + s * op.fan_out + j;
-    acts[out] = sigmoid(net + bias(n, j));
+// The output layer's net inputs wait in its deltas for output_delta.
+fn store_activation(n: u32, s: u32, j: u32, sum: f32) {
+    let element = n * op.samples * op.fan_out + s * op.fan_out + j;
+    let net = sum + bias(n, j);
+    if op.output_layer != 0u {
+        deltas[op.delta_out_base + element] = net;
+        acts[op.out_base + element] = output_activation(net);
+    } else {
+        acts[op.out_base + element] = hidden_activation(net);
+    }
 }
 
 fn store_hidden_delta(n: u32, s: u32, k: u32, back: f32) {
     let a = acts[op.in_base + n * op.in_network_stride + s * op.fan_in + k];
     let lower = op.delta_in_base + n * op.samples * op.fan_in + s * op.fan_in + k;
-    deltas[lower] = back * sigmoid_derivative_from_output(a);
+    deltas[lower] = back * hidden_derivative(a);
 }
 
 fn update_weight(n: u32, j: u32, k: u32, gradient: f32) {
     if is_active(n) {
         let i = n * op.param_stride + op.weight_offset + j * op.fan_in + k;
-        params[i] = sgd_step(params[i], gradient, learning_rates[n] * STEP_SCALE);
+        params[i] = optimizer_step(params[i], gradient, learning_rates[n] * REDUCTION);
     }
 }
 
-// The output layer's error term for element e (sample-major) of network
-// n: stores the delta and returns (yhat - y)^2.
+// The loss of output element e (sample-major) of network n, from the net
+// input forward left in its delta slot.
+fn output_loss(n: u32, e: u32) -> f32 {
+    let count = op.samples * op.fan_out;
+    let z = deltas[op.delta_out_base + n * count + e];
+    return loss_value(z, acts[op.out_base + n * count + e], targets[e]);
+}
+
+// The same, then the element's delta replaces its net input.
 fn output_error(n: u32, e: u32) -> f32 {
     let count = op.samples * op.fan_out;
     let yhat = acts[op.out_base + n * count + e];
-    let diff = yhat - targets[e];
-    deltas[op.delta_out_base + n * count + e] = diff * sigmoid_derivative_from_output(yhat);
-    return diff * diff;
-}
-
-fn squared_error(n: u32, e: u32) -> f32 {
-    let diff = acts[op.out_base + n * op.samples * op.fan_out + e] - targets[e];
-    return diff * diff;
+    let loss = output_loss(n, e);
+    deltas[op.delta_out_base + n * count + e] = loss_delta(yhat, targets[e], output_derivative(yhat));
+    return loss;
 }
 
 // One epoch's bookkeeping for network n from the loss of its current
@@ -174,34 +193,36 @@ fn record_epoch_loss(n: u32, loss: f32) {
     if !is_active(n) {
         return;
     }
-    let epoch_index = 2u * op.status_stride + n;
+    let epoch_index = status_word(STATUS_EPOCH, n);
+    let target_index = status_word(STATUS_TARGET, n);
     let epoch = status[epoch_index];
     var state = 0u;
     if !is_finite(loss) {
         state = STATE_DIVERGED;
     } else {
-        if status[n] == NOT_REACHED && reached_target(loss) {
-            status[n] = epoch;
+        if status[target_index] == NOT_REACHED && reached_target(loss) {
+            status[target_index] = epoch;
         }
-        if (op.flags & FLAG_STOP_AT_TARGET) != 0u && status[n] != NOT_REACHED {
+        if (op.flags & FLAG_STOP_AT_TARGET) != 0u && status[target_index] != NOT_REACHED {
             state = STATE_STOPPED;
         }
     }
-    status[op.status_stride + n] = state;
+    status[status_word(STATUS_STATE, n)] = state;
     status[epoch_index] = epoch + 1u;
 }
 
 // The final loss; divergence if it or any parameter (`non_finite` of
 // them) is not finite; the target check at the final epoch.
 fn record_final_loss(n: u32, loss: f32, non_finite: f32) {
-    var state = status[op.status_stride + n];
+    let target_index = status_word(STATUS_TARGET, n);
+    var state = status[status_word(STATUS_STATE, n)];
     if non_finite > 0.0 || !is_finite(loss) {
         state |= STATE_DIVERGED;
     }
-    if (state & STATE_DIVERGED) == 0u && status[n] == NOT_REACHED && reached_target(loss) {
-        status[n] = op.final_epoch;
+    if (state & STATE_DIVERGED) == 0u && status[target_index] == NOT_REACHED && reached_target(loss) {
+        status[target_index] = op.final_epoch;
     }
-    status[op.status_stride + n] = state;
+    status[status_word(STATUS_STATE, n)] = state;
     final_loss[n] = loss;
 }
 
@@ -220,7 +241,7 @@ fn count_non_finite(n: u32, lane: u32, step: u32) -> f32 {
 // ---- Tiled variant: 16 x 16 output tiles through workgroup memory, and
 // ---- workgroup reductions (one workgroup per network) for the sums.
 
-// acts[l+1][s][j] = sigmoid(sum_k acts[l][s][k] W[j][k] + b[j]).
+// acts[l+1][s][j] = f(sum_k acts[l][s][k] W[j][k] + b[j]).
 // Tile rows are samples, columns neurons of layer l + 1.
 @compute @workgroup_size(TILE, TILE)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -267,7 +288,7 @@ fn output_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         }
         sum += block;
     }
-    let loss = workgroup_sum(lid, sum) * LOSS_SCALE;
+    let loss = workgroup_sum(lid, sum) * REDUCTION;
     if lid == 0u {
         record_epoch_loss(n, loss);
     }
@@ -345,7 +366,7 @@ fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     let n = wg.x;
     let upper = op.delta_out_base + n * op.samples * op.fan_out;
     let base = n * op.param_stride + op.bias_offset;
-    let step = learning_rates[n] * STEP_SCALE;
+    let step = learning_rates[n] * REDUCTION;
     let training = is_active(n);
     if BIAS_MODE == BIAS_SHARED {
         var sum = 0.0;
@@ -358,7 +379,7 @@ fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         }
         let total = workgroup_sum(lid, sum);
         if lid == 0u && training {
-            params[base] = sgd_step(params[base], total, step);
+            params[base] = optimizer_step(params[base], total, step);
         }
         return;
     }
@@ -389,7 +410,7 @@ fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
                 total += partial[q * columns + lid];
             }
             if training {
-                params[base + j] = sgd_step(params[base + j], total, step);
+                params[base + j] = optimizer_step(params[base + j], total, step);
             }
         }
         workgroupBarrier();
@@ -404,11 +425,11 @@ fn evaluate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
     for (var first = lid; first < op.samples * op.fan_out; first += SUM_BLOCK * REDUCE_SIZE) {
         var block = 0.0;
         for (var e = first; e < min(first + SUM_BLOCK * REDUCE_SIZE, op.samples * op.fan_out); e += REDUCE_SIZE) {
-            block += squared_error(n, e);
+            block += output_loss(n, e);
         }
         sum += block;
     }
-    let loss = workgroup_sum(lid, sum) * LOSS_SCALE;
+    let loss = workgroup_sum(lid, sum) * REDUCTION;
     let bad = workgroup_sum(lid, count_non_finite(n, lid, REDUCE_SIZE));
     if lid == 0u {
         record_final_loss(n, loss, bad);

@@ -1,5 +1,8 @@
-//! Command-line definitions (clap derive) and their validation into a
+//! Command-line definitions (clap derive), grouped as the help shows them
+//! (model, data, training, output, device), and their validation into a
 //! [`RunConfig`]. Every problem is reported with the flag it concerns.
+//! Enum-valued flags are clap `ValueEnum`s of the library's own types, so
+//! their names and the error for an unknown one come from one place.
 
 use std::path::PathBuf;
 
@@ -9,7 +12,7 @@ use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
 use crate::data::{Task, load_csv};
 use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
 use crate::init::{self, Init};
-use crate::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
+use crate::model::{Activation, BiasMode, Loss, ModelSpec, Reduction, Topology};
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
 use crate::training::TrainOptions;
 
@@ -17,7 +20,7 @@ use crate::training::TrainOptions;
 #[command(
     name = "gputrain",
     version,
-    about = "Train thousands to millions of small sigmoid networks at once on the GPU, \
+    about = "Train thousands to millions of small neural networks at once on the GPU, \
              checked against a float64 CPU reference",
     args_conflicts_with_subcommands = true,
     allow_negative_numbers = true
@@ -59,13 +62,13 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub workload: Vec<String>,
     /// One adapter by index or name substring [default: every adapter].
-    #[arg(long)]
-    pub adapter: Option<String>,
+    #[arg(long, value_parser = parse_adapter)]
+    pub adapter: Option<AdapterChoice>,
     /// Rows for: all (GPU and CPU reference), gpu, or cpu.
-    #[arg(long, default_value = "all", value_parser = parse_with::<BenchBackends>)]
+    #[arg(long, value_enum, default_value_t = BenchBackends::All)]
     pub backend: BenchBackends,
-    /// GPU strategies: all (each that applies), auto, fused, or layered.
-    #[arg(long, default_value = "all", value_parser = parse_with::<KernelFilter>)]
+    /// GPU strategies: all (each that applies), or only auto, fused or layered.
+    #[arg(long, value_enum, default_value_t = KernelFilter::All)]
     pub kernel: KernelFilter,
     /// Seconds each row's timed run may take; a row runs the workload's
     /// epochs or as many as fit [default: 10, or 0.5 with --quick].
@@ -82,10 +85,7 @@ impl BenchArgs {
         Ok(Suite {
             workloads: crate::bench::workloads::select(&self.workload)?,
             backends: self.backend,
-            adapter: self
-                .adapter
-                .as_ref()
-                .map(|a| a.parse::<AdapterChoice>().unwrap_or_default()),
+            adapter: self.adapter.clone(),
             kernels: self.kernel,
             seconds: self.seconds.unwrap_or(if self.quick { 0.5 } else { 10.0 }),
         })
@@ -94,6 +94,10 @@ impl BenchArgs {
 
 fn parse_with<T: std::str::FromStr<Err = crate::Error>>(s: &str) -> Result<T, String> {
     s.parse::<T>().map_err(|e| e.to_string())
+}
+
+fn parse_adapter(s: &str) -> Result<AdapterChoice, String> {
+    s.parse::<AdapterChoice>().map_err(|e| match e {})
 }
 
 fn positive_f64(s: &str) -> Result<f64, String> {
@@ -110,42 +114,64 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
     }
 }
 
+/// What the networks are: shape, activations, loss.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Model")]
+pub struct ModelArgs {
+    /// Layer widths, e.g. 2,2,2 (default: the task's own; required with --data).
+    #[arg(long, value_parser = parse_with::<Topology>)]
+    pub layers: Option<Topology>,
+    /// Bias mode: one bias per neuron, one shared per layer, or none
+    /// [default: shared for tutorial, per-neuron otherwise].
+    #[arg(long, value_enum)]
+    pub bias: Option<BiasMode>,
+    /// Keep biases at their initial values.
+    #[arg(long)]
+    pub freeze_bias: bool,
+    /// Activation of the hidden layers.
+    #[arg(long, value_enum, default_value_t)]
+    pub activation: Activation,
+    /// Activation of the output layer (sigmoid or tanh).
+    #[arg(long, value_enum, default_value_t)]
+    pub output_activation: Activation,
+    /// Loss per output: half-sse 1/2 (y - yhat)^2, sse (y - yhat)^2, or
+    /// binary cross-entropy (sigmoid outputs only).
+    #[arg(long, value_enum, default_value_t)]
+    pub loss: Loss,
+    /// Reduction over samples: sum or mean.
+    #[arg(long, value_enum, default_value_t)]
+    pub reduction: Reduction,
+}
+
+/// What the networks learn from.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Data")]
+pub struct DataArgs {
+    /// Built-in data set: tutorial (seed 003's one sample) or xor.
+    #[arg(long, value_enum, conflicts_with = "data")]
+    pub task: Option<Task>,
+    /// CSV data: the first n0 columns are inputs, the rest targets (in the
+    /// output activation's range: [0, 1] for sigmoid, [-1, 1] for tanh).
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+}
+
+/// How many networks, for how long, from where.
 #[derive(Debug, Clone, Args)]
-#[command(allow_negative_numbers = true)]
-pub struct TrainArgs {
+#[command(next_help_heading = "Training")]
+pub struct TrainingArgs {
     /// Number of independent networks.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=(u32::MAX as u64)))]
     pub networks: u64,
     /// Full-batch gradient-descent steps per network.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(0..=crate::training::MAX_EPOCHS))]
     pub epochs: u64,
-    /// Built-in data set: tutorial (seed 003's one sample) or xor.
-    #[arg(long, value_parser = parse_with::<Task>, conflicts_with = "data")]
-    pub task: Option<Task>,
-    /// CSV data: the first n0 columns are inputs, the rest targets in [0, 1].
-    #[arg(long, value_name = "FILE.csv")]
-    pub data: Option<PathBuf>,
-    /// Layer widths, e.g. 2,2,2 (default: the task's own; required with --data).
-    #[arg(long, value_parser = parse_with::<Topology>)]
-    pub layers: Option<Topology>,
-    /// Bias mode: per-neuron, shared (one per layer) or none
-    /// [default: shared for tutorial, per-neuron otherwise].
-    #[arg(long, value_parser = parse_with::<BiasMode>)]
-    pub bias: Option<BiasMode>,
-    /// Keep biases at their initial values.
-    #[arg(long)]
-    pub freeze_bias: bool,
-    /// Loss: half-sse (1/2 (y - yhat)^2) or sse ((y - yhat)^2).
-    #[arg(long, default_value = "half-sse", value_parser = parse_with::<Loss>)]
-    pub loss: Loss,
-    /// Reduction over samples: sum or mean.
-    #[arg(long, default_value = "sum", value_parser = parse_with::<Reduction>)]
-    pub reduction: Reduction,
     /// Learning rate, or a log-spaced sweep across networks such as 0.05..5
     /// [default: 0.5, or the rates in --init-weights].
     #[arg(long, value_parser = parse_with::<LearningRate>)]
     pub lr: Option<LearningRate>,
-    /// Initialisation: xavier, uniform:A, or tutorial (seed 003's weights).
+    /// Initialisation: xavier, he (for ReLU), uniform:A, or tutorial (seed
+    /// 003's weights).
     #[arg(long, default_value = "xavier", value_parser = parse_with::<Init>, conflicts_with = "init_weights")]
     pub init: Init,
     /// Start from a weights file written by --weights.
@@ -160,16 +186,27 @@ pub struct TrainArgs {
     /// Stop updating a network once it reached --target-loss.
     #[arg(long, requires = "target_loss")]
     pub stop_at_target: bool,
-    /// auto (GPU if an adapter is found, else CPU), gpu, or cpu.
-    #[arg(long, default_value = "auto", value_parser = parse_with::<BackendChoice>)]
-    pub backend: BackendChoice,
-    /// Adapter by index or name substring (see `gputrain adapters`).
-    #[arg(long, default_value = "auto")]
-    pub adapter: String,
-    /// GPU strategy: auto (fused for small networks, layered for larger;
-    /// the rule is in the README), fused, or layered.
-    #[arg(long, default_value = "auto", value_parser = parse_with::<Strategy>)]
-    pub kernel: Strategy,
+}
+
+impl Default for TrainingArgs {
+    fn default() -> Self {
+        Self {
+            networks: 10_000,
+            epochs: 20_000,
+            lr: None,
+            init: Init::Xavier,
+            init_weights: None,
+            seed: 0,
+            target_loss: None,
+            stop_at_target: false,
+        }
+    }
+}
+
+/// What is written, and checked, at the end.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Output")]
+pub struct OutputArgs {
     /// Per-network results as CSV.
     #[arg(long, value_name = "FILE.csv")]
     pub results: Option<PathBuf>,
@@ -186,12 +223,68 @@ pub struct TrainArgs {
     /// Largest prediction difference --verify accepts.
     #[arg(long, default_value_t = 1e-3, value_parser = positive_f64)]
     pub verify_tolerance: f64,
-    /// Epochs per GPU submission (default: adaptive, ~0.1 s each).
-    #[arg(long, hide = true)]
-    pub epochs_per_submission: Option<u32>,
     /// No progress bar and no notes on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+impl Default for OutputArgs {
+    fn default() -> Self {
+        Self {
+            results: None,
+            weights: None,
+            json: false,
+            verify: None,
+            verify_tolerance: 1e-3,
+            quiet: false,
+        }
+    }
+}
+
+/// Where the training runs.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Device")]
+pub struct DeviceArgs {
+    /// auto (GPU if an adapter is found, else CPU), gpu, or cpu.
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: BackendChoice,
+    /// Adapter by index or name substring (see `gputrain adapters`).
+    #[arg(long, default_value = "auto", value_parser = parse_adapter)]
+    pub adapter: AdapterChoice,
+    /// GPU strategy: auto (fused for small networks, layered for larger;
+    /// the rule is in the README), fused, or layered.
+    #[arg(long, value_enum, default_value_t)]
+    pub kernel: Strategy,
+    /// Epochs per GPU submission (default: adaptive, ~0.1 s each).
+    #[arg(long, hide = true)]
+    pub epochs_per_submission: Option<u32>,
+}
+
+impl Default for DeviceArgs {
+    fn default() -> Self {
+        Self {
+            backend: BackendChoice::Auto,
+            adapter: AdapterChoice::Auto,
+            kernel: Strategy::Auto,
+            epochs_per_submission: None,
+        }
+    }
+}
+
+/// `gputrain train`'s arguments (also the top level's).
+#[derive(Debug, Clone, Default, Args)]
+#[command(allow_negative_numbers = true)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub data: DataArgs,
+    #[command(flatten)]
+    pub training: TrainingArgs,
+    #[command(flatten)]
+    pub output: OutputArgs,
+    #[command(flatten)]
+    pub device: DeviceArgs,
 }
 
 impl TrainArgs {
@@ -199,80 +292,99 @@ impl TrainArgs {
     /// flags involved.
     pub fn to_config(&self) -> Result<RunConfig, crate::Error> {
         let usage = crate::Error::Config;
-        let (data, default_widths, task) = match (&self.data, self.task) {
-            (Some(path), _) => {
-                let topology = self.layers.as_ref().ok_or_else(|| {
-                    usage(format!(
-                        "--data {} needs --layers (e.g. --layers 3,4,2: the first width is the \
-                         number of input columns, the last the number of target columns)",
-                        path.display()
-                    ))
-                })?;
-                let data = load_csv(path, topology.inputs(), topology.outputs())?;
-                (data, topology.widths().to_vec(), None)
+        let (model, training) = (&self.model, &self.training);
+        let task = match (&self.data.data, self.data.task) {
+            (Some(_), _) => None,
+            (None, task) => Some(task.unwrap_or(Task::Tutorial)),
+        };
+        let topology = match (&model.layers, task, &self.data.data) {
+            (Some(t), _, _) => t.clone(),
+            (None, Some(task), _) => Topology::new(task.default_widths())?,
+            (None, None, path) => {
+                return Err(usage(format!(
+                    "--data {} needs --layers (e.g. --layers 3,4,2: the first width is the \
+                     number of input columns, the last the number of target columns)",
+                    path.as_ref()
+                        .map_or(String::new(), |p| p.display().to_string())
+                )));
             }
+        };
+        let spec = ModelSpec {
+            topology,
+            bias: model.bias.unwrap_or(match task {
+                Some(Task::Tutorial) => BiasMode::Shared,
+                _ => BiasMode::PerNeuron,
+            }),
+            freeze_bias: model.freeze_bias,
+            activation: model.activation,
+            output_activation: model.output_activation,
+            loss: model.loss,
+            reduction: model.reduction,
+            ..ModelSpec::default()
+        };
+        spec.validate()?;
+        let data = match (&self.data.data, task) {
+            (Some(path), _) => load_csv(
+                path,
+                spec.topology.inputs(),
+                spec.topology.outputs(),
+                spec.target_range(),
+            )?,
             (None, task) => {
                 let task = task.unwrap_or(Task::Tutorial);
-                (task.dataset(), task.default_widths(), Some(task))
+                let data = task.dataset();
+                data.check_targets(spec.target_range()).map_err(|e| {
+                    usage(format!(
+                        "--task {task} does not fit --output-activation {}: {e}",
+                        spec.output_activation
+                    ))
+                })?;
+                data
             }
         };
-        let topology = match &self.layers {
-            Some(t) => t.clone(),
-            None => Topology::new(default_widths)?,
-        };
-        if topology.inputs() != data.inputs || topology.outputs() != data.outputs {
+        if spec.topology.inputs() != data.inputs || spec.topology.outputs() != data.outputs {
             return Err(usage(format!(
-                "--layers {topology} takes {} inputs and gives {} outputs, but the data ({}) has \
+                "--layers {} takes {} inputs and gives {} outputs, but the data ({}) has \
                  {} inputs and {} targets",
-                topology.inputs(),
-                topology.outputs(),
+                spec.topology,
+                spec.topology.inputs(),
+                spec.topology.outputs(),
                 data.name,
                 data.inputs,
                 data.outputs
             )));
         }
-        let bias = self.bias.unwrap_or(match task {
-            Some(Task::Tutorial) => BiasMode::Shared,
-            _ => BiasMode::PerNeuron,
-        });
-        let spec = ModelSpec {
-            topology,
-            bias,
-            freeze_bias: self.freeze_bias,
-            loss: self.loss,
-            reduction: self.reduction,
-        };
-        let start = match &self.init_weights {
+        let start = match &training.init_weights {
             Some(path) => Start::WeightsFile(path.clone()),
             None => {
-                init::check(&spec, self.init)?;
+                init::check(&spec, training.init)?;
                 Start::Init {
-                    init: self.init,
-                    seed: self.seed,
+                    init: training.init,
+                    seed: training.seed,
                 }
             }
         };
         let options = TrainOptions {
-            epochs: self.epochs,
-            target_loss: self.target_loss,
-            stop_at_target: self.stop_at_target,
+            epochs: training.epochs,
+            target_loss: training.target_loss,
+            stop_at_target: training.stop_at_target,
         };
         options.validate()?;
-        if self.verify == Some(0) {
+        if self.output.verify == Some(0) {
             return Err(usage("--verify needs at least 1 network".into()));
         }
         Ok(RunConfig {
             spec,
             data,
-            networks: self.networks as usize,
-            learning_rate: self.lr,
+            networks: training.networks as usize,
+            learning_rate: training.lr,
             start,
             options,
-            backend: self.backend,
-            adapter: self.adapter.parse::<AdapterChoice>().unwrap_or_default(),
-            strategy: self.kernel,
+            backend: self.device.backend,
+            adapter: self.device.adapter.clone(),
+            strategy: self.device.kernel,
             gpu: GpuOptions {
-                epochs_per_submission: self.epochs_per_submission,
+                epochs_per_submission: self.device.epochs_per_submission,
                 ..GpuOptions::default()
             },
         })

@@ -42,12 +42,13 @@ fn stop_on_ctrl_c() -> StopFlag {
 /// 130 when Ctrl-C stopped the run (after writing the outputs).
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     let config = args.to_config()?;
+    let out = &args.output;
     let stop = stop_on_ctrl_c();
-    for path in [&args.results, &args.weights].into_iter().flatten() {
+    for path in [&out.results, &out.weights].into_iter().flatten() {
         check_writable(path)?;
     }
     let (ctx, backend) = run::open_backend(&config)?;
-    if !args.quiet {
+    if !out.quiet {
         if let Some(note) = &backend.note {
             eprintln!("note: {note}");
         }
@@ -56,11 +57,11 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         }
     }
     let mut population = run::prepare(&config)?;
-    let checked: Vec<(usize, Vec<f64>)> = spread(config.networks, args.verify.unwrap_or(0))
+    let checked: Vec<(usize, Vec<f64>)> = spread(config.networks, out.verify.unwrap_or(0))
         .into_iter()
         .map(|i| (i, population.network(i).to_vec()))
         .collect();
-    let mut progress = ProgressLine::new(args.quiet);
+    let mut progress = ProgressLine::new(out.quiet);
     let (outcomes, seconds) = run::train(
         &config,
         ctx.as_ref(),
@@ -77,7 +78,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
             &checked,
             &population,
             &outcomes,
-            args.verify_tolerance,
+            out.verify_tolerance,
         )
     });
     let passed = verify.as_ref().is_none_or(|v| v.passed);
@@ -91,13 +92,13 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         seconds,
         verify,
     );
-    if let Some(path) = &args.results {
+    if let Some(path) = &out.results {
         write_atomically(path, &results_csv(&population.learning_rates, &outcomes))?;
     }
-    if let Some(path) = &args.weights {
+    if let Some(path) = &out.weights {
         let seed = match config.start {
             Start::Init { seed, .. } => seed,
-            Start::WeightsFile(_) => args.seed,
+            Start::WeightsFile(_) => args.training.seed,
         };
         let meta = WeightsMetadata {
             epochs: summary.epochs_completed,
@@ -112,7 +113,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
             &meta,
         )?;
     }
-    let text = if args.json {
+    let text = if out.json {
         serde_json::to_string_pretty(&summary).expect("the summary is plain data") + "\n"
     } else {
         report::render(&summary)

@@ -2,28 +2,43 @@
 //! DESIGN.md term by term, run over networks in parallel with rayon.
 //!
 //! Names follow the seeds: `net` is a neuron's weighted input, `out` its
-//! sigmoid output, `delta` = dE/dnet.
+//! activation's output, `delta` = dE/dnet. Every formula (activations, their
+//! derivatives, the loss and its delta, the update) comes from the
+//! vocabulary table in [`crate::vocab`].
 
 use rayon::prelude::*;
 
 use crate::data::Dataset;
-use crate::model::{Loss, ModelSpec, ParamLayout};
+use crate::model::{ModelSpec, ParamLayout};
 use crate::training::{NetworkOutcome, TrainOptions};
+use crate::vocab::{ActivationDef, LossDef, OptimizerDef};
 
-/// The logistic function `1 / (1 + e^-z)`.
-pub fn sigmoid(z: f64) -> f64 {
-    1.0 / (1.0 + (-z).exp())
+/// The run's vocabulary entries, looked up once.
+struct Math {
+    /// One per weight layer: hidden activations, then the output's.
+    activations: Vec<&'static ActivationDef>,
+    loss: &'static LossDef,
+    optimizer: &'static OptimizerDef,
 }
 
-/// d sigmoid / d net, written from the sigmoid's output: `out (1 - out)`.
-pub fn sigmoid_derivative_from_output(out: f64) -> f64 {
-    out * (1.0 - out)
+impl Math {
+    fn new(spec: &ModelSpec) -> Self {
+        Self {
+            activations: (0..spec.topology.weight_layers())
+                .map(|l| spec.layer_activation(l).def())
+                .collect(),
+            loss: spec.loss.def(),
+            optimizer: spec.optimizer.def(),
+        }
+    }
 }
 
 /// Scratch space for one network: the outputs of every layer (layer 0 is the
-/// input) and the deltas of every weight layer.
+/// input), the output layer's net inputs, and the deltas of every weight
+/// layer.
 struct Workspace {
     out: Vec<Vec<f64>>,
+    net_out: Vec<f64>,
     delta: Vec<Vec<f64>>,
 }
 
@@ -32,15 +47,19 @@ impl Workspace {
         let widths = spec.topology.widths();
         Self {
             out: widths.iter().map(|&w| vec![0.0; w]).collect(),
+            net_out: vec![0.0; spec.topology.outputs()],
             delta: widths[1..].iter().map(|&w| vec![0.0; w]).collect(),
         }
     }
 }
 
-/// Forward pass of one sample; leaves every layer's output in `ws.out`.
-fn forward(layout: &ParamLayout, params: &[f64], input: &[f64], ws: &mut Workspace) {
+/// Forward pass of one sample; leaves every layer's output in `ws.out` and
+/// the output layer's net inputs in `ws.net_out`.
+fn forward(math: &Math, layout: &ParamLayout, params: &[f64], input: &[f64], ws: &mut Workspace) {
     ws.out[0].copy_from_slice(input);
+    let last = layout.layers.len() - 1;
     for (l, layer) in layout.layers.iter().enumerate() {
+        let f = math.activations[l].f;
         let (before, after) = ws.out.split_at_mut(l + 1);
         let (inputs, outputs) = (&before[l], &mut after[0]);
         for (j, out) in outputs.iter_mut().enumerate() {
@@ -48,7 +67,10 @@ fn forward(layout: &ParamLayout, params: &[f64], input: &[f64], ws: &mut Workspa
             for (k, a) in inputs.iter().enumerate() {
                 net += params[layer.weight_index(j, k)] * a;
             }
-            *out = sigmoid(net);
+            if l == last {
+                ws.net_out[j] = net;
+            }
+            *out = f(net);
         }
     }
 }
@@ -56,26 +78,27 @@ fn forward(layout: &ParamLayout, params: &[f64], input: &[f64], ws: &mut Workspa
 /// The network's outputs for one input.
 pub fn predict(spec: &ModelSpec, params: &[f64], input: &[f64]) -> Vec<f64> {
     let mut ws = Workspace::new(spec);
-    forward(&spec.layout(), params, input, &mut ws);
+    forward(&Math::new(spec), &spec.layout(), params, input, &mut ws);
     ws.out.pop().unwrap_or_default()
 }
 
 /// The loss of `params` over the whole data set.
 pub fn loss(spec: &ModelSpec, params: &[f64], data: &Dataset) -> f64 {
-    let layout = spec.layout();
+    let (math, layout) = (Math::new(spec), spec.layout());
     let mut ws = Workspace::new(spec);
     let mut total = 0.0;
     for s in 0..data.samples() {
-        forward(&layout, params, data.input(s), &mut ws);
-        total += sample_loss(spec.loss, &ws.out[layout.layers.len()], data.target(s));
+        forward(&math, &layout, params, data.input(s), &mut ws);
+        total += sample_loss(&math, &ws, data.target(s));
     }
     total * spec.reduction.factor(data.samples())
 }
 
-fn sample_loss(loss: Loss, out: &[f64], target: &[f64]) -> f64 {
-    out.iter()
-        .zip(target)
-        .map(|(o, y)| loss.scale() * (y - o) * (y - o))
+/// The loss of the sample whose forward pass is in `ws`.
+fn sample_loss(math: &Math, ws: &Workspace, target: &[f64]) -> f64 {
+    let out = &ws.out[ws.out.len() - 1];
+    (0..target.len())
+        .map(|j| (math.loss.value)(ws.net_out[j], out[j], target[j]))
         .sum()
 }
 
@@ -87,13 +110,21 @@ pub fn loss_and_gradient(
     data: &Dataset,
     grad: &mut [f64],
 ) -> f64 {
-    let layout = spec.layout();
     let mut ws = Workspace::new(spec);
-    loss_and_gradient_with(spec, &layout, params, data, grad, &mut ws)
+    loss_and_gradient_with(
+        spec,
+        &Math::new(spec),
+        &spec.layout(),
+        params,
+        data,
+        grad,
+        &mut ws,
+    )
 }
 
 fn loss_and_gradient_with(
     spec: &ModelSpec,
+    math: &Math,
     layout: &ParamLayout,
     params: &[f64],
     data: &Dataset,
@@ -101,24 +132,26 @@ fn loss_and_gradient_with(
     ws: &mut Workspace,
 ) -> f64 {
     let last = layout.layers.len() - 1;
-    // dL/dout = 2c (out - y), with c = 1/2 for half-sse and 1 for sse.
-    let dloss_dout = 2.0 * spec.loss.scale();
+    let output = math.activations[last];
     grad.fill(0.0);
     let mut total = 0.0;
     for s in 0..data.samples() {
-        forward(layout, params, data.input(s), ws);
+        forward(math, layout, params, data.input(s), ws);
         let target = data.target(s);
-        total += sample_loss(spec.loss, &ws.out[last + 1], target);
+        total += sample_loss(math, ws, target);
 
-        // Output layer: delta = -(target - out) * out * (1 - out), times 2c.
+        // Output layer: the loss's delta dL/dnet, e.g. for half-sse
+        // -(target - out) * f'(net) with f' from the output.
         for (j, delta) in ws.delta[last].iter_mut().enumerate() {
             let out = ws.out[last + 1][j];
-            *delta = dloss_dout * (out - target[j]) * sigmoid_derivative_from_output(out);
+            let slope = (output.derivative_from_output)(out);
+            *delta = (math.loss.delta)(out, target[j], slope);
         }
-        // Hidden layers: delta_prev = (W^T delta) * out_prev * (1 - out_prev),
-        // using the weights from before this epoch's update.
+        // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), f' from
+        // the output, using the weights from before this epoch's update.
         for l in (1..=last).rev() {
             let layer = &layout.layers[l];
+            let derivative = math.activations[l - 1].derivative_from_output;
             let (lower, upper) = ws.delta.split_at_mut(l);
             for (k, delta_prev) in lower[l - 1].iter_mut().enumerate() {
                 let back: f64 = upper[0]
@@ -126,7 +159,7 @@ fn loss_and_gradient_with(
                     .enumerate()
                     .map(|(j, d)| params[layer.weight_index(j, k)] * d)
                     .sum();
-                *delta_prev = back * sigmoid_derivative_from_output(ws.out[l][k]);
+                *delta_prev = back * derivative(ws.out[l][k]);
             }
         }
         // dE/dW[j][k] = delta_j * out_prev_k; dE/db = delta (summed for shared).
@@ -172,12 +205,10 @@ pub fn train_network_until(
     options: &TrainOptions,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> NetworkOutcome {
-    let layout = spec.layout();
+    let (math, layout) = (Math::new(spec), spec.layout());
     let mut ws = Workspace::new(spec);
     let mut grad = vec![0.0; layout.len];
-    let frozen: Vec<bool> = (0..layout.len)
-        .map(|i| spec.freeze_bias && layout.is_bias(i))
-        .collect();
+    let frozen = spec.frozen_mask();
     let reached = |loss: f64| options.target_loss.is_some_and(|t| loss <= t);
     let mut target_epoch = None;
     let mut diverged = false;
@@ -187,7 +218,7 @@ pub fn train_network_until(
             epochs_completed = epoch;
             break;
         }
-        let loss = loss_and_gradient_with(spec, &layout, params, data, &mut grad, &mut ws);
+        let loss = loss_and_gradient_with(spec, &math, &layout, params, data, &mut grad, &mut ws);
         if !loss.is_finite() {
             diverged = true;
             break;
@@ -201,7 +232,7 @@ pub fn train_network_until(
         // Every parameter moves with the gradient of the old parameters.
         for ((p, g), frozen) in params.iter_mut().zip(&grad).zip(&frozen) {
             if !frozen {
-                *p -= learning_rate * g;
+                *p = (math.optimizer.step)(*p, *g, learning_rate);
             }
         }
     }

@@ -1,9 +1,9 @@
 //! Training data: the built-in tasks (`tutorial`, `xor`) and validated CSV
 //! loading. A data set is `S` samples of `n0` inputs and `nL` targets.
 
-use std::fmt;
 use std::path::Path;
-use std::str::FromStr;
+
+use clap::ValueEnum;
 
 use crate::error::Error;
 
@@ -16,12 +16,14 @@ pub struct Dataset {
     pub outputs: usize,
     /// `samples * inputs` values.
     pub x: Vec<f64>,
-    /// `samples * outputs` values, each in `[0, 1]`.
+    /// `samples * outputs` values (their range is checked against the
+    /// output activation's: [`Dataset::check_targets`]).
     pub y: Vec<f64>,
 }
 
 impl Dataset {
-    /// Builds a data set from rows, checking widths and value ranges.
+    /// Builds a data set from rows, checking widths and that every value is
+    /// finite.
     pub fn new(
         name: impl Into<String>,
         inputs: usize,
@@ -45,11 +47,6 @@ impl Dataset {
         if let Some(v) = x.iter().chain(&y).find(|v| !v.is_finite()) {
             return Err(bad(format!("holds the non-finite value {v}")));
         }
-        if let Some(v) = y.iter().find(|v| !(0.0..=1.0).contains(*v)) {
-            return Err(bad(format!(
-                "target {v} is outside [0, 1], which a sigmoid output can never reach"
-            )));
-        }
         Ok(Self {
             name,
             inputs,
@@ -70,10 +67,45 @@ impl Dataset {
     pub fn target(&self, sample: usize) -> &[f64] {
         &self.y[sample * self.outputs..(sample + 1) * self.outputs]
     }
+
+    /// Checks every target lies in `range` (closed), the values the output
+    /// activation can reach; the error names the sample and target column.
+    pub fn check_targets(&self, range: (f64, f64)) -> Result<(), Error> {
+        match self.y.iter().position(|v| !in_range(*v, range)) {
+            None => Ok(()),
+            Some(i) => Err(Error::data(
+                self.name.clone(),
+                None,
+                format!(
+                    "sample {}, target {}: {} is outside {}",
+                    i / self.outputs + 1,
+                    i % self.outputs + 1,
+                    self.y[i],
+                    describe_range(range)
+                ),
+            )),
+        }
+    }
+}
+
+fn in_range(v: f64, (low, high): (f64, f64)) -> bool {
+    low <= v && v <= high
+}
+
+/// `[0, 1], the values the output activation can reach`, or `any finite
+/// value` for an unbounded range.
+pub fn describe_range((low, high): (f64, f64)) -> String {
+    if low.is_infinite() && high.is_infinite() {
+        "the finite values the output activation can reach".to_string()
+    } else if high.is_infinite() {
+        format!("[{low}, inf), the values the output activation can reach")
+    } else {
+        format!("[{low}, {high}], the values the output activation can reach")
+    }
 }
 
 /// The built-in tasks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Task {
     /// Seed 003's single sample: (0.05, 0.10) -> (0.01, 0.99).
     Tutorial,
@@ -92,7 +124,7 @@ impl Task {
                 vec![0.0, 1.0, 1.0, 0.0],
             ),
         };
-        Dataset::new(self.name(), inputs, outputs, x, y).expect("built-in tasks are valid")
+        Dataset::new(self.to_string(), inputs, outputs, x, y).expect("built-in tasks are valid")
     }
 
     /// The topology a task uses when none is given: seed 003's 2-2-2, and
@@ -103,33 +135,9 @@ impl Task {
             Task::Xor => vec![2, 3, 1],
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Task::Tutorial => "tutorial",
-            Task::Xor => "xor",
-        }
-    }
 }
 
-impl FromStr for Task {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "tutorial" => Ok(Task::Tutorial),
-            "xor" => Ok(Task::Xor),
-            _ => Err(Error::Config(format!(
-                "unknown task '{s}'; expected tutorial or xor"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+crate::display_as_value_name!(Task);
 
 /// A reproducible synthetic data set for tests and benchmarks: inputs
 /// uniform in [-1, 1), targets uniform in [0.1, 0.9), from an xorshift
@@ -148,16 +156,28 @@ pub fn synthetic(inputs: usize, outputs: usize, samples: usize, salt: u64) -> Da
 }
 
 /// Loads a numeric CSV file whose first `inputs` columns are inputs and the
-/// remaining `outputs` columns targets. The first line may be a header
+/// remaining `outputs` columns targets, each target in `target_range`
+/// (closed: the output activation's). The first line may be a header
 /// (every cell non-numeric). Blank lines are skipped.
-pub fn load_csv(path: &Path, inputs: usize, outputs: usize) -> Result<Dataset, Error> {
+pub fn load_csv(
+    path: &Path,
+    inputs: usize,
+    outputs: usize,
+    target_range: (f64, f64),
+) -> Result<Dataset, Error> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::data(path, None, format!("cannot read the file: {e}")))?;
-    parse_csv(&text, path, inputs, outputs)
+    parse_csv(&text, path, inputs, outputs, target_range)
 }
 
 /// Parses CSV text; `path` is used only in messages.
-pub fn parse_csv(text: &str, path: &Path, inputs: usize, outputs: usize) -> Result<Dataset, Error> {
+pub fn parse_csv(
+    text: &str,
+    path: &Path,
+    inputs: usize,
+    outputs: usize,
+    target_range: (f64, f64),
+) -> Result<Dataset, Error> {
     let expected = inputs + outputs;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -208,15 +228,16 @@ pub fn parse_csv(text: &str, path: &Path, inputs: usize, outputs: usize) -> Resu
             }
             if column < inputs {
                 x.push(value);
-            } else if (0.0..=1.0).contains(&value) {
+            } else if in_range(value, target_range) {
                 y.push(value);
             } else {
                 return Err(Error::data(
                     path,
                     Some(line),
                     format!(
-                        "column {}: target {value} is outside [0, 1], which a sigmoid output can never reach",
-                        column + 1
+                        "column {}: target {value} is outside {}",
+                        column + 1,
+                        describe_range(target_range)
                     ),
                 ));
             }
@@ -243,9 +264,38 @@ mod tests {
 
     #[test]
     fn csv_with_header_and_blank_lines_parses() {
-        let d = parse_csv("a,b,y\n0.1,0.2,1\n\n0.3,0.4,0\n", Path::new("m.csv"), 2, 1).unwrap();
+        let d = parse_csv(
+            "a,b,y\n0.1,0.2,1\n\n0.3,0.4,0\n",
+            Path::new("m.csv"),
+            2,
+            1,
+            (0.0, 1.0),
+        )
+        .unwrap();
         assert_eq!(d.samples(), 2);
         assert_eq!(d.input(1), &[0.3, 0.4]);
         assert_eq!(d.target(0), &[1.0]);
+    }
+
+    #[test]
+    fn targets_are_checked_against_the_output_range() {
+        let text = "x,y\n0.5,-0.5\n0.1,7.0\n";
+        let err = parse_csv(text, Path::new("r.csv"), 1, 1, (-1.0, 1.0))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            err,
+            "r.csv:3: column 2: target 7 is outside [-1, 1], the values the output activation can reach"
+        );
+        let any = (f64::NEG_INFINITY, f64::INFINITY);
+        assert_eq!(
+            parse_csv(text, Path::new("r.csv"), 1, 1, any)
+                .unwrap()
+                .samples(),
+            2
+        );
+        let xor = Task::Xor.dataset();
+        assert!(xor.check_targets((-1.0, 1.0)).is_ok());
+        assert!(xor.check_targets((0.5, 1.0)).is_err());
     }
 }

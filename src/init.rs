@@ -16,8 +16,12 @@ use crate::model::{BiasMode, ModelSpec};
 /// How initial parameters are drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
-    /// Weights uniform in ±sqrt(6 / (fan_in + fan_out)), biases 0.
+    /// Weights uniform in ±sqrt(6 / (fan_in + fan_out)), biases 0
+    /// (Glorot's uniform): for sigmoid and tanh layers.
     Xavier,
+    /// Weights uniform in ±sqrt(6 / fan_in), biases 0 (He's uniform, as
+    /// PyTorch's kaiming_uniform_ with the ReLU gain): for ReLU layers.
+    He,
     /// Weights and biases uniform in ±A.
     Uniform(f64),
     /// Seed 003's exact weights (2-2-2, shared bias only).
@@ -29,11 +33,12 @@ impl FromStr for Init {
     fn from_str(s: &str) -> Result<Self, Error> {
         match s {
             "xavier" => Ok(Init::Xavier),
+            "he" => Ok(Init::He),
             "tutorial" => Ok(Init::Tutorial),
             _ => {
                 let bound = s.strip_prefix("uniform:").ok_or_else(|| {
                     Error::Config(format!(
-                        "unknown initialisation '{s}'; expected xavier, uniform:A (e.g. uniform:0.5) or tutorial"
+                        "unknown initialisation '{s}'; expected xavier, he, uniform:A (e.g. uniform:0.5) or tutorial"
                     ))
                 })?;
                 match bound.parse::<f64>() {
@@ -51,6 +56,7 @@ impl fmt::Display for Init {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Init::Xavier => f.write_str("xavier"),
+            Init::He => f.write_str("he"),
             Init::Uniform(a) => write!(f, "uniform:{a}"),
             Init::Tutorial => f.write_str("tutorial"),
         }
@@ -93,6 +99,7 @@ pub fn network_parameters(spec: &ModelSpec, init: Init, seed: u64, index: u64) -
     for layer in &layout.layers {
         let (weight_bound, bias_bound) = match init {
             Init::Xavier => (((6.0 / (layer.fan_in + layer.fan_out) as f64).sqrt()), 0.0),
+            Init::He => ((6.0 / layer.fan_in as f64).sqrt(), 0.0),
             Init::Uniform(a) => (a, a),
             Init::Tutorial => unreachable!("handled above"),
         };

@@ -22,6 +22,7 @@ pub mod progress;
 pub mod report;
 pub mod run;
 pub mod training;
+pub mod vocab;
 pub mod weights;
 
 pub use error::Error;

@@ -9,7 +9,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+use clap::ValueEnum;
+
 use crate::error::Error;
+pub use crate::vocab::{ACTIVATIONS, Activation, Loss, Optimizer};
 
 /// Widest layer accepted. Far beyond what the fused kernel keeps in registers;
 /// it bounds memory use and keeps index arithmetic well inside `u32`.
@@ -102,9 +105,10 @@ impl FromStr for Topology {
 }
 
 /// How biases are laid out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
 pub enum BiasMode {
     /// One bias per neuron.
+    #[default]
     PerNeuron,
     /// One bias per layer, added to every neuron of the layer (seed 003).
     Shared,
@@ -123,47 +127,12 @@ impl BiasMode {
             BiasMode::None => 0,
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            BiasMode::PerNeuron => "per-neuron",
-            BiasMode::Shared => "shared",
-            BiasMode::None => "none",
-        }
-    }
-}
-
-/// The per-sample, per-output error term.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Loss {
-    /// `1/2 (y - yhat)^2`; `dL/dyhat = yhat - y` (seed 003).
-    HalfSse,
-    /// `(y - yhat)^2`; `dL/dyhat = 2 (yhat - y)` (seed 000).
-    Sse,
-}
-
-impl Loss {
-    pub const ALL: [Loss; 2] = [Loss::HalfSse, Loss::Sse];
-
-    /// Factor `c` in `L = c (y - yhat)^2`.
-    pub fn scale(self) -> f64 {
-        match self {
-            Loss::HalfSse => 0.5,
-            Loss::Sse => 1.0,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Loss::HalfSse => "half-sse",
-            Loss::Sse => "sse",
-        }
-    }
 }
 
 /// How per-sample losses combine over a data set.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Reduction {
+    #[default]
     Sum,
     /// Sum divided by the number of samples.
     Mean,
@@ -172,66 +141,104 @@ pub enum Reduction {
 impl Reduction {
     pub const ALL: [Reduction; 2] = [Reduction::Sum, Reduction::Mean];
 
-    /// Factor applied to the summed loss and gradient for `samples` samples.
+    /// Factor applied to the summed loss and gradient for `samples` samples;
+    /// every backend takes it from here.
     pub fn factor(self, samples: usize) -> f64 {
         match self {
             Reduction::Sum => 1.0,
             Reduction::Mean => 1.0 / samples as f64,
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Reduction::Sum => "sum",
-            Reduction::Mean => "mean",
-        }
-    }
 }
 
-macro_rules! parse_by_name {
-    ($ty:ty, $what:literal) => {
-        impl FromStr for $ty {
-            type Err = Error;
-            fn from_str(s: &str) -> Result<Self, Error> {
-                <$ty>::ALL
-                    .into_iter()
-                    .find(|v| v.name() == s)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = <$ty>::ALL.iter().map(|v| v.name()).collect();
-                        Error::Config(format!(
-                            "unknown {} '{s}'; expected one of: {}",
-                            $what,
-                            names.join(", ")
-                        ))
-                    })
-            }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.name())
-            }
-        }
-    };
-}
-parse_by_name!(BiasMode, "bias mode");
-parse_by_name!(Loss, "loss");
-parse_by_name!(Reduction, "reduction");
+crate::display_as_value_name!(BiasMode, Reduction);
 
 /// Everything that defines what a network computes and how it learns,
-/// apart from its parameters and learning rate.
+/// apart from its parameters and learning rate. The default is the seeds'
+/// 2-2-2 sigmoid network with shared biases, half-sse summed.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
     pub topology: Topology,
     pub bias: BiasMode,
     /// Keep biases at their initial values.
     pub freeze_bias: bool,
+    /// Activation of every hidden layer.
+    pub activation: Activation,
+    /// Activation of the output layer.
+    pub output_activation: Activation,
     pub loss: Loss,
     pub reduction: Reduction,
+    /// The update rule.
+    pub optimizer: Optimizer,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            topology: Topology::new(vec![2, 2, 2]).expect("a valid topology"),
+            bias: BiasMode::Shared,
+            freeze_bias: false,
+            activation: Activation::Sigmoid,
+            output_activation: Activation::Sigmoid,
+            loss: Loss::HalfSse,
+            reduction: Reduction::Sum,
+            optimizer: Optimizer::Sgd,
+        }
+    }
 }
 
 impl ModelSpec {
     pub fn layout(&self) -> ParamLayout {
         ParamLayout::new(&self.topology, self.bias)
+    }
+
+    /// The activation of weight layer `l` (0-based): hidden, or the output
+    /// activation for the last.
+    pub fn layer_activation(&self, l: usize) -> Activation {
+        if l + 1 == self.topology.weight_layers() {
+            self.output_activation
+        } else {
+            self.activation
+        }
+    }
+
+    /// Checks the combination: the output activation may be one, and the
+    /// loss accepts it. Errors name the flags.
+    pub fn validate(&self) -> Result<(), Error> {
+        if !self.output_activation.def().as_output {
+            let allowed: Vec<&str> = ACTIVATIONS
+                .iter()
+                .filter(|a| a.as_output)
+                .map(|a| a.activation.name())
+                .collect();
+            return Err(Error::Config(format!(
+                "--output-activation {} is not available for the output layer; expected one of: {}",
+                self.output_activation,
+                allowed.join(", ")
+            )));
+        }
+        if !self.loss.accepts_output(self.output_activation) {
+            let needed = self.loss.def().requires_output.unwrap_or_default();
+            return Err(Error::Config(format!(
+                "--loss {} needs --output-activation {needed}, but the output activation is {}",
+                self.loss, self.output_activation
+            )));
+        }
+        Ok(())
+    }
+
+    /// Per parameter of the flat layout: true for those training leaves
+    /// alone (biases, with `freeze_bias`).
+    pub fn frozen_mask(&self) -> Vec<bool> {
+        let layout = self.layout();
+        (0..layout.len)
+            .map(|i| self.freeze_bias && layout.is_bias(i))
+            .collect()
+    }
+
+    /// Closed range the targets must lie in for this output activation.
+    pub fn target_range(&self) -> (f64, f64) {
+        self.output_activation.def().range
     }
 }
 
@@ -365,10 +372,36 @@ mod tests {
     }
 
     #[test]
-    fn names_parse_back() {
+    fn names_are_the_command_line_values() {
         for b in BiasMode::ALL {
-            assert_eq!(b.name().parse::<BiasMode>().unwrap(), b);
+            assert_eq!(BiasMode::from_str(&b.to_string(), false), Ok(b));
         }
-        assert!("bogus".parse::<Loss>().is_err());
+        assert!(Loss::from_str("bogus", false).is_err());
+        assert_eq!(Reduction::Mean.to_string(), "mean");
+    }
+
+    #[test]
+    fn loss_and_output_activation_must_agree() {
+        let spec = ModelSpec {
+            loss: Loss::CrossEntropy,
+            output_activation: Activation::Tanh,
+            ..ModelSpec::default()
+        };
+        let err = spec.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--loss cross-entropy needs --output-activation sigmoid"),
+            "{err}"
+        );
+        let relu_out = ModelSpec {
+            output_activation: Activation::Relu,
+            ..ModelSpec::default()
+        };
+        assert!(
+            relu_out
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("--output-activation relu")
+        );
     }
 }

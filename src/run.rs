@@ -4,6 +4,8 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
+
+use clap::ValueEnum;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
@@ -85,27 +87,16 @@ impl fmt::Display for LearningRate {
 }
 
 /// Which backend trains.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
     /// The GPU if an adapter is found, else the CPU reference.
+    #[default]
     Auto,
     Gpu,
     Cpu,
 }
 
-impl FromStr for BackendChoice {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "auto" => Ok(BackendChoice::Auto),
-            "gpu" => Ok(BackendChoice::Gpu),
-            "cpu" => Ok(BackendChoice::Cpu),
-            _ => Err(Error::Config(format!(
-                "unknown backend '{s}'; expected auto, gpu or cpu"
-            ))),
-        }
-    }
-}
+crate::display_as_value_name!(BackendChoice);
 
 /// Where the starting parameters come from.
 #[derive(Clone, Debug, PartialEq)]
@@ -255,19 +246,20 @@ pub fn train(
                 config.strategy,
                 &config.gpu,
             )?;
-            trainer.train(
-                &mut population.params,
-                &population.learning_rates,
-                &config.options,
-                &config.gpu,
-                &mut |p| {
-                    progress(p);
-                    match stop.is_requested() {
-                        true => ControlFlow::Break(()),
-                        false => ControlFlow::Continue(()),
-                    }
-                },
-            )?
+            trainer
+                .train(
+                    &mut population.params,
+                    &population.learning_rates,
+                    &config.options,
+                    &mut |p| {
+                        progress(p);
+                        match stop.is_requested() {
+                            true => ControlFlow::Break(()),
+                            false => ControlFlow::Continue(()),
+                        }
+                    },
+                )?
+                .outcomes
         }
         None => train_cpu_in_slices(config, population, progress, stop),
     };

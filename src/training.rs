@@ -20,6 +20,17 @@ pub struct TrainOptions {
     pub stop_at_target: bool,
 }
 
+impl Default for TrainOptions {
+    /// The headline run's: 20,000 epochs, no target.
+    fn default() -> Self {
+        Self {
+            epochs: 20_000,
+            target_loss: None,
+            stop_at_target: false,
+        }
+    }
+}
+
 impl TrainOptions {
     pub fn validate(&self) -> Result<(), Error> {
         if self.epochs > MAX_EPOCHS {

@@ -2,7 +2,7 @@
 //! `layers.{l}.weight` [networks, n_{l+1}, n_l], `layers.{l}.bias`
 //! [networks, n_{l+1}] (per-neuron) or [networks, 1] (shared), absent for
 //! `none`, and `learning_rate` [networks]; metadata records the topology,
-//! bias mode, loss, reduction, epochs and seed.
+//! bias mode, activations, loss, reduction, epochs and seed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -80,6 +80,11 @@ pub fn to_bytes(
         ("topology".to_string(), spec.topology.to_string()),
         ("bias".to_string(), spec.bias.to_string()),
         ("freeze_bias".to_string(), spec.freeze_bias.to_string()),
+        ("activation".to_string(), spec.activation.to_string()),
+        (
+            "output_activation".to_string(),
+            spec.output_activation.to_string(),
+        ),
         ("loss".to_string(), spec.loss.to_string()),
         ("reduction".to_string(), spec.reduction.to_string()),
         ("epochs".to_string(), meta.epochs.to_string()),
@@ -110,8 +115,42 @@ pub struct LoadedWeights {
     pub networks: usize,
 }
 
-/// Reads a weights file written for `spec`, checking every tensor's name,
-/// dtype and shape.
+/// The model settings a weights file records, each with the value files
+/// from before the setting existed stand for (every network was sigmoid).
+fn recorded_settings(spec: &ModelSpec) -> [(&'static str, String, Option<&'static str>); 5] {
+    [
+        ("topology", spec.topology.to_string(), None),
+        ("bias", spec.bias.to_string(), None),
+        ("activation", spec.activation.to_string(), Some("sigmoid")),
+        (
+            "output_activation",
+            spec.output_activation.to_string(),
+            Some("sigmoid"),
+        ),
+        ("loss", spec.loss.to_string(), None),
+    ]
+}
+
+/// Refuses a file whose recorded model differs from the run's, naming the
+/// field and both values.
+fn check_metadata(metadata: &HashMap<String, String>, spec: &ModelSpec) -> Result<(), String> {
+    for (field, wanted, older_files) in recorded_settings(spec) {
+        let Some(found) = metadata.get(field).map(String::as_str).or(older_files) else {
+            continue;
+        };
+        if found != wanted {
+            return Err(format!(
+                "was written for {field} '{found}', but this run's {field} is '{wanted}' \
+                 (use matching flags, or start from --init)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads a weights file written for `spec`: its recorded model (topology,
+/// bias mode, activations, loss) must be the run's, and every tensor's name,
+/// dtype and shape must fit it.
 pub fn read(path: &Path, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
     let bad = |message: String| Error::WeightsFile {
         path: path.to_path_buf(),
@@ -120,6 +159,11 @@ pub fn read(path: &Path, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
     let bytes = std::fs::read(path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file ({e})")))?;
+    if let Some(metadata) = header.metadata() {
+        check_metadata(metadata, spec).map_err(bad)?;
+    }
     let tensor = |name: &str| -> Result<(Vec<usize>, Vec<f64>), Error> {
         let view = file.tensor(name).map_err(|_| {
             bad(format!(

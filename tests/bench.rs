@@ -50,13 +50,9 @@ fn kernel_timing_changes_no_result_and_fits_in_the_wall_time() {
             let mut params = initial.clone();
             let started = Instant::now();
             let run = trainer
-                .run(
-                    &mut params,
-                    &rates,
-                    &common::options(w.epochs),
-                    &gpu,
-                    &mut |_| ControlFlow::Continue(()),
-                )
+                .train(&mut params, &rates, &common::options(w.epochs), &mut |_| {
+                    ControlFlow::Continue(())
+                })
                 .unwrap();
             let wall = started.elapsed().as_secs_f64();
             match (timing, ctx.timestamp_queries, run.kernel_seconds) {

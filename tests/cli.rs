@@ -348,7 +348,48 @@ fn bad_csv_files_name_file_and_line() {
     for (path, needle) in &cases {
         assert_rejected(&["--data", path, layers[0], layers[1]], 1, needle);
     }
+    // The allowed range follows the output activation: tanh reaches
+    // [-1, 1].
+    let negative = write(&dir, "negative.csv", "0,0,0\n1,1,-0.5\n0,1,-3\n");
+    let tanh = ["--output-activation", "tanh"];
+    assert_rejected(
+        &["--data", &negative, layers[0], layers[1], tanh[0], tanh[1]],
+        1,
+        "negative.csv:3: column 3: target -3 is outside [-1, 1]",
+    );
     assert_rejected(&["--data", &cases[2].0], 2, "needs --layers");
+}
+
+#[test]
+fn bad_vocabulary_is_a_usage_error() {
+    assert_rejected(
+        &["--activation", "softmax"],
+        2,
+        "invalid value 'softmax' for '--activation <ACTIVATION>'",
+    );
+    assert_rejected(
+        &[
+            "--task",
+            "xor",
+            "--loss",
+            "cross-entropy",
+            "--output-activation",
+            "tanh",
+        ],
+        2,
+        "--loss cross-entropy needs --output-activation sigmoid, but the output activation is tanh",
+    );
+    assert_rejected(
+        &["--output-activation", "relu"],
+        2,
+        "--output-activation relu is not available for the output layer; expected one of: \
+         sigmoid, tanh",
+    );
+    assert_rejected(
+        &["--task", "xor", "--init", "lecun"],
+        2,
+        "expected xavier, he,",
+    );
 }
 
 #[test]
@@ -371,12 +412,29 @@ fn bad_weights_files_are_rejected() {
     assert_rejected(
         &["--task", "xor", "--layers", "2,4,1", "--init-weights", g],
         1,
-        "shape",
+        "was written for topology '2-3-1', but this run's topology is '2-4-1'",
+    );
+    assert_rejected(
+        &["--task", "xor", "--activation", "tanh", "--init-weights", g],
+        1,
+        "was written for activation 'sigmoid', but this run's activation is 'tanh'",
+    );
+    assert_rejected(
+        &[
+            "--task",
+            "xor",
+            "--loss",
+            "cross-entropy",
+            "--init-weights",
+            g,
+        ],
+        1,
+        "was written for loss 'half-sse', but this run's loss is 'cross-entropy'",
     );
     assert_rejected(
         &["--task", "xor", "--bias", "none", "--init-weights", g],
         1,
-        "does not have",
+        "was written for bias 'per-neuron', but this run's bias is 'none'",
     );
     let junk = write(&dir, "junk.safetensors", "this is not a weights file");
     assert_rejected(
@@ -658,11 +716,11 @@ fn bench_rejects_bad_arguments() {
         ),
         (
             vec!["bench", "--backend", "tpu"],
-            "expected all, gpu or cpu",
+            "[possible values: all, gpu, cpu]",
         ),
         (
             vec!["bench", "--kernel", "tiled"],
-            "expected all, auto, fused or layered",
+            "[possible values: all, auto, fused, layered]",
         ),
     ] {
         let out = gputrain(&args);

@@ -1,49 +1,23 @@
 //! The layered GPU strategy against the float64 CPU reference and the fused
 //! kernel: every bias mode x loss x reduction on widths that are not
 //! multiples of the tile, two hidden layers, one-sample data, a network too
-//! large for the fused kernel, 256-wide layers on 10,000 samples; results
-//! independent of how epochs and networks are chunked; target tracking and
-//! divergence; the strategy rule; a clear error when buffers cannot fit.
+//! large for the fused kernel, 256-wide layers on 10,000 samples in both
+//! variants; results independent of how epochs and networks are chunked;
+//! the strategy rule; a clear error when buffers cannot fit.
 //!
 //! Tolerances: see tests/common (float32 vs float64, PARAM_TOL and
-//! LOSS_*_TOL).
+//! LOSS_TOL, 10x the worst measured). What every strategy must do is in
+//! tests/agreement.rs; here what is the layered kernels' own.
 
 mod common;
 
 use gputrain::cpu;
-use gputrain::data::{Dataset, Task};
+use gputrain::data::Dataset;
 use gputrain::gpu::{GpuOptions, GpuTrainer, LayeredVariant, Strategy, choose_strategy};
-use gputrain::init::{Init, TUTORIAL_PARAMETERS, population_parameters};
+use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, Loss, Reduction};
-use gputrain::training::TrainOptions;
 
 use common::{assert_gpu_matches_cpu, assert_runs_agree, gpu_train, options};
-
-#[test]
-fn seed_network_one_step_within_1e_6() {
-    let spec = common::tutorial_spec();
-    let mut p = TUTORIAL_PARAMETERS.to_vec();
-    let data = Task::Tutorial.dataset();
-    let gpu = GpuOptions::default();
-    gpu_train(
-        Strategy::Layered,
-        &spec,
-        &data,
-        &mut p,
-        &[0.5],
-        &options(1),
-        &gpu,
-    );
-    let layout = spec.layout();
-    common::assert_close_per_network(
-        "layered one step",
-        &p,
-        &common::SEED_ONE_STEP,
-        10,
-        1e-6,
-        |i| layout.describe(i),
-    );
-}
 
 #[test]
 fn agrees_with_cpu_and_fused_for_every_bias_loss_and_reduction() {
@@ -110,49 +84,6 @@ fn agrees_with_cpu_and_fused_for_every_bias_loss_and_reduction() {
                         (&f, &fused),
                     );
                 }
-            }
-        }
-    }
-}
-
-#[test]
-fn frozen_biases_stay_put() {
-    for bias in [BiasMode::PerNeuron, BiasMode::Shared] {
-        let mut spec = common::spec(&[3, 7, 5], bias, Loss::HalfSse, Reduction::Mean);
-        spec.freeze_bias = true;
-        let data = common::synthetic_dataset(3, 5, 6, 8);
-        let lrs = vec![1.0; 20];
-        let label = format!("frozen {bias}");
-        assert_gpu_matches_cpu(
-            &label,
-            Strategy::Layered,
-            &spec,
-            &data,
-            Init::Uniform(1.0),
-            &lrs,
-            &options(100),
-        );
-        let start = population_parameters(&spec, Init::Uniform(1.0), 3, 0, 20).unwrap();
-        let mut p = start.clone();
-        gpu_train(
-            Strategy::Layered,
-            &spec,
-            &data,
-            &mut p,
-            &lrs,
-            &options(50),
-            &GpuOptions::default(),
-        );
-        let layout = spec.layout();
-        for (i, (a, b)) in p.iter().zip(&start).enumerate() {
-            if layout.is_bias(i % layout.len) {
-                assert_eq!(
-                    a,
-                    b,
-                    "{label}: network {} {} moved",
-                    i / layout.len,
-                    layout.describe(i % layout.len)
-                );
             }
         }
     }
@@ -240,34 +171,6 @@ fn widths_of_256_on_10000_samples_in_both_variants() {
 }
 
 #[test]
-fn tiled_variant_agrees_with_cpu_for_every_bias_loss_and_reduction() {
-    let data = common::synthetic_dataset(8, 2, 19, 2);
-    for bias in BiasMode::ALL {
-        for loss in Loss::ALL {
-            for reduction in Reduction::ALL {
-                let spec = common::spec(&[8, 33, 5, 2], bias, loss, reduction);
-                let initial = population_parameters(&spec, Init::Uniform(1.0), 7, 0, 12).unwrap();
-                let (mut g, mut c) = (initial.clone(), initial);
-                let lrs = vec![0.1; 12];
-                let opts = options(40);
-                let got = gpu_train(
-                    Strategy::Layered,
-                    &spec,
-                    &data,
-                    &mut g,
-                    &lrs,
-                    &opts,
-                    &variant(LayeredVariant::Tiled),
-                );
-                let want = cpu::train_population(&spec, &data, &mut c, &lrs, &opts);
-                let label = format!("tiled 8-33-5-2 {bias} {loss} {reduction}");
-                assert_runs_agree(&label, &spec, &lrs, (&got, &g), (&want, &c));
-            }
-        }
-    }
-}
-
-#[test]
 fn results_do_not_depend_on_epoch_or_network_chunking() {
     let spec = common::spec(
         &[3, 7, 5],
@@ -329,111 +232,6 @@ fn results_do_not_depend_on_epoch_or_network_chunking() {
                 layout.describe(i % layout.len),
                 p[i],
                 reference.1[i]
-            );
-        }
-    }
-}
-
-#[test]
-fn target_epochs_and_stop_at_target_follow_the_cpu() {
-    let spec = common::spec(
-        &[2, 3, 1],
-        BiasMode::PerNeuron,
-        Loss::HalfSse,
-        Reduction::Sum,
-    );
-    let data = Task::Xor.dataset();
-    let lrs = gputrain::run::LearningRate::LogSweep { from: 0.5, to: 8.0 }.rates(30);
-    for stop_at_target in [false, true] {
-        let opts = TrainOptions {
-            epochs: 400,
-            target_loss: Some(0.45),
-            stop_at_target,
-        };
-        let initial = population_parameters(&spec, Init::Uniform(1.0), 4, 0, lrs.len()).unwrap();
-        let (mut g, mut c) = (initial.clone(), initial);
-        let gpu_out = gpu_train(
-            Strategy::Layered,
-            &spec,
-            &data,
-            &mut g,
-            &lrs,
-            &opts,
-            &GpuOptions::default(),
-        );
-        let cpu_out = cpu::train_population(&spec, &data, &mut c, &lrs, &opts);
-        let reached = cpu_out.iter().filter(|o| o.target_epoch.is_some()).count();
-        assert!(
-            reached > 0 && reached < lrs.len(),
-            "the sweep should straddle the target ({reached} reached)"
-        );
-        for (i, (a, b)) in gpu_out.iter().zip(&cpu_out).enumerate() {
-            match (a.target_epoch, b.target_epoch) {
-                (Some(x), Some(y)) => assert!(
-                    x.abs_diff(y) <= 1,
-                    "stop {stop_at_target}: network {i}: target epoch {x} on the GPU, {y} on the CPU"
-                ),
-                (x, y) => assert_eq!(x, y, "stop {stop_at_target}: network {i} target epoch"),
-            }
-        }
-        if stop_at_target {
-            assert_runs_agree(
-                "stop at target",
-                &spec,
-                &lrs,
-                (&gpu_out, &g),
-                (&cpu_out, &c),
-            );
-        }
-    }
-}
-
-#[test]
-fn a_diverging_network_is_flagged_without_disturbing_the_others() {
-    let spec = common::spec(
-        &[3, 7, 5],
-        BiasMode::PerNeuron,
-        Loss::HalfSse,
-        Reduction::Sum,
-    );
-    let data = common::synthetic_dataset(3, 5, 6, 12);
-    let n = 8;
-    let initial = population_parameters(&spec, Init::Xavier, 1, 0, n).unwrap();
-    let p = spec.layout().len;
-    let mut poisoned = initial.clone();
-    poisoned[3 * p + 2] = f64::NAN;
-    let lrs = vec![0.5; n];
-    let mut clean = initial;
-    let gpu = GpuOptions::default();
-    let out = gpu_train(
-        Strategy::Layered,
-        &spec,
-        &data,
-        &mut poisoned,
-        &lrs,
-        &options(20),
-        &gpu,
-    );
-    let reference = gpu_train(
-        Strategy::Layered,
-        &spec,
-        &data,
-        &mut clean,
-        &lrs,
-        &options(20),
-        &gpu,
-    );
-    for i in 0..n {
-        assert_eq!(out[i].diverged, i == 3, "network {i}: {:?}", out[i]);
-        if i != 3 {
-            assert_eq!(
-                out[i], reference[i],
-                "network {i} was disturbed by network 3"
-            );
-            assert_eq!(
-                &poisoned[i * p..(i + 1) * p],
-                &clean[i * p..(i + 1) * p],
-                "network {i} parameters"
             );
         }
     }

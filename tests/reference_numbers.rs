@@ -8,6 +8,7 @@ use gputrain::cpu;
 use gputrain::data::Task;
 use gputrain::init::TUTORIAL_PARAMETERS;
 use gputrain::training::TrainOptions;
+use gputrain::vocab::Activation;
 
 const TOL: f64 = 1e-12;
 
@@ -27,8 +28,16 @@ fn forward_pass_matches_seed() {
     // net_h = W1 x + b1, exactly as the seed writes it.
     assert_abs_diff_eq!(p[0] * x1 + p[1] * x2 + p[4], 0.3775, epsilon = TOL);
     assert_abs_diff_eq!(p[2] * x1 + p[3] * x2 + p[4], 0.3925, epsilon = TOL);
-    assert_abs_diff_eq!(cpu::sigmoid(0.3775), 0.593269992107187, epsilon = TOL);
-    assert_abs_diff_eq!(cpu::sigmoid(0.3925), 0.596884378259767, epsilon = TOL);
+    assert_abs_diff_eq!(
+        (Activation::Sigmoid.def().f)(0.3775),
+        0.593269992107187,
+        epsilon = TOL
+    );
+    assert_abs_diff_eq!(
+        (Activation::Sigmoid.def().f)(0.3925),
+        0.596884378259767,
+        epsilon = TOL
+    );
     let out = cpu::predict(&spec, &p, &[x1, x2]);
     assert_abs_diff_eq!(out[0], 0.751365069552316, epsilon = TOL);
     assert_abs_diff_eq!(out[1], 0.772928465321463, epsilon = TOL);

@@ -25,15 +25,13 @@ pub fn flops_per_network_epoch(spec: &ModelSpec, samples: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BiasMode, Loss, Reduction, Topology};
+    use crate::model::{BiasMode, Topology};
 
     fn spec(widths: &[usize], bias: BiasMode) -> ModelSpec {
         ModelSpec {
             topology: Topology::new(widths.to_vec()).unwrap(),
             bias,
-            freeze_bias: false,
-            loss: Loss::HalfSse,
-            reduction: Reduction::Sum,
+            ..ModelSpec::default()
         }
     }
 

@@ -177,7 +177,7 @@ pub fn gpu_row(
     let run = |epochs: u64| {
         let mut params = initial.to_vec();
         let started = Instant::now();
-        let result = trainer.run(&mut params, &rates, &options(epochs), &gpu, &mut |_| {
+        let result = trainer.train(&mut params, &rates, &options(epochs), &mut |_| {
             ControlFlow::Continue(())
         })?;
         Ok::<_, Error>((result, started.elapsed().as_secs_f64()))
@@ -185,7 +185,7 @@ pub fn gpu_row(
     let epochs = calibrate(budget, workload.epochs, |e| run(e).map(|(_, s)| s))?;
     let (result, wall_seconds) = run(epochs)?;
     let strategy = match trainer.layered_variant() {
-        Some(variant) => format!("layered/{}", format!("{variant:?}").to_lowercase()),
+        Some(variant) => format!("layered/{variant}"),
         None => trainer.strategy().to_string(),
     };
     Ok(row(

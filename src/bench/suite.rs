@@ -2,7 +2,7 @@
 //! the ones named) on every adapter (or the one named) with each strategy
 //! that applies, then on the CPU reference; and measuring them in order.
 
-use std::str::FromStr;
+use clap::ValueEnum;
 
 use crate::bench::runner::{Row, cpu_row, gpu_row};
 use crate::bench::workloads::Workload;
@@ -14,46 +14,32 @@ use crate::gpu::{
 use crate::init::{Init, population_parameters};
 
 /// Which backends get rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendFilter {
     All,
     Gpu,
     Cpu,
 }
 
-impl FromStr for BackendFilter {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "all" => Ok(BackendFilter::All),
-            "gpu" => Ok(BackendFilter::Gpu),
-            "cpu" => Ok(BackendFilter::Cpu),
-            _ => Err(Error::Config(format!(
-                "unknown backend '{s}'; expected all, gpu or cpu"
-            ))),
-        }
-    }
-}
-
 /// Which GPU strategies get rows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum KernelFilter {
     /// Every strategy that can run the workload.
     All,
-    /// One strategy (`auto`: the one training would pick).
-    Only(Strategy),
+    /// The one training would pick.
+    Auto,
+    Fused,
+    Layered,
 }
 
-impl FromStr for KernelFilter {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "all" => Ok(KernelFilter::All),
-            _ => s.parse::<Strategy>().map(KernelFilter::Only).map_err(|_| {
-                Error::Config(format!(
-                    "unknown kernel '{s}'; expected all, auto, fused or layered"
-                ))
-            }),
+impl KernelFilter {
+    /// The one strategy asked for, if one is.
+    pub fn only(self) -> Option<Strategy> {
+        match self {
+            KernelFilter::All => None,
+            KernelFilter::Auto => Some(Strategy::Auto),
+            KernelFilter::Fused => Some(Strategy::Fused),
+            KernelFilter::Layered => Some(Strategy::Layered),
         }
     }
 }
@@ -135,12 +121,12 @@ impl Suite {
         log: &mut dyn FnMut(&str),
     ) -> Vec<Strategy> {
         let (spec, samples) = (&workload.spec, workload.data.samples());
-        let candidates = match self.kernels {
-            KernelFilter::All => vec![Strategy::Fused, Strategy::Layered],
-            KernelFilter::Only(Strategy::Auto) => choose_strategy(spec, samples, Strategy::Auto)
+        let candidates = match self.kernels.only() {
+            None => vec![Strategy::Fused, Strategy::Layered],
+            Some(Strategy::Auto) => choose_strategy(spec, samples, Strategy::Auto)
                 .into_iter()
                 .collect(),
-            KernelFilter::Only(s) => vec![s],
+            Some(s) => vec![s],
         };
         candidates
             .into_iter()
@@ -169,20 +155,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn filters_parse_and_reject_unknown_values() {
-        assert_eq!("all".parse::<BackendFilter>().unwrap(), BackendFilter::All);
-        assert_eq!("cpu".parse::<BackendFilter>().unwrap(), BackendFilter::Cpu);
-        let err = "tpu".parse::<BackendFilter>().unwrap_err().to_string();
-        assert!(err.contains("expected all, gpu or cpu"), "{err}");
-        assert_eq!("all".parse::<KernelFilter>().unwrap(), KernelFilter::All);
+    fn kernel_filter_names_one_strategy_or_all() {
+        assert_eq!(KernelFilter::All.only(), None);
+        assert_eq!(KernelFilter::Layered.only(), Some(Strategy::Layered));
         assert_eq!(
-            "layered".parse::<KernelFilter>().unwrap(),
-            KernelFilter::Only(Strategy::Layered)
+            KernelFilter::from_str("auto", false),
+            Ok(KernelFilter::Auto)
         );
-        let err = "tiled".parse::<KernelFilter>().unwrap_err().to_string();
-        assert!(
-            err.contains("expected all, auto, fused or layered"),
-            "{err}"
-        );
+        assert!(BackendFilter::from_str("tpu", false).is_err());
     }
 }

@@ -5,7 +5,7 @@
 
 use crate::data::{self, Dataset, Task};
 use crate::error::Error;
-use crate::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
+use crate::model::{BiasMode, ModelSpec, Topology};
 
 /// One standard workload.
 #[derive(Clone, Debug)]
@@ -35,9 +35,7 @@ impl Workload {
             spec: ModelSpec {
                 topology: Topology::new(widths.to_vec()).expect("standard topologies are valid"),
                 bias,
-                freeze_bias: false,
-                loss: Loss::HalfSse,
-                reduction: Reduction::Sum,
+                ..ModelSpec::default()
             },
             data,
             networks,

@@ -1,45 +1,111 @@
-//! Buffer plumbing both strategies share: bind-group-layout entries,
-//! storage buffers, reading a buffer back, and turning the kernels' status
-//! words into [`NetworkOutcome`]s.
+//! Buffer plumbing both strategies share: binding tables and the layouts
+//! and bind groups built from them, storage and readback buffers, reading a
+//! buffer back.
 
 use crate::error::Error;
 use crate::gpu::device::GpuContext;
-use crate::model::ModelSpec;
-use crate::training::NetworkOutcome;
 
-/// Status word: no epoch reached the target loss.
-pub const NOT_REACHED: u32 = u32::MAX;
-/// State bit: the network's loss or a parameter became NaN or infinite.
-pub const STATE_DIVERGED: u32 = 1;
-/// Config flag: a target loss is set.
-pub const FLAG_HAS_TARGET: u32 = 1;
-/// Config flag: networks stop updating once they reach the target.
-pub const FLAG_STOP_AT_TARGET: u32 = 2;
+/// How a kernel reads one of its buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// `var<uniform>`, with a dynamic offset when `dynamic_offset`.
+    Uniform { dynamic_offset: bool },
+    /// `var<storage, read>`.
+    Read,
+    /// `var<storage, read_write>`.
+    ReadWrite,
+}
 
-pub fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Storage { read_only },
-            has_dynamic_offset: false,
-            min_binding_size: None,
-        },
-        count: None,
+/// One buffer a kernel binds. A kernel's bindings are a table whose index
+/// is the `@binding` number in group 0; the bind group layout and the bind
+/// group are both built from it, and `tests/shader_interface.rs` checks it
+/// against the WGSL declarations through naga's reflection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// The WGSL variable's name.
+    pub name: &'static str,
+    pub access: Access,
+}
+
+impl Binding {
+    fn layout_entry(&self, binding: u32) -> wgpu::BindGroupLayoutEntry {
+        let ty = match self.access {
+            Access::Uniform { .. } => wgpu::BufferBindingType::Uniform,
+            Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
+            Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+        };
+        wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: matches!(
+                    self.access,
+                    Access::Uniform {
+                        dynamic_offset: true
+                    }
+                ),
+                min_binding_size: None,
+            },
+            count: None,
+        }
     }
 }
 
-pub fn uniform_entry(binding: u32, dynamic_offset: bool) -> wgpu::BindGroupLayoutEntry {
-    wgpu::BindGroupLayoutEntry {
-        binding,
-        visibility: wgpu::ShaderStages::COMPUTE,
-        ty: wgpu::BindingType::Buffer {
-            ty: wgpu::BufferBindingType::Uniform,
-            has_dynamic_offset: dynamic_offset,
-            min_binding_size: None,
-        },
-        count: None,
-    }
+/// The bind group layout of `bindings` and a pipeline layout of just it.
+pub fn layouts(
+    ctx: &GpuContext,
+    label: &str,
+    bindings: &[Binding],
+) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b.layout_entry(i as u32))
+        .collect();
+    let bind_group_layout = ctx
+        .device
+        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &entries,
+        });
+    let pipeline_layout = ctx
+        .device
+        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&bind_group_layout)],
+            immediate_size: 0,
+        });
+    (bind_group_layout, pipeline_layout)
+}
+
+/// The bind group of `bindings`, one resource per binding in the table's
+/// order.
+pub fn bind_group(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    bindings: &[Binding],
+    resources: Vec<wgpu::BindingResource<'_>>,
+) -> wgpu::BindGroup {
+    assert_eq!(
+        bindings.len(),
+        resources.len(),
+        "{label}: one resource per binding"
+    );
+    let entries: Vec<wgpu::BindGroupEntry> = resources
+        .into_iter()
+        .enumerate()
+        .map(|(i, resource)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource,
+        })
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    })
 }
 
 /// A storage buffer of `bytes` bytes (at least 4) with `extra` usages.
@@ -57,16 +123,14 @@ pub fn storage_buffer(
     })
 }
 
-/// The flags word of a run's options.
-pub fn option_flags(options: &crate::training::TrainOptions) -> u32 {
-    let mut flags = 0;
-    if options.target_loss.is_some() {
-        flags |= FLAG_HAS_TARGET;
-    }
-    if options.stop_at_target {
-        flags |= FLAG_STOP_AT_TARGET;
-    }
-    flags
+/// A mappable buffer that receives copies for reading back.
+pub fn readback_buffer(ctx: &GpuContext, bytes: u64) -> wgpu::Buffer {
+    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("readback"),
+        size: bytes.max(4),
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
 }
 
 /// Waits for the submitted work, maps `readback` and hands its words to
@@ -96,81 +160,6 @@ pub fn read_back<T>(
     Ok(result)
 }
 
-/// Outcomes of the first `count` networks from the status words (target
-/// epoch at `[n]`, state bits at `[stride + n]`) and the final losses.
-pub fn outcomes(status: &[u32], stride: usize, loss: &[u32], count: usize) -> Vec<NetworkOutcome> {
-    (0..count)
-        .map(|n| NetworkOutcome {
-            final_loss: f32::from_bits(loss[n]) as f64,
-            target_epoch: (status[n] != NOT_REACHED).then_some(status[n]),
-            diverged: status[stride + n] & STATE_DIVERGED != 0,
-            epochs_completed: 0,
-        })
-        .collect()
-}
-
-/// A mappable buffer that receives copies for reading back.
-pub fn readback_buffer(ctx: &GpuContext, bytes: u64) -> wgpu::Buffer {
-    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("readback"),
-        size: bytes.max(4),
-        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
-}
-
-/// The bind group layout from `entries` and a pipeline layout of just it.
-pub fn layouts(
-    ctx: &GpuContext,
-    label: &str,
-    entries: &[wgpu::BindGroupLayoutEntry],
-) -> (wgpu::BindGroupLayout, wgpu::PipelineLayout) {
-    let bind_group_layout = ctx
-        .device
-        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some(label),
-            entries,
-        });
-    let pipeline_layout = ctx
-        .device
-        .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(label),
-            bind_group_layouts: &[Some(&bind_group_layout)],
-            immediate_size: 0,
-        });
-    (bind_group_layout, pipeline_layout)
-}
-
-/// A bind group of `(binding, resource)` pairs.
-pub fn bind_group(
-    ctx: &GpuContext,
-    label: &str,
-    layout: &wgpu::BindGroupLayout,
-    resources: &[(u32, wgpu::BindingResource<'_>)],
-) -> wgpu::BindGroup {
-    let entries: Vec<wgpu::BindGroupEntry> = resources
-        .iter()
-        .map(|(binding, resource)| wgpu::BindGroupEntry {
-            binding: *binding,
-            resource: resource.clone(),
-        })
-        .collect();
-    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: Some(label),
-        layout,
-        entries: &entries,
-    })
-}
-
-/// Status words of a freshly uploaded chunk: `NOT_REACHED` target epochs,
-/// then `words_per_network - 1` more zeroed words per network slot
-/// (state bits, and for the layered kernels the epoch counter).
-pub fn initial_status(capacity: usize, words_per_network: usize) -> Vec<u32> {
-    let mut status = vec![NOT_REACHED; capacity];
-    status.resize(words_per_network * capacity, 0);
-    status
-}
-
 /// Records copies of `params`, `status` and `final_loss`, back to back,
 /// into `readback`.
 pub fn copy_results(
@@ -184,13 +173,4 @@ pub fn copy_results(
     encoder.copy_buffer_to_buffer(params, 0, readback, 0, p);
     encoder.copy_buffer_to_buffer(status, 0, readback, p, s);
     encoder.copy_buffer_to_buffer(final_loss, 0, readback, p + s, final_loss.size());
-}
-
-/// Which parameters the kernels leave alone (frozen biases); the readback
-/// keeps their exact float64 values.
-pub fn frozen_parameters(spec: &ModelSpec) -> Vec<bool> {
-    let layout = spec.layout();
-    (0..layout.len)
-        .map(|i| spec.freeze_bias && layout.is_bias(i))
-        .collect()
 }

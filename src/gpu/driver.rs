@@ -5,56 +5,14 @@
 //! and, when asked, the GPU time of the training passes ([`PassTimer`]).
 
 use std::ops::ControlFlow;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::Error;
 use crate::gpu::chunking::EpochChunker;
 use crate::gpu::device::GpuContext;
-use crate::gpu::layered::LayeredVariant;
+use crate::gpu::options::GpuOptions;
 use crate::gpu::timing::PassTimer;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
-
-/// Tuning knobs of the GPU trainers; the defaults suit every adapter.
-#[derive(Clone, Debug)]
-pub struct GpuOptions {
-    /// Most networks resident at once (default: as many as the limits allow).
-    pub max_networks_per_chunk: Option<usize>,
-    /// Epochs per submission (default: adaptive, see `submission_target`).
-    pub epochs_per_submission: Option<u32>,
-    /// Wall time one submission aims for.
-    pub submission_target: Duration,
-    /// Caps workgroups per grid dimension below the adapter's limit (tests
-    /// use it to exercise the 2-D grid with few networks).
-    pub max_workgroups_per_dimension: Option<u32>,
-    /// The layered kernels' variant (default: by adapter type, see
-    /// [`LayeredVariant::for_adapter`]).
-    pub layered_variant: Option<LayeredVariant>,
-    /// Time every training submission's compute pass with timestamp
-    /// queries (where the adapter has them); see [`GpuRun::kernel_seconds`].
-    pub kernel_timing: bool,
-}
-
-impl Default for GpuOptions {
-    fn default() -> Self {
-        Self {
-            max_networks_per_chunk: None,
-            epochs_per_submission: None,
-            submission_target: Duration::from_millis(100),
-            max_workgroups_per_dimension: None,
-            layered_variant: None,
-            kernel_timing: false,
-        }
-    }
-}
-
-impl GpuOptions {
-    /// Workgroups per grid dimension: the adapter's limit, or the cap.
-    pub fn workgroups_per_dimension(&self, limits: &wgpu::Limits) -> u32 {
-        let limit = limits.max_compute_workgroups_per_dimension;
-        self.max_workgroups_per_dimension
-            .map_or(limit, |m| m.clamp(1, limit))
-    }
-}
 
 /// What a strategy does with one chunk of networks resident on the device.
 pub(crate) trait ChunkKernel {

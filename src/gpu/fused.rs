@@ -3,29 +3,85 @@
 //! buffers are built once per run; each epoch chunk only writes the small
 //! config uniform, encodes one dispatch and submits.
 
-use std::ops::ControlFlow;
-
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::gpu::buffers::{self, option_flags, storage_buffer, storage_entry, uniform_entry};
+use crate::gpu::buffers::{self, Access, Binding, storage_buffer};
 use crate::gpu::chunking::{Grid, dispatch_grid, network_chunk_capacity};
 use crate::gpu::device::GpuContext;
-use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
+use crate::gpu::driver::ChunkKernel;
 use crate::gpu::fused_codegen::{FUSED_MAX_PARAMETERS, FusedShape, WORKGROUP_SIZE};
+use crate::gpu::options::GpuOptions;
 use crate::gpu::shaders;
+use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::model::ModelSpec;
-use crate::training::{NetworkOutcome, Progress, TrainOptions};
+use crate::training::{NetworkOutcome, TrainOptions};
 
-const KERNEL: &str = "fused_train.wgsl";
+pub const KERNEL: &str = "fused_train.wgsl";
+/// The kernel's entry points.
+pub const ENTRY_POINTS: [&str; 2] = ["train", "evaluate"];
 
-/// Keep in sync with `FusedConfig` in shaders/fused_train.wgsl.
+/// The kernel's buffers, binding `i` at index `i`.
+pub const BINDINGS: &[Binding] = &[
+    Binding {
+        name: "cfg",
+        access: Access::Uniform {
+            dynamic_offset: false,
+        },
+    },
+    Binding {
+        name: "samples",
+        access: Access::Read,
+    },
+    Binding {
+        name: "learning_rates",
+        access: Access::Read,
+    },
+    Binding {
+        name: "params",
+        access: Access::ReadWrite,
+    },
+    Binding {
+        name: "status",
+        access: Access::ReadWrite,
+    },
+    Binding {
+        name: "final_loss",
+        access: Access::ReadWrite,
+    },
+];
+
+/// What the host assumes of the kernel file.
+pub const INTERFACE: shaders::KernelInterface = shaders::KernelInterface {
+    file: KERNEL,
+    entry_points: &ENTRY_POINTS,
+    bindings: BINDINGS,
+    uniform: shaders::uniform_layout!(FusedConfig {
+        network_count,
+        stride,
+        epoch_base,
+        epoch_count,
+        target_loss,
+        flags,
+        grid_width,
+        _pad,
+    }),
+};
+
+/// The kernel's full source for `spec` on `data`.
+pub fn source(spec: &ModelSpec, data: &Dataset) -> Result<String, Error> {
+    let shape = FusedShape { spec, data };
+    shaders::assemble(KERNEL, spec, &shape.constants(), |m| shape.fragment(m))
+}
+
+/// The WGSL twin is `FusedConfig` in shaders/fused_train.wgsl;
+/// tests/shader_interface.rs checks the two agree field by field.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
-struct FusedConfig {
+pub struct FusedConfig {
     network_count: u32,
     stride: u32,
     epoch_base: u32,
@@ -70,7 +126,7 @@ struct Buffers {
 }
 
 /// Pipelines and buffers for one run of the fused kernel.
-pub struct FusedTrainer<'a> {
+pub(crate) struct FusedTrainer<'a> {
     ctx: &'a GpuContext,
     spec: ModelSpec,
     parameter_count: usize,
@@ -93,28 +149,11 @@ impl<'a> FusedTrainer<'a> {
     ) -> Result<Self, Error> {
         fused_supports(spec, data.samples())?;
         let parameter_count = spec.layout().len;
-        let shape = FusedShape { spec, data };
-        let source = shaders::assemble(KERNEL, &shape.constants(), |m| shape.fragment(m))?;
+        let source = source(spec, data)?;
 
-        let (bind_group_layout, pipeline_layout) = buffers::layouts(
-            ctx,
-            "fused_train",
-            &[
-                uniform_entry(0, false),
-                storage_entry(1, true),
-                storage_entry(2, true),
-                storage_entry(3, false),
-                storage_entry(4, false),
-                storage_entry(5, false),
-            ],
-        );
-        let mut pipelines = shaders::build_pipelines(
-            ctx,
-            KERNEL,
-            &source,
-            &pipeline_layout,
-            &["train", "evaluate"],
-        )?;
+        let (bind_group_layout, pipeline_layout) = buffers::layouts(ctx, KERNEL, BINDINGS);
+        let mut pipelines =
+            shaders::build_pipelines(ctx, KERNEL, &source, &pipeline_layout, &ENTRY_POINTS)?;
         let evaluate = pipelines.pop().expect("two pipelines");
         let train = pipelines.pop().expect("two pipelines");
 
@@ -142,7 +181,7 @@ impl<'a> FusedTrainer<'a> {
         let device = &ctx.device;
         let copy_both = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
         let params_bytes = 4 * (parameter_count * capacity) as u64;
-        let status_bytes = 8 * capacity as u64;
+        let status_bytes = status::bytes(capacity);
         let loss_bytes = 4 * capacity as u64;
         let config = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("fused config"),
@@ -158,20 +197,21 @@ impl<'a> FusedTrainer<'a> {
         let rates_bytes = 4 * capacity as u64;
         let learning_rates = storage_buffer(ctx, "learning rates", rates_bytes, copy_both);
         let params = storage_buffer(ctx, "parameters", params_bytes, copy_both);
-        let status = storage_buffer(ctx, "status", status_bytes, copy_both);
+        let status_buffer = storage_buffer(ctx, "status", status_bytes, copy_both);
         let final_loss = storage_buffer(ctx, "final loss", loss_bytes, copy_both);
         let readback = buffers::readback_buffer(ctx, params_bytes + status_bytes + loss_bytes);
         let bind_group = buffers::bind_group(
             ctx,
-            "fused_train",
+            KERNEL,
             &bind_group_layout,
-            &[
-                (0, config.as_entire_binding()),
-                (1, samples_buffer.as_entire_binding()),
-                (2, learning_rates.as_entire_binding()),
-                (3, params.as_entire_binding()),
-                (4, status.as_entire_binding()),
-                (5, final_loss.as_entire_binding()),
+            BINDINGS,
+            vec![
+                config.as_entire_binding(),
+                samples_buffer.as_entire_binding(),
+                learning_rates.as_entire_binding(),
+                params.as_entire_binding(),
+                status_buffer.as_entire_binding(),
+                final_loss.as_entire_binding(),
             ],
         );
         Ok(Self {
@@ -186,31 +226,12 @@ impl<'a> FusedTrainer<'a> {
                 config,
                 learning_rates,
                 params,
-                status,
+                status: status_buffer,
                 final_loss,
                 readback,
                 bind_group,
             },
         })
-    }
-
-    /// Networks trained at once.
-    pub fn capacity(&self) -> usize {
-        self.capacity
-    }
-
-    /// Trains every network; `params` holds the parameter vectors back to
-    /// back and receives the trained ones. See [`train_chunked`] for what
-    /// `progress` answering `Break` does.
-    pub fn train(
-        &self,
-        params: &mut [f64],
-        learning_rates: &[f64],
-        options: &TrainOptions,
-        gpu: &GpuOptions,
-        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
-    ) -> Result<Vec<NetworkOutcome>, Error> {
-        train_chunked(self, params, learning_rates, options, gpu, progress).map(|r| r.outcomes)
     }
 
     fn grid(&self, count: usize) -> Grid {
@@ -264,7 +285,7 @@ impl<'a> FusedTrainer<'a> {
             epoch_base,
             epoch_count,
             target_loss: options.target_loss.unwrap_or(0.0) as f32,
-            flags: option_flags(options),
+            flags: status::option_flags(options),
             grid_width: self.grid(count).row_invocations,
             _pad: 0,
         }
@@ -293,11 +314,15 @@ impl ChunkKernel for FusedTrainer<'_> {
             }
         }
         let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
-        let status = buffers::initial_status(cap, 2);
+        let initial_status = status::initial(cap);
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.buffers.params, 0, bytemuck::cast_slice(&soa));
         queue.write_buffer(&self.buffers.learning_rates, 0, bytemuck::cast_slice(&lrs));
-        queue.write_buffer(&self.buffers.status, 0, bytemuck::cast_slice(&status));
+        queue.write_buffer(
+            &self.buffers.status,
+            0,
+            bytemuck::cast_slice(&initial_status),
+        );
     }
 
     fn submit_epochs(
@@ -322,10 +347,10 @@ impl ChunkKernel for FusedTrainer<'_> {
         let config = self.config(count, final_epoch, 0, options);
         self.dispatch(&self.evaluate, config, self.grid(count), true, None);
         let (p, cap) = (self.parameter_count, self.capacity);
-        let frozen = buffers::frozen_parameters(&self.spec);
+        let frozen = self.spec.frozen_mask();
         buffers::read_back(self.ctx, &self.buffers.readback, |words| {
             let (soa, rest) = words.split_at(p * cap);
-            let (status, loss) = rest.split_at(2 * cap);
+            let (status_words, loss) = rest.split_at(status::STATUS_WORDS * cap);
             for (n, net) in params.chunks_exact_mut(p).enumerate().take(count) {
                 for (i, v) in net.iter_mut().enumerate() {
                     // Frozen biases keep their exact float64 value.
@@ -334,7 +359,7 @@ impl ChunkKernel for FusedTrainer<'_> {
                     }
                 }
             }
-            buffers::outcomes(status, cap, loss, count)
+            status::outcomes(status_words, cap, loss, count)
         })
     }
 }

@@ -2,8 +2,11 @@
 //! (`shaders/fused_train.wgsl`): every parameter, gradient, activation and
 //! delta becomes its own scalar, so the epoch loop runs from registers with
 //! no indexing. Names: `p{i}` parameter i of the flat layout, `g{i}` its
-//! gradient, `a{l}_{j}` output j of layer l (layer 0 is the input), `d{l}_{j}`
-//! delta (dE/dnet) of neuron j of layer l, `y{j}` target j.
+//! gradient, `a{l}_{j}` output j of layer l (layer 0 is the input), `z{j}`
+//! net input of output j, `d{l}_{j}` delta (dE/dnet) of neuron j of layer
+//! l, `y{j}` target j. The math is called by its generic vocabulary names
+//! (`hidden_activation`, `loss_delta`, ...), bound for the run from the
+//! table in src/vocab.rs; no formula is written here.
 
 use std::fmt::Write;
 
@@ -33,27 +36,21 @@ impl FusedShape<'_> {
         self.spec.layout()
     }
 
-    fn trainable(&self, layout: &ParamLayout) -> Vec<usize> {
-        (0..layout.len)
-            .filter(|&i| !(self.spec.freeze_bias && layout.is_bias(i)))
-            .collect()
+    fn trainable(&self) -> Vec<usize> {
+        let frozen = self.spec.frozen_mask();
+        (0..frozen.len()).filter(|&i| !frozen[i]).collect()
     }
 
     /// `const` declarations the kernel template relies on.
     pub fn constants(&self) -> String {
-        let scale = self.spec.loss.scale();
         let samples = self.data.samples();
-        let reduction = self.spec.reduction.factor(samples);
         let t = self.spec.topology.inputs() + self.spec.topology.outputs();
         format!(
             "const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
-             const SAMPLES: u32 = {}u;\n\
+             const SAMPLES: u32 = {samples}u;\n\
              const SAMPLE_STRIDE: u32 = {t}u;\n\
-             const LOSS_SCALE: f32 = {:?};\n\
-             const STEP_SCALE: f32 = {:?};\n",
-            samples,
-            (scale * reduction) as f32,
-            (2.0 * scale * reduction) as f32,
+             const REDUCTION: f32 = {:?};\n",
+            self.spec.reduction.factor(samples) as f32,
         )
     }
 
@@ -68,7 +65,7 @@ impl FusedShape<'_> {
                 }
             }
             "store_parameters" => {
-                for i in self.trainable(&layout) {
+                for i in self.trainable() {
                     let _ = writeln!(out, "    params[{i}u * cfg.stride + n] = p{i};");
                 }
             }
@@ -78,13 +75,13 @@ impl FusedShape<'_> {
                 }
             }
             "zero_gradients" => {
-                for i in self.trainable(&layout) {
+                for i in self.trainable() {
                     let _ = writeln!(out, "        var g{i} = 0.0;");
                 }
             }
             "update" => {
-                for i in self.trainable(&layout) {
-                    let _ = writeln!(out, "        p{i} = sgd_step(p{i}, g{i}, step);");
+                for i in self.trainable() {
+                    let _ = writeln!(out, "        p{i} = optimizer_step(p{i}, g{i}, step);");
                 }
             }
             "forward_loss_all_samples" => self.emit_all_samples(&layout, false, &mut out),
@@ -138,7 +135,10 @@ impl FusedShape<'_> {
         for k in 0..self.spec.topology.inputs() {
             let _ = writeln!(out, "{IND}let a0_{k} = {};", self.value(sample, k, false));
         }
-        // A layer's matrix-vector product plus bias, through the sigmoid.
+        // A layer's matrix-vector product plus bias, through the hidden
+        // activation, or for the output layer kept as z and then through
+        // the output activation.
+        let last = layout.layers.len();
         for (l, layer) in layout.layers.iter().enumerate() {
             for j in 0..layer.fan_out {
                 let mut net: Vec<String> = (0..layer.fan_in)
@@ -147,35 +147,34 @@ impl FusedShape<'_> {
                 if let Some(b) = layer.bias_index(j) {
                     net.push(format!("p{b}"));
                 }
-                let _ = writeln!(
-                    out,
-                    "{IND}let a{}_{j} = sigmoid({});",
-                    l + 1,
-                    net.join(" + ")
-                );
+                let net = net.join(" + ");
+                if l + 1 == last {
+                    let _ = writeln!(out, "{IND}let z{j} = {net};");
+                    let _ = writeln!(out, "{IND}let a{last}_{j} = output_activation(z{j});");
+                } else {
+                    let _ = writeln!(out, "{IND}let a{}_{j} = hidden_activation({net});", l + 1);
+                }
             }
         }
-        // Loss: sum of squared errors; LOSS_SCALE applies c and the reduction.
-        let last = layout.layers.len();
+        // Loss summed over outputs; REDUCTION applies the mean.
         for j in 0..self.spec.topology.outputs() {
             let _ = writeln!(out, "{IND}let y{j} = {};", self.value(sample, j, true));
-            let _ = writeln!(out, "{IND}let e{j} = a{last}_{j} - y{j};");
-            let _ = writeln!(out, "{IND}loss += e{j} * e{j};");
+            let _ = writeln!(out, "{IND}loss += loss_value(z{j}, a{last}_{j}, y{j});");
         }
     }
 
     fn emit_backward(&self, layout: &ParamLayout, out: &mut String) {
         const IND: &str = "            ";
         let last = layout.layers.len();
-        // Output delta = (out - target) * out * (1 - out); the loss's factor
-        // 2c and the reduction are folded into STEP_SCALE.
+        // Output delta dL/dnet from the loss, given the output's slope.
         for j in 0..self.spec.topology.outputs() {
             let _ = writeln!(
                 out,
-                "{IND}let d{last}_{j} = e{j} * sigmoid_derivative_from_output(a{last}_{j});"
+                "{IND}let d{last}_{j} = loss_delta(a{last}_{j}, y{j}, output_derivative(a{last}_{j}));"
             );
         }
-        // Hidden delta = (W^T d) * out * (1 - out), with the old weights.
+        // Hidden delta = (W^T d) * f'(net), f' from the output, with the old
+        // weights.
         for l in (1..last).rev() {
             let above = &layout.layers[l];
             for k in 0..above.fan_in {
@@ -184,7 +183,7 @@ impl FusedShape<'_> {
                     .collect();
                 let _ = writeln!(
                     out,
-                    "{IND}let d{l}_{k} = ({}) * sigmoid_derivative_from_output(a{l}_{k});",
+                    "{IND}let d{l}_{k} = ({}) * hidden_derivative(a{l}_{k});",
                     back.join(" + ")
                 );
             }

@@ -6,23 +6,61 @@
 //! compute pass. Buffers hold networks x samples x width activations, so
 //! the network chunk is sized by [`LayeredPlan`].
 
-use std::ops::ControlFlow;
-
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::gpu::buffers::{self, option_flags, storage_buffer, storage_entry, uniform_entry};
+use crate::gpu::buffers::{self, Access, Binding, storage_buffer};
 use crate::gpu::chunking::{MAX_CHUNK_BUFFER_BYTES, dispatch_grid};
 use crate::gpu::device::GpuContext;
-use crate::gpu::driver::{ChunkKernel, GpuOptions, train_chunked};
+use crate::gpu::driver::ChunkKernel;
+use crate::gpu::options::{GpuOptions, LayeredVariant};
 use crate::gpu::shaders;
+use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::model::{BiasMode, ModelSpec};
-use crate::training::{NetworkOutcome, Progress, TrainOptions};
+use crate::training::{NetworkOutcome, TrainOptions};
 
-const KERNEL: &str = "layered_train.wgsl";
+pub const KERNEL: &str = "layered_train.wgsl";
+
+/// The kernel's buffers, binding `i` at index `i`.
+pub const BINDINGS: &[Binding] = &[
+    Binding {
+        name: "op",
+        access: Access::Uniform {
+            dynamic_offset: true,
+        },
+    },
+    Binding {
+        name: "acts",
+        access: Access::ReadWrite,
+    },
+    Binding {
+        name: "deltas",
+        access: Access::ReadWrite,
+    },
+    Binding {
+        name: "params",
+        access: Access::ReadWrite,
+    },
+    Binding {
+        name: "targets",
+        access: Access::Read,
+    },
+    Binding {
+        name: "learning_rates",
+        access: Access::Read,
+    },
+    Binding {
+        name: "status",
+        access: Access::ReadWrite,
+    },
+    Binding {
+        name: "final_loss",
+        access: Access::ReadWrite,
+    },
+];
 /// Side of the square output tile of the matrix-product kernels.
 pub const TILE: u32 = 16;
 /// Invocations of the per-network reduction kernels (tiled variant).
@@ -54,7 +92,9 @@ pub fn direct_reduce_size(longest_sum: u64) -> u32 {
 }
 /// Most samples: the direct weight-gradient invocation loops over them.
 pub const MAX_SAMPLES: usize = 65_535;
-const ENTRY_POINTS: [&str; 6] = [
+/// The kernel's operations, in the order an epoch runs them (the tiled
+/// variant's names; the direct variant's matrix products add `_direct`).
+const OPERATIONS: [&str; 6] = [
     "forward",
     "output_delta",
     "backward",
@@ -63,37 +103,25 @@ const ENTRY_POINTS: [&str; 6] = [
     "evaluate",
 ];
 
-/// How the layered kernels are written. Both do the same arithmetic in
-/// the same order per element, so they agree to float32 rounding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayeredVariant {
-    /// Matrix products through 16 x 16 workgroup-memory tiles, sums as
-    /// 256-invocation workgroup reductions: operand reuse for GPUs.
-    Tiled,
-    /// Matrix products with one invocation per output element, operands
-    /// straight from memory, no barriers (the sums stay workgroup
-    /// reductions). On lavapipe each workgroup barrier costs a context
-    /// switch per 8 invocations: a 3-7-5 network on 6 samples took 425 us
-    /// per network-epoch tiled and 12 us direct.
-    Direct,
-}
+/// Every entry point of the kernel file.
+pub const ENTRY_POINTS: [&str; 9] = [
+    "forward",
+    "output_delta",
+    "backward",
+    "weight_update",
+    "bias_update",
+    "evaluate",
+    "forward_direct",
+    "backward_direct",
+    "weight_update_direct",
+];
 
-impl LayeredVariant {
-    /// Direct on CPU adapters (lavapipe, llvmpipe, WARP), tiled elsewhere.
-    pub fn for_adapter(device_type: &str) -> Self {
-        if device_type == "Cpu" {
-            LayeredVariant::Direct
-        } else {
-            LayeredVariant::Tiled
-        }
-    }
-}
-
-/// Keep in sync with `LayerOp` in shaders/layered_train.wgsl. One per
+/// The WGSL twin is `LayerOp` in shaders/layered_train.wgsl;
+/// tests/shader_interface.rs checks the two agree field by field. One per
 /// weight layer; the output-layer kernels use the last one.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
-struct LayerOp {
+pub struct LayerOp {
     samples: u32,
     fan_in: u32,
     fan_out: u32,
@@ -110,7 +138,42 @@ struct LayerOp {
     target_loss: f32,
     flags: u32,
     network_count: u32,
+    /// 1 for the output layer: its output activation, and its net inputs
+    /// kept in its deltas until output_delta overwrites them.
+    output_layer: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
+
+/// What the host assumes of the kernel file.
+pub const INTERFACE: shaders::KernelInterface = shaders::KernelInterface {
+    file: KERNEL,
+    entry_points: &ENTRY_POINTS,
+    bindings: BINDINGS,
+    uniform: shaders::uniform_layout!(LayerOp {
+        samples,
+        fan_in,
+        fan_out,
+        in_base,
+        in_network_stride,
+        out_base,
+        delta_in_base,
+        delta_out_base,
+        param_stride,
+        weight_offset,
+        bias_offset,
+        status_stride,
+        final_epoch,
+        target_loss,
+        flags,
+        network_count,
+        output_layer,
+        _pad0,
+        _pad1,
+        _pad2,
+    }),
+};
 
 /// Where everything lives in the layered kernels' buffers, and how many
 /// networks fit at once.
@@ -248,7 +311,7 @@ struct Pipelines {
 }
 
 /// Pipelines and buffers for one run of the layered kernels.
-pub struct LayeredTrainer<'a> {
+pub(crate) struct LayeredTrainer<'a> {
     ctx: &'a GpuContext,
     spec: ModelSpec,
     samples: usize,
@@ -288,8 +351,8 @@ impl<'a> LayeredTrainer<'a> {
             LayeredVariant::Tiled => REDUCE_SIZE,
             LayeredVariant::Direct => direct_reduce_size(plan.longest_sum),
         };
-        let source = shaders::assemble(KERNEL, &constants(spec, samples, reduce_size), |_| None)?;
-        let entry_points = ENTRY_POINTS.map(|name| match (variant, name) {
+        let source = source(spec, samples, reduce_size)?;
+        let entry_points = OPERATIONS.map(|name| match (variant, name) {
             (LayeredVariant::Direct, "forward" | "backward" | "weight_update") => {
                 format!("{name}_direct")
             }
@@ -297,20 +360,7 @@ impl<'a> LayeredTrainer<'a> {
         });
         let entry_points: Vec<&str> = entry_points.iter().map(String::as_str).collect();
         let op_size = std::mem::size_of::<LayerOp>() as u64;
-        let (bind_group_layout, pipeline_layout) = buffers::layouts(
-            ctx,
-            "layered_train",
-            &[
-                uniform_entry(0, true),
-                storage_entry(1, false),
-                storage_entry(2, false),
-                storage_entry(3, false),
-                storage_entry(4, true),
-                storage_entry(5, true),
-                storage_entry(6, false),
-                storage_entry(7, false),
-            ],
-        );
+        let (bind_group_layout, pipeline_layout) = buffers::layouts(ctx, KERNEL, BINDINGS);
         let mut built =
             shaders::build_pipelines(ctx, KERNEL, &source, &pipeline_layout, &entry_points)?
                 .into_iter();
@@ -354,33 +404,31 @@ impl<'a> LayeredTrainer<'a> {
             usage: wgpu::BufferUsages::STORAGE,
         });
         let params_bytes = 4 * parameter_count as u64 * cap;
-        let status_bytes = 4 * 3 * cap;
+        let status_bytes = status::bytes(plan.capacity);
         let loss_bytes = 4 * cap;
         let params = storage_buffer(ctx, "parameters", params_bytes, copy_both);
         let learning_rates = storage_buffer(ctx, "learning rates", 4 * cap, copy_both);
-        let status = storage_buffer(ctx, "status", status_bytes, copy_both);
+        let status_buffer = storage_buffer(ctx, "status", status_bytes, copy_both);
         let final_loss = storage_buffer(ctx, "final loss", loss_bytes, copy_both);
         let readback = buffers::readback_buffer(ctx, params_bytes + status_bytes + loss_bytes);
         let bind_group = buffers::bind_group(
             ctx,
-            "layered_train",
+            KERNEL,
             &bind_group_layout,
-            &[
-                (
-                    0,
-                    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &ops,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(op_size),
-                    }),
-                ),
-                (1, acts.as_entire_binding()),
-                (2, deltas.as_entire_binding()),
-                (3, params.as_entire_binding()),
-                (4, targets.as_entire_binding()),
-                (5, learning_rates.as_entire_binding()),
-                (6, status.as_entire_binding()),
-                (7, final_loss.as_entire_binding()),
+            BINDINGS,
+            vec![
+                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: &ops,
+                    offset: 0,
+                    size: wgpu::BufferSize::new(op_size),
+                }),
+                acts.as_entire_binding(),
+                deltas.as_entire_binding(),
+                params.as_entire_binding(),
+                targets.as_entire_binding(),
+                learning_rates.as_entire_binding(),
+                status_buffer.as_entire_binding(),
+                final_loss.as_entire_binding(),
             ],
         );
         Ok(Self {
@@ -397,31 +445,12 @@ impl<'a> LayeredTrainer<'a> {
                 ops,
                 params,
                 learning_rates,
-                status,
+                status: status_buffer,
                 final_loss,
                 readback,
                 bind_group,
             },
         })
-    }
-
-    /// Networks trained at once.
-    pub fn capacity(&self) -> usize {
-        self.plan.capacity
-    }
-
-    /// Trains every network; `params` holds the parameter vectors back to
-    /// back and receives the trained ones. See [`train_chunked`] for what
-    /// `progress` answering `Break` does.
-    pub fn train(
-        &self,
-        params: &mut [f64],
-        learning_rates: &[f64],
-        options: &TrainOptions,
-        gpu: &GpuOptions,
-        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
-    ) -> Result<Vec<NetworkOutcome>, Error> {
-        train_chunked(self, params, learning_rates, options, gpu, progress).map(|r| r.outcomes)
     }
 
     /// Writes one `LayerOp` per weight layer.
@@ -446,8 +475,10 @@ impl<'a> LayeredTrainer<'a> {
                 status_stride: self.plan.capacity as u32,
                 final_epoch,
                 target_loss: options.target_loss.unwrap_or(0.0) as f32,
-                flags: option_flags(options),
+                flags: status::option_flags(options),
                 network_count: count as u32,
+                output_layer: u32::from(l + 1 == layout.layers.len()),
+                ..LayerOp::default()
             };
             let at = l * self.op_stride as usize;
             bytes[at..at + std::mem::size_of::<LayerOp>()].copy_from_slice(bytemuck::bytes_of(&op));
@@ -524,9 +555,16 @@ impl<'a> LayeredTrainer<'a> {
     }
 }
 
+/// The kernel's full source for `spec` on `samples` samples, with
+/// per-network reductions of `reduce_size` invocations.
+pub fn source(spec: &ModelSpec, samples: usize, reduce_size: u32) -> Result<String, Error> {
+    shaders::assemble(KERNEL, spec, &constants(spec, samples, reduce_size), |_| {
+        None
+    })
+}
+
 /// `const` declarations the kernel relies on.
 fn constants(spec: &ModelSpec, samples: usize, reduce_size: u32) -> String {
-    let scale = spec.loss.scale();
     let reduction = spec.reduction.factor(samples);
     let bias_mode = match spec.bias {
         BiasMode::None => "BIAS_NONE",
@@ -537,11 +575,9 @@ fn constants(spec: &ModelSpec, samples: usize, reduce_size: u32) -> String {
         "const TILE: u32 = {TILE}u;\n\
          const REDUCE_SIZE: u32 = {reduce_size}u;\n\
          const DIRECT_SIZE: u32 = {DIRECT_SIZE}u;\n\
-         const LOSS_SCALE: f32 = {:?};\n\
-         const STEP_SCALE: f32 = {:?};\n\
+         const REDUCTION: f32 = {:?};\n\
          const BIAS_MODE: u32 = {bias_mode};\n",
-        (scale * reduction) as f32,
-        (2.0 * scale * reduction) as f32,
+        reduction as f32,
     )
 }
 
@@ -562,11 +598,15 @@ impl ChunkKernel for LayeredTrainer<'_> {
         let cap = self.plan.capacity;
         let values: Vec<f32> = params.iter().map(|&v| v as f32).collect();
         let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
-        let status = buffers::initial_status(cap, 3);
+        let initial_status = status::initial(cap);
         let queue = &self.ctx.queue;
         queue.write_buffer(&self.buffers.params, 0, bytemuck::cast_slice(&values));
         queue.write_buffer(&self.buffers.learning_rates, 0, bytemuck::cast_slice(&lrs));
-        queue.write_buffer(&self.buffers.status, 0, bytemuck::cast_slice(&status));
+        queue.write_buffer(
+            &self.buffers.status,
+            0,
+            bytemuck::cast_slice(&initial_status),
+        );
     }
 
     fn submit_epochs(
@@ -622,17 +662,17 @@ impl ChunkKernel for LayeredTrainer<'_> {
         self.ctx.queue.submit([encoder.finish()]);
 
         let (p, cap) = (self.parameter_count, self.plan.capacity);
-        let frozen = buffers::frozen_parameters(&self.spec);
+        let frozen = self.spec.frozen_mask();
         buffers::read_back(self.ctx, &self.buffers.readback, |words| {
             let (values, rest) = words.split_at(p * cap);
-            let (status, loss) = rest.split_at(3 * cap);
+            let (status_words, loss) = rest.split_at(status::STATUS_WORDS * cap);
             for (i, v) in params.iter_mut().enumerate().take(count * p) {
                 // Frozen biases keep their exact float64 value.
                 if !frozen[i % p] {
                     *v = f32::from_bits(values[i]) as f64;
                 }
             }
-            buffers::outcomes(status, cap, loss, count)
+            status::outcomes(status_words, cap, loss, count)
         })
     }
 }
@@ -640,15 +680,13 @@ impl ChunkKernel for LayeredTrainer<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Loss, Reduction, Topology};
+    use crate::model::Topology;
 
     fn spec(widths: &[usize]) -> ModelSpec {
         ModelSpec {
             topology: Topology::new(widths.to_vec()).unwrap(),
             bias: BiasMode::PerNeuron,
-            freeze_bias: false,
-            loss: Loss::HalfSse,
-            reduction: Reduction::Sum,
+            ..ModelSpec::default()
         }
     }
 

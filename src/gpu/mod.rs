@@ -1,9 +1,11 @@
-//! The GPU backend: adapter and device setup ([`device`]), the WGSL sources
-//! and pipeline building ([`shaders`]), buffer plumbing ([`buffers`]), work
-//! splitting ([`chunking`]) and the shared training loop ([`driver`]), the
-//! fused strategy ([`fused`], with its code generator [`fused_codegen`]),
-//! the layered strategy ([`layered`]), the choice between them
-//! ([`strategy`]) and kernel timing with timestamp queries ([`timing`]).
+//! The GPU backend. Leaves first: adapter and device setup ([`device`]),
+//! tuning knobs ([`options`]), the kernel/host status protocol
+//! ([`status`]), the WGSL sources and their assembly ([`shaders`]), buffer
+//! plumbing ([`buffers`]), work splitting ([`chunking`]), kernel timing
+//! ([`timing`]); then the loop both strategies share ([`driver`]), the fused
+//! strategy ([`fused`], with its code generator [`fused_codegen`]) and the
+//! layered one ([`layered`]); last [`strategy`], whose [`GpuTrainer`] is the
+//! one public way to train on the GPU.
 
 pub mod buffers;
 pub mod chunking;
@@ -12,13 +14,15 @@ pub mod driver;
 pub mod fused;
 pub mod fused_codegen;
 pub mod layered;
+pub mod options;
 pub mod shaders;
+pub mod status;
 pub mod strategy;
 pub mod timing;
 
 pub use device::{AdapterChoice, AdapterSummary, GpuContext, list_adapters};
-pub use driver::{GpuOptions, GpuRun};
-pub use fused::{FusedTrainer, fused_supports};
-pub use layered::{LayeredPlan, LayeredTrainer, LayeredVariant};
+pub use driver::GpuRun;
+pub use fused::fused_supports;
+pub use layered::LayeredPlan;
+pub use options::{GpuOptions, LayeredVariant};
 pub use strategy::{GpuTrainer, Strategy, choose_strategy};
-pub use timing::PassTimer;

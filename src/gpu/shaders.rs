@@ -1,13 +1,55 @@
-//! The WGSL sources in `shaders/`, kernel assembly (constants + shared
-//! building blocks + the kernel with its generated statements), and pipeline
-//! creation inside error scopes so a failure names the kernel.
+//! The WGSL sources in `shaders/`, kernel assembly (the status protocol,
+//! the kernel's constants, the vocabulary's building blocks, the run's
+//! choices from the vocabulary table, then the kernel with its generated
+//! statements), and pipeline creation inside error scopes so a failure
+//! names the kernel.
+
+use std::fmt::Write;
 
 use crate::error::Error;
 use crate::gpu::device::GpuContext;
+use crate::gpu::status;
+use crate::model::ModelSpec;
 
-/// Every WGSL file, by name. `common.wgsl` is prepended to every kernel.
+/// What the host assumes of a kernel file: its entry points, its bindings
+/// and the Rust layout of the uniform struct it reads. tests/
+/// shader_interface.rs checks each against the WGSL through naga.
+pub struct KernelInterface {
+    pub file: &'static str,
+    pub entry_points: &'static [&'static str],
+    pub bindings: &'static [crate::gpu::buffers::Binding],
+    pub uniform: UniformLayout,
+}
+
+/// A uniform struct's Rust layout: its WGSL twin's name, its size and
+/// every field's byte offset.
+pub struct UniformLayout {
+    pub wgsl_name: &'static str,
+    pub size: usize,
+    pub fields: &'static [(&'static str, usize)],
+}
+
+/// The [`UniformLayout`] of a `#[repr(C)]` struct, from its field names.
+macro_rules! uniform_layout {
+    ($ty:ident { $($field:ident),* $(,)? }) => {
+        $crate::gpu::shaders::UniformLayout {
+            wgsl_name: stringify!($ty),
+            size: std::mem::size_of::<$ty>(),
+            fields: &[$((stringify!($field), std::mem::offset_of!($ty, $field))),*],
+        }
+    };
+}
+pub(crate) use uniform_layout;
+
+/// The file of the vocabulary's building blocks, prepended to every kernel.
+pub const VOCABULARY_FILE: &str = "vocabulary.wgsl";
+
+/// Every WGSL file, by name.
 pub const SHADER_FILES: &[(&str, &str)] = &[
-    ("common.wgsl", include_str!("../../shaders/common.wgsl")),
+    (
+        VOCABULARY_FILE,
+        include_str!("../../shaders/vocabulary.wgsl"),
+    ),
     (
         "fused_train.wgsl",
         include_str!("../../shaders/fused_train.wgsl"),
@@ -30,16 +72,59 @@ pub fn shader_file(name: &str) -> Result<&'static str, Error> {
         })
 }
 
-/// Builds a kernel's full source: `constants`, then `common.wgsl`, then the
-/// kernel file with every `//@name` line replaced by `fill(name)`.
+/// The run's vocabulary as WGSL: the generic names the kernels call,
+/// each bound to the building block the table entry names.
+pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
+    let (hidden, output) = (spec.activation.def(), spec.output_activation.def());
+    let (loss, optimizer) = (spec.loss.def(), spec.optimizer.def());
+    let mut out = String::from("// The run's vocabulary, bound from src/vocab.rs.\n");
+    let bindings = [
+        ("hidden_activation", "z: f32", "z", hidden.wgsl),
+        ("hidden_derivative", "a: f32", "a", hidden.wgsl_derivative),
+        ("output_activation", "z: f32", "z", output.wgsl),
+        ("output_derivative", "a: f32", "a", output.wgsl_derivative),
+        (
+            "loss_value",
+            "z: f32, yhat: f32, y: f32",
+            "z, yhat, y",
+            loss.wgsl_value,
+        ),
+        (
+            "loss_delta",
+            "yhat: f32, y: f32, slope: f32",
+            "yhat, y, slope",
+            loss.wgsl_delta,
+        ),
+        (
+            "optimizer_step",
+            "p: f32, g: f32, step: f32",
+            "p, g, step",
+            optimizer.wgsl,
+        ),
+    ];
+    for (name, params, args, target) in bindings {
+        let _ = writeln!(
+            out,
+            "fn {name}({params}) -> f32 {{ return {target}({args}); }}"
+        );
+    }
+    out
+}
+
+/// Builds a kernel's full source: the status protocol, `constants`, the
+/// vocabulary file, [`vocabulary_prelude`] for `spec`, then the kernel file
+/// with every `//@name` line replaced by `fill(name)`.
 pub fn assemble(
     kernel_file: &str,
+    spec: &ModelSpec,
     constants: &str,
     fill: impl Fn(&str) -> Option<String>,
 ) -> Result<String, Error> {
     let mut source = String::with_capacity(16 * 1024);
+    source.push_str(&status::wgsl_constants());
     source.push_str(constants);
-    source.push_str(shader_file("common.wgsl")?);
+    source.push_str(shader_file(VOCABULARY_FILE)?);
+    source.push_str(&vocabulary_prelude(spec));
     for line in shader_file(kernel_file)?.lines() {
         match line.trim().strip_prefix("//@") {
             Some(name) => source.push_str(&fill(name).ok_or_else(|| Error::Kernel {

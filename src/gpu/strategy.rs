@@ -1,22 +1,24 @@
-//! Which GPU strategy trains a run: `fused` (one invocation per network,
-//! epochs looped inside the kernel) or `layered` (one dispatch per
-//! operation across all networks), and the rule `auto` follows.
+//! The one public way to train on the GPU: [`GpuTrainer`], built for a
+//! run from the strategy asked for (`fused`: one invocation per network,
+//! epochs looped inside the kernel; `layered`: one dispatch per operation
+//! across all networks) and the rule `auto` follows.
 
-use std::fmt;
 use std::ops::ControlFlow;
-use std::str::FromStr;
+
+use clap::ValueEnum;
 
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::gpu::device::GpuContext;
-use crate::gpu::driver::{GpuOptions, GpuRun, train_chunked};
+use crate::gpu::driver::{GpuRun, train_chunked};
 use crate::gpu::fused::{FusedTrainer, fused_supports};
 use crate::gpu::layered::LayeredTrainer;
+use crate::gpu::options::{GpuOptions, LayeredVariant};
 use crate::model::ModelSpec;
-use crate::training::{NetworkOutcome, Progress, TrainOptions};
+use crate::training::{Progress, TrainOptions};
 
 /// The strategy asked for.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Strategy {
     /// [`choose_strategy`]'s rule.
     #[default]
@@ -25,29 +27,7 @@ pub enum Strategy {
     Layered,
 }
 
-impl FromStr for Strategy {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self, Error> {
-        match s {
-            "auto" => Ok(Strategy::Auto),
-            "fused" => Ok(Strategy::Fused),
-            "layered" => Ok(Strategy::Layered),
-            _ => Err(Error::Config(format!(
-                "unknown kernel strategy '{s}'; expected auto, fused or layered"
-            ))),
-        }
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Strategy::Auto => "auto",
-            Strategy::Fused => "fused",
-            Strategy::Layered => "layered",
-        })
-    }
-}
+crate::display_as_value_name!(Strategy);
 
 /// Resolves `requested` for `spec` on `samples` samples. `Auto` picks the
 /// fused kernel wherever it can run ([`fused_supports`]: at most 1,024
@@ -69,14 +49,22 @@ pub fn choose_strategy(
     }
 }
 
-/// A GPU trainer of either strategy.
-pub enum GpuTrainer<'a> {
+enum Kernel<'a> {
     Fused(FusedTrainer<'a>),
     Layered(LayeredTrainer<'a>),
 }
 
+/// Trains a population on the GPU with the strategy chosen for the run;
+/// pipelines and buffers are built once, in [`GpuTrainer::new`].
+pub struct GpuTrainer<'a> {
+    kernel: Kernel<'a>,
+    options: GpuOptions,
+}
+
 impl<'a> GpuTrainer<'a> {
-    /// Builds the trainer `requested` resolves to for `spec` on `data`.
+    /// Builds the trainer `requested` resolves to for `spec` on `data`,
+    /// with buffers for up to `networks` networks at once (fewer if the
+    /// adapter's limits say so).
     pub fn new(
         ctx: &'a GpuContext,
         spec: &ModelSpec,
@@ -85,68 +73,52 @@ impl<'a> GpuTrainer<'a> {
         requested: Strategy,
         options: &GpuOptions,
     ) -> Result<Self, Error> {
-        Ok(match choose_strategy(spec, data.samples(), requested)? {
+        spec.validate()?;
+        let kernel = match choose_strategy(spec, data.samples(), requested)? {
             Strategy::Layered => {
-                GpuTrainer::Layered(LayeredTrainer::new(ctx, spec, data, networks, options)?)
+                Kernel::Layered(LayeredTrainer::new(ctx, spec, data, networks, options)?)
             }
-            _ => GpuTrainer::Fused(FusedTrainer::new(ctx, spec, data, networks, options)?),
+            _ => Kernel::Fused(FusedTrainer::new(ctx, spec, data, networks, options)?),
+        };
+        Ok(Self {
+            kernel,
+            options: options.clone(),
         })
     }
 
-    /// "fused" or "layered".
+    /// The strategy built: fused or layered.
     pub fn strategy(&self) -> Strategy {
-        match self {
-            GpuTrainer::Fused(_) => Strategy::Fused,
-            GpuTrainer::Layered(_) => Strategy::Layered,
+        match self.kernel {
+            Kernel::Fused(_) => Strategy::Fused,
+            Kernel::Layered(_) => Strategy::Layered,
         }
     }
 
-    /// Networks resident at once.
-    pub fn capacity(&self) -> usize {
-        match self {
-            GpuTrainer::Fused(t) => t.capacity(),
-            GpuTrainer::Layered(t) => t.capacity(),
+    /// The layered variant, for the layered strategy.
+    pub fn layered_variant(&self) -> Option<LayeredVariant> {
+        match &self.kernel {
+            Kernel::Fused(_) => None,
+            Kernel::Layered(t) => Some(t.variant()),
         }
     }
 
-    /// Trains every network in place; see the strategies' `train`.
+    /// Trains every network in place: `params` holds the parameter
+    /// vectors back to back and receives the trained ones. `progress` is
+    /// called after every submission; when it answers `Break`, no further
+    /// epochs are submitted and every outcome records the epochs its
+    /// network completed. Gives the kernel time too when
+    /// [`GpuOptions::kernel_timing`] asks for it.
     pub fn train(
         &self,
         params: &mut [f64],
         learning_rates: &[f64],
         options: &TrainOptions,
-        gpu: &GpuOptions,
-        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
-    ) -> Result<Vec<NetworkOutcome>, Error> {
-        self.run(params, learning_rates, options, gpu, progress)
-            .map(|r| r.outcomes)
-    }
-
-    /// Like [`GpuTrainer::train`], also giving the kernel time when
-    /// [`GpuOptions::kernel_timing`] asks for it.
-    pub fn run(
-        &self,
-        params: &mut [f64],
-        learning_rates: &[f64],
-        options: &TrainOptions,
-        gpu: &GpuOptions,
         progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<GpuRun, Error> {
-        match self {
-            GpuTrainer::Fused(t) => {
-                train_chunked(t, params, learning_rates, options, gpu, progress)
-            }
-            GpuTrainer::Layered(t) => {
-                train_chunked(t, params, learning_rates, options, gpu, progress)
-            }
-        }
-    }
-
-    /// The layered variant, for the layered strategy.
-    pub fn layered_variant(&self) -> Option<crate::gpu::LayeredVariant> {
-        match self {
-            GpuTrainer::Fused(_) => None,
-            GpuTrainer::Layered(t) => Some(t.variant()),
+        let gpu = &self.options;
+        match &self.kernel {
+            Kernel::Fused(t) => train_chunked(t, params, learning_rates, options, gpu, progress),
+            Kernel::Layered(t) => train_chunked(t, params, learning_rates, options, gpu, progress),
         }
     }
 }

@@ -21,7 +21,6 @@ pub struct PassTimer {
     readback: wgpu::Buffer,
     nanoseconds_per_tick: f64,
     total_nanoseconds: Cell<f64>,
-    passes: Cell<u64>,
 }
 
 impl PassTimer {
@@ -55,7 +54,6 @@ impl PassTimer {
             readback,
             nanoseconds_per_tick: ctx.queue.get_timestamp_period() as f64,
             total_nanoseconds: Cell::new(0.0),
-            passes: Cell::new(0),
         })
     }
 
@@ -84,18 +82,12 @@ impl PassTimer {
         })?;
         self.total_nanoseconds
             .set(self.total_nanoseconds.get() + ticks as f64 * self.nanoseconds_per_tick);
-        self.passes.set(self.passes.get() + 1);
         Ok(())
     }
 
     /// Seconds inside the timed passes so far.
     pub fn seconds(&self) -> f64 {
         self.total_nanoseconds.get() * 1e-9
-    }
-
-    /// Timed passes collected so far.
-    pub fn passes(&self) -> u64 {
-        self.passes.get()
     }
 }
 

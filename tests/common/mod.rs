@@ -12,18 +12,20 @@ use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
 use gputrain::training::{NetworkOutcome, TrainOptions};
 
-/// float32 (GPU) vs float64 (CPU) parameters after the test runs' epochs:
-/// absolute, plus as much again relative for large values.
-pub const PARAM_TOL: f64 = 2e-3;
-/// Final losses: `LOSS_ABS_TOL` + `LOSS_REL_TOL` x the reference's.
-pub const LOSS_REL_TOL: f64 = 1e-2;
-pub const LOSS_ABS_TOL: f64 = 1e-5;
+/// float32 (GPU) vs float64 (CPU) after the strategy tests' runs (up to
+/// 400 epochs, tests/gpu_fused.rs and tests/gpu_layered.rs): parameters
+/// within `PARAM_TOL (1 + |ref|)`. Measured on lavapipe over every case of
+/// those tests, the worst |diff| was 4.5e-5 (layered, 8-33-2 shared sse);
+/// 10x that.
+pub const PARAM_TOL: f64 = 4.5e-4;
+/// Final losses within `LOSS_TOL (1e-3 + |ref|)`: the worst
+/// |diff| / (1e-3 + |ref|) measured in the same runs was 1.2e-4; 10x.
+pub const LOSS_TOL: f64 = 1.2e-3;
 
 pub fn options(epochs: u64) -> TrainOptions {
     TrainOptions {
         epochs,
-        target_loss: None,
-        stop_at_target: false,
+        ..TrainOptions::default()
     }
 }
 
@@ -41,10 +43,9 @@ pub fn gpu_train(
         .unwrap_or_else(|e| panic!("building the {strategy} trainer for {}: {e}", spec.topology));
     assert_eq!(trainer.strategy(), strategy, "the trainer built");
     trainer
-        .train(params, lrs, opts, gpu_options, &mut |_| {
-            ControlFlow::Continue(())
-        })
+        .train(params, lrs, opts, &mut |_| ControlFlow::Continue(()))
         .unwrap_or_else(|e| panic!("{strategy} training of {}: {e}", spec.topology))
+        .outcomes
 }
 
 /// Asserts two runs of the same population agree: divergence, final loss
@@ -58,14 +59,18 @@ pub fn assert_runs_agree(
 ) {
     let layout = spec.layout();
     let p = layout.len;
-    let mut worst = 0.0f64;
+    let (mut worst, mut worst_loss) = (0.0f64, 0.0f64);
     for (i, lr) in lrs.iter().enumerate() {
         let (g, c) = (&got.0[i], &reference.0[i]);
         assert_eq!(
             g.diverged, c.diverged,
             "{label}: network {i} divergence: got {g:?} reference {c:?}"
         );
-        let loss_tol = LOSS_ABS_TOL + LOSS_REL_TOL * c.final_loss.abs();
+        let loss_tol = LOSS_TOL * (1e-3 + c.final_loss.abs());
+        if !c.diverged {
+            let scaled = (g.final_loss - c.final_loss).abs() / (1e-3 + c.final_loss.abs());
+            worst_loss = worst_loss.max(scaled);
+        }
         assert!(
             (g.final_loss - c.final_loss).abs() <= loss_tol,
             "{label}: network {i} (lr {lr}): final loss {} vs reference {} differ by more than {loss_tol:e}",
@@ -84,7 +89,10 @@ pub fn assert_runs_agree(
             );
         }
     }
-    eprintln!("{label}: largest parameter |diff| {worst:e} (tolerance {PARAM_TOL:e})");
+    eprintln!(
+        "{label}: largest parameter |diff| {worst:e} (tolerance {PARAM_TOL:e}), \
+         final loss |diff| / (1e-3 + |ref|) {worst_loss:e}"
+    );
 }
 
 /// Trains the same population with `strategy` and the float64 CPU
@@ -118,9 +126,9 @@ pub fn spec(widths: &[usize], bias: BiasMode, loss: Loss, reduction: Reduction) 
     ModelSpec {
         topology: Topology::new(widths.to_vec()).expect("valid test topology"),
         bias,
-        freeze_bias: false,
         loss,
         reduction,
+        ..ModelSpec::default()
     }
 }
 

@@ -1,0 +1,321 @@
+//! The model's vocabulary, each term defined once: every activation, loss
+//! and optimizer is one entry of a table that gives, side by side, its
+//! command-line name (the enum's clap value), its float64 formula for the
+//! CPU reference, and the name of its float32 twin in
+//! `shaders/vocabulary.wgsl`. The CPU reference calls the formulas here;
+//! both GPU strategies call the WGSL functions the entries name (bound for a
+//! run by `gpu::shaders::vocabulary_prelude`). `tests/vocabulary.rs` walks
+//! every table and checks each WGSL function against its f64 twin on the
+//! GPU, so an entry is tested the moment it is added.
+//!
+//! Adding an activation: a variant below, its entry in [`ACTIVATIONS`], its
+//! two functions in `shaders/vocabulary.wgsl`, a line in the README.
+
+use clap::ValueEnum;
+
+/// An activation function, applied element-wise after a layer's weighted
+/// sum `z` (its "net" input, in the seeds' words).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Activation {
+    /// `1 / (1 + e^-z)`, outputs in (0, 1): the seeds' activation.
+    #[default]
+    Sigmoid,
+    /// `tanh z`, outputs in (-1, 1).
+    Tanh,
+    /// `max(z, 0)`; its derivative at 0 is taken as 0 (as PyTorch does).
+    Relu,
+}
+
+/// One activation's definition.
+pub struct ActivationDef {
+    pub activation: Activation,
+    /// `f(z)` in float64.
+    pub f: fn(f64) -> f64,
+    /// `f'(z)` written from the output `a = f(z)`, exact for every entry.
+    pub derivative_from_output: fn(f64) -> f64,
+    /// WGSL function `fn(z: f32) -> f32` in shaders/vocabulary.wgsl.
+    pub wgsl: &'static str,
+    /// WGSL function `fn(a: f32) -> f32`, the derivative from the output.
+    pub wgsl_derivative: &'static str,
+    /// Closed range of values the output can reach: targets must lie in it
+    /// when this is the output activation.
+    pub range: (f64, f64),
+    /// May be the output layer's activation.
+    pub as_output: bool,
+}
+
+/// Every activation, in the enum's order (a unit test checks it).
+pub const ACTIVATIONS: &[ActivationDef] = &[
+    ActivationDef {
+        activation: Activation::Sigmoid,
+        f: |z| 1.0 / (1.0 + (-z).exp()),
+        derivative_from_output: |a| a * (1.0 - a),
+        wgsl: "act_sigmoid",
+        wgsl_derivative: "act_sigmoid_derivative",
+        range: (0.0, 1.0),
+        as_output: true,
+    },
+    ActivationDef {
+        activation: Activation::Tanh,
+        f: f64::tanh,
+        derivative_from_output: |a| 1.0 - a * a,
+        wgsl: "act_tanh",
+        wgsl_derivative: "act_tanh_derivative",
+        range: (-1.0, 1.0),
+        as_output: true,
+    },
+    ActivationDef {
+        activation: Activation::Relu,
+        // `z <= 0` is false for NaN, so a NaN passes through (divergence
+        // stays visible), as in the WGSL twin.
+        f: |z| if z <= 0.0 { 0.0 } else { z },
+        derivative_from_output: |a| if a > 0.0 { 1.0 } else { 0.0 },
+        wgsl: "act_relu",
+        wgsl_derivative: "act_relu_derivative",
+        range: (0.0, f64::INFINITY),
+        as_output: false,
+    },
+];
+
+impl Activation {
+    pub fn def(self) -> &'static ActivationDef {
+        &ACTIVATIONS[self as usize]
+    }
+
+    /// The activation's command-line name.
+    pub fn name(self) -> &'static str {
+        value_name(self)
+    }
+}
+
+/// A loss: the per-sample, per-output error term, summed over outputs and
+/// then reduced over samples (the run's reduction, sum or mean).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Loss {
+    /// `1/2 (y - yhat)^2` (seed 003).
+    #[default]
+    HalfSse,
+    /// `(y - yhat)^2` (seed 000, whose gradient carries the factor 2).
+    Sse,
+    /// Binary cross-entropy `-(y ln yhat + (1 - y) ln(1 - yhat))` for
+    /// sigmoid outputs, computed from the logit.
+    CrossEntropy,
+}
+
+/// One loss's definition.
+pub struct LossDef {
+    pub loss: Loss,
+    /// The loss of one output from its net input `z`, its output `yhat`
+    /// and its target `y`.
+    pub value: fn(f64, f64, f64) -> f64,
+    /// dL/dz, the output delta, from `yhat`, `y` and the output
+    /// activation's derivative at `yhat` (`slope`).
+    pub delta: fn(f64, f64, f64) -> f64,
+    /// WGSL twins: `fn(z: f32, yhat: f32, y: f32) -> f32` and
+    /// `fn(yhat: f32, y: f32, slope: f32) -> f32`.
+    pub wgsl_value: &'static str,
+    pub wgsl_delta: &'static str,
+    /// The only output activation this loss is defined for, if any.
+    pub requires_output: Option<Activation>,
+}
+
+/// Every loss, in the enum's order (a unit test checks it).
+pub const LOSSES: &[LossDef] = &[
+    LossDef {
+        loss: Loss::HalfSse,
+        value: |_, yhat, y| 0.5 * (y - yhat) * (y - yhat),
+        // delta = -(target - out) * f'(net), the seed's output delta.
+        delta: |yhat, y, slope| (yhat - y) * slope,
+        wgsl_value: "loss_half_sse",
+        wgsl_delta: "loss_half_sse_delta",
+        requires_output: None,
+    },
+    LossDef {
+        loss: Loss::Sse,
+        value: |_, yhat, y| (y - yhat) * (y - yhat),
+        delta: |yhat, y, slope| 2.0 * (yhat - y) * slope,
+        wgsl_value: "loss_sse",
+        wgsl_delta: "loss_sse_delta",
+        requires_output: None,
+    },
+    LossDef {
+        loss: Loss::CrossEntropy,
+        // From the logit, never from log(yhat): softplus(z) - y z, written
+        // as max(z, 0) - y z + ln(1 + e^-|z|), finite for every finite z
+        // (a saturated output never gives log(0) = -inf).
+        value: |z, _, y| z.max(0.0) - y * z + (-z.abs()).exp().ln_1p(),
+        // With a sigmoid output the sigmoid's slope cancels: yhat - y.
+        delta: |yhat, y, _| yhat - y,
+        wgsl_value: "loss_cross_entropy",
+        wgsl_delta: "loss_cross_entropy_delta",
+        requires_output: Some(Activation::Sigmoid),
+    },
+];
+
+impl Loss {
+    /// The seeds' losses, for tests and sweeps that cover the squared ones.
+    pub const ALL: [Loss; 3] = [Loss::HalfSse, Loss::Sse, Loss::CrossEntropy];
+
+    pub fn def(self) -> &'static LossDef {
+        &LOSSES[self as usize]
+    }
+
+    /// The loss's command-line name.
+    pub fn name(self) -> &'static str {
+        value_name(self)
+    }
+
+    /// Whether the loss is defined for `output` activations.
+    pub fn accepts_output(self, output: Activation) -> bool {
+        self.def().requires_output.is_none_or(|a| a == output)
+    }
+}
+
+/// A parameter update rule.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
+pub enum Optimizer {
+    /// Plain gradient descent, `p - lr g` (the seeds').
+    #[default]
+    Sgd,
+}
+
+/// One optimizer's definition.
+pub struct OptimizerDef {
+    pub optimizer: Optimizer,
+    /// The new parameter from the old one, its gradient and the step size.
+    pub step: fn(f64, f64, f64) -> f64,
+    /// WGSL twin `fn(p: f32, g: f32, step: f32) -> f32`.
+    pub wgsl: &'static str,
+}
+
+/// Every optimizer, in the enum's order (a unit test checks it).
+pub const OPTIMIZERS: &[OptimizerDef] = &[OptimizerDef {
+    optimizer: Optimizer::Sgd,
+    step: |p, g, step| p - step * g,
+    wgsl: "sgd_step",
+}];
+
+impl Optimizer {
+    pub fn def(self) -> &'static OptimizerDef {
+        &OPTIMIZERS[self as usize]
+    }
+}
+
+/// The clap name of a value-enum variant, as `&'static str` (clap hands
+/// names out borrowed from a temporary; each distinct name is kept once, a
+/// few dozen strings at most).
+pub fn value_name<T: ValueEnum>(value: T) -> &'static str {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, OnceLock};
+    static NAMES: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let possible = value.to_possible_value().expect("no variant is skipped");
+    let name = possible.get_name();
+    let mut names = NAMES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(found) = names.get(name) {
+        return found;
+    }
+    let kept: &'static str = Box::leak(name.to_string().into_boxed_str());
+    names.insert(kept);
+    kept
+}
+
+/// `Display` as the clap name, for value enums.
+#[macro_export]
+macro_rules! display_as_value_name {
+    ($($ty:ty),+ $(,)?) => {$(
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str($crate::vocab::value_name(*self))
+            }
+        }
+    )+};
+}
+display_as_value_name!(Activation, Loss, Optimizer);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_follow_their_enums_order() {
+        for (i, d) in ACTIVATIONS.iter().enumerate() {
+            assert_eq!(d.activation as usize, i, "{:?}", d.activation);
+        }
+        for (i, d) in LOSSES.iter().enumerate() {
+            assert_eq!(d.loss as usize, i, "{:?}", d.loss);
+        }
+        for (i, d) in OPTIMIZERS.iter().enumerate() {
+            assert_eq!(d.optimizer as usize, i, "{:?}", d.optimizer);
+        }
+        assert_eq!(ACTIVATIONS.len(), Activation::value_variants().len());
+        assert_eq!(LOSSES.len(), Loss::value_variants().len());
+        assert_eq!(OPTIMIZERS.len(), Optimizer::value_variants().len());
+    }
+
+    #[test]
+    fn derivatives_from_the_output_match_finite_differences() {
+        for d in ACTIVATIONS {
+            for z in [-3.0, -0.7, 0.4, 2.5] {
+                let h = 1e-6;
+                let numeric = ((d.f)(z + h) - (d.f)(z - h)) / (2.0 * h);
+                let exact = (d.derivative_from_output)((d.f)(z));
+                assert!(
+                    (numeric - exact).abs() < 1e-8,
+                    "{:?} at {z}: {exact} vs {numeric}",
+                    d.activation
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn loss_deltas_are_the_derivative_of_the_loss_through_the_output() {
+        for loss in LOSSES {
+            for output in ACTIVATIONS.iter().filter(|a| a.as_output) {
+                if !loss.loss.accepts_output(output.activation) {
+                    continue;
+                }
+                for (z, y) in [(-1.5, 0.2), (0.3, 0.9), (2.0, 0.0)] {
+                    let h = 1e-6;
+                    let at = |z: f64| (loss.value)(z, (output.f)(z), y);
+                    let numeric = (at(z + h) - at(z - h)) / (2.0 * h);
+                    let yhat = (output.f)(z);
+                    let delta = (loss.delta)(yhat, y, (output.derivative_from_output)(yhat));
+                    assert!(
+                        (numeric - delta).abs() < 1e-7,
+                        "{:?} with {:?} at z={z}, y={y}: delta {delta} vs {numeric}",
+                        loss.loss,
+                        output.activation
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn cross_entropy_is_finite_for_saturated_outputs() {
+        let ce = Loss::CrossEntropy.def();
+        let sigmoid = Activation::Sigmoid.def();
+        for z in [-800.0, -40.0, 40.0, 800.0] {
+            for y in [0.0, 1.0] {
+                let v = (ce.value)(z, (sigmoid.f)(z), y);
+                assert!(v.is_finite() && v >= 0.0, "z={z} y={y}: {v}");
+            }
+        }
+        // Matches the log form where that is accurate.
+        let (z, y) = (0.8f64, 0.3);
+        let a = (sigmoid.f)(z);
+        let direct = -(y * a.ln() + (1.0 - y) * (1.0 - a).ln());
+        assert!(((ce.value)(z, a, y) - direct).abs() < 1e-14);
+    }
+
+    #[test]
+    fn names_are_the_command_line_values() {
+        assert_eq!(Activation::Relu.name(), "relu");
+        assert_eq!(Loss::CrossEntropy.name(), "cross-entropy");
+        assert_eq!(Loss::HalfSse.name(), "half-sse");
+    }
+}

@@ -1,0 +1,210 @@
+//! Walks the vocabulary tables (src/vocab.rs) and checks every WGSL
+//! building block against its float64 twin on the GPU, at many points:
+//! zero, tiny, moderate and large |z|, the saturation regions, and NaN
+//! passing through. A new entry is tested the moment it is added.
+
+mod common;
+
+use gputrain::gpu::buffers::{self, Access, Binding};
+use gputrain::gpu::shaders::{self, VOCABULARY_FILE};
+use gputrain::vocab::{ACTIVATIONS, LOSSES, OPTIMIZERS};
+use wgpu::util::DeviceExt;
+
+/// Net inputs: zero, tiny, moderate, the saturation regions and beyond
+/// float32's exp range.
+const Z: [f64; 25] = [
+    -1e4, -200.0, -90.0, -30.0, -17.0, -9.5, -5.0, -2.0, -1.0, -0.5, -1e-3, -1e-7, 0.0, 1e-7, 1e-3,
+    0.5, 1.0, 2.0, 5.0, 9.5, 17.0, 30.0, 90.0, 200.0, 1e4,
+];
+/// Targets, within every output's range.
+const Y: [f64; 4] = [0.0, 0.25, 0.9, 1.0];
+
+const BINDINGS: &[Binding] = &[
+    Binding {
+        name: "inputs",
+        access: Access::Read,
+    },
+    Binding {
+        name: "outputs",
+        access: Access::ReadWrite,
+    },
+];
+
+/// Evaluates `call` (a WGSL expression of `a`, `b`, `c`) on the GPU for
+/// every triple of `args`.
+fn on_gpu(call: &str, args: &[[f64; 3]]) -> Vec<f64> {
+    let ctx = common::gpu();
+    let source = format!(
+        "{}\n@group(0) @binding(0) var<storage, read> inputs: array<f32>;\n\
+         @group(0) @binding(1) var<storage, read_write> outputs: array<f32>;\n\
+         @compute @workgroup_size(64)\n\
+         fn probe(@builtin(global_invocation_id) id: vec3<u32>) {{\n\
+             let i = id.x;\n\
+             if i >= arrayLength(&outputs) {{ return; }}\n\
+             let a = inputs[3u * i];\n\
+             let b = inputs[3u * i + 1u];\n\
+             let c = inputs[3u * i + 2u];\n\
+             outputs[i] = {call};\n\
+         }}\n",
+        shaders::shader_file(VOCABULARY_FILE).unwrap()
+    );
+    let (layout, pipeline_layout) = buffers::layouts(ctx, "probe", BINDINGS);
+    let pipeline = shaders::build_pipelines(ctx, "probe", &source, &pipeline_layout, &["probe"])
+        .unwrap_or_else(|e| panic!("probe of {call}: {e}"))
+        .remove(0);
+    let flat: Vec<f32> = args.iter().flatten().map(|&v| v as f32).collect();
+    let inputs = ctx
+        .device
+        .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("probe inputs"),
+            contents: bytemuck::cast_slice(&flat),
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+    let bytes = 4 * args.len() as u64;
+    let copy = wgpu::BufferUsages::COPY_SRC;
+    let outputs = buffers::storage_buffer(ctx, "probe outputs", bytes, copy);
+    let readback = buffers::readback_buffer(ctx, bytes);
+    let group = buffers::bind_group(
+        ctx,
+        "probe",
+        &layout,
+        BINDINGS,
+        vec![inputs.as_entire_binding(), outputs.as_entire_binding()],
+    );
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &group, &[]);
+        pass.dispatch_workgroups((args.len() as u32).div_ceil(64), 1, 1);
+    }
+    encoder.copy_buffer_to_buffer(&outputs, 0, &readback, 0, bytes);
+    ctx.queue.submit([encoder.finish()]);
+    buffers::read_back(ctx, &readback, |words| {
+        words.iter().map(|w| f32::from_bits(*w) as f64).collect()
+    })
+    .unwrap()
+}
+
+/// float32 vs float64 of one function: `|gpu - f64| <= TOL |f64| + ABS`,
+/// or both the same non-finite value. Inputs are rounded to float32 first,
+/// so the f64 side sees exactly what the GPU saw. Measured on lavapipe
+/// (llvmpipe, Mesa 22.3.6) over every entry: the worst relative difference
+/// where |f64| > 1e-3 was 4.2e-7 (the cross-entropy's exp and log; the
+/// activations 1.5e-7), so TOL is 10x that; the worst absolute difference
+/// where |f64| <= 1e-3 was 1.9e-8 (tanh near 0), and ABS is 10x that.
+const TOL: f64 = 4.2e-6;
+const ABS: f64 = 2e-7;
+
+fn check(what: &str, call: &str, args: &[[f64; 3]], f64_twin: impl Fn([f64; 3]) -> f64) {
+    let got = on_gpu(call, args);
+    let (mut worst_rel, mut worst_abs) = (0.0f64, 0.0f64);
+    for (arg, g) in args.iter().zip(&got) {
+        let a32 = arg.map(|v| v as f32 as f64);
+        let want = f64_twin(a32);
+        if !want.is_finite() {
+            assert!(
+                g.is_nan() == want.is_nan() && (want.is_nan() || *g == want),
+                "{what} at {a32:?}: GPU {g}, f64 {want}"
+            );
+            continue;
+        }
+        let diff = (g - want).abs();
+        assert!(
+            diff <= TOL * want.abs() + ABS,
+            "{what} at {a32:?}: GPU {g}, f64 {want}, |diff| {diff:e} > {:e}",
+            TOL * want.abs() + ABS
+        );
+        if want.abs() > 1e-3 {
+            worst_rel = worst_rel.max(diff / want.abs());
+        } else {
+            worst_abs = worst_abs.max(diff);
+        }
+    }
+    eprintln!(
+        "{what}: worst relative {worst_rel:e}, worst absolute near 0 {worst_abs:e}, {} points",
+        args.len()
+    );
+}
+
+#[test]
+fn every_activation_matches_its_f64_twin() {
+    for def in ACTIVATIONS {
+        let args: Vec<[f64; 3]> = Z.iter().map(|&z| [z, 0.0, 0.0]).collect();
+        check(
+            &format!("{:?} f", def.activation),
+            &format!("{}(a)", def.wgsl),
+            &args,
+            |[z, ..]| (def.f)(z),
+        );
+        // The derivative at outputs the activation gives.
+        let outputs: Vec<[f64; 3]> = Z
+            .iter()
+            .map(|&z| [(def.f)(z as f32 as f64), 0.0, 0.0])
+            .filter(|a| a[0].is_finite() && a[0].abs() < 1e30)
+            .collect();
+        check(
+            &format!("{:?} derivative", def.activation),
+            &format!("{}(a)", def.wgsl_derivative),
+            &outputs,
+            |[a, ..]| (def.derivative_from_output)(a),
+        );
+        // NaN passes through the function: a diverging network stays visible.
+        let nan = on_gpu(&format!("{}(a / a)", def.wgsl), &[[0.0, 0.0, 0.0]]);
+        assert!(
+            nan[0].is_nan(),
+            "{:?} of NaN gave {}",
+            def.activation,
+            nan[0]
+        );
+    }
+}
+
+#[test]
+fn every_loss_matches_its_f64_twin() {
+    for def in LOSSES {
+        for output in ACTIVATIONS.iter().filter(|a| a.as_output) {
+            if !def.loss.accepts_output(output.activation) {
+                continue;
+            }
+            // (z, yhat = f(z), y), yhat rounded as the GPU holds it.
+            let args: Vec<[f64; 3]> = Z
+                .iter()
+                .flat_map(|&z| Y.map(|y| [z, (output.f)(z as f32 as f64) as f32 as f64, y]))
+                .filter(|a| a[1].abs() < 1e3)
+                .collect();
+            check(
+                &format!("{:?} value, {:?} output", def.loss, output.activation),
+                &format!("{}(a, b, c)", def.wgsl_value),
+                &args,
+                |[z, yhat, y]| (def.value)(z, yhat, y),
+            );
+            let deltas: Vec<[f64; 3]> = args
+                .iter()
+                .map(|&[_, yhat, y]| [yhat, y, (output.derivative_from_output)(yhat)])
+                .collect();
+            check(
+                &format!("{:?} delta, {:?} output", def.loss, output.activation),
+                &format!("{}(a, b, c)", def.wgsl_delta),
+                &deltas,
+                |[yhat, y, slope]| (def.delta)(yhat, y, slope),
+            );
+        }
+    }
+}
+
+#[test]
+fn every_optimizer_matches_its_f64_twin() {
+    for def in OPTIMIZERS {
+        let args: Vec<[f64; 3]> = [(0.3, 0.02, 0.5), (-1.5, 3.0, 0.1), (2.0, -1e-4, 5.0)]
+            .iter()
+            .map(|&(p, g, s)| [p, g, s])
+            .collect();
+        check(
+            &format!("{:?} step", def.optimizer),
+            &format!("{}(a, b, c)", def.wgsl),
+            &args,
+            |[p, g, s]| (def.step)(p, g, s),
+        );
+    }
+}
