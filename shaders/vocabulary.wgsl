@@ -42,6 +42,14 @@ fn act_relu_derivative(a: f32) -> f32 {
     return select(0.0, 1.0, a > 0.0);
 }
 
+fn act_linear(z: f32) -> f32 {
+    return z;
+}
+
+fn act_linear_derivative(a: f32) -> f32 {
+    return 1.0;
+}
+
 // ---- Losses of one output: value from (net input z, output yhat, target
 // ---- y), and delta dL/dz from (yhat, y, the output activation's slope).
 

@@ -24,6 +24,8 @@ pub enum Activation {
     Tanh,
     /// `max(z, 0)`; its derivative at 0 is taken as 0 (as PyTorch does).
     Relu,
+    /// `z`: the identity, for regression outputs.
+    Linear,
 }
 
 /// One activation's definition.
@@ -74,6 +76,15 @@ pub const ACTIVATIONS: &[ActivationDef] = &[
         wgsl_derivative: "act_relu_derivative",
         range: (0.0, f64::INFINITY),
         as_output: false,
+    },
+    ActivationDef {
+        activation: Activation::Linear,
+        f: |z| z,
+        derivative_from_output: |_| 1.0,
+        wgsl: "act_linear",
+        wgsl_derivative: "act_linear_derivative",
+        range: (f64::NEG_INFINITY, f64::INFINITY),
+        as_output: true,
     },
 ];
 
