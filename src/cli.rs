@@ -131,7 +131,7 @@ pub struct ModelArgs {
     /// Activation of the hidden layers.
     #[arg(long, value_enum, default_value_t)]
     pub activation: Activation,
-    /// Activation of the output layer (sigmoid or tanh).
+    /// Activation of the output layer (sigmoid, tanh or linear).
     #[arg(long, value_enum, default_value_t)]
     pub output_activation: Activation,
     /// Loss per output: half-sse 1/2 (y - yhat)^2, sse (y - yhat)^2, or

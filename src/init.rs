@@ -17,7 +17,7 @@ use crate::model::{BiasMode, ModelSpec};
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Init {
     /// Weights uniform in ±sqrt(6 / (fan_in + fan_out)), biases 0
-    /// (Glorot's uniform): for sigmoid and tanh layers.
+    /// (Glorot's uniform): for sigmoid, tanh and linear layers.
     Xavier,
     /// Weights uniform in ±sqrt(6 / fan_in), biases 0 (He's uniform, as
     /// PyTorch's kaiming_uniform_ with the ReLU gain): for ReLU layers.

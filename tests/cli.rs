@@ -349,13 +349,31 @@ fn bad_csv_files_name_file_and_line() {
         assert_rejected(&["--data", path, layers[0], layers[1]], 1, needle);
     }
     // The allowed range follows the output activation: tanh reaches
-    // [-1, 1].
+    // [-1, 1], linear any finite value.
     let negative = write(&dir, "negative.csv", "0,0,0\n1,1,-0.5\n0,1,-3\n");
     let tanh = ["--output-activation", "tanh"];
     assert_rejected(
         &["--data", &negative, layers[0], layers[1], tanh[0], tanh[1]],
         1,
         "negative.csv:3: column 3: target -3 is outside [-1, 1]",
+    );
+    let linear = gputrain(&[
+        "--data",
+        &negative,
+        layers[0],
+        layers[1],
+        "--output-activation",
+        "linear",
+        "--networks",
+        "2",
+        "--epochs",
+        "3",
+        "-q",
+    ]);
+    assert!(
+        linear.status.success(),
+        "{}",
+        String::from_utf8_lossy(&linear.stderr)
     );
     assert_rejected(&["--data", &cases[2].0], 2, "needs --layers");
 }
@@ -383,7 +401,7 @@ fn bad_vocabulary_is_a_usage_error() {
         &["--output-activation", "relu"],
         2,
         "--output-activation relu is not available for the output layer; expected one of: \
-         sigmoid, tanh",
+         sigmoid, tanh, linear",
     );
     assert_rejected(
         &["--task", "xor", "--init", "lecun"],
