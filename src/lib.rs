@@ -1,8 +1,10 @@
 //! gputrain: train thousands to millions of small, independent, fully
-//! connected sigmoid networks at once on the GPU (wgpu + WGSL), with a
-//! float64 CPU reference that verifies the GPU's results.
+//! connected networks at once on the GPU (wgpu + WGSL), with a float64 CPU
+//! reference that verifies the GPU's results.
 //!
-//! Module map: [`model`] (topology, bias, loss, parameter layout), [`data`]
+//! Module map: [`vocab`] (the one table of activations, losses and
+//! optimizers: f64 formula and WGSL building block per entry), [`model`]
+//! (topology, bias, the model spec, parameter layout), [`data`]
 //! (tasks and CSV), [`init`] (per-network initialisation), [`training`]
 //! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
 //! kernels, the fused and layered trainers), [`bench`] (the standard

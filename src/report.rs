@@ -73,6 +73,9 @@ pub struct Summary {
     pub strategy: String,
     pub data: String,
     pub topology: String,
+    /// Hidden layers' activation.
+    pub activation: String,
+    pub output_activation: String,
     pub bias: String,
     pub freeze_bias: bool,
     pub loss: String,
@@ -147,6 +150,8 @@ pub fn summarize(
         strategy: backend.strategy.to_string(),
         data: data.name.clone(),
         topology: spec.topology.to_string(),
+        activation: spec.activation.to_string(),
+        output_activation: spec.output_activation.to_string(),
         bias: spec.bias.to_string(),
         freeze_bias: spec.freeze_bias,
         loss: spec.loss.to_string(),
@@ -184,10 +189,12 @@ pub fn render(s: &Summary) -> String {
         out.push('\n');
     };
     line(format!(
-        "trained {} networks x {} epochs: {} {} biases{}, {} loss ({}), data {}",
+        "trained {} networks x {} epochs: {} {} (hidden) / {} (output), {} biases{}, {} loss ({}), data {}",
         s.networks,
         s.epochs,
         s.topology,
+        s.activation,
+        s.output_activation,
         s.bias,
         if s.freeze_bias { " (frozen)" } else { "" },
         s.loss,
