@@ -11,7 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
 use crate::data::{Task, load_csv};
 use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
-use crate::init::{self, Init};
+use crate::init::Init;
 use crate::model::{Activation, BiasMode, Loss, ModelSpec, Reduction, Topology};
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
 use crate::training::TrainOptions;
@@ -330,50 +330,24 @@ impl TrainArgs {
                 spec.topology.outputs(),
                 spec.target_range(),
             )?,
-            (None, task) => {
-                let task = task.unwrap_or(Task::Tutorial);
-                let data = task.dataset();
-                data.check_targets(spec.target_range()).map_err(|e| {
-                    usage(format!(
-                        "--task {task} does not fit --output-activation {}: {e}",
-                        spec.output_activation
-                    ))
-                })?;
-                data
-            }
+            (None, task) => task.unwrap_or(Task::Tutorial).dataset(),
         };
-        if spec.topology.inputs() != data.inputs || spec.topology.outputs() != data.outputs {
-            return Err(usage(format!(
-                "--layers {} takes {} inputs and gives {} outputs, but the data ({}) has \
-                 {} inputs and {} targets",
-                spec.topology,
-                spec.topology.inputs(),
-                spec.topology.outputs(),
-                data.name,
-                data.inputs,
-                data.outputs
-            )));
-        }
         let start = match &training.init_weights {
             Some(path) => Start::WeightsFile(path.clone()),
-            None => {
-                init::check(&spec, training.init)?;
-                Start::Init {
-                    init: training.init,
-                    seed: training.seed,
-                }
-            }
+            None => Start::Init {
+                init: training.init,
+                seed: training.seed,
+            },
         };
         let options = TrainOptions {
             epochs: training.epochs,
             target_loss: training.target_loss,
             stop_at_target: training.stop_at_target,
         };
-        options.validate()?;
         if self.output.verify == Some(0) {
             return Err(usage("--verify needs at least 1 network".into()));
         }
-        Ok(RunConfig {
+        let config = RunConfig {
             spec,
             data,
             networks: training.networks as usize,
@@ -387,6 +361,8 @@ impl TrainArgs {
                 epochs_per_submission: self.device.epochs_per_submission,
                 ..GpuOptions::default()
             },
-        })
+        };
+        config.validate()?;
+        Ok(config)
     }
 }

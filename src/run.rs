@@ -126,6 +126,39 @@ pub struct RunConfig {
     pub gpu: GpuOptions,
 }
 
+impl RunConfig {
+    /// Checks the configuration as a whole, whoever built it (`train`'s
+    /// flags, `bench`'s workloads, the library): the model's combination
+    /// (loss and output activation), the data against the model (widths and
+    /// the output's target range), the options and the initialisation.
+    /// Errors name the flags involved.
+    pub fn validate(&self) -> Result<(), Error> {
+        let (spec, data) = (&self.spec, &self.data);
+        spec.validate()?;
+        if spec.topology.inputs() != data.inputs || spec.topology.outputs() != data.outputs {
+            return Err(Error::Config(format!(
+                "--layers {} takes {} inputs and gives {} outputs, but the data ({}) has \
+                 {} inputs and {} targets",
+                spec.topology,
+                spec.topology.inputs(),
+                spec.topology.outputs(),
+                data.name,
+                data.inputs,
+                data.outputs
+            )));
+        }
+        data.check_targets(spec.target_range())?;
+        self.options.validate()?;
+        if self.networks == 0 {
+            return Err(Error::Config("--networks must be at least 1".into()));
+        }
+        if let Start::Init { init, .. } = self.start {
+            crate::init::check(spec, init)?;
+        }
+        Ok(())
+    }
+}
+
 /// The networks being trained: parameters back to back, and their rates.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Population {

@@ -5,7 +5,7 @@
 use clap::ValueEnum;
 
 use crate::bench::runner::{Row, cpu_row, gpu_row};
-use crate::bench::workloads::Workload;
+use crate::bench::workloads::{BENCH_SEED, Workload};
 use crate::error::Error;
 use crate::gpu::{
     AdapterChoice, GpuContext, LayeredPlan, Strategy, choose_strategy, fused_supports,
@@ -55,10 +55,6 @@ pub struct Suite {
     /// Time budget of each row's timed run, in seconds.
     pub seconds: f64,
 }
-
-/// Seed of the benchmark populations (xavier initialisation), fixed so
-/// every machine trains the same networks.
-pub const BENCH_SEED: u64 = 0;
 
 impl Suite {
     /// Measures every row, telling `log` what it is doing.

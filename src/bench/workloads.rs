@@ -5,7 +5,11 @@
 
 use crate::data::{self, Dataset, Task};
 use crate::error::Error;
+use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
+use crate::init::Init;
 use crate::model::{BiasMode, ModelSpec, Topology};
+use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
+use crate::training::TrainOptions;
 
 /// One standard workload.
 #[derive(Clone, Debug)]
@@ -46,11 +50,39 @@ impl Workload {
 }
 
 impl Workload {
+    /// The workload as a training run's configuration (xavier from
+    /// [`BENCH_SEED`], on the GPU if there is one), which
+    /// [`select`] validates as `train` validates its flags.
+    pub fn config(&self) -> RunConfig {
+        RunConfig {
+            spec: self.spec.clone(),
+            data: self.data.clone(),
+            networks: self.networks,
+            learning_rate: Some(LearningRate::Fixed(self.learning_rate)),
+            start: Start::Init {
+                init: Init::Xavier,
+                seed: BENCH_SEED,
+            },
+            options: TrainOptions {
+                epochs: self.epochs,
+                ..TrainOptions::default()
+            },
+            backend: BackendChoice::Auto,
+            adapter: AdapterChoice::Auto,
+            strategy: Strategy::Auto,
+            gpu: GpuOptions::default(),
+        }
+    }
+
     fn with_learning_rate(mut self, learning_rate: f64) -> Self {
         self.learning_rate = learning_rate;
         self
     }
 }
+
+/// Seed of the benchmark populations (xavier initialisation), fixed so
+/// every machine trains the same networks.
+pub const BENCH_SEED: u64 = 0;
 
 /// Names of the standard workloads, in report order.
 pub const WORKLOAD_NAMES: [&str; 4] = ["tutorial-10k", "tutorial-1m", "xor", "wide"];
@@ -117,15 +149,45 @@ pub fn select(names: &[String]) -> Result<Vec<Workload>, Error> {
             WORKLOAD_NAMES.join(", ")
         )));
     }
-    Ok(standard()
+    let selected: Vec<Workload> = standard()
         .into_iter()
         .filter(|w| names.is_empty() || names.iter().any(|n| n == w.name))
-        .collect())
+        .collect();
+    for workload in &selected {
+        workload.config().validate()?;
+    }
+    Ok(selected)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn workloads_pass_the_run_validation_train_uses() {
+        for w in standard() {
+            w.config()
+                .validate()
+                .unwrap_or_else(|e| panic!("{}: {e}", w.name));
+        }
+        // The same validation refuses what train refuses.
+        let mut bad = standard()[2].config();
+        bad.spec.loss = crate::model::Loss::CrossEntropy;
+        bad.spec.output_activation = crate::model::Activation::Tanh;
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("--loss cross-entropy needs --output-activation sigmoid"),
+            "{err}"
+        );
+        let mut narrow = standard()[3].config();
+        narrow.spec.output_activation = crate::model::Activation::Sigmoid;
+        narrow.data.y[5] = -0.5;
+        let err = narrow.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("sample 1, target 6: -0.5 is outside [0, 1]"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn standard_workloads_match_their_names() {
