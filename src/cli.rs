@@ -344,8 +344,16 @@ impl TrainArgs {
             target_loss: training.target_loss,
             stop_at_target: training.stop_at_target,
         };
-        if self.output.verify == Some(0) {
-            return Err(usage("--verify needs at least 1 network".into()));
+        match self.output.verify {
+            Some(0) => return Err(usage("--verify needs at least 1 network".into())),
+            Some(k) if k as u64 > training.networks => {
+                return Err(usage(format!(
+                    "--verify {k} asks for more networks than the run has (--networks {}); \
+                     use --verify {} or fewer",
+                    training.networks, training.networks
+                )));
+            }
+            _ => {}
         }
         let config = RunConfig {
             spec,

@@ -299,6 +299,11 @@ fn bad_command_lines_get_one_clear_error() {
         2,
         "--layers 3-2-1 takes 3 inputs",
     );
+    assert_rejected(
+        &["--verify", "10"],
+        2,
+        "--verify 10 asks for more networks than the run has (--networks 3)",
+    );
     assert_rejected(&["--lr", "0"], 2, "--lr");
     assert_rejected(&["--lr", "-1"], 2, "--lr");
     assert_rejected(&["--lr", "NaN"], 2, "--lr");
