@@ -164,7 +164,7 @@ pub const LOSSES: &[LossDef] = &[
 ];
 
 impl Loss {
-    /// The seeds' losses, for tests and sweeps that cover the squared ones.
+    /// Every loss, in the table's order.
     pub const ALL: [Loss; 3] = [Loss::HalfSse, Loss::Sse, Loss::CrossEntropy];
 
     pub fn def(self) -> &'static LossDef {

@@ -92,18 +92,9 @@ pub fn direct_reduce_size(longest_sum: u64) -> u32 {
 }
 /// Most samples: the direct weight-gradient invocation loops over them.
 pub const MAX_SAMPLES: usize = 65_535;
-/// The kernel's operations, in the order an epoch runs them (the tiled
-/// variant's names; the direct variant's matrix products add `_direct`).
-const OPERATIONS: [&str; 6] = [
-    "forward",
-    "output_delta",
-    "backward",
-    "weight_update",
-    "bias_update",
-    "evaluate",
-];
-
-/// Every entry point of the kernel file.
+/// Every entry point of the kernel file: the operations, in the order an
+/// epoch runs them (the tiled variant's), then the direct variant's
+/// matrix products, each named `{operation}_direct`.
 pub const ENTRY_POINTS: [&str; 9] = [
     "forward",
     "output_delta",
@@ -115,6 +106,22 @@ pub const ENTRY_POINTS: [&str; 9] = [
     "backward_direct",
     "weight_update_direct",
 ];
+/// How many of [`ENTRY_POINTS`] are operations.
+const OPERATIONS: usize = 6;
+
+/// The entry point `variant` runs for each operation, in epoch order.
+fn variant_entry_points(variant: LayeredVariant) -> Vec<String> {
+    ENTRY_POINTS[..OPERATIONS]
+        .iter()
+        .map(|name| {
+            let direct = format!("{name}_direct");
+            match variant {
+                LayeredVariant::Direct if ENTRY_POINTS.contains(&direct.as_str()) => direct,
+                _ => name.to_string(),
+            }
+        })
+        .collect()
+}
 
 /// The WGSL twin is `LayerOp` in shaders/layered_train.wgsl;
 /// tests/shader_interface.rs checks the two agree field by field. One per
@@ -352,12 +359,7 @@ impl<'a> LayeredTrainer<'a> {
             LayeredVariant::Direct => direct_reduce_size(plan.longest_sum),
         };
         let source = source(spec, samples, reduce_size)?;
-        let entry_points = OPERATIONS.map(|name| match (variant, name) {
-            (LayeredVariant::Direct, "forward" | "backward" | "weight_update") => {
-                format!("{name}_direct")
-            }
-            _ => name.to_string(),
-        });
+        let entry_points = variant_entry_points(variant);
         let entry_points: Vec<&str> = entry_points.iter().map(String::as_str).collect();
         let op_size = std::mem::size_of::<LayerOp>() as u64;
         let (bind_group_layout, pipeline_layout) = buffers::layouts(ctx, KERNEL, BINDINGS);
@@ -715,6 +717,25 @@ mod tests {
         assert_eq!(by_params.unwrap().capacity, 5);
         let capped = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(1 << 20), 1_000, Some(3));
         assert_eq!(capped.unwrap().capacity, 3);
+    }
+
+    #[test]
+    fn each_variant_runs_one_entry_point_per_operation() {
+        assert_eq!(
+            variant_entry_points(LayeredVariant::Direct),
+            [
+                "forward_direct",
+                "output_delta",
+                "backward_direct",
+                "weight_update_direct",
+                "bias_update",
+                "evaluate"
+            ]
+        );
+        assert_eq!(
+            variant_entry_points(LayeredVariant::Tiled),
+            ENTRY_POINTS[..OPERATIONS]
+        );
     }
 
     #[test]
