@@ -7,12 +7,13 @@ use crate::bench::{self, Report};
 use crate::cli::{BenchArgs, TrainArgs};
 use crate::error::Error;
 use crate::gpu::list_adapters;
-use crate::output::{check_writable, results_csv, write_atomically};
+use crate::memory;
+use crate::output::{ResultsWriter, check_writable};
 use crate::progress::ProgressLine;
-use crate::report::{self, spread};
+use crate::report::{self, Tally, spread};
 use crate::run::{self, Start};
 use crate::training::StopFlag;
-use crate::weights::{self, WeightsMetadata};
+use crate::weights::{WeightsMetadata, WeightsWriter};
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -39,45 +40,70 @@ fn stop_on_ctrl_c() -> StopFlag {
 }
 
 /// Runs `gputrain train`. Returns exit code 1 when `--verify` fails and
-/// 130 when Ctrl-C stopped the run (after writing the outputs).
+/// 130 when Ctrl-C stopped the run (after writing the outputs). The
+/// networks go through a block at a time: the results and weights files
+/// are written as blocks finish (under temporary names, renamed at the
+/// end), and the summary keeps a few bytes per network.
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     let config = args.to_config()?;
     let out = &args.output;
-    let stop = stop_on_ctrl_c();
     for path in [&out.results, &out.weights].into_iter().flatten() {
         check_writable(path)?;
     }
+    let mut start = run::Starting::open(&config)?;
+    memory::check_host(&config, out.verify.unwrap_or(0))?;
+    let stop = stop_on_ctrl_c();
     let (ctx, backend) = run::open_backend(&config)?;
+    let notes = start.notes(&config);
     if !out.quiet {
-        if let Some(note) = &backend.note {
+        for note in backend.note.iter().chain(&notes) {
             eprintln!("note: {note}");
         }
         if let Some(adapter) = &backend.adapter {
             eprintln!("adapter: {adapter}");
         }
     }
-    let mut population = run::prepare(&config)?;
-    let checked: Vec<(usize, Vec<f64>)> = spread(config.networks, out.verify.unwrap_or(0))
-        .into_iter()
-        .map(|i| (i, population.network(i).to_vec()))
-        .collect();
+    let mut results = out
+        .results
+        .as_deref()
+        .map(ResultsWriter::create)
+        .transpose()?;
+    let mut weights = out
+        .weights
+        .as_deref()
+        .map(|path| WeightsWriter::create(path, &config.spec, config.networks))
+        .transpose()?;
+    let verify_indices = spread(config.networks, out.verify.unwrap_or(0));
+    let mut tally = Tally::new(
+        config.networks,
+        config.options.target_loss.is_some(),
+        verify_indices,
+    );
     let mut progress = ProgressLine::new(out.quiet);
-    let (outcomes, seconds) = run::train(
+    let seconds = run::execute(
         &config,
         ctx.as_ref(),
-        &mut population,
+        &mut start,
         &mut |p| progress.update(p),
         &stop,
+        &mut |block| {
+            tally.record(block);
+            if let Some(results) = &mut results {
+                results.write_block(block.first, block.learning_rates, block.outcomes)?;
+            }
+            if let Some(weights) = &mut weights {
+                weights.write_block(block.first, block.params, block.learning_rates)?;
+            }
+            Ok(())
+        },
     )?;
     progress.finish();
-    let verify = (!checked.is_empty()).then(|| {
+    let verify = (!tally.checked().is_empty()).then(|| {
         report::verify(
             &config.spec,
             &config.data,
             &config.options,
-            &checked,
-            &population,
-            &outcomes,
+            tally.checked(),
             out.verify_tolerance,
         )
     });
@@ -87,15 +113,15 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         &config.data,
         &config.options,
         &backend,
-        &population,
-        &outcomes,
+        tally,
         seconds,
         verify,
+        notes,
     );
-    if let Some(path) = &out.results {
-        write_atomically(path, &results_csv(&population.learning_rates, &outcomes))?;
+    if let Some(results) = results {
+        results.finish()?;
     }
-    if let Some(path) = &out.weights {
+    if let Some(weights) = weights {
         let seed = match config.start {
             Start::Init { seed, .. } => seed,
             Start::WeightsFile(_) => args.training.seed,
@@ -105,13 +131,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
             seed,
             interrupted: summary.interrupted,
         };
-        weights::write(
-            path,
-            &config.spec,
-            &population.params,
-            &population.learning_rates,
-            &meta,
-        )?;
+        weights.finish(&config.spec, &meta)?;
     }
     let text = if out.json {
         serde_json::to_string_pretty(&summary).expect("the summary is plain data") + "\n"
@@ -171,6 +191,7 @@ pub fn adapters(json: bool) -> Result<ExitCode, Error> {
                     "max_compute_workgroups_per_dimension": a.max_compute_workgroups_per_dimension,
                     "max_compute_invocations_per_workgroup": a.max_compute_invocations_per_workgroup,
                     "timestamp_queries": a.timestamp_queries,
+                    "max_loop_iterations": a.quirks.max_loop_iterations,
                 })
             })
             .collect();
@@ -192,6 +213,9 @@ pub fn adapters(json: bool) -> Result<ExitCode, Error> {
             a.max_compute_invocations_per_workgroup,
             if a.timestamp_queries { "yes" } else { "no" }
         );
+        if let Some(quirk) = a.quirks.describe() {
+            println!("    quirk: {quirk}");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -52,11 +52,29 @@ pub enum Error {
     #[error("the GPU device was lost: {0}")]
     DeviceLost(String),
 
+    /// A submission did not finish in the time allowed: the device is
+    /// stuck or lost.
+    #[error(
+        "adapter '{adapter}' did not finish a submission within {waited:.1} s{}; the device \
+         is stuck or lost (a GPU reset, a driver fault). Run again; if it recurs, try \
+         --adapter, or --backend cpu",
+        expected.map(|e| format!(" (expected about {e:.2} s)")).unwrap_or_default()
+    )]
+    DeviceTimeout {
+        adapter: String,
+        waited: f64,
+        expected: Option<f64>,
+    },
+
     #[error("GPU error: {0}")]
     Gpu(String),
 
     #[error("does not fit on the GPU: {0}")]
     TooLarge(String),
+
+    /// A run that cannot fit in host memory, refused before any work.
+    #[error("not enough memory: {0}")]
+    HostMemory(String),
 }
 
 impl Error {

@@ -18,6 +18,7 @@ pub mod data;
 pub mod error;
 pub mod gpu;
 pub mod init;
+pub mod memory;
 pub mod model;
 pub mod output;
 pub mod progress;

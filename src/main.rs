@@ -9,6 +9,8 @@ use gputrain::cli::{Cli, Command};
 use gputrain::commands;
 
 fn main() -> ExitCode {
+    // SAFETY: first thing in main, before any thread exists.
+    unsafe { gputrain::gpu::device::quiet_display_probe() };
     let cli = Cli::parse();
     let result = match &cli.command {
         Some(Command::Adapters { json }) => commands::adapters(*json),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::cpu;
 use crate::data::Dataset;
 use crate::model::ModelSpec;
-use crate::run::{BackendInfo, Population};
+use crate::run::{BackendInfo, TrainedBlock};
 use crate::training::{NetworkOutcome, TrainOptions};
 
 /// Final-loss quantiles over the networks that did not diverge.
@@ -95,10 +95,94 @@ pub struct Summary {
     pub diverged: usize,
     pub best: Option<BestNetwork>,
     pub verify: Option<VerifyReport>,
+    /// What the run accepted with a note (a weights file's differences).
+    pub notes: Vec<String>,
 }
 
 /// Samples shown next to the best network's predictions.
 const SHOWN_SAMPLES: usize = 4;
+
+/// A network `--verify` re-trains: where it started, where it ended.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CheckedNetwork {
+    pub index: usize,
+    pub learning_rate: f64,
+    pub initial: Vec<f64>,
+    pub trained: Vec<f64>,
+    pub outcome: NetworkOutcome,
+}
+
+/// What the summary keeps of a run as its blocks go by: every
+/// non-diverged network's final loss (8 bytes) and, with a target, every
+/// target epoch reached (4 bytes), for exact quantiles; counts; the best
+/// network; the networks `--verify` checks. Nothing else per network.
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    networks: usize,
+    finite_losses: Vec<f64>,
+    target_epochs: Vec<u32>,
+    diverged: usize,
+    network_epochs: f64,
+    fewest_epochs: Option<u64>,
+    /// (index, final loss, learning rate, parameters)
+    best: Option<(usize, f64, f64, Vec<f64>)>,
+    verify_indices: Vec<usize>,
+    checked: Vec<CheckedNetwork>,
+}
+
+/// Bytes [`Tally`] keeps per network at most.
+pub const TALLY_BYTES_PER_NETWORK: u64 = 8 + 4;
+
+impl Tally {
+    /// For a run of `networks` (space is reserved up front, so memory does
+    /// not double on growth); `verify` lists the networks to keep for
+    /// `--verify`, ascending.
+    pub fn new(networks: usize, with_target: bool, verify: Vec<usize>) -> Self {
+        Self {
+            finite_losses: Vec::with_capacity(networks),
+            target_epochs: Vec::with_capacity(if with_target { networks } else { 0 }),
+            verify_indices: verify,
+            ..Default::default()
+        }
+    }
+
+    pub fn record(&mut self, block: &TrainedBlock) {
+        for (i, o) in block.outcomes.iter().enumerate() {
+            let index = block.first + i;
+            if !o.diverged {
+                self.finite_losses.push(o.final_loss);
+                if self.best.as_ref().is_none_or(|b| o.final_loss < b.1) {
+                    let lr = block.learning_rates[i];
+                    self.best = Some((index, o.final_loss, lr, block.network(i).to_vec()));
+                }
+            }
+            self.diverged += usize::from(o.diverged);
+            self.target_epochs.extend(o.target_epoch);
+            self.network_epochs += o.epochs_completed as f64;
+            self.fewest_epochs = Some(
+                self.fewest_epochs
+                    .map_or(o.epochs_completed, |e| e.min(o.epochs_completed)),
+            );
+        }
+        self.networks += block.len();
+        let range = block.first..block.first + block.len();
+        for &index in self.verify_indices.iter().filter(|i| range.contains(i)) {
+            let i = index - block.first;
+            self.checked.push(CheckedNetwork {
+                index,
+                learning_rate: block.learning_rates[i],
+                initial: block.initial_network(i).to_vec(),
+                trained: block.network(i).to_vec(),
+                outcome: block.outcomes[i],
+            });
+        }
+    }
+
+    /// The networks kept for `--verify`.
+    pub fn checked(&self) -> &[CheckedNetwork] {
+        &self.checked
+    }
+}
 
 #[expect(
     clippy::too_many_arguments,
@@ -109,41 +193,35 @@ pub fn summarize(
     data: &Dataset,
     options: &TrainOptions,
     backend: &BackendInfo,
-    population: &Population,
-    outcomes: &[NetworkOutcome],
+    tally: Tally,
     seconds: f64,
     verify: Option<VerifyReport>,
+    notes: Vec<String>,
 ) -> Summary {
-    let mut finite: Vec<f64> = outcomes
-        .iter()
-        .filter(|o| !o.diverged)
-        .map(|o| o.final_loss)
-        .collect();
-    let mut reached: Vec<u32> = outcomes.iter().filter_map(|o| o.target_epoch).collect();
-    reached.sort_unstable();
-    let best = outcomes
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| !o.diverged)
-        .min_by(|a, b| a.1.final_loss.total_cmp(&b.1.final_loss))
-        .map(|(index, o)| BestNetwork {
-            index,
-            learning_rate: population.learning_rates[index],
-            final_loss: o.final_loss,
-            samples: (0..data.samples().min(SHOWN_SAMPLES))
-                .map(|s| SamplePrediction {
-                    inputs: data.input(s).to_vec(),
-                    targets: data.target(s).to_vec(),
-                    predictions: cpu::predict(spec, population.network(index), data.input(s)),
-                })
-                .collect(),
-        });
-    let network_epochs: f64 = outcomes.iter().map(|o| o.epochs_completed as f64).sum();
-    let epochs_completed = outcomes
-        .iter()
-        .map(|o| o.epochs_completed)
-        .min()
-        .unwrap_or(options.epochs);
+    let Tally {
+        networks,
+        mut finite_losses,
+        mut target_epochs,
+        diverged,
+        network_epochs,
+        fewest_epochs,
+        best,
+        ..
+    } = tally;
+    target_epochs.sort_unstable();
+    let best = best.map(|(index, final_loss, learning_rate, params)| BestNetwork {
+        index,
+        learning_rate,
+        final_loss,
+        samples: (0..data.samples().min(SHOWN_SAMPLES))
+            .map(|s| SamplePrediction {
+                inputs: data.input(s).to_vec(),
+                targets: data.target(s).to_vec(),
+                predictions: cpu::predict(spec, &params, data.input(s)),
+            })
+            .collect(),
+    });
+    let epochs_completed = fewest_epochs.unwrap_or(options.epochs);
     Summary {
         backend: backend.backend.to_string(),
         adapter: backend.adapter.as_ref().map(|a| a.to_string()),
@@ -156,7 +234,7 @@ pub fn summarize(
         freeze_bias: spec.freeze_bias,
         loss: spec.loss.to_string(),
         reduction: spec.reduction.to_string(),
-        networks: outcomes.len(),
+        networks,
         epochs: options.epochs,
         interrupted: epochs_completed < options.epochs,
         epochs_completed,
@@ -166,13 +244,16 @@ pub fn summarize(
         } else {
             0.0
         },
-        final_loss: Quantiles::of(&mut finite),
+        final_loss: Quantiles::of(&mut finite_losses),
         target_loss: options.target_loss,
-        reached_target: reached.len(),
-        median_target_epoch: reached.get(reached.len().saturating_sub(1) / 2).copied(),
-        diverged: outcomes.iter().filter(|o| o.diverged).count(),
+        reached_target: target_epochs.len(),
+        median_target_epoch: target_epochs
+            .get(target_epochs.len().saturating_sub(1) / 2)
+            .copied(),
+        diverged,
         best,
         verify,
+        notes,
     }
 }
 
@@ -279,41 +360,38 @@ pub fn spread(n: usize, k: usize) -> Vec<usize> {
     picks
 }
 
-/// Re-trains the networks `initial` holds (index, starting parameters) with
-/// the float64 reference and compares predictions over the whole data set
-/// and parameters with the trained population.
+/// Re-trains the `checked` networks with the float64 reference from their
+/// starting parameters and compares predictions over the whole data set
+/// and parameters with what the run trained.
 pub fn verify(
     spec: &ModelSpec,
     data: &Dataset,
     options: &TrainOptions,
-    initial: &[(usize, Vec<f64>)],
-    trained: &Population,
-    outcomes: &[NetworkOutcome],
+    checked: &[CheckedNetwork],
     tolerance: f64,
 ) -> VerifyReport {
     let mut report = VerifyReport {
-        networks: initial.iter().map(|(i, _)| *i).collect(),
+        networks: checked.iter().map(|c| c.index).collect(),
         max_prediction_diff: 0.0,
         max_parameter_diff: 0.0,
-        worst_network: initial.first().map_or(0, |(i, _)| *i),
+        worst_network: checked.first().map_or(0, |c| c.index),
         tolerance,
         passed: true,
     };
-    for (index, start) in initial {
-        let mut reference = start.clone();
-        let lr = trained.learning_rates[*index];
+    for c in checked {
+        let mut reference = c.initial.clone();
         // An interrupted run is compared over the epochs it completed.
         let options = TrainOptions {
-            epochs: outcomes[*index].epochs_completed,
+            epochs: c.outcome.epochs_completed,
             ..*options
         };
-        let expected = cpu::train_network(spec, data, &mut reference, lr, &options);
-        let got = trained.network(*index);
-        if expected.diverged || outcomes[*index].diverged {
-            if expected.diverged != outcomes[*index].diverged {
+        let expected = cpu::train_network(spec, data, &mut reference, c.learning_rate, &options);
+        let got = &c.trained;
+        if expected.diverged || c.outcome.diverged {
+            if expected.diverged != c.outcome.diverged {
                 report.passed = false;
                 report.max_prediction_diff = f64::INFINITY;
-                report.worst_network = *index;
+                report.worst_network = c.index;
             }
             continue;
         }
@@ -332,7 +410,7 @@ pub fn verify(
             .fold(0.0, f64::max);
         if prediction_diff > report.max_prediction_diff {
             report.max_prediction_diff = prediction_diff;
-            report.worst_network = *index;
+            report.worst_network = c.index;
         }
         report.max_parameter_diff = report.max_parameter_diff.max(parameter_diff);
     }

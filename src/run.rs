@@ -16,10 +16,10 @@ use crate::error::Error;
 use crate::gpu::{
     AdapterChoice, AdapterSummary, GpuContext, GpuOptions, GpuTrainer, Strategy, choose_strategy,
 };
-use crate::init::{Init, population_parameters};
+use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::training::{NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates};
-use crate::weights;
+use crate::weights::WeightsReader;
 
 /// A learning rate for every network, or a log-spaced sweep across them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -33,19 +33,30 @@ pub enum LearningRate {
 }
 
 impl LearningRate {
-    pub fn rates(&self, networks: usize) -> Vec<f64> {
+    /// The rate of network `i` of `networks`.
+    pub fn rate(&self, i: usize, networks: usize) -> f64 {
         match *self {
-            LearningRate::Fixed(lr) => vec![lr; networks],
-            LearningRate::LogSweep { from, to } => (0..networks)
-                .map(|i| {
-                    let t = if networks > 1 {
-                        i as f64 / (networks - 1) as f64
-                    } else {
-                        0.0
-                    };
-                    from * (to / from).powf(t)
-                })
-                .collect(),
+            LearningRate::Fixed(lr) => lr,
+            LearningRate::LogSweep { from, to } => {
+                let t = if networks > 1 {
+                    i as f64 / (networks - 1) as f64
+                } else {
+                    0.0
+                };
+                from * (to / from).powf(t)
+            }
+        }
+    }
+
+    /// Every network's rate.
+    pub fn rates(&self, networks: usize) -> Vec<f64> {
+        (0..networks).map(|i| self.rate(i, networks)).collect()
+    }
+
+    /// The rates of networks `first..first + rates.len()` of `networks`.
+    pub fn fill(&self, first: usize, networks: usize, rates: &mut [f64]) {
+        for (i, r) in rates.iter_mut().enumerate() {
+            *r = self.rate(first + i, networks);
         }
     }
 }
@@ -159,57 +170,160 @@ impl RunConfig {
     }
 }
 
-/// The networks being trained: parameters back to back, and their rates.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Population {
-    pub params: Vec<f64>,
-    pub learning_rates: Vec<f64>,
+/// A block of networks the run has trained, handed to the caller's sink
+/// as soon as it is done; the run then forgets it.
+#[derive(Clone, Copy, Debug)]
+pub struct TrainedBlock<'a> {
+    /// Index of the block's first network in the run.
+    pub first: usize,
+    /// Starting parameters, vectors back to back.
+    pub initial: &'a [f64],
+    /// Trained parameters, laid out as `initial`.
+    pub params: &'a [f64],
+    pub learning_rates: &'a [f64],
+    pub outcomes: &'a [NetworkOutcome],
 }
 
-impl Population {
-    pub fn parameter_count(&self) -> usize {
-        self.params.len() / self.learning_rates.len().max(1)
+impl TrainedBlock<'_> {
+    pub fn len(&self) -> usize {
+        self.learning_rates.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.learning_rates.is_empty()
+    }
+
+    /// Trained parameters of the block's `i`-th network.
     pub fn network(&self, i: usize) -> &[f64] {
-        let p = self.parameter_count();
+        let p = self.params.len() / self.len().max(1);
         &self.params[i * p..(i + 1) * p]
     }
+
+    pub fn initial_network(&self, i: usize) -> &[f64] {
+        let p = self.initial.len() / self.len().max(1);
+        &self.initial[i * p..(i + 1) * p]
+    }
 }
 
-/// Builds the starting population.
-pub fn prepare(config: &RunConfig) -> Result<Population, Error> {
-    let (params, file_rates) = match &config.start {
-        Start::Init { init, seed } => (
-            population_parameters(&config.spec, *init, *seed, 0, config.networks)?,
-            None,
-        ),
-        Start::WeightsFile(path) => {
-            let loaded = weights::read(path, &config.spec)?;
-            if loaded.networks != config.networks {
-                return Err(Error::WeightsFile {
-                    path: path.clone(),
-                    message: format!(
-                        "holds {} networks, but --networks is {}",
-                        loaded.networks, config.networks
-                    ),
+/// Host memory a block of networks may take; a run goes through its
+/// networks a block at a time (initialised or read, trained, handed on),
+/// so its memory does not grow with `--networks` beyond what the caller
+/// keeps of each block.
+pub const HOST_BLOCK_BYTES: u64 = 256 << 20;
+
+/// Host bytes one network takes in a block: its starting and trained
+/// parameters (f64), rate, outcome, and the float32 copies on the way to
+/// the device and to a weights file.
+pub fn block_bytes_per_network(spec: &ModelSpec) -> u64 {
+    let p = spec.layout().len as u64;
+    2 * 8 * p + 8 + std::mem::size_of::<NetworkOutcome>() as u64 + 2 * 4 * (p + 1)
+}
+
+/// Networks per block for `config`.
+pub fn block_networks(config: &RunConfig) -> usize {
+    let by_memory = HOST_BLOCK_BYTES / block_bytes_per_network(&config.spec);
+    (by_memory as usize).clamp(1, config.networks.max(1))
+}
+
+/// Where a run's starting parameters come from, opened: fresh
+/// initialisation, or a weights file read a block at a time.
+pub enum Starting {
+    Init { init: Init, seed: u64 },
+    File(WeightsReader),
+}
+
+impl Starting {
+    /// Opens the configuration's start. A weights file must hold
+    /// `--networks` networks and fit the model ([`WeightsReader::open`]).
+    pub fn open(config: &RunConfig) -> Result<Self, Error> {
+        match &config.start {
+            Start::Init { init, seed } => {
+                crate::init::check(&config.spec, *init)?;
+                Ok(Starting::Init {
+                    init: *init,
+                    seed: *seed,
+                })
+            }
+            Start::WeightsFile(path) => {
+                let reader = WeightsReader::open(path, &config.spec)?;
+                if reader.networks() != config.networks {
+                    return Err(Error::WeightsFile {
+                        path: path.clone(),
+                        message: format!(
+                            "holds {} networks, but --networks is {}",
+                            reader.networks(),
+                            config.networks
+                        ),
+                    });
+                }
+                Ok(Starting::File(reader))
+            }
+        }
+    }
+
+    /// What the user should know about the start: a weights file's
+    /// accepted differences from the run, and `--lr` replacing its rates.
+    pub fn notes(&self, config: &RunConfig) -> Vec<String> {
+        let Starting::File(reader) = self else {
+            return Vec::new();
+        };
+        let Start::WeightsFile(path) = &config.start else {
+            unreachable!("a reader comes from a weights file")
+        };
+        let mut notes: Vec<String> = reader
+            .notes()
+            .iter()
+            .map(|n| format!("weights file {} {n}", path.display()))
+            .collect();
+        if let Some(lr) = config.learning_rate {
+            notes.push(format!(
+                "weights file {}: its learning rates are replaced by --lr {lr}",
+                path.display()
+            ));
+        }
+        notes
+    }
+
+    /// Fills networks `first..` (as many as `learning_rates` holds) with
+    /// their starting parameters and learning rates.
+    fn fill(
+        &mut self,
+        config: &RunConfig,
+        first: usize,
+        params: &mut [f64],
+        learning_rates: &mut [f64],
+    ) -> Result<(), Error> {
+        match self {
+            Starting::Init { init, seed } => {
+                let p = config.spec.layout().len;
+                for (i, net) in params.chunks_exact_mut(p).enumerate() {
+                    let start = network_parameters(&config.spec, *init, *seed, (first + i) as u64);
+                    net.copy_from_slice(&start);
+                }
+            }
+            Starting::File(reader) => reader.read_block(first, params, learning_rates)?,
+        }
+        let rate = match (config.learning_rate, &config.start) {
+            (Some(lr), _) => lr,
+            (None, Start::WeightsFile(path)) => {
+                // The file's own rates, which must be usable.
+                return check_learning_rates(first, learning_rates).map_err(|message| {
+                    Error::WeightsFile {
+                        path: path.clone(),
+                        message,
+                    }
                 });
             }
-            (loaded.params, Some(loaded.learning_rates))
-        }
-    };
-    let learning_rates = match (config.learning_rate, file_rates) {
-        (Some(lr), _) => lr.rates(config.networks),
-        (None, Some(rates)) => rates,
-        (None, None) => LearningRate::Fixed(0.5).rates(config.networks),
-    };
-    check_learning_rates(&learning_rates)?;
-    Ok(Population {
-        params,
-        learning_rates,
-    })
+            (None, Start::Init { .. }) => LearningRate::Fixed(DEFAULT_LEARNING_RATE),
+        };
+        rate.fill(first, config.networks, learning_rates);
+        check_learning_rates(first, learning_rates).map_err(Error::Config)
+    }
 }
 
+/// The learning rate when neither `--lr` nor a weights file gives one:
+/// seed 003's.
+pub const DEFAULT_LEARNING_RATE: f64 = 0.5;
 /// The backend that ran, for reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackendInfo {
@@ -242,6 +356,7 @@ pub fn open_backend(config: &RunConfig) -> Result<(Option<GpuContext>, BackendIn
                         &config.spec,
                         config.data.samples(),
                         config.strategy,
+                        &ctx.quirks,
                     )?
                     .to_string(),
                     note: None,
@@ -257,61 +372,105 @@ pub fn open_backend(config: &RunConfig) -> Result<(Option<GpuContext>, BackendIn
     }
 }
 
-/// Trains `population` in place, reporting progress between chunks. When
-/// `stop` is requested the run ends early and each outcome records the
-/// epochs its network completed.
-pub fn train(
+/// Trains every network of `config`, a block at a time ([`block_networks`]):
+/// each block is filled from `start`, trained on `ctx` (the float64 CPU
+/// reference without one) with progress reports, and handed to `sink`.
+/// Once `stop` is requested, the current block ends early and later ones
+/// are evaluated untrained, each outcome recording the epochs its network
+/// completed. Returns the seconds spent training.
+pub fn execute(
     config: &RunConfig,
     ctx: Option<&GpuContext>,
-    population: &mut Population,
+    start: &mut Starting,
     progress: &mut dyn FnMut(&Progress),
     stop: &StopFlag,
-) -> Result<(Vec<NetworkOutcome>, f64), Error> {
+    sink: &mut dyn FnMut(&TrainedBlock) -> Result<(), Error>,
+) -> Result<f64, Error> {
     config.options.validate()?;
-    let started = Instant::now();
-    let outcomes = match ctx {
-        Some(ctx) => {
-            let trainer = GpuTrainer::new(
-                ctx,
-                &config.spec,
-                &config.data,
-                config.networks,
-                config.strategy,
-                &config.gpu,
-            )?;
-            trainer
-                .train(
-                    &mut population.params,
-                    &population.learning_rates,
-                    &config.options,
-                    &mut |p| {
-                        progress(p);
+    let block = block_networks(config);
+    let p = config.spec.layout().len;
+    let trainer = match ctx {
+        Some(ctx) => Some(GpuTrainer::new(
+            ctx,
+            &config.spec,
+            &config.data,
+            block,
+            config.strategy,
+            &config.gpu,
+        )?),
+        None => None,
+    };
+    let total = (config.networks as u64).saturating_mul(config.options.epochs);
+    let mut done_before = 0u64;
+    let mut seconds = 0.0;
+    let mut initial = vec![0.0; block * p];
+    let mut params = vec![0.0; block * p];
+    let mut learning_rates = vec![0.0; block];
+    for first in (0..config.networks).step_by(block) {
+        let count = block.min(config.networks - first);
+        let (initial, params) = (&mut initial[..count * p], &mut params[..count * p]);
+        let learning_rates = &mut learning_rates[..count];
+        start.fill(config, first, initial, learning_rates)?;
+        params.copy_from_slice(initial);
+        let options = if stop.is_requested() {
+            TrainOptions {
+                epochs: 0,
+                ..config.options
+            }
+        } else {
+            config.options
+        };
+        let mut report = |p: &Progress| {
+            progress(&Progress {
+                network_epochs_done: done_before + p.network_epochs_done,
+                network_epochs_total: total,
+            })
+        };
+        let started = Instant::now();
+        let outcomes = match &trainer {
+            Some(trainer) => {
+                trainer
+                    .train(params, learning_rates, &options, &mut |p| {
+                        report(p);
                         match stop.is_requested() {
                             true => ControlFlow::Break(()),
                             false => ControlFlow::Continue(()),
                         }
-                    },
-                )?
-                .outcomes
-        }
-        None => train_cpu_in_slices(config, population, progress, stop),
-    };
-    Ok((outcomes, started.elapsed().as_secs_f64()))
+                    })?
+                    .outcomes
+            }
+            None => {
+                train_cpu_in_slices(config, &options, params, learning_rates, &mut report, stop)
+            }
+        };
+        seconds += started.elapsed().as_secs_f64();
+        done_before += count as u64 * config.options.epochs;
+        sink(&TrainedBlock {
+            first,
+            initial,
+            params,
+            learning_rates,
+            outcomes: &outcomes,
+        })?;
+    }
+    Ok(seconds)
 }
 
 /// The CPU reference over slices of networks, so progress can be reported.
 fn train_cpu_in_slices(
     config: &RunConfig,
-    population: &mut Population,
+    options: &TrainOptions,
+    params: &mut [f64],
+    learning_rates: &[f64],
     progress: &mut dyn FnMut(&Progress),
     stop: &StopFlag,
 ) -> Vec<NetworkOutcome> {
     let p = config.spec.layout().len;
-    let total = population.learning_rates.len();
+    let total = learning_rates.len();
     let slice = (total / 100).max(rayon::current_num_threads() * 4).max(1);
     let mut report = Progress {
         network_epochs_done: 0,
-        network_epochs_total: total as u64 * config.options.epochs,
+        network_epochs_total: total as u64 * options.epochs,
     };
     let mut outcomes = Vec::with_capacity(total);
     for first in (0..total).step_by(slice) {
@@ -319,12 +478,12 @@ fn train_cpu_in_slices(
         outcomes.extend(cpu::train_population_until(
             &config.spec,
             &config.data,
-            &mut population.params[first * p..end * p],
-            &population.learning_rates[first..end],
-            &config.options,
+            &mut params[first * p..end * p],
+            &learning_rates[first..end],
+            options,
             &|| stop.is_requested(),
         ));
-        report.network_epochs_done += (end - first) as u64 * config.options.epochs;
+        report.network_epochs_done += (end - first) as u64 * options.epochs;
         progress(&report);
     }
     outcomes

@@ -73,18 +73,20 @@ pub struct NetworkOutcome {
     pub epochs_completed: u64,
 }
 
-/// Validates a population's learning rates: finite and positive.
-pub fn check_learning_rates(learning_rates: &[f64]) -> Result<(), Error> {
-    if let Some((i, lr)) = learning_rates
+/// Validates the learning rates of networks `first..`: finite and
+/// positive. The error names the first bad network and its rate.
+pub fn check_learning_rates(first: usize, learning_rates: &[f64]) -> Result<(), String> {
+    match learning_rates
         .iter()
         .enumerate()
         .find(|(_, lr)| !(lr.is_finite() && **lr > 0.0))
     {
-        return Err(Error::Config(format!(
-            "learning rate of network {i} is {lr}; it must be a finite number > 0"
-        )));
+        Some((i, lr)) => Err(format!(
+            "learning rate of network {} is {lr}; it must be a finite number > 0",
+            first + i
+        )),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Where a run stands, reported between epoch chunks.

@@ -14,7 +14,7 @@ mod common;
 
 use gputrain::cpu;
 use gputrain::data::{Dataset, Task, load_csv};
-use gputrain::gpu::{GpuOptions, Strategy};
+use gputrain::gpu::{AdapterQuirks, GpuOptions, Strategy};
 use gputrain::init::{Init, TUTORIAL_PARAMETERS, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction};
 use gputrain::training::{NetworkOutcome, TrainOptions};
@@ -291,5 +291,69 @@ fn millions_of_networks_use_the_two_dimensional_grid() {
             (out[i].final_loss - c.final_loss).abs() < 1e-5,
             "network {i} loss"
         );
+    }
+}
+
+/// The fused kernel loops over a submission's epochs inside the shader,
+/// and with buffered data over the samples inside each epoch. llvmpipe
+/// counts an invocation's loop iterations over all its loops and past
+/// 65,535 silently ends them ([`AdapterQuirks`], detected per adapter), so
+/// on llvmpipe a submission holds at most 65,535 / (samples + 2) epochs:
+/// 642 for 100 buffered samples. Asked for all 4,000 epochs in one
+/// submission, the run must end bit for bit where 50-epoch submissions
+/// end; before the cap followed the kernel's loops (it was 65,535 epochs
+/// whatever the data) it ended elsewhere. Baked-in data has no sample
+/// loop: 70,000 epochs asked in one submission agree too.
+#[test]
+fn epochs_per_submission_respect_the_adapters_loop_limit() {
+    let ctx = common::gpu();
+    if ctx.adapter.name.contains("llvmpipe") {
+        assert_eq!(ctx.quirks, AdapterQuirks::LLVMPIPE, "{}", ctx.adapter);
+    }
+    assert_eq!(ctx.quirks, ctx.adapter.quirks);
+    let cases = [
+        (
+            "100 buffered samples, 1-2-1",
+            common::spec(
+                &[1, 2, 1],
+                BiasMode::PerNeuron,
+                Loss::HalfSse,
+                Reduction::Mean,
+            ),
+            common::synthetic_dataset(1, 1, 100, 3),
+            4_000,
+        ),
+        (
+            "tutorial, baked in",
+            common::tutorial_spec(),
+            Task::Tutorial.dataset(),
+            70_000,
+        ),
+    ];
+    for (label, spec, data, epochs) in cases {
+        let initial = population_parameters(&spec, Init::Xavier, 1, 0, 1).unwrap();
+        let run = |per_submission: u32| {
+            let mut p = initial.clone();
+            let gpu = GpuOptions {
+                epochs_per_submission: Some(per_submission),
+                ..Default::default()
+            };
+            let out = gpu_train(&spec, &data, &mut p, &[0.5], &options(epochs), &gpu);
+            (p, out[0].final_loss)
+        };
+        let (one, one_loss) = run(epochs as u32);
+        let (split, split_loss) = run(50);
+        let layout = spec.layout();
+        for k in 0..layout.len {
+            assert_eq!(
+                one[k].to_bits(),
+                split[k].to_bits(),
+                "{label}, network 0 {}: one submission {} vs 50-epoch submissions {}",
+                layout.describe(k),
+                one[k],
+                split[k]
+            );
+        }
+        assert_eq!(one_loss, split_loss, "{label}: final loss");
     }
 }

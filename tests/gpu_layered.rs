@@ -13,7 +13,9 @@ mod common;
 
 use gputrain::cpu;
 use gputrain::data::Dataset;
-use gputrain::gpu::{GpuOptions, GpuTrainer, LayeredVariant, Strategy, choose_strategy};
+use gputrain::gpu::{
+    AdapterQuirks, GpuOptions, GpuTrainer, LayeredVariant, Strategy, choose_strategy,
+};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, Loss, Reduction};
 
@@ -98,7 +100,7 @@ fn network_too_large_for_the_fused_kernel_8_64_64_4_on_256_samples() {
         Reduction::Mean,
     );
     let data = common::synthetic_dataset(8, 4, 256, 6);
-    let fused = choose_strategy(&spec, 256, Strategy::Fused)
+    let fused = choose_strategy(&spec, 256, Strategy::Fused, &AdapterQuirks::NONE)
         .unwrap_err()
         .to_string();
     assert!(
@@ -106,7 +108,7 @@ fn network_too_large_for_the_fused_kernel_8_64_64_4_on_256_samples() {
         "{fused}"
     );
     assert_eq!(
-        choose_strategy(&spec, 256, Strategy::Auto).unwrap(),
+        choose_strategy(&spec, 256, Strategy::Auto, &AdapterQuirks::NONE).unwrap(),
         Strategy::Layered
     );
     let lrs = gputrain::run::LearningRate::LogSweep { from: 0.5, to: 4.0 }.rates(6);

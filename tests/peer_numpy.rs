@@ -2,24 +2,45 @@
 //! the same initial weights its float64 final losses match the float64 CPU
 //! reference to 1e-9 relative for every bias mode, loss and reduction, and
 //! its float32 ones match the GPU's. Without it the throughput ratios in
-//! the README would compare different work. Needs python3 with NumPy.
+//! the README would compare different work. Needs Python with NumPy: the
+//! interpreter `GPUTRAIN_PYTHON` names, else the repository's `.venv`
+//! (the README's set-up makes it), else `python3` on the PATH.
 
+use std::path::PathBuf;
 use std::process::Command;
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("GPUTRAIN_PYTHON") {
+        return p.into();
+    }
+    let venv = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python3"));
+    if venv.exists() {
+        venv
+    } else {
+        "python3".into()
+    }
+}
 
 fn compare(args: &[&str]) -> String {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/compare.py");
-    let out = Command::new("python3")
+    let python = python();
+    let out = Command::new(&python)
         .arg(script)
         .args(["--gputrain", env!("CARGO_BIN_EXE_gputrain")])
         .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .output()
-        .unwrap_or_else(|e| panic!("running python3 {script}: {e}; install python3"));
+        .unwrap_or_else(|e| {
+            panic!(
+                "running {} {script}: {e}; install python3",
+                python.display()
+            )
+        });
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         !stderr.contains("No module named 'numpy'"),
-        "the NumPy peer needs NumPy: python3 -m pip install numpy"
+        "the NumPy peer needs NumPy ({} has none): python3 -m venv .venv && .venv/bin/pip install numpy",
+        python.display()
     );
     assert!(
         out.status.success(),
@@ -99,12 +120,11 @@ fn disagreeing_final_losses_fail_the_comparison() {
     // An impossible tolerance: float32 GPU results cannot match float64
     // to 1e-15, so the script must say NO and exit 1.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers/compare.py");
-    let out = Command::new("python3")
+    let out = Command::new(python())
         .arg(script)
         .args(["--gputrain", env!("CARGO_BIN_EXE_gputrain")])
         .args(["--networks", "50", "--epochs", "500", "--dtypes", "float64"])
         .args(["--tolerance", "1e-15"])
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .output()
         .expect("run python3");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -119,7 +119,7 @@ impl Suite {
         let (spec, samples) = (&workload.spec, workload.data.samples());
         let candidates = match self.kernels.only() {
             None => vec![Strategy::Fused, Strategy::Layered],
-            Some(Strategy::Auto) => choose_strategy(spec, samples, Strategy::Auto)
+            Some(Strategy::Auto) => choose_strategy(spec, samples, Strategy::Auto, &ctx.quirks)
                 .into_iter()
                 .collect(),
             Some(s) => vec![s],
@@ -128,9 +128,16 @@ impl Suite {
             .into_iter()
             .filter(|&s| {
                 let fits = match s {
-                    Strategy::Fused => fused_supports(spec, samples),
-                    _ => LayeredPlan::new(spec, samples, &ctx.limits, workload.networks, None)
-                        .map(|_| ()),
+                    Strategy::Fused => fused_supports(spec, samples, &ctx.quirks),
+                    _ => LayeredPlan::new(
+                        spec,
+                        samples,
+                        &ctx.limits,
+                        &ctx.quirks,
+                        workload.networks,
+                        None,
+                    )
+                    .map(|_| ()),
                 };
                 match fits {
                     Ok(()) => true,

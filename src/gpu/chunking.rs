@@ -10,11 +10,6 @@ use std::time::Duration;
 /// GPU for one enormous allocation.
 pub const MAX_CHUNK_BUFFER_BYTES: u64 = 1 << 30;
 
-/// Most epochs one submission runs. The fused kernel loops over a
-/// submission's epochs inside the shader, and llvmpipe (lavapipe) ends any
-/// shader loop after 65,535 iterations without a word.
-pub const MAX_EPOCHS_PER_SUBMISSION: u32 = 65_535;
-
 /// Networks per chunk: as many as the largest per-network buffer
 /// (`bytes_per_network` of it per network) allows within the binding and
 /// buffer limits, the dispatch grid, and an optional caller's cap.
@@ -73,6 +68,10 @@ pub fn dispatch_grid(invocations: usize, workgroup_size: u32, max_per_dimension:
 #[derive(Clone, Debug)]
 pub struct EpochChunker {
     fixed: Option<u32>,
+    /// Most epochs one submission may run: the fused kernel loops over a
+    /// submission's epochs inside the shader, so this is the adapter's
+    /// loop limit ([`crate::gpu::AdapterQuirks::loop_limit`]).
+    most: u32,
     target: Duration,
     next: u32,
     /// The previous submission: epochs and seconds.
@@ -81,13 +80,16 @@ pub struct EpochChunker {
 
 impl EpochChunker {
     /// `network_count` sets the first guess: about a million
-    /// network-epochs, which is milliseconds on any adapter.
-    pub fn new(fixed: Option<u32>, target: Duration, network_count: usize) -> Self {
+    /// network-epochs, which is milliseconds on any adapter. No submission
+    /// runs more than `most` epochs.
+    pub fn new(fixed: Option<u32>, target: Duration, network_count: usize, most: u32) -> Self {
         let first = (1_000_000 / network_count.max(1)).clamp(1, 1024) as u32;
+        let most = most.max(1);
         Self {
             fixed,
+            most,
             target,
-            next: fixed.unwrap_or(first).clamp(1, MAX_EPOCHS_PER_SUBMISSION),
+            next: fixed.unwrap_or(first).clamp(1, most),
             previous: None,
         }
     }
@@ -122,7 +124,7 @@ impl EpochChunker {
             1
         };
         let grown = ideal.max(explore).min(epochs as u64 * 8).max(1);
-        self.next = grown.min(MAX_EPOCHS_PER_SUBMISSION as u64) as u32;
+        self.next = grown.min(self.most as u64) as u32;
         self.previous = Some((epochs, seconds));
     }
 }
@@ -130,6 +132,9 @@ impl EpochChunker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// llvmpipe's loop limit.
+    const LLVMPIPE: u32 = 65_535;
 
     #[test]
     fn grid_switches_to_two_dimensions_beyond_the_limit() {
@@ -155,7 +160,7 @@ mod tests {
 
     #[test]
     fn epoch_chunker_grows_towards_target() {
-        let mut c = EpochChunker::new(None, Duration::from_millis(100), 1_000_000);
+        let mut c = EpochChunker::new(None, Duration::from_millis(100), 1_000_000, LLVMPIPE);
         assert_eq!(c.next_chunk(1000), 1);
         c.record(1, Duration::from_millis(1));
         assert_eq!(c.next_chunk(1000), 8);
@@ -163,15 +168,23 @@ mod tests {
         assert_eq!(c.next_chunk(1000), 64);
         c.record(64, Duration::from_millis(64));
         assert_eq!(c.next_chunk(1000), 100);
-        let fixed = EpochChunker::new(Some(7), Duration::from_millis(100), 10);
+        let fixed = EpochChunker::new(Some(7), Duration::from_millis(100), 10, LLVMPIPE);
         assert_eq!(fixed.next_chunk(3), 3);
-        let mut fast = EpochChunker::new(None, Duration::from_secs(10), 1);
+        let mut fast = EpochChunker::new(None, Duration::from_secs(10), 1, LLVMPIPE);
         fast.record(1024, Duration::from_micros(1));
         assert_eq!(fast.next_chunk(u64::MAX), 8192);
         fast.record(8192, Duration::from_micros(1));
-        assert_eq!(fast.next_chunk(u64::MAX), MAX_EPOCHS_PER_SUBMISSION);
-        let fixed = EpochChunker::new(Some(1_000_000), Duration::from_millis(100), 10);
-        assert_eq!(fixed.next_chunk(u64::MAX), MAX_EPOCHS_PER_SUBMISSION);
+        assert_eq!(fast.next_chunk(u64::MAX), LLVMPIPE);
+        let fixed = EpochChunker::new(Some(1_000_000), Duration::from_millis(100), 10, LLVMPIPE);
+        assert_eq!(fixed.next_chunk(u64::MAX), LLVMPIPE);
+        // Without a loop cap, a fast adapter's submissions keep growing.
+        let mut uncapped = EpochChunker::new(None, Duration::from_secs(10), 1, u32::MAX);
+        for _ in 0..4 {
+            uncapped.record(uncapped.next_chunk(u64::MAX), Duration::from_micros(1));
+        }
+        assert_eq!(uncapped.next_chunk(u64::MAX), 1024 * 8 * 8 * 8 * 8);
+        let fixed = EpochChunker::new(Some(1_000_000), Duration::from_millis(100), 10, u32::MAX);
+        assert_eq!(fixed.next_chunk(u64::MAX), 1_000_000);
     }
 
     #[test]
@@ -180,7 +193,7 @@ mod tests {
         // takes about the 0.1 s target, so it tries two, sees the line,
         // and grows until the 85 ms is a tenth: (0.85 - 0.085) / 0.005.
         let cost = |e: u32| Duration::from_secs_f64(0.085 + 0.005 * e as f64);
-        let mut c = EpochChunker::new(None, Duration::from_millis(100), 1_000_000);
+        let mut c = EpochChunker::new(None, Duration::from_millis(100), 1_000_000, LLVMPIPE);
         let mut sizes = Vec::new();
         for _ in 0..6 {
             let e = c.next_chunk(u64::MAX);
@@ -191,7 +204,7 @@ mod tests {
         assert!((152..=153).contains(&sizes[5]), "{sizes:?}");
         // A slow first submission (shader compilation, say): the larger
         // one is faster, which gives no line, so it explores again.
-        let mut warm_up = EpochChunker::new(None, Duration::from_millis(100), 1_000_000);
+        let mut warm_up = EpochChunker::new(None, Duration::from_millis(100), 1_000_000, LLVMPIPE);
         warm_up.record(1, Duration::from_millis(150));
         assert_eq!(warm_up.next_chunk(u64::MAX), 2);
         warm_up.record(2, cost(2));

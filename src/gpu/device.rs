@@ -9,8 +9,11 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::error::Error;
+use crate::gpu::options::DEVICE_WAIT_FLOOR;
+use crate::gpu::quirks::AdapterQuirks;
 
 /// Which adapter to use.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -51,6 +54,8 @@ pub struct AdapterSummary {
     pub max_compute_workgroups_per_dimension: u32,
     pub max_compute_invocations_per_workgroup: u32,
     pub timestamp_queries: bool,
+    /// What the adapter does beyond its limits (llvmpipe's loop cap).
+    pub quirks: AdapterQuirks,
 }
 
 impl fmt::Display for AdapterSummary {
@@ -88,6 +93,39 @@ fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
         max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
         max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
         timestamp_queries: adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY),
+        quirks: AdapterQuirks::detect(&adapter.get_info()),
+    }
+}
+
+/// Environment variables through which a user configures Mesa's
+/// device-selection layer; when any is set, the layer stays on.
+pub const DEVICE_SELECT_SETTINGS: [&str; 3] =
+    ["NODEVICE_SELECT", "MESA_VK_DEVICE_SELECT", "DRI_PRIME"];
+
+/// Turns off Mesa's device-selection layer (`VK_LAYER_MESA_device_select`)
+/// for this process, unless the user configured it.
+///
+/// Why: wgpu enables the window-system surface extensions on every Vulkan
+/// instance (xlib, xcb, wayland). Seeing them, that implicit layer looks
+/// for the display's GPU during `vkEnumeratePhysicalDevices` by connecting
+/// to the Wayland compositor, and libwayland-client prints
+/// `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` once
+/// per enumeration (six times a run) on every headless machine: cron,
+/// Slurm, containers, CI. The layer only reorders adapters to put the
+/// display's first; gputrain chooses its adapter itself ([`AdapterChoice`]),
+/// so the order it lists is the same with or without a display session.
+/// `NODEVICE_SELECT=1` is the layer manifest's own off switch.
+///
+/// # Safety
+/// Sets an environment variable: call it before the process starts other
+/// threads (the first line of `main`), as [`std::env::set_var`] requires.
+pub unsafe fn quiet_display_probe() {
+    if DEVICE_SELECT_SETTINGS
+        .iter()
+        .all(|name| std::env::var_os(name).is_none())
+    {
+        // SAFETY: the caller guarantees no other thread is running.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
     }
 }
 
@@ -185,6 +223,9 @@ pub struct GpuContext {
     pub adapter: AdapterSummary,
     pub limits: wgpu::Limits,
     pub timestamp_queries: bool,
+    /// This adapter's quirks: the kernels and the submission sizes keep
+    /// within them.
+    pub quirks: AdapterQuirks,
     lost: Arc<AtomicBool>,
 }
 
@@ -233,6 +274,7 @@ impl GpuContext {
         Ok(Self {
             device,
             queue,
+            quirks: summary.quirks,
             adapter: summary,
             limits,
             timestamp_queries,
@@ -240,12 +282,32 @@ impl GpuContext {
         })
     }
 
-    /// Blocks until all submitted work is done; device loss or a driver
-    /// error becomes an [`Error`], never a hang.
+    /// Blocks until all submitted work is done, at most
+    /// [`DEVICE_WAIT_FLOOR`]; device loss, a driver error or the timeout
+    /// becomes an [`Error`], never a hang.
     pub fn wait(&self) -> Result<(), Error> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::DeviceLost(e.to_string()))?;
+        self.wait_at_most(DEVICE_WAIT_FLOOR, None)
+    }
+
+    /// Blocks until all submitted work is done, or fails with
+    /// [`Error::DeviceTimeout`] after `timeout` (`expected`, the time the
+    /// work should take, goes into the message).
+    pub fn wait_at_most(&self, timeout: Duration, expected: Option<Duration>) -> Result<(), Error> {
+        let wait = wgpu::PollType::Wait {
+            submission_index: None,
+            timeout: Some(timeout),
+        };
+        match self.device.poll(wait) {
+            Ok(_) => {}
+            Err(wgpu::PollError::Timeout) => {
+                return Err(Error::DeviceTimeout {
+                    adapter: self.adapter.name.clone(),
+                    waited: timeout.as_secs_f64(),
+                    expected: expected.map(|e| e.as_secs_f64()),
+                });
+            }
+            Err(e) => return Err(Error::DeviceLost(e.to_string())),
+        }
         if self.lost.load(Ordering::SeqCst) {
             return Err(Error::DeviceLost(format!(
                 "adapter '{}' stopped responding",

@@ -5,12 +5,12 @@
 //! and, when asked, the GPU time of the training passes ([`PassTimer`]).
 
 use std::ops::ControlFlow;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::error::Error;
 use crate::gpu::chunking::EpochChunker;
 use crate::gpu::device::GpuContext;
-use crate::gpu::options::GpuOptions;
+use crate::gpu::options::{GpuOptions, submission_timeout};
 use crate::gpu::timing::PassTimer;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
@@ -19,6 +19,10 @@ pub(crate) trait ChunkKernel {
     fn context(&self) -> &GpuContext;
     /// Networks resident at once.
     fn capacity(&self) -> usize;
+    /// Most epochs one submission may run: where the kernel loops over
+    /// epochs in the shader, the adapter's loop limit divided by the loop
+    /// iterations of an epoch.
+    fn max_epochs_per_submission(&self) -> u32;
     fn parameter_count(&self) -> usize;
     /// Loads a chunk's parameters and learning rates and resets its status.
     fn upload(&self, params: &[f64], learning_rates: &[f64]);
@@ -85,6 +89,7 @@ pub(crate) fn train_chunked(
         gpu.epochs_per_submission,
         gpu.submission_target,
         total.min(capacity),
+        kernel.max_epochs_per_submission(),
     );
     let timer = if gpu.kernel_timing {
         PassTimer::new(kernel.context())
@@ -92,6 +97,7 @@ pub(crate) fn train_chunked(
         None
     };
     let mut stopped = false;
+    let mut slowest_epoch: Option<Duration> = None;
     for first in (0..total).step_by(capacity.max(1)) {
         let count = capacity.min(total - first);
         let chunk_params = &mut params[first * p..(first + count) * p];
@@ -101,11 +107,18 @@ pub(crate) fn train_chunked(
             let epochs = chunker.next_chunk(options.epochs - done);
             let started = Instant::now();
             kernel.submit_epochs(count, done as u32, epochs, options, timer.as_ref());
-            kernel.context().wait()?;
+            // The slowest epoch so far, scaled to this submission's size,
+            // bounds the wait: a stuck device ends the run with an error.
+            let expected = slowest_epoch.map(|s: Duration| s * epochs);
+            let timeout = gpu.device_timeout.unwrap_or(submission_timeout(expected));
+            kernel.context().wait_at_most(timeout, expected)?;
             if let Some(timer) = &timer {
                 timer.collect(kernel.context())?;
             }
-            chunker.record(epochs, started.elapsed());
+            let elapsed = started.elapsed();
+            chunker.record(epochs, elapsed);
+            let per_epoch = elapsed / epochs.max(1);
+            slowest_epoch = Some(slowest_epoch.map_or(per_epoch, |s| s.max(per_epoch)));
             done += epochs as u64;
             report.network_epochs_done += count as u64 * epochs as u64;
             stopped = progress(&report).is_break();

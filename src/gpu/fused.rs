@@ -14,6 +14,7 @@ use crate::gpu::device::GpuContext;
 use crate::gpu::driver::ChunkKernel;
 use crate::gpu::fused_codegen::{FUSED_MAX_PARAMETERS, FusedShape, WORKGROUP_SIZE};
 use crate::gpu::options::GpuOptions;
+use crate::gpu::quirks::AdapterQuirks;
 use crate::gpu::shaders;
 use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
@@ -92,12 +93,16 @@ pub struct FusedConfig {
     _pad: u32,
 }
 
-/// Most samples the fused kernel's sample loop may run over: llvmpipe
-/// ends any shader loop after 65,535 iterations without a word.
-pub const FUSED_MAX_SAMPLES: usize = 65_535;
-
-/// Whether the fused kernel can hold this network and loop over `samples`.
-pub fn fused_supports(spec: &ModelSpec, samples: usize) -> Result<(), Error> {
+/// Whether the fused kernel can hold this network and loop over `samples`
+/// on an adapter with `quirks`: one epoch's loop iterations (the sample
+/// loop's `samples + 1` and the epoch loop's one) must stay within the
+/// adapter's loop limit, 65,535 on llvmpipe.
+pub fn fused_supports(
+    spec: &ModelSpec,
+    samples: usize,
+    quirks: &AdapterQuirks,
+) -> Result<(), Error> {
+    let most_samples = (quirks.loop_limit() as usize).saturating_sub(2);
     let p = spec.layout().len;
     if p > FUSED_MAX_PARAMETERS {
         return Err(Error::TooLarge(format!(
@@ -106,10 +111,10 @@ pub fn fused_supports(spec: &ModelSpec, samples: usize) -> Result<(), Error> {
             spec.topology
         )));
     }
-    if samples > FUSED_MAX_SAMPLES {
+    if samples > most_samples {
         return Err(Error::TooLarge(format!(
-            "{samples} samples; the fused GPU kernel loops over at most {FUSED_MAX_SAMPLES} \
-             (use --kernel layered or auto)"
+            "{samples} samples; the fused GPU kernel loops over at most {most_samples} on this \
+             adapter (use --kernel layered or auto)"
         )));
     }
     Ok(())
@@ -131,6 +136,9 @@ pub(crate) struct FusedTrainer<'a> {
     spec: ModelSpec,
     parameter_count: usize,
     capacity: usize,
+    /// The adapter's loop limit over the kernel's loop iterations per
+    /// epoch ([`FusedShape::loop_iterations_per_epoch`]).
+    max_epochs_per_submission: u32,
     max_workgroups_per_dimension: u32,
     train: wgpu::ComputePipeline,
     evaluate: wgpu::ComputePipeline,
@@ -147,9 +155,14 @@ impl<'a> FusedTrainer<'a> {
         networks: usize,
         options: &GpuOptions,
     ) -> Result<Self, Error> {
-        fused_supports(spec, data.samples())?;
+        fused_supports(spec, data.samples(), &ctx.quirks)?;
         let parameter_count = spec.layout().len;
         let source = source(spec, data)?;
+        let per_epoch = FusedShape { spec, data }.loop_iterations_per_epoch();
+        let max_epochs_per_submission = match ctx.quirks.max_loop_iterations {
+            Some(limit) => (limit as u64 / per_epoch).max(1) as u32,
+            None => u32::MAX,
+        };
 
         let (bind_group_layout, pipeline_layout) = buffers::layouts(ctx, KERNEL, BINDINGS);
         let mut pipelines =
@@ -219,6 +232,7 @@ impl<'a> FusedTrainer<'a> {
             spec: spec.clone(),
             parameter_count,
             capacity,
+            max_epochs_per_submission,
             max_workgroups_per_dimension: options.workgroups_per_dimension(&ctx.limits),
             train,
             evaluate,
@@ -299,6 +313,10 @@ impl ChunkKernel for FusedTrainer<'_> {
 
     fn capacity(&self) -> usize {
         self.capacity
+    }
+
+    fn max_epochs_per_submission(&self) -> u32 {
+        self.max_epochs_per_submission
     }
 
     fn parameter_count(&self) -> usize {

@@ -92,6 +92,18 @@ impl FusedShape<'_> {
     }
 
     /// Whether the data set is small enough to bake in as literals.
+    /// Loop iterations the training kernel runs per epoch, as llvmpipe
+    /// counts them ([`crate::gpu::AdapterQuirks`]): the epoch loop's, plus,
+    /// with buffered data, the sample loop's `samples + 1` (its exit test
+    /// included).
+    pub fn loop_iterations_per_epoch(&self) -> u64 {
+        if self.inline_data() {
+            1
+        } else {
+            self.data.samples() as u64 + 2
+        }
+    }
+
     pub fn inline_data(&self) -> bool {
         self.data.x.len() + self.data.y.len() <= INLINE_DATA_MAX_VALUES
     }

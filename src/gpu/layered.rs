@@ -16,6 +16,7 @@ use crate::gpu::chunking::{MAX_CHUNK_BUFFER_BYTES, dispatch_grid};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::ChunkKernel;
 use crate::gpu::options::{GpuOptions, LayeredVariant};
+use crate::gpu::quirks::AdapterQuirks;
 use crate::gpu::shaders;
 use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
@@ -71,10 +72,6 @@ pub const REDUCE_SIZE: u32 = 256;
 pub const DIRECT_REDUCE_SIZE: u32 = 64;
 /// Invocations per workgroup of the direct variant.
 pub const DIRECT_SIZE: u32 = 64;
-/// Most terms one per-network sum may have: each of the reduction's 64
-/// or more invocations then loops at most 65,535 times, and one llvmpipe
-/// invocation silently stops looping beyond about that many iterations.
-pub const MAX_SUM_TERMS: u64 = 65_535 * DIRECT_REDUCE_SIZE as u64;
 /// Terms one invocation of a direct-variant reduction sums on its own
 /// before the workgroup combines them: short sums get small workgroups.
 pub const DIRECT_TERMS_PER_INVOCATION: u64 = 16;
@@ -90,8 +87,6 @@ pub fn direct_reduce_size(longest_sum: u64) -> u32 {
     let wanted = longest_sum.div_ceil(DIRECT_TERMS_PER_INVOCATION).max(1);
     (wanted.next_power_of_two() as u32).min(DIRECT_REDUCE_SIZE)
 }
-/// Most samples: the direct weight-gradient invocation loops over them.
-pub const MAX_SAMPLES: usize = 65_535;
 /// Every entry point of the kernel file: the operations, in the order an
 /// epoch runs them (the tiled variant's), then the direct variant's
 /// matrix products, each named `{operation}_direct`.
@@ -204,13 +199,21 @@ impl LayeredPlan {
     /// adapter's `limits` (and [`MAX_CHUNK_BUFFER_BYTES`]); at most
     /// `networks`, and at most `cap` if given. Fails, saying what does not
     /// fit, when not even one network does.
+    ///
+    /// The adapter's loop limit ([`AdapterQuirks::loop_limit`], 65,535 on
+    /// llvmpipe) bounds the samples (the direct weight-gradient invocation
+    /// loops over them) and the longest per-network sum (each of the
+    /// reduction's 64 invocations loops over its share).
     pub fn new(
         spec: &ModelSpec,
         samples: usize,
         limits: &wgpu::Limits,
+        quirks: &AdapterQuirks,
         networks: usize,
         cap: Option<usize>,
     ) -> Result<Self, Error> {
+        let loop_limit = quirks.loop_limit() as u64;
+        let max_sum_terms = loop_limit * DIRECT_REDUCE_SIZE as u64;
         let widths = spec.topology.widths();
         let s = samples as u64;
         let max_bytes = limits
@@ -245,18 +248,18 @@ impl LayeredPlan {
         }
         let widest_sum = s * widths[1..].iter().copied().max().unwrap_or(1) as u64;
         let longest = widest_sum.max(spec.layout().len as u64);
-        if longest > MAX_SUM_TERMS {
+        if longest > max_sum_terms {
             return Err(too_large(format!(
                 "one {} network on {samples} samples sums {longest} terms in one kernel loop \
-                 (samples x widest layer, or parameters), more than the {MAX_SUM_TERMS} the \
-                 layered kernels are written for",
+                 (samples x widest layer, or parameters), more than the {max_sum_terms} the \
+                 layered kernels can on this adapter",
                 spec.topology
             )));
         }
-        if samples > MAX_SAMPLES {
+        if samples as u64 > loop_limit {
             return Err(too_large(format!(
-                "{samples} samples; the layered kernels take at most {MAX_SAMPLES} (one \
-                 invocation loops over the samples, and llvmpipe stops loops beyond that)"
+                "{samples} samples; the layered kernels take at most {loop_limit} on this \
+                 adapter (one invocation loops over the samples)"
             )));
         }
         let grid_limit = limits.max_compute_workgroups_per_dimension as u64;
@@ -347,6 +350,7 @@ impl<'a> LayeredTrainer<'a> {
             spec,
             samples,
             &ctx.limits,
+            &ctx.quirks,
             networks,
             options.max_networks_per_chunk,
         )?;
@@ -592,6 +596,12 @@ impl ChunkKernel for LayeredTrainer<'_> {
         self.plan.capacity
     }
 
+    /// Epochs are separate dispatches here, not a shader loop: the
+    /// adapter's loop limit does not bound a submission.
+    fn max_epochs_per_submission(&self) -> u32 {
+        u32::MAX
+    }
+
     fn parameter_count(&self) -> usize {
         self.parameter_count
     }
@@ -684,6 +694,8 @@ mod tests {
     use super::*;
     use crate::model::Topology;
 
+    const LLVMPIPE: AdapterQuirks = AdapterQuirks::LLVMPIPE;
+
     fn spec(widths: &[usize]) -> ModelSpec {
         ModelSpec {
             topology: Topology::new(widths.to_vec()).unwrap(),
@@ -704,8 +716,15 @@ mod tests {
     fn plan_lays_out_layers_and_fills_the_binding_limit() {
         // 20 samples of 3-4-1: inputs 60 words; per network 20 * (4 + 1) =
         // 100 words = 400 bytes of activations (21 parameters, 84 bytes).
-        let plan =
-            LayeredPlan::new(&spec(&[3, 4, 1]), 20, &limits(240 + 4000), 1_000, None).unwrap();
+        let plan = LayeredPlan::new(
+            &spec(&[3, 4, 1]),
+            20,
+            &limits(240 + 4000),
+            &LLVMPIPE,
+            1_000,
+            None,
+        )
+        .unwrap();
         assert_eq!(plan.capacity, 10);
         assert_eq!(plan.act_base, vec![0, 60, 60 + 10 * 80]);
         assert_eq!(plan.delta_base, vec![0, 0, 10 * 80]);
@@ -713,9 +732,17 @@ mod tests {
         assert_eq!(plan.delta_words, 10 * 100);
         assert_eq!(plan.longest_sum, 80);
         // 2 samples: the parameters (84 bytes each) limit the chunk.
-        let by_params = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(424), 1_000, None);
+        let by_params =
+            LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(424), &LLVMPIPE, 1_000, None);
         assert_eq!(by_params.unwrap().capacity, 5);
-        let capped = LayeredPlan::new(&spec(&[3, 4, 1]), 2, &limits(1 << 20), 1_000, Some(3));
+        let capped = LayeredPlan::new(
+            &spec(&[3, 4, 1]),
+            2,
+            &limits(1 << 20),
+            &LLVMPIPE,
+            1_000,
+            Some(3),
+        );
         assert_eq!(capped.unwrap().capacity, 3);
     }
 
@@ -745,14 +772,24 @@ mod tests {
         assert_eq!(direct_reduce_size(17), 2);
         assert_eq!(direct_reduce_size(42), 4);
         assert_eq!(direct_reduce_size(1_024), 64);
-        assert_eq!(direct_reduce_size(MAX_SUM_TERMS), DIRECT_REDUCE_SIZE);
+        assert_eq!(
+            direct_reduce_size(65_535 * DIRECT_REDUCE_SIZE as u64),
+            DIRECT_REDUCE_SIZE
+        );
     }
 
     #[test]
     fn plan_says_what_does_not_fit() {
-        let err = LayeredPlan::new(&spec(&[256, 256, 10]), 10_000, &limits(1 << 20), 10, None)
-            .unwrap_err()
-            .to_string();
+        let err = LayeredPlan::new(
+            &spec(&[256, 256, 10]),
+            10_000,
+            &limits(1 << 20),
+            &LLVMPIPE,
+            10,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("256-256-10 network on 10000 samples"), "{err}");
         assert!(err.contains("1048576 bytes"), "{err}");
         assert!(err.contains("--backend cpu"), "{err}");

@@ -1,5 +1,5 @@
 //! The GPU backend. Leaves first: adapter and device setup ([`device`]),
-//! tuning knobs ([`options`]), the kernel/host status protocol
+//! per-adapter quirks ([`quirks`]), tuning knobs ([`options`]), the kernel/host status protocol
 //! ([`status`]), the WGSL sources and their assembly ([`shaders`]), buffer
 //! plumbing ([`buffers`]), work splitting ([`chunking`]), kernel timing
 //! ([`timing`]); then the loop both strategies share ([`driver`]), the fused
@@ -15,6 +15,7 @@ pub mod fused;
 pub mod fused_codegen;
 pub mod layered;
 pub mod options;
+pub mod quirks;
 pub mod shaders;
 pub mod status;
 pub mod strategy;
@@ -25,4 +26,5 @@ pub use driver::GpuRun;
 pub use fused::fused_supports;
 pub use layered::LayeredPlan;
 pub use options::{GpuOptions, LayeredVariant};
+pub use quirks::AdapterQuirks;
 pub use strategy::{GpuTrainer, Strategy, choose_strategy};

@@ -52,6 +52,27 @@ pub struct GpuOptions {
     /// queries (where the adapter has them); see
     /// [`crate::gpu::GpuRun::kernel_seconds`].
     pub kernel_timing: bool,
+    /// Longest wait for one submission before the device counts as stuck
+    /// or lost (default: [`submission_timeout`] of the expected time).
+    pub device_timeout: Option<Duration>,
+}
+
+/// The shortest time a wait on the device may take before it is an error:
+/// generous, so that a slow first submission (a big chunk, a software
+/// adapter) is never mistaken for a stuck device.
+pub const DEVICE_WAIT_FLOOR: Duration = Duration::from_secs(300);
+
+/// Times the expected duration a submission may take before the device
+/// counts as stuck.
+pub const DEVICE_WAIT_FACTOR: u32 = 20;
+
+/// How long to wait for a submission expected to take `expected` (unknown
+/// for the first): [`DEVICE_WAIT_FACTOR`] times that, at least
+/// [`DEVICE_WAIT_FLOOR`].
+pub fn submission_timeout(expected: Option<Duration>) -> Duration {
+    expected.map_or(DEVICE_WAIT_FLOOR, |e| {
+        (e * DEVICE_WAIT_FACTOR).max(DEVICE_WAIT_FLOOR)
+    })
 }
 
 impl Default for GpuOptions {
@@ -63,6 +84,7 @@ impl Default for GpuOptions {
             max_workgroups_per_dimension: None,
             layered_variant: None,
             kernel_timing: false,
+            device_timeout: None,
         }
     }
 }
@@ -73,5 +95,23 @@ impl GpuOptions {
         let limit = limits.max_compute_workgroups_per_dimension;
         self.max_workgroups_per_dimension
             .map_or(limit, |m| m.clamp(1, limit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wait_scales_with_the_expected_time_above_a_floor() {
+        assert_eq!(submission_timeout(None), DEVICE_WAIT_FLOOR);
+        assert_eq!(
+            submission_timeout(Some(Duration::from_secs(1))),
+            DEVICE_WAIT_FLOOR
+        );
+        assert_eq!(
+            submission_timeout(Some(Duration::from_secs(60))),
+            Duration::from_secs(60 * DEVICE_WAIT_FACTOR as u64)
+        );
     }
 }

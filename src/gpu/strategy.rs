@@ -14,6 +14,7 @@ use crate::gpu::driver::{GpuRun, train_chunked};
 use crate::gpu::fused::{FusedTrainer, fused_supports};
 use crate::gpu::layered::LayeredTrainer;
 use crate::gpu::options::{GpuOptions, LayeredVariant};
+use crate::gpu::quirks::AdapterQuirks;
 use crate::model::ModelSpec;
 use crate::training::{Progress, TrainOptions};
 
@@ -29,9 +30,10 @@ pub enum Strategy {
 
 crate::display_as_value_name!(Strategy);
 
-/// Resolves `requested` for `spec` on `samples` samples. `Auto` picks the
-/// fused kernel wherever it can run ([`fused_supports`]: at most 1,024
-/// parameters and 65,535 samples) and the layered kernels beyond. The rule
+/// Resolves `requested` for `spec` on `samples` samples on an adapter with
+/// `quirks`. `Auto` picks the fused kernel wherever it can run
+/// ([`fused_supports`]: at most 1,024 parameters, and on llvmpipe 65,535
+/// samples) and the layered kernels beyond. The rule
 /// is measured (`gputrain bench` on lavapipe): fused was faster on every
 /// standard workload, 8-32-8 on 64 samples included (8.8e4 vs 1.2e3
 /// network-epochs/s; 2-2-2: 1.9e8 vs 6.9e5). `Fused` fails with a clear
@@ -40,11 +42,12 @@ pub fn choose_strategy(
     spec: &ModelSpec,
     samples: usize,
     requested: Strategy,
+    quirks: &AdapterQuirks,
 ) -> Result<Strategy, Error> {
     match requested {
-        Strategy::Auto if fused_supports(spec, samples).is_ok() => Ok(Strategy::Fused),
+        Strategy::Auto if fused_supports(spec, samples, quirks).is_ok() => Ok(Strategy::Fused),
         Strategy::Auto => Ok(Strategy::Layered),
-        Strategy::Fused => fused_supports(spec, samples).map(|_| Strategy::Fused),
+        Strategy::Fused => fused_supports(spec, samples, quirks).map(|_| Strategy::Fused),
         Strategy::Layered => Ok(Strategy::Layered),
     }
 }
@@ -74,7 +77,7 @@ impl<'a> GpuTrainer<'a> {
         options: &GpuOptions,
     ) -> Result<Self, Error> {
         spec.validate()?;
-        let kernel = match choose_strategy(spec, data.samples(), requested)? {
+        let kernel = match choose_strategy(spec, data.samples(), requested, &ctx.quirks)? {
             Strategy::Layered => {
                 Kernel::Layered(LayeredTrainer::new(ctx, spec, data, networks, options)?)
             }

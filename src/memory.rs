@@ -1,0 +1,219 @@
+//! Host memory: what a run needs, what the machine has, and the refusal,
+//! before any work, of a run that cannot fit.
+//!
+//! A run's memory does not grow with `--networks` beyond the summary's few
+//! bytes per network ([`TALLY_BYTES_PER_NETWORK`]): the networks go through
+//! in blocks ([`crate::run::HOST_BLOCK_BYTES`]) and the GPU takes each block
+//! in chunks that fit the adapter's buffer limits, so the device never
+//! limits how many networks a run may have, only how fast it goes.
+
+use crate::error::Error;
+use crate::report::TALLY_BYTES_PER_NETWORK;
+use crate::run::{RunConfig, block_bytes_per_network, block_networks};
+
+/// The program itself: code, the wgpu instance and device, pipelines,
+/// buffers in flight. Measured: a 4-network run peaks at 37 MiB resident
+/// on lavapipe (`/usr/bin/time -v`); twice that leaves room.
+pub const PROGRAM_BYTES: u64 = 64 << 20;
+
+/// Host memory a run needs, in parts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostNeed {
+    /// What the summary keeps per network, for every network.
+    pub summary: u64,
+    /// One block of networks in flight (and the weights file's copy).
+    pub block: u64,
+    /// The networks `--verify` keeps (start and end).
+    pub verify: u64,
+    /// The data set and the program.
+    pub fixed: u64,
+}
+
+impl HostNeed {
+    pub fn of(config: &RunConfig, verify: usize) -> Self {
+        let p = config.spec.layout().len as u64;
+        let block = block_networks(config) as u64 * block_bytes_per_network(&config.spec);
+        let data =
+            8 * (config.data.inputs + config.data.outputs) as u64 * config.data.samples() as u64;
+        Self {
+            summary: (config.networks as u64).saturating_mul(TALLY_BYTES_PER_NETWORK),
+            block,
+            verify: verify.min(config.networks) as u64 * (2 * 8 * p + 64),
+            fixed: PROGRAM_BYTES + data,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.summary
+            .saturating_add(self.block)
+            .saturating_add(self.verify)
+            .saturating_add(self.fixed)
+    }
+}
+
+/// Host memory this process may still use: the kernel's MemAvailable,
+/// and the cgroup's limit less its usage where one is set (Slurm jobs and
+/// containers run in one). `None` where neither can be read (not Linux).
+pub fn available_host_bytes() -> Option<(u64, &'static str)> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    let available = meminfo.as_deref().and_then(|text| {
+        text.lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| (kib * 1024, "MemAvailable in /proc/meminfo"))
+    });
+    let read =
+        |path: &str| -> Option<u64> { std::fs::read_to_string(path).ok()?.trim().parse().ok() };
+    let cgroup = [
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(limit, usage)| {
+        let left = read(limit)?.saturating_sub(read(usage).unwrap_or(0));
+        Some((left, "the cgroup's memory limit less its usage"))
+    });
+    match (available, cgroup) {
+        (Some(a), Some(c)) => Some(if c.0 < a.0 { c } else { a }),
+        (a, c) => a.or(c),
+    }
+}
+
+/// Bytes in binary units, for messages.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// Refuses, before any work, a run whose host memory need exceeds what is
+/// `available`: one line with the need and its parts, what the machine
+/// has, and the most networks that would fit.
+pub fn refuse_if_too_large(
+    config: &RunConfig,
+    need: &HostNeed,
+    available: u64,
+    source: &str,
+) -> Result<(), Error> {
+    if need.total() <= available {
+        return Ok(());
+    }
+    let room = available.saturating_sub(need.block + need.verify + need.fixed);
+    let fits = room / TALLY_BYTES_PER_NETWORK;
+    Err(Error::HostMemory(format!(
+        "--networks {} needs about {} of host memory ({} B per network for the summary, {} for \
+         a block of networks in flight, {} for the data and the program{}), but this machine \
+         has {} available ({source}); the GPU is not the limit (networks go to it in chunks \
+         that fit its buffers). Use at most about {fits} networks per run (runs with different \
+         --seed values give independent populations), or a machine with more memory",
+        config.networks,
+        human(need.total()),
+        TALLY_BYTES_PER_NETWORK,
+        human(need.block),
+        human(need.fixed),
+        if need.verify > 0 {
+            format!(", {} for --verify", human(need.verify))
+        } else {
+            String::new()
+        },
+        human(available),
+    )))
+}
+
+/// [`refuse_if_too_large`] against this machine, where it can tell.
+pub fn check_host(config: &RunConfig, verify: usize) -> Result<(), Error> {
+    match available_host_bytes() {
+        Some((available, source)) => {
+            refuse_if_too_large(config, &HostNeed::of(config, verify), available, source)
+        }
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Task;
+    use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
+    use crate::init::Init;
+    use crate::model::ModelSpec;
+    use crate::run::{BackendChoice, Start};
+    use crate::training::TrainOptions;
+
+    fn config(networks: usize) -> RunConfig {
+        RunConfig {
+            spec: ModelSpec::default(),
+            data: Task::Tutorial.dataset(),
+            networks,
+            learning_rate: None,
+            start: Start::Init {
+                init: Init::Xavier,
+                seed: 0,
+            },
+            options: TrainOptions::default(),
+            backend: BackendChoice::Auto,
+            adapter: AdapterChoice::Auto,
+            strategy: Strategy::Auto,
+            gpu: GpuOptions::default(),
+        }
+    }
+
+    #[test]
+    fn the_need_grows_by_the_summary_alone() {
+        // Beyond one block, another million networks cost the summary's
+        // 12 bytes each and nothing more.
+        let (a, b) = (
+            HostNeed::of(&config(2_000_000), 0),
+            HostNeed::of(&config(3_000_000), 0),
+        );
+        assert_eq!(b.total() - a.total(), 1_000_000 * TALLY_BYTES_PER_NETWORK);
+        assert_eq!(a.block, b.block);
+        assert!(a.block <= crate::run::HOST_BLOCK_BYTES);
+    }
+
+    #[test]
+    fn a_run_beyond_the_available_memory_is_refused_with_the_numbers() {
+        let big = config(4_000_000_000);
+        let need = HostNeed::of(&big, 0);
+        let available = 8 << 30;
+        let Err(Error::HostMemory(message)) = refuse_if_too_large(&big, &need, available, "test")
+        else {
+            panic!("4e9 networks need 45 GiB; 8 GiB must refuse");
+        };
+        assert!(message.contains("needs about 45.0 GiB"), "{message}");
+        assert!(
+            message.contains("has 8.0 GiB available (test)"),
+            "{message}"
+        );
+        let fits: u64 = message
+            .split("at most about ")
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .expect("the most networks that fit");
+        let at_most = config(fits as usize);
+        assert!(refuse_if_too_large(&at_most, &HostNeed::of(&at_most, 0), available, "t").is_ok());
+        let one_more = config(fits as usize + 1);
+        assert!(
+            refuse_if_too_large(&one_more, &HostNeed::of(&one_more, 0), available, "t").is_err()
+        );
+    }
+
+    #[test]
+    fn human_sizes() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(3 << 29), "1.5 GiB");
+    }
+}

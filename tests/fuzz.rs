@@ -1,0 +1,217 @@
+//! Property-based fuzzing of every reader of outside input: the CSV data
+//! reader, the weights-file reader and the command line. Random bytes,
+//! random mutations of valid inputs, and random argument lists drawn from
+//! the real flags and awkward values must each give a value or an error,
+//! never a panic. Case counts are kept small (CI runs them every time);
+//! `PROPTEST_CASES=100000 cargo test --test fuzz` fuzzes for longer.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use gputrain::cli::{Cli, Command};
+use gputrain::data::load_csv;
+use gputrain::model::ModelSpec;
+use gputrain::weights::{self, WeightsMetadata, WeightsReader};
+use proptest::prelude::*;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gputrain-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// A valid data file for 2 inputs and 1 output.
+const XOR_CSV: &str = "x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n";
+
+/// A valid weights file for the default 2-2-2 model, 3 networks.
+fn valid_weights() -> Vec<u8> {
+    let spec = ModelSpec::default();
+    let path = scratch("valid.safetensors");
+    let params: Vec<f64> = (0..3 * spec.layout().len)
+        .map(|i| i as f64 * 0.01)
+        .collect();
+    let meta = WeightsMetadata {
+        epochs: 10,
+        seed: 1,
+        interrupted: false,
+    };
+    weights::write(&path, &spec, &params, &[0.5, 0.25, 0.125], &meta).unwrap();
+    std::fs::read(path).unwrap()
+}
+
+/// Some byte edits of `base`: overwrite, delete, insert, truncate.
+fn mutate(base: &[u8], edits: &[(u8, usize, u8)]) -> Vec<u8> {
+    let mut bytes = base.to_vec();
+    for &(kind, at, value) in edits {
+        let at = if bytes.is_empty() {
+            0
+        } else {
+            at % bytes.len()
+        };
+        match kind % 4 {
+            0 if !bytes.is_empty() => bytes[at] = value,
+            1 if !bytes.is_empty() => {
+                bytes.remove(at);
+            }
+            2 => bytes.insert(at, value),
+            _ => bytes.truncate(at),
+        }
+    }
+    bytes
+}
+
+fn read_csv(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    // Either a data set or an error; the only thing that must not happen is
+    // a panic, which fails the property.
+    if let Ok(data) = load_csv(path, 2, 1, (0.0, 1.0)) {
+        assert_eq!((data.inputs, data.outputs), (2, 1));
+        assert!(data.samples() > 0);
+    }
+}
+
+fn read_weights(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    let spec = ModelSpec::default();
+    if let Ok(mut reader) = WeightsReader::open(path, &spec) {
+        let n = reader.networks();
+        let mut params = vec![0.0; n * spec.layout().len];
+        let mut rates = vec![0.0; n];
+        if reader.read_block(0, &mut params, &mut rates).is_ok() {
+            assert!(params.iter().chain(&rates).all(|v| v.is_finite()));
+        }
+    }
+}
+
+/// The flags of `gputrain train` and values that have broken parsers.
+const TOKENS: &[&str] = &[
+    "--networks",
+    "--epochs",
+    "--lr",
+    "--layers",
+    "--bias",
+    "--loss",
+    "--activation",
+    "--output-activation",
+    "--reduction",
+    "--init",
+    "--init-weights",
+    "--seed",
+    "--target-loss",
+    "--stop-at-target",
+    "--verify",
+    "--verify-tolerance",
+    "--task",
+    "--data",
+    "--kernel",
+    "--backend",
+    "--freeze-bias",
+    "--adapter",
+    "--json",
+    "-q",
+    "train",
+    "bench",
+    "adapters",
+    "--",
+    "0",
+    "1",
+    "-1",
+    "3",
+    "1e309",
+    "-0",
+    "nan",
+    "inf",
+    "0.5",
+    "0.05..5",
+    "5..0.05",
+    "..",
+    "1..",
+    "2,3,1",
+    "2,,1",
+    "0,2",
+    "2",
+    "2,2,2",
+    "tanh",
+    "relu",
+    "linear",
+    "sigmoid",
+    "cross-entropy",
+    "sse",
+    "half-sse",
+    "mean",
+    "sum",
+    "uniform:0",
+    "uniform:-1",
+    "uniform:",
+    "tutorial",
+    "xavier",
+    "he",
+    "xor",
+    "shared",
+    "none",
+    "per-neuron",
+    "4294967295",
+    "4294967296",
+    "18446744073709551616",
+    "",
+    "/nonexistent/file.csv",
+    "fused",
+    "layered",
+    "auto",
+    "cpu",
+    "gpu",
+    "é",
+    "\u{0}",
+];
+
+fn parse_and_configure(args: &[String]) {
+    let argv = std::iter::once("gputrain".to_string()).chain(args.iter().cloned());
+    let Ok(cli) = Cli::try_parse_from(argv) else {
+        return;
+    };
+    let _ = match &cli.command {
+        Some(Command::Train(args)) => args.to_config().map(|_| ()),
+        Some(Command::Bench(args)) => args.to_suite().map(|_| ()),
+        Some(Command::Adapters { .. }) => Ok(()),
+        None => cli.train.to_config().map(|_| ()),
+    };
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn csv_reader_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        read_csv(&scratch("random.csv"), &bytes);
+    }
+
+    #[test]
+    fn csv_reader_never_panics_on_mutated_files(
+        edits in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..6)
+    ) {
+        read_csv(&scratch("mutated.csv"), &mutate(XOR_CSV.as_bytes(), &edits));
+    }
+
+    #[test]
+    fn weights_reader_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        read_weights(&scratch("random.safetensors"), &bytes);
+    }
+
+    #[test]
+    fn weights_reader_never_panics_on_mutated_files(
+        edits in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..6)
+    ) {
+        read_weights(&scratch("mutated.safetensors"), &mutate(&valid_weights(), &edits));
+    }
+
+    #[test]
+    fn argument_parser_never_panics(
+        picks in proptest::collection::vec((0..TOKENS.len(), any::<bool>(), "[ -~]{0,8}"), 0..8)
+    ) {
+        let args: Vec<String> = picks
+            .into_iter()
+            .map(|(i, free, text)| if free { text } else { TOKENS[i].to_string() })
+            .collect();
+        parse_and_configure(&args);
+    }
+}
