@@ -267,9 +267,7 @@ impl Starting {
         let Starting::File(reader) = self else {
             return Vec::new();
         };
-        let Start::WeightsFile(path) = &config.start else {
-            unreachable!("a reader comes from a weights file")
-        };
+        let path = reader.path();
         let mut notes: Vec<String> = reader
             .notes()
             .iter()

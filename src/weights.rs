@@ -234,7 +234,7 @@ impl WeightsWriter {
         let mut opening = self.header_room.to_le_bytes().to_vec();
         opening.extend_from_slice(&header);
         self.write_at(0, &opening)?;
-        // A file with no networks still needs its (empty) data region.
+        // Exactly the header and data, even where no block was written.
         let end = self.data_offset() + self.rates_start + 4 * self.networks as u64;
         self.file.set_len(end)?;
         self.file.persist()
@@ -493,6 +493,11 @@ impl WeightsReader {
             parameter_count: spec.layout().len,
             notes,
         })
+    }
+
+    /// The file being read.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Networks the file holds.

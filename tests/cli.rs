@@ -971,14 +971,18 @@ fn a_run_too_large_for_host_memory_is_refused_before_work() {
 #[test]
 fn networks_stream_through_in_blocks() {
     let dir = temp_dir("blocks");
-    let run = |networks: &str, name: &str| {
-        let results = dir.join(format!("{name}.csv"));
+    // A run of `networks` for 3 epochs writing weights to `name`.
+    let run = |networks: &str, name: &str, extra: &[&str]| {
         let weights = dir.join(format!("{name}.safetensors"));
-        let out = gputrain(&[
-            "--networks",
-            networks,
-            "--epochs",
-            "3",
+        let path = weights.to_str().unwrap().to_string();
+        let fixed = ["--networks", networks, "--epochs", "3", "--weights", &path];
+        (gputrain(&[&fixed[..], extra].concat()), weights)
+    };
+    let results = dir.join("big.csv");
+    let (out, weights) = run(
+        "2000000",
+        "big",
+        &[
             "--lr",
             "0.1..5",
             "--verify",
@@ -986,14 +990,11 @@ fn networks_stream_through_in_blocks() {
             "--json",
             "--results",
             results.to_str().unwrap(),
-            "--weights",
-            weights.to_str().unwrap(),
-        ]);
-        let json = json_of(&out);
-        assert_eq!(json["verify"]["passed"], true, "{json}");
-        (json, std::fs::read_to_string(results).unwrap(), weights)
-    };
-    let (json, csv, weights) = run("2000000", "big");
+        ],
+    );
+    let json = json_of(&out);
+    assert_eq!(json["verify"]["passed"], true, "{json}");
+    let csv = std::fs::read_to_string(&results).unwrap();
     assert_eq!(json["networks"], 2_000_000);
     assert_eq!(
         json["verify"]["networks"],
@@ -1013,16 +1014,7 @@ fn networks_stream_through_in_blocks() {
     // The same sweep's first thousand networks, alone: their rates differ
     // (the sweep spans the run), so compare the parameters of a fixed rate.
     let fixed = |networks: &str, name: &str| {
-        let weights = dir.join(format!("{name}.safetensors"));
-        let out = gputrain(&[
-            "--networks",
-            networks,
-            "--epochs",
-            "3",
-            "-q",
-            "--weights",
-            weights.to_str().unwrap(),
-        ]);
+        let (out, weights) = run(networks, name, &["-q"]);
         assert!(out.status.success());
         read_tensors(&weights)
     };
