@@ -5,7 +5,7 @@
 // (hidden_activation, output_activation, loss_value, loss_delta,
 // optimizer_step); it also prepends the constants WORKGROUP_SIZE, SAMPLES,
 // SAMPLE_STRIDE and REDUCTION (1, or 1 / SAMPLES for the mean), which
-// scales the reported loss and the step.
+// scales the reported loss and the gradient.
 // Small data sets are baked into the generated statements as literals;
 // larger ones are read from `samples` in a loop.
 //
@@ -33,6 +33,9 @@ struct FusedConfig {
 // [w * stride + n].
 @group(0) @binding(4) var<storage, read_write> status: array<u32>;
 @group(0) @binding(5) var<storage, read_write> final_loss: array<f32>;
+// Optimizer state, OPTIMIZER_SLOTS values per parameter: slot k of
+// parameter i of network n at [(k * P + i) * stride + n].
+@group(0) @binding(6) var<storage, read_write> opt_state: array<f32>;
 
 fn network_index(gid: vec3<u32>) -> u32 {
     return gid.y * cfg.grid_width + gid.x;
@@ -55,8 +58,9 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
     if state != 0u {
         return;
     }
-    let step = learning_rates[n] * REDUCTION;
+    let lr = learning_rates[n];
 //@load_parameters
+//@load_state
     for (var e = 0u; e < cfg.epoch_count; e++) {
 //@zero_gradients
         var loss = 0.0;
@@ -73,6 +77,8 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
             state = STATE_STOPPED;
             break;
         }
+        // Update number cfg.epoch_base + e + 1 of the run (Adam's t).
+        let k = optimizer_scalars(lr, f32(cfg.epoch_base + e + 1u));
 //@update
     }
 //@store_parameters

@@ -11,6 +11,7 @@
 //                                a = acts[l], with the weights before the step
 //   weight_update(l)             W_l = optimizer_step(W_l, deltas[l+1]^T acts[l])
 //   bias_update(l)               b_l = optimizer_step(b_l, sum of deltas[l+1])
+//                                (with the parameter's optimizer state)
 //
 // The math is the vocabulary's (vocabulary.wgsl, bound for the run to
 // hidden_activation, output_activation, loss_value, loss_delta and
@@ -18,7 +19,7 @@
 // derivatives are applied where the matrix products store their results,
 // so no activation is written and read back just to pass through an
 // element-wise kernel. REDUCTION (1, or 1 / samples for the mean) scales
-// the loss and the step, as in the fused kernel.
+// the loss and the gradient, as in the fused kernel.
 //
 // Every operation comes in two variants with the same arithmetic: tiled
 // (matrix products through workgroup-memory tiles, sums as workgroup
@@ -33,6 +34,7 @@
 //     inputs once for all networks (network stride 0);
 //   deltas[delta_base(l) + n * S * n_l + s * n_l + j] for layers 1..L;
 //   params[n * P + flat layout of src/model.rs] (W row-major, then biases);
+//   opt_state[k * capacity * P + n * P + i]: state slot k of parameter i;
 //   targets[s * n_L + j].
 
 // Rust twin: LayerOp in src/gpu/layered.rs (tests/shader_interface.rs
@@ -60,7 +62,8 @@ struct LayerOp {
     network_count: u32,
     // 1 for the output layer
     output_layer: u32,
-    _pad0: u32,
+    // The run epoch the chunk's epoch counters start from.
+    epoch_base: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -79,6 +82,7 @@ const BIAS_PER_NEURON: u32 = 2u;
 // [w * status_stride + n].
 @group(0) @binding(6) var<storage, read_write> status: array<u32>;
 @group(0) @binding(7) var<storage, read_write> final_loss: array<f32>;
+@group(0) @binding(8) var<storage, read_write> opt_state: array<f32>;
 
 // Operand tiles of the matrix products: tile_a[row][depth], tile_b[depth][col].
 var<workgroup> tile_a: array<array<f32, TILE>, TILE>;
@@ -163,10 +167,34 @@ fn store_hidden_delta(n: u32, s: u32, k: u32, back: f32) {
     deltas[lower] = back * hidden_derivative(a);
 }
 
+// One parameter's update with its optimizer state: parameter `i` of
+// network n's flat layout, `gradient` the sum over samples (REDUCTION
+// applies the mean). output_delta has already counted this epoch, so the
+// epoch counter is the update's number within the chunk.
+fn update_parameter(n: u32, i: u32, gradient: f32) {
+    let at = n * op.param_stride + i;
+    let slot = op.status_stride * op.param_stride;
+    var s = vec2<f32>(0.0, 0.0);
+    if OPTIMIZER_SLOTS > 0u {
+        s.x = opt_state[at];
+    }
+    if OPTIMIZER_SLOTS > 1u {
+        s.y = opt_state[slot + at];
+    }
+    let t = f32(op.epoch_base + status[status_word(STATUS_EPOCH, n)]);
+    let k = optimizer_scalars(learning_rates[n], t);
+    params[at] = optimizer_step(params[at], gradient * REDUCTION, &s, k);
+    if OPTIMIZER_SLOTS > 0u {
+        opt_state[at] = s.x;
+    }
+    if OPTIMIZER_SLOTS > 1u {
+        opt_state[slot + at] = s.y;
+    }
+}
+
 fn update_weight(n: u32, j: u32, k: u32, gradient: f32) {
     if is_active(n) {
-        let i = n * op.param_stride + op.weight_offset + j * op.fan_in + k;
-        params[i] = optimizer_step(params[i], gradient, learning_rates[n] * REDUCTION);
+        update_parameter(n, op.weight_offset + j * op.fan_in + k, gradient);
     }
 }
 
@@ -201,7 +229,7 @@ fn record_epoch_loss(n: u32, loss: f32) {
         state = STATE_DIVERGED;
     } else {
         if status[target_index] == NOT_REACHED && reached_target(loss) {
-            status[target_index] = epoch;
+            status[target_index] = op.epoch_base + epoch;
         }
         if (op.flags & FLAG_STOP_AT_TARGET) != 0u && status[target_index] != NOT_REACHED {
             state = STATE_STOPPED;
@@ -365,8 +393,6 @@ fn weight_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
 fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let n = wg.x;
     let upper = op.delta_out_base + n * op.samples * op.fan_out;
-    let base = n * op.param_stride + op.bias_offset;
-    let step = learning_rates[n] * REDUCTION;
     let training = is_active(n);
     if BIAS_MODE == BIAS_SHARED {
         var sum = 0.0;
@@ -379,7 +405,7 @@ fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         }
         let total = workgroup_sum(lid, sum);
         if lid == 0u && training {
-            params[base] = optimizer_step(params[base], total, step);
+            update_parameter(n, op.bias_offset, total);
         }
         return;
     }
@@ -410,7 +436,7 @@ fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
                 total += partial[q * columns + lid];
             }
             if training {
-                params[base + j] = optimizer_step(params[base + j], total, step);
+                update_parameter(n, op.bias_offset + j, total);
             }
         }
         workgroupBarrier();

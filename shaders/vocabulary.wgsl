@@ -2,7 +2,7 @@
 // entry of the tables in src/vocab.rs, which name them and hold their
 // float64 twins. Kernels never call these directly: the assembler binds the
 // run's choices to hidden_activation, output_activation, loss_value,
-// loss_delta and optimizer_step (src/gpu/shaders.rs). tests/vocabulary.rs
+// loss_delta, optimizer_step and optimizer_scalars (src/gpu/shaders.rs). tests/vocabulary.rs
 // checks every function here against its twin.
 
 // ---- Activations: f(z), and f'(z) written from the output a = f(z).
@@ -86,11 +86,76 @@ fn loss_cross_entropy_delta(yhat: f32, y: f32, slope: f32) -> f32 {
     return yhat - y;
 }
 
-// ---- Optimizers: the new parameter from the old one, the gradient computed
-// ---- from the old parameters, and the step size.
+// ---- Optimizers, as torch.optim: the new parameter from the old one, the
+// ---- gradient computed from the old parameters, the parameter's state
+// ---- (momentum buffer; Adam's moments in x and y; zero at the start),
+// ---- and the step's scalars. Rust twin: StepScalars in src/vocab.rs.
 
-fn sgd_step(parameter: f32, gradient: f32, step: f32) -> f32 {
-    return parameter - step * gradient;
+struct StepScalars {
+    lr: f32,
+    momentum: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    // Adam: lr / (1 - beta1^t) and sqrt(1 - beta2^t) for update t (from 1).
+    step_size: f32,
+    bias2_sqrt: f32,
+}
+
+// 1 - beta^t from ln_beta = ln(beta), which the host computes in float64.
+// 1 - pow(beta, t) in float32 cancels: for beta2 = 0.999 and small t, pow's
+// rounding of a value near 1 became a 1e-4 relative error in Adam's step
+// (measured, tests/agreement.rs). Here: -expm1(y), y = t ln(beta), as a
+// Taylor series for |y| < 0.1 (truncation below y^6 / 720 < 1.4e-9),
+// 1 - exp(y) beyond (where exp(y) <= 0.905 amplifies exp's rounding at
+// most 10x).
+fn one_minus_power(ln_beta: f32, t: f32) -> f32 {
+    let y = t * ln_beta;
+    if y > -0.1 {
+        return -y * (1.0 + y * (0.5 + y * (1.0 / 6.0 + y * (1.0 / 24.0 + y / 120.0))));
+    }
+    return 1.0 - exp(y);
+}
+
+fn step_scalars(lr: f32, t: f32, momentum: f32, beta1: f32, beta2: f32, ln_beta1: f32, ln_beta2: f32, eps: f32, weight_decay: f32) -> StepScalars {
+    let bias1 = one_minus_power(ln_beta1, t);
+    let bias2 = one_minus_power(ln_beta2, t);
+    return StepScalars(lr, momentum, beta1, beta2, eps, weight_decay, lr / bias1, sqrt(bias2));
+}
+
+// PyTorch's coupled weight decay g + weight_decay p, skipped at 0 (so an
+// infinite parameter does not turn the gradient into NaN).
+fn decayed(p: f32, g: f32, k: StepScalars) -> f32 {
+    return select(g + k.weight_decay * p, g, k.weight_decay == 0.0);
+}
+
+fn sgd_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 {
+    return p - k.lr * decayed(p, g, k);
+}
+
+fn momentum_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 {
+    (*s).x = k.momentum * (*s).x + decayed(p, g, k);
+    return p - k.lr * (*s).x;
+}
+
+fn nesterov_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 {
+    let d = decayed(p, g, k);
+    (*s).x = k.momentum * (*s).x + d;
+    return p - k.lr * (d + k.momentum * (*s).x);
+}
+
+// exp_avg.lerp_(g, 1 - beta1) in the form torch's lerp takes for the
+// weight; exp_avg_sq * beta2 + (1 - beta2) g^2; then
+// p - step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+fn adam_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 {
+    let d = decayed(p, g, k);
+    let w = 1.0 - k.beta1;
+    let m = (*s).x;
+    (*s).x = select(d - (d - m) * (1.0 - w), m + w * (d - m), w < 0.5);
+    (*s).y = (*s).y * k.beta2 + (1.0 - k.beta2) * (d * d);
+    let denom = sqrt((*s).y) / k.bias2_sqrt + k.eps;
+    return p - k.step_size * ((*s).x / denom);
 }
 
 // ---- Helpers every kernel uses.

@@ -12,7 +12,9 @@ use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
 use crate::data::{Task, load_csv};
 use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
 use crate::init::Init;
-use crate::model::{Activation, BiasMode, Loss, ModelSpec, Reduction, Topology};
+use crate::model::{
+    Activation, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
+};
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
 use crate::training::TrainOptions;
 
@@ -188,6 +190,67 @@ pub struct TrainingArgs {
     pub stop_at_target: bool,
 }
 
+/// The update rule, as torch.optim.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Optimizer")]
+pub struct OptimizerArgs {
+    /// sgd (the seeds'), momentum or nesterov (torch.optim.SGD with
+    /// momentum), or adam (torch.optim.Adam).
+    #[arg(long, value_enum, default_value_t)]
+    pub optimizer: Optimizer,
+    /// Momentum of momentum and nesterov, in [0, 1) [default: 0.9].
+    #[arg(long, value_name = "MU")]
+    pub momentum: Option<f64>,
+    /// Adam's first-moment decay, in [0, 1) [default: 0.9].
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// Adam's second-moment decay, in [0, 1) [default: 0.999].
+    #[arg(long)]
+    pub beta2: Option<f64>,
+    /// Adam's denominator term, > 0 [default: 1e-8].
+    #[arg(long)]
+    pub eps: Option<f64>,
+    /// Coupled L2 decay: L * p is added to every gradient, as PyTorch's
+    /// weight_decay [default: 0].
+    #[arg(long, value_name = "L")]
+    pub weight_decay: Option<f64>,
+}
+
+impl OptimizerArgs {
+    /// The optimizer and its hyperparameters; a hyperparameter the chosen
+    /// optimizer does not use is a usage error naming both flags.
+    pub fn to_config(&self) -> Result<OptimizerConfig, crate::Error> {
+        let kind = self.optimizer;
+        let uses_momentum = matches!(kind, Optimizer::Momentum | Optimizer::Nesterov);
+        let unused = [
+            ("--momentum", self.momentum.is_some() && !uses_momentum),
+            ("--beta1", self.beta1.is_some() && kind != Optimizer::Adam),
+            ("--beta2", self.beta2.is_some() && kind != Optimizer::Adam),
+            ("--eps", self.eps.is_some() && kind != Optimizer::Adam),
+        ];
+        if let Some((flag, _)) = unused.iter().find(|(_, unused)| *unused) {
+            let users = match *flag {
+                "--momentum" => "momentum and nesterov",
+                _ => "adam",
+            };
+            return Err(crate::Error::Config(format!(
+                "{flag} applies to --optimizer {users} only, but the optimizer is {kind}"
+            )));
+        }
+        let defaults = OptimizerConfig::of(kind);
+        let config = OptimizerConfig {
+            kind,
+            momentum: self.momentum.unwrap_or(defaults.momentum),
+            beta1: self.beta1.unwrap_or(defaults.beta1),
+            beta2: self.beta2.unwrap_or(defaults.beta2),
+            eps: self.eps.unwrap_or(defaults.eps),
+            weight_decay: self.weight_decay.unwrap_or(defaults.weight_decay),
+        };
+        config.validate()?;
+        Ok(config)
+    }
+}
+
 impl Default for TrainingArgs {
     fn default() -> Self {
         Self {
@@ -282,6 +345,8 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub training: TrainingArgs,
     #[command(flatten)]
+    pub optimizer: OptimizerArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -320,7 +385,7 @@ impl TrainArgs {
             output_activation: model.output_activation,
             loss: model.loss,
             reduction: model.reduction,
-            ..ModelSpec::default()
+            optimizer: self.optimizer.to_config()?,
         };
         spec.validate()?;
         let data = match (&self.data.data, task) {
@@ -343,6 +408,7 @@ impl TrainArgs {
             epochs: training.epochs,
             target_loss: training.target_loss,
             stop_at_target: training.stop_at_target,
+            ..TrainOptions::default()
         };
         match self.output.verify {
             Some(0) => return Err(usage("--verify needs at least 1 network".into())),

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use crate::data::Dataset;
 use crate::model::{ModelSpec, ParamLayout};
 use crate::training::{NetworkOutcome, TrainOptions};
-use crate::vocab::{ActivationDef, LossDef, OptimizerDef};
+use crate::vocab::{ActivationDef, LossDef, OptimizerConfig, OptimizerDef};
 
 /// The run's vocabulary entries, looked up once.
 struct Math {
@@ -19,6 +19,7 @@ struct Math {
     activations: Vec<&'static ActivationDef>,
     loss: &'static LossDef,
     optimizer: &'static OptimizerDef,
+    settings: OptimizerConfig,
 }
 
 impl Math {
@@ -28,7 +29,8 @@ impl Math {
                 .map(|l| spec.layer_activation(l).def())
                 .collect(),
             loss: spec.loss.def(),
-            optimizer: spec.optimizer.def(),
+            optimizer: spec.optimizer.kind.def(),
+            settings: spec.optimizer,
         }
     }
 }
@@ -184,7 +186,7 @@ fn loss_and_gradient_with(
 /// How often (in epochs) an interruptible run asks whether to stop.
 const STOP_CHECK_EPOCHS: u64 = 256;
 
-/// Trains one network in place with full-batch gradient descent.
+/// Trains one network in place, from fresh optimizer state.
 pub fn train_network(
     spec: &ModelSpec,
     data: &Dataset,
@@ -192,22 +194,30 @@ pub fn train_network(
     learning_rate: f64,
     options: &TrainOptions,
 ) -> NetworkOutcome {
-    train_network_until(spec, data, params, learning_rate, options, &|| false)
+    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
+    train_network_until(spec, data, params, &mut state, learning_rate, options, &|| false)
 }
 
-/// [`train_network`] that asks `stop` every few hundred epochs and, when it
-/// answers true, ends the run there (the outcome records the epochs done).
+/// Trains one network in place, its optimizer `state` too (slot after
+/// slot, each one value per parameter: [`OptimizerConfig::state_slots`]
+/// times the parameters). Asks `stop` every few hundred epochs and, when
+/// it answers true, ends the run there (the outcome records the epochs
+/// done).
 pub fn train_network_until(
     spec: &ModelSpec,
     data: &Dataset,
     params: &mut [f64],
+    state: &mut [f64],
     learning_rate: f64,
     options: &TrainOptions,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> NetworkOutcome {
     let (math, layout) = (Math::new(spec), spec.layout());
+    let p = layout.len;
+    let slots = math.optimizer.state_slots;
+    assert_eq!(state.len(), slots * p, "optimizer state: slots x parameters");
     let mut ws = Workspace::new(spec);
-    let mut grad = vec![0.0; layout.len];
+    let mut grad = vec![0.0; p];
     let frozen = spec.frozen_mask();
     let reached = |loss: f64| options.target_loss.is_some_and(|t| loss <= t);
     let mut target_epoch = None;
@@ -223,23 +233,33 @@ pub fn train_network_until(
             diverged = true;
             break;
         }
+        let run_epoch = options.first_epoch + epoch;
         if target_epoch.is_none() && reached(loss) {
-            target_epoch = Some(epoch as u32);
+            target_epoch = Some(run_epoch as u32);
         }
         if options.stop_at_target && target_epoch.is_some() {
             break;
         }
         // Every parameter moves with the gradient of the old parameters.
-        for ((p, g), frozen) in params.iter_mut().zip(&grad).zip(&frozen) {
-            if !frozen {
-                *p = (math.optimizer.step)(*p, *g, learning_rate);
+        let scalars = math.settings.scalars(learning_rate, run_epoch + 1);
+        for (i, frozen) in frozen.iter().enumerate() {
+            if *frozen {
+                continue;
+            }
+            let mut s = [0.0; 2];
+            for (k, v) in s.iter_mut().enumerate().take(slots) {
+                *v = state[k * p + i];
+            }
+            params[i] = (math.optimizer.step)(params[i], grad[i], &mut s, &scalars);
+            for (k, v) in s.iter().enumerate().take(slots) {
+                state[k * p + i] = *v;
             }
         }
     }
     let final_loss = loss(spec, params, data);
     diverged |= !final_loss.is_finite() || params.iter().any(|p| !p.is_finite());
     if !diverged && target_epoch.is_none() && reached(final_loss) {
-        target_epoch = Some(epochs_completed as u32);
+        target_epoch = Some((options.first_epoch + epochs_completed) as u32);
     }
     NetworkOutcome {
         final_loss,
@@ -258,27 +278,41 @@ pub fn train_population(
     learning_rates: &[f64],
     options: &TrainOptions,
 ) -> Vec<NetworkOutcome> {
-    train_population_until(spec, data, params, learning_rates, options, &|| false)
+    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
+    train_population_until(spec, data, params, &mut state, learning_rates, options, &|| false)
 }
 
-/// [`train_population`] with [`train_network_until`]'s `stop`.
+/// [`train_population`] with [`train_network_until`]'s optimizer state
+/// (network after network) and `stop`.
 pub fn train_population_until(
     spec: &ModelSpec,
     data: &Dataset,
     params: &mut [f64],
+    state: &mut [f64],
     learning_rates: &[f64],
     options: &TrainOptions,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Vec<NetworkOutcome> {
     let p = spec.layout().len;
+    let per_state = spec.optimizer.state_slots() * p;
     assert_eq!(
         params.len(),
         p * learning_rates.len(),
         "one parameter vector per learning rate"
     );
+    assert_eq!(state.len(), per_state * learning_rates.len());
+    // par_chunks_mut(0) would panic: a stateless optimizer gets empty slices.
+    let mut empty: Vec<&mut [f64]> = Vec::new();
+    let states: Vec<&mut [f64]> = if per_state == 0 {
+        empty.resize_with(learning_rates.len(), || &mut []);
+        empty
+    } else {
+        state.chunks_mut(per_state).collect()
+    };
     params
         .par_chunks_mut(p)
+        .zip(states.into_par_iter())
         .zip(learning_rates.par_iter())
-        .map(|(net, &lr)| train_network_until(spec, data, net, lr, options, stop))
+        .map(|((net, s), &lr)| train_network_until(spec, data, net, s, lr, options, stop))
         .collect()
 }

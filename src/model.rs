@@ -12,7 +12,7 @@ use std::str::FromStr;
 use clap::ValueEnum;
 
 use crate::error::Error;
-pub use crate::vocab::{ACTIVATIONS, Activation, Loss, Optimizer};
+pub use crate::vocab::{ACTIVATIONS, Activation, Loss, Optimizer, OptimizerConfig};
 
 /// Widest layer accepted. Far beyond what the fused kernel keeps in registers;
 /// it bounds memory use and keeps index arithmetic well inside `u32`.
@@ -168,8 +168,8 @@ pub struct ModelSpec {
     pub output_activation: Activation,
     pub loss: Loss,
     pub reduction: Reduction,
-    /// The update rule.
-    pub optimizer: Optimizer,
+    /// The update rule and its hyperparameters.
+    pub optimizer: OptimizerConfig,
 }
 
 impl Default for ModelSpec {
@@ -182,7 +182,7 @@ impl Default for ModelSpec {
             output_activation: Activation::Sigmoid,
             loss: Loss::HalfSse,
             reduction: Reduction::Sum,
-            optimizer: Optimizer::Sgd,
+            optimizer: OptimizerConfig::sgd(),
         }
     }
 }
@@ -202,9 +202,11 @@ impl ModelSpec {
         }
     }
 
-    /// Checks the combination: the output activation may be one, and the
-    /// loss accepts it. Errors name the flags.
+    /// Checks the combination: the output activation may be one, the
+    /// loss accepts it, the optimizer's hyperparameters are in range.
+    /// Errors name the flags.
     pub fn validate(&self) -> Result<(), Error> {
+        self.optimizer.validate()?;
         if !self.output_activation.def().as_output {
             let allowed: Vec<&str> = ACTIVATIONS
                 .iter()

@@ -180,6 +180,10 @@ pub struct TrainedBlock<'a> {
     pub initial: &'a [f64],
     /// Trained parameters, laid out as `initial`.
     pub params: &'a [f64],
+    /// Optimizer state after training, network after network
+    /// ([`crate::vocab::OptimizerConfig::state_slots`] x parameters each;
+    /// empty for SGD).
+    pub state: &'a [f64],
     pub learning_rates: &'a [f64],
     pub outcomes: &'a [NetworkOutcome],
 }
@@ -212,11 +216,12 @@ impl TrainedBlock<'_> {
 pub const HOST_BLOCK_BYTES: u64 = 256 << 20;
 
 /// Host bytes one network takes in a block: its starting and trained
-/// parameters (f64), rate, outcome, and the float32 copies on the way to
-/// the device and to a weights file.
+/// parameters and optimizer state (f64), rate, outcome, and the float32
+/// copies on the way to the device and to a weights file.
 pub fn block_bytes_per_network(spec: &ModelSpec) -> u64 {
     let p = spec.layout().len as u64;
-    2 * 8 * p + 8 + std::mem::size_of::<NetworkOutcome>() as u64 + 2 * 4 * (p + 1)
+    let s = spec.optimizer.state_slots() as u64 * p;
+    2 * 8 * p + 12 * s + 8 + std::mem::size_of::<NetworkOutcome>() as u64 + 2 * 4 * (p + 1)
 }
 
 /// Networks per block for `config`.
@@ -403,12 +408,17 @@ pub fn execute(
     let mut seconds = 0.0;
     let mut initial = vec![0.0; block * p];
     let mut params = vec![0.0; block * p];
+    let per_state = config.spec.optimizer.state_slots() * p;
+    let mut state = vec![0.0; block * per_state];
     let mut learning_rates = vec![0.0; block];
     for first in (0..config.networks).step_by(block) {
         let count = block.min(config.networks - first);
         let (initial, params) = (&mut initial[..count * p], &mut params[..count * p]);
         let learning_rates = &mut learning_rates[..count];
+        let state = &mut state[..count * per_state];
         start.fill(config, first, initial, learning_rates)?;
+        // Fresh optimizer state: zero, as PyTorch's buffers start.
+        state.fill(0.0);
         params.copy_from_slice(initial);
         let options = if stop.is_requested() {
             TrainOptions {
@@ -428,7 +438,7 @@ pub fn execute(
         let outcomes = match &trainer {
             Some(trainer) => {
                 trainer
-                    .train(params, learning_rates, &options, &mut |p| {
+                    .train_with_state(params, state, learning_rates, &options, &mut |p| {
                         report(p);
                         match stop.is_requested() {
                             true => ControlFlow::Break(()),
@@ -437,9 +447,15 @@ pub fn execute(
                     })?
                     .outcomes
             }
-            None => {
-                train_cpu_in_slices(config, &options, params, learning_rates, &mut report, stop)
-            }
+            None => train_cpu_in_slices(
+                config,
+                &options,
+                params,
+                state,
+                learning_rates,
+                &mut report,
+                stop,
+            ),
         };
         seconds += started.elapsed().as_secs_f64();
         done_before += count as u64 * config.options.epochs;
@@ -447,6 +463,7 @@ pub fn execute(
             first,
             initial,
             params,
+            state,
             learning_rates,
             outcomes: &outcomes,
         })?;
@@ -459,11 +476,13 @@ fn train_cpu_in_slices(
     config: &RunConfig,
     options: &TrainOptions,
     params: &mut [f64],
+    state: &mut [f64],
     learning_rates: &[f64],
     progress: &mut dyn FnMut(&Progress),
     stop: &StopFlag,
 ) -> Vec<NetworkOutcome> {
     let p = config.spec.layout().len;
+    let per_state = config.spec.optimizer.state_slots() * p;
     let total = learning_rates.len();
     let slice = (total / 100).max(rayon::current_num_threads() * 4).max(1);
     let mut report = Progress {
@@ -477,6 +496,7 @@ fn train_cpu_in_slices(
             &config.spec,
             &config.data,
             &mut params[first * p..end * p],
+            &mut state[first * per_state..end * per_state],
             &learning_rates[first..end],
             options,
             &|| stop.is_requested(),

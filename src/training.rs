@@ -12,8 +12,12 @@ pub const MAX_EPOCHS: u64 = u32::MAX as u64 - 1;
 /// What a run does, apart from the model and the data.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TrainOptions {
-    /// Full-batch gradient-descent steps per network.
+    /// Epochs to run: passes over the data, one update each (full batch).
     pub epochs: u64,
+    /// Epochs the parameters and optimizer state have already been trained
+    /// for (a resumed run): the run's epochs are numbered from here, and
+    /// Adam's step count goes on from here.
+    pub first_epoch: u64,
     /// Record the first epoch whose loss is at or below this.
     pub target_loss: Option<f64>,
     /// Stop updating a network once it reached `target_loss`.
@@ -25,6 +29,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         Self {
             epochs: 20_000,
+            first_epoch: 0,
             target_loss: None,
             stop_at_target: false,
         }
@@ -37,6 +42,12 @@ impl TrainOptions {
             return Err(Error::Config(format!(
                 "--epochs {} exceeds the maximum of {MAX_EPOCHS}",
                 self.epochs
+            )));
+        }
+        if self.first_epoch.saturating_add(self.epochs) > MAX_EPOCHS {
+            return Err(Error::Config(format!(
+                "{} epochs already trained plus --epochs {} exceed the maximum of {MAX_EPOCHS}",
+                self.first_epoch, self.epochs
             )));
         }
         if let Some(t) = self.target_loss

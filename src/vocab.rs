@@ -182,33 +182,220 @@ impl Loss {
     }
 }
 
-/// A parameter update rule.
+/// A parameter update rule. Each follows torch.optim exactly (the README
+/// gives the formulas), so any network's trajectory replays in PyTorch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Optimizer {
-    /// Plain gradient descent, `p - lr g` (the seeds').
+    /// Plain gradient descent, `p - lr g` (the seeds'); torch.optim.SGD.
     #[default]
     Sgd,
+    /// Heavy ball: `v = mu v + g`, `p - lr v`; torch.optim.SGD(momentum=mu).
+    Momentum,
+    /// `v = mu v + g`, `p - lr (g + mu v)`; torch.optim.SGD(nesterov=True).
+    Nesterov,
+    /// Bias-corrected first and second moments; torch.optim.Adam.
+    Adam,
+}
+
+/// The update rule and its hyperparameters, with PyTorch's names. The
+/// defaults are the command line's: SGD, and for the others momentum 0.9
+/// and Adam's (0.9, 0.999) and 1e-8; no weight decay.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct OptimizerConfig {
+    pub kind: Optimizer,
+    /// `--momentum`: momentum and nesterov.
+    pub momentum: f64,
+    /// `--beta1`, `--beta2`, `--eps`: adam.
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    /// `--weight-decay`: coupled L2, `g + weight_decay p`, every optimizer.
+    pub weight_decay: f64,
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self {
+            kind: Optimizer::Sgd,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        }
+    }
+}
+
+impl OptimizerConfig {
+    /// Plain SGD: the seeds' rule.
+    pub fn sgd() -> Self {
+        Self::default()
+    }
+
+    /// `kind` with the default hyperparameters.
+    pub fn of(kind: Optimizer) -> Self {
+        Self {
+            kind,
+            ..Self::default()
+        }
+    }
+
+    /// Checks the hyperparameters as PyTorch does; errors name the flag.
+    pub fn validate(&self) -> Result<(), crate::Error> {
+        let bad = |m: String| Err(crate::Error::Config(m));
+        let unit = |v: f64| (0.0..1.0).contains(&v);
+        if !unit(self.momentum) {
+            return bad(format!("--momentum {} must be in [0, 1)", self.momentum));
+        }
+        if self.kind == Optimizer::Nesterov && self.momentum == 0.0 {
+            return bad("--optimizer nesterov needs --momentum > 0 (as PyTorch's SGD)".into());
+        }
+        if !unit(self.beta1) {
+            return bad(format!("--beta1 {} must be in [0, 1)", self.beta1));
+        }
+        if !unit(self.beta2) {
+            return bad(format!("--beta2 {} must be in [0, 1)", self.beta2));
+        }
+        if !(self.eps.is_finite() && self.eps > 0.0) {
+            return bad(format!("--eps {} must be a finite number > 0", self.eps));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(format!(
+                "--weight-decay {} must be a finite number >= 0",
+                self.weight_decay
+            ));
+        }
+        Ok(())
+    }
+
+    /// Optimizer state values per parameter.
+    pub fn state_slots(&self) -> usize {
+        self.kind.def().state_slots
+    }
+
+    /// The scalars of update number `t` (from 1) for a network with
+    /// learning rate `lr`: PyTorch's Adam bias corrections
+    /// `step_size = lr / (1 - beta1^t)` and `sqrt(1 - beta2^t)`.
+    pub fn scalars(&self, lr: f64, t: u64) -> StepScalars {
+        let t = t as f64;
+        StepScalars {
+            lr,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            step_size: lr / (1.0 - self.beta1.powf(t)),
+            bias2_sqrt: (1.0 - self.beta2.powf(t)).sqrt(),
+        }
+    }
+}
+
+/// What one update of one network needs besides a parameter, its gradient
+/// and its state. The WGSL twin is `StepScalars` in vocabulary.wgsl.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct StepScalars {
+    pub lr: f64,
+    pub momentum: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    /// Adam: `lr / (1 - beta1^t)`.
+    pub step_size: f64,
+    /// Adam: `sqrt(1 - beta2^t)`.
+    pub bias2_sqrt: f64,
 }
 
 /// One optimizer's definition.
 pub struct OptimizerDef {
     pub optimizer: Optimizer,
-    /// The new parameter from the old one, its gradient and the step size.
-    pub step: fn(f64, f64, f64) -> f64,
-    /// WGSL twin `fn(p: f32, g: f32, step: f32) -> f32`.
+    /// State values kept per parameter (momentum buffer; Adam's two
+    /// moments), each starting at 0.
+    pub state_slots: usize,
+    /// The new parameter from the old one, its gradient (of the old
+    /// parameters), its state (updated in place) and the step's scalars.
+    pub step: fn(f64, f64, &mut [f64; 2], &StepScalars) -> f64,
+    /// WGSL twin `fn(p: f32, g: f32, s: ptr<function, vec2<f32>>,
+    /// k: StepScalars) -> f32`.
     pub wgsl: &'static str,
 }
 
+/// PyTorch's coupled weight decay: `g + weight_decay p`, skipped at 0.
+fn decayed(p: f64, g: f64, k: &StepScalars) -> f64 {
+    if k.weight_decay == 0.0 {
+        g
+    } else {
+        g + k.weight_decay * p
+    }
+}
+
 /// Every optimizer, in the enum's order (a unit test checks it).
-pub const OPTIMIZERS: &[OptimizerDef] = &[OptimizerDef {
-    optimizer: Optimizer::Sgd,
-    step: |p, g, step| p - step * g,
-    wgsl: "sgd_step",
-}];
+pub const OPTIMIZERS: &[OptimizerDef] = &[
+    OptimizerDef {
+        optimizer: Optimizer::Sgd,
+        state_slots: 0,
+        step: |p, g, _, k| p - k.lr * decayed(p, g, k),
+        wgsl: "sgd_step",
+    },
+    OptimizerDef {
+        optimizer: Optimizer::Momentum,
+        state_slots: 1,
+        // The buffer starts at 0, so the first step stores g exactly, as
+        // PyTorch's first step copies the gradient.
+        step: |p, g, s, k| {
+            s[0] = k.momentum * s[0] + decayed(p, g, k);
+            p - k.lr * s[0]
+        },
+        wgsl: "momentum_step",
+    },
+    OptimizerDef {
+        optimizer: Optimizer::Nesterov,
+        state_slots: 1,
+        step: |p, g, s, k| {
+            let g = decayed(p, g, k);
+            s[0] = k.momentum * s[0] + g;
+            p - k.lr * (g + k.momentum * s[0])
+        },
+        wgsl: "nesterov_step",
+    },
+    OptimizerDef {
+        optimizer: Optimizer::Adam,
+        state_slots: 2,
+        step: |p, g, s, k| {
+            let g = decayed(p, g, k);
+            // exp_avg.lerp_(g, 1 - beta1), in the form torch's lerp takes
+            // for that weight.
+            let w = 1.0 - k.beta1;
+            s[0] = if w < 0.5 {
+                s[0] + w * (g - s[0])
+            } else {
+                g - (g - s[0]) * (1.0 - w)
+            };
+            s[1] = s[1] * k.beta2 + (1.0 - k.beta2) * (g * g);
+            let denom = s[1].sqrt() / k.bias2_sqrt + k.eps;
+            p - k.step_size * (s[0] / denom)
+        },
+        wgsl: "adam_step",
+    },
+];
 
 impl Optimizer {
+    /// Every optimizer, in the table's order.
+    pub const ALL: [Optimizer; 4] = [
+        Optimizer::Sgd,
+        Optimizer::Momentum,
+        Optimizer::Nesterov,
+        Optimizer::Adam,
+    ];
+
     pub fn def(self) -> &'static OptimizerDef {
         &OPTIMIZERS[self as usize]
+    }
+
+    /// The optimizer's command-line name.
+    pub fn name(self) -> &'static str {
+        value_name(self)
     }
 }
 

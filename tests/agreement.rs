@@ -13,7 +13,10 @@ use gputrain::cpu;
 use gputrain::data::{Dataset, Task};
 use gputrain::gpu::{GpuOptions, LayeredVariant, Strategy};
 use gputrain::init::{Init, TUTORIAL_PARAMETERS, population_parameters};
-use gputrain::model::{ACTIVATIONS, BiasMode, Loss, ModelSpec, Reduction, Topology};
+use gputrain::model::{
+    ACTIVATIONS, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
+};
+use gputrain::run::LearningRate;
 use gputrain::training::{NetworkOutcome, TrainOptions};
 use gputrain::vocab::LOSSES;
 
@@ -292,6 +295,7 @@ fn target_epoch_and_stop_at_target(path: Path) {
         epochs: 3_000,
         target_loss: Some(1e-3),
         stop_at_target: true,
+        ..TrainOptions::default()
     };
     let (mut g, mut c) = (TUTORIAL_PARAMETERS.to_vec(), TUTORIAL_PARAMETERS.to_vec());
     let got = train(path, &spec, &data, &mut g, &[0.5], &opts);
@@ -351,6 +355,151 @@ fn diverging_network_is_reported_alone(path: Path) {
     }
 }
 
+/// Seed 003's network after three updates of each optimizer (momentum 0.9;
+/// Adam's defaults; weight decay as given), from
+/// tests/reference/optimizer_steps.py: the torch.optim formulas worked out
+/// in float64 independently of this crate. Columns: optimizer, learning
+/// rate, weight decay, the ten parameters (w1..w4, b1, w5..w8, b2).
+#[rustfmt::skip]
+const THREE_STEPS: [(Optimizer, f64, f64, [f64; 10]); 6] = [
+    (Optimizer::Sgd, 0.5, 0.0, [1.494551192817531e-01, 1.989102385635063e-01, 2.493658764144608e-01, 2.987317528289216e-01, 3.264199139242789e-01, 2.746541549096737e-01, 3.238867730274908e-01, 5.356151452741514e-01, 5.858332073183373e-01, 4.481975853584613e-01]),
+    (Optimizer::Momentum, 0.5, 0.0, [1.489541552089144e-01, 1.979083104178289e-01, 2.487877481849392e-01, 2.975754963698785e-01, 3.048380678770732e-01, 1.664893488251915e-01, 2.150605997906804e-01, 5.661603002597486e-01, 6.165651837135374e-01, 3.170163283048488e-01]),
+    (Optimizer::Nesterov, 0.5, 0.0, [1.488038509623246e-01, 1.976077019246492e-01, 2.485673282415631e-01, 2.971346564831261e-01, 2.974235840777533e-01, 6.310905201831726e-02, 1.110397447845216e-01, 5.991203333953196e-01, 6.497295142237293e-01, 1.967796289785309e-01]),
+    (Optimizer::Adam, 0.05, 0.0, [2.826934721820488e-03, 5.282506485342325e-02, 1.021328303734858e-01, 1.521312006644270e-01, 2.024389816286111e-01, 2.500066387530506e-01, 3.000056487332301e-01, 6.499296792908890e-01, 6.999307896220253e-01, 4.498874090738855e-01]),
+    (Optimizer::Nesterov, 0.5, 0.01, [1.428623807441670e-01, 1.897145772258340e-01, 2.386414000811443e-01, 2.852624316372887e-01, 2.852965204249768e-01, 5.039162662676355e-02, 9.636156978296431e-02, 5.797418565696514e-01, 6.283550651284691e-01, 1.788015967136988e-01]),
+    (Optimizer::Adam, 0.05, 0.01, [5.594821582640165e-03, 5.341631662164626e-02, 1.023835252233455e-01, 1.518561027344258e-01, 2.022444383033116e-01, 2.500353231184210e-01, 3.000339786071973e-01, 6.497197471688332e-01, 6.997135627168111e-01, 4.499093949417794e-01]),
+];
+
+/// [`THREE_STEPS`] on every path: to 1e-12 on the CPU reference (measured
+/// 1.1e-16). In float32 the worst difference measured on lavapipe
+/// (llvmpipe, Mesa 22.3.6) was 1.05e-6, Adam's, on every GPU path (SGD,
+/// momentum, nesterov: 8.4e-8); the tolerance is 10x that. Adam divides
+/// by the gradient's running magnitude, so the float32 rounding of this
+/// network's tiny gradients (1e-5 for the weights from x = 0.05) shows
+/// in its steps as it does not in SGD's.
+fn seed_network_three_steps_of_every_optimizer(path: Path) {
+    let data = Task::Tutorial.dataset();
+    for (kind, lr, weight_decay, expected) in THREE_STEPS {
+        let spec = ModelSpec {
+            optimizer: OptimizerConfig {
+                weight_decay,
+                ..OptimizerConfig::of(kind)
+            },
+            ..common::tutorial_spec()
+        };
+        let mut p = TUTORIAL_PARAMETERS.to_vec();
+        train(path, &spec, &data, &mut p, &[lr], &common::options(3));
+        let tol = if path == Path::CpuF64 { 1e-12 } else { THREE_STEPS_F32_TOL };
+        let layout = spec.layout();
+        common::assert_close_per_network(
+            &format!("{path:?} {kind} (weight decay {weight_decay}), three steps"),
+            &p,
+            &expected,
+            10,
+            tol,
+            |i| layout.describe(i),
+        );
+    }
+}
+const THREE_STEPS_F32_TOL: f64 = 1.05e-5;
+
+/// Every optimizer, with and without weight decay.
+fn optimizer_cases() -> Vec<OptimizerConfig> {
+    let mut cases: Vec<OptimizerConfig> = Optimizer::ALL.iter().map(|&k| OptimizerConfig::of(k)).collect();
+    for kind in [Optimizer::Momentum, Optimizer::Adam] {
+        cases.push(OptimizerConfig {
+            weight_decay: 0.01,
+            ..OptimizerConfig::of(kind)
+        });
+    }
+    cases
+}
+
+/// float32 vs float64 for every optimizer: 100 networks x 200 epochs of a
+/// 3-5-2 sigmoid network (per-neuron biases, half-sse mean over 8
+/// samples), learning rates log-spaced across the networks (0.05..2 for
+/// SGD and momentum, 1e-3..3e-2 for Adam), so an `--lr` sweep is covered
+/// too. Measured on lavapipe (llvmpipe, Mesa 22.3.6), the worst scaled
+/// parameter difference |gpu - f64| / (1 + |f64|) was 1.73e-5 (Adam, fused
+/// and layered tiled; SGD 5.9e-7, momentum 1.3e-6, nesterov 1.1e-6) and
+/// the worst final-loss difference 1.82e-7 (Adam); the tolerances are 10x.
+const OPTIMIZER_EPOCHS: u64 = 200;
+const OPTIMIZER_NETWORKS: usize = 100;
+const OPTIMIZER_PARAM_TOL: f64 = 1.73e-4;
+const OPTIMIZER_LOSS_TOL: f64 = 1.82e-6;
+
+fn every_optimizer_agrees_with_the_reference(path: Path) {
+    let data = common::synthetic_dataset(3, 2, 8, 5);
+    let opts = common::options(OPTIMIZER_EPOCHS);
+    for optimizer in optimizer_cases() {
+        let spec = ModelSpec {
+            optimizer,
+            ..common::spec(&[3, 5, 2], BiasMode::PerNeuron, Loss::HalfSse, Reduction::Mean)
+        };
+        let sweep = match optimizer.kind {
+            Optimizer::Adam => LearningRate::LogSweep { from: 1e-3, to: 3e-2 },
+            _ => LearningRate::LogSweep { from: 0.05, to: 2.0 },
+        };
+        let lrs = sweep.rates(OPTIMIZER_NETWORKS);
+        let initial = population_parameters(&spec, Init::Xavier, 5, 0, lrs.len()).unwrap();
+        let label = format!(
+            "{path:?} vs cpu f64, {} (weight decay {})",
+            optimizer.kind, optimizer.weight_decay
+        );
+        if path == Path::CpuF64 {
+            reference_optimizer_properties(&spec, &data, &initial, &lrs);
+            continue;
+        }
+        let (mut got, mut reference) = (initial.clone(), initial);
+        let g = train(path, &spec, &data, &mut got, &lrs, &opts);
+        let r = cpu::train_population(&spec, &data, &mut reference, &lrs, &opts);
+        let mut worst = Worst::default();
+        assert_agree(
+            &label,
+            &spec,
+            (&g, &got),
+            (&r, &reference),
+            OPTIMIZER_PARAM_TOL,
+            OPTIMIZER_LOSS_TOL,
+            &mut worst,
+        );
+        eprintln!(
+            "{label}: worst scaled parameter difference {:e}, final loss {:e}",
+            worst.parameter, worst.loss
+        );
+    }
+}
+
+/// What the float64 reference's optimizers must satisfy among themselves:
+/// momentum 0 is SGD bit for bit (the same weight decay), and every other
+/// optimizer moves differently from SGD.
+fn reference_optimizer_properties(spec: &ModelSpec, data: &Dataset, initial: &[f64], lrs: &[f64]) {
+    let opts = common::options(OPTIMIZER_EPOCHS);
+    let run = |optimizer: OptimizerConfig| {
+        let spec = ModelSpec {
+            optimizer,
+            ..spec.clone()
+        };
+        let mut p = initial.to_vec();
+        cpu::train_population(&spec, data, &mut p, lrs, &opts);
+        p
+    };
+    let sgd = run(OptimizerConfig {
+        weight_decay: spec.optimizer.weight_decay,
+        ..OptimizerConfig::sgd()
+    });
+    let still = run(OptimizerConfig {
+        kind: Optimizer::Momentum,
+        momentum: 0.0,
+        ..spec.optimizer
+    });
+    assert_eq!(sgd, still, "momentum 0 is not SGD bit for bit");
+    let moving = run(spec.optimizer);
+    if spec.optimizer.kind != Optimizer::Sgd {
+        assert_ne!(sgd, moving, "{} moved exactly as SGD", spec.optimizer.kind);
+    }
+}
+
 macro_rules! agreement_suite {
     ($($module:ident => $path:expr),+ $(,)?) => {$(
         mod $module {
@@ -374,6 +523,16 @@ macro_rules! agreement_suite {
             #[test]
             fn target_epoch_and_stop_at_target() {
                 super::target_epoch_and_stop_at_target($path);
+            }
+
+            #[test]
+            fn seed_network_three_steps_of_every_optimizer() {
+                super::seed_network_three_steps_of_every_optimizer($path);
+            }
+
+            #[test]
+            fn every_optimizer_agrees_with_the_reference() {
+                super::every_optimizer_agrees_with_the_reference($path);
             }
 
             #[test]

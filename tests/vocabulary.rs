@@ -7,7 +7,9 @@ mod common;
 
 use gputrain::gpu::buffers::{self, Access, Binding};
 use gputrain::gpu::shaders::{self, VOCABULARY_FILE};
-use gputrain::vocab::{ACTIVATIONS, LOSSES, OPTIMIZERS};
+use gputrain::vocab::{
+    ACTIVATIONS, LOSSES, OPTIMIZERS, Optimizer, OptimizerConfig, StepScalars,
+};
 use wgpu::util::DeviceExt;
 
 /// Net inputs: zero, tiny, moderate, the saturation regions and beyond
@@ -35,7 +37,7 @@ const BINDINGS: &[Binding] = &[
 fn on_gpu(call: &str, args: &[[f64; 3]]) -> Vec<f64> {
     let ctx = common::gpu();
     let source = format!(
-        "{}\n@group(0) @binding(0) var<storage, read> inputs: array<f32>;\n\
+        "{}\n{}\n@group(0) @binding(0) var<storage, read> inputs: array<f32>;\n\
          @group(0) @binding(1) var<storage, read_write> outputs: array<f32>;\n\
          @compute @workgroup_size(64)\n\
          fn probe(@builtin(global_invocation_id) id: vec3<u32>) {{\n\
@@ -46,7 +48,8 @@ fn on_gpu(call: &str, args: &[[f64; 3]]) -> Vec<f64> {
              let c = inputs[3u * i + 2u];\n\
              outputs[i] = {call};\n\
          }}\n",
-        shaders::shader_file(VOCABULARY_FILE).unwrap()
+        shaders::shader_file(VOCABULARY_FILE).unwrap(),
+        optimizer_probes()
     );
     let (layout, pipeline_layout) = buffers::layouts(ctx, "probe", BINDINGS);
     let pipeline = shaders::build_pipelines(ctx, "probe", &source, &pipeline_layout, &["probe"])
@@ -193,18 +196,70 @@ fn every_loss_matches_its_f64_twin() {
     }
 }
 
+/// The step scalars the optimizer probes use: update t = 3 at lr 0.1,
+/// momentum 0.9, betas (0.8, 0.999), eps 1e-8, and weight decay 0 or 0.05.
+fn probe_scalars(weight_decay: f64) -> StepScalars {
+    OptimizerConfig {
+        kind: Optimizer::Adam,
+        momentum: 0.9,
+        beta1: 0.8,
+        beta2: 0.999,
+        eps: 1e-8,
+        weight_decay,
+    }
+    .scalars(0.1, 3)
+}
+
+/// The state a probe starts from, from the gradient: nonzero in both
+/// slots, as after a few updates.
+fn probe_state(g: f64) -> [f64; 2] {
+    [0.3 * g, 0.5 * g * g + 1e-4]
+}
+
+/// One WGSL probe per optimizer, `probe_{wgsl}(p, g, which)`: one step
+/// from [`probe_state`] with [`probe_scalars`]; `which` 0, 1, 2 gives the
+/// new parameter, state x or state y without weight decay, 3, 4, 5 the
+/// same with it.
+fn optimizer_probes() -> String {
+    OPTIMIZERS
+        .iter()
+        .map(|def| {
+            format!(
+                "fn probe_{name}(p: f32, g: f32, which: f32) -> f32 {{\n\
+                 var s = vec2<f32>(0.3 * g, 0.5 * g * g + 1e-4);\n\
+                 let wd = select(0.0, 0.05, which >= 3.0);\n\
+                 let k = step_scalars(0.1, 3.0, 0.9, 0.8, 0.999, {ln1:?}, {ln2:?}, 1e-8, wd);\n\
+                 let q = {name}(p, g, &s, k);\n\
+                 let w = which % 3.0;\n\
+                 return select(select(s.y, s.x, w == 1.0), q, w == 0.0);\n}}\n",
+                name = def.wgsl,
+                ln1 = shaders::wgsl_ln(0.8),
+                ln2 = shaders::wgsl_ln(0.999),
+            )
+        })
+        .collect()
+}
+
 #[test]
 fn every_optimizer_matches_its_f64_twin() {
     for def in OPTIMIZERS {
-        let args: Vec<[f64; 3]> = [(0.3, 0.02, 0.5), (-1.5, 3.0, 0.1), (2.0, -1e-4, 5.0)]
-            .iter()
-            .map(|&(p, g, s)| [p, g, s])
-            .collect();
+        let mut args: Vec<[f64; 3]> = Vec::new();
+        for (p, g) in [(0.3, 0.02), (-1.5, 3.0), (2.0, -1e-4), (0.7, 0.0), (-0.2, -0.4)] {
+            for which in 0..6 {
+                args.push([p, g, which as f64]);
+            }
+        }
         check(
             &format!("{:?} step", def.optimizer),
-            &format!("{}(a, b, c)", def.wgsl),
+            &format!("probe_{}(a, b, c)", def.wgsl),
             &args,
-            |[p, g, s]| (def.step)(p, g, s),
+            |[p, g, which]| {
+                let which = which as usize;
+                let k = probe_scalars(if which >= 3 { 0.05 } else { 0.0 });
+                let mut s = probe_state(g as f32 as f64).map(|v| v as f32 as f64);
+                let q = (def.step)(p, g, &mut s, &k);
+                [q, s[0], s[1]][which % 3]
+            },
         );
     }
 }

@@ -103,6 +103,7 @@ fn options(epochs: u64) -> TrainOptions {
         epochs,
         target_loss: None,
         stop_at_target: false,
+        ..TrainOptions::default()
     }
 }
 

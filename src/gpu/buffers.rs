@@ -160,17 +160,28 @@ pub fn read_back<T>(
     Ok(result)
 }
 
-/// Records copies of `params`, `status` and `final_loss`, back to back,
-/// into `readback`.
+/// Records copies of `sources`, back to back, into `readback`.
 pub fn copy_results(
     encoder: &mut wgpu::CommandEncoder,
-    params: &wgpu::Buffer,
-    status: &wgpu::Buffer,
-    final_loss: &wgpu::Buffer,
+    sources: &[&wgpu::Buffer],
     readback: &wgpu::Buffer,
 ) {
-    let (p, s) = (params.size(), status.size());
-    encoder.copy_buffer_to_buffer(params, 0, readback, 0, p);
-    encoder.copy_buffer_to_buffer(status, 0, readback, p, s);
-    encoder.copy_buffer_to_buffer(final_loss, 0, readback, p + s, final_loss.size());
+    let mut at = 0;
+    for source in sources {
+        encoder.copy_buffer_to_buffer(source, 0, readback, at, source.size());
+        at += source.size();
+    }
+}
+
+/// Splits the words of a readback filled by [`copy_results`] into one
+/// slice per source, given the sources' sizes in bytes.
+pub fn split_words<'w>(mut words: &'w [u32], sizes: &[u64]) -> Vec<&'w [u32]> {
+    sizes
+        .iter()
+        .map(|&bytes| {
+            let (head, tail) = words.split_at((bytes / 4) as usize);
+            words = tail;
+            head
+        })
+        .collect()
 }

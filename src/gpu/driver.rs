@@ -24,8 +24,10 @@ pub(crate) trait ChunkKernel {
     /// iterations of an epoch.
     fn max_epochs_per_submission(&self) -> u32;
     fn parameter_count(&self) -> usize;
-    /// Loads a chunk's parameters and learning rates and resets its status.
-    fn upload(&self, params: &[f64], learning_rates: &[f64]);
+    /// Loads a chunk's parameters, optimizer state (network after network,
+    /// each [`crate::vocab::OptimizerConfig::state_slots`] x parameters)
+    /// and learning rates, and resets its status.
+    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64]);
     /// Submits `epochs` epochs for the chunk's first `count` networks,
     /// starting at run epoch `epoch_base`, in one compute pass timed by
     /// `timer` if given (the kernel resolves its timestamps); does not wait.
@@ -38,10 +40,12 @@ pub(crate) trait ChunkKernel {
         timer: Option<&PassTimer>,
     );
     /// Evaluates the final parameters (loss, divergence, the target check at
-    /// `final_epoch`) and copies parameters and outcomes back.
+    /// `final_epoch`) and copies parameters, optimizer state and outcomes
+    /// back.
     fn finish(
         &self,
         params: &mut [f64],
+        state: &mut [f64],
         count: usize,
         final_epoch: u32,
         options: &TrainOptions,
@@ -66,6 +70,7 @@ pub struct GpuRun {
 pub(crate) fn train_chunked(
     kernel: &dyn ChunkKernel,
     params: &mut [f64],
+    state: &mut [f64],
     learning_rates: &[f64],
     options: &TrainOptions,
     gpu: &GpuOptions,
@@ -79,6 +84,8 @@ pub(crate) fn train_chunked(
         "one parameter vector per learning rate"
     );
     let total = learning_rates.len();
+    let per_state = state.len() / total.max(1);
+    assert_eq!(state.len(), per_state * total, "optimizer state per network");
     let capacity = kernel.capacity();
     let mut outcomes = Vec::with_capacity(total);
     let mut report = Progress {
@@ -101,12 +108,15 @@ pub(crate) fn train_chunked(
     for first in (0..total).step_by(capacity.max(1)) {
         let count = capacity.min(total - first);
         let chunk_params = &mut params[first * p..(first + count) * p];
-        kernel.upload(chunk_params, &learning_rates[first..first + count]);
+        let chunk_state = &mut state[first * per_state..(first + count) * per_state];
+        let rates = &learning_rates[first..first + count];
+        kernel.upload(chunk_params, chunk_state, rates);
         let mut done = 0u64;
         while done < options.epochs && !stopped {
             let epochs = chunker.next_chunk(options.epochs - done);
             let started = Instant::now();
-            kernel.submit_epochs(count, done as u32, epochs, options, timer.as_ref());
+            let epoch_base = (options.first_epoch + done) as u32;
+            kernel.submit_epochs(count, epoch_base, epochs, options, timer.as_ref());
             // The slowest epoch so far, scaled to this submission's size,
             // bounds the wait: a stuck device ends the run with an error.
             let expected = slowest_epoch.map(|s: Duration| s * epochs);
@@ -123,7 +133,8 @@ pub(crate) fn train_chunked(
             report.network_epochs_done += count as u64 * epochs as u64;
             stopped = progress(&report).is_break();
         }
-        let mut chunk = kernel.finish(chunk_params, count, done as u32, options)?;
+        let final_epoch = (options.first_epoch + done) as u32;
+        let mut chunk = kernel.finish(chunk_params, chunk_state, count, final_epoch, options)?;
         for outcome in &mut chunk {
             outcome.epochs_completed = done;
         }

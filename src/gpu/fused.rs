@@ -53,6 +53,10 @@ pub const BINDINGS: &[Binding] = &[
         name: "final_loss",
         access: Access::ReadWrite,
     },
+    Binding {
+        name: "opt_state",
+        access: Access::ReadWrite,
+    },
 ];
 
 /// What the host assumes of the kernel file.
@@ -126,6 +130,7 @@ struct Buffers {
     params: wgpu::Buffer,
     status: wgpu::Buffer,
     final_loss: wgpu::Buffer,
+    opt_state: wgpu::Buffer,
     readback: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
 }
@@ -135,6 +140,8 @@ pub(crate) struct FusedTrainer<'a> {
     ctx: &'a GpuContext,
     spec: ModelSpec,
     parameter_count: usize,
+    /// Optimizer state values per parameter.
+    state_slots: usize,
     capacity: usize,
     /// The adapter's loop limit over the kernel's loop iterations per
     /// epoch ([`FusedShape::loop_iterations_per_epoch`]).
@@ -183,7 +190,10 @@ impl<'a> FusedTrainer<'a> {
             )));
         }
 
-        let per_network = 4 * parameter_count.max(2) as u64;
+        // The largest per-network buffer: the parameters, or the
+        // optimizer state (Adam: two values per parameter).
+        let state_slots = spec.optimizer.state_slots();
+        let per_network = 4 * (parameter_count * state_slots.max(1)).max(2) as u64;
         let capacity = network_chunk_capacity(
             &ctx.limits,
             per_network,
@@ -196,6 +206,7 @@ impl<'a> FusedTrainer<'a> {
         let params_bytes = 4 * (parameter_count * capacity) as u64;
         let status_bytes = status::bytes(capacity);
         let loss_bytes = 4 * capacity as u64;
+        let state_bytes = 4 * (state_slots * parameter_count * capacity) as u64;
         let config = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("fused config"),
             size: std::mem::size_of::<FusedConfig>() as u64,
@@ -212,7 +223,11 @@ impl<'a> FusedTrainer<'a> {
         let params = storage_buffer(ctx, "parameters", params_bytes, copy_both);
         let status_buffer = storage_buffer(ctx, "status", status_bytes, copy_both);
         let final_loss = storage_buffer(ctx, "final loss", loss_bytes, copy_both);
-        let readback = buffers::readback_buffer(ctx, params_bytes + status_bytes + loss_bytes);
+        let opt_state = storage_buffer(ctx, "optimizer state", state_bytes, copy_both);
+        let readback = buffers::readback_buffer(
+            ctx,
+            params_bytes + status_bytes + loss_bytes + opt_state.size(),
+        );
         let bind_group = buffers::bind_group(
             ctx,
             KERNEL,
@@ -225,12 +240,14 @@ impl<'a> FusedTrainer<'a> {
                 params.as_entire_binding(),
                 status_buffer.as_entire_binding(),
                 final_loss.as_entire_binding(),
+                opt_state.as_entire_binding(),
             ],
         );
         Ok(Self {
             ctx,
             spec: spec.clone(),
             parameter_count,
+            state_slots,
             capacity,
             max_epochs_per_submission,
             max_workgroups_per_dimension: options.workgroups_per_dimension(&ctx.limits),
@@ -242,6 +259,7 @@ impl<'a> FusedTrainer<'a> {
                 params,
                 status: status_buffer,
                 final_loss,
+                opt_state,
                 readback,
                 bind_group,
             },
@@ -275,13 +293,8 @@ impl<'a> FusedTrainer<'a> {
         }
         if with_readback {
             let b = &self.buffers;
-            buffers::copy_results(
-                &mut encoder,
-                &b.params,
-                &b.status,
-                &b.final_loss,
-                &b.readback,
-            );
+            let sources = [&b.params, &b.status, &b.final_loss, &b.opt_state];
+            buffers::copy_results(&mut encoder, &sources, &b.readback);
         }
         self.ctx.queue.submit([encoder.finish()]);
     }
@@ -323,13 +336,25 @@ impl ChunkKernel for FusedTrainer<'_> {
         self.parameter_count
     }
 
-    fn upload(&self, params: &[f64], learning_rates: &[f64]) {
+    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64]) {
         let (p, cap) = (self.parameter_count, self.capacity);
         let mut soa = vec![0f32; p * cap];
         for (n, net) in params.chunks_exact(p).enumerate() {
             for (i, v) in net.iter().enumerate() {
                 soa[i * cap + n] = *v as f32;
             }
+        }
+        let per_state = self.state_slots * p;
+        if per_state > 0 {
+            // Value j (slot-major) of network n at [j * cap + n].
+            let mut state_soa = vec![0f32; per_state * cap];
+            for (n, net) in state.chunks_exact(per_state).enumerate() {
+                for (j, v) in net.iter().enumerate() {
+                    state_soa[j * cap + n] = *v as f32;
+                }
+            }
+            let bytes = bytemuck::cast_slice(&state_soa);
+            self.ctx.queue.write_buffer(&self.buffers.opt_state, 0, bytes);
         }
         let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
         let initial_status = status::initial(cap);
@@ -358,6 +383,7 @@ impl ChunkKernel for FusedTrainer<'_> {
     fn finish(
         &self,
         params: &mut [f64],
+        state: &mut [f64],
         count: usize,
         final_epoch: u32,
         options: &TrainOptions,
@@ -365,15 +391,26 @@ impl ChunkKernel for FusedTrainer<'_> {
         let config = self.config(count, final_epoch, 0, options);
         self.dispatch(&self.evaluate, config, self.grid(count), true, None);
         let (p, cap) = (self.parameter_count, self.capacity);
+        let per_state = self.state_slots * p;
         let frozen = self.spec.frozen_mask();
-        buffers::read_back(self.ctx, &self.buffers.readback, |words| {
-            let (soa, rest) = words.split_at(p * cap);
-            let (status_words, loss) = rest.split_at(status::STATUS_WORDS * cap);
+        let b = &self.buffers;
+        let sizes = [b.params.size(), b.status.size(), b.final_loss.size()];
+        buffers::read_back(self.ctx, &b.readback, |words| {
+            let parts = buffers::split_words(words, &sizes);
+            let (soa, status_words, loss) = (parts[0], parts[1], parts[2]);
+            let state_soa = &words[(sizes.iter().sum::<u64>() / 4) as usize..];
             for (n, net) in params.chunks_exact_mut(p).enumerate().take(count) {
                 for (i, v) in net.iter_mut().enumerate() {
                     // Frozen biases keep their exact float64 value.
                     if !frozen[i] {
                         *v = f32::from_bits(soa[i * cap + n]) as f64;
+                    }
+                }
+            }
+            if per_state > 0 {
+                for (n, net) in state.chunks_exact_mut(per_state).enumerate().take(count) {
+                    for (j, v) in net.iter_mut().enumerate() {
+                        *v = f32::from_bits(state_soa[j * cap + n]) as f64;
                     }
                 }
             }

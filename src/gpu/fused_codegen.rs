@@ -36,6 +36,10 @@ impl FusedShape<'_> {
         self.spec.layout()
     }
 
+    fn state_slots(&self) -> usize {
+        self.spec.optimizer.state_slots()
+    }
+
     fn trainable(&self) -> Vec<usize> {
         let frozen = self.spec.frozen_mask();
         (0..frozen.len()).filter(|&i| !frozen[i]).collect()
@@ -64,9 +68,24 @@ impl FusedShape<'_> {
                     let _ = writeln!(out, "    var p{i} = params[{i}u * cfg.stride + n];");
                 }
             }
+            "load_state" => {
+                for i in self.trainable() {
+                    let slots: Vec<String> = (0..2)
+                        .map(|k| match k < self.state_slots() {
+                            true => format!("opt_state[{}u * cfg.stride + n]", k * layout.len + i),
+                            false => "0.0".to_string(),
+                        })
+                        .collect();
+                    let _ = writeln!(out, "    var s{i} = vec2<f32>({});", slots.join(", "));
+                }
+            }
             "store_parameters" => {
                 for i in self.trainable() {
                     let _ = writeln!(out, "    params[{i}u * cfg.stride + n] = p{i};");
+                    for (k, c) in ["x", "y"].iter().enumerate().take(self.state_slots()) {
+                        let at = k * layout.len + i;
+                        let _ = writeln!(out, "    opt_state[{at}u * cfg.stride + n] = s{i}.{c};");
+                    }
                 }
             }
             "check_parameters" => {
@@ -81,7 +100,10 @@ impl FusedShape<'_> {
             }
             "update" => {
                 for i in self.trainable() {
-                    let _ = writeln!(out, "        p{i} = optimizer_step(p{i}, g{i}, step);");
+                    let _ = writeln!(
+                        out,
+                        "        p{i} = optimizer_step(p{i}, g{i} * REDUCTION, &s{i}, k);"
+                    );
                 }
             }
             "forward_loss_all_samples" => self.emit_all_samples(&layout, false, &mut out),

@@ -61,6 +61,10 @@ pub const BINDINGS: &[Binding] = &[
         name: "final_loss",
         access: Access::ReadWrite,
     },
+    Binding {
+        name: "opt_state",
+        access: Access::ReadWrite,
+    },
 ];
 /// Side of the square output tile of the matrix-product kernels.
 pub const TILE: u32 = 16;
@@ -143,7 +147,8 @@ pub struct LayerOp {
     /// 1 for the output layer: its output activation, and its net inputs
     /// kept in its deltas until output_delta overwrites them.
     output_layer: u32,
-    _pad0: u32,
+    /// The run epoch the chunk's epoch counters start from.
+    epoch_base: u32,
     _pad1: u32,
     _pad2: u32,
 }
@@ -171,7 +176,7 @@ pub const INTERFACE: shaders::KernelInterface = shaders::KernelInterface {
         flags,
         network_count,
         output_layer,
-        _pad0,
+        epoch_base,
         _pad1,
         _pad2,
     }),
@@ -272,7 +277,7 @@ impl LayeredPlan {
         }
         let capacity = networks
             .min(((max_bytes - input_bytes) / per_network_acts) as usize)
-            .min((max_bytes / per_network_params) as usize)
+            .min((max_bytes / (per_network_params * spec.optimizer.state_slots().max(1) as u64)) as usize)
             .min(grid_limit as usize)
             .min(cap.unwrap_or(usize::MAX))
             .max(1);
@@ -307,6 +312,7 @@ struct Buffers {
     learning_rates: wgpu::Buffer,
     status: wgpu::Buffer,
     final_loss: wgpu::Buffer,
+    opt_state: wgpu::Buffer,
     readback: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
 }
@@ -327,6 +333,8 @@ pub(crate) struct LayeredTrainer<'a> {
     samples: usize,
     plan: LayeredPlan,
     parameter_count: usize,
+    /// Optimizer state values per parameter.
+    state_slots: usize,
     variant: LayeredVariant,
     max_workgroups_per_dimension: u32,
     /// Bytes between the per-layer `LayerOp` slots of the uniform buffer.
@@ -416,7 +424,13 @@ impl<'a> LayeredTrainer<'a> {
         let learning_rates = storage_buffer(ctx, "learning rates", 4 * cap, copy_both);
         let status_buffer = storage_buffer(ctx, "status", status_bytes, copy_both);
         let final_loss = storage_buffer(ctx, "final loss", loss_bytes, copy_both);
-        let readback = buffers::readback_buffer(ctx, params_bytes + status_bytes + loss_bytes);
+        let state_slots = spec.optimizer.state_slots();
+        let state_bytes = state_slots as u64 * params_bytes;
+        let opt_state = storage_buffer(ctx, "optimizer state", state_bytes, copy_both);
+        let readback = buffers::readback_buffer(
+            ctx,
+            params_bytes + status_bytes + loss_bytes + opt_state.size(),
+        );
         let bind_group = buffers::bind_group(
             ctx,
             KERNEL,
@@ -435,6 +449,7 @@ impl<'a> LayeredTrainer<'a> {
                 learning_rates.as_entire_binding(),
                 status_buffer.as_entire_binding(),
                 final_loss.as_entire_binding(),
+                opt_state.as_entire_binding(),
             ],
         );
         Ok(Self {
@@ -443,6 +458,7 @@ impl<'a> LayeredTrainer<'a> {
             samples,
             plan,
             parameter_count,
+            state_slots,
             variant,
             max_workgroups_per_dimension: options.workgroups_per_dimension(&ctx.limits),
             op_stride,
@@ -453,6 +469,7 @@ impl<'a> LayeredTrainer<'a> {
                 learning_rates,
                 status: status_buffer,
                 final_loss,
+                opt_state,
                 readback,
                 bind_group,
             },
@@ -484,6 +501,7 @@ impl<'a> LayeredTrainer<'a> {
                 flags: status::option_flags(options),
                 network_count: count as u32,
                 output_layer: u32::from(l + 1 == layout.layers.len()),
+                epoch_base: options.first_epoch as u32,
                 ..LayerOp::default()
             };
             let at = l * self.op_stride as usize;
@@ -606,9 +624,23 @@ impl ChunkKernel for LayeredTrainer<'_> {
         self.parameter_count
     }
 
-    fn upload(&self, params: &[f64], learning_rates: &[f64]) {
+    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64]) {
         let cap = self.plan.capacity;
         let values: Vec<f32> = params.iter().map(|&v| v as f32).collect();
+        // Host: network after network, slot after slot; device: slot k of
+        // parameter i of network n at k * cap * P + n * P + i.
+        let p = self.parameter_count;
+        let per_state = self.state_slots * p;
+        for k in 0..self.state_slots {
+            let slot: Vec<f32> = state
+                .chunks_exact(per_state)
+                .flat_map(|net| &net[k * p..(k + 1) * p])
+                .map(|&v| v as f32)
+                .collect();
+            let at = 4 * (k * cap * p) as u64;
+            let bytes = bytemuck::cast_slice(&slot);
+            self.ctx.queue.write_buffer(&self.buffers.opt_state, at, bytes);
+        }
         let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
         let initial_status = status::initial(cap);
         let queue = &self.ctx.queue;
@@ -646,6 +678,7 @@ impl ChunkKernel for LayeredTrainer<'_> {
     fn finish(
         &self,
         params: &mut [f64],
+        state: &mut [f64],
         count: usize,
         final_epoch: u32,
         options: &TrainOptions,
@@ -664,24 +697,30 @@ impl ChunkKernel for LayeredTrainer<'_> {
             );
         }
         let b = &self.buffers;
-        buffers::copy_results(
-            &mut encoder,
-            &b.params,
-            &b.status,
-            &b.final_loss,
-            &b.readback,
-        );
+        let sources = [&b.params, &b.status, &b.final_loss, &b.opt_state];
+        buffers::copy_results(&mut encoder, &sources, &b.readback);
         self.ctx.queue.submit([encoder.finish()]);
 
         let (p, cap) = (self.parameter_count, self.plan.capacity);
+        let per_state = self.state_slots * p;
         let frozen = self.spec.frozen_mask();
-        buffers::read_back(self.ctx, &self.buffers.readback, |words| {
-            let (values, rest) = words.split_at(p * cap);
-            let (status_words, loss) = rest.split_at(status::STATUS_WORDS * cap);
+        let sizes = [b.params.size(), b.status.size(), b.final_loss.size()];
+        buffers::read_back(self.ctx, &b.readback, |words| {
+            let parts = buffers::split_words(words, &sizes);
+            let (values, status_words, loss) = (parts[0], parts[1], parts[2]);
+            let device_state = &words[(sizes.iter().sum::<u64>() / 4) as usize..];
             for (i, v) in params.iter_mut().enumerate().take(count * p) {
                 // Frozen biases keep their exact float64 value.
                 if !frozen[i % p] {
                     *v = f32::from_bits(values[i]) as f64;
+                }
+            }
+            if per_state > 0 {
+                for (n, net) in state.chunks_exact_mut(per_state).enumerate().take(count) {
+                    for (j, v) in net.iter_mut().enumerate() {
+                        let (k, i) = (j / p, j % p);
+                        *v = f32::from_bits(device_state[k * cap * p + n * p + i]) as f64;
+                    }
                 }
             }
             status::outcomes(status_words, cap, loss, count)

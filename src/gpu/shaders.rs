@@ -76,7 +76,7 @@ pub fn shader_file(name: &str) -> Result<&'static str, Error> {
 /// each bound to the building block the table entry names.
 pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
     let (hidden, output) = (spec.activation.def(), spec.output_activation.def());
-    let (loss, optimizer) = (spec.loss.def(), spec.optimizer.def());
+    let (loss, optimizer) = (spec.loss.def(), spec.optimizer.kind.def());
     let mut out = String::from("// The run's vocabulary, bound from src/vocab.rs.\n");
     let bindings = [
         ("hidden_activation", "z: f32", "z", hidden.wgsl),
@@ -95,12 +95,6 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
             "yhat, y, slope",
             loss.wgsl_delta,
         ),
-        (
-            "optimizer_step",
-            "p: f32, g: f32, step: f32",
-            "p, g, step",
-            optimizer.wgsl,
-        ),
     ];
     for (name, params, args, target) in bindings {
         let _ = writeln!(
@@ -108,7 +102,39 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
             "fn {name}({params}) -> f32 {{ return {target}({args}); }}"
         );
     }
+    let _ = writeln!(
+        out,
+        "fn optimizer_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 \
+         {{ return {}(p, g, s, k); }}",
+        optimizer.wgsl
+    );
+    // The hyperparameters, as float32 literals.
+    let o = &spec.optimizer;
+    let _ = writeln!(
+        out,
+        "fn optimizer_scalars(lr: f32, t: f32) -> StepScalars {{ \
+         return step_scalars(lr, t, {:?}, {:?}, {:?}, {:?}, {:?}, {:?}, {:?}); }}",
+        o.momentum as f32,
+        o.beta1 as f32,
+        o.beta2 as f32,
+        wgsl_ln(o.beta1),
+        wgsl_ln(o.beta2),
+        o.eps as f32,
+        o.weight_decay as f32
+    );
+    let _ = writeln!(
+        out,
+        "const OPTIMIZER_SLOTS: u32 = {}u;",
+        optimizer.state_slots
+    );
     out
+}
+
+/// `ln(beta)` in float64, as the float32 literal the kernels'
+/// `one_minus_power` takes; beta = 0 (ln = -inf, which WGSL cannot write)
+/// becomes -1e30, whose exp is 0 all the same.
+pub fn wgsl_ln(beta: f64) -> f32 {
+    if beta > 0.0 { beta.ln() as f32 } else { -1e30 }
 }
 
 /// Builds a kernel's full source: the status protocol, `constants`, the

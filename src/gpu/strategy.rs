@@ -62,6 +62,8 @@ enum Kernel<'a> {
 pub struct GpuTrainer<'a> {
     kernel: Kernel<'a>,
     options: GpuOptions,
+    /// Optimizer state values per parameter.
+    state_slots: usize,
 }
 
 impl<'a> GpuTrainer<'a> {
@@ -86,6 +88,7 @@ impl<'a> GpuTrainer<'a> {
         Ok(Self {
             kernel,
             options: options.clone(),
+            state_slots: spec.optimizer.state_slots(),
         })
     }
 
@@ -105,11 +108,11 @@ impl<'a> GpuTrainer<'a> {
         }
     }
 
-    /// Trains every network in place: `params` holds the parameter
-    /// vectors back to back and receives the trained ones. `progress` is
-    /// called after every submission; when it answers `Break`, no further
-    /// epochs are submitted and every outcome records the epochs its
-    /// network completed. Gives the kernel time too when
+    /// Trains every network in place from fresh optimizer state: `params`
+    /// holds the parameter vectors back to back and receives the trained
+    /// ones. `progress` is called after every submission; when it answers
+    /// `Break`, no further epochs are submitted and every outcome records
+    /// the epochs its network completed. Gives the kernel time too when
     /// [`GpuOptions::kernel_timing`] asks for it.
     pub fn train(
         &self,
@@ -118,10 +121,28 @@ impl<'a> GpuTrainer<'a> {
         options: &TrainOptions,
         progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
     ) -> Result<GpuRun, Error> {
+        let mut state = vec![0.0; self.state_slots * params.len()];
+        self.train_with_state(params, &mut state, learning_rates, options, progress)
+    }
+
+    /// [`GpuTrainer::train`] that also takes and gives back the optimizer
+    /// state: network after network, each
+    /// [`crate::vocab::OptimizerConfig::state_slots`] x parameters values
+    /// (a resumed run passes the state it was stopped with).
+    pub fn train_with_state(
+        &self,
+        params: &mut [f64],
+        state: &mut [f64],
+        learning_rates: &[f64],
+        options: &TrainOptions,
+        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
+    ) -> Result<GpuRun, Error> {
         let gpu = &self.options;
         match &self.kernel {
-            Kernel::Fused(t) => train_chunked(t, params, learning_rates, options, gpu, progress),
-            Kernel::Layered(t) => train_chunked(t, params, learning_rates, options, gpu, progress),
+            Kernel::Fused(t) => train_chunked(t, params, state, learning_rates, options, gpu, progress),
+            Kernel::Layered(t) => {
+                train_chunked(t, params, state, learning_rates, options, gpu, progress)
+            }
         }
     }
 }
