@@ -4,8 +4,11 @@
 // src/gpu/fused_codegen.rs from the vocabulary's generic names
 // (hidden_activation, output_activation, loss_value, loss_delta,
 // optimizer_step); it also prepends the constants WORKGROUP_SIZE, SAMPLES,
-// SAMPLE_STRIDE and REDUCTION (1, or 1 / SAMPLES for the mean), which
-// scales the reported loss and the gradient.
+// SAMPLE_STRIDE, REDUCTION (1, or 1 / SAMPLES for the mean), which
+// scales the reported loss and the full-batch gradient, MEAN, and the
+// minibatch constants of src/batches.rs (BATCHES, BATCH_SIZE, SHUFFLE...).
+// Only the statements of the run's mode are generated (full batch, or
+// minibatches); the other branch is left empty and compiled away.
 // Small data sets are baked into the generated statements as literals;
 // larger ones are read from `samples` in a loop.
 //
@@ -62,24 +65,74 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
 //@load_parameters
 //@load_state
     for (var e = 0u; e < cfg.epoch_count; e++) {
+        let epoch = cfg.epoch_base + e;
+        if !BATCHED {
+            // Full batch: the loss of the current parameters comes with
+            // their gradient, over the data baked in or read in order.
 //@zero_gradients
-        var loss = 0.0;
+            var loss = 0.0;
 //@forward_backward_all_samples
-        loss *= REDUCTION;
-        if !is_finite(loss) {
-            state = STATE_DIVERGED;
-            break;
-        }
-        if target_epoch == NOT_REACHED && reached_target(loss) {
-            target_epoch = cfg.epoch_base + e;
-        }
-        if (cfg.flags & FLAG_STOP_AT_TARGET) != 0u && target_epoch != NOT_REACHED {
-            state = STATE_STOPPED;
-            break;
-        }
-        // Update number cfg.epoch_base + e + 1 of the run (Adam's t).
-        let k = optimizer_scalars(lr, f32(cfg.epoch_base + e + 1u));
+            loss *= REDUCTION;
+            if !is_finite(loss) {
+                state = STATE_DIVERGED;
+                break;
+            }
+            if target_epoch == NOT_REACHED && reached_target(loss) {
+                target_epoch = epoch;
+            }
+            if (cfg.flags & FLAG_STOP_AT_TARGET) != 0u && target_epoch != NOT_REACHED {
+                state = STATE_STOPPED;
+                break;
+            }
+            // Update number epoch + 1 of the run (Adam's t).
+            let k = optimizer_scalars(lr, f32(epoch + 1u));
+            let grad_scale = REDUCTION;
 //@update
+        } else {
+            // Minibatches. The epoch's loss, for the target, is the
+            // full-data loss of the parameters the last epoch ended with.
+            if (cfg.flags & FLAG_HAS_TARGET) != 0u {
+                var loss = 0.0;
+                for (var s = 0u; s < DATA_SAMPLES; s++) {
+                    let base = s * SAMPLE_STRIDE;
+//@batch_forward_loss_one_sample
+                }
+                loss *= REDUCTION;
+                if !is_finite(loss) {
+                    state = STATE_DIVERGED;
+                    break;
+                }
+                if target_epoch == NOT_REACHED && reached_target(loss) {
+                    target_epoch = epoch;
+                }
+                if (cfg.flags & FLAG_STOP_AT_TARGET) != 0u && target_epoch != NOT_REACHED {
+                    state = STATE_STOPPED;
+                    break;
+                }
+            }
+            let keys = epoch_keys(epoch);
+            for (var b = 0u; b < BATCHES; b++) {
+                let first = b * BATCH_SIZE;
+                let count = min(BATCH_SIZE, DATA_SAMPLES - first);
+//@batch_zero_gradients
+                var loss = 0.0;
+                for (var i = 0u; i < count; i++) {
+                    let base = sample_at(first + i, keys) * SAMPLE_STRIDE;
+//@batch_forward_backward_one_sample
+                }
+                if !is_finite(loss) {
+                    state = STATE_DIVERGED;
+                    break;
+                }
+                // Update number epoch * BATCHES + b + 1 of the run.
+                let k = optimizer_scalars(lr, f32(epoch) * f32(BATCHES) + f32(b + 1u));
+                let grad_scale = select(1.0, 1.0 / f32(count), MEAN);
+//@batch_update
+            }
+            if state != 0u {
+                break;
+            }
+        }
     }
 //@store_parameters
     status[target_word] = target_epoch;

@@ -18,18 +18,25 @@
 // optimizer_step from the table in src/vocab.rs). Activations and their
 // derivatives are applied where the matrix products store their results,
 // so no activation is written and read back just to pass through an
-// element-wise kernel. REDUCTION (1, or 1 / samples for the mean) scales
-// the loss and the gradient, as in the fused kernel.
+// element-wise kernel. With MEAN, the loss and the gradient are divided by
+// the op's rows (every sample, or the minibatch's), as in the fused
+// kernel.
+//
+// Minibatches (BATCHED): each batch runs forward, output_delta, backward
+// and the updates over its rows, which map to data rows through the
+// epoch's order (data_row), then advance; with a target, each epoch starts
+// with forward over every sample and epoch_loss.
 //
 // Every operation comes in two variants with the same arithmetic: tiled
 // (matrix products through workgroup-memory tiles, sums as workgroup
 // reductions) and direct (no workgroup memory, no barriers); see below.
 //
 // Constants prepended by src/gpu/layered.rs: TILE, REDUCE_SIZE,
-// DIRECT_SIZE, REDUCTION, BIAS_MODE (BIAS_NONE, BIAS_SHARED or
+// DIRECT_SIZE, MEAN, BATCHED, BIAS_MODE (BIAS_NONE, BIAS_SHARED or
 // BIAS_PER_NEURON); and by src/gpu/status.rs the status protocol.
 //
 // Layout, every buffer network-major (S samples, n_l neurons in layer l):
+//   (an op covers rows s < op.samples: every sample, or a minibatch's)
 //   acts[act_base(l) + n * S * n_l + s * n_l + j]; layer 0 holds the data's
 //     inputs once for all networks (network stride 0);
 //   deltas[delta_base(l) + n * S * n_l + s * n_l + j] for layers 1..L;
@@ -64,7 +71,9 @@ struct LayerOp {
     output_layer: u32,
     // The run epoch the chunk's epoch counters start from.
     epoch_base: u32,
-    _pad1: u32,
+    // 1: the op's rows are the current minibatch's, whose data rows come
+    // from the epoch's order (src/batches.rs); 0: rows are data rows.
+    mapped: u32,
     _pad2: u32,
 }
 
@@ -129,6 +138,27 @@ fn status_word(word: u32, n: u32) -> u32 {
     return word * op.status_stride + n;
 }
 
+// The data row of row `row` of the current op for network n: in a
+// minibatch op, the sample at the batch's position in its epoch's order
+// (the network's batch counter says which batch of which epoch).
+fn data_row(n: u32, row: u32) -> u32 {
+    if op.mapped == 0u {
+        return row;
+    }
+    let step = status[status_word(STATUS_STEP, n)];
+    let epoch = op.epoch_base + step / BATCHES;
+    return sample_at((step % BATCHES) * BATCH_SIZE + row, epoch_keys(epoch));
+}
+
+// The row of the op's input activations: the data's inputs (layer 0, shared
+// by all networks: network stride 0) are read in the batch's order.
+fn input_row(n: u32, row: u32) -> u32 {
+    if op.in_network_stride == 0u {
+        return data_row(n, row);
+    }
+    return row;
+}
+
 fn is_active(n: u32) -> bool {
     return status[status_word(STATUS_STATE, n)] == 0u;
 }
@@ -151,7 +181,7 @@ fn bias(n: u32, j: u32) -> f32 {
 // The matrix products' stores, shared by the tiled and direct variants.
 // The output layer's net inputs wait in its deltas for output_delta.
 fn store_activation(n: u32, s: u32, j: u32, sum: f32) {
-    let element = n * op.samples * op.fan_out + s * op.fan_out + j;
+    let element = n * DATA_SAMPLES * op.fan_out + s * op.fan_out + j;
     let net = sum + bias(n, j);
     if op.output_layer != 0u {
         deltas[op.delta_out_base + element] = net;
@@ -163,14 +193,14 @@ fn store_activation(n: u32, s: u32, j: u32, sum: f32) {
 
 fn store_hidden_delta(n: u32, s: u32, k: u32, back: f32) {
     let a = acts[op.in_base + n * op.in_network_stride + s * op.fan_in + k];
-    let lower = op.delta_in_base + n * op.samples * op.fan_in + s * op.fan_in + k;
+    let lower = op.delta_in_base + n * DATA_SAMPLES * op.fan_in + s * op.fan_in + k;
     deltas[lower] = back * hidden_derivative(a);
 }
 
 // One parameter's update with its optimizer state: parameter `i` of
-// network n's flat layout, `gradient` the sum over samples (REDUCTION
-// applies the mean). output_delta has already counted this epoch, so the
-// epoch counter is the update's number within the chunk.
+// network n's flat layout, `gradient` the sum over the op's rows
+// (grad_scale applies the mean). Full batch: output_delta has already counted this
+// epoch, so the epoch counter is the update's number within the chunk.
 fn update_parameter(n: u32, i: u32, gradient: f32) {
     let at = n * op.param_stride + i;
     let slot = op.status_stride * op.param_stride;
@@ -181,9 +211,13 @@ fn update_parameter(n: u32, i: u32, gradient: f32) {
     if OPTIMIZER_SLOTS > 1u {
         s.y = opt_state[slot + at];
     }
-    let t = f32(op.epoch_base + status[status_word(STATUS_EPOCH, n)]);
+    var t = f32(op.epoch_base + status[status_word(STATUS_EPOCH, n)]);
+    if BATCHED {
+        // Update number epoch_base * BATCHES + batches run + 1.
+        t = f32(op.epoch_base) * f32(BATCHES) + f32(status[status_word(STATUS_STEP, n)] + 1u);
+    }
     let k = optimizer_scalars(learning_rates[n], t);
-    params[at] = optimizer_step(params[at], gradient * REDUCTION, &s, k);
+    params[at] = optimizer_step(params[at], gradient * grad_scale(), &s, k);
     if OPTIMIZER_SLOTS > 0u {
         opt_state[at] = s.x;
     }
@@ -201,17 +235,28 @@ fn update_weight(n: u32, j: u32, k: u32, gradient: f32) {
 // The loss of output element e (sample-major) of network n, from the net
 // input forward left in its delta slot.
 fn output_loss(n: u32, e: u32) -> f32 {
-    let count = op.samples * op.fan_out;
-    let z = deltas[op.delta_out_base + n * count + e];
-    return loss_value(z, acts[op.out_base + n * count + e], targets[e]);
+    let stride = DATA_SAMPLES * op.fan_out;
+    let z = deltas[op.delta_out_base + n * stride + e];
+    return loss_value(z, acts[op.out_base + n * stride + e], target_value(n, e));
+}
+
+// The target of output element e (row-major) of the op's rows.
+fn target_value(n: u32, e: u32) -> f32 {
+    return targets[data_row(n, e / op.fan_out) * op.fan_out + e % op.fan_out];
+}
+
+// The factor of the op's summed gradients and losses: 1, or for the mean
+// 1 / the op's rows (a minibatch's size, or every sample).
+fn grad_scale() -> f32 {
+    return select(1.0, 1.0 / f32(op.samples), MEAN);
 }
 
 // The same, then the element's delta replaces its net input.
 fn output_error(n: u32, e: u32) -> f32 {
-    let count = op.samples * op.fan_out;
-    let yhat = acts[op.out_base + n * count + e];
+    let stride = DATA_SAMPLES * op.fan_out;
+    let yhat = acts[op.out_base + n * stride + e];
     let loss = output_loss(n, e);
-    deltas[op.delta_out_base + n * count + e] = loss_delta(yhat, targets[e], output_derivative(yhat));
+    deltas[op.delta_out_base + n * stride + e] = loss_delta(yhat, target_value(n, e), output_derivative(yhat));
     return loss;
 }
 
@@ -237,6 +282,14 @@ fn record_epoch_loss(n: u32, loss: f32) {
     }
     status[status_word(STATUS_STATE, n)] = state;
     status[epoch_index] = epoch + 1u;
+}
+
+// A minibatch's loss: a non-finite one marks the network diverged (the
+// target is checked against the full-data loss, in epoch_loss).
+fn record_batch_loss(n: u32, loss: f32) {
+    if is_active(n) && !is_finite(loss) {
+        status[status_word(STATUS_STATE, n)] = STATE_DIVERGED;
+    }
 }
 
 // The final loss; divergence if it or any parameter (`non_finite` of
@@ -286,7 +339,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
         let k = d0 + lid.x;
         var a = 0.0;
         if row < op.samples && k < op.fan_in {
-            a = acts[inputs + row * op.fan_in + k];
+            a = acts[inputs + input_row(n, row) * op.fan_in + k];
         }
         var w = 0.0;
         if loaded_neuron < op.fan_out && k < op.fan_in {
@@ -316,9 +369,32 @@ fn output_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         }
         sum += block;
     }
-    let loss = workgroup_sum(lid, sum) * REDUCTION;
+    let loss = workgroup_sum(lid, sum) * grad_scale();
+    if lid == 0u {
+        if BATCHED {
+            record_batch_loss(n, loss);
+        } else {
+            record_epoch_loss(n, loss);
+        }
+    }
+}
+
+// Minibatches: the full-data loss of the parameters the last epoch ended
+// with (forward has run over every sample), for the target.
+@compute @workgroup_size(REDUCE_SIZE)
+fn epoch_loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = wg.x;
+    let loss = workgroup_sum(lid, output_loss_sum(n, lid)) * grad_scale();
     if lid == 0u {
         record_epoch_loss(n, loss);
+    }
+}
+
+// Minibatches: every network moves on to its next batch.
+@compute @workgroup_size(DIRECT_SIZE)
+fn advance(@builtin(global_invocation_id) gid: vec3<u32>) {
+    if gid.x < op.network_count {
+        status[status_word(STATUS_STEP, gid.x)] += 1u;
     }
 }
 
@@ -329,7 +405,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
     let n = wg.z;
     let row = wg.y * TILE + lid.y;
     let col = wg.x * TILE + lid.x;
-    let upper = op.delta_out_base + n * op.samples * op.fan_out;
+    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out;
     let weights = n * op.param_stride + op.weight_offset;
     var acc = 0.0;
     for (var d0 = 0u; d0 < op.fan_out; d0 += TILE) {
@@ -361,7 +437,7 @@ fn weight_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     let n = wg.z;
     let row = wg.y * TILE + lid.y;
     let col = wg.x * TILE + lid.x;
-    let upper = op.delta_out_base + n * op.samples * op.fan_out;
+    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out;
     let inputs = op.in_base + n * op.in_network_stride;
     // The neuron whose delta this invocation loads (j runs along x).
     let loaded_neuron = wg.y * TILE + lid.x;
@@ -374,7 +450,7 @@ fn weight_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         }
         var a = 0.0;
         if s < op.samples && col < op.fan_in {
-            a = acts[inputs + s * op.fan_in + col];
+            a = acts[inputs + input_row(n, s) * op.fan_in + col];
         }
         tile_a[lid.x][lid.y] = d;
         tile_b[lid.y][lid.x] = a;
@@ -392,7 +468,7 @@ fn weight_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
 @compute @workgroup_size(REDUCE_SIZE)
 fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let n = wg.x;
-    let upper = op.delta_out_base + n * op.samples * op.fan_out;
+    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out;
     let training = is_active(n);
     if BIAS_MODE == BIAS_SHARED {
         var sum = 0.0;
@@ -443,10 +519,8 @@ fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
     }
 }
 
-// Loss of the final parameters and the final bookkeeping.
-@compute @workgroup_size(REDUCE_SIZE)
-fn evaluate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-    let n = wg.x;
+// This invocation's share of the loss over the op's rows.
+fn output_loss_sum(n: u32, lid: u32) -> f32 {
     var sum = 0.0;
     for (var first = lid; first < op.samples * op.fan_out; first += SUM_BLOCK * REDUCE_SIZE) {
         var block = 0.0;
@@ -455,7 +529,14 @@ fn evaluate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
         }
         sum += block;
     }
-    let loss = workgroup_sum(lid, sum) * REDUCTION;
+    return sum;
+}
+
+// Loss of the final parameters and the final bookkeeping.
+@compute @workgroup_size(REDUCE_SIZE)
+fn evaluate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = wg.x;
+    let loss = workgroup_sum(lid, output_loss_sum(n, lid)) * grad_scale();
     let bad = workgroup_sum(lid, count_non_finite(n, lid, REDUCE_SIZE));
     if lid == 0u {
         record_final_loss(n, loss, bad);
@@ -486,7 +567,7 @@ fn forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     let e = flat % per_network;
     let s = e / op.fan_out;
     let j = e % op.fan_out;
-    let inputs = op.in_base + n * op.in_network_stride + s * op.fan_in;
+    let inputs = op.in_base + n * op.in_network_stride + input_row(n, s) * op.fan_in;
     let weights = n * op.param_stride + op.weight_offset + j * op.fan_in;
     var acc = 0.0;
     for (var k = 0u; k < op.fan_in; k++) {
@@ -506,7 +587,7 @@ fn backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let e = flat % per_network;
     let s = e / op.fan_in;
     let k = e % op.fan_in;
-    let upper = op.delta_out_base + n * op.samples * op.fan_out + s * op.fan_out;
+    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out + s * op.fan_out;
     let weights = n * op.param_stride + op.weight_offset + k;
     var acc = 0.0;
     for (var j = 0u; j < op.fan_out; j++) {
@@ -526,13 +607,13 @@ fn weight_update_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     let e = flat % per_network;
     let j = e / op.fan_in;
     let k = e % op.fan_in;
-    let upper = op.delta_out_base + n * op.samples * op.fan_out + j;
+    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out + j;
     let inputs = op.in_base + n * op.in_network_stride + k;
     var acc = 0.0;
     for (var first = 0u; first < op.samples; first += SUM_BLOCK) {
         var block = 0.0;
         for (var s = first; s < min(first + SUM_BLOCK, op.samples); s++) {
-            block += deltas[upper + s * op.fan_out] * acts[inputs + s * op.fan_in];
+            block += deltas[upper + s * op.fan_out] * acts[inputs + input_row(n, s) * op.fan_in];
         }
         acc += block;
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::batches::Batching;
 use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
 use crate::data::{Task, load_csv};
 use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
@@ -188,6 +189,15 @@ pub struct TrainingArgs {
     /// Stop updating a network once it reached --target-loss.
     #[arg(long, requires = "target_loss")]
     pub stop_at_target: bool,
+    /// Samples per update: an epoch visits every sample once in batches of
+    /// B, the last one smaller if need be (1: online training) [default:
+    /// every sample in one batch].
+    #[arg(long, value_name = "B")]
+    pub batch_size: Option<usize>,
+    /// Visit the samples in the data's order every epoch (default with
+    /// --batch-size: a new order each epoch from --seed and the epoch).
+    #[arg(long, requires = "batch_size")]
+    pub no_shuffle: bool,
 }
 
 /// The update rule, as torch.optim.
@@ -262,6 +272,8 @@ impl Default for TrainingArgs {
             seed: 0,
             target_loss: None,
             stop_at_target: false,
+            batch_size: None,
+            no_shuffle: false,
         }
     }
 }
@@ -386,6 +398,15 @@ impl TrainArgs {
             loss: model.loss,
             reduction: model.reduction,
             optimizer: self.optimizer.to_config()?,
+            batching: match training.batch_size {
+                Some(0) => return Err(usage("--batch-size must be at least 1".into())),
+                Some(size) => Some(Batching {
+                    size,
+                    shuffle: !training.no_shuffle,
+                    seed: training.seed,
+                }),
+                None => None,
+            },
         };
         spec.validate()?;
         let data = match (&self.data.data, task) {

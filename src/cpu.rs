@@ -133,11 +133,30 @@ fn loss_and_gradient_with(
     grad: &mut [f64],
     ws: &mut Workspace,
 ) -> f64 {
+    let all = 0..data.samples();
+    loss_and_gradient_over(spec, math, layout, params, data, all, grad, ws)
+}
+
+/// The loss and gradient over the samples `batch` yields (the reduction's
+/// mean is over them).
+#[allow(clippy::too_many_arguments)]
+fn loss_and_gradient_over(
+    spec: &ModelSpec,
+    math: &Math,
+    layout: &ParamLayout,
+    params: &[f64],
+    data: &Dataset,
+    batch: impl Iterator<Item = usize>,
+    grad: &mut [f64],
+    ws: &mut Workspace,
+) -> f64 {
     let last = layout.layers.len() - 1;
     let output = math.activations[last];
     grad.fill(0.0);
     let mut total = 0.0;
-    for s in 0..data.samples() {
+    let mut count = 0;
+    for s in batch {
+        count += 1;
         forward(math, layout, params, data.input(s), ws);
         let target = data.target(s);
         total += sample_loss(math, ws, target);
@@ -176,7 +195,7 @@ fn loss_and_gradient_with(
             }
         }
     }
-    let factor = spec.reduction.factor(data.samples());
+    let factor = spec.reduction.factor(count);
     if factor != 1.0 {
         grad.iter_mut().for_each(|g| *g *= factor);
     }
@@ -223,25 +242,10 @@ pub fn train_network_until(
     let mut target_epoch = None;
     let mut diverged = false;
     let mut epochs_completed = options.epochs;
-    for epoch in 0..options.epochs {
-        if epoch % STOP_CHECK_EPOCHS == 0 && epoch > 0 && stop() {
-            epochs_completed = epoch;
-            break;
-        }
-        let loss = loss_and_gradient_with(spec, &math, &layout, params, data, &mut grad, &mut ws);
-        if !loss.is_finite() {
-            diverged = true;
-            break;
-        }
-        let run_epoch = options.first_epoch + epoch;
-        if target_epoch.is_none() && reached(loss) {
-            target_epoch = Some(run_epoch as u32);
-        }
-        if options.stop_at_target && target_epoch.is_some() {
-            break;
-        }
-        // Every parameter moves with the gradient of the old parameters.
-        let scalars = math.settings.scalars(learning_rate, run_epoch + 1);
+    let batches = spec.batches(data.samples());
+    // One update with the gradient in `grad`: update number `t` of the run.
+    let mut update = |params: &mut [f64], grad: &[f64], t: u64| {
+        let scalars = math.settings.scalars(learning_rate, t);
         for (i, frozen) in frozen.iter().enumerate() {
             if *frozen {
                 continue;
@@ -254,6 +258,58 @@ pub fn train_network_until(
             for (k, v) in s.iter().enumerate().take(slots) {
                 state[k * p + i] = *v;
             }
+        }
+    };
+    'epochs: for epoch in 0..options.epochs {
+        if epoch % STOP_CHECK_EPOCHS == 0 && epoch > 0 && stop() {
+            epochs_completed = epoch;
+            break;
+        }
+        let run_epoch = options.first_epoch + epoch;
+        let Some(batching) = spec.batching else {
+            // Full batch: the loss of the current parameters comes with
+            // their gradient.
+            let loss =
+                loss_and_gradient_with(spec, &math, &layout, params, data, &mut grad, &mut ws);
+            if !loss.is_finite() {
+                diverged = true;
+                break;
+            }
+            if target_epoch.is_none() && reached(loss) {
+                target_epoch = Some(run_epoch as u32);
+            }
+            if options.stop_at_target && target_epoch.is_some() {
+                break;
+            }
+            // Every parameter moves with the gradient of the old parameters.
+            update(params, &grad, run_epoch + 1);
+            continue;
+        };
+        // Minibatches: the epoch's loss (for the target) is the full-data
+        // loss of the parameters the previous epoch ended with.
+        if options.target_loss.is_some() {
+            let loss = loss(spec, params, data);
+            if !loss.is_finite() {
+                diverged = true;
+                break;
+            }
+            if target_epoch.is_none() && reached(loss) {
+                target_epoch = Some(run_epoch as u32);
+            }
+            if options.stop_at_target && target_epoch.is_some() {
+                break;
+            }
+        }
+        for b in 0..batches {
+            let batch = batching.batch(data.samples(), run_epoch, b);
+            let loss = loss_and_gradient_over(
+                spec, &math, &layout, params, data, batch, &mut grad, &mut ws,
+            );
+            if !loss.is_finite() {
+                diverged = true;
+                break 'epochs;
+            }
+            update(params, &grad, run_epoch * batches as u64 + b as u64 + 1);
         }
     }
     let final_loss = loss(spec, params, data);

@@ -10,6 +10,7 @@
 //! kernels, the fused and layered trainers), [`bench`] (the standard
 //! throughput workloads and their report).
 
+pub mod batches;
 pub mod bench;
 pub mod cli;
 pub mod commands;

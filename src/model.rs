@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 use clap::ValueEnum;
 
+use crate::batches::Batching;
 use crate::error::Error;
 pub use crate::vocab::{ACTIVATIONS, Activation, Loss, Optimizer, OptimizerConfig};
 
@@ -170,6 +171,9 @@ pub struct ModelSpec {
     pub reduction: Reduction,
     /// The update rule and its hyperparameters.
     pub optimizer: OptimizerConfig,
+    /// Minibatches (size, shuffling and the order's seed); `None`: every
+    /// sample in one batch, the seeds' full-batch gradient descent.
+    pub batching: Option<Batching>,
 }
 
 impl Default for ModelSpec {
@@ -183,11 +187,17 @@ impl Default for ModelSpec {
             loss: Loss::HalfSse,
             reduction: Reduction::Sum,
             optimizer: OptimizerConfig::sgd(),
+            batching: None,
         }
     }
 }
 
 impl ModelSpec {
+    /// Batches per epoch over `samples` samples (1 for full batches).
+    pub fn batches(&self, samples: usize) -> usize {
+        self.batching.map_or(1, |b| b.batches(samples))
+    }
+
     pub fn layout(&self) -> ParamLayout {
         ParamLayout::new(&self.topology, self.bias)
     }

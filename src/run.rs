@@ -159,6 +159,16 @@ impl RunConfig {
             )));
         }
         data.check_targets(spec.target_range())?;
+        if let Some(b) = spec.batching
+            && b.size > data.samples()
+        {
+            return Err(Error::Config(format!(
+                "--batch-size {} is larger than the data ({}), which has {} samples",
+                b.size,
+                data.name,
+                data.samples()
+            )));
+        }
         self.options.validate()?;
         if self.networks == 0 {
             return Err(Error::Config("--networks must be at least 1".into()));

@@ -12,7 +12,9 @@ use crate::gpu::buffers::{self, Access, Binding, storage_buffer};
 use crate::gpu::chunking::{Grid, dispatch_grid, network_chunk_capacity};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::ChunkKernel;
-use crate::gpu::fused_codegen::{FUSED_MAX_PARAMETERS, FusedShape, WORKGROUP_SIZE};
+use crate::gpu::fused_codegen::{
+    FUSED_MAX_PARAMETERS, FusedShape, WORKGROUP_SIZE, buffered_loop_iterations_per_epoch,
+};
 use crate::gpu::options::GpuOptions;
 use crate::gpu::quirks::AdapterQuirks;
 use crate::gpu::shaders;
@@ -98,15 +100,16 @@ pub struct FusedConfig {
 }
 
 /// Whether the fused kernel can hold this network and loop over `samples`
-/// on an adapter with `quirks`: one epoch's loop iterations (the sample
-/// loop's `samples + 1` and the epoch loop's one) must stay within the
-/// adapter's loop limit, 65,535 on llvmpipe.
+/// on an adapter with `quirks`: one epoch's loop iterations
+/// ([`buffered_loop_iterations_per_epoch`]: the sample loop's `samples +
+/// 1` and the epoch loop's one; more with minibatches) must stay within
+/// the adapter's loop limit, 65,535 on llvmpipe.
 pub fn fused_supports(
     spec: &ModelSpec,
     samples: usize,
     quirks: &AdapterQuirks,
 ) -> Result<(), Error> {
-    let most_samples = (quirks.loop_limit() as usize).saturating_sub(2);
+    let limit = quirks.loop_limit() as u64;
     let p = spec.layout().len;
     if p > FUSED_MAX_PARAMETERS {
         return Err(Error::TooLarge(format!(
@@ -115,10 +118,12 @@ pub fn fused_supports(
             spec.topology
         )));
     }
-    if samples > most_samples {
+    let per_epoch = buffered_loop_iterations_per_epoch(spec, samples);
+    if per_epoch > limit {
         return Err(Error::TooLarge(format!(
-            "{samples} samples; the fused GPU kernel loops over at most {most_samples} on this \
-             adapter (use --kernel layered or auto)"
+            "{samples} samples{}: one epoch of the fused GPU kernel loops {per_epoch} times, \
+             more than the {limit} this adapter allows (use --kernel layered or auto)",
+            if spec.batching.is_some() { " in minibatches" } else { "" }
         )));
     }
     Ok(())

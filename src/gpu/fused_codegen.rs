@@ -11,7 +11,8 @@
 use std::fmt::Write;
 
 use crate::data::Dataset;
-use crate::model::{ModelSpec, ParamLayout};
+use crate::batches;
+use crate::model::{ModelSpec, ParamLayout, Reduction};
 
 /// Invocations per workgroup of the fused kernel.
 pub const WORKGROUP_SIZE: u32 = 64;
@@ -24,6 +25,22 @@ pub const FUSED_MAX_PARAMETERS: usize = 1024;
 /// are baked into the kernel as literals, with the sample loop unrolled:
 /// no loads in the epoch loop at all. Larger ones are read from a buffer.
 pub const INLINE_DATA_MAX_VALUES: usize = 64;
+
+/// [`FusedShape::loop_iterations_per_epoch`] with the data read from the
+/// buffer (the most an epoch of `spec` on `samples` samples loops).
+pub fn buffered_loop_iterations_per_epoch(spec: &ModelSpec, samples: usize) -> u64 {
+    let n = samples as u64;
+    if spec.batching.is_some() {
+        let b = spec.batches(samples) as u64;
+        1 + (n + 1) + (b + 1) + (n + b) + 4 * n
+    } else {
+        n + 2
+    }
+}
+
+/// Markers of the full-batch branch of the training loop; their
+/// minibatch twins are prefixed `batch_`.
+const FULL_BATCH_ONLY: [&str; 3] = ["zero_gradients", "forward_backward_all_samples", "update"];
 
 /// Per-run constants baked into the kernel.
 pub struct FusedShape<'a> {
@@ -53,15 +70,34 @@ impl FusedShape<'_> {
             "const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
              const SAMPLES: u32 = {samples}u;\n\
              const SAMPLE_STRIDE: u32 = {t}u;\n\
-             const REDUCTION: f32 = {:?};\n",
+             const REDUCTION: f32 = {:?};\n\
+             const MEAN: bool = {};\n{}",
             self.spec.reduction.factor(samples) as f32,
+            self.spec.reduction == Reduction::Mean,
+            batches::wgsl_constants(samples, self.spec.batching.as_ref()),
         )
+    }
+
+    /// Whether the run uses minibatches (or a shuffled order): the kernel's
+    /// batched branch, over the data buffer.
+    pub fn batched(&self) -> bool {
+        self.spec.batching.is_some()
     }
 
     /// The statements for the marker `//@name`, or `None` for an unknown name.
     pub fn fragment(&self, name: &str) -> Option<String> {
         let layout = self.layout();
         let mut out = String::new();
+        // The training loop's statements exist for each mode (`batch_`
+        // markers for minibatches); the other mode's branch is left empty.
+        let (name, batch_marker) = match name.strip_prefix("batch_") {
+            Some(rest) => (rest, true),
+            None => (name, false),
+        };
+        let per_mode = FULL_BATCH_ONLY.contains(&name) || batch_marker;
+        if per_mode && batch_marker != self.batched() {
+            return self.is_fragment(name).then(String::new);
+        }
         match name {
             "load_parameters" => {
                 for i in 0..layout.len {
@@ -102,15 +138,38 @@ impl FusedShape<'_> {
                 for i in self.trainable() {
                     let _ = writeln!(
                         out,
-                        "        p{i} = optimizer_step(p{i}, g{i} * REDUCTION, &s{i}, k);"
+                        "        p{i} = optimizer_step(p{i}, g{i} * grad_scale, &s{i}, k);"
                     );
                 }
             }
             "forward_loss_all_samples" => self.emit_all_samples(&layout, false, &mut out),
             "forward_backward_all_samples" => self.emit_all_samples(&layout, true, &mut out),
+            "forward_loss_one_sample" => self.emit_forward_and_loss(&layout, None, &mut out),
+            "forward_backward_one_sample" => {
+                self.emit_forward_and_loss(&layout, None, &mut out);
+                self.emit_backward(&layout, &mut out);
+            }
             _ => return None,
         }
         Some(out)
+    }
+
+    /// Whether `name` (without the `batch_` prefix) is a marker this
+    /// generator fills.
+    fn is_fragment(&self, name: &str) -> bool {
+        [
+            "load_parameters",
+            "load_state",
+            "store_parameters",
+            "check_parameters",
+            "zero_gradients",
+            "update",
+            "forward_loss_all_samples",
+            "forward_backward_all_samples",
+            "forward_loss_one_sample",
+            "forward_backward_one_sample",
+        ]
+        .contains(&name)
     }
 
     /// Whether the data set is small enough to bake in as literals.
@@ -118,16 +177,24 @@ impl FusedShape<'_> {
     /// counts them ([`crate::gpu::AdapterQuirks`]): the epoch loop's, plus,
     /// with buffered data, the sample loop's `samples + 1` (its exit test
     /// included).
+    ///
+    /// With minibatches: the epoch loop's one, the target's loss pass
+    /// (`samples + 1`), the batch loop (`batches + 1`), the sample loops
+    /// (`samples + batches`) and the shuffle's cycle walks (at most
+    /// `4 samples`, src/batches.rs).
     pub fn loop_iterations_per_epoch(&self) -> u64 {
         if self.inline_data() {
             1
         } else {
-            self.data.samples() as u64 + 2
+            buffered_loop_iterations_per_epoch(self.spec, self.data.samples())
         }
     }
 
+    /// Whether the data is baked into the kernel as literals: small data
+    /// sets in full-batch runs (minibatches read the buffer in their
+    /// epoch's order).
     pub fn inline_data(&self) -> bool {
-        self.data.x.len() + self.data.y.len() <= INLINE_DATA_MAX_VALUES
+        !self.batched() && self.data.x.len() + self.data.y.len() <= INLINE_DATA_MAX_VALUES
     }
 
     /// One block per sample with the data as literals, or a loop over the

@@ -94,19 +94,21 @@ pub fn direct_reduce_size(longest_sum: u64) -> u32 {
 /// Every entry point of the kernel file: the operations, in the order an
 /// epoch runs them (the tiled variant's), then the direct variant's
 /// matrix products, each named `{operation}_direct`.
-pub const ENTRY_POINTS: [&str; 9] = [
+pub const ENTRY_POINTS: [&str; 11] = [
     "forward",
     "output_delta",
     "backward",
     "weight_update",
     "bias_update",
     "evaluate",
+    "epoch_loss",
+    "advance",
     "forward_direct",
     "backward_direct",
     "weight_update_direct",
 ];
 /// How many of [`ENTRY_POINTS`] are operations.
-const OPERATIONS: usize = 6;
+const OPERATIONS: usize = 8;
 
 /// The entry point `variant` runs for each operation, in epoch order.
 fn variant_entry_points(variant: LayeredVariant) -> Vec<String> {
@@ -149,7 +151,8 @@ pub struct LayerOp {
     output_layer: u32,
     /// The run epoch the chunk's epoch counters start from.
     epoch_base: u32,
-    _pad1: u32,
+    /// 1: the rows are the current minibatch's (see [`RowSet`]).
+    mapped: u32,
     _pad2: u32,
 }
 
@@ -177,7 +180,7 @@ pub const INTERFACE: shaders::KernelInterface = shaders::KernelInterface {
         network_count,
         output_layer,
         epoch_base,
-        _pad1,
+        mapped,
         _pad2,
     }),
 };
@@ -324,6 +327,23 @@ struct Pipelines {
     weight_update: wgpu::ComputePipeline,
     bias_update: wgpu::ComputePipeline,
     evaluate: wgpu::ComputePipeline,
+    epoch_loss: wgpu::ComputePipeline,
+    advance: wgpu::ComputePipeline,
+}
+
+/// The rows an op covers; each has its own `LayerOp` per layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RowSet {
+    /// Every sample, in the data's order.
+    All,
+    /// A full minibatch, in its epoch's order.
+    Batch,
+    /// The shorter last minibatch.
+    LastBatch,
+}
+
+impl RowSet {
+    const ALL: [RowSet; 3] = [RowSet::All, RowSet::Batch, RowSet::LastBatch];
 }
 
 /// Pipelines and buffers for one run of the layered kernels.
@@ -331,6 +351,8 @@ pub(crate) struct LayeredTrainer<'a> {
     ctx: &'a GpuContext,
     spec: ModelSpec,
     samples: usize,
+    /// Minibatches per epoch (1: full batch).
+    batches: usize,
     plan: LayeredPlan,
     parameter_count: usize,
     /// Optimizer state values per parameter.
@@ -386,6 +408,8 @@ impl<'a> LayeredTrainer<'a> {
             weight_update: next(),
             bias_update: next(),
             evaluate: next(),
+            epoch_loss: next(),
+            advance: next(),
         };
 
         let device = &ctx.device;
@@ -395,7 +419,7 @@ impl<'a> LayeredTrainer<'a> {
         let layers = spec.topology.weight_layers() as u64;
         let ops = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("layer ops"),
-            size: op_stride * layers,
+            size: op_stride * layers * RowSet::ALL.len() as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -456,6 +480,7 @@ impl<'a> LayeredTrainer<'a> {
             ctx,
             spec: spec.clone(),
             samples,
+            batches: spec.batches(samples),
             plan,
             parameter_count,
             state_slots,
@@ -476,38 +501,60 @@ impl<'a> LayeredTrainer<'a> {
         })
     }
 
-    /// Writes one `LayerOp` per weight layer.
+    /// Rows of `set`: every sample, a full minibatch, or the last one.
+    fn rows(&self, set: RowSet) -> usize {
+        let n = self.samples;
+        match (set, self.spec.batching) {
+            (RowSet::All, _) | (_, None) => n,
+            (RowSet::Batch, Some(b)) => b.size.min(n),
+            (RowSet::LastBatch, Some(b)) => n - (self.batches - 1) * b.size.min(n),
+        }
+    }
+
+    /// Writes one `LayerOp` per weight layer and row set.
     fn write_ops(&self, count: usize, options: &TrainOptions, final_epoch: u32) {
         let layout = self.spec.layout();
         let widths = self.spec.topology.widths();
         let s = self.samples as u32;
         let mut bytes = vec![0u8; self.buffers.ops.size() as usize];
-        for (l, layer) in layout.layers.iter().enumerate() {
-            let op = LayerOp {
-                samples: s,
-                fan_in: widths[l] as u32,
-                fan_out: widths[l + 1] as u32,
-                in_base: self.plan.act_base[l] as u32,
-                in_network_stride: if l == 0 { 0 } else { s * widths[l] as u32 },
-                out_base: self.plan.act_base[l + 1] as u32,
-                delta_in_base: self.plan.delta_base[l] as u32,
-                delta_out_base: self.plan.delta_base[l + 1] as u32,
-                param_stride: self.parameter_count as u32,
-                weight_offset: layer.weight_offset as u32,
-                bias_offset: layer.bias_offset as u32,
-                status_stride: self.plan.capacity as u32,
-                final_epoch,
-                target_loss: options.target_loss.unwrap_or(0.0) as f32,
-                flags: status::option_flags(options),
-                network_count: count as u32,
-                output_layer: u32::from(l + 1 == layout.layers.len()),
-                epoch_base: options.first_epoch as u32,
-                ..LayerOp::default()
-            };
-            let at = l * self.op_stride as usize;
-            bytes[at..at + std::mem::size_of::<LayerOp>()].copy_from_slice(bytemuck::bytes_of(&op));
+        for set in RowSet::ALL {
+            for (l, layer) in layout.layers.iter().enumerate() {
+                let op = LayerOp {
+                    samples: self.rows(set) as u32,
+                    fan_in: widths[l] as u32,
+                    fan_out: widths[l + 1] as u32,
+                    in_base: self.plan.act_base[l] as u32,
+                    // Per-network strides keep room for every sample.
+                    in_network_stride: if l == 0 { 0 } else { s * widths[l] as u32 },
+                    out_base: self.plan.act_base[l + 1] as u32,
+                    delta_in_base: self.plan.delta_base[l] as u32,
+                    delta_out_base: self.plan.delta_base[l + 1] as u32,
+                    param_stride: self.parameter_count as u32,
+                    weight_offset: layer.weight_offset as u32,
+                    bias_offset: layer.bias_offset as u32,
+                    status_stride: self.plan.capacity as u32,
+                    final_epoch,
+                    target_loss: options.target_loss.unwrap_or(0.0) as f32,
+                    flags: status::option_flags(options),
+                    network_count: count as u32,
+                    output_layer: u32::from(l + 1 == layout.layers.len()),
+                    epoch_base: options.first_epoch as u32,
+                    mapped: u32::from(set != RowSet::All),
+                    ..LayerOp::default()
+                };
+                let at = self.op_slot(set, l) as usize;
+                bytes[at..at + std::mem::size_of::<LayerOp>()]
+                    .copy_from_slice(bytemuck::bytes_of(&op));
+            }
         }
         self.ctx.queue.write_buffer(&self.buffers.ops, 0, &bytes);
+    }
+
+    /// Byte offset of the `LayerOp` of layer `l` for `set`.
+    fn op_slot(&self, set: RowSet, l: usize) -> u64 {
+        let layers = self.spec.topology.weight_layers();
+        let index = RowSet::ALL.iter().position(|s| *s == set).unwrap_or(0) * layers + l;
+        index as u64 * self.op_stride
     }
 
     fn trains_biases(&self) -> bool {
@@ -515,15 +562,17 @@ impl<'a> LayeredTrainer<'a> {
     }
 
     /// Records `pipeline` for layer `l`'s op over a `(x, y, z)` grid.
+    /// Records `pipeline` for layer `l`'s op over `set` on a `(x, y, z)`
+    /// grid.
     fn step(
         &self,
         pass: &mut wgpu::ComputePass,
         pipeline: &wgpu::ComputePipeline,
-        l: usize,
+        (set, l): (RowSet, usize),
         grid: (u32, u32, u32),
     ) {
         pass.set_pipeline(pipeline);
-        let offset = (l as u64 * self.op_stride) as u32;
+        let offset = self.op_slot(set, l) as u32;
         pass.set_bind_group(0, &self.buffers.bind_group, &[offset]);
         pass.dispatch_workgroups(grid.0, grid.1, grid.2);
     }
@@ -550,31 +599,58 @@ impl<'a> LayeredTrainer<'a> {
         }
     }
 
-    fn record_forward(&self, pass: &mut wgpu::ComputePass, count: u32) {
+    fn record_forward(&self, pass: &mut wgpu::ComputePass, set: RowSet, count: u32) {
         let widths = self.spec.topology.widths();
         for l in 0..widths.len() - 1 {
-            let grid = self.product_grid(self.samples, widths[l + 1], count);
-            self.step(pass, &self.pipelines.forward, l, grid);
+            let grid = self.product_grid(self.rows(set), widths[l + 1], count);
+            self.step(pass, &self.pipelines.forward, (set, l), grid);
         }
     }
 
-    fn record_epoch(&self, pass: &mut wgpu::ComputePass, count: u32) {
+    /// One update over the rows of `set`: forward, output deltas (and the
+    /// loss), backward, the updates.
+    fn record_update(&self, pass: &mut wgpu::ComputePass, set: RowSet, count: u32) {
         let widths = self.spec.topology.widths();
         let last = widths.len() - 2;
-        self.record_forward(pass, count);
+        let rows = self.rows(set);
+        self.record_forward(pass, set, count);
         // Per-network sums (loss, biases): one workgroup per network.
         let sums = (count, 1, 1);
-        self.step(pass, &self.pipelines.output_delta, last, sums);
+        self.step(pass, &self.pipelines.output_delta, (set, last), sums);
         for l in (1..=last).rev() {
-            let grid = self.product_grid(self.samples, widths[l], count);
-            self.step(pass, &self.pipelines.backward, l, grid);
+            let grid = self.product_grid(rows, widths[l], count);
+            self.step(pass, &self.pipelines.backward, (set, l), grid);
         }
         for l in 0..=last {
             let grid = self.product_grid(widths[l + 1], widths[l], count);
-            self.step(pass, &self.pipelines.weight_update, l, grid);
+            self.step(pass, &self.pipelines.weight_update, (set, l), grid);
             if self.trains_biases() {
-                self.step(pass, &self.pipelines.bias_update, l, sums);
+                self.step(pass, &self.pipelines.bias_update, (set, l), sums);
             }
+        }
+    }
+
+    fn record_epoch(&self, pass: &mut wgpu::ComputePass, count: u32, options: &TrainOptions) {
+        let Some(batching) = self.spec.batching else {
+            self.record_update(pass, RowSet::All, count);
+            return;
+        };
+        let last = self.spec.topology.weight_layers() - 1;
+        if options.target_loss.is_some() {
+            self.record_forward(pass, RowSet::All, count);
+            let sums = (count, 1, 1);
+            self.step(pass, &self.pipelines.epoch_loss, (RowSet::All, last), sums);
+        }
+        let full = self.samples / batching.size.min(self.samples);
+        let advance = (count.div_ceil(DIRECT_SIZE), 1, 1);
+        for b in 0..self.batches {
+            let set = if b < full {
+                RowSet::Batch
+            } else {
+                RowSet::LastBatch
+            };
+            self.record_update(pass, set, count);
+            self.step(pass, &self.pipelines.advance, (set, last), advance);
         }
     }
 }
@@ -589,7 +665,6 @@ pub fn source(spec: &ModelSpec, samples: usize, reduce_size: u32) -> Result<Stri
 
 /// `const` declarations the kernel relies on.
 fn constants(spec: &ModelSpec, samples: usize, reduce_size: u32) -> String {
-    let reduction = spec.reduction.factor(samples);
     let bias_mode = match spec.bias {
         BiasMode::None => "BIAS_NONE",
         BiasMode::Shared => "BIAS_SHARED",
@@ -599,9 +674,10 @@ fn constants(spec: &ModelSpec, samples: usize, reduce_size: u32) -> String {
         "const TILE: u32 = {TILE}u;\n\
          const REDUCE_SIZE: u32 = {reduce_size}u;\n\
          const DIRECT_SIZE: u32 = {DIRECT_SIZE}u;\n\
-         const REDUCTION: f32 = {:?};\n\
-         const BIAS_MODE: u32 = {bias_mode};\n",
-        reduction as f32,
+         const MEAN: bool = {};\n\
+         const BIAS_MODE: u32 = {bias_mode};\n{}",
+        spec.reduction == crate::model::Reduction::Mean,
+        crate::batches::wgsl_constants(samples, spec.batching.as_ref()),
     )
 }
 
@@ -666,7 +742,7 @@ impl ChunkKernel for LayeredTrainer<'_> {
         {
             let mut pass = encoder.begin_compute_pass(&pass_descriptor(timer));
             for _ in 0..epochs {
-                self.record_epoch(&mut pass, count as u32);
+                self.record_epoch(&mut pass, count as u32, options);
             }
         }
         if let Some(timer) = timer {
@@ -688,13 +764,9 @@ impl ChunkKernel for LayeredTrainer<'_> {
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            self.record_forward(&mut pass, count as u32);
-            self.step(
-                &mut pass,
-                &self.pipelines.evaluate,
-                last,
-                (count as u32, 1, 1),
-            );
+            self.record_forward(&mut pass, RowSet::All, count as u32);
+            let sums = (count as u32, 1, 1);
+            self.step(&mut pass, &self.pipelines.evaluate, (RowSet::All, last), sums);
         }
         let b = &self.buffers;
         let sources = [&b.params, &b.status, &b.final_loss, &b.opt_state];

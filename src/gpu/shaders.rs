@@ -44,12 +44,18 @@ pub(crate) use uniform_layout;
 /// The file of the vocabulary's building blocks, prepended to every kernel.
 pub const VOCABULARY_FILE: &str = "vocabulary.wgsl";
 
+/// The minibatch order's file, prepended to every kernel after the
+/// vocabulary (its constants come from [`crate::batches::wgsl_constants`],
+/// which each kernel's constants include).
+pub const SHUFFLE_FILE: &str = "shuffle.wgsl";
+
 /// Every WGSL file, by name.
 pub const SHADER_FILES: &[(&str, &str)] = &[
     (
         VOCABULARY_FILE,
         include_str!("../../shaders/vocabulary.wgsl"),
     ),
+    (SHUFFLE_FILE, include_str!("../../shaders/shuffle.wgsl")),
     (
         "fused_train.wgsl",
         include_str!("../../shaders/fused_train.wgsl"),
@@ -150,6 +156,7 @@ pub fn assemble(
     source.push_str(&status::wgsl_constants());
     source.push_str(constants);
     source.push_str(shader_file(VOCABULARY_FILE)?);
+    source.push_str(shader_file(SHUFFLE_FILE)?);
     source.push_str(&vocabulary_prelude(spec));
     for line in shader_file(kernel_file)?.lines() {
         match line.trim().strip_prefix("//@") {

@@ -13,8 +13,11 @@ pub const STATUS_STATE: u32 = 1;
 /// Word: epochs this network has run in the current chunk (the layered
 /// kernels count them; the fused kernel knows its epoch from its loop).
 pub const STATUS_EPOCH: u32 = 2;
+/// Word: minibatches this network's chunk has run (the layered kernels
+/// count them for every network, to know the batch and its epoch).
+pub const STATUS_STEP: u32 = 3;
 /// Words per network.
-pub const STATUS_WORDS: usize = 3;
+pub const STATUS_WORDS: usize = 4;
 
 /// Target word: no epoch reached the target loss.
 pub const NOT_REACHED: u32 = u32::MAX;
@@ -33,6 +36,7 @@ pub fn wgsl_constants() -> String {
         ("STATUS_TARGET", STATUS_TARGET),
         ("STATUS_STATE", STATUS_STATE),
         ("STATUS_EPOCH", STATUS_EPOCH),
+        ("STATUS_STEP", STATUS_STEP),
         ("NOT_REACHED", NOT_REACHED),
         ("STATE_DIVERGED", STATE_DIVERGED),
         ("STATE_STOPPED", STATE_STOPPED),
@@ -93,7 +97,7 @@ mod tests {
     #[test]
     fn outcomes_read_the_words_initial_writes() {
         let mut status = initial(4);
-        assert_eq!(status.len(), 12);
+        assert_eq!(status.len(), 16);
         status[2] = 17; // network 2 reached its target at epoch 17
         status[4 + 3] = STATE_DIVERGED;
         let loss: Vec<u32> = [0.5f32, 0.25, 0.125, f32::NAN]
