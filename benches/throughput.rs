@@ -54,6 +54,7 @@ fn bench(c: &mut Criterion) {
             epochs: *epochs,
             target_loss: None,
             stop_at_target: false,
+            ..TrainOptions::default()
         };
         let gpu = GpuOptions::default();
         let trainer = GpuTrainer::new(&ctx, spec, &data, *networks, Strategy::Fused, &gpu).unwrap();
@@ -85,6 +86,7 @@ fn bench(c: &mut Criterion) {
         epochs,
         target_loss: None,
         stop_at_target: false,
+        ..TrainOptions::default()
     };
     let gpu = GpuOptions::default();
     let trainer = GpuTrainer::new(&ctx, &wide, &data, networks, Strategy::Layered, &gpu).unwrap();
@@ -127,6 +129,7 @@ fn bench(c: &mut Criterion) {
         epochs,
         target_loss: None,
         stop_at_target: false,
+        ..TrainOptions::default()
     };
     group.throughput(Throughput::Elements(networks as u64 * epochs));
     group.bench_function("tutorial 2-2-2", |b| {

@@ -203,6 +203,7 @@ fn results_do_not_depend_on_epoch_or_network_chunking_or_grid_shape() {
         epochs: 150,
         target_loss: Some(0.3),
         stop_at_target: false,
+        ..TrainOptions::default()
     };
     let run = |gpu: GpuOptions| {
         let mut p = initial.clone();

@@ -17,6 +17,7 @@ fn options(epochs: u64) -> TrainOptions {
         epochs,
         target_loss: None,
         stop_at_target: false,
+        ..TrainOptions::default()
     }
 }
 
@@ -120,6 +121,7 @@ fn target_epoch_and_stop_at_target() {
         epochs: 100,
         target_loss: Some(target),
         stop_at_target: true,
+        ..TrainOptions::default()
     };
     let outcome = cpu::train_network(&spec, &data, &mut p, 0.5, &opts);
     assert_eq!(outcome.target_epoch, Some(37));
