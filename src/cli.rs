@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::batches::Batching;
 use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
-use crate::data::{Task, load_csv};
+use crate::data::{Task, TaskOptions, load_csv};
 use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
 use crate::init::Init;
 use crate::model::{
@@ -42,6 +42,9 @@ pub enum Command {
     /// Measure throughput on the standard workloads on every adapter, each
     /// strategy that applies, and the CPU reference.
     Bench(BenchArgs),
+    /// Write a built-in task's samples as CSV, to look at them or to train
+    /// elsewhere on exactly the same points.
+    Data(DataCommandArgs),
     /// List every adapter wgpu finds, with the limits that matter here.
     Adapters {
         /// Print the list as JSON.
@@ -150,13 +153,95 @@ pub struct ModelArgs {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Data")]
 pub struct DataArgs {
-    /// Built-in data set: tutorial (seed 003's one sample) or xor.
-    #[arg(long, value_enum, conflicts_with = "data")]
+    /// Built-in data set: tutorial (seed 003's one sample), xor, parity:N
+    /// (all 2^N bit strings), or moons, circles, spirals (drawn: see
+    /// --samples, --noise, --data-seed).
+    #[arg(long, value_parser = parse_with::<Task>, conflicts_with = "data")]
     pub task: Option<Task>,
     /// CSV data: the first n0 columns are inputs, the rest targets (in the
     /// output activation's range: [0, 1] for sigmoid, [-1, 1] for tanh).
     #[arg(long, value_name = "FILE.csv")]
     pub data: Option<PathBuf>,
+    #[command(flatten)]
+    pub drawn: DrawArgs,
+}
+
+/// How moons, circles and spirals are drawn.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DrawArgs {
+    /// Points of moons, circles or spirals, half of each class
+    /// (scikit-learn's n_samples) [default: 100].
+    #[arg(long, value_name = "K")]
+    pub samples: Option<usize>,
+    /// Standard deviation of the Gaussian noise added to the points
+    /// [default: 0].
+    #[arg(long, value_name = "X")]
+    pub noise: Option<f64>,
+    /// Seed of the noise and of the points' order [default: 0].
+    #[arg(long)]
+    pub data_seed: Option<u64>,
+}
+
+impl DrawArgs {
+    /// The drawing options for `task` (`None`: the data comes from
+    /// `--data`); each flag is refused where it does not apply, and a bad
+    /// value names its flag.
+    pub fn options(&self, task: Option<Task>) -> Result<TaskOptions, crate::Error> {
+        let usage = crate::Error::Config;
+        let given = [
+            ("--samples", self.samples.is_some()),
+            ("--noise", self.noise.is_some()),
+            ("--data-seed", self.data_seed.is_some()),
+        ];
+        if !task.is_some_and(Task::is_drawn)
+            && let Some((flag, _)) = given.iter().find(|(_, g)| *g)
+        {
+            let instead = task.map_or("--data".to_string(), |t| format!("--task {t}"));
+            return Err(usage(format!(
+                "{flag} applies to --task moons, circles and spirals, not {instead}"
+            )));
+        }
+        let defaults = TaskOptions::default();
+        let options = TaskOptions {
+            samples: self.samples.unwrap_or(defaults.samples),
+            noise: self.noise.unwrap_or(defaults.noise),
+            seed: self.data_seed.unwrap_or(defaults.seed),
+        };
+        if options.samples == 0 {
+            return Err(usage("--samples must be at least 1".into()));
+        }
+        if options.samples > MAX_DRAWN_SAMPLES {
+            return Err(usage(format!(
+                "--samples {} exceeds the maximum of {MAX_DRAWN_SAMPLES}",
+                options.samples
+            )));
+        }
+        if !(options.noise.is_finite() && options.noise >= 0.0) {
+            return Err(usage(format!(
+                "--noise {} must be a finite number >= 0",
+                options.noise
+            )));
+        }
+        Ok(options)
+    }
+}
+
+/// The most points `--samples` draws (16 Mi): far beyond what small
+/// networks train on, and well inside memory.
+pub const MAX_DRAWN_SAMPLES: usize = 1 << 24;
+
+/// `gputrain data`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct DataCommandArgs {
+    /// The task to write: xor, parity:N, moons, circles or spirals.
+    #[arg(long, value_parser = parse_with::<Task>)]
+    pub task: Task,
+    #[command(flatten)]
+    pub drawn: DrawArgs,
+    /// The CSV file to write: inputs, then targets, one sample a line,
+    /// under a header (x0,x1,...,y0,...); --data reads it back.
+    #[arg(long, value_name = "FILE.csv")]
+    pub out: PathBuf,
 }
 
 /// How many networks, for how long, from where.
@@ -386,6 +471,9 @@ impl TrainArgs {
                 )));
             }
         };
+        if self.data.data.is_some() {
+            self.data.drawn.options(None)?;
+        }
         let spec = ModelSpec {
             topology,
             bias: model.bias.unwrap_or(match task {
@@ -416,7 +504,10 @@ impl TrainArgs {
                 spec.topology.outputs(),
                 spec.target_range(),
             )?,
-            (None, task) => task.unwrap_or(Task::Tutorial).dataset(),
+            (None, task) => {
+                let task = task.unwrap_or(Task::Tutorial);
+                task.generate(&self.data.drawn.options(Some(task))?)
+            }
         };
         let start = match &training.init_weights {
             Some(path) => Start::WeightsFile(path.clone()),

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use crate::bench::{self, Report};
-use crate::cli::{BenchArgs, TrainArgs};
+use crate::cli::{BenchArgs, DataCommandArgs, TrainArgs};
 use crate::error::Error;
 use crate::gpu::list_adapters;
 use crate::memory;
@@ -37,6 +37,37 @@ fn stop_on_ctrl_c() -> StopFlag {
         eprintln!("note: Ctrl-C will end the run without writing outputs ({e})");
     }
     stop
+}
+
+/// Runs `gputrain data`: the task's samples as CSV (a header x0,...,y0,...
+/// then one sample a line, every value as the shortest decimal that reads
+/// back to the same float64), written whole or not at all.
+pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
+    let data = args
+        .task
+        .generate(&args.drawn.options(Some(args.task))?);
+    let mut file = crate::output::TemporaryFile::create(&args.out)?;
+    let header: Vec<String> = (0..data.inputs)
+        .map(|i| format!("x{i}"))
+        .chain((0..data.outputs).map(|j| format!("y{j}")))
+        .collect();
+    let mut text = header.join(",");
+    text.push('\n');
+    for s in 0..data.samples() {
+        let values: Vec<String> = data
+            .input(s)
+            .iter()
+            .chain(data.target(s))
+            .map(|v| format!("{v}"))
+            .collect();
+        text.push_str(&values.join(","));
+        text.push('\n');
+    }
+    file.handle()
+        .write_all(text.as_bytes())
+        .map_err(|e| file.error(e))?;
+    file.persist()?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `gputrain train`. Returns exit code 1 when `--verify` fails and

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use clap::ValueEnum;
 
 use crate::error::Error;
 
@@ -104,17 +103,67 @@ pub fn describe_range((low, high): (f64, f64)) -> String {
     }
 }
 
-/// The built-in tasks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// The built-in tasks: two fixed ones, and generated ones for studies and
+/// benchmarks that need more samples ([`TaskOptions`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Task {
     /// Seed 003's single sample: (0.05, 0.10) -> (0.01, 0.99).
     Tutorial,
     /// The four XOR samples with 0/1 targets.
     Xor,
+    /// `parity:N`: all 2^N inputs in {0, 1}^N, target 1 when an odd number
+    /// of them is 1 (N from 1 to [`MAX_PARITY_BITS`]).
+    Parity(u32),
+    /// scikit-learn's make_moons: two interleaving half circles.
+    Moons,
+    /// scikit-learn's make_circles (factor 0.8): a circle inside another.
+    Circles,
+    /// Two interleaved spirals, 1.5 turns each, scaled into [-1, 1].
+    Spirals,
+}
+
+/// Largest N of `parity:N` (2^20 = 1,048,576 samples).
+pub const MAX_PARITY_BITS: u32 = 20;
+
+/// The names `--task` accepts, for messages.
+pub const TASK_NAMES: &str = "tutorial, xor, parity:N, moons, circles, spirals";
+
+/// How a generated task (moons, circles, spirals) is drawn.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TaskOptions {
+    /// `--samples`: scikit-learn's n_samples (default 100), split between
+    /// the two classes as it does (the first class gets n / 2).
+    pub samples: usize,
+    /// `--noise`: standard deviation of the Gaussian noise added to every
+    /// input (default 0, scikit-learn's None).
+    pub noise: f64,
+    /// `--data-seed`: the noise and the shuffle of the points.
+    pub seed: u64,
+}
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        Self {
+            samples: 100,
+            noise: 0.0,
+            seed: 0,
+        }
+    }
 }
 
 impl Task {
+    /// Whether `--samples`, `--noise` and `--data-seed` apply.
+    pub fn is_drawn(self) -> bool {
+        matches!(self, Task::Moons | Task::Circles | Task::Spirals)
+    }
+
+    /// The task's data with the default [`TaskOptions`].
     pub fn dataset(self) -> Dataset {
+        self.generate(&TaskOptions::default())
+    }
+
+    /// The task's data; drawn tasks follow `options`.
+    pub fn generate(self, options: &TaskOptions) -> Dataset {
         let (inputs, outputs, x, y) = match self {
             Task::Tutorial => (2, 2, vec![0.05, 0.10], vec![0.01, 0.99]),
             Task::Xor => (
@@ -123,21 +172,144 @@ impl Task {
                 vec![0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0, 1.0],
                 vec![0.0, 1.0, 1.0, 0.0],
             ),
+            Task::Parity(bits) => {
+                let n = bits as usize;
+                let x = (0..1usize << n)
+                    .flat_map(|i| (0..n).map(move |b| ((i >> (n - 1 - b)) & 1) as f64))
+                    .collect();
+                let y = (0..1u32 << n).map(|i| (i.count_ones() % 2) as f64).collect();
+                (n, 1, x, y)
+            }
+            Task::Moons | Task::Circles | Task::Spirals => {
+                let (x, y) = draw(self, options);
+                (2, 1, x, y)
+            }
         };
         Dataset::new(self.to_string(), inputs, outputs, x, y).expect("built-in tasks are valid")
     }
 
-    /// The topology a task uses when none is given: seed 003's 2-2-2, and
-    /// the classic 2-3-1 for XOR.
+    /// The topology a task uses when none is given: seed 003's 2-2-2, the
+    /// classic 2-3-1 for XOR, N-N-1 for parity, 2-8-1 for the drawn ones.
     pub fn default_widths(self) -> Vec<usize> {
         match self {
             Task::Tutorial => vec![2, 2, 2],
             Task::Xor => vec![2, 3, 1],
+            Task::Parity(bits) => vec![bits as usize, bits as usize, 1],
+            Task::Moons | Task::Circles | Task::Spirals => vec![2, 8, 1],
         }
     }
 }
 
-crate::display_as_value_name!(Task);
+/// The points of a drawn task: class 0 then class 1 on their curves, noise
+/// added, then shuffled (scikit-learn's shuffle=True), all from `seed`.
+fn draw(task: Task, options: &TaskOptions) -> (Vec<f64>, Vec<f64>) {
+    use rand_chacha::ChaCha8Rng;
+    use rand_core::{Rng, SeedableRng};
+    use std::f64::consts::PI;
+    let n = options.samples;
+    let (n_out, n_in) = (n / 2, n - n / 2);
+    // numpy's linspace(start, stop, count), with or without the end point.
+    let linspace = |start: f64, stop: f64, count: usize, endpoint: bool| -> Vec<f64> {
+        let steps = if endpoint { count.saturating_sub(1) } else { count };
+        (0..count)
+            .map(|i| match steps {
+                0 => start,
+                _ => start + (stop - start) * i as f64 / steps as f64,
+            })
+            .collect()
+    };
+    let mut points: Vec<([f64; 2], f64)> = Vec::with_capacity(n);
+    match task {
+        Task::Moons => {
+            for t in linspace(0.0, PI, n_out, true) {
+                points.push(([t.cos(), t.sin()], 0.0));
+            }
+            for t in linspace(0.0, PI, n_in, true) {
+                points.push(([1.0 - t.cos(), 1.0 - t.sin() - 0.5], 1.0));
+            }
+        }
+        Task::Circles => {
+            for t in linspace(0.0, 2.0 * PI, n_out, false) {
+                points.push(([t.cos(), t.sin()], 0.0));
+            }
+            for t in linspace(0.0, 2.0 * PI, n_in, false) {
+                points.push(([0.8 * t.cos(), 0.8 * t.sin()], 1.0));
+            }
+        }
+        _ => {
+            // Angle from 0.25 to 3 pi (1.5 turns), radius growing with it;
+            // class 1 is class 0 turned by half a turn.
+            let end = 3.0 * PI;
+            for (class, count) in [(0.0, n_out), (1.0, n_in)] {
+                for t in linspace(0.25, end, count, true) {
+                    let r = t / end;
+                    let sign = if class == 0.0 { 1.0 } else { -1.0 };
+                    points.push(([sign * r * t.cos(), sign * r * t.sin()], class));
+                }
+            }
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let mut uniform = || (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    if options.noise > 0.0 {
+        // Box-Muller: two standard normal values from two uniform ones.
+        for (p, _) in &mut points {
+            let (u1, u2) = (1.0 - uniform(), uniform());
+            let r = (-2.0 * u1.ln()).sqrt();
+            p[0] += options.noise * r * (2.0 * PI * u2).cos();
+            p[1] += options.noise * r * (2.0 * PI * u2).sin();
+        }
+    }
+    // Fisher-Yates.
+    for i in (1..points.len()).rev() {
+        let j = (uniform() * (i + 1) as f64) as usize;
+        points.swap(i, j.min(i));
+    }
+    let x = points.iter().flat_map(|(p, _)| *p).collect();
+    let y = points.iter().map(|(_, c)| *c).collect();
+    (x, y)
+}
+
+impl std::fmt::Display for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Task::Tutorial => f.write_str("tutorial"),
+            Task::Xor => f.write_str("xor"),
+            Task::Parity(bits) => write!(f, "parity:{bits}"),
+            Task::Moons => f.write_str("moons"),
+            Task::Circles => f.write_str("circles"),
+            Task::Spirals => f.write_str("spirals"),
+        }
+    }
+}
+
+impl std::str::FromStr for Task {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let bad = |why: String| Error::Config(format!("--task '{s}': {why}"));
+        Ok(match s {
+            "tutorial" => Task::Tutorial,
+            "xor" => Task::Xor,
+            "moons" => Task::Moons,
+            "circles" => Task::Circles,
+            "spirals" => Task::Spirals,
+            _ => match s.strip_prefix("parity:") {
+                Some(bits) => match bits.parse::<u32>() {
+                    Ok(b) if (1..=MAX_PARITY_BITS).contains(&b) => Task::Parity(b),
+                    _ => {
+                        return Err(bad(format!(
+                            "N must be a whole number from 1 to {MAX_PARITY_BITS}"
+                        )));
+                    }
+                },
+                None => return Err(bad(format!("unknown task; expected one of: {TASK_NAMES}"))),
+            },
+        })
+    }
+}
+
+
 
 /// A reproducible synthetic data set for tests and benchmarks: inputs
 /// uniform in [-1, 1), targets uniform in [0.1, 0.9), from an xorshift

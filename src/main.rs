@@ -16,6 +16,7 @@ fn main() -> ExitCode {
         Some(Command::Adapters { json }) => commands::adapters(*json),
         Some(Command::Train(args)) => commands::train(args),
         Some(Command::Bench(args)) => commands::bench(args),
+        Some(Command::Data(args)) => commands::data(args),
         None => commands::train(&cli.train),
     };
     match result {

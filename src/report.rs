@@ -80,6 +80,11 @@ pub struct Summary {
     pub freeze_bias: bool,
     pub loss: String,
     pub reduction: String,
+    /// The update rule with its hyperparameters, e.g. "adam (betas 0.9,
+    /// 0.999, eps 1e-8)".
+    pub optimizer: String,
+    /// "full batch", or e.g. "batches of 64, shuffled".
+    pub batches: String,
     pub networks: usize,
     pub epochs: u64,
     /// Ctrl-C ended the run early.
@@ -234,6 +239,15 @@ pub fn summarize(
         freeze_bias: spec.freeze_bias,
         loss: spec.loss.to_string(),
         reduction: spec.reduction.to_string(),
+        optimizer: spec.optimizer.describe(),
+        batches: match spec.batching {
+            None => "full batch".to_string(),
+            Some(b) => format!(
+                "batches of {}, {}",
+                b.size.min(data.samples()),
+                if b.shuffle { "shuffled" } else { "in the data's order" }
+            ),
+        },
         networks,
         epochs: options.epochs,
         interrupted: epochs_completed < options.epochs,
@@ -282,6 +296,7 @@ pub fn render(s: &Summary) -> String {
         s.reduction,
         s.data
     ));
+    line(format!("optimizer: {}, {}", s.optimizer, s.batches));
     if s.interrupted {
         line(format!(
             "interrupted: every network completed at least {} of {} epochs (the results file has each network's count)",

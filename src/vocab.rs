@@ -268,6 +268,24 @@ impl OptimizerConfig {
         Ok(())
     }
 
+    /// The optimizer and the hyperparameters it uses, for reports.
+    pub fn describe(&self) -> String {
+        let mut text = match self.kind {
+            Optimizer::Sgd => "sgd".to_string(),
+            Optimizer::Momentum | Optimizer::Nesterov => {
+                format!("{} {}", self.kind.name(), self.momentum)
+            }
+            Optimizer::Adam => format!(
+                "adam (betas {}, {}, eps {:e})",
+                self.beta1, self.beta2, self.eps
+            ),
+        };
+        if self.weight_decay > 0.0 {
+            text.push_str(&format!(", weight decay {}", self.weight_decay));
+        }
+        text
+    }
+
     /// Optimizer state values per parameter.
     pub fn state_slots(&self) -> usize {
         self.kind.def().state_slots

@@ -867,7 +867,9 @@ mod tests {
                 "backward_direct",
                 "weight_update_direct",
                 "bias_update",
-                "evaluate"
+                "evaluate",
+                "epoch_loss",
+                "advance"
             ]
         );
         assert_eq!(
