@@ -34,7 +34,9 @@ impl Batching {
 
     /// The samples of batch `b` of `epoch`, in visiting order.
     pub fn batch(&self, samples: usize, epoch: u64, b: usize) -> impl Iterator<Item = usize> {
-        let order = self.shuffle.then(|| EpochOrder::new(samples, self.seed, epoch));
+        let order = self
+            .shuffle
+            .then(|| EpochOrder::new(samples, self.seed, epoch));
         let first = b * self.size;
         let last = (first + self.size).min(samples);
         (first..last).map(move |position| match &order {

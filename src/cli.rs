@@ -281,7 +281,7 @@ pub struct TrainingArgs {
     pub batch_size: Option<usize>,
     /// Visit the samples in the data's order every epoch (default with
     /// --batch-size: a new order each epoch from --seed and the epoch).
-    #[arg(long, requires = "batch_size")]
+    #[arg(long)]
     pub no_shuffle: bool,
 }
 
@@ -487,6 +487,11 @@ impl TrainArgs {
             reduction: model.reduction,
             optimizer: self.optimizer.to_config()?,
             batching: match training.batch_size {
+                None if training.no_shuffle => {
+                    return Err(usage(
+                        "--no-shuffle needs --batch-size (one full batch has no order)".into(),
+                    ));
+                }
                 Some(0) => return Err(usage("--batch-size must be at least 1".into())),
                 Some(size) => Some(Batching {
                     size,

@@ -43,9 +43,7 @@ fn stop_on_ctrl_c() -> StopFlag {
 /// then one sample a line, every value as the shortest decimal that reads
 /// back to the same float64), written whole or not at all.
 pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
-    let data = args
-        .task
-        .generate(&args.drawn.options(Some(args.task))?);
+    let data = args.task.generate(&args.drawn.options(Some(args.task))?);
     let mut file = crate::output::TemporaryFile::create(&args.out)?;
     let header: Vec<String> = (0..data.inputs)
         .map(|i| format!("x{i}"))

@@ -214,7 +214,15 @@ pub fn train_network(
     options: &TrainOptions,
 ) -> NetworkOutcome {
     let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
-    train_network_until(spec, data, params, &mut state, learning_rate, options, &|| false)
+    train_network_until(
+        spec,
+        data,
+        params,
+        &mut state,
+        learning_rate,
+        options,
+        &|| false,
+    )
 }
 
 /// Trains one network in place, its optimizer `state` too (slot after
@@ -234,7 +242,11 @@ pub fn train_network_until(
     let (math, layout) = (Math::new(spec), spec.layout());
     let p = layout.len;
     let slots = math.optimizer.state_slots;
-    assert_eq!(state.len(), slots * p, "optimizer state: slots x parameters");
+    assert_eq!(
+        state.len(),
+        slots * p,
+        "optimizer state: slots x parameters"
+    );
     let mut ws = Workspace::new(spec);
     let mut grad = vec![0.0; p];
     let frozen = spec.frozen_mask();
@@ -335,7 +347,15 @@ pub fn train_population(
     options: &TrainOptions,
 ) -> Vec<NetworkOutcome> {
     let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
-    train_population_until(spec, data, params, &mut state, learning_rates, options, &|| false)
+    train_population_until(
+        spec,
+        data,
+        params,
+        &mut state,
+        learning_rates,
+        options,
+        &|| false,
+    )
 }
 
 /// [`train_population`] with [`train_network_until`]'s optimizer state

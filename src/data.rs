@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-
 use crate::error::Error;
 
 /// `S` samples of (inputs, targets), row-major, float64.
@@ -177,7 +176,9 @@ impl Task {
                 let x = (0..1usize << n)
                     .flat_map(|i| (0..n).map(move |b| ((i >> (n - 1 - b)) & 1) as f64))
                     .collect();
-                let y = (0..1u32 << n).map(|i| (i.count_ones() % 2) as f64).collect();
+                let y = (0..1u32 << n)
+                    .map(|i| (i.count_ones() % 2) as f64)
+                    .collect();
                 (n, 1, x, y)
             }
             Task::Moons | Task::Circles | Task::Spirals => {
@@ -210,7 +211,11 @@ fn draw(task: Task, options: &TaskOptions) -> (Vec<f64>, Vec<f64>) {
     let (n_out, n_in) = (n / 2, n - n / 2);
     // numpy's linspace(start, stop, count), with or without the end point.
     let linspace = |start: f64, stop: f64, count: usize, endpoint: bool| -> Vec<f64> {
-        let steps = if endpoint { count.saturating_sub(1) } else { count };
+        let steps = if endpoint {
+            count.saturating_sub(1)
+        } else {
+            count
+        };
         (0..count)
             .map(|i| match steps {
                 0 => start,
@@ -308,8 +313,6 @@ impl std::str::FromStr for Task {
         })
     }
 }
-
-
 
 /// A reproducible synthetic data set for tests and benchmarks: inputs
 /// uniform in [-1, 1), targets uniform in [0.1, 0.9), from an xorshift
@@ -469,5 +472,93 @@ mod tests {
         let xor = Task::Xor.dataset();
         assert!(xor.check_targets((-1.0, 1.0)).is_ok());
         assert!(xor.check_targets((0.5, 1.0)).is_err());
+    }
+}
+
+#[cfg(test)]
+mod task_tests {
+    use super::*;
+
+    fn drawn(task: Task, samples: usize, noise: f64) -> Dataset {
+        task.generate(&TaskOptions {
+            samples,
+            noise,
+            seed: 1,
+        })
+    }
+
+    #[test]
+    fn parity_lists_every_input_with_its_parity() {
+        let d = Task::Parity(4).dataset();
+        assert_eq!((d.samples(), d.inputs), (16, 4));
+        for s in 0..16 {
+            let ones = d.input(s).iter().filter(|v| **v == 1.0).count();
+            assert_eq!(d.target(s)[0], (ones % 2) as f64, "sample {s}");
+        }
+        assert_eq!(d.input(5), [0.0, 1.0, 0.0, 1.0]);
+    }
+
+    #[test]
+    fn drawn_tasks_follow_scikit_learns_curves_without_noise() {
+        // make_moons: the outer moon on the unit circle's upper half, the
+        // inner one (1 - cos t, 0.5 - sin t); n / 2 points in class 0.
+        let moons = drawn(Task::Moons, 101, 0.0);
+        let mut class0 = 0;
+        for s in 0..101 {
+            let ([x, y], c) = ([moons.input(s)[0], moons.input(s)[1]], moons.target(s)[0]);
+            if c == 0.0 {
+                class0 += 1;
+                assert!((x * x + y * y - 1.0).abs() < 1e-12 && y >= -1e-12);
+            } else {
+                let (dx, dy) = (x - 1.0, y - 0.5);
+                assert!((dx * dx + dy * dy - 1.0).abs() < 1e-12 && y <= 0.5 + 1e-12);
+            }
+        }
+        assert_eq!(class0, 50);
+        // make_circles: radius 1 and 0.8 (factor).
+        let circles = drawn(Task::Circles, 40, 0.0);
+        for s in 0..40 {
+            let r = circles.input(s)[0].hypot(circles.input(s)[1]);
+            let want = if circles.target(s)[0] == 0.0 {
+                1.0
+            } else {
+                0.8
+            };
+            assert!((r - want).abs() < 1e-12, "sample {s}: radius {r}");
+        }
+        let spirals = drawn(Task::Spirals, 64, 0.0);
+        assert!(spirals.x.iter().all(|v| v.abs() <= 1.0));
+    }
+
+    #[test]
+    fn noise_and_order_come_from_the_data_seed() {
+        let a = drawn(Task::Moons, 30, 0.2);
+        assert_eq!(a, drawn(Task::Moons, 30, 0.2));
+        let other = Task::Moons.generate(&TaskOptions {
+            samples: 30,
+            noise: 0.2,
+            seed: 2,
+        });
+        assert_ne!(a.x, other.x);
+        // Noise moves points off the curve, with about the asked spread.
+        let clean = drawn(Task::Moons, 2_000, 0.0);
+        let noisy = drawn(Task::Moons, 2_000, 0.1);
+        let spread = |d: &Dataset| {
+            let n = d.x.len() as f64;
+            let mean = d.x.iter().sum::<f64>() / n;
+            d.x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n
+        };
+        // Independent noise adds its variance, 0.01, to the clean spread.
+        let added = spread(&noisy) - spread(&clean);
+        assert!((added - 0.01).abs() < 0.002, "added variance {added}");
+    }
+
+    #[test]
+    fn task_names_parse_and_print_back() {
+        for name in ["tutorial", "xor", "parity:7", "moons", "circles", "spirals"] {
+            assert_eq!(name.parse::<Task>().unwrap().to_string(), name);
+        }
+        assert!("parity:21".parse::<Task>().is_err());
+        assert!("parity:x".parse::<Task>().is_err());
     }
 }

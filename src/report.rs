@@ -245,7 +245,11 @@ pub fn summarize(
             Some(b) => format!(
                 "batches of {}, {}",
                 b.size.min(data.samples()),
-                if b.shuffle { "shuffled" } else { "in the data's order" }
+                if b.shuffle {
+                    "shuffled"
+                } else {
+                    "in the data's order"
+                }
             ),
         },
         networks,

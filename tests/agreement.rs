@@ -9,6 +9,7 @@
 
 mod common;
 
+use gputrain::batches::Batching;
 use gputrain::cpu;
 use gputrain::data::{Dataset, Task};
 use gputrain::gpu::{GpuOptions, LayeredVariant, Strategy};
@@ -16,7 +17,6 @@ use gputrain::init::{Init, TUTORIAL_PARAMETERS, population_parameters};
 use gputrain::model::{
     ACTIVATIONS, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
 };
-use gputrain::batches::Batching;
 use gputrain::run::LearningRate;
 use gputrain::training::{NetworkOutcome, TrainOptions};
 use gputrain::vocab::LOSSES;
@@ -390,7 +390,11 @@ fn seed_network_three_steps_of_every_optimizer(path: Path) {
         };
         let mut p = TUTORIAL_PARAMETERS.to_vec();
         train(path, &spec, &data, &mut p, &[lr], &common::options(3));
-        let tol = if path == Path::CpuF64 { 1e-12 } else { THREE_STEPS_F32_TOL };
+        let tol = if path == Path::CpuF64 {
+            1e-12
+        } else {
+            THREE_STEPS_F32_TOL
+        };
         let layout = spec.layout();
         common::assert_close_per_network(
             &format!("{path:?} {kind} (weight decay {weight_decay}), three steps"),
@@ -406,7 +410,10 @@ const THREE_STEPS_F32_TOL: f64 = 1.05e-5;
 
 /// Every optimizer, with and without weight decay.
 fn optimizer_cases() -> Vec<OptimizerConfig> {
-    let mut cases: Vec<OptimizerConfig> = Optimizer::ALL.iter().map(|&k| OptimizerConfig::of(k)).collect();
+    let mut cases: Vec<OptimizerConfig> = Optimizer::ALL
+        .iter()
+        .map(|&k| OptimizerConfig::of(k))
+        .collect();
     for kind in [Optimizer::Momentum, Optimizer::Adam] {
         cases.push(OptimizerConfig {
             weight_decay: 0.01,
@@ -435,11 +442,22 @@ fn every_optimizer_agrees_with_the_reference(path: Path) {
     for optimizer in optimizer_cases() {
         let spec = ModelSpec {
             optimizer,
-            ..common::spec(&[3, 5, 2], BiasMode::PerNeuron, Loss::HalfSse, Reduction::Mean)
+            ..common::spec(
+                &[3, 5, 2],
+                BiasMode::PerNeuron,
+                Loss::HalfSse,
+                Reduction::Mean,
+            )
         };
         let sweep = match optimizer.kind {
-            Optimizer::Adam => LearningRate::LogSweep { from: 1e-3, to: 3e-2 },
-            _ => LearningRate::LogSweep { from: 0.05, to: 2.0 },
+            Optimizer::Adam => LearningRate::LogSweep {
+                from: 1e-3,
+                to: 3e-2,
+            },
+            _ => LearningRate::LogSweep {
+                from: 0.05,
+                to: 2.0,
+            },
         };
         let lrs = sweep.rates(OPTIMIZER_NETWORKS);
         let initial = population_parameters(&spec, Init::Xavier, 5, 0, lrs.len()).unwrap();
@@ -591,9 +609,18 @@ fn minibatches_agree_with_the_reference(path: Path) {
 #[test]
 fn online_training_is_one_update_per_sample() {
     let data = common::synthetic_dataset(2, 1, 5, 3);
-    let base = common::spec(&[2, 3, 1], BiasMode::PerNeuron, Loss::HalfSse, Reduction::Mean);
+    let base = common::spec(
+        &[2, 3, 1],
+        BiasMode::PerNeuron,
+        Loss::HalfSse,
+        Reduction::Mean,
+    );
     let spec = ModelSpec {
-        batching: Some(Batching { size: 1, shuffle: false, seed: 0 }),
+        batching: Some(Batching {
+            size: 1,
+            shuffle: false,
+            seed: 0,
+        }),
         ..base.clone()
     };
     let start = population_parameters(&spec, Init::Xavier, 1, 0, 1).unwrap();
@@ -604,8 +631,13 @@ fn online_training_is_one_update_per_sample() {
     for _epoch in 0..2 {
         for s in 0..data.samples() {
             let one = gputrain::data::Dataset::new(
-                "one sample", 2, 1, data.input(s).to_vec(), data.target(s).to_vec(),
-            ).unwrap();
+                "one sample",
+                2,
+                1,
+                data.input(s).to_vec(),
+                data.target(s).to_vec(),
+            )
+            .unwrap();
             cpu::loss_and_gradient(&base, &by_hand, &one, &mut grad);
             for (p, g) in by_hand.iter_mut().zip(&grad) {
                 *p -= 0.3 * g;

@@ -7,9 +7,7 @@ mod common;
 
 use gputrain::gpu::buffers::{self, Access, Binding};
 use gputrain::gpu::shaders::{self, VOCABULARY_FILE};
-use gputrain::vocab::{
-    ACTIVATIONS, LOSSES, OPTIMIZERS, Optimizer, OptimizerConfig, StepScalars,
-};
+use gputrain::vocab::{ACTIVATIONS, LOSSES, OPTIMIZERS, Optimizer, OptimizerConfig, StepScalars};
 use wgpu::util::DeviceExt;
 
 /// Net inputs: zero, tiny, moderate, the saturation regions and beyond
@@ -244,7 +242,13 @@ fn optimizer_probes() -> String {
 fn every_optimizer_matches_its_f64_twin() {
     for def in OPTIMIZERS {
         let mut args: Vec<[f64; 3]> = Vec::new();
-        for (p, g) in [(0.3, 0.02), (-1.5, 3.0), (2.0, -1e-4), (0.7, 0.0), (-0.2, -0.4)] {
+        for (p, g) in [
+            (0.3, 0.02),
+            (-1.5, 3.0),
+            (2.0, -1e-4),
+            (0.7, 0.0),
+            (-0.2, -0.4),
+        ] {
             for which in 0..6 {
                 args.push([p, g, which as f64]);
             }

@@ -85,7 +85,11 @@ pub(crate) fn train_chunked(
     );
     let total = learning_rates.len();
     let per_state = state.len() / total.max(1);
-    assert_eq!(state.len(), per_state * total, "optimizer state per network");
+    assert_eq!(
+        state.len(),
+        per_state * total,
+        "optimizer state per network"
+    );
     let capacity = kernel.capacity();
     let mut outcomes = Vec::with_capacity(total);
     let mut report = Progress {

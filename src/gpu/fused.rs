@@ -123,7 +123,11 @@ pub fn fused_supports(
         return Err(Error::TooLarge(format!(
             "{samples} samples{}: one epoch of the fused GPU kernel loops {per_epoch} times, \
              more than the {limit} this adapter allows (use --kernel layered or auto)",
-            if spec.batching.is_some() { " in minibatches" } else { "" }
+            if spec.batching.is_some() {
+                " in minibatches"
+            } else {
+                ""
+            }
         )));
     }
     Ok(())
@@ -359,7 +363,9 @@ impl ChunkKernel for FusedTrainer<'_> {
                 }
             }
             let bytes = bytemuck::cast_slice(&state_soa);
-            self.ctx.queue.write_buffer(&self.buffers.opt_state, 0, bytes);
+            self.ctx
+                .queue
+                .write_buffer(&self.buffers.opt_state, 0, bytes);
         }
         let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
         let initial_status = status::initial(cap);

@@ -10,8 +10,8 @@
 
 use std::fmt::Write;
 
-use crate::data::Dataset;
 use crate::batches;
+use crate::data::Dataset;
 use crate::model::{ModelSpec, ParamLayout, Reduction};
 
 /// Invocations per workgroup of the fused kernel.

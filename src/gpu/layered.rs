@@ -280,7 +280,10 @@ impl LayeredPlan {
         }
         let capacity = networks
             .min(((max_bytes - input_bytes) / per_network_acts) as usize)
-            .min((max_bytes / (per_network_params * spec.optimizer.state_slots().max(1) as u64)) as usize)
+            .min(
+                (max_bytes / (per_network_params * spec.optimizer.state_slots().max(1) as u64))
+                    as usize,
+            )
             .min(grid_limit as usize)
             .min(cap.unwrap_or(usize::MAX))
             .max(1);
@@ -715,7 +718,9 @@ impl ChunkKernel for LayeredTrainer<'_> {
                 .collect();
             let at = 4 * (k * cap * p) as u64;
             let bytes = bytemuck::cast_slice(&slot);
-            self.ctx.queue.write_buffer(&self.buffers.opt_state, at, bytes);
+            self.ctx
+                .queue
+                .write_buffer(&self.buffers.opt_state, at, bytes);
         }
         let lrs: Vec<f32> = learning_rates.iter().map(|&v| v as f32).collect();
         let initial_status = status::initial(cap);
@@ -766,7 +771,12 @@ impl ChunkKernel for LayeredTrainer<'_> {
             let mut pass = encoder.begin_compute_pass(&Default::default());
             self.record_forward(&mut pass, RowSet::All, count as u32);
             let sums = (count as u32, 1, 1);
-            self.step(&mut pass, &self.pipelines.evaluate, (RowSet::All, last), sums);
+            self.step(
+                &mut pass,
+                &self.pipelines.evaluate,
+                (RowSet::All, last),
+                sums,
+            );
         }
         let b = &self.buffers;
         let sources = [&b.params, &b.status, &b.final_loss, &b.opt_state];

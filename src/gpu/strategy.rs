@@ -139,7 +139,9 @@ impl<'a> GpuTrainer<'a> {
     ) -> Result<GpuRun, Error> {
         let gpu = &self.options;
         match &self.kernel {
-            Kernel::Fused(t) => train_chunked(t, params, state, learning_rates, options, gpu, progress),
+            Kernel::Fused(t) => {
+                train_chunked(t, params, state, learning_rates, options, gpu, progress)
+            }
             Kernel::Layered(t) => {
                 train_chunked(t, params, state, learning_rates, options, gpu, progress)
             }
