@@ -41,4 +41,4 @@ cases = [('Sgd', 'sgd', 0.0), ('Momentum', 'momentum', 0.0), ('Nesterov', 'neste
 for name, kind, wd in cases:
     lr = 0.05 if kind == 'adam' else 0.5
     p, s0, s1 = run(kind, lr=lr, wd=wd)
-    print(f"    ({name}, {lr}, {wd}, [{', '.join('%.15e' % v for v in p)}]),")
+    print(f"    ({name}, {lr}, {wd}, [{', '.join(repr(v) for v in p)}]),")
