@@ -48,6 +48,22 @@ fn reached_target(loss: f32) -> bool {
     return (cfg.flags & FLAG_HAS_TARGET) != 0u && loss <= cfg.target_loss;
 }
 
+// The loss of the parameters at the start of run epoch `epoch`: the state
+// it leaves (diverged, stopped at the target, or 0 to train on), and the
+// target epoch if this is the first at or below the target.
+fn record_epoch_loss(loss: f32, epoch: u32, target_epoch: ptr<function, u32>) -> u32 {
+    if !is_finite(loss) {
+        return STATE_DIVERGED;
+    }
+    if *target_epoch == NOT_REACHED && reached_target(loss) {
+        *target_epoch = epoch;
+    }
+    if (cfg.flags & FLAG_STOP_AT_TARGET) != 0u && *target_epoch != NOT_REACHED {
+        return STATE_STOPPED;
+    }
+    return 0u;
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = network_index(gid);
@@ -73,15 +89,8 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
             var loss = 0.0;
 //@forward_backward_all_samples
             loss *= REDUCTION;
-            if !is_finite(loss) {
-                state = STATE_DIVERGED;
-                break;
-            }
-            if target_epoch == NOT_REACHED && reached_target(loss) {
-                target_epoch = epoch;
-            }
-            if (cfg.flags & FLAG_STOP_AT_TARGET) != 0u && target_epoch != NOT_REACHED {
-                state = STATE_STOPPED;
+            state = record_epoch_loss(loss, epoch, &target_epoch);
+            if state != 0u {
                 break;
             }
             // Update number epoch + 1 of the run (Adam's t).
@@ -98,15 +107,8 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
 //@batch_forward_loss_one_sample
                 }
                 loss *= REDUCTION;
-                if !is_finite(loss) {
-                    state = STATE_DIVERGED;
-                    break;
-                }
-                if target_epoch == NOT_REACHED && reached_target(loss) {
-                    target_epoch = epoch;
-                }
-                if (cfg.flags & FLAG_STOP_AT_TARGET) != 0u && target_epoch != NOT_REACHED {
-                    state = STATE_STOPPED;
+                state = record_epoch_loss(loss, epoch, &target_epoch);
+                if state != 0u {
                     break;
                 }
             }

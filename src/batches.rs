@@ -98,18 +98,30 @@ impl EpochOrder {
 
     /// The sample visited at `position` (0..samples).
     pub fn sample(&self, position: u32) -> u32 {
+        self.walk(position).0
+    }
+
+    /// One pass of the 4-round Feistel network over the whole domain.
+    fn feistel(&self, x: u32) -> u32 {
         let mask = (1u32 << self.half_bits) - 1;
+        let (mut left, mut right) = (x >> self.half_bits, x & mask);
+        for key in self.keys {
+            let mixed = left ^ (hash32(right ^ key) & mask);
+            left = right;
+            right = mixed;
+        }
+        (left << self.half_bits) | right
+    }
+
+    /// The sample at `position` and the Feistel passes its cycle walk took.
+    fn walk(&self, position: u32) -> (u32, usize) {
         let mut x = position;
+        let mut passes = 0;
         loop {
-            let (mut left, mut right) = (x >> self.half_bits, x & mask);
-            for key in self.keys {
-                let mixed = left ^ (hash32(right ^ key) & mask);
-                left = right;
-                right = mixed;
-            }
-            x = (left << self.half_bits) | right;
+            x = self.feistel(x);
+            passes += 1;
             if x < self.samples {
-                return x;
+                return (x, passes);
             }
         }
     }
@@ -196,24 +208,7 @@ mod tests {
     fn the_walks_stay_within_four_times_the_samples() {
         for samples in [5, 17, 65, 1_000, 1_025] {
             let order = EpochOrder::new(samples, 1, 0);
-            let mask = (1u32 << order.half_bits) - 1;
-            let mut steps = 0;
-            for position in 0..samples as u32 {
-                let mut x = position;
-                loop {
-                    steps += 1;
-                    let (mut l, mut r) = (x >> order.half_bits, x & mask);
-                    for key in order.keys {
-                        let m = l ^ (hash32(r ^ key) & mask);
-                        l = r;
-                        r = m;
-                    }
-                    x = (l << order.half_bits) | r;
-                    if x < samples as u32 {
-                        break;
-                    }
-                }
-            }
+            let steps: usize = (0..samples as u32).map(|p| order.walk(p).1).sum();
             assert!(steps <= 4 * samples, "{samples}: {steps} steps");
         }
     }

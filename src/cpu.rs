@@ -202,6 +202,13 @@ fn loss_and_gradient_over(
     total * factor
 }
 
+/// What the loss at the start of an epoch decides.
+enum EpochEnd {
+    Diverged,
+    Stop,
+    Train,
+}
+
 /// How often (in epochs) an interruptible run asks whether to stop.
 const STOP_CHECK_EPOCHS: u64 = 256;
 
@@ -272,6 +279,20 @@ pub fn train_network_until(
             }
         }
     };
+    // The loss of the parameters at the start of a run epoch: divergence,
+    // the target epoch, stopping there.
+    let mut record_epoch = |loss: f64, run_epoch: u64| {
+        if !loss.is_finite() {
+            return EpochEnd::Diverged;
+        }
+        if target_epoch.is_none() && reached(loss) {
+            target_epoch = Some(run_epoch as u32);
+        }
+        match options.stop_at_target && target_epoch.is_some() {
+            true => EpochEnd::Stop,
+            false => EpochEnd::Train,
+        }
+    };
     'epochs: for epoch in 0..options.epochs {
         if epoch % STOP_CHECK_EPOCHS == 0 && epoch > 0 && stop() {
             epochs_completed = epoch;
@@ -283,15 +304,13 @@ pub fn train_network_until(
             // their gradient.
             let loss =
                 loss_and_gradient_with(spec, &math, &layout, params, data, &mut grad, &mut ws);
-            if !loss.is_finite() {
-                diverged = true;
-                break;
-            }
-            if target_epoch.is_none() && reached(loss) {
-                target_epoch = Some(run_epoch as u32);
-            }
-            if options.stop_at_target && target_epoch.is_some() {
-                break;
+            match record_epoch(loss, run_epoch) {
+                EpochEnd::Diverged => {
+                    diverged = true;
+                    break;
+                }
+                EpochEnd::Stop => break,
+                EpochEnd::Train => {}
             }
             // Every parameter moves with the gradient of the old parameters.
             update(params, &grad, run_epoch + 1);
@@ -300,16 +319,13 @@ pub fn train_network_until(
         // Minibatches: the epoch's loss (for the target) is the full-data
         // loss of the parameters the previous epoch ended with.
         if options.target_loss.is_some() {
-            let loss = loss(spec, params, data);
-            if !loss.is_finite() {
-                diverged = true;
-                break;
-            }
-            if target_epoch.is_none() && reached(loss) {
-                target_epoch = Some(run_epoch as u32);
-            }
-            if options.stop_at_target && target_epoch.is_some() {
-                break;
+            match record_epoch(loss(spec, params, data), run_epoch) {
+                EpochEnd::Diverged => {
+                    diverged = true;
+                    break;
+                }
+                EpochEnd::Stop => break,
+                EpochEnd::Train => {}
             }
         }
         for b in 0..batches {
