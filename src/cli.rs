@@ -251,7 +251,8 @@ pub struct TrainingArgs {
     /// Number of independent networks.
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=(u32::MAX as u64)))]
     pub networks: u64,
-    /// Full-batch gradient-descent steps per network.
+    /// Epochs per network: passes over the data, one update each (one per
+    /// minibatch with --batch-size).
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(0..=crate::training::MAX_EPOCHS))]
     pub epochs: u64,
     /// Learning rate, or a log-spaced sweep across networks such as 0.05..5
