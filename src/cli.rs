@@ -63,7 +63,8 @@ pub struct BenchArgs {
     /// Print the rows as JSON on stdout.
     #[arg(long)]
     pub json: bool,
-    /// Only these workloads: tutorial-10k, tutorial-1m, xor, wide
+    /// Only these workloads: tutorial-10k, tutorial-momentum,
+    /// tutorial-adam, tutorial-1m, xor, wide, moons-minibatch
     /// (comma-separated or repeated) [default: all].
     #[arg(long, value_delimiter = ',')]
     pub workload: Vec<String>,
@@ -252,9 +253,11 @@ pub struct TrainingArgs {
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=(u32::MAX as u64)))]
     pub networks: u64,
     /// Epochs per network: passes over the data, one update each (one per
-    /// minibatch with --batch-size).
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(0..=crate::training::MAX_EPOCHS))]
-    pub epochs: u64,
+    /// minibatch with --batch-size); with --resume, the total each network
+    /// trains to [default: 20000; with --resume, the total its run asked
+    /// for].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(0..=crate::training::MAX_EPOCHS))]
+    pub epochs: Option<u64>,
     /// Learning rate, or a log-spaced sweep across networks such as 0.05..5
     /// [default: 0.5, or the rates in --init-weights].
     #[arg(long, value_parser = parse_with::<LearningRate>)]
@@ -263,9 +266,15 @@ pub struct TrainingArgs {
     /// 003's weights).
     #[arg(long, default_value = "xavier", value_parser = parse_with::<Init>, conflicts_with = "init_weights")]
     pub init: Init,
-    /// Start from a weights file written by --weights.
-    #[arg(long, value_name = "FILE.safetensors")]
+    /// Start from a weights file written by --weights: its parameters,
+    /// with fresh optimizer state.
+    #[arg(long, value_name = "FILE.safetensors", conflicts_with = "resume")]
     pub init_weights: Option<PathBuf>,
+    /// Continue the training a weights file holds, exactly: its
+    /// parameters, optimizer state and epochs (the run's flags must be the
+    /// ones it was trained with).
+    #[arg(long, value_name = "FILE.safetensors", conflicts_with = "init")]
+    pub resume: Option<PathBuf>,
     /// Seed of the initialisation; network i depends only on (seed, i).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -351,10 +360,11 @@ impl Default for TrainingArgs {
     fn default() -> Self {
         Self {
             networks: 10_000,
-            epochs: 20_000,
+            epochs: None,
             lr: None,
             init: Init::Xavier,
             init_weights: None,
+            resume: None,
             seed: 0,
             target_loss: None,
             stop_at_target: false,
@@ -515,15 +525,19 @@ impl TrainArgs {
                 task.generate(&self.data.drawn.options(Some(task))?)
             }
         };
-        let start = match &training.init_weights {
-            Some(path) => Start::WeightsFile(path.clone()),
-            None => Start::Init {
+        let start = match (&training.init_weights, &training.resume) {
+            (Some(path), _) => Start::WeightsFile(path.clone()),
+            (None, Some(path)) => Start::Resume {
+                path: path.clone(),
+                epochs_from_file: training.epochs.is_none(),
+            },
+            (None, None) => Start::Init {
                 init: training.init,
                 seed: training.seed,
             },
         };
         let options = TrainOptions {
-            epochs: training.epochs,
+            epochs: training.epochs.unwrap_or(crate::training::DEFAULT_EPOCHS),
             target_loss: training.target_loss,
             stop_at_target: training.stop_at_target,
             ..TrainOptions::default()

@@ -13,7 +13,7 @@ use crate::progress::ProgressLine;
 use crate::report::{self, Tally, spread};
 use crate::run::{self, Start};
 use crate::training::StopFlag;
-use crate::weights::{WeightsMetadata, WeightsWriter};
+use crate::weights::{BlockValues, WeightsMetadata, WeightsWriter};
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -74,16 +74,17 @@ pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
 /// are written as blocks finish (under temporary names, renamed at the
 /// end), and the summary keeps a few bytes per network.
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
-    let config = args.to_config()?;
+    let mut config = args.to_config()?;
     let out = &args.output;
     for path in [&out.results, &out.weights].into_iter().flatten() {
         check_writable(path)?;
     }
-    let mut start = run::Starting::open(&config)?;
+    let mut start = run::Starting::open(&mut config)?;
+    let config = config;
     memory::check_host(&config, out.verify.unwrap_or(0))?;
     let stop = stop_on_ctrl_c();
     let (ctx, backend) = run::open_backend(&config)?;
-    let notes = start.notes(&config);
+    let notes = start.notes(&config, &backend);
     if !out.quiet {
         for note in backend.note.iter().chain(&notes) {
             eprintln!("note: {note}");
@@ -97,10 +98,22 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         .as_deref()
         .map(ResultsWriter::create)
         .transpose()?;
+    let record = WeightsMetadata {
+        epochs: config.options.epochs,
+        planned_epochs: config.options.epochs,
+        seed: match config.start {
+            Start::Init { seed, .. } => seed,
+            _ => args.training.seed,
+        },
+        interrupted: false,
+        trained_on: backend.trained_on(),
+        target_loss: config.options.target_loss,
+        precision: backend.precision(),
+    };
     let mut weights = out
         .weights
         .as_deref()
-        .map(|path| WeightsWriter::create(path, &config.spec, config.networks))
+        .map(|path| WeightsWriter::create(path, &config.spec, config.networks, &record))
         .transpose()?;
     let verify_indices = spread(config.networks, out.verify.unwrap_or(0));
     let mut tally = Tally::new(
@@ -121,7 +134,15 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
                 results.write_block(block.first, block.learning_rates, block.outcomes)?;
             }
             if let Some(weights) = &mut weights {
-                weights.write_block(block.first, block.params, block.learning_rates)?;
+                weights.write_block(
+                    block.first,
+                    BlockValues {
+                        params: block.params,
+                        state: block.state,
+                        learning_rates: block.learning_rates,
+                        outcomes: block.outcomes,
+                    },
+                )?;
             }
             Ok(())
         },
@@ -151,16 +172,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         results.finish()?;
     }
     if let Some(weights) = weights {
-        let seed = match config.start {
-            Start::Init { seed, .. } => seed,
-            Start::WeightsFile(_) => args.training.seed,
-        };
-        let meta = WeightsMetadata {
-            epochs: summary.epochs_completed,
-            seed,
-            interrupted: summary.interrupted,
-        };
-        weights.finish(&config.spec, &meta)?;
+        weights.finish(summary.epochs_completed, summary.interrupted)?;
     }
     let text = if out.json {
         serde_json::to_string_pretty(&summary).expect("the summary is plain data") + "\n"

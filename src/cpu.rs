@@ -248,7 +248,7 @@ pub fn train_network_until(
 ) -> NetworkOutcome {
     let (math, layout) = (Math::new(spec), spec.layout());
     let p = layout.len;
-    let slots = math.optimizer.state_slots;
+    let slots = math.optimizer.state.len();
     assert_eq!(
         state.len(),
         slots * p,

@@ -19,7 +19,7 @@ use crate::gpu::{
 use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::training::{NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates};
-use crate::weights::WeightsReader;
+use crate::weights::{Precision, ReadFor, ResumeBlock, WeightsReader};
 
 /// A learning rate for every network, or a log-spaced sweep across them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -116,8 +116,27 @@ pub enum Start {
         init: Init,
         seed: u64,
     },
-    /// A weights file; its learning rates are used unless the run gives one.
+    /// A weights file (`--init-weights`): its parameters with fresh
+    /// optimizer state; its learning rates unless the run gives some.
     WeightsFile(PathBuf),
+    /// A weights file to continue exactly (`--resume`): parameters,
+    /// optimizer state, learning rates (unless the run gives some) and
+    /// each network's epochs. The run's epochs are the total each network
+    /// trains to; `epochs_from_file` takes the file's planned total.
+    Resume {
+        path: PathBuf,
+        epochs_from_file: bool,
+    },
+}
+
+impl Start {
+    /// The weights file the run starts from, if any.
+    pub fn file(&self) -> Option<&PathBuf> {
+        match self {
+            Start::Init { .. } => None,
+            Start::WeightsFile(path) | Start::Resume { path, .. } => Some(path),
+        }
+    }
 }
 
 /// A validated description of one run.
@@ -226,12 +245,15 @@ impl TrainedBlock<'_> {
 pub const HOST_BLOCK_BYTES: u64 = 256 << 20;
 
 /// Host bytes one network takes in a block: its starting and trained
-/// parameters and optimizer state (f64), rate, outcome, and the float32
-/// copies on the way to the device and to a weights file.
+/// parameters and optimizer state (f64), rate, epochs done and target
+/// epoch (a resume's), outcome, and the copies on the way to the device
+/// and to a weights file (float32, or float64 from the CPU reference).
 pub fn block_bytes_per_network(spec: &ModelSpec) -> u64 {
     let p = spec.layout().len as u64;
     let s = spec.optimizer.state_slots() as u64 * p;
-    2 * 8 * p + 12 * s + 8 + std::mem::size_of::<NetworkOutcome>() as u64 + 2 * 4 * (p + 1)
+    let resumed = (std::mem::size_of::<u64>() + std::mem::size_of::<Option<u32>>()) as u64;
+    let copies = (4 + 8) * (p + s + 1);
+    2 * 8 * p + 8 * s + 8 + resumed + std::mem::size_of::<NetworkOutcome>() as u64 + copies
 }
 
 /// Networks per block for `config`.
@@ -250,35 +272,74 @@ pub enum Starting {
 impl Starting {
     /// Opens the configuration's start. A weights file must hold
     /// `--networks` networks and fit the model ([`WeightsReader::open`]).
-    pub fn open(config: &RunConfig) -> Result<Self, Error> {
-        match &config.start {
+    /// A resume sets the run's epochs from the file when asked
+    /// ([`Start::Resume`]) and refuses a total below what a network has
+    /// already completed.
+    pub fn open(config: &mut RunConfig) -> Result<Self, Error> {
+        let (path, purpose) = match &config.start {
             Start::Init { init, seed } => {
                 crate::init::check(&config.spec, *init)?;
-                Ok(Starting::Init {
+                return Ok(Starting::Init {
                     init: *init,
                     seed: *seed,
-                })
+                });
             }
-            Start::WeightsFile(path) => {
-                let reader = WeightsReader::open(path, &config.spec)?;
-                if reader.networks() != config.networks {
-                    return Err(Error::WeightsFile {
-                        path: path.clone(),
-                        message: format!(
-                            "holds {} networks, but --networks is {}",
-                            reader.networks(),
-                            config.networks
-                        ),
-                    });
-                }
-                Ok(Starting::File(reader))
+            Start::WeightsFile(path) => (path.clone(), ReadFor::Init),
+            Start::Resume { path, .. } => (
+                path.clone(),
+                ReadFor::Resume {
+                    target_loss: config.options.target_loss,
+                },
+            ),
+        };
+        let reader = WeightsReader::open(&path, &config.spec, purpose)?;
+        if reader.networks() != config.networks {
+            return Err(Error::WeightsFile {
+                path,
+                message: format!(
+                    "holds {} networks, but --networks is {}",
+                    reader.networks(),
+                    config.networks
+                ),
+            });
+        }
+        if let (
+            Some(record),
+            Start::Resume {
+                epochs_from_file, ..
+            },
+        ) = (reader.resume(), &config.start)
+        {
+            if *epochs_from_file {
+                config.options.epochs = record.planned_epochs;
             }
+            if config.options.epochs < record.most_epochs {
+                return Err(Error::Config(format!(
+                    "--epochs {}: a network in {} has already completed {} epochs; with \
+                     --resume, --epochs is the total every network trains to (default: the \
+                     {} its run asked for)",
+                    config.options.epochs,
+                    path.display(),
+                    record.most_epochs,
+                    record.planned_epochs
+                )));
+            }
+        }
+        Ok(Starting::File(reader))
+    }
+
+    /// Network-epochs the start has already done (a resumed file's).
+    pub fn epochs_done(&self) -> u64 {
+        match self {
+            Starting::File(reader) => reader.resume().map_or(0, |r| r.total_epochs),
+            Starting::Init { .. } => 0,
         }
     }
 
     /// What the user should know about the start: a weights file's
-    /// accepted differences from the run, and `--lr` replacing its rates.
-    pub fn notes(&self, config: &RunConfig) -> Vec<String> {
+    /// accepted differences from the run, `--lr` replacing its rates, and
+    /// a resume on another backend or strategy than the file's.
+    pub fn notes(&self, config: &RunConfig, backend: &BackendInfo) -> Vec<String> {
         let Starting::File(reader) = self else {
             return Vec::new();
         };
@@ -294,18 +355,35 @@ impl Starting {
                 path.display()
             ));
         }
+        if let Some(record) = reader.resume() {
+            let here = backend.trained_on();
+            if record.trained_on != here {
+                notes.push(format!(
+                    "weights file {} was trained on {}, this run resumes on {here}: the \
+                     result will not be bit for bit that of one uninterrupted run",
+                    path.display(),
+                    record.trained_on
+                ));
+            }
+        }
         notes
     }
 
-    /// Fills networks `first..` (as many as `learning_rates` holds) with
-    /// their starting parameters and learning rates.
-    fn fill(
-        &mut self,
-        config: &RunConfig,
-        first: usize,
-        params: &mut [f64],
-        learning_rates: &mut [f64],
-    ) -> Result<(), Error> {
+    /// Fills networks `first..` (as many as `block.learning_rates` holds)
+    /// with their starting parameters, optimizer state, learning rates,
+    /// epochs done and target epochs already reached.
+    fn fill(&mut self, config: &RunConfig, first: usize, block: BlockStart) -> Result<(), Error> {
+        let BlockStart {
+            params,
+            state,
+            learning_rates,
+            epochs_done,
+            target_epochs,
+        } = block;
+        // Fresh optimizer state: zero, as PyTorch's buffers start.
+        state.fill(0.0);
+        epochs_done.fill(0);
+        target_epochs.fill(None);
         match self {
             Starting::Init { init, seed } => {
                 let p = config.spec.layout().len;
@@ -314,11 +392,18 @@ impl Starting {
                     net.copy_from_slice(&start);
                 }
             }
-            Starting::File(reader) => reader.read_block(first, params, learning_rates)?,
+            Starting::File(reader) => {
+                let resume = reader.resume().is_some().then_some(ResumeBlock {
+                    state,
+                    epochs_completed: epochs_done,
+                    target_epochs,
+                });
+                reader.read_block(first, params, learning_rates, resume)?
+            }
         }
-        let rate = match (config.learning_rate, &config.start) {
+        let rate = match (config.learning_rate, config.start.file()) {
             (Some(lr), _) => lr,
-            (None, Start::WeightsFile(path)) => {
+            (None, Some(path)) => {
                 // The file's own rates, which must be usable.
                 return check_learning_rates(first, learning_rates).map_err(|message| {
                     Error::WeightsFile {
@@ -327,11 +412,20 @@ impl Starting {
                     }
                 });
             }
-            (None, Start::Init { .. }) => LearningRate::Fixed(DEFAULT_LEARNING_RATE),
+            (None, None) => LearningRate::Fixed(DEFAULT_LEARNING_RATE),
         };
         rate.fill(first, config.networks, learning_rates);
         check_learning_rates(first, learning_rates).map_err(Error::Config)
     }
+}
+
+/// A block's starting values, filled by [`Starting::fill`].
+struct BlockStart<'a> {
+    params: &'a mut [f64],
+    state: &'a mut [f64],
+    learning_rates: &'a mut [f64],
+    epochs_done: &'a mut [u64],
+    target_epochs: &'a mut [Option<u32>],
 }
 
 /// The learning rate when neither `--lr` nor a weights file gives one:
@@ -347,6 +441,25 @@ pub struct BackendInfo {
     pub strategy: String,
     /// Why the run fell back to the CPU, when it did.
     pub note: Option<String>,
+}
+
+impl BackendInfo {
+    /// Backend, strategy and adapter, as weights files record them: what
+    /// a bit-for-bit resume needs to be the same.
+    pub fn trained_on(&self) -> String {
+        match &self.adapter {
+            Some(adapter) => format!("{} {} on {}", self.backend, self.strategy, adapter.name),
+            None => format!("{} {}", self.backend, self.strategy),
+        }
+    }
+
+    /// The precision the backend trains in, which its weights files keep.
+    pub fn precision(&self) -> Precision {
+        match self.adapter {
+            Some(_) => Precision::F32,
+            None => Precision::F64,
+        }
+    }
 }
 
 /// Opens the backend the configuration asks for. `Auto` falls back to the
@@ -413,7 +526,10 @@ pub fn execute(
         )?),
         None => None,
     };
-    let total = (config.networks as u64).saturating_mul(config.options.epochs);
+    // Every network trains to the run's epochs; a resumed one has done some.
+    let total = (config.networks as u64)
+        .saturating_mul(config.options.epochs)
+        .saturating_sub(start.epochs_done());
     let mut done_before = 0u64;
     let mut seconds = 0.0;
     let mut initial = vec![0.0; block * p];
@@ -421,54 +537,79 @@ pub fn execute(
     let per_state = config.spec.optimizer.state_slots() * p;
     let mut state = vec![0.0; block * per_state];
     let mut learning_rates = vec![0.0; block];
+    let mut epochs_done = vec![0u64; block];
+    let mut kept_targets = vec![None; block];
     for first in (0..config.networks).step_by(block) {
         let count = block.min(config.networks - first);
         let (initial, params) = (&mut initial[..count * p], &mut params[..count * p]);
         let learning_rates = &mut learning_rates[..count];
         let state = &mut state[..count * per_state];
-        start.fill(config, first, initial, learning_rates)?;
-        // Fresh optimizer state: zero, as PyTorch's buffers start.
-        state.fill(0.0);
-        params.copy_from_slice(initial);
-        let options = if stop.is_requested() {
-            TrainOptions {
-                epochs: 0,
-                ..config.options
-            }
-        } else {
-            config.options
-        };
-        let mut report = |p: &Progress| {
-            progress(&Progress {
-                network_epochs_done: done_before + p.network_epochs_done,
-                network_epochs_total: total,
-            })
-        };
-        let started = Instant::now();
-        let outcomes = match &trainer {
-            Some(trainer) => {
-                trainer
-                    .train_with_state(params, state, learning_rates, &options, &mut |p| {
-                        report(p);
-                        match stop.is_requested() {
-                            true => ControlFlow::Break(()),
-                            false => ControlFlow::Continue(()),
-                        }
-                    })?
-                    .outcomes
-            }
-            None => train_cpu_in_slices(
-                config,
-                &options,
-                params,
+        let (epochs_done, kept_targets) = (&mut epochs_done[..count], &mut kept_targets[..count]);
+        start.fill(
+            config,
+            first,
+            BlockStart {
+                params: initial,
                 state,
                 learning_rates,
-                &mut report,
-                stop,
-            ),
-        };
+                epochs_done,
+                target_epochs: kept_targets,
+            },
+        )?;
+        params.copy_from_slice(initial);
+        // Networks in runs of equal epochs done, each trained on from its
+        // own epoch: a fresh block is one run, a block resumed after a
+        // Ctrl-C a few (the chunk that was stopped, those after it).
+        let mut outcomes = Vec::with_capacity(count);
+        let started = Instant::now();
+        let mut n = 0;
+        while n < count {
+            let from = epochs_done[n];
+            let end = n + epochs_done[n..].iter().take_while(|&&d| d == from).count();
+            let options = TrainOptions {
+                first_epoch: from,
+                epochs: match stop.is_requested() {
+                    true => 0,
+                    false => config.options.epochs - from,
+                },
+                ..config.options
+            };
+            let mut report = |p: &Progress| {
+                progress(&Progress {
+                    network_epochs_done: done_before + p.network_epochs_done,
+                    network_epochs_total: total,
+                })
+            };
+            let params = &mut params[n * p..end * p];
+            let state = &mut state[n * per_state..end * per_state];
+            let rates = &learning_rates[n..end];
+            let mut trained = match &trainer {
+                Some(trainer) => {
+                    trainer
+                        .train_with_state(params, state, rates, &options, &mut |p| {
+                            report(p);
+                            match stop.is_requested() {
+                                true => ControlFlow::Break(()),
+                                false => ControlFlow::Continue(()),
+                            }
+                        })?
+                        .outcomes
+                }
+                None => {
+                    train_cpu_in_slices(config, &options, params, state, rates, &mut report, stop)
+                }
+            };
+            for (outcome, kept) in trained.iter_mut().zip(&kept_targets[n..end]) {
+                outcome.epochs_completed += from;
+                if kept.is_some() {
+                    outcome.target_epoch = *kept;
+                }
+            }
+            outcomes.extend(trained);
+            done_before += (end - n) as u64 * (config.options.epochs - from);
+            n = end;
+        }
         seconds += started.elapsed().as_secs_f64();
-        done_before += count as u64 * config.options.epochs;
         sink(&TrainedBlock {
             first,
             initial,

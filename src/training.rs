@@ -24,11 +24,14 @@ pub struct TrainOptions {
     pub stop_at_target: bool,
 }
 
+/// Epochs of a run that names none: the headline run's.
+pub const DEFAULT_EPOCHS: u64 = 20_000;
+
 impl Default for TrainOptions {
     /// The headline run's: 20,000 epochs, no target.
     fn default() -> Self {
         Self {
-            epochs: 20_000,
+            epochs: DEFAULT_EPOCHS,
             first_epoch: 0,
             target_loss: None,
             stop_at_target: false,

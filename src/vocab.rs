@@ -288,7 +288,12 @@ impl OptimizerConfig {
 
     /// Optimizer state values per parameter.
     pub fn state_slots(&self) -> usize {
-        self.kind.def().state_slots
+        self.kind.def().state.len()
+    }
+
+    /// The names of the state values ([`OptimizerDef::state`]).
+    pub fn state_names(&self) -> &'static [&'static str] {
+        self.kind.def().state
     }
 
     /// The scalars of update number `t` (from 1) for a network with
@@ -328,9 +333,11 @@ pub struct StepScalars {
 /// One optimizer's definition.
 pub struct OptimizerDef {
     pub optimizer: Optimizer,
-    /// State values kept per parameter (momentum buffer; Adam's two
-    /// moments), each starting at 0.
-    pub state_slots: usize,
+    /// The state kept per parameter, each value starting at 0, by the
+    /// names PyTorch's optimizers give it (`momentum_buffer`; Adam's
+    /// `exp_avg` and `exp_avg_sq`): weights files store each as a tensor
+    /// `{parameter}.{name}`. At most 2 (the step's state is a pair).
+    pub state: &'static [&'static str],
     /// The new parameter from the old one, its gradient (of the old
     /// parameters), its state (updated in place) and the step's scalars.
     pub step: fn(f64, f64, &mut [f64; 2], &StepScalars) -> f64,
@@ -352,13 +359,13 @@ fn decayed(p: f64, g: f64, k: &StepScalars) -> f64 {
 pub const OPTIMIZERS: &[OptimizerDef] = &[
     OptimizerDef {
         optimizer: Optimizer::Sgd,
-        state_slots: 0,
+        state: &[],
         step: |p, g, _, k| p - k.lr * decayed(p, g, k),
         wgsl: "sgd_step",
     },
     OptimizerDef {
         optimizer: Optimizer::Momentum,
-        state_slots: 1,
+        state: &["momentum_buffer"],
         // The buffer starts at 0, so the first step stores g exactly, as
         // PyTorch's first step copies the gradient.
         step: |p, g, s, k| {
@@ -369,7 +376,7 @@ pub const OPTIMIZERS: &[OptimizerDef] = &[
     },
     OptimizerDef {
         optimizer: Optimizer::Nesterov,
-        state_slots: 1,
+        state: &["momentum_buffer"],
         step: |p, g, s, k| {
             let g = decayed(p, g, k);
             s[0] = k.momentum * s[0] + g;
@@ -379,7 +386,7 @@ pub const OPTIMIZERS: &[OptimizerDef] = &[
     },
     OptimizerDef {
         optimizer: Optimizer::Adam,
-        state_slots: 2,
+        state: &["exp_avg", "exp_avg_sq"],
         step: |p, g, s, k| {
             let g = decayed(p, g, k);
             // exp_avg.lerp_(g, 1 - beta1), in the form torch's lerp takes

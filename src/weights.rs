@@ -19,9 +19,15 @@ use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use crate::error::Error;
 use crate::model::ModelSpec;
 use crate::output::TemporaryFile;
+use crate::training::NetworkOutcome;
+use crate::vocab::Optimizer;
 
-/// The `format` metadata value of the files this version writes and reads.
-pub const FORMAT: &str = "gputrain-weights-1";
+/// The `format` metadata value of the files this version writes.
+pub const FORMAT: &str = "gputrain-weights-2";
+
+/// The format before the optimizer state and per-network epochs were
+/// stored: still read by `--init-weights`, refused by `--resume`.
+pub const FORMAT_WITHOUT_STATE: &str = "gputrain-weights-1";
 
 /// Bytes of the little-endian header length that opens a safetensors file.
 const HEADER_LENGTH_BYTES: u64 = 8;
@@ -29,22 +35,70 @@ const HEADER_LENGTH_BYTES: u64 = 8;
 /// safetensors refuses headers beyond 100 MB; so does the reader here.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
+/// The number type of a file's parameters, optimizer state and learning
+/// rates: the one the backend trained in, so a resumed run continues from
+/// exactly the values it stopped at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// The GPU kernels' float32.
+    F32,
+    /// The CPU reference's float64.
+    F64,
+}
+
+impl Precision {
+    fn dtype(self) -> Dtype {
+        match self {
+            Precision::F32 => Dtype::F32,
+            Precision::F64 => Dtype::F64,
+        }
+    }
+
+    fn store(self, v: f64, bytes: &mut Vec<u8>) {
+        match self {
+            Precision::F32 => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
+            Precision::F64 => bytes.extend_from_slice(&v.to_le_bytes()),
+        }
+    }
+}
+
 /// What a weights file records beside the tensors and the model.
 #[derive(Clone, Debug, PartialEq)]
 pub struct WeightsMetadata {
     /// Epochs the weights were trained for (after a Ctrl-C, the fewest any
-    /// network completed; the results file has each network's count).
+    /// network completed; tensor `epochs_completed` has each network's).
     pub epochs: u64,
+    /// The epochs the run was asked for (what `--resume` continues to by
+    /// default).
+    pub planned_epochs: u64,
     pub seed: u64,
     /// The run was stopped early by Ctrl-C.
     pub interrupted: bool,
+    /// Backend and strategy, e.g. `gpu fused` or `cpu reference-f64`:
+    /// a resume elsewhere is not bit for bit, and is noted.
+    pub trained_on: String,
+    /// `--target-loss` of the run, whose target epochs the file keeps.
+    pub target_loss: Option<f64>,
+    pub precision: Precision,
 }
 
-/// One tensor of a population: its name, where its values start in a
-/// network's parameter vector, and its shape per network.
+/// Which values of a network a tensor holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Values {
+    /// Parameters from this offset of the network's parameter vector.
+    Params(usize),
+    /// Optimizer state value `k` of the parameters from this offset.
+    State(usize, usize),
+    LearningRate,
+    EpochsCompleted,
+    TargetEpoch,
+}
+
+/// One tensor of a population: its name, what it holds and its shape per
+/// network.
 struct TensorSlot {
     name: String,
-    offset: usize,
+    values: Values,
     shape: Vec<usize>,
 }
 
@@ -54,18 +108,23 @@ impl TensorSlot {
     }
 }
 
-fn tensor_slots(spec: &ModelSpec) -> Vec<TensorSlot> {
+const LEARNING_RATE: &str = "learning_rate";
+const EPOCHS_COMPLETED: &str = "epochs_completed";
+const TARGET_EPOCH: &str = "target_epoch";
+
+/// The parameter tensors of `spec`.
+fn parameter_slots(spec: &ModelSpec) -> Vec<TensorSlot> {
     let mut slots = Vec::new();
     for (l, layer) in spec.layout().layers.iter().enumerate() {
         slots.push(TensorSlot {
             name: format!("layers.{l}.weight"),
-            offset: layer.weight_offset,
+            values: Values::Params(layer.weight_offset),
             shape: vec![layer.fan_out, layer.fan_in],
         });
         if layer.bias_count > 0 {
             slots.push(TensorSlot {
                 name: format!("layers.{l}.bias"),
-                offset: layer.bias_offset,
+                values: Values::Params(layer.bias_offset),
                 shape: vec![layer.bias_count],
             });
         }
@@ -73,70 +132,141 @@ fn tensor_slots(spec: &ModelSpec) -> Vec<TensorSlot> {
     slots
 }
 
-const LEARNING_RATE: &str = "learning_rate";
+/// Every tensor a file for `spec` holds, in the order the writer lays them
+/// out: parameters, optimizer state (`{parameter}.{state}`, PyTorch's
+/// names), learning rates, epochs completed and target epochs.
+fn tensor_slots(spec: &ModelSpec) -> Vec<TensorSlot> {
+    let params = parameter_slots(spec);
+    let mut slots = Vec::new();
+    for (k, state) in spec.optimizer.state_names().iter().enumerate() {
+        for slot in &params {
+            let Values::Params(offset) = slot.values else {
+                unreachable!("parameter slots only")
+            };
+            slots.push(TensorSlot {
+                name: format!("{}.{state}", slot.name),
+                values: Values::State(k, offset),
+                shape: slot.shape.clone(),
+            });
+        }
+    }
+    let per_network = |name: &str, values| TensorSlot {
+        name: name.to_string(),
+        values,
+        shape: Vec::new(),
+    };
+    params
+        .into_iter()
+        .chain(slots)
+        .chain([
+            per_network(LEARNING_RATE, Values::LearningRate),
+            per_network(EPOCHS_COMPLETED, Values::EpochsCompleted),
+            per_network(TARGET_EPOCH, Values::TargetEpoch),
+        ])
+        .collect()
+}
 
-/// Where each tensor's data starts (bytes after the header), in the order
-/// the writer lays them out: the parameter tensors, then the rates.
-fn data_starts(slots: &[TensorSlot], networks: usize) -> (Vec<u64>, u64, u64) {
+impl Values {
+    /// The tensor's dtype in a file of `precision`.
+    fn dtype(self, precision: Precision) -> Dtype {
+        match self {
+            Values::EpochsCompleted | Values::TargetEpoch => Dtype::I64,
+            _ => precision.dtype(),
+        }
+    }
+}
+
+/// Where each tensor's data starts (bytes after the header), and where the
+/// data ends.
+fn data_starts(slots: &[TensorSlot], networks: usize, precision: Precision) -> (Vec<u64>, u64) {
     let mut starts = Vec::with_capacity(slots.len());
     let mut at = 0u64;
     for slot in slots {
         starts.push(at);
-        at += 4 * (networks * slot.per_network()) as u64;
+        at += (slot.values.dtype(precision).bitsize() / 8 * networks * slot.per_network()) as u64;
     }
-    let rates = at;
-    (starts, rates, rates + 4 * networks as u64)
+    (starts, at)
+}
+
+/// The model and training settings a file records, as metadata pairs.
+fn recorded_fields(spec: &ModelSpec) -> Vec<(&'static str, String)> {
+    let o = &spec.optimizer;
+    let mut fields = vec![
+        ("topology", spec.topology.to_string()),
+        ("bias", spec.bias.to_string()),
+        ("activation", spec.activation.to_string()),
+        ("output_activation", spec.output_activation.to_string()),
+        ("loss", spec.loss.to_string()),
+        ("reduction", spec.reduction.to_string()),
+        ("freeze_bias", spec.freeze_bias.to_string()),
+        ("optimizer", o.kind.name().to_string()),
+    ];
+    match o.kind {
+        Optimizer::Sgd => {}
+        Optimizer::Momentum | Optimizer::Nesterov => {
+            fields.push(("momentum", o.momentum.to_string()))
+        }
+        Optimizer::Adam => fields.extend([
+            ("beta1", o.beta1.to_string()),
+            ("beta2", o.beta2.to_string()),
+            ("eps", o.eps.to_string()),
+        ]),
+    }
+    fields.push(("weight_decay", o.weight_decay.to_string()));
+    let (size, shuffle) = match spec.batching {
+        Some(b) => (b.size.to_string(), b.shuffle.to_string()),
+        None => ("full".to_string(), "false".to_string()),
+    };
+    fields.push(("batch_size", size));
+    fields.push(("shuffle", shuffle));
+    fields
 }
 
 fn header_bytes(
     spec: &ModelSpec,
     slots: &[TensorSlot],
     networks: usize,
-    epochs: &str,
-    seed: u64,
-    interrupted: &str,
+    meta: &WeightsMetadata,
 ) -> Vec<u8> {
-    let (starts, rates, end) = data_starts(slots, networks);
-    let mut tensors: Vec<(String, TensorInfo)> = slots
+    let (starts, end) = data_starts(slots, networks, meta.precision);
+    let tensors: Vec<(String, TensorInfo)> = slots
         .iter()
-        .zip(&starts)
-        .map(|(slot, &start)| {
-            let bytes = 4 * (networks * slot.per_network()) as u64;
+        .enumerate()
+        .map(|(i, slot)| {
+            let stop = starts.get(i + 1).copied().unwrap_or(end);
             let info = TensorInfo {
-                dtype: Dtype::F32,
+                dtype: slot.values.dtype(meta.precision),
                 shape: [vec![networks], slot.shape.clone()].concat(),
-                data_offsets: (start as usize, (start + bytes) as usize),
+                data_offsets: (starts[i] as usize, stop as usize),
             };
             (slot.name.clone(), info)
         })
         .collect();
-    tensors.push((
-        LEARNING_RATE.to_string(),
-        TensorInfo {
-            dtype: Dtype::F32,
-            shape: vec![networks],
-            data_offsets: (rates as usize, end as usize),
-        },
-    ));
-    let metadata = HashMap::from([
-        ("topology".to_string(), spec.topology.to_string()),
-        ("bias".to_string(), spec.bias.to_string()),
-        ("freeze_bias".to_string(), spec.freeze_bias.to_string()),
-        ("activation".to_string(), spec.activation.to_string()),
-        (
-            "output_activation".to_string(),
-            spec.output_activation.to_string(),
-        ),
-        ("loss".to_string(), spec.loss.to_string()),
-        ("reduction".to_string(), spec.reduction.to_string()),
-        ("epochs".to_string(), epochs.to_string()),
-        ("seed".to_string(), seed.to_string()),
-        ("interrupted".to_string(), interrupted.to_string()),
-        ("format".to_string(), FORMAT.to_string()),
-    ]);
+    let mut metadata: HashMap<String, String> = recorded_fields(spec)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    let target = meta
+        .target_loss
+        .map_or("none".to_string(), |t| t.to_string());
+    for (field, value) in [
+        ("epochs", meta.epochs.to_string()),
+        ("planned_epochs", meta.planned_epochs.to_string()),
+        ("seed", meta.seed.to_string()),
+        ("interrupted", meta.interrupted.to_string()),
+        ("trained_on", meta.trained_on.clone()),
+        ("target_loss", target),
+        ("format", FORMAT.to_string()),
+    ] {
+        metadata.insert(field.to_string(), value);
+    }
     let header =
         Metadata::new(Some(metadata), tensors).expect("the tensors are laid out back to back");
-    serde_json::to_vec(&header).expect("a safetensors header is plain data")
+    // Through serde_json's sorted map: the metadata is a HashMap, whose
+    // order would differ from run to run, and the same training must give
+    // the same bytes.
+    let sorted = serde_json::to_value(&header).expect("a safetensors header is plain data");
+    serde_json::to_vec(&sorted).expect("a safetensors header is plain data")
 }
 
 /// Writes a weights file a block of networks at a time, to a temporary
@@ -144,33 +274,56 @@ fn header_bytes(
 /// (an error on the way), it leaves nothing behind.
 pub struct WeightsWriter {
     file: TemporaryFile,
+    spec: ModelSpec,
+    meta: WeightsMetadata,
     slots: Vec<TensorSlot>,
     starts: Vec<u64>,
-    rates_start: u64,
+    end: u64,
     networks: usize,
     /// Bytes reserved for the header, which is written last (the epochs a
     /// run completed are known only at its end).
     header_room: u64,
-    parameter_count: usize,
+}
+
+/// One block of trained networks, as [`WeightsWriter::write_block`] takes
+/// it: vectors back to back, optimizer state network after network (its
+/// slots x parameters each).
+#[derive(Clone, Copy, Debug)]
+pub struct BlockValues<'a> {
+    pub params: &'a [f64],
+    pub state: &'a [f64],
+    pub learning_rates: &'a [f64],
+    pub outcomes: &'a [NetworkOutcome],
 }
 
 impl WeightsWriter {
-    /// Creates the temporary file for `networks` networks of `spec`.
-    pub fn create(path: &Path, spec: &ModelSpec, networks: usize) -> Result<Self, Error> {
+    /// Creates the temporary file for `networks` networks of `spec`;
+    /// `meta`'s epochs and interruption are set by [`Self::finish`].
+    pub fn create(
+        path: &Path,
+        spec: &ModelSpec,
+        networks: usize,
+        meta: &WeightsMetadata,
+    ) -> Result<Self, Error> {
         let slots = tensor_slots(spec);
         // The widest values the header can hold: 20 digits, "false".
-        let widest = u64::MAX.to_string();
-        let widest = header_bytes(spec, &slots, networks, &widest, u64::MAX, "false");
-        let header_room = (widest.len() as u64).next_multiple_of(8);
-        let (starts, rates_start, _) = data_starts(&slots, networks);
+        let widest = WeightsMetadata {
+            epochs: u64::MAX,
+            interrupted: false,
+            ..meta.clone()
+        };
+        let header_room =
+            (header_bytes(spec, &slots, networks, &widest).len() as u64).next_multiple_of(8);
+        let (starts, end) = data_starts(&slots, networks, meta.precision);
         Ok(Self {
             file: TemporaryFile::create(path)?,
+            spec: spec.clone(),
+            meta: meta.clone(),
             slots,
             starts,
-            rates_start,
+            end,
             networks,
             header_room,
-            parameter_count: spec.layout().len,
         })
     }
 
@@ -186,48 +339,66 @@ impl WeightsWriter {
             .map_err(|e| file.error(e))
     }
 
-    /// Writes networks `first..first + learning_rates.len()`: their
-    /// parameter vectors back to back (float64, stored as float32) and
-    /// their learning rates.
-    pub fn write_block(
-        &mut self,
-        first: usize,
-        params: &[f64],
-        learning_rates: &[f64],
-    ) -> Result<(), Error> {
-        let count = learning_rates.len();
-        let p = self.parameter_count;
-        assert_eq!(params.len(), count * p, "one parameter vector per rate");
+    /// Writes networks `first..first + block.learning_rates.len()`.
+    pub fn write_block(&mut self, first: usize, block: BlockValues) -> Result<(), Error> {
+        let count = block.learning_rates.len();
+        let p = self.spec.layout().len;
+        let per_state = self.spec.optimizer.state_slots() * p;
+        assert_eq!(
+            block.params.len(),
+            count * p,
+            "one parameter vector per rate"
+        );
+        assert_eq!(
+            block.state.len(),
+            count * per_state,
+            "optimizer state per rate"
+        );
+        assert_eq!(block.outcomes.len(), count, "one outcome per rate");
         assert!(first + count <= self.networks, "block beyond the file");
-        let base = self.data_offset();
+        let precision = self.meta.precision;
         for t in 0..self.slots.len() {
-            let (offset, per_network) = (self.slots[t].offset, self.slots[t].per_network());
-            let mut bytes = Vec::with_capacity(4 * per_network * count);
-            for net in params.chunks_exact(p) {
-                for v in &net[offset..offset + per_network] {
-                    bytes.extend_from_slice(&(*v as f32).to_le_bytes());
+            let slot = &self.slots[t];
+            let per_network = slot.per_network();
+            let size = slot.values.dtype(precision).bitsize() / 8;
+            let mut bytes = Vec::with_capacity(size * per_network * count);
+            for n in 0..count {
+                match slot.values {
+                    Values::Params(offset) => {
+                        let values = &block.params[n * p + offset..][..per_network];
+                        values.iter().for_each(|&v| precision.store(v, &mut bytes));
+                    }
+                    Values::State(k, offset) => {
+                        let values = &block.state[n * per_state + k * p + offset..][..per_network];
+                        values.iter().for_each(|&v| precision.store(v, &mut bytes));
+                    }
+                    Values::LearningRate => precision.store(block.learning_rates[n], &mut bytes),
+                    Values::EpochsCompleted => {
+                        let done = block.outcomes[n].epochs_completed as i64;
+                        bytes.extend_from_slice(&done.to_le_bytes());
+                    }
+                    Values::TargetEpoch => {
+                        let target = block.outcomes[n].target_epoch.map_or(-1, i64::from);
+                        bytes.extend_from_slice(&target.to_le_bytes());
+                    }
                 }
             }
-            let at = base + self.starts[t] + 4 * (first * per_network) as u64;
+            let at = self.data_offset() + self.starts[t] + (first * per_network * size) as u64;
             self.write_at(at, &bytes)?;
         }
-        let rates: Vec<u8> = learning_rates
-            .iter()
-            .flat_map(|v| (*v as f32).to_le_bytes())
-            .collect();
-        self.write_at(base + self.rates_start + 4 * first as u64, &rates)
+        Ok(())
     }
 
-    /// Writes the header with `meta`, and renames the file into place.
-    pub fn finish(mut self, spec: &ModelSpec, meta: &WeightsMetadata) -> Result<(), Error> {
-        let mut header = header_bytes(
-            spec,
-            &self.slots,
-            self.networks,
-            &meta.epochs.to_string(),
-            meta.seed,
-            &meta.interrupted.to_string(),
-        );
+    /// Writes the header with the epochs completed (the fewest of any
+    /// network) and whether the run was interrupted, and renames the file
+    /// into place.
+    pub fn finish(mut self, epochs: u64, interrupted: bool) -> Result<(), Error> {
+        let meta = WeightsMetadata {
+            epochs,
+            interrupted,
+            ..self.meta.clone()
+        };
+        let mut header = header_bytes(&self.spec, &self.slots, self.networks, &meta);
         assert!(header.len() as u64 <= self.header_room, "header room");
         // JSON allows trailing blanks; safetensors pads its headers so.
         header.resize(self.header_room as usize, b' ');
@@ -235,127 +406,198 @@ impl WeightsWriter {
         opening.extend_from_slice(&header);
         self.write_at(0, &opening)?;
         // Exactly the header and data, even where no block was written.
-        let end = self.data_offset() + self.rates_start + 4 * self.networks as u64;
+        let end = self.data_offset() + self.end;
         self.file.set_len(end)?;
         self.file.persist()
     }
 }
 
-/// Writes a whole population at once (see [`WeightsWriter`]).
+/// Writes a whole population at once (see [`WeightsWriter`]), with
+/// `meta`'s epochs for every network and no target epochs.
 pub fn write(
     path: &Path,
     spec: &ModelSpec,
     params: &[f64],
+    state: &[f64],
     learning_rates: &[f64],
     meta: &WeightsMetadata,
 ) -> Result<(), Error> {
-    let mut writer = WeightsWriter::create(path, spec, learning_rates.len())?;
-    writer.write_block(0, params, learning_rates)?;
-    writer.finish(spec, meta)
+    let networks = learning_rates.len();
+    let outcomes = vec![
+        NetworkOutcome {
+            final_loss: f64::NAN,
+            target_epoch: None,
+            diverged: false,
+            epochs_completed: meta.epochs,
+        };
+        networks
+    ];
+    let mut writer = WeightsWriter::create(path, spec, networks, meta)?;
+    writer.write_block(
+        0,
+        BlockValues {
+            params,
+            state,
+            learning_rates,
+            outcomes: &outcomes,
+        },
+    )?;
+    writer.finish(meta.epochs, meta.interrupted)
 }
 
-/// A model setting a weights file records: how a difference from the run
-/// is treated, and the value files from before the setting existed stand
-/// for.
-struct Recorded {
-    field: &'static str,
-    run: String,
-    older_files: Option<&'static str>,
-    /// A different value changes what the parameters mean (refused), or
-    /// only how training goes on from them (a note).
-    refuse: bool,
+/// What a run reads a weights file for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ReadFor {
+    /// `--init-weights`: the parameters and learning rates, with fresh
+    /// optimizer state; training settings may differ (noted).
+    Init,
+    /// `--resume`: parameters, optimizer state, learning rates and each
+    /// network's epochs, to continue the same training exactly; every
+    /// training setting must be the run's. `target_loss` is the run's: the
+    /// file's target epochs are kept when it is the file's.
+    Resume { target_loss: Option<f64> },
 }
 
-fn recorded_settings(spec: &ModelSpec) -> [Recorded; 7] {
-    let setting = |field, run: String, older_files, refuse| Recorded {
-        field,
-        run,
-        older_files,
-        refuse,
-    };
-    [
-        setting("topology", spec.topology.to_string(), None, true),
-        setting("bias", spec.bias.to_string(), None, true),
-        setting(
-            "activation",
-            spec.activation.to_string(),
-            Some("sigmoid"),
-            true,
-        ),
-        setting(
-            "output_activation",
-            spec.output_activation.to_string(),
-            Some("sigmoid"),
-            true,
-        ),
-        setting("loss", spec.loss.to_string(), None, false),
-        setting("reduction", spec.reduction.to_string(), None, false),
-        setting("freeze_bias", spec.freeze_bias.to_string(), None, false),
-    ]
+/// How a recorded setting that differs from the run is treated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnDifference {
+    /// It changes what the parameters mean: always refused.
+    Refuse,
+    /// It changes how training goes on: a note for `--init-weights`,
+    /// refused by `--resume`.
+    NoteOrRefuseResume,
+    /// Only the optimizer and the order: ignored by `--init-weights`
+    /// (fresh state), refused by `--resume`.
+    ResumeOnly,
 }
 
-/// Compares a file's metadata with the run: a setting that changes what
-/// the parameters mean (topology, biases, activations) or an unknown
-/// format is refused, naming the field and both values; one that changes
+/// The settings a file records, how a difference is treated, and the
+/// value files from before the setting existed stand for.
+fn recorded_settings(
+    spec: &ModelSpec,
+) -> Vec<(&'static str, String, OnDifference, Option<&'static str>)> {
+    recorded_fields(spec)
+        .into_iter()
+        .map(|(field, run)| {
+            let (on_difference, older) = match field {
+                "topology" | "bias" => (OnDifference::Refuse, None),
+                "activation" | "output_activation" => (OnDifference::Refuse, Some("sigmoid")),
+                "loss" | "reduction" | "freeze_bias" => (OnDifference::NoteOrRefuseResume, None),
+                _ => (OnDifference::ResumeOnly, None),
+            };
+            (field, run, on_difference, older)
+        })
+        .collect()
+}
+
+/// What a resumed run takes from a file's metadata and epoch counts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResumeRecord {
+    /// The epochs the file's run was asked for.
+    pub planned_epochs: u64,
+    /// Backend and strategy the file was trained on.
+    pub trained_on: String,
+    /// The most and the total epochs any network completed.
+    pub most_epochs: u64,
+    pub total_epochs: u64,
+    /// The file's target epochs count (its target loss is the run's).
+    pub keep_targets: bool,
+}
+
+/// Compares a file's metadata with the run (see [`ReadFor`]): a setting
+/// that changes what the parameters mean or an unknown format is refused,
+/// naming the field and both values; for `--init-weights` one that changes
 /// only how training continues (loss, reduction, frozen biases) and the
-/// training the file already had give notes. A file without metadata is
-/// noted as such.
+/// training the file already had give notes, while `--resume` refuses any
+/// difference in training settings. A file without metadata is noted as
+/// such (and cannot be resumed).
 fn check_metadata(
     metadata: Option<&HashMap<String, String>>,
     spec: &ModelSpec,
-) -> Result<Vec<String>, String> {
-    let Some(metadata) = metadata else {
-        return Ok(vec![format!(
-            "has no gputrain metadata (written by another tool?); its tensors fit {} with {} \
-             biases, and it is taken to be for {} / {} activations",
-            spec.topology, spec.bias, spec.activation, spec.output_activation
-        )]);
+    purpose: ReadFor,
+) -> Result<(Vec<String>, Option<ResumeRecord>), String> {
+    let resume = matches!(purpose, ReadFor::Resume { .. });
+    let no_state = |why: &str| {
+        format!(
+            "has no optimizer state and epoch counts to resume from ({why}); \
+             --init-weights starts from its parameters with fresh optimizer state"
+        )
     };
-    if let Some(format) = metadata.get("format")
-        && format != FORMAT
-    {
-        return Err(format!(
-            "is in format '{format}', but this gputrain reads '{FORMAT}'"
+    let Some(metadata) = metadata else {
+        if resume {
+            return Err(no_state("no gputrain metadata: written by another tool?"));
+        }
+        return Ok((
+            vec![format!(
+                "has no gputrain metadata (written by another tool?); its tensors fit {} with {} \
+                 biases, and it is taken to be for {} / {} activations",
+                spec.topology, spec.bias, spec.activation, spec.output_activation
+            )],
+            None,
         ));
+    };
+    match metadata.get("format").map(String::as_str) {
+        Some(FORMAT) => {}
+        Some(FORMAT_WITHOUT_STATE) | None if !resume => {}
+        Some(FORMAT_WITHOUT_STATE) | None => {
+            return Err(no_state(&format!(
+                "format '{FORMAT_WITHOUT_STATE}', written before --resume existed"
+            )));
+        }
+        Some(format) => {
+            return Err(format!(
+                "is in format '{format}', but this gputrain reads '{FORMAT}' and \
+                 '{FORMAT_WITHOUT_STATE}'"
+            ));
+        }
     }
     let mut notes = Vec::new();
-    for setting in recorded_settings(spec) {
-        let field = setting.field;
-        let Some(found) = metadata
-            .get(field)
-            .map(String::as_str)
-            .or(setting.older_files)
-        else {
+    for (field, wanted, on_difference, older) in recorded_settings(spec) {
+        let Some(found) = metadata.get(field).map(String::as_str).or(older) else {
             continue;
         };
-        let wanted = setting.run;
-        if found == wanted {
+        if found == wanted || (!resume && on_difference == OnDifference::ResumeOnly) {
             continue;
         }
-        if setting.refuse {
+        if on_difference == OnDifference::Refuse {
             return Err(format!(
                 "was written for {field} '{found}', but this run's {field} is '{wanted}' \
                  (use matching flags, or start from --init)"
+            ));
+        }
+        if resume {
+            return Err(format!(
+                "was trained with {field} '{found}', but this run's {field} is '{wanted}' \
+                 (--resume continues the same training: give the flags it was trained \
+                 with, or start from its parameters with fresh optimizer state by \
+                 --init-weights)"
             ));
         }
         notes.push(format!(
             "was trained with {field} '{found}'; this run continues with {field} '{wanted}'"
         ));
     }
-    if let Some(epochs) = metadata.get("epochs") {
-        let trained: u64 = epochs
-            .parse()
-            .map_err(|_| format!("metadata field 'epochs' is '{epochs}', not a whole number"))?;
-        let interrupted = match metadata.get("interrupted").map(String::as_str) {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(format!(
-                    "metadata field 'interrupted' is '{other}', not true or false"
-                ));
-            }
-        };
-        if trained > 0 {
+    let field = |name: &str| metadata.get(name).map(String::as_str);
+    let whole = |name: &str| -> Result<Option<u64>, String> {
+        field(name)
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| format!("metadata field '{name}' is '{v}', not a whole number"))
+            })
+            .transpose()
+    };
+    let trained = whole("epochs")?;
+    let interrupted = match field("interrupted") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(format!(
+                "metadata field 'interrupted' is '{other}', not true or false"
+            ));
+        }
+    };
+    let ReadFor::Resume { target_loss } = purpose else {
+        if let Some(trained) = trained.filter(|&t| t > 0) {
             notes.push(format!(
                 "holds networks already trained for {trained} epochs{}; this run's epochs \
                  (and target epochs) count from 0 again",
@@ -366,8 +608,50 @@ fn check_metadata(
                 }
             ));
         }
+        return Ok((notes, None));
+    };
+    let shuffled = spec.batching.is_some_and(|b| b.shuffle);
+    let seed = spec.batching.map_or(0, |b| b.seed).to_string();
+    if shuffled && field("seed") != Some(seed.as_str()) {
+        return Err(format!(
+            "was trained with seed '{}', but this run's seed is '{seed}', and the seed sets \
+             the minibatch order (--resume continues the same training: give --seed {})",
+            field("seed").unwrap_or("none"),
+            field("seed").unwrap_or("0")
+        ));
     }
-    Ok(notes)
+    let planned =
+        whole("planned_epochs")?.ok_or_else(|| no_state("no metadata field 'planned_epochs'"))?;
+    let recorded_target = field("target_loss").unwrap_or("none");
+    let run_target = target_loss.map_or("none".to_string(), |t| t.to_string());
+    let keep_targets = recorded_target == run_target;
+    if !keep_targets {
+        notes.push(format!(
+            "was trained with --target-loss {recorded_target}, this run has {run_target}: \
+             target epochs count from the resumed epoch"
+        ));
+    }
+    Ok((
+        notes,
+        Some(ResumeRecord {
+            planned_epochs: planned,
+            trained_on: field("trained_on").unwrap_or("unknown").to_string(),
+            most_epochs: 0,
+            total_epochs: 0,
+            keep_targets,
+        }),
+    ))
+}
+
+/// The tensor names `--init-weights` accepts beside the run's own: any
+/// optimizer's state of the run's parameters (fresh state is used).
+fn other_optimizer_state(spec: &ModelSpec, name: &str) -> bool {
+    parameter_slots(spec).iter().any(|slot| {
+        crate::vocab::OPTIMIZERS
+            .iter()
+            .flat_map(|def| def.state)
+            .any(|state| name == format!("{}.{state}", slot.name))
+    })
 }
 
 /// Reads a weights file a block of networks at a time; opening it checks
@@ -375,20 +659,29 @@ fn check_metadata(
 pub struct WeightsReader {
     path: PathBuf,
     file: File,
-    slots: Vec<TensorSlot>,
-    /// Absolute file offset of each slot's data, then of the rates.
-    starts: Vec<u64>,
-    rates_start: u64,
+    /// Each tensor the run reads, its absolute file offset and dtype.
+    slots: Vec<(TensorSlot, u64, Dtype)>,
     networks: usize,
     parameter_count: usize,
+    state_slots: usize,
     notes: Vec<String>,
+    resume: Option<ResumeRecord>,
+}
+
+/// The resumed values of a block: optimizer state (network after network,
+/// slots x parameters), epochs completed and target epochs.
+pub struct ResumeBlock<'a> {
+    pub state: &'a mut [f64],
+    pub epochs_completed: &'a mut [u64],
+    pub target_epochs: &'a mut [Option<u32>],
 }
 
 impl WeightsReader {
     /// Opens `path` for a run of `spec`: the recorded model must be the
-    /// run's (see [`WeightsReader::notes`] for the differences accepted),
-    /// and every tensor's name, dtype and shape must fit it.
-    pub fn open(path: &Path, spec: &ModelSpec) -> Result<Self, Error> {
+    /// run's (see [`ReadFor`] and [`WeightsReader::notes`] for the
+    /// differences accepted), and every tensor's name, dtype and shape must
+    /// fit it.
+    pub fn open(path: &Path, spec: &ModelSpec, purpose: ReadFor) -> Result<Self, Error> {
         let bad = |message: String| Error::WeightsFile {
             path: path.to_path_buf(),
             message,
@@ -430,40 +723,63 @@ impl WeightsReader {
                 length - data_offset
             )));
         }
-        let notes = check_metadata(header.metadata().as_ref(), spec).map_err(bad)?;
+        let (notes, resume) =
+            check_metadata(header.metadata().as_ref(), spec, purpose).map_err(bad)?;
         let tensors = header.tensors();
         let mut names: Vec<&str> = tensors.keys().map(String::as_str).collect();
         names.sort_unstable();
         let describe =
             |spec: &ModelSpec| format!("{} network with {} biases", spec.topology, spec.bias);
-        let find = |name: &str| -> Result<&TensorInfo, Error> {
-            let info = tensors.get(name).ok_or_else(|| {
-                bad(format!(
-                    "has no tensor '{name}', which a {} needs (it holds: {})",
-                    describe(spec),
-                    names.join(", ")
-                ))
-            })?;
-            if info.dtype != Dtype::F32 {
+        let networks = match tensors.get(LEARNING_RATE) {
+            Some(info) if info.shape.len() == 1 => info.shape[0],
+            Some(info) => {
                 return Err(bad(format!(
-                    "tensor '{name}' is {:?}, expected F32",
-                    info.dtype
+                    "tensor '{LEARNING_RATE}' has shape {:?}, expected [networks]",
+                    info.shape
                 )));
             }
-            Ok(*info)
+            None => 0,
         };
-        let rates = find(LEARNING_RATE)?;
-        if rates.shape.len() != 1 {
-            return Err(bad(format!(
-                "tensor '{LEARNING_RATE}' has shape {:?}, expected [networks]",
-                rates.shape
-            )));
-        }
-        let networks = rates.shape[0];
-        let slots = tensor_slots(spec);
-        let mut starts = Vec::with_capacity(slots.len());
-        for slot in &slots {
-            let info = find(&slot.name)?;
+        let mut slots = Vec::new();
+        for slot in tensor_slots(spec) {
+            let needed = match slot.values {
+                Values::Params(_) | Values::LearningRate => true,
+                _ => resume.is_some(),
+            };
+            let Some(info) = tensors.get(&slot.name) else {
+                if !needed {
+                    continue;
+                }
+                let what = match slot.values {
+                    Values::Params(_) | Values::LearningRate => {
+                        format!("which a {} needs", describe(spec))
+                    }
+                    _ => format!(
+                        "which --resume needs for {} with {}",
+                        spec.optimizer.kind.name(),
+                        describe(spec)
+                    ),
+                };
+                return Err(bad(format!(
+                    "has no tensor '{}', {what} (it holds: {})",
+                    slot.name,
+                    names.join(", ")
+                )));
+            };
+            let integer = matches!(slot.values, Values::EpochsCompleted | Values::TargetEpoch);
+            let allowed: &[Dtype] = if integer {
+                &[Dtype::I64]
+            } else {
+                &[Dtype::F32, Dtype::F64]
+            };
+            if !allowed.contains(&info.dtype) {
+                return Err(bad(format!(
+                    "tensor '{}' is {:?}, expected {}",
+                    slot.name,
+                    info.dtype,
+                    if integer { "I64" } else { "F32 or F64" }
+                )));
+            }
             let expected = [vec![networks], slot.shape.clone()].concat();
             if info.shape != expected {
                 return Err(bad(format!(
@@ -472,27 +788,54 @@ impl WeightsReader {
                     slot.name, info.shape, spec.topology, spec.bias
                 )));
             }
-            starts.push(data_offset + info.data_offsets.0 as u64);
+            let dtype = info.dtype;
+            slots.push((slot, data_offset + info.data_offsets.0 as u64, dtype));
         }
-        if let Some(extra) = names
-            .iter()
-            .find(|n| **n != LEARNING_RATE && !slots.iter().any(|s| s.name == **n))
-        {
+        let known = |name: &str| {
+            name == EPOCHS_COMPLETED
+                || name == TARGET_EPOCH
+                || slots.iter().any(|(s, _, _)| s.name == name)
+                || other_optimizer_state(spec, name)
+        };
+        if let Some(extra) = names.iter().find(|n| !known(n)) {
             return Err(bad(format!(
                 "holds tensor '{extra}', which a {} does not have",
                 describe(spec)
             )));
         }
-        Ok(Self {
+        let mut reader = Self {
             path: path.to_path_buf(),
             file,
             slots,
-            starts,
-            rates_start: data_offset + rates.data_offsets.0 as u64,
             networks,
             parameter_count: spec.layout().len,
+            state_slots: spec.optimizer.state_slots(),
             notes,
-        })
+            resume,
+        };
+        if reader.resume.is_some() {
+            reader.count_epochs()?;
+        }
+        Ok(reader)
+    }
+
+    /// Reads every network's epochs completed once, for the most and the
+    /// total (a run's remaining work and the `--epochs` check).
+    fn count_epochs(&mut self) -> Result<(), Error> {
+        const STEP: usize = 1 << 20;
+        let (mut most, mut total) = (0u64, 0u64);
+        for first in (0..self.networks).step_by(STEP) {
+            let count = STEP.min(self.networks - first);
+            for done in self.read_epochs(first, count)? {
+                most = most.max(done);
+                total = total.saturating_add(done);
+            }
+        }
+        if let Some(record) = &mut self.resume {
+            record.most_epochs = most;
+            record.total_epochs = total;
+        }
+        Ok(())
     }
 
     /// The file being read.
@@ -512,8 +855,20 @@ impl WeightsReader {
         &self.notes
     }
 
-    fn read_floats(&mut self, at: u64, count: usize, name: &str) -> Result<Vec<f64>, Error> {
-        let mut bytes = vec![0u8; 4 * count];
+    /// What a resumed run continues from (`None` unless opened for it).
+    pub fn resume(&self) -> Option<&ResumeRecord> {
+        self.resume.as_ref()
+    }
+
+    fn slot(&self, values: Values) -> Option<(usize, u64, Dtype)> {
+        self.slots
+            .iter()
+            .find(|(s, _, _)| s.values == values)
+            .map(|(s, at, dtype)| (s.per_network(), *at, *dtype))
+    }
+
+    fn read_bytes(&mut self, at: u64, count: usize, name: &str) -> Result<Vec<u8>, Error> {
+        let mut bytes = vec![0u8; count];
         self.file
             .seek(SeekFrom::Start(at))
             .and_then(|_| self.file.read_exact(&mut bytes))
@@ -521,23 +876,64 @@ impl WeightsReader {
                 path: self.path.clone(),
                 message: format!("cannot read tensor '{name}': {e}"),
             })?;
+        Ok(bytes)
+    }
+
+    /// Networks `first..first + count` of an integer tensor.
+    fn read_integers(
+        &mut self,
+        values: Values,
+        first: usize,
+        count: usize,
+    ) -> Result<Vec<i64>, Error> {
+        let (_, at, _) = self.slot(values).expect("resumable files have the tensor");
+        let name = if values == Values::EpochsCompleted {
+            EPOCHS_COMPLETED
+        } else {
+            TARGET_EPOCH
+        };
+        let bytes = self.read_bytes(at + 8 * first as u64, 8 * count, name)?;
         Ok(bytes
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f64)
+            .chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
             .collect())
     }
 
+    fn read_epochs(&mut self, first: usize, count: usize) -> Result<Vec<u64>, Error> {
+        let raw = self.read_integers(Values::EpochsCompleted, first, count)?;
+        raw.iter()
+            .enumerate()
+            .map(|(n, &done)| {
+                u64::try_from(done)
+                    .ok()
+                    .filter(|&d| d <= crate::training::MAX_EPOCHS)
+                    .ok_or_else(|| Error::WeightsFile {
+                        path: self.path.clone(),
+                        message: format!(
+                            "holds {done} in '{EPOCHS_COMPLETED}' of network {}, not an epoch count",
+                            first + n
+                        ),
+                    })
+            })
+            .collect()
+    }
+
     /// Reads networks `first..first + learning_rates.len()` into `params`
-    /// (their vectors back to back) and `learning_rates`. A non-finite
-    /// value is refused, naming the network and tensor.
+    /// (their vectors back to back) and `learning_rates`, and for a resumed
+    /// run `resume`'s state, epochs and target epochs. A non-finite value
+    /// is refused, naming the network and tensor, except in the parameters
+    /// and state of a resumed run (a diverged network's, kept as they
+    /// were).
     pub fn read_block(
         &mut self,
         first: usize,
         params: &mut [f64],
         learning_rates: &mut [f64],
+        mut resume: Option<ResumeBlock>,
     ) -> Result<(), Error> {
         let count = learning_rates.len();
         let p = self.parameter_count;
+        let per_state = self.state_slots * p;
         assert_eq!(params.len(), count * p, "one parameter vector per rate");
         assert!(first + count <= self.networks, "block beyond the file");
         let path = self.path.clone();
@@ -545,25 +941,65 @@ impl WeightsReader {
             path: path.clone(),
             message: format!("holds the non-finite value {v} in '{name}' of network {index}"),
         };
+        let resuming = resume.is_some();
         for t in 0..self.slots.len() {
-            let per_network = self.slots[t].per_network();
-            let at = self.starts[t] + 4 * (first * per_network) as u64;
-            let name = self.slots[t].name.clone();
-            let values = self.read_floats(at, count * per_network, &name)?;
-            let offset = self.slots[t].offset;
-            for (n, chunk) in values.chunks_exact(per_network).enumerate() {
-                if let Some(v) = chunk.iter().find(|v| !v.is_finite()) {
+            let (slot, at, dtype) = &self.slots[t];
+            let (values, per_network, at, dtype) = (slot.values, slot.per_network(), *at, *dtype);
+            let name = slot.name.clone();
+            let target: (&mut [f64], usize, usize) = match (values, resume.as_mut()) {
+                (Values::Params(offset), _) => (&mut *params, p, offset),
+                (Values::State(k, offset), Some(r)) => (&mut *r.state, per_state, k * p + offset),
+                (Values::LearningRate, _) => (&mut *learning_rates, 1, 0),
+                _ => continue,
+            };
+            let size = dtype.bitsize() / 8;
+            let bytes = self.read_bytes(
+                at + (first * per_network * size) as u64,
+                count * per_network * size,
+                &name,
+            )?;
+            let floats: Vec<f64> = match dtype {
+                Dtype::F64 => bytes
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect(),
+                _ => bytes
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")) as f64)
+                    .collect(),
+            };
+            let (into, stride, offset) = target;
+            let may_be_non_finite = resuming && values != Values::LearningRate;
+            for (n, chunk) in floats.chunks_exact(per_network).enumerate() {
+                if !may_be_non_finite && let Some(v) = chunk.iter().find(|v| !v.is_finite()) {
                     return Err(non_finite(&name, first + n, *v));
                 }
-                params[n * p + offset..n * p + offset + per_network].copy_from_slice(chunk);
+                into[n * stride + offset..][..per_network].copy_from_slice(chunk);
             }
         }
-        let at = self.rates_start + 4 * first as u64;
-        let rates = self.read_floats(at, count, LEARNING_RATE)?;
-        if let Some((n, v)) = rates.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err(non_finite(LEARNING_RATE, first + n, *v));
+        if let Some(r) = resume {
+            let keep = self.resume.as_ref().is_some_and(|rec| rec.keep_targets);
+            r.epochs_completed
+                .copy_from_slice(&self.read_epochs(first, count)?);
+            let targets = self.read_integers(Values::TargetEpoch, first, count)?;
+            for (n, (into, &t)) in r.target_epochs.iter_mut().zip(&targets).enumerate() {
+                let done = r.epochs_completed[n];
+                *into = match t {
+                    -1 => None,
+                    t if t >= 0 && t as u64 <= done => Some(t as u32).filter(|_| keep),
+                    t => {
+                        return Err(Error::WeightsFile {
+                            path: self.path.clone(),
+                            message: format!(
+                                "holds {t} in '{TARGET_EPOCH}' of network {}, which completed \
+                                 {done} epochs (expected -1 for none, or 0 to {done})",
+                                first + n
+                            ),
+                        });
+                    }
+                };
+            }
         }
-        learning_rates.copy_from_slice(&rates);
         Ok(())
     }
 }
@@ -578,13 +1014,14 @@ pub struct LoadedWeights {
     pub notes: Vec<String>,
 }
 
-/// Reads a whole weights file written for `spec` (see [`WeightsReader`]).
+/// Reads a whole weights file's parameters and learning rates for `spec`
+/// (see [`WeightsReader`]).
 pub fn read(path: &Path, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
-    let mut reader = WeightsReader::open(path, spec)?;
+    let mut reader = WeightsReader::open(path, spec, ReadFor::Init)?;
     let networks = reader.networks();
     let mut params = vec![0.0; networks * spec.layout().len];
     let mut learning_rates = vec![0.0; networks];
-    reader.read_block(0, &mut params, &mut learning_rates)?;
+    reader.read_block(0, &mut params, &mut learning_rates, None)?;
     Ok(LoadedWeights {
         params,
         learning_rates,

@@ -1,24 +1,13 @@
 //! The gputrain command: seed 003's numbers through the CLI, weights files,
 //! --verify, and one clear error with the right exit code for bad input.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use safetensors::SafeTensors;
-
-fn gputrain(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gputrain"))
-        .args(args)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .output()
-        .expect("run gputrain")
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("gputrain-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{gputrain, temp_dir};
+use safetensors::{Dtype, SafeTensors};
 
 fn json_of(out: &Output) -> serde_json::Value {
     assert!(
@@ -61,7 +50,9 @@ fn tutorial_outputs_on_cpu_to_1e_12_and_gpu_to_1e_4() {
     );
 }
 
-fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+/// Every tensor of a weights file, by name: shape and values (float32,
+/// float64 and int64 tensors alike, as float64).
+fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f64>)> {
     let bytes = std::fs::read(path).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
@@ -70,11 +61,24 @@ fn read_tensors(path: &Path) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         .into_iter()
         .map(|n| {
             let t = st.tensor(&n).unwrap();
-            let values = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
+            let values = match t.dtype() {
+                Dtype::F32 => t
+                    .data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
+                Dtype::F64 => t
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+                Dtype::I64 => t
+                    .data()
+                    .chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as f64)
+                    .collect(),
+                other => panic!("{}: tensor {n} is {other:?}", path.display()),
+            };
             (n, t.shape().to_vec(), values)
         })
         .collect()
@@ -135,14 +139,16 @@ fn weights_file_round_trips_and_has_documented_layout() {
     assert_eq!(
         shapes,
         vec![
+            ("epochs_completed", &[5][..]),
             ("layers.0.bias", &[5, 3][..]),
             ("layers.0.weight", &[5, 3, 2][..]),
             ("layers.1.bias", &[5, 1][..]),
             ("layers.1.weight", &[5, 1, 3][..]),
             ("learning_rate", &[5][..]),
+            ("target_epoch", &[5][..]),
         ]
     );
-    let rates = &tensors[4].2;
+    let rates = &tensors[5].2;
     assert!(
         (rates[0] - 0.05).abs() < 1e-6 && (rates[4] - 5.0).abs() < 1e-5,
         "{rates:?}"
@@ -467,16 +473,18 @@ fn bad_weights_files_are_rejected() {
     let bytes = std::fs::read(&good).unwrap();
     let short = dir.join("short.safetensors");
     std::fs::write(&short, &bytes[..bytes.len() - 1]).unwrap();
+    let header = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let data = bytes.len() - 8 - header;
     assert_rejected(
         &["--task", "xor", "--init-weights", short.to_str().unwrap()],
         1,
-        "describes 168 bytes of data, but 167 follow it",
+        &format!("describes {data} bytes of data, but {} follow it", data - 1),
     );
     // Another format version.
     let mut edited = bytes.clone();
     let at = bytes
         .windows(18)
-        .position(|w| w == b"gputrain-weights-1")
+        .position(|w| w == b"gputrain-weights-2")
         .unwrap();
     edited[at + 17] = b'9';
     let other = dir.join("other.safetensors");
@@ -485,12 +493,12 @@ fn bad_weights_files_are_rejected() {
     assert_rejected(
         &["--task", "xor", "--init-weights", other],
         1,
-        "is in format 'gputrain-weights-9', but this gputrain reads 'gputrain-weights-1'",
+        "is in format 'gputrain-weights-9', but this gputrain reads 'gputrain-weights-2'",
     );
     // A NaN in the second network's output bias is named.
     let mut tensors = read_tensors(&good);
     let bias = tensors.iter_mut().find(|t| t.0 == "layers.1.bias").unwrap();
-    bias.2[1] = f32::NAN;
+    bias.2[1] = f64::NAN;
     let nan = dir.join("nan.safetensors");
     write_tensors(&nan, &tensors, Some(&metadata_of(&good)));
     assert_rejected(
@@ -507,23 +515,27 @@ fn metadata_of(path: &Path) -> std::collections::HashMap<String, String> {
 }
 
 /// Writes tensors (as [`read_tensors`] gives them) with the safetensors
-/// crate, as another tool would.
+/// crate, as another tool would: the epoch counts as int64, the rest as
+/// float32.
 fn write_tensors(
     path: &Path,
-    tensors: &[(String, Vec<usize>, Vec<f32>)],
+    tensors: &[(String, Vec<usize>, Vec<f64>)],
     metadata: Option<&std::collections::HashMap<String, String>>,
 ) {
+    let counts = |name: &str| name == "epochs_completed" || name == "target_epoch";
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
-        .map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect())
+        .map(|(name, _, v)| match counts(name) {
+            true => v.iter().flat_map(|x| (*x as i64).to_le_bytes()).collect(),
+            false => v.iter().flat_map(|x| (*x as f32).to_le_bytes()).collect(),
+        })
         .collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
         .zip(&bytes)
         .map(|((name, shape, _), b)| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), b)
-                    .unwrap();
+            let dtype = if counts(name) { Dtype::I64 } else { Dtype::F32 };
+            let view = safetensors::tensor::TensorView::new(dtype, shape.clone(), b).unwrap();
             (name.clone(), view)
         })
         .collect();
@@ -1008,9 +1020,9 @@ fn networks_stream_through_in_blocks() {
         rows[2_000_000]
     );
     let tensors = read_tensors(&weights);
-    assert_eq!(tensors[0].0, "layers.0.bias");
-    assert_eq!(tensors[0].1, [2_000_000, 1]);
-    assert_eq!(tensors[3].1, [2_000_000, 2, 2]);
+    assert_eq!(tensors[1].0, "layers.0.bias");
+    assert_eq!(tensors[1].1, [2_000_000, 1]);
+    assert_eq!(tensors[4].1, [2_000_000, 2, 2]);
     // The same sweep's first thousand networks, alone: their rates differ
     // (the sweep spans the run), so compare the parameters of a fixed rate.
     let fixed = |networks: &str, name: &str| {

@@ -11,7 +11,8 @@ use clap::Parser;
 use gputrain::cli::{Cli, Command};
 use gputrain::data::load_csv;
 use gputrain::model::ModelSpec;
-use gputrain::weights::{self, WeightsMetadata, WeightsReader};
+use gputrain::vocab::{Optimizer, OptimizerConfig};
+use gputrain::weights::{self, Precision, ReadFor, ResumeBlock, WeightsMetadata, WeightsReader};
 use proptest::prelude::*;
 
 fn scratch(name: &str) -> PathBuf {
@@ -23,19 +24,32 @@ fn scratch(name: &str) -> PathBuf {
 /// A valid data file for 2 inputs and 1 output.
 const XOR_CSV: &str = "x1,x2,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n";
 
-/// A valid weights file for the default 2-2-2 model, 3 networks.
+/// The default 2-2-2 model trained with Adam: its files hold optimizer
+/// state, epochs and target epochs too.
+fn fuzz_spec() -> ModelSpec {
+    ModelSpec {
+        optimizer: OptimizerConfig::of(Optimizer::Adam),
+        ..ModelSpec::default()
+    }
+}
+
+/// A valid weights file for [`fuzz_spec`], 3 networks.
 fn valid_weights() -> Vec<u8> {
-    let spec = ModelSpec::default();
+    let spec = fuzz_spec();
     let path = scratch("valid.safetensors");
-    let params: Vec<f64> = (0..3 * spec.layout().len)
-        .map(|i| i as f64 * 0.01)
-        .collect();
+    let p = spec.layout().len;
+    let params: Vec<f64> = (0..3 * p).map(|i| i as f64 * 0.01).collect();
+    let state: Vec<f64> = (0..3 * 2 * p).map(|i| i as f64 * 0.001).collect();
     let meta = WeightsMetadata {
         epochs: 10,
+        planned_epochs: 20,
         seed: 1,
-        interrupted: false,
+        interrupted: true,
+        trained_on: "gpu fused on fuzz".into(),
+        target_loss: None,
+        precision: Precision::F32,
     };
-    weights::write(&path, &spec, &params, &[0.5, 0.25, 0.125], &meta).unwrap();
+    weights::write(&path, &spec, &params, &state, &[0.5, 0.25, 0.125], &meta).unwrap();
     std::fs::read(path).unwrap()
 }
 
@@ -72,13 +86,32 @@ fn read_csv(path: &Path, bytes: &[u8]) {
 
 fn read_weights(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
-    let spec = ModelSpec::default();
-    if let Ok(mut reader) = WeightsReader::open(path, &spec) {
+    let spec = fuzz_spec();
+    let p = spec.layout().len;
+    if let Ok(mut reader) = WeightsReader::open(path, &spec, ReadFor::Init) {
         let n = reader.networks();
-        let mut params = vec![0.0; n * spec.layout().len];
+        let mut params = vec![0.0; n * p];
         let mut rates = vec![0.0; n];
-        if reader.read_block(0, &mut params, &mut rates).is_ok() {
+        if reader.read_block(0, &mut params, &mut rates, None).is_ok() {
             assert!(params.iter().chain(&rates).all(|v| v.is_finite()));
+        }
+    }
+    let resume = ReadFor::Resume { target_loss: None };
+    if let Ok(mut reader) = WeightsReader::open(path, &spec, resume) {
+        let n = reader.networks();
+        let (mut params, mut state) = (vec![0.0; n * p], vec![0.0; 2 * n * p]);
+        let (mut rates, mut done, mut targets) = (vec![0.0; n], vec![0; n], vec![None; n]);
+        let block = ResumeBlock {
+            state: &mut state,
+            epochs_completed: &mut done,
+            target_epochs: &mut targets,
+        };
+        if reader
+            .read_block(0, &mut params, &mut rates, Some(block))
+            .is_ok()
+        {
+            assert!(rates.iter().all(|v| v.is_finite()));
+            assert!(done.iter().all(|&d| d <= gputrain::training::MAX_EPOCHS));
         }
     }
 }
@@ -96,6 +129,7 @@ const TOKENS: &[&str] = &[
     "--reduction",
     "--init",
     "--init-weights",
+    "--resume",
     "--seed",
     "--target-loss",
     "--stop-at-target",

@@ -1,7 +1,9 @@
-//! The NumPy peer (benches/peers) trains exactly what gputrain trains: from
-//! the same initial weights its float64 final losses match the float64 CPU
-//! reference to 1e-9 relative for every bias mode, loss and reduction, and
-//! its float32 ones match the GPU's. Without it the throughput ratios in
+//! The NumPy peers (benches/peers: einsum over a network axis, and the
+//! struct-of-arrays program of soa_peers.py) train exactly what gputrain
+//! trains: from the same initial weights their float64 final losses match
+//! the float64 CPU reference to 1e-9 relative for every bias mode, loss and
+//! reduction, and their float32 ones match the GPU's. A peer whose framework
+//! is missing is listed as not installed. Without it the throughput ratios in
 //! the README would compare different work. Needs Python with NumPy: the
 //! interpreter `GPUTRAIN_PYTHON` names, else the repository's `.venv`
 //! (the README's set-up makes it), else `python3` on the PATH.
@@ -77,9 +79,13 @@ fn float64_peer_matches_the_cpu_reference_for_every_convention() {
             "mean",
         ],
     ] {
+        // Both NumPy peers: einsum over a network axis, and struct of
+        // arrays (soa_peers.py, the program every SoA peer runs).
         let mut args = vec![
             "--backend",
             "cpu",
+            "--peers",
+            "numpy-einsum,numpy",
             "--dtypes",
             "float64",
             "--tolerance",
@@ -91,7 +97,7 @@ fn float64_peer_matches_the_cpu_reference_for_every_convention() {
         ];
         args.extend_from_slice(extra);
         let stdout = compare(&args);
-        assert_agrees(&stdout, 1);
+        assert_agrees(&stdout, 2);
     }
 }
 
@@ -100,6 +106,8 @@ fn float32_peer_matches_the_gpu_and_reports_both_throughputs() {
     let stdout = compare(&[
         "--backend",
         "gpu",
+        "--peers",
+        "numpy-einsum,numpy",
         "--dtypes",
         "float32,float64",
         "--networks",
@@ -107,7 +115,7 @@ fn float32_peer_matches_the_gpu_and_reports_both_throughputs() {
         "--epochs",
         "2000",
     ]);
-    assert_agrees(&stdout, 2);
+    assert_agrees(&stdout, 4);
     assert!(stdout.contains("gputrain (gpu, fused"), "{stdout}");
     assert!(
         stdout.contains("numpy") && stdout.contains("float32:"),
@@ -130,4 +138,36 @@ fn disagreeing_final_losses_fail_the_comparison() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("final losses agree: NO"), "{stdout}");
+}
+
+#[test]
+fn every_peer_is_run_or_listed_as_not_installed() {
+    let stdout = compare(&[
+        "--peers",
+        "all",
+        "--networks",
+        "20",
+        "--epochs",
+        "50",
+        "--task",
+        "xor",
+    ]);
+    for peer in [
+        "numpy-einsum",
+        "numpy",
+        "numba",
+        "jax",
+        "torch",
+        "torch-compile",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("{peer} ")))
+            .unwrap_or_else(|| panic!("no line for {peer}:\n{stdout}"));
+        if !line.ends_with("not installed") {
+            assert!(line.contains("network-epochs/s"), "{line}");
+        }
+    }
+    // Every line with a rate but gputrain's own is a peer that ran.
+    assert_agrees(&stdout, stdout.matches("network-epochs/s (").count() - 1);
 }

@@ -1,6 +1,12 @@
 #!/usr/bin/env python3
-"""Runs gputrain and the NumPy peer on the same workload in one go and
-prints both throughputs and their ratio.
+"""Runs gputrain and its peers on the same workload in one go and prints
+every throughput and its ratio to gputrain's.
+
+Peers (`--peers`, comma-separated, or `all`): `numpy-einsum`
+(numpy_peer.py, a leading network axis and einsum, the default) and the
+struct-of-arrays peers of soa_peers.py: `numpy`, `numba`, `jax`, `torch`,
+`torch-compile` (`--device cuda` puts jax and torch on the GPU). A peer
+whose framework is not installed is listed as "not installed".
 
 Both start from the same initial weights and learning rates (written by
 `gputrain --epochs 0 --weights`), and their final losses are compared
@@ -25,6 +31,7 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = ("numpy-einsum", "numpy", "numba", "jax", "torch", "torch-compile")
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
 
@@ -69,12 +76,21 @@ def main():
     p.add_argument("--backend", default="gpu", help="gputrain's --backend (gpu or cpu)")
     p.add_argument("--dtypes", default="float32",
                    help="peer precisions, comma-separated: float32, float64")
+    p.add_argument("--peers", default="numpy-einsum",
+                   help=f"comma-separated: {', '.join(PEERS)}; or all")
+    p.add_argument("--device", default="cpu", help="jax and torch peers: cpu or cuda")
+    p.add_argument("--python", default=sys.executable,
+                   help="the interpreter that runs the peers")
     p.add_argument("--tolerance", type=float, default=1e-3,
                    help="largest |final loss difference| / (1e-3 + final loss) accepted")
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     args = p.parse_args()
     if (args.data or args.synthetic) and not args.layers:
         sys.exit("error: --data and --synthetic need --layers")
+    peer_names = PEERS if args.peers == "all" else args.peers.split(",")
+    unknown = [n for n in peer_names if n not in PEERS]
+    if unknown:
+        sys.exit(f"error: --peers: unknown peer {unknown[0]!r}; expected {', '.join(PEERS)}")
 
     if not os.path.exists(args.gputrain):
         run(["cargo", "build", "--release", "--manifest-path", os.path.join(ROOT, "Cargo.toml")],
@@ -109,25 +125,40 @@ def main():
         ours_loss = final_losses(ours_csv, "final_loss")
 
         peers = []
-        for dtype in args.dtypes.split(","):
-            peer_csv = os.path.join(tmp, f"peer-{dtype}.csv")
-            peer = json.loads(run(
-                [sys.executable, os.path.join(HERE, "numpy_peer.py"), init, *peer_data,
-                 "--epochs", str(args.epochs), "--dtype", dtype, "--results", peer_csv],
-                f"the NumPy peer ({dtype})"))
-            theirs = final_losses(peer_csv, "final_loss")
-            worst, worst_net = 0.0, None
-            for n, (a, b) in enumerate(zip(ours_loss, theirs)):
-                diff = abs(a - b) / (1e-3 + abs(b)) if a == a and b == b else float("inf")
-                if a != a and b != b:
-                    diff = 0.0  # both diverged
-                if diff > worst:
-                    worst, worst_net = diff, n
-            peer["worst_relative_loss_difference"] = worst
-            peer["worst_network"] = worst_net
-            peer["agrees"] = worst <= args.tolerance
-            peer["ratio"] = ours["network_epochs_per_second"] / peer["network_epochs_per_second"]
-            peers.append(peer)
+        for name in peer_names:
+            for dtype in args.dtypes.split(","):
+                peer_csv = os.path.join(tmp, f"peer-{name}-{dtype}.csv")
+                if name == "numpy-einsum":
+                    cmd = [args.python, os.path.join(HERE, "numpy_peer.py")]
+                else:
+                    cmd = [args.python, os.path.join(HERE, "soa_peers.py"), "--peer", name,
+                           "--device", args.device]
+                cmd += [init, *peer_data, "--epochs", str(args.epochs), "--dtype", dtype,
+                        "--results", peer_csv]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode == 3:
+                    peers.append({"peer": name, "dtype": dtype, "installed": False})
+                    continue
+                if done.returncode != 0:
+                    sys.stderr.write(done.stderr)
+                    sys.exit(f"error: the {name} peer ({dtype}) failed (exit "
+                             f"{done.returncode}): {' '.join(cmd)}")
+                peer = json.loads(done.stdout.strip().splitlines()[-1])
+                peer["peer"] = name
+                theirs = final_losses(peer_csv, "final_loss")
+                worst, worst_net = 0.0, None
+                for n, (a, b) in enumerate(zip(ours_loss, theirs)):
+                    diff = abs(a - b) / (1e-3 + abs(b)) if a == a and b == b else float("inf")
+                    if a != a and b != b:
+                        diff = 0.0  # both diverged
+                    if diff > worst:
+                        worst, worst_net = diff, n
+                peer["worst_relative_loss_difference"] = worst
+                peer["worst_network"] = worst_net
+                peer["agrees"] = worst <= args.tolerance
+                peer["ratio"] = (ours["network_epochs_per_second"]
+                                 / peer["network_epochs_per_second"])
+                peers.append(peer)
 
     adapter = ours.get("adapter") or {}
     who = adapter.get("name", "CPU reference") if isinstance(adapter, dict) else str(adapter)
@@ -140,13 +171,19 @@ def main():
               f"{ours['network_epochs_per_second']:.3e} network-epochs/s "
               f"({ours['wall_seconds']:.3f} s)")
         for peer in peers:
-            print(f"numpy {peer['numpy']} {peer['dtype']}: "
+            if not peer.get("installed", True):
+                print(f"{peer['peer']} {peer['dtype']}: not installed")
+                continue
+            label = "numpy" if peer["peer"] == "numpy-einsum" else peer["peer"]
+            versions = peer.get("versions") or {"numpy": peer.get("numpy")}
+            said = ", ".join(f"{k} {v}" for k, v in versions.items())
+            print(f"{peer['peer']} ({said}; {peer.get('device', 'cpu')}) {peer['dtype']}: "
                   f"{peer['network_epochs_per_second']:.3e} network-epochs/s "
-                  f"({peer['seconds']:.3f} s)  ratio gputrain/numpy = {peer['ratio']:.1f}x")
+                  f"({peer['seconds']:.3f} s)  ratio gputrain/{label} = {peer['ratio']:.2f}x")
             print(f"  final losses agree: {'yes' if peer['agrees'] else 'NO'} (worst relative "
                   f"difference {peer['worst_relative_loss_difference']:.2e} at network "
                   f"{peer['worst_network']}, tolerance {args.tolerance:g})")
-    if not all(peer["agrees"] for peer in peers):
+    if not all(peer.get("agrees", True) for peer in peers):
         sys.exit(1)
 
 

@@ -24,8 +24,12 @@ import time
 import numpy as np
 
 
+DTYPES = {"F32": "<f4", "F64": "<f8", "I64": "<i8"}
+
+
 def read_safetensors(path):
-    """Tensors (float32 arrays) and metadata of a safetensors file."""
+    """Tensors and metadata of a safetensors file (gputrain writes F32
+    from the GPU, F64 from the CPU reference, and I64 epoch counts)."""
     with open(path, "rb") as f:
         (header_len,) = struct.unpack("<Q", f.read(8))
         header = json.loads(f.read(header_len))
@@ -33,10 +37,11 @@ def read_safetensors(path):
     meta = header.pop("__metadata__", {})
     tensors = {}
     for name, info in header.items():
-        if info["dtype"] != "F32":
-            sys.exit(f"error: {path}: tensor {name} is {info['dtype']}, expected F32")
+        if info["dtype"] not in DTYPES:
+            sys.exit(f"error: {path}: tensor {name} is {info['dtype']}, expected one of "
+                     f"{', '.join(DTYPES)}")
         start, end = info["data_offsets"]
-        tensors[name] = np.frombuffer(data[start:end], "<f4").reshape(info["shape"])
+        tensors[name] = np.frombuffer(data[start:end], DTYPES[info["dtype"]]).reshape(info["shape"])
     return tensors, meta
 
 
@@ -135,6 +140,24 @@ def main():
         for l in range(layers)
     ]
     rates = tensors["learning_rate"].astype(dtype)
+    x, y, source = load_problem(args, meta)
+    x, y = x.astype(dtype), y.astype(dtype)
+    scale, factor = loss_scale(meta, len(x))
+
+    networks = rates.shape[0]
+    started = time.perf_counter()
+    with np.errstate(over="ignore", invalid="ignore"):
+        train(weights, biases, x, y, rates, args.epochs, dtype.type(2 * scale * factor))
+    seconds = time.perf_counter() - started
+    report(args, meta, source, weights, biases, x, y, seconds, {"numpy": np.__version__})
+
+
+def load_problem(args, meta):
+    """The data of --task or --data as (x, y, its name), checked against the
+    weights' topology; a weights file with frozen biases is refused."""
+    widths = [int(w) for w in meta["topology"].split("-")]
+    if meta.get("freeze_bias") == "true":
+        sys.exit("error: the peers do not implement --freeze-bias")
     if args.data:
         x, y = load_csv(args.data, widths[0])
         source = args.data
@@ -143,22 +166,26 @@ def main():
         source = args.task
     if x.shape[1] != widths[0] or y.shape[1] != widths[-1]:
         sys.exit(f"error: the data ({source}) does not fit the {meta['topology']} weights")
-    x, y = x.astype(dtype), y.astype(dtype)
-    samples = x.shape[0]
+    return x, y, source
+
+
+def loss_scale(meta, samples):
+    """(1/2 for half-sse else 1, 1/S for mean else 1): the loss is
+    scale * factor * sum (y - yhat)^2."""
     scale = 0.5 if meta["loss"] == "half-sse" else 1.0
-    factor = 1.0 / samples if meta["reduction"] == "mean" else 1.0
-    if meta.get("freeze_bias") == "true":
-        sys.exit("error: the peer does not implement --freeze-bias")
+    return scale, (1.0 / samples if meta["reduction"] == "mean" else 1.0)
 
-    networks = rates.shape[0]
-    started = time.perf_counter()
-    with np.errstate(over="ignore", invalid="ignore"):
-        train(weights, biases, x, y, rates, args.epochs, dtype.type(2 * scale * factor))
-    seconds = time.perf_counter() - started
 
+def report(args, meta, source, weights, biases, x, y, seconds, fields):
+    """Each network's final loss (float64, from the trained parameters) to
+    --results, and one JSON line with the timing and `fields`."""
+    scale, factor = loss_scale(meta, len(x))
+    networks = weights[0].shape[0]
     with np.errstate(over="ignore", invalid="ignore"):
-        out = forward(weights, biases, x)[-1]
-        final = (scale * factor * ((y - out) ** 2).sum(axis=(1, 2))).astype(np.float64)
+        out = forward([np.asarray(w, np.float64) for w in weights],
+                      [None if b is None else np.asarray(b, np.float64) for b in biases],
+                      np.asarray(x, np.float64))[-1]
+        final = scale * factor * ((y - out) ** 2).sum(axis=(1, 2))
     finite = final[np.isfinite(final)]
     if args.results:
         with open(args.results, "w", newline="") as f:
@@ -168,11 +195,11 @@ def main():
                 w.writerow([i, repr(float(v))])
     print(json.dumps({
         "peer": "numpy",
-        "numpy": np.__version__,
+        **fields,
         "dtype": args.dtype,
         "topology": meta["topology"],
         "data": source,
-        "samples": samples,
+        "samples": len(x),
         "networks": networks,
         "epochs": args.epochs,
         "seconds": seconds,

@@ -6,20 +6,21 @@ use crate::model::ModelSpec;
 
 /// The formula [`flops_per_network_epoch`] evaluates, for reports.
 pub const FLOP_FORMULA: &str = "FLOP per network-epoch = 2 S (2 sum_l n_l n_{l+1} + \
-     sum_{l>=1} n_l n_{l+1}) + 2 P (S samples, widths n_l, P parameters): forward and \
-     weight-gradient products over every layer, delta products for all but the first, \
-     and the SGD step; sigmoids, derivatives, biases and the loss are not counted";
+     sum_{l>=1} n_l n_{l+1}) + 2 P B (S samples, widths n_l, P parameters, B updates per \
+     epoch): forward and weight-gradient products over every layer, delta products for all \
+     but the first, and an SGD step per update (counted so for every optimizer); \
+     activations, derivatives, biases and the loss are not counted";
 
 /// FLOPs of one network-epoch of `spec` on `samples` samples: forward
 /// `2 S sum_l n_l n_{l+1}`, weight gradients the same, backward deltas
-/// `2 S sum_{l>=1} n_l n_{l+1}` (none for the inputs), and `2 P` for the
-/// update `p -= lr * g` of every parameter.
+/// `2 S sum_{l>=1} n_l n_{l+1}` (none for the inputs), and `2 P` for each
+/// of the epoch's updates `p -= lr * g` (one per minibatch).
 pub fn flops_per_network_epoch(spec: &ModelSpec, samples: usize) -> f64 {
     let w = spec.topology.widths();
     let products: Vec<f64> = w.windows(2).map(|p| (p[0] * p[1]) as f64).collect();
     let all: f64 = products.iter().sum();
     let matrix = 2.0 * samples as f64 * (2.0 * all + (all - products[0]));
-    matrix + 2.0 * spec.layout().len as f64
+    matrix + 2.0 * (spec.layout().len * spec.batches(samples)) as f64
 }
 
 #[cfg(test)]
@@ -49,5 +50,14 @@ mod tests {
         // No hidden layer: no delta products at all.
         let single = flops_per_network_epoch(&spec(&[3, 2], BiasMode::None), 5);
         assert_eq!(single, 2.0 * 5.0 * 12.0 + 12.0);
+        // Minibatches of 2 over the 5 samples: three updates an epoch.
+        let mut batched = spec(&[3, 2], BiasMode::None);
+        batched.batching = Some(crate::batches::Batching {
+            size: 2,
+            shuffle: true,
+            seed: 0,
+        });
+        let f = flops_per_network_epoch(&batched, 5);
+        assert_eq!(f, 2.0 * 5.0 * 12.0 + 3.0 * 12.0);
     }
 }

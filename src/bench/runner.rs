@@ -37,6 +37,9 @@ pub struct Row {
     /// Building the trainer (shader compilation, buffers) once.
     pub setup_seconds: f64,
     pub network_epochs_per_second: f64,
+    /// Network-epochs/s times the samples: samples through a network
+    /// (forward, backward and their share of the updates) per second.
+    pub network_samples_per_second: f64,
     /// By [`flops_per_network_epoch`].
     pub gflops_per_second: f64,
     /// Device time inside the training passes (timestamp queries), where
@@ -144,6 +147,7 @@ fn row(
         wall_seconds: timed.wall_seconds,
         setup_seconds,
         network_epochs_per_second: rate,
+        network_samples_per_second: rate * workload.data.samples() as f64,
         gflops_per_second: rate * flops / 1e9,
         kernel_seconds: timed.kernel_seconds,
         diverged: timed.outcomes.iter().filter(|o| o.diverged).count(),

@@ -33,6 +33,7 @@ pub fn render(report: &Report) -> String {
         "epochs",
         "wall s",
         "net-epochs/s",
+        "net-samples/s",
         "GFLOP/s",
         "GPU s",
         "GPU/wall",
@@ -55,6 +56,7 @@ pub fn render(report: &Report) -> String {
             r.epochs.to_string(),
             format!("{:.3}", r.wall_seconds),
             sci(r.network_epochs_per_second),
+            sci(r.network_samples_per_second),
             format!("{:.2}", r.gflops_per_second),
             gpu,
             share,
@@ -118,6 +120,7 @@ mod tests {
             wall_seconds: 0.5,
             setup_seconds: 0.1,
             network_epochs_per_second: 4.0e7,
+            network_samples_per_second: 1.6e8,
             gflops_per_second: 5.6,
             kernel_seconds: kernel,
             diverged: 0,
@@ -138,7 +141,10 @@ mod tests {
         assert!(lines[0].starts_with("adapter"), "{text}");
         assert!(lines[1].starts_with("--------"), "{text}");
         assert!(lines[2].contains("xor (2-3-1, 4 samples)"), "{text}");
-        assert!(lines[2].contains("4.00e7"), "{text}");
+        assert!(
+            lines[2].contains("4.00e7") && lines[2].contains("1.60e8"),
+            "{text}"
+        );
         let last_two = |line: &str| {
             let cells: Vec<String> = line.split_whitespace().map(String::from).collect();
             cells[cells.len() - 2..].to_vec()

@@ -131,7 +131,7 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
     let _ = writeln!(
         out,
         "const OPTIMIZER_SLOTS: u32 = {}u;",
-        optimizer.state_slots
+        optimizer.state.len()
     );
     out
 }

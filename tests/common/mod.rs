@@ -4,6 +4,8 @@
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::process::{Command, Output};
 
 use gputrain::cpu;
 use gputrain::data::Dataset;
@@ -203,4 +205,20 @@ pub fn gpu() -> &'static gputrain::gpu::GpuContext {
             ),
         },
     )
+}
+
+/// Runs the gputrain binary with `args` (headless, as on a server).
+pub fn gputrain(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gputrain"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run gputrain")
+}
+
+/// A fresh directory for one test's files.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("gputrain-test-{}-{name}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }
