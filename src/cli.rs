@@ -45,6 +45,10 @@ pub enum Command {
     /// Write a built-in task's samples as CSV, to look at them or to train
     /// elsewhere on exactly the same points.
     Data(DataCommandArgs),
+    /// Run trained networks on new data: their outputs per sample, or an
+    /// ensemble's; with targets in the data, each network's loss and
+    /// accuracy too. The weights file gives the model.
+    Predict(PredictArgs),
     /// List every adapter wgpu finds, with the limits that matter here.
     Adapters {
         /// Print the list as JSON.
@@ -243,6 +247,49 @@ pub struct DataCommandArgs {
     /// under a header (x0,x1,...,y0,...); --data reads it back.
     #[arg(long, value_name = "FILE.csv")]
     pub out: PathBuf,
+}
+
+/// `gputrain predict`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct PredictArgs {
+    /// The trained networks (written by --weights): the file's metadata
+    /// gives the topology, bias mode, activations and loss.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub weights: PathBuf,
+    /// Samples to predict: each row the inputs, or the inputs then the
+    /// targets (then each network's loss and accuracy are reported); an
+    /// optional header row.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: PathBuf,
+    /// Where the predictions go as CSV [default: standard output, with the
+    /// summary on standard error].
+    #[arg(long, value_name = "PRED.csv")]
+    pub out: Option<PathBuf>,
+    /// Which networks: all, best (lowest loss on --data, which needs
+    /// targets), or indices and ranges such as 0,5,10-19.
+    #[arg(long, default_value = "all", value_parser = parse_with::<crate::predict::Selection>)]
+    pub networks_select: crate::predict::Selection,
+    /// Combine the chosen networks per sample: mean (with the standard
+    /// deviation) or median (with the interquartile range).
+    #[arg(long, value_enum)]
+    pub ensemble: Option<crate::predict::Ensemble>,
+    /// Each chosen network's loss and accuracy as CSV
+    /// (network,loss,accuracy); needs targets in --data.
+    #[arg(long, value_name = "FILE.csv")]
+    pub scores: Option<PathBuf>,
+    /// Print the summary as JSON (needs --out: the predictions would share
+    /// standard output).
+    #[arg(long)]
+    pub json: bool,
+    /// No summary (errors still print).
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// auto (GPU if an adapter is found, else CPU), gpu, or cpu.
+    #[arg(long, value_enum, default_value_t)]
+    pub backend: BackendChoice,
+    /// Adapter by index or name substring (see `gputrain adapters`).
+    #[arg(long, default_value = "auto", value_parser = parse_adapter)]
+    pub adapter: AdapterChoice,
 }
 
 /// How many networks, for how long, from where.

@@ -1,16 +1,23 @@
-//! What each subcommand does: `train` (the default), `bench` and `adapters`.
+//! What each subcommand does: `train` (the default), `bench`, `data`,
+//! `predict` and `adapters`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use crate::bench::{self, Report};
-use crate::cli::{BenchArgs, DataCommandArgs, TrainArgs};
+use serde::Serialize;
+
+use crate::cli::{BenchArgs, DataCommandArgs, PredictArgs, TrainArgs};
+use crate::data::load_prediction_csv;
 use crate::error::Error;
 use crate::gpu::list_adapters;
+use crate::gpu::{GpuContext, GpuPredictor, predict_supports};
 use crate::memory;
 use crate::output::{ResultsWriter, check_writable};
+use crate::predict::{Ensemble, Score, ScoreSummary};
 use crate::progress::ProgressLine;
 use crate::report::{self, Tally, spread};
+use crate::run::BackendChoice;
 use crate::run::{self, Start};
 use crate::training::StopFlag;
 use crate::weights::{BlockValues, WeightsMetadata, WeightsWriter};
@@ -259,4 +266,283 @@ pub fn adapters(json: bool) -> Result<ExitCode, Error> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `gputrain predict` reports (text, or `--json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct PredictSummary {
+    pub weights: String,
+    pub data: String,
+    pub topology: String,
+    pub backend: &'static str,
+    pub adapter: Option<String>,
+    /// Networks predicted (those chosen).
+    pub networks: usize,
+    pub samples: usize,
+    /// Whether the data has targets (and so scores).
+    pub targets: bool,
+    pub ensemble: Option<Ensemble>,
+    /// Scores of the chosen networks (data with targets).
+    pub scores: Option<ScoreSummary>,
+    /// Accuracy of the ensemble's combined outputs (class targets).
+    pub ensemble_accuracy: Option<f64>,
+    pub notes: Vec<String>,
+}
+
+/// Runs `gputrain predict`: the chosen networks' outputs on every sample
+/// (or their ensemble's) as CSV, and with targets their scores. Output
+/// files are written whole or not at all.
+pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
+    if args.json && args.out.is_none() {
+        return Err(Error::Config(
+            "--json needs --out FILE.csv: without it the predictions go to standard output".into(),
+        ));
+    }
+    for path in [&args.out, &args.scores].into_iter().flatten() {
+        check_writable(path)?;
+    }
+    let spec = crate::weights::recorded_model(&args.weights)?;
+    let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
+    let data = load_prediction_csv(&args.data, inputs, outputs, spec.target_range())?;
+    let targets = data.outputs > 0;
+    if args.scores.is_some() && !targets {
+        return Err(Error::Config(format!(
+            "--scores needs targets in --data {} (each row: {inputs} inputs, then {outputs} \
+             targets)",
+            args.data.display()
+        )));
+    }
+    let loaded = crate::weights::read(&args.weights, &spec)?;
+    let p = spec.layout().len;
+    let all_scores = targets.then(|| crate::predict::scores(&spec, &loaded.params, &data));
+    let losses: Option<Vec<f64>> = all_scores
+        .as_ref()
+        .map(|s| s.iter().map(|x| x.loss).collect());
+    let chosen = args
+        .networks_select
+        .indices(loaded.networks, losses.as_deref())?;
+    let per_network = data.samples() * outputs;
+    let need = (chosen.len() * per_network) as u64 * (8 + 4) + (chosen.len() * p) as u64 * 8;
+    if let Some((available, source)) = crate::memory::available_host_bytes()
+        && need > available
+    {
+        return Err(Error::HostMemory(format!(
+            "predicting {} networks on {} samples needs about {} of host memory for the \
+             outputs, but this machine has {} available ({source}); choose fewer networks \
+             (--networks-select) or split --data",
+            chosen.len(),
+            data.samples(),
+            crate::memory::human(need),
+            crate::memory::human(available)
+        )));
+    }
+    let params: Vec<f64> = chosen
+        .iter()
+        .flat_map(|&n| loaded.params[n * p..(n + 1) * p].iter().copied())
+        .collect();
+    let mut notes = Vec::new();
+    let ctx = match args.backend {
+        BackendChoice::Cpu => None,
+        choice => match GpuContext::open(&args.adapter) {
+            Ok(ctx) => match (predict_supports(&spec), choice) {
+                (Ok(()), _) => Some(ctx),
+                (Err(e), BackendChoice::Auto) => {
+                    notes.push(format!("{e}; predicting on the CPU reference instead"));
+                    None
+                }
+                (Err(e), _) => return Err(e),
+            },
+            Err(e @ Error::NoAdapter { .. }) if choice == BackendChoice::Auto => {
+                notes.push(format!("{e}; predicting on the CPU reference instead"));
+                None
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    // The outputs [network][sample][output], and whether they are float32.
+    let (values, single) = match &ctx {
+        Some(ctx) => {
+            let x: Vec<f32> = data.x.iter().map(|&v| v as f32).collect();
+            let predicted = GpuPredictor::new(ctx, &spec)?.predict(&params, &x, data.samples())?;
+            (
+                predicted.into_iter().map(f64::from).collect::<Vec<f64>>(),
+                true,
+            )
+        }
+        None => {
+            use rayon::prelude::*;
+            let all: Vec<f64> = params
+                .par_chunks(p.max(1))
+                .flat_map_iter(|net| crate::cpu::outputs(&spec, net, &data))
+                .collect();
+            (all, false)
+        }
+    };
+    let number = |v: f64| match single {
+        true => format!("{}", v as f32),
+        false => format!("{v}"),
+    };
+    let mut text = String::new();
+    let names = |prefix: &'static str| (0..outputs).map(move |j| format!("{prefix}_{j}"));
+    let mut ensemble_accuracy = None;
+    match args.ensemble {
+        None => {
+            let header: Vec<String> = ["network".to_string(), "sample".to_string()]
+                .into_iter()
+                .chain(names("output"))
+                .collect();
+            text.push_str(&header.join(","));
+            text.push('\n');
+            for (i, &network) in chosen.iter().enumerate() {
+                for s in 0..data.samples() {
+                    let at = (i * data.samples() + s) * outputs;
+                    let row: Vec<String> = values[at..at + outputs]
+                        .iter()
+                        .map(|&v| number(v))
+                        .collect();
+                    text.push_str(&format!("{network},{s},{}\n", row.join(",")));
+                }
+            }
+        }
+        Some(how) => {
+            let (combined, spread) =
+                crate::predict::combine(how, &values, chosen.len(), per_network);
+            let header: Vec<String> = std::iter::once("sample".to_string())
+                .chain(names("output"))
+                .chain(names("spread"))
+                .collect();
+            text.push_str(&header.join(","));
+            text.push('\n');
+            for s in 0..data.samples() {
+                let cells: Vec<String> = combined[s * outputs..(s + 1) * outputs]
+                    .iter()
+                    .chain(&spread[s * outputs..(s + 1) * outputs])
+                    .map(|&v| number(v))
+                    .collect();
+                text.push_str(&format!("{s},{}\n", cells.join(",")));
+            }
+            ensemble_accuracy = crate::predict::labels(&spec, &data)
+                .map(|labels| crate::predict::accuracy(labels, &combined, &data));
+        }
+    }
+    let chosen_scores: Option<Vec<Score>> = all_scores
+        .as_ref()
+        .map(|all| chosen.iter().map(|&n| all[n]).collect());
+    let summary = PredictSummary {
+        weights: args.weights.display().to_string(),
+        data: args.data.display().to_string(),
+        topology: spec.topology.to_string(),
+        backend: if ctx.is_some() { "gpu" } else { "cpu" },
+        adapter: ctx.as_ref().map(|c| c.adapter.to_string()),
+        networks: chosen.len(),
+        samples: data.samples(),
+        targets,
+        ensemble: args.ensemble,
+        scores: chosen_scores.as_deref().map(ScoreSummary::of),
+        ensemble_accuracy,
+        notes,
+    };
+    if let (Some(path), Some(scores)) = (&args.scores, &chosen_scores) {
+        let mut csv = String::from("network,loss,accuracy\n");
+        for s in scores {
+            let accuracy = s.accuracy.map_or(String::new(), |a| a.to_string());
+            csv.push_str(&format!("{},{},{accuracy}\n", s.network, s.loss));
+        }
+        write_whole(path, &csv)?;
+    }
+    let report = if args.json {
+        serde_json::to_string_pretty(&summary).expect("the summary is plain data") + "\n"
+    } else {
+        render_predict_summary(&spec, &summary)
+    };
+    match &args.out {
+        Some(path) => {
+            write_whole(path, &text)?;
+            if !args.quiet || args.json {
+                let _ = std::io::stdout().write_all(report.as_bytes());
+            }
+        }
+        None => {
+            let _ = std::io::stdout().write_all(text.as_bytes());
+            if !args.quiet {
+                let _ = std::io::stderr().write_all(report.as_bytes());
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to `path` under a temporary name, renamed when complete.
+fn write_whole(path: &std::path::Path, text: &str) -> Result<(), Error> {
+    let mut file = crate::output::TemporaryFile::create(path)?;
+    file.handle()
+        .write_all(text.as_bytes())
+        .map_err(|e| file.error(e))?;
+    file.persist()
+}
+
+/// The predict summary for people.
+fn render_predict_summary(spec: &crate::model::ModelSpec, s: &PredictSummary) -> String {
+    let mut out = format!(
+        "predicted {} networks x {} samples: {} {} (hidden) / {} (output), on {}{}\n",
+        s.networks,
+        s.samples,
+        s.topology,
+        spec.activation,
+        spec.output_activation,
+        s.backend,
+        s.adapter
+            .as_ref()
+            .map_or(String::new(), |a| format!(" ({a})"))
+    );
+    for note in &s.notes {
+        out.push_str(&format!("note: {note}\n"));
+    }
+    let percent = |v: f64| format!("{:.1}%", 100.0 * v);
+    match &s.scores {
+        None => out.push_str("no targets in the data: no loss or accuracy\n"),
+        Some(scores) => {
+            if let Some(q) = &scores.loss {
+                out.push_str(&format!(
+                    "loss ({}, {}): min {:.4e}  10% {:.4e}  median {:.4e}  90% {:.4e}  max {:.4e}\n",
+                    spec.loss, spec.reduction, q.min, q.p10, q.median, q.p90, q.max
+                ));
+            }
+            match (&scores.accuracy, scores.solved) {
+                (Some(q), Some(solved)) => out.push_str(&format!(
+                    "accuracy: min {}  10% {}  median {}  90% {}  max {}; solved (100%): {solved} \
+                     of {}\n",
+                    percent(q.min),
+                    percent(q.p10),
+                    percent(q.median),
+                    percent(q.p90),
+                    percent(q.max),
+                    s.networks
+                )),
+                _ => out.push_str(
+                    "accuracy: none (the targets are not class labels: 0/1 for one output, -1/1 \
+                     for tanh, one-hot rows for several)\n",
+                ),
+            }
+            if let Some(best) = &scores.best {
+                out.push_str(&format!(
+                    "best network: #{}, loss {:.6e}{}\n",
+                    best.network,
+                    best.loss,
+                    best.accuracy
+                        .map_or(String::new(), |a| format!(", accuracy {}", percent(a)))
+                ));
+            }
+        }
+    }
+    if let Some(how) = s.ensemble {
+        let how = format!("{how:?}").to_lowercase();
+        out.push_str(&format!(
+            "ensemble ({how} of {} networks){}\n",
+            s.networks,
+            s.ensemble_accuracy
+                .map_or(String::new(), |a| format!(": accuracy {}", percent(a)))
+        ));
+    }
+    out
 }

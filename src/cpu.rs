@@ -84,6 +84,18 @@ pub fn predict(spec: &ModelSpec, params: &[f64], input: &[f64]) -> Vec<f64> {
     ws.out.pop().unwrap_or_default()
 }
 
+/// The network's outputs on every sample of `data`, sample after sample.
+pub fn outputs(spec: &ModelSpec, params: &[f64], data: &Dataset) -> Vec<f64> {
+    let (math, layout) = (Math::new(spec), spec.layout());
+    let mut ws = Workspace::new(spec);
+    let mut all = Vec::with_capacity(data.samples() * spec.topology.outputs());
+    for s in 0..data.samples() {
+        forward(&math, &layout, params, data.input(s), &mut ws);
+        all.extend_from_slice(&ws.out[ws.out.len() - 1]);
+    }
+    all
+}
+
 /// The loss of `params` over the whole data set.
 pub fn loss(spec: &ModelSpec, params: &[f64], data: &Dataset) -> f64 {
     let (math, layout) = (Math::new(spec), spec.layout());

@@ -31,8 +31,10 @@ impl Dataset {
     ) -> Result<Self, Error> {
         let name = name.into();
         let bad = |m: String| Error::data(name.clone(), None, m);
-        if inputs == 0 || outputs == 0 {
-            return Err(bad("needs at least one input and one target column".into()));
+        // No targets (outputs 0): inputs to predict from; training refuses
+        // such data (its outputs do not match any topology).
+        if inputs == 0 {
+            return Err(bad("needs at least one input column".into()));
         }
         if x.is_empty() || !x.len().is_multiple_of(inputs) || y.len() != x.len() / inputs * outputs
         {
@@ -343,6 +345,51 @@ pub fn load_csv(
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::data(path, None, format!("cannot read the file: {e}")))?;
     parse_csv(&text, path, inputs, outputs, target_range)
+}
+
+/// Reads a CSV of samples to predict: every row holds `inputs` values, or
+/// `inputs` and then `outputs` targets (checked against `target_range`),
+/// as the first row does. The data set has no targets (`outputs` 0) in the
+/// first case. A first row of another width names its line and both
+/// widths.
+pub fn load_prediction_csv(
+    path: &Path,
+    inputs: usize,
+    outputs: usize,
+    target_range: (f64, f64),
+) -> Result<Dataset, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::data(path, None, format!("cannot read the file: {e}")))?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes());
+    let first = reader
+        .records()
+        .filter_map(Result::ok)
+        .filter(|r| !r.iter().all(str::is_empty))
+        .find(|r| r.iter().any(|cell| cell.parse::<f64>().is_ok()));
+    let with_targets = match first {
+        Some(row) if row.len() == inputs => false,
+        Some(row) if row.len() == inputs + outputs => true,
+        Some(row) => {
+            let line = row.position().map(|p| p.line() as usize);
+            return Err(Error::data(
+                path,
+                line,
+                format!(
+                    "has {} columns, but the weights take {inputs} inputs: a row holds \
+                     {inputs} inputs, or {inputs} inputs and {outputs} targets ({} columns)",
+                    row.len(),
+                    inputs + outputs
+                ),
+            ));
+        }
+        None => return Err(Error::data(path, None, "contains no data rows")),
+    };
+    let targets = if with_targets { outputs } else { 0 };
+    parse_csv(&text, path, inputs, targets, target_range)
 }
 
 /// Parses CSV text; `path` is used only in messages.

@@ -7,8 +7,9 @@
 //! (topology, bias, the model spec, parameter layout), [`data`]
 //! (tasks and CSV), [`init`] (per-network initialisation), [`training`]
 //! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
-//! kernels, the fused and layered trainers), [`bench`] (the standard
-//! throughput workloads and their report).
+//! kernels, the fused and layered trainers, forward passes), [`predict`]
+//! (selection, scores and ensembles of trained networks), [`bench`] (the
+//! standard throughput workloads and their report).
 
 pub mod batches;
 pub mod bench;
@@ -22,6 +23,7 @@ pub mod init;
 pub mod memory;
 pub mod model;
 pub mod output;
+pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod run;

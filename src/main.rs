@@ -17,6 +17,7 @@ fn main() -> ExitCode {
         Some(Command::Train(args)) => commands::train(args),
         Some(Command::Bench(args)) => commands::bench(args),
         Some(Command::Data(args)) => commands::data(args),
+        Some(Command::Predict(args)) => commands::predict(args),
         None => commands::train(&cli.train),
     };
     match result {

@@ -654,6 +654,114 @@ fn other_optimizer_state(spec: &ModelSpec, name: &str) -> bool {
     })
 }
 
+/// Opens a safetensors file and reads its header: the file, the header,
+/// and where the data starts. Errors name the file and what is wrong.
+fn read_header(path: &Path) -> Result<(File, Metadata, u64), Error> {
+    let bad = |message: String| Error::WeightsFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut file = File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let length = file
+        .metadata()
+        .map_err(|e| bad(format!("cannot read: {e}")))?
+        .len();
+    let not_safetensors = |why: String| bad(format!("not a safetensors file ({why})"));
+    let mut opening = [0u8; HEADER_LENGTH_BYTES as usize];
+    file.read_exact(&mut opening).map_err(|_| {
+        not_safetensors(format!(
+            "{length} bytes, shorter than the 8-byte header length"
+        ))
+    })?;
+    let header_length = u64::from_le_bytes(opening);
+    if header_length > MAX_HEADER_BYTES {
+        return Err(not_safetensors(format!(
+            "its header length {header_length} is beyond safetensors' 100 MB limit"
+        )));
+    }
+    if header_length > length - HEADER_LENGTH_BYTES {
+        return Err(not_safetensors(format!(
+            "truncated: its header takes {header_length} bytes, but only {} follow",
+            length - HEADER_LENGTH_BYTES
+        )));
+    }
+    let mut header = vec![0u8; header_length as usize];
+    file.read_exact(&mut header)
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
+    let header: Metadata =
+        serde_json::from_slice(&header).map_err(|e| not_safetensors(format!("its header: {e}")))?;
+    let data_offset = HEADER_LENGTH_BYTES + header_length;
+    if data_offset + header.data_len() as u64 != length {
+        return Err(not_safetensors(format!(
+            "its header describes {} bytes of data, but {} follow it",
+            header.data_len(),
+            length - data_offset
+        )));
+    }
+    Ok((file, header, data_offset))
+}
+
+/// The model a weights file records (topology, bias mode, activations,
+/// loss and reduction), for commands that take the model from the file
+/// alone (`gputrain predict`). A file without the metadata, or missing a
+/// field, is refused naming what is missing; activations absent from
+/// older files are sigmoid.
+pub fn recorded_model(path: &Path) -> Result<ModelSpec, Error> {
+    let bad = |message: String| Error::WeightsFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let (_, header, _) = read_header(path)?;
+    let metadata = header.metadata().clone().ok_or_else(|| {
+        bad(
+            "has no gputrain metadata (topology, bias, activations, loss), which give \
+             the model; was it written by another tool?"
+                .to_string(),
+        )
+    })?;
+    let field = |name: &str, older: Option<&'static str>| -> Result<String, Error> {
+        metadata
+            .get(name)
+            .cloned()
+            .or(older.map(String::from))
+            .ok_or_else(|| {
+                bad(format!(
+                    "has no metadata field '{name}', which the model needs"
+                ))
+            })
+    };
+    fn value<T: clap::ValueEnum>(
+        name: &str,
+        value: &str,
+        bad: &dyn Fn(String) -> Error,
+    ) -> Result<T, Error> {
+        T::from_str(value, false).map_err(|_| {
+            bad(format!(
+                "metadata field '{name}' is '{value}', not a known value"
+            ))
+        })
+    }
+    let topology: crate::model::Topology = field("topology", None)?
+        .parse()
+        .map_err(|e: Error| bad(format!("metadata field 'topology': {e}")))?;
+    let spec = ModelSpec {
+        topology,
+        bias: value("bias", &field("bias", None)?, &bad)?,
+        activation: value("activation", &field("activation", Some("sigmoid"))?, &bad)?,
+        output_activation: value(
+            "output_activation",
+            &field("output_activation", Some("sigmoid"))?,
+            &bad,
+        )?,
+        loss: value("loss", &field("loss", Some("half-sse"))?, &bad)?,
+        reduction: value("reduction", &field("reduction", Some("sum"))?, &bad)?,
+        ..ModelSpec::default()
+    };
+    spec.validate()
+        .map_err(|e| bad(format!("records a model gputrain cannot use: {e}")))?;
+    Ok(spec)
+}
+
 /// Reads a weights file a block of networks at a time; opening it checks
 /// the header against the run.
 pub struct WeightsReader {
@@ -686,43 +794,7 @@ impl WeightsReader {
             path: path.to_path_buf(),
             message,
         };
-        let mut file = File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-        let length = file
-            .metadata()
-            .map_err(|e| bad(format!("cannot read: {e}")))?
-            .len();
-        let not_safetensors = |why: String| bad(format!("not a safetensors file ({why})"));
-        let mut opening = [0u8; HEADER_LENGTH_BYTES as usize];
-        file.read_exact(&mut opening).map_err(|_| {
-            not_safetensors(format!(
-                "{length} bytes, shorter than the 8-byte header length"
-            ))
-        })?;
-        let header_length = u64::from_le_bytes(opening);
-        if header_length > MAX_HEADER_BYTES {
-            return Err(not_safetensors(format!(
-                "its header length {header_length} is beyond safetensors' 100 MB limit"
-            )));
-        }
-        if header_length > length - HEADER_LENGTH_BYTES {
-            return Err(not_safetensors(format!(
-                "truncated: its header takes {header_length} bytes, but only {} follow",
-                length - HEADER_LENGTH_BYTES
-            )));
-        }
-        let mut header = vec![0u8; header_length as usize];
-        file.read_exact(&mut header)
-            .map_err(|e| bad(format!("cannot read: {e}")))?;
-        let header: Metadata = serde_json::from_slice(&header)
-            .map_err(|e| not_safetensors(format!("its header: {e}")))?;
-        let data_offset = HEADER_LENGTH_BYTES + header_length;
-        if data_offset + header.data_len() as u64 != length {
-            return Err(not_safetensors(format!(
-                "its header describes {} bytes of data, but {} follow it",
-                header.data_len(),
-                length - data_offset
-            )));
-        }
+        let (file, header, data_offset) = read_header(path)?;
         let (notes, resume) =
             check_metadata(header.metadata().as_ref(), spec, purpose).map_err(bad)?;
         let tensors = header.tensors();

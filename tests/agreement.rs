@@ -647,6 +647,54 @@ fn online_training_is_one_update_per_sample() {
     assert_eq!(trained, by_hand, "online training is not per-sample SGD");
 }
 
+/// The predict kernel (forward passes only) against the float64
+/// reference's outputs, for every model of the vocabulary and a deeper
+/// network, on inputs it was not trained on. Measured on lavapipe
+/// (llvmpipe, Mesa 22.3.6): the worst |gpu - f64| / (1 + |f64|) over
+/// every output was PREDICT_MEASURED; the tolerance is 10x that.
+const PREDICT_MEASURED: f64 = 4.1e-7;
+
+#[test]
+fn predict_kernel_agrees_with_the_reference() {
+    let mut specs = vocabulary_specs();
+    specs.push(common::spec(
+        &[4, 16, 8, 3],
+        BiasMode::PerNeuron,
+        Loss::HalfSse,
+        Reduction::Sum,
+    ));
+    let mut worst = 0.0f64;
+    for spec in &specs {
+        let inputs = spec.topology.inputs();
+        let data = common::synthetic_dataset(inputs, spec.topology.outputs(), 13, 11);
+        let params = population_parameters(spec, Init::Uniform(1.5), 5, 0, 7).unwrap();
+        let x: Vec<f32> = data.x.iter().map(|&v| v as f32).collect();
+        let predictor = gputrain::gpu::GpuPredictor::new(common::gpu(), spec).unwrap();
+        let gpu = predictor.predict(&params, &x, data.samples()).unwrap();
+        let p = spec.layout().len;
+        for (n, net) in params.chunks(p).enumerate() {
+            let reference = cpu::outputs(spec, net, &data);
+            let per = reference.len();
+            for (i, (&g, &r)) in gpu[n * per..(n + 1) * per]
+                .iter()
+                .zip(&reference)
+                .enumerate()
+            {
+                let diff = (g as f64 - r).abs() / (1.0 + r.abs());
+                assert!(
+                    diff <= 10.0 * PREDICT_MEASURED,
+                    "{}: network {n}, sample {}, output {}: gpu {g} against f64 {r}",
+                    describe(spec),
+                    i / spec.topology.outputs(),
+                    i % spec.topology.outputs()
+                );
+                worst = worst.max(diff);
+            }
+        }
+    }
+    eprintln!("predict: worst scaled difference {worst:.2e}");
+}
+
 macro_rules! agreement_suite {
     ($($module:ident => $path:expr),+ $(,)?) => {$(
         mod $module {

@@ -86,6 +86,8 @@ fn read_csv(path: &Path, bytes: &[u8]) {
 
 fn read_weights(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
+    // The model `gputrain predict` takes from the file.
+    let _ = weights::recorded_model(path);
     let spec = fuzz_spec();
     let p = spec.layout().len;
     if let Ok(mut reader) = WeightsReader::open(path, &spec, ReadFor::Init) {
@@ -130,6 +132,13 @@ const TOKENS: &[&str] = &[
     "--init",
     "--init-weights",
     "--resume",
+    "predict",
+    "--networks-select",
+    "--ensemble",
+    "--scores",
+    "best",
+    "0-3,7",
+    "median",
     "--seed",
     "--target-loss",
     "--stop-at-target",
@@ -227,7 +236,8 @@ fn parse_and_configure(args: &[String]) {
         Some(Command::Train(args)) => args.to_config().map(|_| ()),
         Some(Command::Bench(args)) => args.to_suite().map(|_| ()),
         Some(Command::Data(args)) => args.drawn.options(Some(args.task)).map(|_| ()),
-        Some(Command::Adapters { .. }) => Ok(()),
+        // Parsing is what predict's flags do before reading its files.
+        Some(Command::Adapters { .. }) | Some(Command::Predict(_)) => Ok(()),
         None => cli.train.to_config().map(|_| ()),
     };
 }

@@ -10,7 +10,7 @@ mod common;
 use gputrain::data::{Dataset, Task};
 use gputrain::gpu::buffers::{self, Access};
 use gputrain::gpu::shaders::{self, KernelInterface, SHADER_FILES, VOCABULARY_FILE, shader_file};
-use gputrain::gpu::{fused, layered};
+use gputrain::gpu::{fused, layered, predict};
 use gputrain::model::{ACTIVATIONS, Activation, BiasMode, Loss, ModelSpec, Topology};
 use naga::{AddressSpace, StorageAccess, TypeInner};
 
@@ -121,12 +121,25 @@ fn every_layered_kernel_validates_and_builds() {
 }
 
 #[test]
+fn every_predict_kernel_validates_and_builds() {
+    for spec in specs() {
+        let label = format!("predict.wgsl ({})", describe(&spec));
+        check_builds(
+            &predict::INTERFACE,
+            &label,
+            &predict::source(&spec).unwrap(),
+        );
+    }
+}
+
+#[test]
 fn kernel_files_match_what_the_host_assumes() {
     let spec = ModelSpec::default();
     let data = Task::Tutorial.dataset();
     let kernels = [
         (fused::INTERFACE, fused::source(&spec, &data).unwrap()),
         (layered::INTERFACE, layered::source(&spec, 1, 64).unwrap()),
+        (predict::INTERFACE, predict::source(&spec).unwrap()),
     ];
     for (interface, source) in &kernels {
         let file = interface.file;

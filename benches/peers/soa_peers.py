@@ -200,9 +200,9 @@ def run_peer(peer, device, flat, rates, layout, xs, ys, grad_scale, epochs, dtyp
         return list(P), time.perf_counter() - started, \
             {"numba": numba.__version__, "threads": threads}, "cpu"
     if peer == "jax":
-        if dtype == np.float64:
-            os.environ.setdefault("JAX_ENABLE_X64", "1")
         jax = importlib.import_module("jax")
+        # float64 arrays stay float64 only with x64 on (before any array).
+        jax.config.update("jax_enable_x64", dtype == np.float64)
         jnp, lax = jax.numpy, jax.lax
         dev = jax.devices(device if device != "cuda" else "gpu")[0]
         epoch = array_epoch(layout, xs, ys, grad_scale, jax.nn.sigmoid)

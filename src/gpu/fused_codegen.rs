@@ -233,31 +233,9 @@ impl FusedShape<'_> {
 
     fn emit_forward_and_loss(&self, layout: &ParamLayout, sample: Option<usize>, out: &mut String) {
         const IND: &str = "            ";
-        for k in 0..self.spec.topology.inputs() {
-            let _ = writeln!(out, "{IND}let a0_{k} = {};", self.value(sample, k, false));
-        }
-        // A layer's matrix-vector product plus bias, through the hidden
-        // activation, or for the output layer kept as z and then through
-        // the output activation.
-        let last = layout.layers.len();
-        for (l, layer) in layout.layers.iter().enumerate() {
-            for j in 0..layer.fan_out {
-                let mut net: Vec<String> = (0..layer.fan_in)
-                    .map(|k| format!("p{} * a{l}_{k}", layer.weight_index(j, k)))
-                    .collect();
-                if let Some(b) = layer.bias_index(j) {
-                    net.push(format!("p{b}"));
-                }
-                let net = net.join(" + ");
-                if l + 1 == last {
-                    let _ = writeln!(out, "{IND}let z{j} = {net};");
-                    let _ = writeln!(out, "{IND}let a{last}_{j} = output_activation(z{j});");
-                } else {
-                    let _ = writeln!(out, "{IND}let a{}_{j} = hidden_activation({net});", l + 1);
-                }
-            }
-        }
+        emit_forward(layout, |k| self.value(sample, k, false), IND, out);
         // Loss summed over outputs; REDUCTION applies the mean.
+        let last = layout.layers.len();
         for j in 0..self.spec.topology.outputs() {
             let _ = writeln!(out, "{IND}let y{j} = {};", self.value(sample, j, true));
             let _ = writeln!(out, "{IND}loss += loss_value(z{j}, a{last}_{j}, y{j});");
@@ -314,6 +292,45 @@ impl FusedShape<'_> {
                 for j in 0..layer.fan_out {
                     let _ = writeln!(out, "{IND}g{} += d{}_{j};", layer.bias_offset + j, l + 1);
                 }
+            }
+        }
+    }
+}
+
+/// The forward pass as straight-line WGSL over the parameters `p{i}`:
+/// inputs `a0_{k}` from `input(k)`, every layer's matrix-vector product
+/// plus bias through the hidden activation (`a{l}_{j}`), the output layer's
+/// kept as `z{j}` and then through the output activation (`a{L}_{j}`).
+/// The fused trainer and the predict kernel both take it from here.
+pub fn emit_forward(
+    layout: &ParamLayout,
+    input: impl Fn(usize) -> String,
+    indent: &str,
+    out: &mut String,
+) {
+    let inputs = layout.layers.first().map_or(0, |l| l.fan_in);
+    for k in 0..inputs {
+        let _ = writeln!(out, "{indent}let a0_{k} = {};", input(k));
+    }
+    let last = layout.layers.len();
+    for (l, layer) in layout.layers.iter().enumerate() {
+        for j in 0..layer.fan_out {
+            let mut net: Vec<String> = (0..layer.fan_in)
+                .map(|k| format!("p{} * a{l}_{k}", layer.weight_index(j, k)))
+                .collect();
+            if let Some(b) = layer.bias_index(j) {
+                net.push(format!("p{b}"));
+            }
+            let net = net.join(" + ");
+            if l + 1 == last {
+                let _ = writeln!(out, "{indent}let z{j} = {net};");
+                let _ = writeln!(out, "{indent}let a{last}_{j} = output_activation(z{j});");
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{indent}let a{}_{j} = hidden_activation({net});",
+                    l + 1
+                );
             }
         }
     }

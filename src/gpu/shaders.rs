@@ -64,6 +64,7 @@ pub const SHADER_FILES: &[(&str, &str)] = &[
         "layered_train.wgsl",
         include_str!("../../shaders/layered_train.wgsl"),
     ),
+    ("predict.wgsl", include_str!("../../shaders/predict.wgsl")),
 ];
 
 /// The text of one file of [`SHADER_FILES`].

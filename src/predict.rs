@@ -1,0 +1,336 @@
+//! Using trained networks: which networks to run (`--networks-select`),
+//! their scores on data with targets (loss and accuracy, by the float64
+//! reference), and the ensemble of their outputs (`--ensemble`). The
+//! forward passes themselves run on the GPU ([`crate::gpu::GpuPredictor`])
+//! or the CPU ([`crate::cpu::outputs`]); `commands::predict` puts it
+//! together.
+
+use std::str::FromStr;
+
+use clap::ValueEnum;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::cpu;
+use crate::data::Dataset;
+use crate::error::Error;
+use crate::model::{Activation, ModelSpec};
+use crate::report::Quantiles;
+
+/// `--networks-select`: every network, the one of lowest loss on the data
+/// (which needs targets), or a list of indices and ranges (`0,5,10-19`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    All,
+    Best,
+    List(Vec<usize>),
+}
+
+impl FromStr for Selection {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s.trim() {
+            "all" => return Ok(Selection::All),
+            "best" => return Ok(Selection::Best),
+            _ => {}
+        }
+        let bad = |why: String| {
+            Error::Config(format!(
+                "--networks-select '{s}': {why} (expected all, best, or indices and ranges \
+                 such as 0,5,10-19)"
+            ))
+        };
+        let index = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| bad(format!("'{}' is not a network index", t.trim())))
+        };
+        let mut list = Vec::new();
+        for item in s.split(',') {
+            match item.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (index(a)?, index(b)?);
+                    if a > b {
+                        return Err(bad(format!("the range {a}-{b} runs backwards")));
+                    }
+                    list.extend(a..=b);
+                }
+                None => list.push(index(item)?),
+            }
+        }
+        Ok(Selection::List(list))
+    }
+}
+
+impl Selection {
+    /// The chosen network indices of `networks`; `losses` (every network's,
+    /// when the data has targets) ranks them for `Best`.
+    pub fn indices(&self, networks: usize, losses: Option<&[f64]>) -> Result<Vec<usize>, Error> {
+        match self {
+            Selection::All => Ok((0..networks).collect()),
+            Selection::Best => {
+                let losses = losses.ok_or_else(|| {
+                    Error::Config(
+                        "--networks-select best ranks networks by their loss on --data, \
+                         which needs targets in it (inputs then targets on every row)"
+                            .into(),
+                    )
+                })?;
+                Ok(best(losses).into_iter().collect())
+            }
+            Selection::List(list) => {
+                if let Some(&bad) = list.iter().find(|&&i| i >= networks) {
+                    return Err(Error::Config(format!(
+                        "--networks-select: network {bad} is not in the file, which holds \
+                         networks 0 to {}",
+                        networks - 1
+                    )));
+                }
+                Ok(list.clone())
+            }
+        }
+    }
+}
+
+/// The index of the lowest finite loss (the first of equals).
+pub fn best(losses: &[f64]) -> Option<usize> {
+    losses
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.is_finite())
+        .min_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(i, _)| i)
+}
+
+/// How outputs are combined across networks, per sample and output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ensemble {
+    /// The mean, with the standard deviation (population) as the spread.
+    Mean,
+    /// The median, with the interquartile range (p75 - p25) as the spread.
+    Median,
+}
+
+/// How targets are read as classes, for accuracy.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Labels {
+    /// One output, every target one of two class values: the prediction's
+    /// class is `>= threshold` (0.5, or 0 for tanh outputs).
+    Binary { threshold: f64 },
+    /// Several outputs, every target row one-hot: the class is the argmax.
+    OneHot,
+}
+
+/// The class values an output activation's targets take: (0, 1), or
+/// (-1, 1) for tanh.
+fn class_values(output: Activation) -> (f64, f64) {
+    match output {
+        Activation::Tanh => (-1.0, 1.0),
+        _ => (0.0, 1.0),
+    }
+}
+
+/// How `data`'s targets read as classes, or `None` when they are not
+/// class labels (regression: no accuracy).
+pub fn labels(spec: &ModelSpec, data: &Dataset) -> Option<Labels> {
+    let (low, high) = class_values(spec.output_activation);
+    let class = |v: f64| v == low || v == high;
+    if data.outputs == 0 || !data.y.iter().all(|&v| class(v)) {
+        return None;
+    }
+    if data.outputs == 1 {
+        return Some(Labels::Binary {
+            threshold: (low + high) / 2.0,
+        });
+    }
+    let one_hot =
+        (0..data.samples()).all(|s| data.target(s).iter().filter(|&&v| v == high).count() == 1);
+    one_hot.then_some(Labels::OneHot)
+}
+
+/// The share of samples whose predicted class is the target's.
+pub fn accuracy(labels: Labels, outputs: &[f64], data: &Dataset) -> f64 {
+    let o = data.outputs;
+    let argmax = |v: &[f64]| {
+        (0..v.len())
+            .max_by(|&a, &b| v[a].total_cmp(&v[b]))
+            .unwrap_or(0)
+    };
+    let right = (0..data.samples())
+        .filter(|&s| {
+            let (out, target) = (&outputs[s * o..(s + 1) * o], data.target(s));
+            match labels {
+                Labels::Binary { threshold } => (out[0] >= threshold) == (target[0] >= threshold),
+                Labels::OneHot => argmax(out) == argmax(target),
+            }
+        })
+        .count();
+    right as f64 / data.samples() as f64
+}
+
+/// One network's score on data with targets: the float64 reference's loss
+/// and, for class labels, its accuracy.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Score {
+    pub network: usize,
+    pub loss: f64,
+    pub accuracy: Option<f64>,
+}
+
+/// The score of every network in `params` (vectors back to back), in
+/// parallel.
+pub fn scores(spec: &ModelSpec, params: &[f64], data: &Dataset) -> Vec<Score> {
+    let p = spec.layout().len;
+    let labels = labels(spec, data);
+    params
+        .par_chunks(p)
+        .enumerate()
+        .map(|(network, net)| Score {
+            network,
+            loss: cpu::loss(spec, net, data),
+            accuracy: labels.map(|l| accuracy(l, &cpu::outputs(spec, net, data), data)),
+        })
+        .collect()
+}
+
+/// The combined outputs of `networks` networks' `outputs`
+/// (`[network][sample][output]`) per sample and output, and their spread:
+/// `(combined, spread)`, each `[sample][output]`.
+pub fn combine(
+    how: Ensemble,
+    outputs: &[f64],
+    networks: usize,
+    per_network: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut combined = Vec::with_capacity(per_network);
+    let mut spread = Vec::with_capacity(per_network);
+    let mut column = Vec::with_capacity(networks);
+    for v in 0..per_network {
+        column.clear();
+        column.extend((0..networks).map(|n| outputs[n * per_network + v]));
+        match how {
+            Ensemble::Mean => {
+                let mean = column.iter().sum::<f64>() / networks as f64;
+                let var = column.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / networks as f64;
+                combined.push(mean);
+                spread.push(var.sqrt());
+            }
+            Ensemble::Median => {
+                column.sort_by(f64::total_cmp);
+                combined.push(quantile(&column, 0.5));
+                spread.push(quantile(&column, 0.75) - quantile(&column, 0.25));
+            }
+        }
+    }
+    (combined, spread)
+}
+
+/// The `q` quantile of sorted values, interpolated linearly between the
+/// nearest ranks (NumPy's default), so the median of an even count is the
+/// mean of the middle two.
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let at = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64)
+}
+
+/// What `gputrain predict` reports about the chosen networks on data with
+/// targets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScoreSummary {
+    /// Quantiles of the networks' losses (non-finite ones left out).
+    pub loss: Option<Quantiles>,
+    /// Quantiles of the accuracies; `None` for targets that are not class
+    /// labels.
+    pub accuracy: Option<Quantiles>,
+    /// Networks at 100% accuracy.
+    pub solved: Option<usize>,
+    /// The network of lowest loss.
+    pub best: Option<Score>,
+}
+
+impl ScoreSummary {
+    pub fn of(scores: &[Score]) -> Self {
+        let mut losses: Vec<f64> = scores
+            .iter()
+            .map(|s| s.loss)
+            .filter(|l| l.is_finite())
+            .collect();
+        let mut accuracies: Vec<f64> = scores.iter().filter_map(|s| s.accuracy).collect();
+        let has_accuracy = !accuracies.is_empty();
+        let best = best(&scores.iter().map(|s| s.loss).collect::<Vec<_>>()).map(|i| scores[i]);
+        Self {
+            loss: Quantiles::of(&mut losses),
+            solved: has_accuracy.then(|| accuracies.iter().filter(|&&a| a == 1.0).count()),
+            accuracy: Quantiles::of(&mut accuracies),
+            best,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_parse_and_check_their_indices() {
+        assert_eq!("all".parse::<Selection>().unwrap(), Selection::All);
+        assert_eq!(
+            "0,5,7-9".parse::<Selection>().unwrap(),
+            Selection::List(vec![0, 5, 7, 8, 9])
+        );
+        let err = "3-1".parse::<Selection>().unwrap_err().to_string();
+        assert!(err.contains("runs backwards"), "{err}");
+        let err = "1,x".parse::<Selection>().unwrap_err().to_string();
+        assert!(err.contains("'x' is not a network index"), "{err}");
+        let list = Selection::List(vec![1, 4]);
+        let err = list.indices(4, None).unwrap_err().to_string();
+        assert!(err.contains("network 4 is not in the file, which holds networks 0 to 3"));
+        let err = Selection::Best.indices(4, None).unwrap_err().to_string();
+        assert!(err.contains("needs targets"), "{err}");
+        let losses = [0.3, f64::NAN, 0.1, 0.1];
+        assert_eq!(Selection::Best.indices(4, Some(&losses)).unwrap(), [2]);
+    }
+
+    #[test]
+    fn ensembles_combine_per_sample_and_output() {
+        // Three networks, two values each.
+        let outputs = [0.1, 1.0, 0.2, 3.0, 0.6, 2.0];
+        let (mean, std) = combine(Ensemble::Mean, &outputs, 3, 2);
+        assert!((mean[0] - 0.3).abs() < 1e-15 && (mean[1] - 2.0).abs() < 1e-15);
+        let expected = ((0.04 + 0.01 + 0.09) / 3.0f64).sqrt();
+        assert!((std[0] - expected).abs() < 1e-15, "{std:?}");
+        let (median, iqr) = combine(Ensemble::Median, &outputs, 3, 2);
+        assert_eq!(median, [0.2, 2.0]);
+        // Sorted 0.1, 0.2, 0.6: p25 0.15, p75 0.4.
+        assert!((iqr[0] - 0.25).abs() < 1e-15, "{iqr:?}");
+        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
+    }
+
+    #[test]
+    fn accuracy_reads_binary_and_one_hot_labels_and_not_regression() {
+        let spec = ModelSpec::default();
+        let xor = crate::data::Task::Xor.dataset();
+        let one = ModelSpec {
+            topology: crate::model::Topology::new(vec![2, 3, 1]).unwrap(),
+            ..spec.clone()
+        };
+        let labels = labels(&one, &xor).unwrap();
+        assert_eq!(labels, Labels::Binary { threshold: 0.5 });
+        assert_eq!(accuracy(labels, &[0.2, 0.7, 0.5, 0.6], &xor), 0.75);
+        let tanh = ModelSpec {
+            output_activation: Activation::Tanh,
+            ..one.clone()
+        };
+        assert_eq!(super::labels(&tanh, &xor), None, "0 is no tanh class value");
+        // Seed 003's targets 0.01, 0.99 are not classes: regression.
+        let tutorial = crate::data::Task::Tutorial.dataset();
+        assert_eq!(super::labels(&spec, &tutorial), None);
+        let hot = Dataset::new("hot", 1, 2, vec![0.0, 1.0], vec![1.0, 0.0, 0.0, 1.0]).unwrap();
+        let labels = super::labels(&spec, &hot).unwrap();
+        assert_eq!(labels, Labels::OneHot);
+        assert_eq!(accuracy(labels, &[0.9, 0.8, 0.3, 0.4], &hot), 1.0);
+        assert_eq!(accuracy(labels, &[0.7, 0.8, 0.3, 0.4], &hot), 0.5);
+    }
+}
