@@ -342,9 +342,13 @@ pub fn load_csv(
     outputs: usize,
     target_range: (f64, f64),
 ) -> Result<Dataset, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::data(path, None, format!("cannot read the file: {e}")))?;
-    parse_csv(&text, path, inputs, outputs, target_range)
+    parse_csv(&read_text(path)?, path, inputs, outputs, target_range)
+}
+
+/// A data file's text; the error names the file.
+fn read_text(path: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(path)
+        .map_err(|e| Error::data(path, None, format!("cannot read the file: {e}")))
 }
 
 /// Reads a CSV of samples to predict: every row holds `inputs` values, or
@@ -358,14 +362,8 @@ pub fn load_prediction_csv(
     outputs: usize,
     target_range: (f64, f64),
 ) -> Result<Dataset, Error> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::data(path, None, format!("cannot read the file: {e}")))?;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
-    let first = reader
+    let text = read_text(path)?;
+    let first = csv_reader(&text)
         .records()
         .filter_map(Result::ok)
         .filter(|r| !r.iter().all(str::is_empty))
@@ -392,6 +390,17 @@ pub fn load_prediction_csv(
     parse_csv(&text, path, inputs, targets, target_range)
 }
 
+/// How every data CSV is read: no header assumed (a first row of
+/// non-numbers is skipped by the caller), rows of any width (checked by the
+/// caller, naming the line), cells trimmed.
+fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes())
+}
+
 /// Parses CSV text; `path` is used only in messages.
 pub fn parse_csv(
     text: &str,
@@ -401,11 +410,7 @@ pub fn parse_csv(
     target_range: (f64, f64),
 ) -> Result<Dataset, Error> {
     let expected = inputs + outputs;
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+    let mut reader = csv_reader(text);
     let (mut x, mut y) = (Vec::new(), Vec::new());
     let mut first_row = true;
     for record in reader.records() {

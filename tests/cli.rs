@@ -688,34 +688,22 @@ fn interrupt_run(backend: &str) {
     let dir = temp_dir(&format!("interrupt-{backend}"));
     let results = dir.join("results.csv");
     let weights = dir.join("weights.safetensors");
-    let child = Command::new(env!("CARGO_BIN_EXE_gputrain"))
-        .args([
-            "--task",
-            "xor",
-            "--networks",
-            "64",
-            "--epochs",
-            "4000000000",
-        ])
-        .args(["--backend", backend, "--json"])
-        .arg("--results")
-        .arg(&results)
-        .arg("--weights")
-        .arg(&weights)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start gputrain");
-    std::thread::sleep(std::time::Duration::from_secs(3));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success());
-    let out = child
-        .wait_with_output()
-        .expect("gputrain ends after Ctrl-C");
+    let args = [
+        "--task",
+        "xor",
+        "--networks",
+        "64",
+        "--epochs",
+        "4000000000",
+        "--backend",
+        backend,
+        "--json",
+        "--results",
+        results.to_str().unwrap(),
+        "--weights",
+        weights.to_str().unwrap(),
+    ];
+    let out = common::interrupted(&args, std::time::Duration::from_secs(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(130), "{backend}: {stderr}");
     assert!(

@@ -7,27 +7,11 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{gputrain, temp_dir};
+use common::{arg, gputrain, run_ok, temp_dir};
 
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-fn run_ok(args: &[&str]) -> String {
-    let out = gputrain(args);
-    assert!(
-        out.status.success(),
-        "gputrain {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).to_string()
-}
-
+/// Runs gputrain, which must fail with exit `code` and one line.
 fn run_err(args: &[&str], code: i32) -> String {
-    let out = gputrain(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(code), "gputrain {args:?}: {stderr}");
+    let stderr = common::run_err(args, code);
     assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
     stderr
 }
@@ -306,45 +290,20 @@ fn bad_input_is_one_line_and_leaves_no_output() {
             && err.contains("(3 columns)"),
         "{err}"
     );
-    let err = predict(
-        &[
-            "--weights",
-            w,
-            "--data",
-            arg(&inputs),
-            "--networks-select",
-            "39,40",
-        ],
-        2,
-    );
+    // The trained networks on inputs without targets, with `extra`.
+    let on_inputs = |extra: &[&str]| {
+        let args = [&["--weights", w, "--data", arg(&inputs)][..], extra].concat();
+        predict(&args, 2)
+    };
+    let err = on_inputs(&["--networks-select", "39,40"]);
     assert!(
         err.contains("network 40 is not in the file, which holds networks 0 to 39"),
         "{err}"
     );
-    let err = predict(
-        &[
-            "--weights",
-            w,
-            "--data",
-            arg(&inputs),
-            "--networks-select",
-            "best",
-        ],
-        2,
-    );
+    let err = on_inputs(&["--networks-select", "best"]);
     assert!(err.contains("needs targets"), "{err}");
     let scores = dir.join("scores.csv");
-    let err = predict(
-        &[
-            "--weights",
-            w,
-            "--data",
-            arg(&inputs),
-            "--scores",
-            arg(&scores),
-        ],
-        2,
-    );
+    let err = on_inputs(&["--scores", arg(&scores)]);
     assert!(err.contains("--scores needs targets"), "{err}");
     assert!(!scores.exists());
     let err = run_err(

@@ -8,10 +8,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{gputrain, temp_dir};
+use common::{arg, gputrain, interrupted, run_err, run_ok, temp_dir};
 
 /// Shuffled minibatches with a smaller last batch (32 samples in batches
 /// of 10), a learning-rate sweep and a target, so that every part of the
@@ -38,30 +37,6 @@ const TRAINING: &[&str] = &[
     "7",
     "--quiet",
 ];
-
-/// Where a path is given to gputrain.
-fn arg(path: &Path) -> &str {
-    path.to_str().expect("temporary paths are UTF-8")
-}
-
-/// Runs gputrain, which must succeed.
-fn run_ok(args: &[&str]) {
-    let out = gputrain(args);
-    assert!(
-        out.status.success(),
-        "gputrain {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Runs gputrain, which must fail with `code`; returns its stderr.
-fn run_err(args: &[&str], code: i32) -> String {
-    let out = gputrain(args);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(code), "gputrain {args:?}: {stderr}");
-    stderr
-}
 
 /// The weights and results files of a run.
 struct Outputs {
@@ -256,24 +231,8 @@ fn interrupted_run_resumes_exactly(backend: &[&str], epochs: &str) {
         Outputs::new(&dir, "stopped"),
         Outputs::new(&dir, "resumed"),
     );
-    let child = Command::new(env!("CARGO_BIN_EXE_gputrain"))
-        .args(&config)
-        .args(["--epochs", epochs])
-        .args(stopped.args())
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start gputrain");
-    std::thread::sleep(Duration::from_secs(1));
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(sent.success());
-    let out = child
-        .wait_with_output()
-        .expect("gputrain ends after Ctrl-C");
+    let stopped_args = [&config[..], &["--epochs", epochs], &stopped.args()].concat();
+    let out = interrupted(&stopped_args, Duration::from_secs(1));
     assert_eq!(
         out.status.code(),
         Some(130),

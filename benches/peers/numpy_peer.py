@@ -120,15 +120,21 @@ def forward(weights, biases, x):
     return acts
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def peer_arguments(description):
+    """The arguments every peer takes: the initial weights, the data, the
+    epochs, the precision and where the final losses go."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("weights", help="initial weights from gputrain --epochs 0 --weights FILE")
     p.add_argument("--task", default="tutorial", help="tutorial or xor")
     p.add_argument("--data", help="CSV data file instead of --task")
     p.add_argument("--epochs", type=int, required=True)
     p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     p.add_argument("--results", help="write network,final_loss CSV here")
-    args = p.parse_args()
+    return p
+
+
+def main():
+    args = peer_arguments(__doc__.split("\n\n")[0]).parse_args()
 
     tensors, meta = read_safetensors(args.weights)
     dtype = np.dtype(args.dtype)

@@ -28,7 +28,6 @@ loss (float64, from the trained float32/float64 parameters) as CSV.
 Exit 3 if the framework asked for is not installed (the JSON says so).
 """
 
-import argparse
 import importlib
 import json
 import os
@@ -39,7 +38,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from numpy_peer import load_problem, loss_scale, read_safetensors, report  # noqa: E402
+from numpy_peer import (  # noqa: E402
+    load_problem, loss_scale, peer_arguments, read_safetensors, report)
 
 PEERS = ("numpy", "numba", "jax", "torch", "torch-compile")
 MODULES = {"numpy": "numpy", "numba": "numba", "jax": "jax", "torch": "torch",
@@ -239,15 +239,9 @@ def run_peer(peer, device, flat, rates, layout, xs, ys, grad_scale, epochs, dtyp
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("weights", help="initial weights from gputrain --epochs 0 --weights FILE")
+    p = peer_arguments(__doc__.split("\n\n")[0])
     p.add_argument("--peer", required=True, choices=PEERS)
     p.add_argument("--device", default="cpu", help="cpu or cuda (jax and torch)")
-    p.add_argument("--task", default="tutorial", help="tutorial or xor")
-    p.add_argument("--data", help="CSV data file instead of --task")
-    p.add_argument("--epochs", type=int, required=True)
-    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    p.add_argument("--results", help="write network,final_loss CSV here")
     args = p.parse_args()
 
     try:

@@ -222,3 +222,49 @@ pub fn temp_dir(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// A temporary path as a command-line argument.
+pub fn arg(path: &std::path::Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+/// Runs gputrain, which must succeed; returns its standard output.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = gputrain(args);
+    assert!(
+        out.status.success(),
+        "gputrain {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// Runs gputrain, which must fail with exit `code`; returns its stderr.
+pub fn run_err(args: &[&str], code: i32) -> String {
+    let out = gputrain(args);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(code), "gputrain {args:?}: {stderr}");
+    stderr
+}
+
+/// Starts gputrain with `args` (outputs discarded but stderr), sends it
+/// SIGINT (Ctrl-C) after `after`, and waits for it to end.
+pub fn interrupted(args: &[&str], after: std::time::Duration) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_gputrain"))
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start gputrain");
+    std::thread::sleep(after);
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -INT {}", child.id());
+    child
+        .wait_with_output()
+        .expect("gputrain ends after Ctrl-C")
+}
