@@ -169,6 +169,14 @@ pub struct DataArgs {
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub drawn: DrawArgs,
+    /// Held-out data, the training data's columns: every network's loss
+    /// and accuracy on it after training.
+    #[arg(long, value_name = "FILE.csv", conflicts_with = "holdout")]
+    pub eval_data: Option<PathBuf>,
+    /// Hold out this fraction of the samples for evaluation instead,
+    /// chosen from --data-seed, in (0, 1).
+    #[arg(long, value_name = "FRACTION")]
+    pub holdout: Option<f64>,
 }
 
 /// How moons, circles and spirals are drawn.
@@ -192,11 +200,21 @@ impl DrawArgs {
     /// `--data`); each flag is refused where it does not apply, and a bad
     /// value names its flag.
     pub fn options(&self, task: Option<Task>) -> Result<TaskOptions, crate::Error> {
+        self.options_with(task, false)
+    }
+
+    /// [`Self::options`], where `seed_used` says `--data-seed` also seeds
+    /// something else (the `--holdout` split), so it applies to any data.
+    pub fn options_with(
+        &self,
+        task: Option<Task>,
+        seed_used: bool,
+    ) -> Result<TaskOptions, crate::Error> {
         let usage = crate::Error::Config;
         let given = [
             ("--samples", self.samples.is_some()),
             ("--noise", self.noise.is_some()),
-            ("--data-seed", self.data_seed.is_some()),
+            ("--data-seed", self.data_seed.is_some() && !seed_used),
         ];
         if !task.is_some_and(Task::is_drawn)
             && let Some((flag, _)) = given.iter().find(|(_, g)| *g)
@@ -530,7 +548,9 @@ impl TrainArgs {
             }
         };
         if self.data.data.is_some() {
-            self.data.drawn.options(None)?;
+            self.data
+                .drawn
+                .options_with(None, self.data.holdout.is_some())?;
         }
         let spec = ModelSpec {
             topology,
@@ -569,8 +589,22 @@ impl TrainArgs {
             )?,
             (None, task) => {
                 let task = task.unwrap_or(Task::Tutorial);
-                task.generate(&self.data.drawn.options(Some(task))?)
+                let holdout = self.data.holdout.is_some();
+                task.generate(&self.data.drawn.options_with(Some(task), holdout)?)
             }
+        };
+        let (data, eval) = match (&self.data.eval_data, self.data.holdout) {
+            (Some(path), _) => {
+                let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
+                let eval = load_csv(path, inputs, outputs, spec.target_range())?;
+                (data, Some(eval))
+            }
+            (None, Some(fraction)) => {
+                let seed = self.data.drawn.data_seed.unwrap_or(0);
+                let (train, held) = data.hold_out(fraction, seed)?;
+                (train, Some(held))
+            }
+            (None, None) => (data, None),
         };
         let start = match (&training.init_weights, &training.resume) {
             (Some(path), _) => Start::WeightsFile(path.clone()),
@@ -603,6 +637,7 @@ impl TrainArgs {
         let config = RunConfig {
             spec,
             data,
+            eval,
             networks: training.networks as usize,
             learning_rate: training.lr,
             start,

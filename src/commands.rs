@@ -10,11 +10,12 @@ use serde::Serialize;
 use crate::cli::{BenchArgs, DataCommandArgs, PredictArgs, TrainArgs};
 use crate::data::load_prediction_csv;
 use crate::error::Error;
+use crate::evaluation::Score;
 use crate::gpu::list_adapters;
 use crate::gpu::{GpuContext, GpuPredictor, predict_supports};
 use crate::memory;
 use crate::output::{ResultsWriter, check_writable};
-use crate::predict::{Ensemble, Score, ScoreSummary};
+use crate::predict::{Ensemble, ScoreSummary};
 use crate::progress::ProgressLine;
 use crate::report::{self, Tally, spread};
 use crate::run::BackendChoice;
@@ -136,9 +137,16 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         &mut |p| progress.update(p),
         &stop,
         &mut |block| {
-            tally.record(block);
+            let metrics = crate::evaluation::block_metrics(
+                &config.spec,
+                &config.data,
+                config.eval.as_ref(),
+                block.params,
+                block.outcomes,
+            );
+            tally.record(block, &metrics);
             if let Some(results) = &mut results {
-                results.write_block(block.first, block.learning_rates, block.outcomes)?;
+                results.write_block(block.first, block.learning_rates, block.outcomes, &metrics)?;
             }
             if let Some(weights) = &mut weights {
                 weights.write_block(
@@ -174,6 +182,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         seconds,
         verify,
         notes,
+        config.eval.as_ref(),
     );
     if let Some(results) = results {
         results.finish()?;
@@ -314,7 +323,7 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
     }
     let loaded = crate::weights::read(&args.weights, &spec)?;
     let p = spec.layout().len;
-    let all_scores = targets.then(|| crate::predict::scores(&spec, &loaded.params, &data));
+    let all_scores = targets.then(|| crate::evaluation::scores(&spec, &loaded.params, &data));
     let losses: Option<Vec<f64>> = all_scores
         .as_ref()
         .map(|s| s.iter().map(|x| x.loss).collect());
@@ -421,8 +430,8 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
                     .collect();
                 text.push_str(&format!("{s},{}\n", cells.join(",")));
             }
-            ensemble_accuracy = crate::predict::labels(&spec, &data)
-                .map(|labels| crate::predict::accuracy(labels, &combined, &data));
+            ensemble_accuracy = crate::evaluation::labels(&spec, &data)
+                .map(|labels| crate::evaluation::accuracy(labels, &combined, &data));
         }
     }
     let chosen_scores: Option<Vec<Score>> = all_scores

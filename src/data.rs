@@ -60,6 +60,69 @@ impl Dataset {
         self.x.len() / self.inputs
     }
 
+    /// Splits off `round(fraction x samples)` samples as held-out data,
+    /// chosen by ChaCha8 seeded with `seed` (`--data-seed`); both parts
+    /// keep the data's order. Each part must keep at least one sample.
+    pub fn hold_out(&self, fraction: f64, seed: u64) -> Result<(Dataset, Dataset), Error> {
+        use rand_chacha::ChaCha8Rng;
+        use rand_core::{Rng, SeedableRng};
+        let samples = self.samples();
+        if !(fraction.is_finite() && fraction > 0.0 && fraction < 1.0) {
+            return Err(Error::Config(format!(
+                "--holdout {fraction} must lie strictly between 0 and 1"
+            )));
+        }
+        let held = (fraction * samples as f64).round() as usize;
+        if held == 0 || held == samples {
+            return Err(Error::Config(format!(
+                "--holdout {fraction} of the {samples} samples of {} holds out {held}, leaving \
+                 {}; both parts need at least one sample",
+                self.name,
+                if held == 0 {
+                    "no sample to evaluate on"
+                } else {
+                    "no sample to train on"
+                }
+            )));
+        }
+        // A partial Fisher-Yates shuffle picks the held-out samples.
+        let mut order: Vec<usize> = (0..samples).collect();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        for i in 0..held {
+            let j = i + (rng.next_u64() % (samples - i) as u64) as usize;
+            order.swap(i, j);
+        }
+        let mut is_held = vec![false; samples];
+        order[..held].iter().for_each(|&s| is_held[s] = true);
+        let part = |held_part: bool, name: String| {
+            let chosen: Vec<usize> = (0..samples).filter(|&s| is_held[s] == held_part).collect();
+            let x = chosen
+                .iter()
+                .flat_map(|&s| self.input(s).to_vec())
+                .collect();
+            let y = chosen
+                .iter()
+                .flat_map(|&s| self.target(s).to_vec())
+                .collect();
+            Dataset::new(name, self.inputs, self.outputs, x, y)
+        };
+        let percent = 100.0 * held as f64 / samples as f64;
+        Ok((
+            part(
+                false,
+                format!(
+                    "{} ({} of {samples} for training)",
+                    self.name,
+                    samples - held
+                ),
+            )?,
+            part(
+                true,
+                format!("{} ({held} held out, {percent:.0}%)", self.name),
+            )?,
+        ))
+    }
+
     pub fn input(&self, sample: usize) -> &[f64] {
         &self.x[sample * self.inputs..(sample + 1) * self.inputs]
     }
@@ -479,6 +542,45 @@ pub fn parse_csv(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holding_out_splits_the_samples_by_the_seed() {
+        let data = Task::Moons.generate(&TaskOptions {
+            samples: 40,
+            noise: 0.0,
+            seed: 0,
+        });
+        let (train, held) = data.hold_out(0.25, 3).unwrap();
+        assert_eq!((train.samples(), held.samples()), (30, 10));
+        // Together they are the data, each sample once, in the data's order.
+        let mut all: Vec<&[f64]> = (0..30).map(|s| train.input(s)).collect();
+        all.extend((0..10).map(|s| held.input(s)));
+        all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        let mut original: Vec<&[f64]> = (0..40).map(|s| data.input(s)).collect();
+        original.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        assert_eq!(all, original);
+        let position = |x: &[f64]| (0..40).position(|s| data.input(s) == x).unwrap();
+        let order: Vec<usize> = (0..10).map(|s| position(held.input(s))).collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+        // The same seed, the same split; another seed, another.
+        assert_eq!(data.hold_out(0.25, 3).unwrap().1.x, held.x);
+        assert_ne!(data.hold_out(0.25, 4).unwrap().1.x, held.x);
+        assert!(held.name.contains("10 held out, 25%"), "{}", held.name);
+        for bad in [0.0, 1.0, -0.5, f64::NAN] {
+            let err = data.hold_out(bad, 0).unwrap_err().to_string();
+            assert!(err.contains("strictly between 0 and 1"), "{err}");
+        }
+        let err = data.hold_out(0.01, 0).unwrap_err().to_string();
+        assert!(
+            err.contains("holds out 0, leaving no sample to evaluate on"),
+            "{err}"
+        );
+        let err = data.hold_out(0.99, 0).unwrap_err().to_string();
+        assert!(
+            err.contains("holds out 40, leaving no sample to train on"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn builtin_tasks_have_expected_shapes() {

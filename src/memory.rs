@@ -2,13 +2,13 @@
 //! before any work, of a run that cannot fit.
 //!
 //! A run's memory does not grow with `--networks` beyond the summary's few
-//! bytes per network ([`TALLY_BYTES_PER_NETWORK`]): the networks go through
+//! bytes per network ([`tally_bytes_per_network`]): the networks go through
 //! in blocks ([`crate::run::HOST_BLOCK_BYTES`]) and the GPU takes each block
 //! in chunks that fit the adapter's buffer limits, so the device never
 //! limits how many networks a run may have, only how fast it goes.
 
 use crate::error::Error;
-use crate::report::TALLY_BYTES_PER_NETWORK;
+use crate::report::tally_bytes_per_network;
 use crate::run::{RunConfig, block_bytes_per_network, block_networks};
 
 /// The program itself: code, the wgpu instance and device, pipelines,
@@ -37,7 +37,7 @@ impl HostNeed {
         let data =
             8 * (config.data.inputs + config.data.outputs) as u64 * config.data.samples() as u64;
         Self {
-            summary: (config.networks as u64).saturating_mul(TALLY_BYTES_PER_NETWORK),
+            summary: (config.networks as u64).saturating_mul(tally_bytes_per_network(config)),
             block,
             verify: verify.min(config.networks) as u64 * (2 * 8 * p + 64),
             fixed: PROGRAM_BYTES + data,
@@ -112,7 +112,8 @@ pub fn refuse_if_too_large(
         return Ok(());
     }
     let room = available.saturating_sub(need.block + need.verify + need.fixed);
-    let fits = room / TALLY_BYTES_PER_NETWORK;
+    let per_network = tally_bytes_per_network(config);
+    let fits = room / per_network;
     Err(Error::HostMemory(format!(
         "--networks {} needs about {} of host memory ({} B per network for the summary, {} for \
          a block of networks in flight, {} for the data and the program{}), but this machine \
@@ -121,7 +122,7 @@ pub fn refuse_if_too_large(
          --seed values give independent populations), or a machine with more memory",
         config.networks,
         human(need.total()),
-        TALLY_BYTES_PER_NETWORK,
+        per_network,
         human(need.block),
         human(need.fixed),
         if need.verify > 0 {
@@ -157,6 +158,7 @@ mod tests {
         RunConfig {
             spec: ModelSpec::default(),
             data: Task::Tutorial.dataset(),
+            eval: None,
             networks,
             learning_rate: None,
             start: Start::Init {
@@ -179,7 +181,19 @@ mod tests {
             HostNeed::of(&config(2_000_000), 0),
             HostNeed::of(&config(3_000_000), 0),
         );
-        assert_eq!(b.total() - a.total(), 1_000_000 * TALLY_BYTES_PER_NETWORK);
+        assert_eq!(
+            tally_bytes_per_network(&config(1)),
+            12,
+            "tutorial: no accuracy"
+        );
+        assert_eq!(b.total() - a.total(), 1_000_000 * 12);
+        // XOR's class targets add its accuracy, held-out data two more.
+        let mut xor = config(1);
+        xor.spec.topology = crate::model::Topology::new(vec![2, 3, 1]).unwrap();
+        xor.data = Task::Xor.dataset();
+        assert_eq!(tally_bytes_per_network(&xor), 16);
+        xor.eval = Some(Task::Xor.dataset());
+        assert_eq!(tally_bytes_per_network(&xor), 24);
         assert_eq!(a.block, b.block);
         assert!(a.block <= crate::run::HOST_BLOCK_BYTES);
     }

@@ -7,6 +7,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::evaluation::NetworkMetrics;
 use crate::training::NetworkOutcome;
 
 fn io_error(path: &Path, source: std::io::Error) -> Error {
@@ -94,13 +95,14 @@ impl Drop for TemporaryFile {
 /// The results CSV, a row per network as blocks of them finish: index,
 /// learning rate, final loss, target epoch (empty if never reached),
 /// diverged (0/1), epochs completed (the run's epochs unless it was
-/// interrupted).
+/// interrupted), accuracy on the training data, loss and accuracy on the
+/// held-out data (each empty where it does not apply).
 pub struct ResultsWriter {
     file: TemporaryFile,
 }
 
-pub const RESULTS_HEADER: &str =
-    "network,learning_rate,final_loss,target_epoch,diverged,epochs_completed\n";
+pub const RESULTS_HEADER: &str = "network,learning_rate,final_loss,target_epoch,diverged,\
+     epochs_completed,train_accuracy,eval_loss,eval_accuracy\n";
 
 impl ResultsWriter {
     pub fn create(path: &Path) -> Result<Self, Error> {
@@ -116,18 +118,23 @@ impl ResultsWriter {
         first: usize,
         learning_rates: &[f64],
         outcomes: &[NetworkOutcome],
+        metrics: &[NetworkMetrics],
     ) -> Result<(), Error> {
         let out = self.file.handle();
+        let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
         let result = (|| {
-            for (i, (lr, o)) in learning_rates.iter().zip(outcomes).enumerate() {
+            for (i, ((lr, o), m)) in learning_rates.iter().zip(outcomes).zip(metrics).enumerate() {
                 let target = o.target_epoch.map(|e| e.to_string()).unwrap_or_default();
                 writeln!(
                     out,
-                    "{},{lr},{},{target},{},{}",
+                    "{},{lr},{},{target},{},{},{},{},{}",
                     first + i,
                     o.final_loss,
                     u8::from(o.diverged),
-                    o.epochs_completed
+                    o.epochs_completed,
+                    cell(m.train_accuracy),
+                    cell(m.eval_loss),
+                    cell(m.eval_accuracy)
                 )?;
             }
             Ok(())

@@ -1,21 +1,17 @@
 //! Using trained networks: which networks to run (`--networks-select`),
-//! their scores on data with targets (loss and accuracy, by the float64
-//! reference), and the ensemble of their outputs (`--ensemble`). The
-//! forward passes themselves run on the GPU ([`crate::gpu::GpuPredictor`])
-//! or the CPU ([`crate::cpu::outputs`]); `commands::predict` puts it
-//! together.
+//! the summary of their scores ([`crate::evaluation`]), and the ensemble
+//! of their outputs (`--ensemble`). The forward passes themselves run on
+//! the GPU ([`crate::gpu::GpuPredictor`]) or the CPU
+//! ([`crate::cpu::outputs`]); `commands::predict` puts it together.
 
 use std::str::FromStr;
 
 use clap::ValueEnum;
-use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::cpu;
-use crate::data::Dataset;
 use crate::error::Error;
-use crate::model::{Activation, ModelSpec};
-use crate::report::Quantiles;
+use crate::evaluation::Score;
+use crate::stats::Quantiles;
 
 /// `--networks-select`: every network, the one of lowest loss on the data
 /// (which needs targets), or a list of indices and ranges (`0,5,10-19`).
@@ -110,88 +106,6 @@ pub enum Ensemble {
     Mean,
     /// The median, with the interquartile range (p75 - p25) as the spread.
     Median,
-}
-
-/// How targets are read as classes, for accuracy.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Labels {
-    /// One output, every target one of two class values: the prediction's
-    /// class is `>= threshold` (0.5, or 0 for tanh outputs).
-    Binary { threshold: f64 },
-    /// Several outputs, every target row one-hot: the class is the argmax.
-    OneHot,
-}
-
-/// The class values an output activation's targets take: (0, 1), or
-/// (-1, 1) for tanh.
-fn class_values(output: Activation) -> (f64, f64) {
-    match output {
-        Activation::Tanh => (-1.0, 1.0),
-        _ => (0.0, 1.0),
-    }
-}
-
-/// How `data`'s targets read as classes, or `None` when they are not
-/// class labels (regression: no accuracy).
-pub fn labels(spec: &ModelSpec, data: &Dataset) -> Option<Labels> {
-    let (low, high) = class_values(spec.output_activation);
-    let class = |v: f64| v == low || v == high;
-    if data.outputs == 0 || !data.y.iter().all(|&v| class(v)) {
-        return None;
-    }
-    if data.outputs == 1 {
-        return Some(Labels::Binary {
-            threshold: (low + high) / 2.0,
-        });
-    }
-    let one_hot =
-        (0..data.samples()).all(|s| data.target(s).iter().filter(|&&v| v == high).count() == 1);
-    one_hot.then_some(Labels::OneHot)
-}
-
-/// The share of samples whose predicted class is the target's.
-pub fn accuracy(labels: Labels, outputs: &[f64], data: &Dataset) -> f64 {
-    let o = data.outputs;
-    let argmax = |v: &[f64]| {
-        (0..v.len())
-            .max_by(|&a, &b| v[a].total_cmp(&v[b]))
-            .unwrap_or(0)
-    };
-    let right = (0..data.samples())
-        .filter(|&s| {
-            let (out, target) = (&outputs[s * o..(s + 1) * o], data.target(s));
-            match labels {
-                Labels::Binary { threshold } => (out[0] >= threshold) == (target[0] >= threshold),
-                Labels::OneHot => argmax(out) == argmax(target),
-            }
-        })
-        .count();
-    right as f64 / data.samples() as f64
-}
-
-/// One network's score on data with targets: the float64 reference's loss
-/// and, for class labels, its accuracy.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Score {
-    pub network: usize,
-    pub loss: f64,
-    pub accuracy: Option<f64>,
-}
-
-/// The score of every network in `params` (vectors back to back), in
-/// parallel.
-pub fn scores(spec: &ModelSpec, params: &[f64], data: &Dataset) -> Vec<Score> {
-    let p = spec.layout().len;
-    let labels = labels(spec, data);
-    params
-        .par_chunks(p)
-        .enumerate()
-        .map(|(network, net)| Score {
-            network,
-            loss: cpu::loss(spec, net, data),
-            accuracy: labels.map(|l| accuracy(l, &cpu::outputs(spec, net, data), data)),
-        })
-        .collect()
 }
 
 /// The combined outputs of `networks` networks' `outputs`
@@ -306,31 +220,5 @@ mod tests {
         // Sorted 0.1, 0.2, 0.6: p25 0.15, p75 0.4.
         assert!((iqr[0] - 0.25).abs() < 1e-15, "{iqr:?}");
         assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0], 0.5), 2.5);
-    }
-
-    #[test]
-    fn accuracy_reads_binary_and_one_hot_labels_and_not_regression() {
-        let spec = ModelSpec::default();
-        let xor = crate::data::Task::Xor.dataset();
-        let one = ModelSpec {
-            topology: crate::model::Topology::new(vec![2, 3, 1]).unwrap(),
-            ..spec.clone()
-        };
-        let labels = labels(&one, &xor).unwrap();
-        assert_eq!(labels, Labels::Binary { threshold: 0.5 });
-        assert_eq!(accuracy(labels, &[0.2, 0.7, 0.5, 0.6], &xor), 0.75);
-        let tanh = ModelSpec {
-            output_activation: Activation::Tanh,
-            ..one.clone()
-        };
-        assert_eq!(super::labels(&tanh, &xor), None, "0 is no tanh class value");
-        // Seed 003's targets 0.01, 0.99 are not classes: regression.
-        let tutorial = crate::data::Task::Tutorial.dataset();
-        assert_eq!(super::labels(&spec, &tutorial), None);
-        let hot = Dataset::new("hot", 1, 2, vec![0.0, 1.0], vec![1.0, 0.0, 0.0, 1.0]).unwrap();
-        let labels = super::labels(&spec, &hot).unwrap();
-        assert_eq!(labels, Labels::OneHot);
-        assert_eq!(accuracy(labels, &[0.9, 0.8, 0.3, 0.4], &hot), 1.0);
-        assert_eq!(accuracy(labels, &[0.7, 0.8, 0.3, 0.4], &hot), 0.5);
     }
 }

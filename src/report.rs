@@ -5,37 +5,12 @@ use serde::Serialize;
 
 use crate::cpu;
 use crate::data::Dataset;
+use crate::evaluation::NetworkMetrics;
 use crate::model::ModelSpec;
-use crate::run::{BackendInfo, TrainedBlock};
+use crate::run::{BackendInfo, RunConfig, TrainedBlock};
 use crate::training::{NetworkOutcome, TrainOptions};
 
-/// Final-loss quantiles over the networks that did not diverge.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Quantiles {
-    pub min: f64,
-    pub p10: f64,
-    pub median: f64,
-    pub p90: f64,
-    pub max: f64,
-}
-
-impl Quantiles {
-    /// Nearest-rank quantiles; `None` when `values` is empty.
-    pub fn of(values: &mut [f64]) -> Option<Self> {
-        if values.is_empty() {
-            return None;
-        }
-        values.sort_by(f64::total_cmp);
-        let at = |q: f64| values[((values.len() - 1) as f64 * q).round() as usize];
-        Some(Self {
-            min: values[0],
-            p10: at(0.1),
-            median: at(0.5),
-            p90: at(0.9),
-            max: values[values.len() - 1],
-        })
-    }
-}
+pub use crate::stats::Quantiles;
 
 /// One sample's inputs, targets and the best network's predictions.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -45,11 +20,16 @@ pub struct SamplePrediction {
     pub predictions: Vec<f64>,
 }
 
+/// The network of lowest final loss, or of lowest held-out loss when
+/// there is held-out data.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BestNetwork {
     pub index: usize,
     pub learning_rate: f64,
     pub final_loss: f64,
+    pub train_accuracy: Option<f64>,
+    pub eval_loss: Option<f64>,
+    pub eval_accuracy: Option<f64>,
     /// The first few samples of the data set.
     pub samples: Vec<SamplePrediction>,
 }
@@ -98,6 +78,14 @@ pub struct Summary {
     pub reached_target: usize,
     pub median_target_epoch: Option<u32>,
     pub diverged: usize,
+    /// Accuracy on the training data (class targets only).
+    pub train_accuracy: Option<Quantiles>,
+    /// Networks at 100% training accuracy (class targets only).
+    pub solved: Option<usize>,
+    /// The held-out data (`--eval-data`, `--holdout`), if any.
+    pub eval_data: Option<String>,
+    pub eval_loss: Option<Quantiles>,
+    pub eval_accuracy: Option<Quantiles>,
     pub best: Option<BestNetwork>,
     pub verify: Option<VerifyReport>,
     /// What the run accepted with a note (a weights file's differences).
@@ -118,25 +106,38 @@ pub struct CheckedNetwork {
 }
 
 /// What the summary keeps of a run as its blocks go by: every
-/// non-diverged network's final loss (8 bytes) and, with a target, every
-/// target epoch reached (4 bytes), for exact quantiles; counts; the best
-/// network; the networks `--verify` checks. Nothing else per network.
+/// non-diverged network's final loss (8 bytes), with a target every target
+/// epoch reached (4 bytes), and its training accuracy, held-out loss and
+/// accuracy where they exist (4 bytes each, float32), for exact quantiles;
+/// counts; the best network; the networks `--verify` checks. Nothing else
+/// per network.
 #[derive(Clone, Debug, Default)]
 pub struct Tally {
     networks: usize,
     finite_losses: Vec<f64>,
     target_epochs: Vec<u32>,
+    train_accuracies: Vec<f32>,
+    eval_losses: Vec<f32>,
+    eval_accuracies: Vec<f32>,
     diverged: usize,
     network_epochs: f64,
     fewest_epochs: Option<u64>,
-    /// (index, final loss, learning rate, parameters)
-    best: Option<(usize, f64, f64, Vec<f64>)>,
+    /// (index, the loss it is best by, learning rate, final loss, its
+    /// metrics, parameters)
+    best: Option<(usize, f64, f64, f64, NetworkMetrics, Vec<f64>)>,
     verify_indices: Vec<usize>,
     checked: Vec<CheckedNetwork>,
 }
 
-/// Bytes [`Tally`] keeps per network at most.
-pub const TALLY_BYTES_PER_NETWORK: u64 = 8 + 4;
+/// Bytes [`Tally`] keeps per network at most for `config`: the final
+/// loss and a target epoch, then 4 for the training accuracy (class
+/// targets) and 4 each for the held-out loss and accuracy.
+pub fn tally_bytes_per_network(config: &RunConfig) -> u64 {
+    let classes = crate::evaluation::labels(&config.spec, &config.data).is_some();
+    let eval = config.eval.as_ref();
+    let eval_classes = eval.is_some_and(|e| crate::evaluation::labels(&config.spec, e).is_some());
+    8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes))
+}
 
 impl Tally {
     /// For a run of `networks` (space is reserved up front, so memory does
@@ -151,14 +152,23 @@ impl Tally {
         }
     }
 
-    pub fn record(&mut self, block: &TrainedBlock) {
-        for (i, o) in block.outcomes.iter().enumerate() {
+    /// Takes in a trained block and its networks' metrics.
+    pub fn record(&mut self, block: &TrainedBlock, metrics: &[NetworkMetrics]) {
+        for (i, (o, m)) in block.outcomes.iter().zip(metrics).enumerate() {
             let index = block.first + i;
             if !o.diverged {
                 self.finite_losses.push(o.final_loss);
-                if self.best.as_ref().is_none_or(|b| o.final_loss < b.1) {
+                self.train_accuracies
+                    .extend(m.train_accuracy.map(|a| a as f32));
+                self.eval_losses.extend(m.eval_loss.map(|l| l as f32));
+                self.eval_accuracies
+                    .extend(m.eval_accuracy.map(|a| a as f32));
+                // Best by held-out loss where there is held-out data.
+                let key = m.eval_loss.unwrap_or(o.final_loss);
+                if key.is_finite() && self.best.as_ref().is_none_or(|b| key < b.1) {
                     let lr = block.learning_rates[i];
-                    self.best = Some((index, o.final_loss, lr, block.network(i).to_vec()));
+                    let params = block.network(i).to_vec();
+                    self.best = Some((index, key, lr, o.final_loss, *m, params));
                 }
             }
             self.diverged += usize::from(o.diverged);
@@ -202,11 +212,15 @@ pub fn summarize(
     seconds: f64,
     verify: Option<VerifyReport>,
     notes: Vec<String>,
+    eval: Option<&Dataset>,
 ) -> Summary {
     let Tally {
         networks,
         mut finite_losses,
         mut target_epochs,
+        train_accuracies,
+        eval_losses,
+        eval_accuracies,
         diverged,
         network_epochs,
         fewest_epochs,
@@ -214,18 +228,29 @@ pub fn summarize(
         ..
     } = tally;
     target_epochs.sort_unstable();
-    let best = best.map(|(index, final_loss, learning_rate, params)| BestNetwork {
-        index,
-        learning_rate,
-        final_loss,
-        samples: (0..data.samples().min(SHOWN_SAMPLES))
-            .map(|s| SamplePrediction {
-                inputs: data.input(s).to_vec(),
-                targets: data.target(s).to_vec(),
-                predictions: cpu::predict(spec, &params, data.input(s)),
-            })
-            .collect(),
-    });
+    let quantiles = |values: Vec<f32>| {
+        let mut values: Vec<f64> = values.into_iter().map(f64::from).collect();
+        Quantiles::of(&mut values)
+    };
+    let solved = (!train_accuracies.is_empty())
+        .then(|| train_accuracies.iter().filter(|&&a| a == 1.0).count());
+    let best = best.map(
+        |(index, _, learning_rate, final_loss, m, params)| BestNetwork {
+            index,
+            learning_rate,
+            final_loss,
+            train_accuracy: m.train_accuracy,
+            eval_loss: m.eval_loss,
+            eval_accuracy: m.eval_accuracy,
+            samples: (0..data.samples().min(SHOWN_SAMPLES))
+                .map(|s| SamplePrediction {
+                    inputs: data.input(s).to_vec(),
+                    targets: data.target(s).to_vec(),
+                    predictions: cpu::predict(spec, &params, data.input(s)),
+                })
+                .collect(),
+        },
+    );
     let epochs_completed = fewest_epochs.unwrap_or(options.epochs);
     Summary {
         backend: backend.backend.to_string(),
@@ -269,6 +294,11 @@ pub fn summarize(
             .get(target_epochs.len().saturating_sub(1) / 2)
             .copied(),
         diverged,
+        train_accuracy: quantiles(train_accuracies),
+        solved,
+        eval_data: eval.map(|e| format!("{}, {} samples", e.name, e.samples())),
+        eval_loss: quantiles(eval_losses),
+        eval_accuracy: quantiles(eval_accuracies),
         best,
         verify,
         notes,
@@ -340,9 +370,54 @@ pub fn render(s: &Summary) -> String {
         "diverged (NaN/Inf): {} of {}",
         s.diverged, s.networks
     ));
-    if let Some(b) = &s.best {
+    let percent = |v: f64| format!("{:.1}%", 100.0 * v);
+    let percents = |q: &Quantiles| {
+        format!(
+            "min {}  10% {}  median {}  90% {}  max {}",
+            percent(q.min),
+            percent(q.p10),
+            percent(q.median),
+            percent(q.p90),
+            percent(q.max)
+        )
+    };
+    if let (Some(q), Some(solved)) = (&s.train_accuracy, s.solved) {
         line(format!(
-            "best network: #{} (learning rate {}), final loss {:.6e}",
+            "train accuracy: {}; solved (100%): {solved} of {}",
+            percents(q),
+            s.networks
+        ));
+    }
+    if let Some(eval) = &s.eval_data {
+        line(format!("held-out data: {eval}"));
+        if let Some(q) = &s.eval_loss {
+            line(format!(
+                "eval loss: min {:.4e}  10% {:.4e}  median {:.4e}  90% {:.4e}  max {:.4e}",
+                q.min, q.p10, q.median, q.p90, q.max
+            ));
+        }
+        match &s.eval_accuracy {
+            Some(q) => line(format!("eval accuracy: {}", percents(q))),
+            None => line(
+                "eval accuracy: none (the targets are not class labels: 0/1 for one output, \
+                 -1/1 for tanh, one-hot rows for several)"
+                    .to_string(),
+            ),
+        }
+    }
+    if let Some(b) = &s.best {
+        let mut also = String::new();
+        if let Some(a) = b.train_accuracy {
+            also.push_str(&format!(", train accuracy {}", percent(a)));
+        }
+        if let Some(l) = b.eval_loss {
+            also.push_str(&format!(", eval loss {l:.6e} (best by it)"));
+        }
+        if let Some(a) = b.eval_accuracy {
+            also.push_str(&format!(", eval accuracy {}", percent(a)));
+        }
+        line(format!(
+            "best network: #{} (learning rate {}), final loss {:.6e}{also}",
             b.index, b.learning_rate, b.final_loss
         ));
         for sample in &b.samples {

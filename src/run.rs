@@ -144,6 +144,9 @@ impl Start {
 pub struct RunConfig {
     pub spec: ModelSpec,
     pub data: Dataset,
+    /// Held-out data every network is evaluated on after training
+    /// (`--eval-data`, `--holdout`).
+    pub eval: Option<Dataset>,
     pub networks: usize,
     /// `None`: take the weights file's learning rates.
     pub learning_rate: Option<LearningRate>,
@@ -178,6 +181,16 @@ impl RunConfig {
             )));
         }
         data.check_targets(spec.target_range())?;
+        if let Some(eval) = &self.eval {
+            eval.check_targets(spec.target_range())?;
+            if (eval.inputs, eval.outputs) != (data.inputs, data.outputs) {
+                return Err(Error::Config(format!(
+                    "the held-out data ({}) has {} inputs and {} targets, but the training \
+                     data has {} and {}",
+                    eval.name, eval.inputs, eval.outputs, data.inputs, data.outputs
+                )));
+            }
+        }
         if let Some(b) = spec.batching
             && b.size > data.samples()
         {

@@ -13,7 +13,7 @@ use crate::bench::workloads::Workload;
 use crate::cpu;
 use crate::error::Error;
 use crate::gpu::{GpuContext, GpuOptions, GpuTrainer, Strategy};
-use crate::report::Quantiles;
+use crate::stats::Quantiles;
 use crate::training::{NetworkOutcome, TrainOptions};
 
 /// One measured row of the benchmark table.

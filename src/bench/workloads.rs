@@ -59,6 +59,7 @@ impl Workload {
         RunConfig {
             spec: self.spec.clone(),
             data: self.data.clone(),
+            eval: None,
             networks: self.networks,
             learning_rate: Some(LearningRate::Fixed(self.learning_rate)),
             start: Start::Init {
