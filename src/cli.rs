@@ -88,9 +88,46 @@ pub struct BenchArgs {
     /// No notes on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Also run the struct-of-arrays peers (NumPy, Numba, JAX, PyTorch
+    /// eager and torch.compile) on the workloads they implement, in this
+    /// run, each checked against the float64 reference first; peers not
+    /// installed are listed as such.
+    #[arg(long)]
+    pub peers: bool,
+    /// The Python that runs the peers [default: GPUTRAIN_PYTHON, else
+    /// python3].
+    #[arg(long, value_name = "PATH", requires = "peers")]
+    pub python: Option<PathBuf>,
+    /// The folder holding soa_peers.py [default: this build's
+    /// benches/peers].
+    #[arg(long, value_name = "DIR", requires = "peers")]
+    pub peers_dir: Option<PathBuf>,
+    /// Where JAX and PyTorch peers run: cpu or cuda.
+    #[arg(long, default_value = "cpu", value_parser = ["cpu", "cuda"], requires = "peers")]
+    pub peers_device: String,
+    /// Largest relative final-loss difference from the float64 reference
+    /// a peer may show (|loss - ref| / (1e-3 + ref)).
+    #[arg(long, default_value_t = 1e-3, value_parser = positive_f64, requires = "peers")]
+    pub peers_tolerance: f64,
 }
 
 impl BenchArgs {
+    /// The peers' set-up, when `--peers` asks for them.
+    pub fn peer_setup(&self) -> Option<crate::bench::PeerSetup> {
+        self.peers.then(|| crate::bench::PeerSetup {
+            python: self
+                .python
+                .clone()
+                .or_else(|| std::env::var_os("GPUTRAIN_PYTHON").map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("python3")),
+            scripts: self.peers_dir.clone().unwrap_or_else(|| {
+                PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers"))
+            }),
+            device: self.peers_device.clone(),
+            tolerance: self.peers_tolerance,
+        })
+    }
+
     /// Validates the arguments into a benchmark plan.
     pub fn to_suite(&self) -> Result<Suite, crate::Error> {
         Ok(Suite {

@@ -209,17 +209,43 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
 /// JSON) on stdout; what it is measuring goes to stderr.
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
     let suite = args.to_suite()?;
+    let setup = args.peer_setup();
+    if let Some(setup) = &setup {
+        setup.check()?;
+    }
     let quiet = args.quiet;
-    let rows = suite.run(&mut |line| {
+    let mut log = |line: &str| {
         if !quiet {
             eprintln!("bench: {line}");
         }
-    })?;
+    };
+    let rows = suite.run(&mut log)?;
+    let mut peers = Vec::new();
+    if let Some(setup) = &setup {
+        let dir = std::env::temp_dir().join(format!("gputrain-peers-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Config(format!("creating {}: {e}", dir.display())))?;
+        let measured = suite
+            .workloads
+            .iter()
+            .filter(|w| crate::bench::peers::supports(w))
+            .try_for_each(|w| {
+                peers.extend(setup.run(w, &rows, suite.seconds, &dir, &mut log)?);
+                Ok::<(), Error>(())
+            });
+        let _ = std::fs::remove_dir_all(&dir);
+        measured?;
+    }
+    let failed = peers
+        .iter()
+        .any(|p| p.status == crate::bench::PeerStatus::Failed);
     let report = Report {
         quick: args.quick,
         seconds_per_row: suite.seconds,
         flop_formula: bench::FLOP_FORMULA,
         rows,
+        machine: crate::bench::runner::cpu_name(),
+        peers,
     };
     let text = if args.json {
         serde_json::to_string_pretty(&report).expect("the report is plain data") + "\n"
@@ -227,6 +253,12 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
         bench::render(&report)
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
+    if failed {
+        eprintln!(
+            "error: a peer's final losses disagree with the float64 reference (see the table)"
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -171,3 +171,74 @@ fn every_peer_is_run_or_listed_as_not_installed() {
     // Every line with a rate but gputrain's own is a peer that ran.
     assert_agrees(&stdout, stdout.matches("network-epochs/s (").count() - 1);
 }
+
+/// `gputrain bench --peers` on the xor workload with the test's Python.
+fn bench_peers(extra: &[&str]) -> std::process::Output {
+    let python = python();
+    Command::new(env!("CARGO_BIN_EXE_gputrain"))
+        .args([
+            "bench",
+            "--workload",
+            "xor",
+            "--backend",
+            "cpu",
+            "--seconds",
+            "0.2",
+        ])
+        .args(["--peers", "--python"])
+        .arg(&python)
+        .args(extra)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .output()
+        .expect("run gputrain bench")
+}
+
+#[test]
+fn bench_runs_the_peers_in_the_same_run_and_judges_them() {
+    let out = bench_peers(&["--json", "--quiet"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peers = report["peers"].as_array().unwrap();
+    let names: Vec<&str> = peers.iter().map(|p| p["peer"].as_str().unwrap()).collect();
+    assert_eq!(names, ["numpy", "numba", "jax", "torch", "torch-compile"]);
+    let rate = report["rows"][0]["network_epochs_per_second"]
+        .as_f64()
+        .unwrap();
+    for peer in peers {
+        match peer["status"].as_str().unwrap() {
+            "not-installed" => assert!(peer["network_epochs_per_second"].is_null()),
+            "measured" => {
+                let worst = peer["worst_relative_loss_difference"].as_f64().unwrap();
+                assert!(worst <= 1e-3, "{peer}");
+                let theirs = peer["network_epochs_per_second"].as_f64().unwrap();
+                let ratio = peer["gputrain_ratio"].as_f64().unwrap();
+                assert!((ratio - rate / theirs).abs() <= 1e-9 * ratio, "{peer}");
+            }
+            other => panic!("{other}: {peer}"),
+        }
+    }
+    assert_eq!(peers[0]["status"], "measured", "NumPy is installed here");
+    assert!(report["machine"].as_str().unwrap().contains("threads"));
+}
+
+#[test]
+fn a_peer_beyond_the_tolerance_fails_the_bench() {
+    // float32 peers cannot match the float64 reference to 1e-12.
+    let out = bench_peers(&["--peers-tolerance", "1e-12"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("FAILED agreement"), "{stdout}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("disagree with the float64 reference"), "{err}");
+    let missing = bench_peers(&["--peers-dir", "/nonexistent"]);
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert_eq!(missing.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--peers-dir /nonexistent: no soa_peers.py there"),
+        "{err}"
+    );
+}

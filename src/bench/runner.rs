@@ -242,7 +242,7 @@ pub fn cpu_row(workload: &Workload, initial: &[f64], budget: f64) -> Result<Row,
 }
 
 /// The processor's model name (Linux) and the worker threads.
-fn cpu_name() -> String {
+pub fn cpu_name() -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {

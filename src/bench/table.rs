@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::bench::flops::FLOP_FORMULA;
+use crate::bench::peers::{PeerRow, PeerStatus};
 use crate::bench::runner::Row;
 
 /// Everything `gputrain bench --json` prints.
@@ -14,6 +15,10 @@ pub struct Report {
     pub seconds_per_row: f64,
     pub flop_formula: &'static str,
     pub rows: Vec<Row>,
+    /// The processor and its threads, where the CPU rows and peers ran.
+    pub machine: String,
+    /// `--peers`: each peer on each workload it implements.
+    pub peers: Vec<PeerRow>,
 }
 
 /// `1.23e8`-style figures: three significant digits.
@@ -23,6 +28,97 @@ fn sci(v: f64) -> String {
 
 /// The report as an aligned table, with the FLOP formula and the meaning of
 /// the columns underneath.
+/// `cells` (a header row first) as aligned columns, the first `text`
+/// columns to the left and the rest (numbers) to the right, with a rule
+/// under the header.
+fn aligned(cells: &[Vec<String>], text: usize) -> String {
+    let columns = cells[0].len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row| row[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for (i, row) in cells.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(c, (cell, &w))| match c < text {
+                true => format!("{cell:<w$}"),
+                false => format!("{cell:>w$}"),
+            })
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
+            out.push_str(&rule.join("  "));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The peers' table: each peer's rate and gputrain's against it.
+fn render_peers(peers: &[PeerRow]) -> String {
+    let header = [
+        "peer",
+        "workload",
+        "versions",
+        "device",
+        "epochs",
+        "s",
+        "net-epochs/s",
+        "gputrain is",
+        "agrees to",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for p in peers {
+        let versions =
+            p.versions
+                .as_ref()
+                .and_then(|v| v.as_object())
+                .map_or("-".to_string(), |v| {
+                    let parts: Vec<String> = v
+                        .iter()
+                        .map(|(k, v)| {
+                            format!("{k} {}", v.as_str().map_or(v.to_string(), String::from))
+                        })
+                        .collect();
+                    parts.join(", ")
+                });
+        let figure = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or("-".to_string(), f);
+        let ratio = match (p.status, p.gputrain_ratio) {
+            (PeerStatus::NotInstalled, _) => "not installed".to_string(),
+            (PeerStatus::Failed, _) => "FAILED agreement".to_string(),
+            (_, Some(r)) if r >= 1.0 => format!("{r:.2}x faster"),
+            (_, Some(r)) => format!("{:.2}x slower", 1.0 / r),
+            (_, None) => "-".to_string(),
+        };
+        cells.push(vec![
+            p.peer.clone(),
+            p.workload.clone(),
+            versions,
+            p.device.clone().unwrap_or_else(|| "-".to_string()),
+            if p.status == PeerStatus::NotInstalled {
+                "-".to_string()
+            } else {
+                p.epochs.to_string()
+            },
+            figure(p.seconds, &|v| format!("{v:.3}")),
+            figure(p.network_epochs_per_second, &sci),
+            ratio,
+            figure(p.worst_relative_loss_difference, &|v| format!("{v:.1e}")),
+        ]);
+    }
+    aligned(&cells, 4)
+}
+
 pub fn render(report: &Report) -> String {
     let header = [
         "adapter",
@@ -62,44 +158,26 @@ pub fn render(report: &Report) -> String {
             share,
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|c| {
-            cells
-                .iter()
-                .map(|row| row[c].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for (i, row) in cells.iter().enumerate() {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(c, (cell, &w))| {
-                // Text columns to the left, numbers to the right.
-                if c < 4 {
-                    format!("{cell:<w$}")
-                } else {
-                    format!("{cell:>w$}")
-                }
-            })
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
-        if i == 0 {
-            let rule: Vec<String> = widths.iter().map(|&w| "-".repeat(w)).collect();
-            out.push_str(&rule.join("  "));
-            out.push('\n');
-        }
-    }
+    let mut out = aligned(&cells, 4);
     out.push_str(&format!(
         "\nwall s: the timed run (upload, training, evaluation, readback; not the pipeline \
          build); epochs: the workload's, or fewer to fit {} s per row.\nGPU s: device time \
          inside the training passes from timestamp queries ('-' where the adapter has none).\n{FLOP_FORMULA}.\n",
         report.seconds_per_row
     ));
+    out.push_str(&format!("CPU rows and peers ran on {}.\n", report.machine));
+    if !report.peers.is_empty() {
+        out.push('\n');
+        out.push_str(&render_peers(&report.peers));
+        out.push_str(&format!(
+            "\npeers: benches/peers/soa_peers.py, struct of arrays, float32, from the workload's \
+             initial weights; each first trains {} epochs and must match the float64 reference's \
+             final losses (agrees to: worst |loss - reference| / (1e-3 + reference)); then it is \
+             timed without its compilation or warm-up. gputrain is: the workload's fastest row \
+             above against the peer, in network-epochs/s.\n",
+            crate::bench::peers::CHECK_EPOCHS
+        ));
+    }
     out
 }
 
@@ -135,6 +213,8 @@ mod tests {
             seconds_per_row: 0.5,
             flop_formula: FLOP_FORMULA,
             rows: vec![row("fused", Some(0.4)), row("reference-f64", None)],
+            machine: "AMD EPYC, 2 threads".into(),
+            peers: Vec::new(),
         };
         let text = render(&report);
         let lines: Vec<&str> = text.lines().collect();

@@ -1,0 +1,315 @@
+//! `gputrain bench --peers`: the struct-of-arrays peers of
+//! `benches/peers/soa_peers.py` (NumPy, Numba, JAX, PyTorch eager and
+//! `torch.compile`) on the workloads they implement, in the same run as
+//! gputrain's rows. Each peer first trains a short run from the workload's
+//! initial weights and is checked against the float64 reference's final
+//! losses; then it is timed on the epochs gputrain's fastest row ran (fewer
+//! if they would not fit the row budget), its compilation not counted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::bench::runner::{Row, planned_epochs};
+use crate::bench::workloads::{BENCH_SEED, Workload};
+use crate::cpu;
+use crate::error::Error;
+use crate::init::{Init, population_parameters};
+use crate::training::TrainOptions;
+use crate::weights::{Precision, WeightsMetadata};
+
+/// The peers, in report order (soa_peers.py's names).
+pub const PEERS: [&str; 5] = ["numpy", "numba", "jax", "torch", "torch-compile"];
+
+/// Epochs of the agreement run each peer makes before it is timed.
+pub const CHECK_EPOCHS: u64 = 200;
+
+/// Where the peers come from and how they are judged.
+#[derive(Clone, Debug)]
+pub struct PeerSetup {
+    /// The Python interpreter that runs them.
+    pub python: PathBuf,
+    /// The folder holding soa_peers.py.
+    pub scripts: PathBuf,
+    /// `cpu` or `cuda` (for JAX and PyTorch).
+    pub device: String,
+    /// Largest |loss - reference| / (1e-3 + reference) accepted.
+    pub tolerance: f64,
+}
+
+/// How a peer fared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PeerStatus {
+    Measured,
+    NotInstalled,
+    /// Its final losses disagree with the reference beyond the tolerance.
+    Failed,
+}
+
+/// One peer on one workload.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PeerRow {
+    pub peer: String,
+    pub workload: String,
+    pub status: PeerStatus,
+    /// The framework's version and threads or device, as the peer says.
+    pub versions: Option<serde_json::Value>,
+    pub device: Option<String>,
+    pub epochs: u64,
+    pub seconds: Option<f64>,
+    pub network_epochs_per_second: Option<f64>,
+    /// After CHECK_EPOCHS epochs, against the float64 reference.
+    pub worst_relative_loss_difference: Option<f64>,
+    /// gputrain's fastest row on the workload in this run, over the peer.
+    pub gputrain_ratio: Option<f64>,
+}
+
+/// Whether the peers implement `workload`: sigmoid layers, SGD, full batch.
+pub fn supports(workload: &Workload) -> bool {
+    let spec = &workload.spec;
+    spec.activation == crate::model::Activation::Sigmoid
+        && spec.output_activation == crate::model::Activation::Sigmoid
+        && spec.optimizer.kind == crate::vocab::Optimizer::Sgd
+        && spec.batching.is_none()
+        && !spec.freeze_bias
+}
+
+impl PeerSetup {
+    /// Checks the interpreter and the script are there, naming the flag.
+    pub fn check(&self) -> Result<(), Error> {
+        let script = self.scripts.join("soa_peers.py");
+        if !script.exists() {
+            return Err(Error::Config(format!(
+                "--peers-dir {}: no soa_peers.py there (it is in the repository's \
+                 benches/peers)",
+                self.scripts.display()
+            )));
+        }
+        let found = Command::new(&self.python).arg("--version").output();
+        match found {
+            Ok(out) if out.status.success() => Ok(()),
+            _ => Err(Error::Config(format!(
+                "--python {}: cannot run it (the peers need Python 3 with NumPy; set \
+                 --python or GPUTRAIN_PYTHON)",
+                self.python.display()
+            ))),
+        }
+    }
+
+    /// Runs every peer on `workload` (which [`supports`] them), after
+    /// gputrain's `rows` for it; `budget` seconds bound each timed run.
+    pub fn run(
+        &self,
+        workload: &Workload,
+        rows: &[Row],
+        budget: f64,
+        dir: &Path,
+        log: &mut dyn FnMut(&str),
+    ) -> Result<Vec<PeerRow>, Error> {
+        let (weights, data) = (dir.join("init.safetensors"), dir.join("data.csv"));
+        let initial = population_parameters(
+            &workload.spec,
+            Init::Xavier,
+            BENCH_SEED,
+            0,
+            workload.networks,
+        )?;
+        let rates = vec![workload.learning_rate; workload.networks];
+        let meta = WeightsMetadata {
+            epochs: 0,
+            planned_epochs: 0,
+            seed: BENCH_SEED,
+            interrupted: false,
+            trained_on: "initialisation".into(),
+            target_loss: None,
+            precision: Precision::F64,
+        };
+        crate::weights::write(&weights, &workload.spec, &initial, &[], &rates, &meta)?;
+        write_data(&data, workload)?;
+        // The reference's final losses after the agreement run.
+        let check = CHECK_EPOCHS.min(workload.epochs);
+        let mut reference = initial.clone();
+        let options = TrainOptions {
+            epochs: check,
+            ..TrainOptions::default()
+        };
+        let expected: Vec<f64> = cpu::train_population(
+            &workload.spec,
+            &workload.data,
+            &mut reference,
+            &rates,
+            &options,
+        )
+        .iter()
+        .map(|o| o.final_loss)
+        .collect();
+        let fastest = rows
+            .iter()
+            .filter(|r| r.workload == workload.name)
+            .max_by(|a, b| {
+                a.network_epochs_per_second
+                    .total_cmp(&b.network_epochs_per_second)
+            });
+        let timed_epochs = fastest.map_or(workload.epochs, |r| r.epochs);
+        let mut out = Vec::new();
+        for peer in PEERS {
+            log(&format!("{} with the {peer} peer", workload.name));
+            let row = |status, epochs| PeerRow {
+                peer: peer.to_string(),
+                workload: workload.name.to_string(),
+                status,
+                versions: None,
+                device: None,
+                epochs,
+                seconds: None,
+                network_epochs_per_second: None,
+                worst_relative_loss_difference: None,
+                gputrain_ratio: None,
+            };
+            let results = dir.join(format!("{peer}.csv"));
+            let Some(first) = self.peer(peer, &weights, &data, check, &results)? else {
+                out.push(row(PeerStatus::NotInstalled, 0));
+                continue;
+            };
+            let worst = worst_difference(&read_losses(&results)?, &expected);
+            let mut measured = row(PeerStatus::Failed, check);
+            measured.versions = first.get("versions").cloned();
+            measured.device = first["device"].as_str().map(String::from);
+            measured.worst_relative_loss_difference = Some(worst);
+            if worst > self.tolerance {
+                log(&format!(
+                    "note: the {peer} peer disagrees with the reference on {} \
+                     ({worst:.2e} > {})",
+                    workload.name, self.tolerance
+                ));
+                out.push(measured);
+                continue;
+            }
+            // The timed run: gputrain's epochs, or as many as the budget
+            // allows at the rate the agreement run showed.
+            let seconds = first["seconds"].as_f64().unwrap_or(0.0);
+            let epochs = planned_epochs((check, seconds), (check, seconds), budget, timed_epochs);
+            let timed = self
+                .peer(peer, &weights, &data, epochs, &results)?
+                .expect("the peer was there a moment ago");
+            measured.status = PeerStatus::Measured;
+            measured.epochs = epochs;
+            measured.seconds = timed["seconds"].as_f64();
+            let rate = timed["network_epochs_per_second"].as_f64();
+            measured.network_epochs_per_second = rate;
+            measured.gputrain_ratio = rate
+                .zip(fastest)
+                .map(|(peer_rate, row)| row.network_epochs_per_second / peer_rate);
+            out.push(measured);
+        }
+        Ok(out)
+    }
+
+    /// One run of `peer`: its JSON line, or `None` if its framework is not
+    /// installed.
+    fn peer(
+        &self,
+        peer: &str,
+        weights: &Path,
+        data: &Path,
+        epochs: u64,
+        results: &Path,
+    ) -> Result<Option<serde_json::Value>, Error> {
+        let out = Command::new(&self.python)
+            .arg(self.scripts.join("soa_peers.py"))
+            .arg(weights)
+            .args(["--peer", peer, "--device", &self.device, "--data"])
+            .arg(data)
+            .args(["--epochs", &epochs.to_string(), "--results"])
+            .arg(results)
+            .output()
+            .map_err(|e| Error::Config(format!("--python {}: {e}", self.python.display())))?;
+        if out.status.code() == Some(3) {
+            return Ok(None);
+        }
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let failed = |why: String| {
+            Error::Config(format!(
+                "the {peer} peer failed ({why}): {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+        };
+        if !out.status.success() {
+            return Err(failed(format!("exit {:?}", out.status.code())));
+        }
+        let line = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(line)
+            .map(Some)
+            .map_err(|e| failed(format!("its output is not JSON: {e}")))
+    }
+}
+
+/// The workload's samples as the CSV the peers read (inputs, targets).
+fn write_data(path: &Path, workload: &Workload) -> Result<(), Error> {
+    let data = &workload.data;
+    let mut text = String::new();
+    for s in 0..data.samples() {
+        let cells: Vec<String> = data
+            .input(s)
+            .iter()
+            .chain(data.target(s))
+            .map(|v| format!("{v}"))
+            .collect();
+        text.push_str(&cells.join(","));
+        text.push('\n');
+    }
+    std::fs::write(path, text)
+        .map_err(|e| Error::Config(format!("writing {}: {e}", path.display())))
+}
+
+/// The final losses a peer wrote (network,final_loss).
+fn read_losses(path: &Path) -> Result<Vec<f64>, Error> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Config(format!("reading {}: {e}", path.display())))?;
+    Ok(text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(1))
+        .map(|v| v.parse().unwrap_or(f64::NAN))
+        .collect())
+}
+
+/// The worst |a - b| / (1e-3 + |b|) (both non-finite counts as agreeing;
+/// one alone, or a missing network, as infinitely far).
+pub fn worst_difference(got: &[f64], expected: &[f64]) -> f64 {
+    if got.len() != expected.len() {
+        return f64::INFINITY;
+    }
+    got.iter()
+        .zip(expected)
+        .map(|(&a, &b)| match (a.is_finite(), b.is_finite()) {
+            (true, true) => (a - b).abs() / (1e-3 + b.abs()),
+            (false, false) => 0.0,
+            _ => f64::INFINITY,
+        })
+        .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn differences_are_relative_and_count_lone_divergence() {
+        assert_eq!(worst_difference(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        let d = worst_difference(&[1.001], &[1.0]);
+        assert!((d - 0.001 / 1.001).abs() < 1e-12, "{d}");
+        assert_eq!(worst_difference(&[f64::NAN], &[f64::INFINITY]), 0.0);
+        assert_eq!(worst_difference(&[f64::NAN], &[1.0]), f64::INFINITY);
+        assert_eq!(worst_difference(&[1.0], &[1.0, 2.0]), f64::INFINITY);
+    }
+
+    #[test]
+    fn peers_take_the_seeds_kind_of_workload_only() {
+        let all = crate::bench::workloads::standard();
+        let names: Vec<&str> = all.iter().filter(|w| supports(w)).map(|w| w.name).collect();
+        assert_eq!(names, ["tutorial-10k", "tutorial-1m", "xor", "wide"]);
+    }
+}
