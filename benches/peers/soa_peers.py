@@ -18,7 +18,11 @@ topology (`epoch_program`) and handed to each framework:
                    kernel: C++/OpenMP on the CPU, Triton on CUDA)
 
 It starts from a gputrain weights file (`gputrain --epochs 0 --weights
-FILE`), so it trains exactly the networks gputrain trains. Warm-up
+FILE`), so it trains exactly the networks gputrain trains. The program
+grows with samples x parameters (one statement per product), so it suits
+the small networks on few samples it is meant for: `gputrain bench
+--peers` runs it up to 4,096 (at 64 x 552 Numba was still compiling after
+three minutes). Warm-up
 (compilation, JIT tracing, autotuning) runs on a copy before the timed run
 and is not counted. Supported: sigmoid everywhere, half-sse or sse, sum or
 mean, bias per-neuron, shared or none, full-batch SGD (the seeds' case).
