@@ -53,22 +53,7 @@ fn stop_on_ctrl_c() -> StopFlag {
 pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
     let data = args.task.generate(&args.drawn.options(Some(args.task))?);
     let mut file = crate::output::TemporaryFile::create(&args.out)?;
-    let header: Vec<String> = (0..data.inputs)
-        .map(|i| format!("x{i}"))
-        .chain((0..data.outputs).map(|j| format!("y{j}")))
-        .collect();
-    let mut text = header.join(",");
-    text.push('\n');
-    for s in 0..data.samples() {
-        let values: Vec<String> = data
-            .input(s)
-            .iter()
-            .chain(data.target(s))
-            .map(|v| format!("{v}"))
-            .collect();
-        text.push_str(&values.join(","));
-        text.push('\n');
-    }
+    let text = data.to_csv();
     file.handle()
         .write_all(text.as_bytes())
         .map_err(|e| file.error(e))?;

@@ -123,6 +123,29 @@ impl Dataset {
         ))
     }
 
+    /// The data as CSV: a header `x0,...,y0,...`, then one sample a line,
+    /// every value the shortest decimal that reads back to the same
+    /// float64 (what `gputrain data` writes and `--data` reads).
+    pub fn to_csv(&self) -> String {
+        let header: Vec<String> = (0..self.inputs)
+            .map(|i| format!("x{i}"))
+            .chain((0..self.outputs).map(|j| format!("y{j}")))
+            .collect();
+        let mut text = header.join(",");
+        text.push('\n');
+        for s in 0..self.samples() {
+            let values: Vec<String> = self
+                .input(s)
+                .iter()
+                .chain(self.target(s))
+                .map(|v| format!("{v}"))
+                .collect();
+            text.push_str(&values.join(","));
+            text.push('\n');
+        }
+        text
+    }
+
     pub fn input(&self, sample: usize) -> &[f64] {
         &self.x[sample * self.inputs..(sample + 1) * self.inputs]
     }

@@ -15,7 +15,6 @@ use crate::bench::runner::{Row, planned_epochs};
 use crate::bench::workloads::{BENCH_SEED, Workload};
 use crate::cpu;
 use crate::error::Error;
-use crate::init::{Init, population_parameters};
 use crate::training::TrainOptions;
 use crate::weights::{Precision, WeightsMetadata};
 
@@ -116,13 +115,7 @@ impl PeerSetup {
         log: &mut dyn FnMut(&str),
     ) -> Result<Vec<PeerRow>, Error> {
         let (weights, data) = (dir.join("init.safetensors"), dir.join("data.csv"));
-        let initial = population_parameters(
-            &workload.spec,
-            Init::Xavier,
-            BENCH_SEED,
-            0,
-            workload.networks,
-        )?;
+        let initial = workload.initial()?;
         let rates = vec![workload.learning_rate; workload.networks];
         let meta = WeightsMetadata {
             epochs: 0,
@@ -253,21 +246,9 @@ impl PeerSetup {
     }
 }
 
-/// The workload's samples as the CSV the peers read (inputs, targets).
+/// The workload's samples as the CSV the peers read.
 fn write_data(path: &Path, workload: &Workload) -> Result<(), Error> {
-    let data = &workload.data;
-    let mut text = String::new();
-    for s in 0..data.samples() {
-        let cells: Vec<String> = data
-            .input(s)
-            .iter()
-            .chain(data.target(s))
-            .map(|v| format!("{v}"))
-            .collect();
-        text.push_str(&cells.join(","));
-        text.push('\n');
-    }
-    std::fs::write(path, text)
+    std::fs::write(path, workload.data.to_csv())
         .map_err(|e| Error::Config(format!("writing {}: {e}", path.display())))
 }
 

@@ -5,13 +5,12 @@
 use clap::ValueEnum;
 
 use crate::bench::runner::{Row, cpu_row, gpu_row};
-use crate::bench::workloads::{BENCH_SEED, Workload};
+use crate::bench::workloads::Workload;
 use crate::error::Error;
 use crate::gpu::{
     AdapterChoice, GpuContext, LayeredPlan, Strategy, choose_strategy, fused_supports,
     list_adapters,
 };
-use crate::init::{Init, population_parameters};
 
 /// Which backends get rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -62,13 +61,7 @@ impl Suite {
         let contexts = self.open_adapters(log)?;
         let mut rows = Vec::new();
         for workload in &self.workloads {
-            let initial = population_parameters(
-                &workload.spec,
-                Init::Xavier,
-                BENCH_SEED,
-                0,
-                workload.networks,
-            )?;
+            let initial = workload.initial()?;
             for ctx in &contexts {
                 for strategy in self.strategies(ctx, workload, log) {
                     log(&format!(

@@ -77,6 +77,12 @@ impl Workload {
         }
     }
 
+    /// Every network's starting parameters (xavier from [`BENCH_SEED`]),
+    /// back to back: what every row and peer starts from.
+    pub fn initial(&self) -> Result<Vec<f64>, Error> {
+        crate::init::population_parameters(&self.spec, Init::Xavier, BENCH_SEED, 0, self.networks)
+    }
+
     fn with_learning_rate(mut self, learning_rate: f64) -> Self {
         self.learning_rate = learning_rate;
         self
