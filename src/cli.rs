@@ -68,7 +68,7 @@ pub struct BenchArgs {
     #[arg(long)]
     pub json: bool,
     /// Only these workloads: tutorial-10k, tutorial-momentum,
-    /// tutorial-adam, tutorial-1m, xor, wide, moons-minibatch
+    /// tutorial-adam, tutorial-100k, tutorial-1m, xor, wide, moons-minibatch
     /// (comma-separated or repeated) [default: all].
     #[arg(long, value_delimiter = ',')]
     pub workload: Vec<String>,

@@ -298,6 +298,9 @@ mod tests {
     fn peers_take_the_seeds_kind_of_workload_only() {
         let all = crate::bench::workloads::standard();
         let names: Vec<&str> = all.iter().filter(|w| supports(w)).map(|w| w.name).collect();
-        assert_eq!(names, ["tutorial-10k", "tutorial-1m", "xor"]);
+        assert_eq!(
+            names,
+            ["tutorial-10k", "tutorial-100k", "tutorial-1m", "xor"]
+        );
     }
 }

@@ -110,10 +110,11 @@ impl Workload {
 pub const BENCH_SEED: u64 = 0;
 
 /// Names of the standard workloads, in report order.
-pub const WORKLOAD_NAMES: [&str; 7] = [
+pub const WORKLOAD_NAMES: [&str; 8] = [
     "tutorial-10k",
     "tutorial-momentum",
     "tutorial-adam",
+    "tutorial-100k",
     "tutorial-1m",
     "xor",
     "wide",
@@ -132,6 +133,8 @@ pub const WIDE_DATA_SALT: u64 = 8328;
 ///   optimizers' cost is read against SGD's in the same table (rates
 ///   chosen so that no network diverges: a diverged network stops
 ///   updating and would flatter the figure);
+/// - `tutorial-100k`: the same network at 100,000 networks x 2,000
+///   epochs, where the peers' per-call overheads matter less;
 /// - `tutorial-1m`: the same network at 1,000,000 networks;
 /// - `xor`: the classic 2-3-1 (per-neuron biases) on the four XOR samples,
 ///   10,000 networks;
@@ -171,6 +174,12 @@ pub fn standard() -> Vec<Workload> {
             ..tutorial()
         }
         .with_optimizer(Optimizer::Adam, 0.01),
+        Workload {
+            name: "tutorial-100k",
+            networks: 100_000,
+            epochs: 2_000,
+            ..tutorial()
+        },
         Workload::new(
             "tutorial-1m",
             &[2, 2, 2],
@@ -240,7 +249,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", w.name));
         }
         // The same validation refuses what train refuses.
-        let mut bad = standard()[4].config();
+        let mut bad = standard()[5].config();
         bad.spec.loss = crate::model::Loss::CrossEntropy;
         bad.spec.output_activation = crate::model::Activation::Tanh;
         let err = bad.validate().unwrap_err().to_string();
@@ -248,7 +257,7 @@ mod tests {
             err.contains("--loss cross-entropy needs --output-activation sigmoid"),
             "{err}"
         );
-        let mut narrow = standard()[5].config();
+        let mut narrow = standard()[6].config();
         narrow.spec.output_activation = crate::model::Activation::Sigmoid;
         narrow.data.y[5] = -0.5;
         let err = narrow.validate().unwrap_err().to_string();
@@ -268,12 +277,13 @@ mod tests {
         assert_eq!((tutorial.networks, tutorial.epochs), (10_000, 20_000));
         assert_eq!(all[1].spec.optimizer.kind, Optimizer::Momentum);
         assert_eq!(all[2].spec.optimizer.kind, Optimizer::Adam);
-        assert_eq!(all[3].networks, 1_000_000);
-        assert_eq!(all[4].data.samples(), 4);
-        let moons = &all[6];
+        assert_eq!((all[3].networks, all[3].epochs), (100_000, 2_000));
+        assert_eq!(all[4].networks, 1_000_000);
+        assert_eq!(all[5].data.samples(), 4);
+        let moons = &all[7];
         assert_eq!(moons.data.samples(), 1_024);
         assert_eq!(moons.spec.batches(moons.data.samples()), 16);
-        let wide = &all[5];
+        let wide = &all[6];
         assert_eq!(wide.spec.layout().len, 552);
         assert_eq!((wide.data.samples(), wide.data.inputs), (64, 8));
     }
