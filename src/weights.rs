@@ -35,9 +35,11 @@ const HEADER_LENGTH_BYTES: u64 = 8;
 /// safetensors refuses headers beyond 100 MB; so does the reader here.
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
-/// The number type of a file's parameters, optimizer state and learning
-/// rates: the one the backend trained in, so a resumed run continues from
-/// exactly the values it stopped at.
+/// The number type the backend trained in. A file keeps its parameters
+/// and learning rates in float32 (DESIGN.md's format) and its optimizer
+/// state in this precision; from the float64 CPU reference it adds the
+/// exact parameters and rates as `{name}.float64`, so a resumed run
+/// continues from exactly the values it stopped at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Precision {
     /// The GPU kernels' float32.
@@ -51,13 +53,6 @@ impl Precision {
         match self {
             Precision::F32 => Dtype::F32,
             Precision::F64 => Dtype::F64,
-        }
-    }
-
-    fn store(self, v: f64, bytes: &mut Vec<u8>) {
-        match self {
-            Precision::F32 => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
-            Precision::F64 => bytes.extend_from_slice(&v.to_le_bytes()),
         }
     }
 }
@@ -100,6 +95,8 @@ struct TensorSlot {
     name: String,
     values: Values,
     shape: Vec<usize>,
+    /// The dtype the writer stores it in (the reader takes the file's).
+    dtype: Dtype,
 }
 
 impl TensorSlot {
@@ -120,12 +117,14 @@ fn parameter_slots(spec: &ModelSpec) -> Vec<TensorSlot> {
             name: format!("layers.{l}.weight"),
             values: Values::Params(layer.weight_offset),
             shape: vec![layer.fan_out, layer.fan_in],
+            dtype: Dtype::F32,
         });
         if layer.bias_count > 0 {
             slots.push(TensorSlot {
                 name: format!("layers.{l}.bias"),
                 values: Values::Params(layer.bias_offset),
                 shape: vec![layer.bias_count],
+                dtype: Dtype::F32,
             });
         }
     }
@@ -147,43 +146,64 @@ fn tensor_slots(spec: &ModelSpec) -> Vec<TensorSlot> {
                 name: format!("{}.{state}", slot.name),
                 values: Values::State(k, offset),
                 shape: slot.shape.clone(),
+                dtype: Dtype::F32,
             });
         }
     }
-    let per_network = |name: &str, values| TensorSlot {
+    let per_network = |name: &str, values, dtype| TensorSlot {
         name: name.to_string(),
         values,
         shape: Vec::new(),
+        dtype,
     };
     params
         .into_iter()
         .chain(slots)
         .chain([
-            per_network(LEARNING_RATE, Values::LearningRate),
-            per_network(EPOCHS_COMPLETED, Values::EpochsCompleted),
-            per_network(TARGET_EPOCH, Values::TargetEpoch),
+            per_network(LEARNING_RATE, Values::LearningRate, Dtype::F32),
+            per_network(EPOCHS_COMPLETED, Values::EpochsCompleted, Dtype::I64),
+            per_network(TARGET_EPOCH, Values::TargetEpoch, Dtype::I64),
         ])
         .collect()
 }
 
-impl Values {
-    /// The tensor's dtype in a file of `precision`.
-    fn dtype(self, precision: Precision) -> Dtype {
-        match self {
-            Values::EpochsCompleted | Values::TargetEpoch => Dtype::I64,
-            _ => precision.dtype(),
+/// The suffix of the float64 companions a file from the CPU reference
+/// carries beside its float32 parameters and learning rates.
+const FLOAT64: &str = ".float64";
+
+/// What a file of `precision` holds: [`tensor_slots`], the parameters and
+/// learning rates in float32 as DESIGN.md fixes them, the optimizer state
+/// in the backend's precision, and, from the float64 CPU reference, the
+/// exact parameters and rates again as `{name}.float64` (what a resume or
+/// `--init-weights` reads, so a CPU run continues bit for bit).
+fn written_slots(spec: &ModelSpec, precision: Precision) -> Vec<TensorSlot> {
+    let mut slots = Vec::new();
+    for mut slot in tensor_slots(spec) {
+        match slot.values {
+            Values::State(..) => slot.dtype = precision.dtype(),
+            Values::Params(_) | Values::LearningRate if precision == Precision::F64 => {
+                slots.push(TensorSlot {
+                    name: format!("{}{FLOAT64}", slot.name),
+                    values: slot.values,
+                    shape: slot.shape.clone(),
+                    dtype: Dtype::F64,
+                });
+            }
+            _ => {}
         }
+        slots.push(slot);
     }
+    slots
 }
 
 /// Where each tensor's data starts (bytes after the header), and where the
 /// data ends.
-fn data_starts(slots: &[TensorSlot], networks: usize, precision: Precision) -> (Vec<u64>, u64) {
+fn data_starts(slots: &[TensorSlot], networks: usize) -> (Vec<u64>, u64) {
     let mut starts = Vec::with_capacity(slots.len());
     let mut at = 0u64;
     for slot in slots {
         starts.push(at);
-        at += (slot.values.dtype(precision).bitsize() / 8 * networks * slot.per_network()) as u64;
+        at += (slot.dtype.bitsize() / 8 * networks * slot.per_network()) as u64;
     }
     (starts, at)
 }
@@ -228,14 +248,14 @@ fn header_bytes(
     networks: usize,
     meta: &WeightsMetadata,
 ) -> Vec<u8> {
-    let (starts, end) = data_starts(slots, networks, meta.precision);
+    let (starts, end) = data_starts(slots, networks);
     let tensors: Vec<(String, TensorInfo)> = slots
         .iter()
         .enumerate()
         .map(|(i, slot)| {
             let stop = starts.get(i + 1).copied().unwrap_or(end);
             let info = TensorInfo {
-                dtype: slot.values.dtype(meta.precision),
+                dtype: slot.dtype,
                 shape: [vec![networks], slot.shape.clone()].concat(),
                 data_offsets: (starts[i] as usize, stop as usize),
             };
@@ -305,7 +325,7 @@ impl WeightsWriter {
         networks: usize,
         meta: &WeightsMetadata,
     ) -> Result<Self, Error> {
-        let slots = tensor_slots(spec);
+        let slots = written_slots(spec, meta.precision);
         // The widest values the header can hold: 20 digits, "false".
         let widest = WeightsMetadata {
             epochs: u64::MAX,
@@ -314,7 +334,7 @@ impl WeightsWriter {
         };
         let header_room =
             (header_bytes(spec, &slots, networks, &widest).len() as u64).next_multiple_of(8);
-        let (starts, end) = data_starts(&slots, networks, meta.precision);
+        let (starts, end) = data_starts(&slots, networks);
         Ok(Self {
             file: TemporaryFile::create(path)?,
             spec: spec.clone(),
@@ -356,23 +376,26 @@ impl WeightsWriter {
         );
         assert_eq!(block.outcomes.len(), count, "one outcome per rate");
         assert!(first + count <= self.networks, "block beyond the file");
-        let precision = self.meta.precision;
         for t in 0..self.slots.len() {
             let slot = &self.slots[t];
             let per_network = slot.per_network();
-            let size = slot.values.dtype(precision).bitsize() / 8;
+            let size = slot.dtype.bitsize() / 8;
+            let store = |v: f64, bytes: &mut Vec<u8>| match slot.dtype {
+                Dtype::F64 => bytes.extend_from_slice(&v.to_le_bytes()),
+                _ => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
+            };
             let mut bytes = Vec::with_capacity(size * per_network * count);
             for n in 0..count {
                 match slot.values {
                     Values::Params(offset) => {
                         let values = &block.params[n * p + offset..][..per_network];
-                        values.iter().for_each(|&v| precision.store(v, &mut bytes));
+                        values.iter().for_each(|&v| store(v, &mut bytes));
                     }
                     Values::State(k, offset) => {
                         let values = &block.state[n * per_state + k * p + offset..][..per_network];
-                        values.iter().for_each(|&v| precision.store(v, &mut bytes));
+                        values.iter().for_each(|&v| store(v, &mut bytes));
                     }
-                    Values::LearningRate => precision.store(block.learning_rates[n], &mut bytes),
+                    Values::LearningRate => store(block.learning_rates[n], &mut bytes),
                     Values::EpochsCompleted => {
                         let done = block.outcomes[n].epochs_completed as i64;
                         bytes.extend_from_slice(&done.to_le_bytes());
@@ -814,6 +837,17 @@ impl WeightsReader {
         };
         let mut slots = Vec::new();
         for slot in tensor_slots(spec) {
+            // The exact float64 companion, where the file has one.
+            let exact = format!("{}{FLOAT64}", slot.name);
+            let slot = match slot.values {
+                Values::Params(_) | Values::LearningRate if tensors.contains_key(&exact) => {
+                    TensorSlot {
+                        name: exact,
+                        ..slot
+                    }
+                }
+                _ => slot,
+            };
             let needed = match slot.values {
                 Values::Params(_) | Values::LearningRate => true,
                 _ => resume.is_some(),
@@ -866,7 +900,9 @@ impl WeightsReader {
         let known = |name: &str| {
             name == EPOCHS_COMPLETED
                 || name == TARGET_EPOCH
-                || slots.iter().any(|(s, _, _)| s.name == name)
+                || slots
+                    .iter()
+                    .any(|(s, _, _)| s.name == name || s.name == format!("{name}{FLOAT64}"))
                 || other_optimizer_state(spec, name)
         };
         if let Some(extra) = names.iter().find(|n| !known(n)) {

@@ -464,6 +464,31 @@ fn a_resumed_file_records_the_state_as_pytorch_names_it() {
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let buffer = file.tensor("layers.1.weight.momentum_buffer").unwrap();
     assert_eq!(buffer.dtype(), safetensors::Dtype::F64);
+    // DESIGN.md's float32 parameters, and the exact float64 ones beside.
+    let weight = file.tensor("layers.1.weight").unwrap();
+    assert_eq!(weight.dtype(), safetensors::Dtype::F32);
+    let exact = file.tensor("layers.1.weight.float64").unwrap();
+    assert_eq!(
+        (exact.dtype(), exact.shape()),
+        (safetensors::Dtype::F64, weight.shape())
+    );
+    let rates = file.tensor("learning_rate.float64").unwrap();
+    assert_eq!(rates.dtype(), safetensors::Dtype::F64);
+    let as_f32 = |b: &[u8]| {
+        b.chunks(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()) as f32)
+            .collect::<Vec<f32>>()
+    };
+    let narrow: Vec<f32> = weight
+        .data()
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(
+        as_f32(exact.data()),
+        narrow,
+        "the float32 tensor rounds the float64 one"
+    );
     let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
     let meta = meta.metadata().clone().unwrap();
     for (field, value) in [
