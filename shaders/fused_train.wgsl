@@ -7,6 +7,11 @@
 // SAMPLE_STRIDE, REDUCTION (1, or 1 / SAMPLES for the mean), which
 // scales the reported loss and the full-batch gradient, MEAN, and the
 // minibatch constants of src/batches.rs (BATCHES, BATCH_SIZE, SHUFFLE...).
+// With a history (src/gpu/status.rs: HISTORY, HISTORY_EVERY,
+// HISTORY_POINTS, EVAL_HISTORY), every HISTORY_EVERY-th epoch's loss goes
+// to `final_loss` beyond the final losses, and with EVAL_HISTORY the loss
+// on the held-out samples (EVAL_SAMPLES of them from EVAL_BASE in
+// `samples`, scaled by EVAL_REDUCTION) too.
 // Only the statements of the run's mode are generated (full batch, or
 // minibatches); the other branch is left empty and compiled away.
 // Small data sets are baked into the generated statements as literals;
@@ -64,6 +69,12 @@ fn record_epoch_loss(loss: f32, epoch: u32, target_epoch: ptr<function, u32>) ->
     return 0u;
 }
 
+// Series `series` (0: training, 1: held-out) of network n at `epoch`.
+fn record_history(n: u32, epoch: u32, series: u32, loss: f32) {
+    let q = epoch / HISTORY_EVERY;
+    final_loss[(1u + series * HISTORY_POINTS + q) * cfg.stride + n] = loss;
+}
+
 @compute @workgroup_size(WORKGROUP_SIZE)
 fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
     let n = network_index(gid);
@@ -77,68 +88,102 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
     if state != 0u {
         return;
     }
+    let recorded_word = STATUS_RECORDED * cfg.stride + n;
+    var recorded = status[recorded_word];
     let lr = learning_rates[n];
 //@load_parameters
 //@load_state
-    for (var e = 0u; e < cfg.epoch_count; e++) {
-        let epoch = cfg.epoch_base + e;
-        if !BATCHED {
-            // Full batch: the loss of the current parameters comes with
-            // their gradient, over the data baked in or read in order.
-//@zero_gradients
-            var loss = 0.0;
-//@forward_backward_all_samples
-            loss *= REDUCTION;
-            state = record_epoch_loss(loss, epoch, &target_epoch);
-            if state != 0u {
-                break;
-            }
-            // Update number epoch + 1 of the run (Adam's t).
-            let k = optimizer_scalars(lr, f32(epoch + 1u));
-            let grad_scale = REDUCTION;
-//@update
-        } else {
-            // Minibatches. The epoch's loss, for the target, is the
-            // full-data loss of the parameters the last epoch ended with.
-            if (cfg.flags & FLAG_HAS_TARGET) != 0u {
+    // The epochs run in segments that end at the history's points: each
+    // segment opens with the point's record (a forward pass), and the
+    // epoch loop inside is the one a run without history runs, with no
+    // test per epoch. Without a history there is one segment.
+    var e = 0u;
+    while e < cfg.epoch_count && state == 0u {
+        var segment = cfg.epoch_count - e;
+        if HISTORY {
+            let epoch = cfg.epoch_base + e;
+            let offset = epoch % HISTORY_EVERY;
+            if offset == 0u {
+                // The loss of the parameters after `epoch` updates, as
+                // the epoch's own pass will find it.
                 var loss = 0.0;
-                for (var s = 0u; s < DATA_SAMPLES; s++) {
-                    let base = s * SAMPLE_STRIDE;
-//@batch_forward_loss_one_sample
+//@forward_loss_all_samples
+                record_history(n, epoch, 0u, loss * REDUCTION);
+                if EVAL_HISTORY {
+                    var loss = 0.0;
+//@eval_loss_all_samples
+                    record_history(n, epoch, 1u, loss * EVAL_REDUCTION);
                 }
+                recorded = epoch / HISTORY_EVERY + 1u;
+            }
+            segment = min(segment, HISTORY_EVERY - offset);
+        }
+        for (var i = 0u; i < segment; i++) {
+            let epoch = cfg.epoch_base + e + i;
+            if !BATCHED {
+                // Full batch: the loss of the current parameters comes
+                // with their gradient, over the data baked in or read in
+                // order.
+//@zero_gradients
+                var loss = 0.0;
+//@forward_backward_all_samples
                 loss *= REDUCTION;
                 state = record_epoch_loss(loss, epoch, &target_epoch);
                 if state != 0u {
                     break;
                 }
-            }
-            let keys = epoch_keys(epoch);
-            for (var b = 0u; b < BATCHES; b++) {
-                let first = b * BATCH_SIZE;
-                let count = min(BATCH_SIZE, DATA_SAMPLES - first);
-//@batch_zero_gradients
-                var loss = 0.0;
-                for (var i = 0u; i < count; i++) {
-                    let base = sample_at(first + i, keys) * SAMPLE_STRIDE;
-//@batch_forward_backward_one_sample
+                // Update number epoch + 1 of the run (Adam's t).
+                let k = optimizer_scalars(lr, f32(epoch + 1u));
+                let grad_scale = REDUCTION;
+//@update
+            } else {
+                // Minibatches. The epoch's loss, for the target, is the
+                // full-data loss of the parameters the last epoch ended
+                // with.
+                if (cfg.flags & FLAG_HAS_TARGET) != 0u {
+                    var loss = 0.0;
+                    for (var s = 0u; s < DATA_SAMPLES; s++) {
+                        let base = s * SAMPLE_STRIDE;
+//@batch_forward_loss_one_sample
+                    }
+                    loss *= REDUCTION;
+                    state = record_epoch_loss(loss, epoch, &target_epoch);
+                    if state != 0u {
+                        break;
+                    }
                 }
-                if !is_finite(loss) {
-                    state = STATE_DIVERGED;
+                let keys = epoch_keys(epoch);
+                for (var b = 0u; b < BATCHES; b++) {
+                    let first = b * BATCH_SIZE;
+                    let count = min(BATCH_SIZE, DATA_SAMPLES - first);
+//@batch_zero_gradients
+                    var loss = 0.0;
+                    for (var j = 0u; j < count; j++) {
+                        let base = sample_at(first + j, keys) * SAMPLE_STRIDE;
+//@batch_forward_backward_one_sample
+                    }
+                    if !is_finite(loss) {
+                        state = STATE_DIVERGED;
+                        break;
+                    }
+                    // Update number epoch * BATCHES + b + 1 of the run.
+                    let k = optimizer_scalars(lr, f32(epoch) * f32(BATCHES) + f32(b + 1u));
+                    let grad_scale = select(1.0, 1.0 / f32(count), MEAN);
+//@batch_update
+                }
+                if state != 0u {
                     break;
                 }
-                // Update number epoch * BATCHES + b + 1 of the run.
-                let k = optimizer_scalars(lr, f32(epoch) * f32(BATCHES) + f32(b + 1u));
-                let grad_scale = select(1.0, 1.0 / f32(count), MEAN);
-//@batch_update
-            }
-            if state != 0u {
-                break;
             }
         }
+        e += segment;
     }
 //@store_parameters
     status[target_word] = target_epoch;
     status[state_word] = state;
+    if HISTORY {
+        status[recorded_word] = recorded;
+    }
 }
 
 // Loss of the current parameters; the target check at epoch cfg.epoch_base

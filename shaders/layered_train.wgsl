@@ -24,8 +24,12 @@
 //
 // Minibatches (BATCHED): each batch runs forward, output_delta, backward
 // and the updates over its rows, which map to data rows through the
-// epoch's order (data_row), then advance; with a target, each epoch starts
-// with forward over every sample and epoch_loss.
+// epoch's order (data_row), then advance; with a target, and at the
+// history's epochs, an epoch starts with forward over every sample and
+// epoch_loss.
+//
+// History (HISTORY, src/gpu/status.rs): every HISTORY_EVERY-th epoch's
+// loss goes to final_loss beyond the final losses (record_history).
 //
 // Every operation comes in two variants with the same arithmetic: tiled
 // (matrix products through workgroup-memory tiles, sums as workgroup
@@ -260,6 +264,16 @@ fn output_error(n: u32, e: u32) -> f32 {
     return loss;
 }
 
+// The training loss of network n at run epoch `epoch`, when that is a
+// point of the history; the network's count of recorded points.
+fn record_history(n: u32, epoch: u32, loss: f32) {
+    if HISTORY && is_active(n) && epoch % HISTORY_EVERY == 0u {
+        let q = epoch / HISTORY_EVERY;
+        final_loss[(1u + q) * op.status_stride + n] = loss;
+        status[status_word(STATUS_RECORDED, n)] = q + 1u;
+    }
+}
+
 // One epoch's bookkeeping for network n from the loss of its current
 // parameters: divergence, the target epoch, stopping at the target.
 fn record_epoch_loss(n: u32, loss: f32) {
@@ -269,6 +283,9 @@ fn record_epoch_loss(n: u32, loss: f32) {
     let epoch_index = status_word(STATUS_EPOCH, n);
     let target_index = status_word(STATUS_TARGET, n);
     let epoch = status[epoch_index];
+    if !BATCHED {
+        record_history(n, op.epoch_base + epoch, loss);
+    }
     var state = 0u;
     if !is_finite(loss) {
         state = STATE_DIVERGED;
@@ -380,13 +397,18 @@ fn output_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
 }
 
 // Minibatches: the full-data loss of the parameters the last epoch ended
-// with (forward has run over every sample), for the target.
+// with (forward has run over every sample), for the history and the
+// target. The epoch comes from the network's batch counter.
 @compute @workgroup_size(REDUCE_SIZE)
 fn epoch_loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let n = wg.x;
     let loss = workgroup_sum(lid, output_loss_sum(n, lid)) * grad_scale();
     if lid == 0u {
-        record_epoch_loss(n, loss);
+        record_history(n, op.epoch_base + status[status_word(STATUS_STEP, n)] / BATCHES, loss);
+        // Without a target the history only observes.
+        if (op.flags & FLAG_HAS_TARGET) != 0u {
+            record_epoch_loss(n, loss);
+        }
     }
 }
 

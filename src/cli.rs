@@ -49,6 +49,9 @@ pub enum Command {
     /// ensemble's; with targets in the data, each network's loss and
     /// accuracy too. The weights file gives the model.
     Predict(PredictArgs),
+    /// Draw a run's learning curves or final losses as SVG or PNG.
+    #[command(subcommand)]
+    Plot(PlotCommand),
     /// List every adapter wgpu finds, with the limits that matter here.
     Adapters {
         /// Print the list as JSON.
@@ -304,6 +307,35 @@ pub struct DataCommandArgs {
     pub out: PathBuf,
 }
 
+/// `gputrain plot`'s figures.
+#[derive(Debug, Clone, Subcommand)]
+pub enum PlotCommand {
+    /// The population's loss against epoch: median, 10%-90% and min-max
+    /// bands, log scale, the held-out median and the target line if any.
+    History {
+        /// A --history-csv file, or a --history-out safetensors file.
+        input: PathBuf,
+        /// The figure: .svg or .png, 800 x 600 [default: the input's name
+        /// with .svg].
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// Draw this target loss (a --history-out file records its own).
+        #[arg(long, value_parser = non_negative_f64)]
+        target_loss: Option<f64>,
+    },
+    /// The final losses of a --results CSV: a histogram with log bins, or
+    /// for a learning-rate sweep the rate against the final loss, log-log,
+    /// diverged networks marked.
+    Results {
+        /// A --results CSV file.
+        input: PathBuf,
+        /// The figure: .svg or .png, 800 x 600 [default: the input's name
+        /// with .svg].
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+}
+
 /// `gputrain predict`'s arguments.
 #[derive(Debug, Clone, Args)]
 pub struct PredictArgs {
@@ -499,6 +531,23 @@ pub struct OutputArgs {
     /// No progress bar and no notes on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Record every network's loss at epoch 0 and every K epochs (and the
+    /// last), with held-out data its evaluation loss too: learning curves
+    /// for --history-out, --history-csv and the summary.
+    #[arg(long, value_name = "K")]
+    pub history: Option<u64>,
+    /// Every network's curves as safetensors: `loss` (and `eval_loss`)
+    /// [networks, points] float32, `epochs` [points] int64.
+    #[arg(long, value_name = "FILE.safetensors", requires = "history")]
+    pub history_out: Option<PathBuf>,
+    /// The population's loss quantiles at each recorded epoch as CSV
+    /// (epoch,networks,diverged,min,p10,median,p90,max,reached_target).
+    #[arg(long, value_name = "FILE.csv", requires = "history")]
+    pub history_csv: Option<PathBuf>,
+    /// Draw the learning curves at the end (.svg or .png), as `gputrain
+    /// plot history` does.
+    #[arg(long, value_name = "FILE.svg", requires = "history")]
+    pub plot: Option<PathBuf>,
 }
 
 impl Default for OutputArgs {
@@ -510,6 +559,10 @@ impl Default for OutputArgs {
             verify: None,
             verify_tolerance: 1e-3,
             quiet: false,
+            history: None,
+            history_out: None,
+            history_csv: None,
+            plot: None,
         }
     }
 }
@@ -676,6 +729,7 @@ impl TrainArgs {
             data,
             eval,
             networks: training.networks as usize,
+            history: self.output.history,
             learning_rate: training.lr,
             start,
             options,

@@ -7,12 +7,13 @@ use std::process::ExitCode;
 use crate::bench::{self, Report};
 use serde::Serialize;
 
-use crate::cli::{BenchArgs, DataCommandArgs, PredictArgs, TrainArgs};
+use crate::cli::{BenchArgs, DataCommandArgs, PlotCommand, PredictArgs, TrainArgs};
 use crate::data::load_prediction_csv;
 use crate::error::Error;
 use crate::evaluation::Score;
 use crate::gpu::list_adapters;
 use crate::gpu::{GpuContext, GpuPredictor, predict_supports};
+use crate::history::{HistoryTally, HistoryWriter};
 use crate::memory;
 use crate::output::{ResultsWriter, check_writable};
 use crate::predict::{Ensemble, ScoreSummary};
@@ -69,7 +70,13 @@ pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     let mut config = args.to_config()?;
     let out = &args.output;
-    for path in [&out.results, &out.weights].into_iter().flatten() {
+    let outputs = [
+        &out.results,
+        &out.weights,
+        &out.history_out,
+        &out.history_csv,
+    ];
+    for path in outputs.into_iter().flatten() {
         check_writable(path)?;
     }
     let mut start = run::Starting::open(&mut config)?;
@@ -108,6 +115,18 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         .as_deref()
         .map(|path| WeightsWriter::create(path, &config.spec, config.networks, &record))
         .transpose()?;
+    let plan = config.history_plan();
+    let mut curves = match (&out.history_out, &plan) {
+        (Some(path), Some(plan)) => Some(HistoryWriter::create(
+            path,
+            plan,
+            config.networks,
+            config.options.target_loss,
+        )?),
+        _ => None,
+    };
+    let with_target = config.options.target_loss.is_some();
+    let mut history_tally = plan.map(|p| HistoryTally::new(&p, config.networks, with_target));
     let verify_indices = spread(config.networks, out.verify.unwrap_or(0));
     let mut tally = Tally::new(
         config.networks,
@@ -122,16 +141,18 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         &mut |p| progress.update(p),
         &stop,
         &mut |block| {
-            let metrics = crate::evaluation::block_metrics(
-                &config.spec,
-                &config.data,
-                config.eval.as_ref(),
-                block.params,
-                block.outcomes,
-            );
-            tally.record(block, &metrics);
+            let metrics = block.metrics;
+            tally.record(block, metrics);
             if let Some(results) = &mut results {
-                results.write_block(block.first, block.learning_rates, block.outcomes, &metrics)?;
+                results.write_block(block.first, block.learning_rates, block.outcomes, metrics)?;
+            }
+            if let Some(history) = block.history {
+                if let Some(tally) = &mut history_tally {
+                    tally.record(history, block.outcomes);
+                }
+                if let Some(curves) = &mut curves {
+                    curves.write_block(block.first, history)?;
+                }
             }
             if let Some(weights) = &mut weights {
                 weights.write_block(
@@ -158,7 +179,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         )
     });
     let passed = verify.as_ref().is_none_or(|v| v.passed);
-    let summary = report::summarize(
+    let mut summary = report::summarize(
         &config.spec,
         &config.data,
         &config.options,
@@ -169,8 +190,34 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         notes,
         config.eval.as_ref(),
     );
+    summary.history = history_tally.map(HistoryTally::points);
+    let csv = match (&out.history_csv, &summary.history) {
+        (Some(path), Some(points)) => {
+            let mut file = crate::output::TemporaryFile::create(path)?;
+            let text = crate::history::csv_text(points, config.eval.is_some());
+            let written = file.handle().write_all(text.as_bytes());
+            written.map_err(|e| file.error(e))?;
+            Some(file)
+        }
+        _ => None,
+    };
     if let Some(results) = results {
         results.finish()?;
+    }
+    if let Some(curves) = curves {
+        curves.finish()?;
+    }
+    if let Some(csv) = csv {
+        csv.persist()?;
+    }
+    if let (Some(path), Some(points)) = (&out.plot, &summary.history) {
+        let curves = crate::plot::Curves {
+            points: points.clone(),
+            networks: config.networks as u64,
+            target_loss: config.options.target_loss,
+            source: format!("{}, {}", summary.topology, summary.data),
+        };
+        crate::plot::history(&curves, path, "--plot")?;
     }
     if let Some(weights) = weights {
         weights.finish(summary.epochs_completed, summary.interrupted)?;
@@ -243,6 +290,39 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
             "error: a peer's final losses disagree with the float64 reference (see the table)"
         );
         return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `gputrain plot`: one figure, written whole or not at all.
+pub fn plot(figure: &PlotCommand) -> Result<ExitCode, Error> {
+    match figure {
+        PlotCommand::History {
+            input,
+            out,
+            target_loss,
+        } => {
+            let out = out
+                .clone()
+                .unwrap_or_else(|| crate::plot::default_output(input));
+            crate::plot::Format::of(&out, "--out")?;
+            let mut curves = crate::plot::read_history(input)?;
+            if target_loss.is_some() {
+                curves.target_loss = *target_loss;
+            }
+            crate::plot::history(&curves, &out, "--out")?;
+        }
+        PlotCommand::Results { input, out } => {
+            let out = out
+                .clone()
+                .unwrap_or_else(|| crate::plot::default_output(input));
+            crate::plot::Format::of(&out, "--out")?;
+            let networks = crate::plot::read_results(input)?;
+            let name = input
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            crate::plot::results(&networks, &name, &out, "--out")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

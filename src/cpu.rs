@@ -9,6 +9,7 @@
 use rayon::prelude::*;
 
 use crate::data::Dataset;
+use crate::history::{NetworkCurve, Recording};
 use crate::model::{ModelSpec, ParamLayout};
 use crate::training::{NetworkOutcome, TrainOptions};
 use crate::vocab::{ActivationDef, LossDef, OptimizerConfig, OptimizerDef};
@@ -241,6 +242,7 @@ pub fn train_network(
         learning_rate,
         options,
         &|| false,
+        None,
     )
 }
 
@@ -248,7 +250,9 @@ pub fn train_network(
 /// slot, each one value per parameter: [`OptimizerConfig::state_slots`]
 /// times the parameters). Asks `stop` every few hundred epochs and, when
 /// it answers true, ends the run there (the outcome records the epochs
-/// done).
+/// done). With `history`, records the loss (and the held-out loss) at the
+/// plan's loop points into its curve ([`crate::history`]).
+#[allow(clippy::too_many_arguments)]
 pub fn train_network_until(
     spec: &ModelSpec,
     data: &Dataset,
@@ -257,6 +261,7 @@ pub fn train_network_until(
     learning_rate: f64,
     options: &TrainOptions,
     stop: &(dyn Fn() -> bool + Sync),
+    mut history: Option<(&Recording, &mut NetworkCurve)>,
 ) -> NetworkOutcome {
     let (math, layout) = (Math::new(spec), spec.layout());
     let p = layout.len;
@@ -305,6 +310,17 @@ pub fn train_network_until(
             false => EpochEnd::Train,
         }
     };
+    let plan = history.as_ref().map(|(r, _)| r.plan);
+    let records = |run_epoch: u64| plan.is_some_and(|p| p.slot(run_epoch).is_some());
+    // The loss at a loop point of the history, and the held-out loss.
+    let mut record_point = |run_epoch: u64, loss: f64, params: &[f64]| {
+        if let Some((recording, curve)) = history.as_mut()
+            && let Some(q) = recording.plan.slot(run_epoch)
+        {
+            let eval = recording.eval.filter(|_| recording.plan.eval);
+            curve.record(q, loss, eval.map(|e| self::loss(spec, params, e)));
+        }
+    };
     'epochs: for epoch in 0..options.epochs {
         if epoch % STOP_CHECK_EPOCHS == 0 && epoch > 0 && stop() {
             epochs_completed = epoch;
@@ -316,6 +332,7 @@ pub fn train_network_until(
             // their gradient.
             let loss =
                 loss_and_gradient_with(spec, &math, &layout, params, data, &mut grad, &mut ws);
+            record_point(run_epoch, loss, params);
             match record_epoch(loss, run_epoch) {
                 EpochEnd::Diverged => {
                     diverged = true;
@@ -328,10 +345,18 @@ pub fn train_network_until(
             update(params, &grad, run_epoch + 1);
             continue;
         };
-        // Minibatches: the epoch's loss (for the target) is the full-data
-        // loss of the parameters the previous epoch ended with.
-        if options.target_loss.is_some() {
-            match record_epoch(loss(spec, params, data), run_epoch) {
+        // Minibatches: the epoch's loss (for the target and the history)
+        // is the full-data loss of the parameters the previous epoch ended
+        // with.
+        if options.target_loss.is_some() || records(run_epoch) {
+            let full = loss(spec, params, data);
+            record_point(run_epoch, full, params);
+            // Without a target the history only observes.
+            let end = match options.target_loss {
+                Some(_) => record_epoch(full, run_epoch),
+                None => EpochEnd::Train,
+            };
+            match end {
                 EpochEnd::Diverged => {
                     diverged = true;
                     break;
@@ -397,26 +422,73 @@ pub fn train_population_until(
     options: &TrainOptions,
     stop: &(dyn Fn() -> bool + Sync),
 ) -> Vec<NetworkOutcome> {
-    let p = spec.layout().len;
-    let per_state = spec.optimizer.state_slots() * p;
-    assert_eq!(
-        params.len(),
-        p * learning_rates.len(),
-        "one parameter vector per learning rate"
-    );
-    assert_eq!(state.len(), per_state * learning_rates.len());
-    // par_chunks_mut(0) would panic: a stateless optimizer gets empty slices.
-    let mut empty: Vec<&mut [f64]> = Vec::new();
-    let states: Vec<&mut [f64]> = if per_state == 0 {
-        empty.resize_with(learning_rates.len(), || &mut []);
-        empty
-    } else {
-        state.chunks_mut(per_state).collect()
+    let run = Population {
+        spec,
+        data,
+        options,
+        stop,
+        recording: None,
     };
-    params
-        .par_chunks_mut(p)
-        .zip(states.into_par_iter())
-        .zip(learning_rates.par_iter())
-        .map(|((net, s), &lr)| train_network_until(spec, data, net, s, lr, options, stop))
-        .collect()
+    run.train(params, state, learning_rates).0
+}
+
+/// A population's run on the CPU reference: [`train_network_until`] for
+/// every network, in parallel.
+pub struct Population<'a> {
+    pub spec: &'a ModelSpec,
+    pub data: &'a Dataset,
+    pub options: &'a TrainOptions,
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+    /// Learning curves to record ([`crate::history`]).
+    pub recording: Option<&'a Recording<'a>>,
+}
+
+impl Population<'_> {
+    /// Trains `params` (vectors back to back) and their optimizer `state`
+    /// (network after network) in place; gives the outcomes and, when
+    /// recording, every network's curve.
+    pub fn train(
+        &self,
+        params: &mut [f64],
+        state: &mut [f64],
+        learning_rates: &[f64],
+    ) -> (Vec<NetworkOutcome>, Vec<NetworkCurve>) {
+        let spec = self.spec;
+        let p = spec.layout().len;
+        let per_state = spec.optimizer.state_slots() * p;
+        assert_eq!(
+            params.len(),
+            p * learning_rates.len(),
+            "one parameter vector per learning rate"
+        );
+        assert_eq!(state.len(), per_state * learning_rates.len());
+        // par_chunks_mut(0) would panic: a stateless optimizer gets empty slices.
+        let mut empty: Vec<&mut [f64]> = Vec::new();
+        let states: Vec<&mut [f64]> = if per_state == 0 {
+            empty.resize_with(learning_rates.len(), || &mut []);
+            empty
+        } else {
+            state.chunks_mut(per_state).collect()
+        };
+        params
+            .par_chunks_mut(p)
+            .zip(states.into_par_iter())
+            .zip(learning_rates.par_iter())
+            .map(|((net, s), &lr)| {
+                let mut curve = self.recording.map(|r| NetworkCurve::new(&r.plan));
+                let history = self.recording.zip(curve.as_mut());
+                let outcome = train_network_until(
+                    spec,
+                    self.data,
+                    net,
+                    s,
+                    lr,
+                    self.options,
+                    self.stop,
+                    history,
+                );
+                (outcome, curve.unwrap_or_default())
+            })
+            .unzip()
+    }
 }

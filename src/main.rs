@@ -18,6 +18,7 @@ fn main() -> ExitCode {
         Some(Command::Bench(args)) => commands::bench(args),
         Some(Command::Data(args)) => commands::data(args),
         Some(Command::Predict(args)) => commands::predict(args),
+        Some(Command::Plot(figure)) => commands::plot(figure),
         None => commands::train(&cli.train),
     };
     match result {

@@ -160,6 +160,7 @@ mod tests {
             data: Task::Tutorial.dataset(),
             eval: None,
             networks,
+            history: None,
             learning_rate: None,
             start: Start::Init {
                 init: Init::Xavier,

@@ -90,6 +90,8 @@ pub struct Summary {
     pub verify: Option<VerifyReport>,
     /// What the run accepted with a note (a weights file's differences).
     pub notes: Vec<String>,
+    /// The population at every recorded epoch (`--history`).
+    pub history: Option<Vec<crate::history::HistoryPoint>>,
 }
 
 /// Samples shown next to the best network's predictions.
@@ -136,7 +138,10 @@ pub fn tally_bytes_per_network(config: &RunConfig) -> u64 {
     let classes = crate::evaluation::labels(&config.spec, &config.data).is_some();
     let eval = config.eval.as_ref();
     let eval_classes = eval.is_some_and(|e| crate::evaluation::labels(&config.spec, e).is_some());
-    8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes))
+    let history = config
+        .history_plan()
+        .map_or(0, |h| h.tally_bytes_per_network());
+    8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes)) + history
 }
 
 impl Tally {
@@ -302,6 +307,7 @@ pub fn summarize(
         best,
         verify,
         notes,
+        history: None,
     }
 }
 
@@ -311,6 +317,26 @@ fn list(values: &[f64]) -> String {
 }
 
 /// The summary a person reads.
+/// The median learning curve at five epochs spread over the recorded ones.
+fn history_line(points: &[crate::history::HistoryPoint]) -> String {
+    let shown = spread(points.len(), 5);
+    let cells: Vec<String> = shown
+        .iter()
+        .map(|&q| {
+            let p = &points[q];
+            match &p.loss {
+                Some(l) => format!("{} {:.3e}", p.epoch, l.median),
+                None => format!("{} -", p.epoch),
+            }
+        })
+        .collect();
+    format!(
+        "median loss by epoch: {} ({} recorded epochs)",
+        cells.join(", "),
+        points.len()
+    )
+}
+
 pub fn render(s: &Summary) -> String {
     let mut out = String::new();
     let mut line = |text: String| {
@@ -404,6 +430,9 @@ pub fn render(s: &Summary) -> String {
                     .to_string(),
             ),
         }
+    }
+    if let Some(points) = &s.history {
+        line(history_line(points));
     }
     if let Some(b) = &s.best {
         let mut also = String::new();

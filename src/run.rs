@@ -13,9 +13,11 @@ use std::time::Instant;
 use crate::cpu;
 use crate::data::Dataset;
 use crate::error::Error;
+use crate::evaluation::{NetworkMetrics, block_metrics};
 use crate::gpu::{
     AdapterChoice, AdapterSummary, GpuContext, GpuOptions, GpuTrainer, Strategy, choose_strategy,
 };
+use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::training::{NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates};
@@ -148,6 +150,8 @@ pub struct RunConfig {
     /// (`--eval-data`, `--holdout`).
     pub eval: Option<Dataset>,
     pub networks: usize,
+    /// Record every network's loss every this many epochs (`--history`).
+    pub history: Option<u64>,
     /// `None`: take the weights file's learning rates.
     pub learning_rate: Option<LearningRate>,
     pub start: Start,
@@ -202,6 +206,22 @@ impl RunConfig {
             )));
         }
         self.options.validate()?;
+        match (self.history, &self.start) {
+            (Some(0), _) => {
+                return Err(Error::Config(
+                    "--history 0: record every K epochs with K at least 1".into(),
+                ));
+            }
+            (Some(_), Start::Resume { .. }) => {
+                return Err(Error::Config(
+                    "--history cannot be combined with --resume yet: the curve before the \
+                     resume is not in the weights file (record it in the first run, or resume \
+                     without --history)"
+                        .into(),
+                ));
+            }
+            _ => {}
+        }
         if self.networks == 0 {
             return Err(Error::Config("--networks must be at least 1".into()));
         }
@@ -209,6 +229,15 @@ impl RunConfig {
             crate::init::check(spec, init)?;
         }
         Ok(())
+    }
+
+    /// What `--history` records, if anything.
+    pub fn history_plan(&self) -> Option<HistoryPlan> {
+        self.history.map(|every| HistoryPlan {
+            every,
+            epochs: self.options.epochs,
+            eval: self.eval.is_some(),
+        })
     }
 }
 
@@ -228,6 +257,11 @@ pub struct TrainedBlock<'a> {
     pub state: &'a [f64],
     pub learning_rates: &'a [f64],
     pub outcomes: &'a [NetworkOutcome],
+    /// Accuracy and held-out figures of every network
+    /// ([`crate::evaluation::block_metrics`]).
+    pub metrics: &'a [NetworkMetrics],
+    /// Every network's learning curves, completed, with `--history`.
+    pub history: Option<&'a HistoryBlock>,
 }
 
 impl TrainedBlock<'_> {
@@ -269,9 +303,13 @@ pub fn block_bytes_per_network(spec: &ModelSpec) -> u64 {
     2 * 8 * p + 8 * s + 8 + resumed + std::mem::size_of::<NetworkOutcome>() as u64 + copies
 }
 
-/// Networks per block for `config`.
+/// Networks per block for `config`: [`block_bytes_per_network`] and the
+/// history's ([`HistoryPlan::block_bytes_per_network`]).
 pub fn block_networks(config: &RunConfig) -> usize {
-    let by_memory = HOST_BLOCK_BYTES / block_bytes_per_network(&config.spec);
+    let history = config
+        .history_plan()
+        .map_or(0, |h| h.block_bytes_per_network());
+    let by_memory = HOST_BLOCK_BYTES / (block_bytes_per_network(&config.spec) + history);
     (by_memory as usize).clamp(1, config.networks.max(1))
 }
 
@@ -528,14 +566,20 @@ pub fn execute(
     config.options.validate()?;
     let block = block_networks(config);
     let p = config.spec.layout().len;
+    let plan = config.history_plan();
+    let recording = plan.map(|plan| Recording {
+        plan,
+        eval: config.eval.as_ref(),
+    });
     let trainer = match ctx {
-        Some(ctx) => Some(GpuTrainer::new(
+        Some(ctx) => Some(GpuTrainer::recording(
             ctx,
             &config.spec,
             &config.data,
             block,
             config.strategy,
             &config.gpu,
+            recording.as_ref(),
         )?),
         None => None,
     };
@@ -574,6 +618,7 @@ pub fn execute(
         // own epoch: a fresh block is one run, a block resumed after a
         // Ctrl-C a few (the chunk that was stopped, those after it).
         let mut outcomes = Vec::with_capacity(count);
+        let mut history = plan.map(|plan| HistoryBlock::new(&plan, 0));
         let started = Instant::now();
         let mut n = 0;
         while n < count {
@@ -596,22 +641,32 @@ pub fn execute(
             let params = &mut params[n * p..end * p];
             let state = &mut state[n * per_state..end * per_state];
             let rates = &learning_rates[n..end];
-            let mut trained = match &trainer {
+            let (mut trained, curves) = match &trainer {
                 Some(trainer) => {
-                    trainer
-                        .train_with_state(params, state, rates, &options, &mut |p| {
+                    let run =
+                        trainer.train_with_state(params, state, rates, &options, &mut |p| {
                             report(p);
                             match stop.is_requested() {
                                 true => ControlFlow::Break(()),
                                 false => ControlFlow::Continue(()),
                             }
-                        })?
-                        .outcomes
+                        })?;
+                    (run.outcomes, run.history)
                 }
-                None => {
-                    train_cpu_in_slices(config, &options, params, state, rates, &mut report, stop)
-                }
+                None => train_cpu_in_slices(
+                    config,
+                    &options,
+                    recording.as_ref(),
+                    params,
+                    state,
+                    rates,
+                    &mut report,
+                    stop,
+                ),
             };
+            if let (Some(all), Some(curves)) = (&mut history, curves) {
+                all.extend(curves);
+            }
             for (outcome, kept) in trained.iter_mut().zip(&kept_targets[n..end]) {
                 outcome.epochs_completed += from;
                 if kept.is_some() {
@@ -623,6 +678,11 @@ pub fn execute(
             n = end;
         }
         seconds += started.elapsed().as_secs_f64();
+        let (spec, eval) = (&config.spec, config.eval.as_ref());
+        let metrics = block_metrics(spec, &config.data, eval, params, &outcomes);
+        if let (Some(history), Some(plan)) = (&mut history, &plan) {
+            history.complete(plan, &outcomes, &metrics);
+        }
         sink(&TrainedBlock {
             first,
             initial,
@@ -630,21 +690,26 @@ pub fn execute(
             state,
             learning_rates,
             outcomes: &outcomes,
+            metrics: &metrics,
+            history: history.as_ref(),
         })?;
     }
     Ok(seconds)
 }
 
-/// The CPU reference over slices of networks, so progress can be reported.
+/// The CPU reference over slices of networks, so progress can be reported;
+/// the curves too when `recording`.
+#[allow(clippy::too_many_arguments)]
 fn train_cpu_in_slices(
     config: &RunConfig,
     options: &TrainOptions,
+    recording: Option<&Recording>,
     params: &mut [f64],
     state: &mut [f64],
     learning_rates: &[f64],
     progress: &mut dyn FnMut(&Progress),
     stop: &StopFlag,
-) -> Vec<NetworkOutcome> {
+) -> (Vec<NetworkOutcome>, Option<HistoryBlock>) {
     let p = config.spec.layout().len;
     let per_state = config.spec.optimizer.state_slots() * p;
     let total = learning_rates.len();
@@ -654,19 +719,28 @@ fn train_cpu_in_slices(
         network_epochs_total: total as u64 * options.epochs,
     };
     let mut outcomes = Vec::with_capacity(total);
+    let mut curves = Vec::new();
+    let population = cpu::Population {
+        spec: &config.spec,
+        data: &config.data,
+        options,
+        stop: &|| stop.is_requested(),
+        recording,
+    };
     for first in (0..total).step_by(slice) {
         let end = (first + slice).min(total);
-        outcomes.extend(cpu::train_population_until(
-            &config.spec,
-            &config.data,
+        let (trained, recorded) = population.train(
             &mut params[first * p..end * p],
             &mut state[first * per_state..end * per_state],
             &learning_rates[first..end],
-            options,
-            &|| stop.is_requested(),
-        ));
+        );
+        outcomes.extend(trained);
+        if recording.is_some() {
+            curves.extend(recorded);
+        }
         report.network_epochs_done += (end - first) as u64 * options.epochs;
         progress(&report);
     }
-    outcomes
+    let history = recording.map(|r| HistoryBlock::from_curves(&r.plan, &curves));
+    (outcomes, history)
 }

@@ -27,6 +27,7 @@ fn xor_workload(networks: usize, epochs: u64) -> Workload {
         networks,
         epochs,
         learning_rate: 0.5,
+        history: None,
     }
 }
 

@@ -239,14 +239,44 @@ fn parse_and_configure(args: &[String]) {
         Some(Command::Train(args)) => args.to_config().map(|_| ()),
         Some(Command::Bench(args)) => args.to_suite().map(|_| ()),
         Some(Command::Data(args)) => args.drawn.options(Some(args.task)).map(|_| ()),
-        // Parsing is what predict's flags do before reading its files.
-        Some(Command::Adapters { .. }) | Some(Command::Predict(_)) => Ok(()),
+        // Parsing is what predict's and plot's flags do before reading
+        // their files.
+        Some(Command::Adapters { .. }) | Some(Command::Predict(_)) | Some(Command::Plot(_)) => {
+            Ok(())
+        }
         None => cli.train.to_config().map(|_| ()),
     };
 }
 
+/// A valid learning-curve CSV (`--history-csv`).
+const HISTORY_CSV: &str = "epoch,networks,diverged,min,p10,median,p90,max,reached_target\n\
+     0,4,0,0.1,0.2,0.3,0.4,0.5,\n10,4,1,0.01,0.02,0.03,0.04,0.05,\n";
+
+/// The plot inputs' readers: a figure's data or an error, never a panic.
+fn read_plot_inputs(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    if let Ok(curves) = gputrain::plot::read_history(path) {
+        assert!(!curves.points.is_empty());
+    }
+    if let Ok(networks) = gputrain::plot::read_results(path) {
+        assert!(!networks.is_empty());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn plot_readers_never_panic_on_mutated_files(
+        edits in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<u8>()), 1..6)
+    ) {
+        read_plot_inputs(&scratch("mutated-history.csv"), &mutate(HISTORY_CSV.as_bytes(), &edits));
+    }
+
+    #[test]
+    fn plot_readers_never_panic_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+        read_plot_inputs(&scratch("random-plot-input"), &bytes);
+    }
 
     #[test]
     fn csv_reader_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {

@@ -13,6 +13,7 @@ use crate::bench::workloads::Workload;
 use crate::cpu;
 use crate::error::Error;
 use crate::gpu::{GpuContext, GpuOptions, GpuTrainer, Strategy};
+use crate::history::{HistoryPlan, Recording};
 use crate::stats::Quantiles;
 use crate::training::{NetworkOutcome, TrainOptions};
 
@@ -169,13 +170,20 @@ pub fn gpu_row(
         ..GpuOptions::default()
     };
     let started = Instant::now();
-    let trainer = GpuTrainer::new(
+    // A history sized for the workload's epochs: a shorter timed run
+    // records the points it reaches.
+    let recording = workload
+        .config()
+        .history_plan()
+        .map(|plan| Recording { plan, eval: None });
+    let trainer = GpuTrainer::recording(
         ctx,
         &workload.spec,
         &workload.data,
         workload.networks,
         strategy,
         &gpu,
+        recording.as_ref(),
     )?;
     let setup_seconds = started.elapsed().as_secs_f64();
     let rates = vec![workload.learning_rate; workload.networks];
@@ -215,13 +223,20 @@ pub fn cpu_row(workload: &Workload, initial: &[f64], budget: f64) -> Result<Row,
     let run = |epochs: u64| {
         let mut params = initial.to_vec();
         let started = Instant::now();
-        let outcomes = cpu::train_population(
-            &workload.spec,
-            &workload.data,
-            &mut params,
-            &rates,
-            &options(epochs),
-        );
+        let mut state = vec![0.0; workload.spec.optimizer.state_slots() * params.len()];
+        let options = options(epochs);
+        let recording = workload.config().history_plan().map(|plan| Recording {
+            plan: HistoryPlan { epochs, ..plan },
+            eval: None,
+        });
+        let population = cpu::Population {
+            spec: &workload.spec,
+            data: &workload.data,
+            options: &options,
+            stop: &|| false,
+            recording: recording.as_ref(),
+        };
+        let (outcomes, _) = population.train(&mut params, &mut state, &rates);
         (outcomes, started.elapsed().as_secs_f64())
     };
     let epochs = calibrate(budget, workload.epochs, |e| Ok(run(e).1))?;

@@ -25,6 +25,8 @@ pub struct Workload {
     pub epochs: u64,
     /// Learning rate of every network.
     pub learning_rate: f64,
+    /// Record every network's loss every this many epochs (`--history`).
+    pub history: Option<u64>,
 }
 
 impl Workload {
@@ -47,6 +49,7 @@ impl Workload {
             networks,
             epochs,
             learning_rate: 0.5,
+            history: None,
         }
     }
 }
@@ -61,6 +64,7 @@ impl Workload {
             data: self.data.clone(),
             eval: None,
             networks: self.networks,
+            history: self.history,
             learning_rate: Some(LearningRate::Fixed(self.learning_rate)),
             start: Start::Init {
                 init: Init::Xavier,
@@ -110,7 +114,7 @@ impl Workload {
 pub const BENCH_SEED: u64 = 0;
 
 /// Names of the standard workloads, in report order.
-pub const WORKLOAD_NAMES: [&str; 8] = [
+pub const WORKLOAD_NAMES: [&str; 9] = [
     "tutorial-10k",
     "tutorial-momentum",
     "tutorial-adam",
@@ -119,6 +123,7 @@ pub const WORKLOAD_NAMES: [&str; 8] = [
     "xor",
     "wide",
     "moons-minibatch",
+    "tutorial-history",
 ];
 
 /// Salt of the wide workload's synthetic data set (fixed for ever, so its
@@ -145,7 +150,10 @@ pub const WIDE_DATA_SALT: u64 = 8328;
 ///   in final loss after 10 epochs; 0.05 agreed to 1e-6);
 /// - `moons-minibatch`: 2-16-1 on 1,024 moons (noise 0.1, data seed 0) in
 ///   shuffled minibatches of 64 with Adam (lr 0.01), 10,000 networks x
-///   100 epochs: a data set that is read from memory, 16 updates an epoch.
+///   100 epochs: a data set that is read from memory, 16 updates an epoch;
+/// - `tutorial-history`: the headline run recording every network's loss
+///   every 100 epochs (`--history 100`), read against `tutorial-10k` for
+///   the cost of the learning curves.
 pub fn standard() -> Vec<Workload> {
     let tutorial = || {
         Workload::new(
@@ -215,6 +223,11 @@ pub fn standard() -> Vec<Workload> {
         )
         .with_optimizer(Optimizer::Adam, 0.01)
         .with_batches(64),
+        Workload {
+            name: "tutorial-history",
+            history: Some(100),
+            ..tutorial()
+        },
     ]
 }
 

@@ -12,6 +12,7 @@ use crate::gpu::chunking::EpochChunker;
 use crate::gpu::device::GpuContext;
 use crate::gpu::options::{GpuOptions, submission_timeout};
 use crate::gpu::timing::PassTimer;
+use crate::history::HistoryBlock;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
 /// What a strategy does with one chunk of networks resident on the device.
@@ -40,8 +41,8 @@ pub(crate) trait ChunkKernel {
         timer: Option<&PassTimer>,
     );
     /// Evaluates the final parameters (loss, divergence, the target check at
-    /// `final_epoch`) and copies parameters, optimizer state and outcomes
-    /// back.
+    /// `final_epoch`) and copies parameters, optimizer state, outcomes and,
+    /// when the kernel records one, the history's loop points back.
     fn finish(
         &self,
         params: &mut [f64],
@@ -49,7 +50,7 @@ pub(crate) trait ChunkKernel {
         count: usize,
         final_epoch: u32,
         options: &TrainOptions,
-    ) -> Result<Vec<NetworkOutcome>, Error>;
+    ) -> Result<(Vec<NetworkOutcome>, Option<HistoryBlock>), Error>;
 }
 
 /// What a GPU training run produced.
@@ -60,6 +61,10 @@ pub struct GpuRun {
     /// `None` unless [`GpuOptions::kernel_timing`] was set and the adapter
     /// supports them. Uploads, evaluation and readback are not included.
     pub kernel_seconds: Option<f64>,
+    /// The loop points of every network's learning curves, when the
+    /// trainer records them, not yet completed
+    /// ([`HistoryBlock::complete`]).
+    pub history: Option<HistoryBlock>,
 }
 
 /// Trains every network with `kernel`. `params` holds the parameter vectors
@@ -108,6 +113,7 @@ pub(crate) fn train_chunked(
         None
     };
     let mut stopped = false;
+    let mut history: Option<HistoryBlock> = None;
     let mut slowest_epoch: Option<Duration> = None;
     for first in (0..total).step_by(capacity.max(1)) {
         let count = capacity.min(total - first);
@@ -138,14 +144,20 @@ pub(crate) fn train_chunked(
             stopped = progress(&report).is_break();
         }
         let final_epoch = (options.first_epoch + done) as u32;
-        let mut chunk = kernel.finish(chunk_params, chunk_state, count, final_epoch, options)?;
+        let (mut chunk, curves) =
+            kernel.finish(chunk_params, chunk_state, count, final_epoch, options)?;
         for outcome in &mut chunk {
             outcome.epochs_completed = done;
         }
         outcomes.extend(chunk);
+        match (&mut history, curves) {
+            (Some(all), Some(curves)) => all.extend(curves),
+            (all, curves) => *all = all.take().or(curves),
+        }
     }
     Ok(GpuRun {
         outcomes,
         kernel_seconds: timer.map(|t| t.seconds()),
+        history,
     })
 }

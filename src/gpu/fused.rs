@@ -13,13 +13,15 @@ use crate::gpu::chunking::{Grid, dispatch_grid, network_chunk_capacity};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::ChunkKernel;
 use crate::gpu::fused_codegen::{
-    FUSED_MAX_PARAMETERS, FusedShape, WORKGROUP_SIZE, buffered_loop_iterations_per_epoch,
+    FUSED_MAX_PARAMETERS, FusedShape, LOOP_OVERHEAD, WORKGROUP_SIZE,
+    buffered_loop_iterations_per_epoch,
 };
 use crate::gpu::options::GpuOptions;
 use crate::gpu::quirks::AdapterQuirks;
 use crate::gpu::shaders;
 use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
+use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::model::ModelSpec;
 use crate::training::{NetworkOutcome, TrainOptions};
 
@@ -80,7 +82,20 @@ pub const INTERFACE: shaders::KernelInterface = shaders::KernelInterface {
 
 /// The kernel's full source for `spec` on `data`.
 pub fn source(spec: &ModelSpec, data: &Dataset) -> Result<String, Error> {
-    let shape = FusedShape { spec, data };
+    source_recording(spec, data, None)
+}
+
+/// [`source`] for a run that records learning curves.
+pub fn source_recording(
+    spec: &ModelSpec,
+    data: &Dataset,
+    recording: Option<&Recording>,
+) -> Result<String, Error> {
+    let shape = FusedShape {
+        spec,
+        data,
+        recording,
+    };
     shaders::assemble(KERNEL, spec, &shape.constants(), |m| shape.fragment(m))
 }
 
@@ -152,6 +167,7 @@ pub(crate) struct FusedTrainer<'a> {
     /// Optimizer state values per parameter.
     state_slots: usize,
     capacity: usize,
+    history: Option<HistoryPlan>,
     /// The adapter's loop limit over the kernel's loop iterations per
     /// epoch ([`FusedShape::loop_iterations_per_epoch`]).
     max_epochs_per_submission: u32,
@@ -163,20 +179,35 @@ pub(crate) struct FusedTrainer<'a> {
 
 impl<'a> FusedTrainer<'a> {
     /// Builds the kernel for `spec` and `data` and buffers for up to
-    /// `networks` networks at once (fewer if the adapter's limits say so).
+    /// `networks` networks at once (fewer if the adapter's limits say so),
+    /// recording learning curves if asked.
     pub fn new(
         ctx: &'a GpuContext,
         spec: &ModelSpec,
         data: &Dataset,
         networks: usize,
         options: &GpuOptions,
+        recording: Option<&Recording>,
     ) -> Result<Self, Error> {
         fused_supports(spec, data.samples(), &ctx.quirks)?;
         let parameter_count = spec.layout().len;
-        let source = source(spec, data)?;
-        let per_epoch = FusedShape { spec, data }.loop_iterations_per_epoch();
+        let source = source_recording(spec, data, recording)?;
+        let shape = FusedShape {
+            spec,
+            data,
+            recording,
+        };
+        let per_epoch = shape.loop_iterations_per_epoch();
+        let quirk_limit = ctx.quirks.loop_limit() as u64;
+        if per_epoch > quirk_limit {
+            return Err(Error::TooLarge(format!(
+                "with the held-out data's history, one epoch of the fused GPU kernel loops \
+                 {per_epoch} times, more than the {quirk_limit} this adapter allows (use \
+                 fewer held-out samples, or --backend cpu)"
+            )));
+        }
         let max_epochs_per_submission = match ctx.quirks.max_loop_iterations {
-            Some(limit) => (limit as u64 / per_epoch).max(1) as u32,
+            Some(limit) => ((limit as u64).saturating_sub(LOOP_OVERHEAD) / per_epoch).max(1) as u32,
             None => u32::MAX,
         };
 
@@ -186,9 +217,14 @@ impl<'a> FusedTrainer<'a> {
         let evaluate = pipelines.pop().expect("two pipelines");
         let train = pipelines.pop().expect("two pipelines");
 
-        // Samples as f32: inputs then targets, sample after sample.
-        let samples: Vec<f32> = (0..data.samples())
-            .flat_map(|s| data.input(s).iter().chain(data.target(s)))
+        // Samples as f32: inputs then targets, sample after sample; the
+        // held-out samples of a history after the training data's.
+        let sets = [Some(data), shape.eval_data()];
+        let samples: Vec<f32> = sets
+            .into_iter()
+            .flatten()
+            .flat_map(|d| (0..d.samples()).map(move |s| (d, s)))
+            .flat_map(|(d, s)| d.input(s).iter().chain(d.target(s)))
             .map(|&v| v as f32)
             .collect();
         let sample_bytes = std::mem::size_of_val(samples.as_slice()) as u64;
@@ -199,10 +235,15 @@ impl<'a> FusedTrainer<'a> {
             )));
         }
 
-        // The largest per-network buffer: the parameters, or the
-        // optimizer state (Adam: two values per parameter).
+        // The largest per-network buffer: the parameters, the optimizer
+        // state (Adam: two values per parameter), or the final losses and
+        // the history.
         let state_slots = spec.optimizer.state_slots();
-        let per_network = 4 * (parameter_count * state_slots.max(1)).max(2) as u64;
+        let history = recording.map(|r| r.plan);
+        let loss_words = status::loss_words(1, history.as_ref());
+        check_history_fits(ctx, loss_words)?;
+        let per_network =
+            (4 * (parameter_count * state_slots.max(1)).max(2) as u64).max(4 * loss_words);
         let capacity = network_chunk_capacity(
             &ctx.limits,
             per_network,
@@ -214,7 +255,7 @@ impl<'a> FusedTrainer<'a> {
         let copy_both = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
         let params_bytes = 4 * (parameter_count * capacity) as u64;
         let status_bytes = status::bytes(capacity);
-        let loss_bytes = 4 * capacity as u64;
+        let loss_bytes = 4 * status::loss_words(capacity, history.as_ref());
         let state_bytes = 4 * (state_slots * parameter_count * capacity) as u64;
         let config = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("fused config"),
@@ -258,6 +299,7 @@ impl<'a> FusedTrainer<'a> {
             parameter_count,
             state_slots,
             capacity,
+            history,
             max_epochs_per_submission,
             max_workgroups_per_dimension: options.workgroups_per_dimension(&ctx.limits),
             train,
@@ -398,7 +440,7 @@ impl ChunkKernel for FusedTrainer<'_> {
         count: usize,
         final_epoch: u32,
         options: &TrainOptions,
-    ) -> Result<Vec<NetworkOutcome>, Error> {
+    ) -> Result<(Vec<NetworkOutcome>, Option<HistoryBlock>), Error> {
         let config = self.config(count, final_epoch, 0, options);
         self.dispatch(&self.evaluate, config, self.grid(count), true, None);
         let (p, cap) = (self.parameter_count, self.capacity);
@@ -425,7 +467,28 @@ impl ChunkKernel for FusedTrainer<'_> {
                     }
                 }
             }
-            status::outcomes(status_words, cap, loss, count)
+            let outcomes = status::outcomes(status_words, cap, loss, count);
+            let history = self
+                .history
+                .map(|plan| status::history(status_words, cap, loss, count, &plan));
+            (outcomes, history)
         })
     }
+}
+
+/// Refuses a history whose points do not fit one network's share of the
+/// final-loss buffer (`loss_words` words) within the adapter's binding
+/// limit.
+pub(crate) fn check_history_fits(ctx: &GpuContext, loss_words: u64) -> Result<(), Error> {
+    let limit = ctx.limits.max_storage_buffer_binding_size;
+    if 4 * loss_words > limit {
+        return Err(Error::TooLarge(format!(
+            "--history: {} recorded losses per network take {} bytes, more than the {limit} \
+             adapter '{}' binds; record fewer points (a larger --history K)",
+            loss_words - 1,
+            4 * loss_words,
+            ctx.adapter.name
+        )));
+    }
+    Ok(())
 }

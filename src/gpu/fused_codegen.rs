@@ -12,6 +12,8 @@ use std::fmt::Write;
 
 use crate::batches;
 use crate::data::Dataset;
+use crate::gpu::status;
+use crate::history::Recording;
 use crate::model::{ModelSpec, ParamLayout, Reduction};
 
 /// Invocations per workgroup of the fused kernel.
@@ -20,6 +22,14 @@ pub const WORKGROUP_SIZE: u32 = 64;
 /// Largest parameter count the fused kernel accepts: beyond it the
 /// generated code no longer fits in registers and takes long to compile.
 pub const FUSED_MAX_PARAMETERS: usize = 1024;
+
+/// Loop iterations a submission keeps in reserve below the adapter's cap:
+/// the segment loop's own (see `shaders/fused_train.wgsl`) and the error
+/// in these counts. llvmpipe's cap was measured between 65,280 and 66,096
+/// iterations; with history at every epoch on 100 buffered samples (205
+/// counted per epoch), 319 epochs a submission (65,395) lost epochs and
+/// 313 (with this reserve) did not (`tests/history.rs`).
+pub const LOOP_OVERHEAD: u64 = 1024;
 
 /// Data sets of at most this many values (samples x (inputs + targets))
 /// are baked into the kernel as literals, with the sample loop unrolled:
@@ -46,6 +56,9 @@ const FULL_BATCH_ONLY: [&str; 3] = ["zero_gradients", "forward_backward_all_samp
 pub struct FusedShape<'a> {
     pub spec: &'a ModelSpec,
     pub data: &'a Dataset,
+    /// The learning curves to record, if any; with held-out data, its
+    /// samples follow the training data's in the samples buffer.
+    pub recording: Option<&'a Recording<'a>>,
 }
 
 impl FusedShape<'_> {
@@ -66,16 +79,28 @@ impl FusedShape<'_> {
     pub fn constants(&self) -> String {
         let samples = self.data.samples();
         let t = self.spec.topology.inputs() + self.spec.topology.outputs();
+        let eval_samples = self.eval_data().map_or(0, |e| e.samples());
         format!(
             "const WORKGROUP_SIZE: u32 = {WORKGROUP_SIZE}u;\n\
              const SAMPLES: u32 = {samples}u;\n\
              const SAMPLE_STRIDE: u32 = {t}u;\n\
              const REDUCTION: f32 = {:?};\n\
-             const MEAN: bool = {};\n{}",
+             const MEAN: bool = {};\n\
+             const EVAL_SAMPLES: u32 = {eval_samples}u;\n\
+             const EVAL_BASE: u32 = {}u;\n\
+             const EVAL_REDUCTION: f32 = {:?};\n{}{}",
             self.spec.reduction.factor(samples) as f32,
             self.spec.reduction == Reduction::Mean,
+            samples * t,
+            self.spec.reduction.factor(eval_samples.max(1)) as f32,
             batches::wgsl_constants(samples, self.spec.batching.as_ref()),
+            status::history_constants(self.recording.map(|r| &r.plan)),
         )
+    }
+
+    /// The held-out data whose loss the history records, if it does.
+    pub fn eval_data(&self) -> Option<&Dataset> {
+        self.recording.filter(|r| r.plan.eval).and_then(|r| r.eval)
     }
 
     /// Whether the run uses minibatches (or a shuffled order): the kernel's
@@ -143,6 +168,15 @@ impl FusedShape<'_> {
                 }
             }
             "forward_loss_all_samples" => self.emit_all_samples(&layout, false, &mut out),
+            "eval_loss_all_samples" => {
+                // Nothing without held-out data: EVAL_HISTORY is false.
+                if self.eval_data().is_some() {
+                    out.push_str("            for (var s = 0u; s < EVAL_SAMPLES; s++) {\n");
+                    out.push_str("                let base = EVAL_BASE + s * SAMPLE_STRIDE;\n");
+                    self.emit_forward_and_loss(&layout, None, &mut out);
+                    out.push_str("            }\n");
+                }
+            }
             "forward_backward_all_samples" => self.emit_all_samples(&layout, true, &mut out),
             "forward_loss_one_sample" => self.emit_forward_and_loss(&layout, None, &mut out),
             "forward_backward_one_sample" => {
@@ -165,6 +199,7 @@ impl FusedShape<'_> {
             "zero_gradients",
             "update",
             "forward_loss_all_samples",
+            "eval_loss_all_samples",
             "forward_backward_all_samples",
             "forward_loss_one_sample",
             "forward_backward_one_sample",
@@ -182,12 +217,31 @@ impl FusedShape<'_> {
     /// (`samples + 1`), the batch loop (`batches + 1`), the sample loops
     /// (`samples + batches`) and the shuffle's cycle walks (at most
     /// `4 samples`, src/batches.rs).
+    ///
+    /// A history adds, per segment (at most one an epoch, with `--history
+    /// 1`), the segment loop's iteration and its inner loop's exit test,
+    /// the recorded loss's pass over buffered data (`samples + 1`), and
+    /// the held-out pass (`eval samples + 1`).
     pub fn loop_iterations_per_epoch(&self) -> u64 {
-        if self.inline_data() {
-            1
-        } else {
-            buffered_loop_iterations_per_epoch(self.spec, self.data.samples())
-        }
+        let buffered = !self.inline_data();
+        let history = match self.recording {
+            Some(_) => {
+                2 + if buffered {
+                    self.data.samples() as u64 + 1
+                } else {
+                    0
+                }
+            }
+            None => 0,
+        };
+        let eval = self.eval_data().map_or(0, |e| e.samples() as u64 + 1);
+        history
+            + eval
+            + if buffered {
+                buffered_loop_iterations_per_epoch(self.spec, self.data.samples())
+            } else {
+                1
+            }
     }
 
     /// Whether the data is baked into the kernel as literals: small data

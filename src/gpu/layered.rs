@@ -15,11 +15,13 @@ use crate::gpu::buffers::{self, Access, Binding, storage_buffer};
 use crate::gpu::chunking::{MAX_CHUNK_BUFFER_BYTES, dispatch_grid};
 use crate::gpu::device::GpuContext;
 use crate::gpu::driver::ChunkKernel;
+use crate::gpu::fused::check_history_fits;
 use crate::gpu::options::{GpuOptions, LayeredVariant};
 use crate::gpu::quirks::AdapterQuirks;
 use crate::gpu::shaders;
 use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
+use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::model::{BiasMode, ModelSpec};
 use crate::training::{NetworkOutcome, TrainOptions};
 
@@ -364,28 +366,51 @@ pub(crate) struct LayeredTrainer<'a> {
     max_workgroups_per_dimension: u32,
     /// Bytes between the per-layer `LayerOp` slots of the uniform buffer.
     op_stride: u64,
+    history: Option<HistoryPlan>,
     pipelines: Pipelines,
     buffers: Buffers,
 }
 
 impl<'a> LayeredTrainer<'a> {
     /// Builds the kernels for `spec` and buffers for up to `networks`
-    /// networks on `data` at once (fewer if the adapter's limits say so).
+    /// networks on `data` at once (fewer if the adapter's limits say so),
+    /// recording the training loss's history if asked (`recording` must
+    /// not ask for the held-out loss's).
     pub fn new(
         ctx: &'a GpuContext,
         spec: &ModelSpec,
         data: &Dataset,
         networks: usize,
         options: &GpuOptions,
+        recording: Option<&Recording>,
     ) -> Result<Self, Error> {
         let samples = data.samples();
+        let history = recording.map(|r| r.plan);
+        assert!(
+            !history.is_some_and(|h| h.eval),
+            "the layered kernels record the training loss only"
+        );
+        // The final-loss buffer holds the history too: it bounds the
+        // networks per chunk like the other buffers.
+        let loss_words = status::loss_words(1, history.as_ref());
+        check_history_fits(ctx, loss_words)?;
+        let max_bytes = ctx
+            .limits
+            .max_storage_buffer_binding_size
+            .min(ctx.limits.max_buffer_size)
+            .min(MAX_CHUNK_BUFFER_BYTES);
+        let by_history = (max_bytes / (4 * loss_words)) as usize;
         let plan = LayeredPlan::new(
             spec,
             samples,
             &ctx.limits,
             &ctx.quirks,
             networks,
-            options.max_networks_per_chunk,
+            Some(
+                options
+                    .max_networks_per_chunk
+                    .map_or(by_history, |c| c.min(by_history)),
+            ),
         )?;
         let parameter_count = spec.layout().len;
         let variant = options
@@ -395,7 +420,7 @@ impl<'a> LayeredTrainer<'a> {
             LayeredVariant::Tiled => REDUCE_SIZE,
             LayeredVariant::Direct => direct_reduce_size(plan.longest_sum),
         };
-        let source = source(spec, samples, reduce_size)?;
+        let source = source_recording(spec, samples, reduce_size, history.as_ref())?;
         let entry_points = variant_entry_points(variant);
         let entry_points: Vec<&str> = entry_points.iter().map(String::as_str).collect();
         let op_size = std::mem::size_of::<LayerOp>() as u64;
@@ -446,7 +471,7 @@ impl<'a> LayeredTrainer<'a> {
         });
         let params_bytes = 4 * parameter_count as u64 * cap;
         let status_bytes = status::bytes(plan.capacity);
-        let loss_bytes = 4 * cap;
+        let loss_bytes = 4 * status::loss_words(plan.capacity, history.as_ref());
         let params = storage_buffer(ctx, "parameters", params_bytes, copy_both);
         let learning_rates = storage_buffer(ctx, "learning rates", 4 * cap, copy_both);
         let status_buffer = storage_buffer(ctx, "status", status_bytes, copy_both);
@@ -490,6 +515,7 @@ impl<'a> LayeredTrainer<'a> {
             variant,
             max_workgroups_per_dimension: options.workgroups_per_dimension(&ctx.limits),
             op_stride,
+            history,
             pipelines,
             buffers: Buffers {
                 ops,
@@ -633,13 +659,22 @@ impl<'a> LayeredTrainer<'a> {
         }
     }
 
-    fn record_epoch(&self, pass: &mut wgpu::ComputePass, count: u32, options: &TrainOptions) {
+    /// Run epoch `epoch`: one update, or its minibatches' (after the
+    /// full-data loss when the target or the history needs it).
+    fn record_epoch(
+        &self,
+        pass: &mut wgpu::ComputePass,
+        count: u32,
+        options: &TrainOptions,
+        epoch: u64,
+    ) {
         let Some(batching) = self.spec.batching else {
             self.record_update(pass, RowSet::All, count);
             return;
         };
         let last = self.spec.topology.weight_layers() - 1;
-        if options.target_loss.is_some() {
+        let recording = self.history.is_some_and(|h| h.slot(epoch).is_some());
+        if options.target_loss.is_some() || recording {
             self.record_forward(pass, RowSet::All, count);
             let sums = (count, 1, 1);
             self.step(pass, &self.pipelines.epoch_loss, (RowSet::All, last), sums);
@@ -661,9 +696,18 @@ impl<'a> LayeredTrainer<'a> {
 /// The kernel's full source for `spec` on `samples` samples, with
 /// per-network reductions of `reduce_size` invocations.
 pub fn source(spec: &ModelSpec, samples: usize, reduce_size: u32) -> Result<String, Error> {
-    shaders::assemble(KERNEL, spec, &constants(spec, samples, reduce_size), |_| {
-        None
-    })
+    source_recording(spec, samples, reduce_size, None)
+}
+
+/// [`source`] for a run that records the training loss's history.
+pub fn source_recording(
+    spec: &ModelSpec,
+    samples: usize,
+    reduce_size: u32,
+    history: Option<&HistoryPlan>,
+) -> Result<String, Error> {
+    let constants = constants(spec, samples, reduce_size) + &status::history_constants(history);
+    shaders::assemble(KERNEL, spec, &constants, |_| None)
 }
 
 /// `const` declarations the kernel relies on.
@@ -737,7 +781,7 @@ impl ChunkKernel for LayeredTrainer<'_> {
     fn submit_epochs(
         &self,
         count: usize,
-        _epoch_base: u32,
+        epoch_base: u32,
         epochs: u32,
         options: &TrainOptions,
         timer: Option<&PassTimer>,
@@ -746,8 +790,9 @@ impl ChunkKernel for LayeredTrainer<'_> {
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&pass_descriptor(timer));
-            for _ in 0..epochs {
-                self.record_epoch(&mut pass, count as u32, options);
+            for e in 0..epochs {
+                let epoch = epoch_base as u64 + e as u64;
+                self.record_epoch(&mut pass, count as u32, options, epoch);
             }
         }
         if let Some(timer) = timer {
@@ -763,7 +808,7 @@ impl ChunkKernel for LayeredTrainer<'_> {
         count: usize,
         final_epoch: u32,
         options: &TrainOptions,
-    ) -> Result<Vec<NetworkOutcome>, Error> {
+    ) -> Result<(Vec<NetworkOutcome>, Option<HistoryBlock>), Error> {
         self.write_ops(count, options, final_epoch);
         let last = self.spec.topology.weight_layers() - 1;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
@@ -805,7 +850,11 @@ impl ChunkKernel for LayeredTrainer<'_> {
                     }
                 }
             }
-            status::outcomes(status_words, cap, loss, count)
+            let outcomes = status::outcomes(status_words, cap, loss, count);
+            let history = self
+                .history
+                .map(|plan| status::history(status_words, cap, loss, count, &plan));
+            (outcomes, history)
         })
     }
 }

@@ -4,6 +4,7 @@
 //! [`STATUS_WORDS`] words in the status buffer, word `w` of network `n` at
 //! `w * stride + n` (stride: the chunk's capacity).
 
+use crate::history::{HistoryBlock, HistoryPlan};
 use crate::training::{NetworkOutcome, TrainOptions};
 
 /// Word: the first epoch whose loss was at or below the target.
@@ -16,8 +17,11 @@ pub const STATUS_EPOCH: u32 = 2;
 /// Word: minibatches this network's chunk has run (the layered kernels
 /// count them for every network, to know the batch and its epoch).
 pub const STATUS_STEP: u32 = 3;
+/// Word: history points this network has recorded in the current chunk
+/// ([`crate::history`]): points below it are set, the rest are not.
+pub const STATUS_RECORDED: u32 = 4;
 /// Words per network.
-pub const STATUS_WORDS: usize = 4;
+pub const STATUS_WORDS: usize = 5;
 
 /// Target word: no epoch reached the target loss.
 pub const NOT_REACHED: u32 = u32::MAX;
@@ -37,6 +41,7 @@ pub fn wgsl_constants() -> String {
         ("STATUS_STATE", STATUS_STATE),
         ("STATUS_EPOCH", STATUS_EPOCH),
         ("STATUS_STEP", STATUS_STEP),
+        ("STATUS_RECORDED", STATUS_RECORDED),
         ("NOT_REACHED", NOT_REACHED),
         ("STATE_DIVERGED", STATE_DIVERGED),
         ("STATE_STOPPED", STATE_STOPPED),
@@ -85,6 +90,59 @@ pub fn outcomes(status: &[u32], stride: usize, loss: &[u32], count: usize) -> Ve
         .collect()
 }
 
+/// The history's constants for the kernels: whether a run records
+/// (`HISTORY`), every how many epochs, the loop points per series
+/// (`HISTORY_POINTS`) and whether the held-out loss is recorded too
+/// (`EVAL_HISTORY`). The final-loss buffer holds the final losses, then
+/// point q of series s (0: training, 1: held-out) of network n at
+/// `(1 + s * HISTORY_POINTS + q) * stride + n`.
+pub fn history_constants(plan: Option<&HistoryPlan>) -> String {
+    let (on, every, points, eval) = match plan {
+        Some(p) => (true, p.every, p.loop_points(), p.eval),
+        None => (false, 1, 0, false),
+    };
+    format!(
+        "// The history, from src/gpu/status.rs.\n\
+         const HISTORY: bool = {on};\n\
+         const HISTORY_EVERY: u32 = {every}u;\n\
+         const HISTORY_POINTS: u32 = {points}u;\n\
+         const EVAL_HISTORY: bool = {eval};\n"
+    )
+}
+
+/// Words of a chunk's final-loss buffer: the final losses and the
+/// history's loop points ([`history_constants`]).
+pub fn loss_words(capacity: usize, plan: Option<&HistoryPlan>) -> u64 {
+    let points = plan.map_or(0, |p| p.series() * p.loop_points());
+    (1 + points as u64) * capacity as u64
+}
+
+/// The recorded curves of the first `count` networks, from the status
+/// words and the final-loss buffer's words ([`history_constants`]), not
+/// yet completed ([`HistoryBlock::complete`]).
+pub fn history(
+    status: &[u32],
+    stride: usize,
+    loss: &[u32],
+    count: usize,
+    plan: &HistoryPlan,
+) -> HistoryBlock {
+    let mut block = HistoryBlock::new(plan, count);
+    let (points, loop_points) = (block.points, plan.loop_points());
+    for n in 0..count {
+        let recorded = status[STATUS_RECORDED as usize * stride + n].min(loop_points as u32);
+        block.recorded[n] = recorded;
+        for q in 0..recorded as usize {
+            let at = |s: usize| loss[(1 + s * loop_points + q) * stride + n];
+            block.train[n * points + q] = f32::from_bits(at(0)) as f64;
+            if plan.eval {
+                block.eval[n * points + q] = f32::from_bits(at(1)) as f64;
+            }
+        }
+    }
+    block
+}
+
 /// Bytes of a chunk's status buffer.
 pub fn bytes(capacity: usize) -> u64 {
     4 * (STATUS_WORDS * capacity) as u64
@@ -97,7 +155,7 @@ mod tests {
     #[test]
     fn outcomes_read_the_words_initial_writes() {
         let mut status = initial(4);
-        assert_eq!(status.len(), 16);
+        assert_eq!(status.len(), 4 * STATUS_WORDS);
         status[2] = 17; // network 2 reached its target at epoch 17
         status[4 + 3] = STATE_DIVERGED;
         let loss: Vec<u32> = [0.5f32, 0.25, 0.125, f32::NAN]

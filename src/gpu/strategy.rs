@@ -15,6 +15,7 @@ use crate::gpu::fused::{FusedTrainer, fused_supports};
 use crate::gpu::layered::LayeredTrainer;
 use crate::gpu::options::{GpuOptions, LayeredVariant};
 use crate::gpu::quirks::AdapterQuirks;
+use crate::history::Recording;
 use crate::model::ModelSpec;
 use crate::training::{Progress, TrainOptions};
 
@@ -78,12 +79,42 @@ impl<'a> GpuTrainer<'a> {
         requested: Strategy,
         options: &GpuOptions,
     ) -> Result<Self, Error> {
+        Self::recording(ctx, spec, data, networks, requested, options, None)
+    }
+
+    /// [`GpuTrainer::new`] for a trainer that also records learning curves
+    /// ([`crate::history`]) into [`GpuRun::history`]. The layered kernels
+    /// record the training loss only: held-out data's history needs the
+    /// fused kernel.
+    pub fn recording(
+        ctx: &'a GpuContext,
+        spec: &ModelSpec,
+        data: &Dataset,
+        networks: usize,
+        requested: Strategy,
+        options: &GpuOptions,
+        recording: Option<&Recording>,
+    ) -> Result<Self, Error> {
         spec.validate()?;
         let kernel = match choose_strategy(spec, data.samples(), requested, &ctx.quirks)? {
             Strategy::Layered => {
-                Kernel::Layered(LayeredTrainer::new(ctx, spec, data, networks, options)?)
+                if recording.is_some_and(|r| r.plan.eval) {
+                    return Err(Error::Config(format!(
+                        "--history with held-out data (--eval-data, --holdout) records the \
+                         held-out loss with the fused GPU kernel or the CPU backend; this \
+                         {} network on {} samples runs on the layered kernels (use \
+                         --backend cpu, or --history without held-out data)",
+                        spec.topology,
+                        data.samples()
+                    )));
+                }
+                Kernel::Layered(LayeredTrainer::new(
+                    ctx, spec, data, networks, options, recording,
+                )?)
             }
-            _ => Kernel::Fused(FusedTrainer::new(ctx, spec, data, networks, options)?),
+            _ => Kernel::Fused(FusedTrainer::new(
+                ctx, spec, data, networks, options, recording,
+            )?),
         };
         Ok(Self {
             kernel,
