@@ -29,7 +29,13 @@
 // epoch_loss.
 //
 // History (HISTORY, src/gpu/status.rs): every HISTORY_EVERY-th epoch's
-// loss goes to final_loss beyond the final losses (record_history).
+// loss goes to final_loss beyond the final losses (record_history); with
+// EVAL_HISTORY such an epoch first runs forward over the held-out rows
+// (their inputs after the training data's in layer 0, their targets after
+// its targets) and eval_loss.
+//
+// ROW_STRIDE (the training samples, or the held-out ones if more) is the
+// per-network row stride of the activations and deltas.
 //
 // Every operation comes in two variants with the same arithmetic: tiled
 // (matrix products through workgroup-memory tiles, sums as workgroup
@@ -78,7 +84,9 @@ struct LayerOp {
     // 1: the op's rows are the current minibatch's, whose data rows come
     // from the epoch's order (src/batches.rs); 0: rows are data rows.
     mapped: u32,
-    _pad2: u32,
+    // Where the op's rows' targets start in `targets`: 0, or after the
+    // training data's for the held-out rows.
+    target_base: u32,
 }
 
 const BIAS_NONE: u32 = 0u;
@@ -185,7 +193,7 @@ fn bias(n: u32, j: u32) -> f32 {
 // The matrix products' stores, shared by the tiled and direct variants.
 // The output layer's net inputs wait in its deltas for output_delta.
 fn store_activation(n: u32, s: u32, j: u32, sum: f32) {
-    let element = n * DATA_SAMPLES * op.fan_out + s * op.fan_out + j;
+    let element = n * ROW_STRIDE * op.fan_out + s * op.fan_out + j;
     let net = sum + bias(n, j);
     if op.output_layer != 0u {
         deltas[op.delta_out_base + element] = net;
@@ -197,7 +205,7 @@ fn store_activation(n: u32, s: u32, j: u32, sum: f32) {
 
 fn store_hidden_delta(n: u32, s: u32, k: u32, back: f32) {
     let a = acts[op.in_base + n * op.in_network_stride + s * op.fan_in + k];
-    let lower = op.delta_in_base + n * DATA_SAMPLES * op.fan_in + s * op.fan_in + k;
+    let lower = op.delta_in_base + n * ROW_STRIDE * op.fan_in + s * op.fan_in + k;
     deltas[lower] = back * hidden_derivative(a);
 }
 
@@ -239,14 +247,14 @@ fn update_weight(n: u32, j: u32, k: u32, gradient: f32) {
 // The loss of output element e (sample-major) of network n, from the net
 // input forward left in its delta slot.
 fn output_loss(n: u32, e: u32) -> f32 {
-    let stride = DATA_SAMPLES * op.fan_out;
+    let stride = ROW_STRIDE * op.fan_out;
     let z = deltas[op.delta_out_base + n * stride + e];
     return loss_value(z, acts[op.out_base + n * stride + e], target_value(n, e));
 }
 
 // The target of output element e (row-major) of the op's rows.
 fn target_value(n: u32, e: u32) -> f32 {
-    return targets[data_row(n, e / op.fan_out) * op.fan_out + e % op.fan_out];
+    return targets[op.target_base + data_row(n, e / op.fan_out) * op.fan_out + e % op.fan_out];
 }
 
 // The factor of the op's summed gradients and losses: 1, or for the mean
@@ -257,21 +265,33 @@ fn grad_scale() -> f32 {
 
 // The same, then the element's delta replaces its net input.
 fn output_error(n: u32, e: u32) -> f32 {
-    let stride = DATA_SAMPLES * op.fan_out;
+    let stride = ROW_STRIDE * op.fan_out;
     let yhat = acts[op.out_base + n * stride + e];
     let loss = output_loss(n, e);
     deltas[op.delta_out_base + n * stride + e] = loss_delta(yhat, target_value(n, e), output_derivative(yhat));
     return loss;
 }
 
-// The training loss of network n at run epoch `epoch`, when that is a
-// point of the history; the network's count of recorded points.
-fn record_history(n: u32, epoch: u32, loss: f32) {
+// Series `series` (0: training, 1: held-out) of network n's history at
+// run epoch `epoch`, when that is a point of it; the training series also
+// counts the network's recorded points.
+fn record_history(n: u32, epoch: u32, series: u32, loss: f32) {
     if HISTORY && is_active(n) && epoch % HISTORY_EVERY == 0u {
         let q = epoch / HISTORY_EVERY;
-        final_loss[(1u + q) * op.status_stride + n] = loss;
-        status[status_word(STATUS_RECORDED, n)] = q + 1u;
+        final_loss[(1u + series * HISTORY_POINTS + q) * op.status_stride + n] = loss;
+        if series == 0u {
+            status[status_word(STATUS_RECORDED, n)] = q + 1u;
+        }
     }
+}
+
+// The run epoch network n is at: from its batch counter with minibatches,
+// else from its epoch counter.
+fn current_epoch(n: u32) -> u32 {
+    if BATCHED {
+        return op.epoch_base + status[status_word(STATUS_STEP, n)] / BATCHES;
+    }
+    return op.epoch_base + status[status_word(STATUS_EPOCH, n)];
 }
 
 // One epoch's bookkeeping for network n from the loss of its current
@@ -284,7 +304,7 @@ fn record_epoch_loss(n: u32, loss: f32) {
     let target_index = status_word(STATUS_TARGET, n);
     let epoch = status[epoch_index];
     if !BATCHED {
-        record_history(n, op.epoch_base + epoch, loss);
+        record_history(n, op.epoch_base + epoch, 0u, loss);
     }
     var state = 0u;
     if !is_finite(loss) {
@@ -404,11 +424,23 @@ fn epoch_loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
     let n = wg.x;
     let loss = workgroup_sum(lid, output_loss_sum(n, lid)) * grad_scale();
     if lid == 0u {
-        record_history(n, op.epoch_base + status[status_word(STATUS_STEP, n)] / BATCHES, loss);
+        record_history(n, current_epoch(n), 0u, loss);
         // Without a target the history only observes.
         if (op.flags & FLAG_HAS_TARGET) != 0u {
             record_epoch_loss(n, loss);
         }
+    }
+}
+
+// The held-out loss (forward has run over the held-out rows, and MEAN
+// divides by their count): series 1 of the history at the network's
+// epoch. Nothing else changes.
+@compute @workgroup_size(REDUCE_SIZE)
+fn eval_loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let n = wg.x;
+    let loss = workgroup_sum(lid, output_loss_sum(n, lid)) * grad_scale();
+    if lid == 0u {
+        record_history(n, current_epoch(n), 1u, loss);
     }
 }
 
@@ -427,7 +459,7 @@ fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) 
     let n = wg.z;
     let row = wg.y * TILE + lid.y;
     let col = wg.x * TILE + lid.x;
-    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out;
+    let upper = op.delta_out_base + n * ROW_STRIDE * op.fan_out;
     let weights = n * op.param_stride + op.weight_offset;
     var acc = 0.0;
     for (var d0 = 0u; d0 < op.fan_out; d0 += TILE) {
@@ -459,7 +491,7 @@ fn weight_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     let n = wg.z;
     let row = wg.y * TILE + lid.y;
     let col = wg.x * TILE + lid.x;
-    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out;
+    let upper = op.delta_out_base + n * ROW_STRIDE * op.fan_out;
     let inputs = op.in_base + n * op.in_network_stride;
     // The neuron whose delta this invocation loads (j runs along x).
     let loaded_neuron = wg.y * TILE + lid.x;
@@ -490,7 +522,7 @@ fn weight_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
 @compute @workgroup_size(REDUCE_SIZE)
 fn bias_update(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     let n = wg.x;
-    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out;
+    let upper = op.delta_out_base + n * ROW_STRIDE * op.fan_out;
     let training = is_active(n);
     if BIAS_MODE == BIAS_SHARED {
         var sum = 0.0;
@@ -609,7 +641,7 @@ fn backward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_w
     let e = flat % per_network;
     let s = e / op.fan_in;
     let k = e % op.fan_in;
-    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out + s * op.fan_out;
+    let upper = op.delta_out_base + n * ROW_STRIDE * op.fan_out + s * op.fan_out;
     let weights = n * op.param_stride + op.weight_offset + k;
     var acc = 0.0;
     for (var j = 0u; j < op.fan_out; j++) {
@@ -629,7 +661,7 @@ fn weight_update_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(
     let e = flat % per_network;
     let j = e / op.fan_in;
     let k = e % op.fan_in;
-    let upper = op.delta_out_base + n * DATA_SAMPLES * op.fan_out + j;
+    let upper = op.delta_out_base + n * ROW_STRIDE * op.fan_out + j;
     let inputs = op.in_base + n * op.in_network_stride + k;
     var acc = 0.0;
     for (var first = 0u; first < op.samples; first += SUM_BLOCK) {

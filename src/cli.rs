@@ -541,7 +541,7 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FILE.safetensors", requires = "history")]
     pub history_out: Option<PathBuf>,
     /// The population's loss quantiles at each recorded epoch as CSV
-    /// (epoch,networks,diverged,min,p10,median,p90,max,reached_target).
+    /// (epoch,min,p10,median,p90,max,reached_target,networks,diverged).
     #[arg(long, value_name = "FILE.csv", requires = "history")]
     pub history_csv: Option<PathBuf>,
     /// Draw the learning curves at the end (.svg or .png), as `gputrain

@@ -321,7 +321,7 @@ impl HistoryTally {
 /// The header of the quantile CSV; the `eval_` columns only with held-out
 /// data.
 pub fn csv_header(eval: bool) -> String {
-    let mut header = String::from("epoch,networks,diverged,min,p10,median,p90,max,reached_target");
+    let mut header = String::from("epoch,min,p10,median,p90,max,reached_target,networks,diverged");
     if eval {
         header.push_str(",eval_min,eval_p10,eval_median,eval_p90,eval_max");
     }
@@ -343,11 +343,11 @@ pub fn csv_text(points: &[HistoryPoint], eval: bool) -> String {
     for p in points {
         let reached = p.reached_target.map(|r| r.to_string()).unwrap_or_default();
         text.push_str(&format!(
-            "{},{},{},{},{reached}",
+            "{},{},{reached},{},{}",
             p.epoch,
+            five(&p.loss),
             p.networks,
-            p.diverged,
-            five(&p.loss)
+            p.diverged
         ));
         if eval {
             text.push(',');
@@ -629,10 +629,10 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<HistoryPoint>, Error> {
         };
         points.push(HistoryPoint {
             epoch: count(0)?,
-            networks: count(1)?,
-            diverged: count(2)?,
-            loss: five(3)?,
-            reached_target: number(8)?,
+            loss: five(1)?,
+            reached_target: number(6)?,
+            networks: count(7)?,
+            diverged: count(8)?,
             eval_loss: if eval { five(9)? } else { None },
         });
     }
@@ -718,7 +718,7 @@ mod tests {
         let text = csv_text(&points, true);
         assert!(
             text.starts_with(
-                "epoch,networks,diverged,min,p10,median,p90,max,reached_target,eval_min"
+                "epoch,min,p10,median,p90,max,reached_target,networks,diverged,eval_min"
             )
         );
         assert_eq!(text.lines().count(), 6);

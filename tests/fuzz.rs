@@ -249,8 +249,8 @@ fn parse_and_configure(args: &[String]) {
 }
 
 /// A valid learning-curve CSV (`--history-csv`).
-const HISTORY_CSV: &str = "epoch,networks,diverged,min,p10,median,p90,max,reached_target\n\
-     0,4,0,0.1,0.2,0.3,0.4,0.5,\n10,4,1,0.01,0.02,0.03,0.04,0.05,\n";
+const HISTORY_CSV: &str = "epoch,min,p10,median,p90,max,reached_target,networks,diverged\n\
+     0,0.1,0.2,0.3,0.4,0.5,,4,0\n10,0.01,0.02,0.03,0.04,0.05,,4,1\n";
 
 /// The plot inputs' readers: a figure's data or an error, never a panic.
 fn read_plot_inputs(path: &Path, bytes: &[u8]) {

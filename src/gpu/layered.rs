@@ -96,7 +96,7 @@ pub fn direct_reduce_size(longest_sum: u64) -> u32 {
 /// Every entry point of the kernel file: the operations, in the order an
 /// epoch runs them (the tiled variant's), then the direct variant's
 /// matrix products, each named `{operation}_direct`.
-pub const ENTRY_POINTS: [&str; 11] = [
+pub const ENTRY_POINTS: [&str; 12] = [
     "forward",
     "output_delta",
     "backward",
@@ -105,12 +105,13 @@ pub const ENTRY_POINTS: [&str; 11] = [
     "evaluate",
     "epoch_loss",
     "advance",
+    "eval_loss",
     "forward_direct",
     "backward_direct",
     "weight_update_direct",
 ];
 /// How many of [`ENTRY_POINTS`] are operations.
-const OPERATIONS: usize = 8;
+const OPERATIONS: usize = 9;
 
 /// The entry point `variant` runs for each operation, in epoch order.
 fn variant_entry_points(variant: LayeredVariant) -> Vec<String> {
@@ -155,7 +156,7 @@ pub struct LayerOp {
     epoch_base: u32,
     /// 1: the rows are the current minibatch's (see [`RowSet`]).
     mapped: u32,
-    _pad2: u32,
+    target_base: u32,
 }
 
 /// What the host assumes of the kernel file.
@@ -183,7 +184,7 @@ pub const INTERFACE: shaders::KernelInterface = shaders::KernelInterface {
         output_layer,
         epoch_base,
         mapped,
-        _pad2,
+        target_base,
     }),
 };
 
@@ -199,9 +200,15 @@ pub struct LayeredPlan {
     pub delta_base: Vec<u64>,
     pub act_words: u64,
     pub delta_words: u64,
-    /// Terms of the longest per-network sum: samples x widest layer, or
+    /// Terms of the longest per-network sum: rows x widest layer, or
     /// the parameters.
     pub longest_sum: u64,
+    /// Rows per network in the activations and deltas: the samples, or
+    /// the held-out samples of a history if more.
+    pub row_stride: u64,
+    /// Word offset of the held-out inputs in the activations (after the
+    /// training inputs, in layer 0's region).
+    pub eval_input_base: u64,
 }
 
 impl LayeredPlan {
@@ -222,10 +229,27 @@ impl LayeredPlan {
         networks: usize,
         cap: Option<usize>,
     ) -> Result<Self, Error> {
+        Self::with_eval(spec, samples, 0, limits, quirks, networks, cap)
+    }
+
+    /// [`LayeredPlan::new`] with room for `eval_samples` held-out rows (a
+    /// history's held-out loss): their inputs after the training data's,
+    /// and rows for the larger of the two sets.
+    pub fn with_eval(
+        spec: &ModelSpec,
+        samples: usize,
+        eval_samples: usize,
+        limits: &wgpu::Limits,
+        quirks: &AdapterQuirks,
+        networks: usize,
+        cap: Option<usize>,
+    ) -> Result<Self, Error> {
         let loop_limit = quirks.loop_limit() as u64;
         let max_sum_terms = loop_limit * DIRECT_REDUCE_SIZE as u64;
         let widths = spec.topology.widths();
-        let s = samples as u64;
+        // Rows per network: the larger of the training and held-out sets.
+        let s = samples.max(eval_samples) as u64;
+        let input_rows = (samples + eval_samples) as u64;
         let max_bytes = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size)
@@ -236,8 +260,8 @@ impl LayeredPlan {
                  samples or narrower layers, or --backend cpu"
             ))
         };
-        let input_bytes = 4 * s * widths[0] as u64;
-        let target_bytes = 4 * s * spec.topology.outputs() as u64;
+        let input_bytes = 4 * input_rows * widths[0] as u64;
+        let target_bytes = 4 * input_rows * spec.topology.outputs() as u64;
         let per_network_acts = 4 * s * widths[1..].iter().map(|&w| w as u64).sum::<u64>();
         let per_network_params = 4 * spec.layout().len as u64;
         if input_bytes + per_network_acts > max_bytes {
@@ -266,7 +290,7 @@ impl LayeredPlan {
                 spec.topology
             )));
         }
-        if samples as u64 > loop_limit {
+        if s > loop_limit {
             return Err(too_large(format!(
                 "{samples} samples; the layered kernels take at most {loop_limit} on this \
                  adapter (one invocation loops over the samples)"
@@ -291,7 +315,7 @@ impl LayeredPlan {
             .max(1);
         let cap64 = capacity as u64;
         let mut act_base = vec![0u64];
-        let mut next = s * widths[0] as u64;
+        let mut next = input_rows * widths[0] as u64;
         for &w in &widths[1..] {
             act_base.push(next);
             next += cap64 * s * w as u64;
@@ -310,6 +334,8 @@ impl LayeredPlan {
             act_words,
             delta_words: next,
             longest_sum: longest,
+            row_stride: s,
+            eval_input_base: samples as u64 * widths[0] as u64,
         })
     }
 }
@@ -334,6 +360,7 @@ struct Pipelines {
     evaluate: wgpu::ComputePipeline,
     epoch_loss: wgpu::ComputePipeline,
     advance: wgpu::ComputePipeline,
+    eval_loss: wgpu::ComputePipeline,
 }
 
 /// The rows an op covers; each has its own `LayerOp` per layer.
@@ -345,10 +372,12 @@ enum RowSet {
     Batch,
     /// The shorter last minibatch.
     LastBatch,
+    /// The held-out samples of a history.
+    Eval,
 }
 
 impl RowSet {
-    const ALL: [RowSet; 3] = [RowSet::All, RowSet::Batch, RowSet::LastBatch];
+    const ALL: [RowSet; 4] = [RowSet::All, RowSet::Batch, RowSet::LastBatch, RowSet::Eval];
 }
 
 /// Pipelines and buffers for one run of the layered kernels.
@@ -367,6 +396,8 @@ pub(crate) struct LayeredTrainer<'a> {
     /// Bytes between the per-layer `LayerOp` slots of the uniform buffer.
     op_stride: u64,
     history: Option<HistoryPlan>,
+    /// Held-out samples whose loss the history records (0: none).
+    eval_samples: usize,
     pipelines: Pipelines,
     buffers: Buffers,
 }
@@ -386,10 +417,9 @@ impl<'a> LayeredTrainer<'a> {
     ) -> Result<Self, Error> {
         let samples = data.samples();
         let history = recording.map(|r| r.plan);
-        assert!(
-            !history.is_some_and(|h| h.eval),
-            "the layered kernels record the training loss only"
-        );
+        // The held-out data whose loss the history records, if it does.
+        let eval = recording.filter(|r| r.plan.eval).and_then(|r| r.eval);
+        let eval_samples = eval.map_or(0, |e| e.samples());
         // The final-loss buffer holds the history too: it bounds the
         // networks per chunk like the other buffers.
         let loss_words = status::loss_words(1, history.as_ref());
@@ -400,9 +430,10 @@ impl<'a> LayeredTrainer<'a> {
             .min(ctx.limits.max_buffer_size)
             .min(MAX_CHUNK_BUFFER_BYTES);
         let by_history = (max_bytes / (4 * loss_words)) as usize;
-        let plan = LayeredPlan::new(
+        let plan = LayeredPlan::with_eval(
             spec,
             samples,
+            eval_samples,
             &ctx.limits,
             &ctx.quirks,
             networks,
@@ -420,7 +451,7 @@ impl<'a> LayeredTrainer<'a> {
             LayeredVariant::Tiled => REDUCE_SIZE,
             LayeredVariant::Direct => direct_reduce_size(plan.longest_sum),
         };
-        let source = source_recording(spec, samples, reduce_size, history.as_ref())?;
+        let source = source_recording(spec, samples, &plan, reduce_size, history.as_ref())?;
         let entry_points = variant_entry_points(variant);
         let entry_points: Vec<&str> = entry_points.iter().map(String::as_str).collect();
         let op_size = std::mem::size_of::<LayerOp>() as u64;
@@ -438,6 +469,7 @@ impl<'a> LayeredTrainer<'a> {
             evaluate: next(),
             epoch_loss: next(),
             advance: next(),
+            eval_loss: next(),
         };
 
         let device = &ctx.device;
@@ -453,15 +485,22 @@ impl<'a> LayeredTrainer<'a> {
         });
         let copy_both = wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC;
         let acts = storage_buffer(ctx, "activations", 4 * plan.act_words, copy_both);
-        let inputs: Vec<f32> = (0..samples)
-            .flat_map(|s| data.input(s))
+        // The training inputs, then the held-out ones (layer 0's region),
+        // and the targets likewise.
+        let sets: Vec<&Dataset> = std::iter::once(data).chain(eval).collect();
+        let rows = || {
+            sets.iter()
+                .flat_map(|d| (0..d.samples()).map(move |s| (*d, s)))
+        };
+        let inputs: Vec<f32> = rows()
+            .flat_map(|(d, s)| d.input(s))
             .map(|&v| v as f32)
             .collect();
         ctx.queue
             .write_buffer(&acts, 0, bytemuck::cast_slice(&inputs));
         let deltas = storage_buffer(ctx, "deltas", 4 * plan.delta_words, copy_both);
-        let target_values: Vec<f32> = (0..samples)
-            .flat_map(|s| data.target(s))
+        let target_values: Vec<f32> = rows()
+            .flat_map(|(d, s)| d.target(s))
             .map(|&v| v as f32)
             .collect();
         let targets = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -516,6 +555,7 @@ impl<'a> LayeredTrainer<'a> {
             max_workgroups_per_dimension: options.workgroups_per_dimension(&ctx.limits),
             op_stride,
             history,
+            eval_samples,
             pipelines,
             buffers: Buffers {
                 ops,
@@ -534,6 +574,7 @@ impl<'a> LayeredTrainer<'a> {
     fn rows(&self, set: RowSet) -> usize {
         let n = self.samples;
         match (set, self.spec.batching) {
+            (RowSet::Eval, _) => self.eval_samples,
             (RowSet::All, _) | (_, None) => n,
             (RowSet::Batch, Some(b)) => b.size.min(n),
             (RowSet::LastBatch, Some(b)) => n - (self.batches - 1) * b.size.min(n),
@@ -544,17 +585,22 @@ impl<'a> LayeredTrainer<'a> {
     fn write_ops(&self, count: usize, options: &TrainOptions, final_epoch: u32) {
         let layout = self.spec.layout();
         let widths = self.spec.topology.widths();
-        let s = self.samples as u32;
+        let rows = self.plan.row_stride as u32;
         let mut bytes = vec![0u8; self.buffers.ops.size() as usize];
         for set in RowSet::ALL {
+            let held_out = set == RowSet::Eval;
             for (l, layer) in layout.layers.iter().enumerate() {
                 let op = LayerOp {
                     samples: self.rows(set) as u32,
                     fan_in: widths[l] as u32,
                     fan_out: widths[l + 1] as u32,
-                    in_base: self.plan.act_base[l] as u32,
-                    // Per-network strides keep room for every sample.
-                    in_network_stride: if l == 0 { 0 } else { s * widths[l] as u32 },
+                    // The held-out rows read their own inputs.
+                    in_base: match (held_out, l) {
+                        (true, 0) => self.plan.eval_input_base as u32,
+                        _ => self.plan.act_base[l] as u32,
+                    },
+                    // Per-network strides keep room for every row.
+                    in_network_stride: if l == 0 { 0 } else { rows * widths[l] as u32 },
                     out_base: self.plan.act_base[l + 1] as u32,
                     delta_in_base: self.plan.delta_base[l] as u32,
                     delta_out_base: self.plan.delta_base[l + 1] as u32,
@@ -568,8 +614,11 @@ impl<'a> LayeredTrainer<'a> {
                     network_count: count as u32,
                     output_layer: u32::from(l + 1 == layout.layers.len()),
                     epoch_base: options.first_epoch as u32,
-                    mapped: u32::from(set != RowSet::All),
-                    ..LayerOp::default()
+                    mapped: u32::from(matches!(set, RowSet::Batch | RowSet::LastBatch)),
+                    target_base: match held_out {
+                        true => (self.samples * widths[widths.len() - 1]) as u32,
+                        false => 0,
+                    },
                 };
                 let at = self.op_slot(set, l) as usize;
                 bytes[at..at + std::mem::size_of::<LayerOp>()]
@@ -668,12 +717,18 @@ impl<'a> LayeredTrainer<'a> {
         options: &TrainOptions,
         epoch: u64,
     ) {
+        let last = self.spec.topology.weight_layers() - 1;
+        let recording = self.history.is_some_and(|h| h.slot(epoch).is_some());
+        if recording && self.eval_samples > 0 {
+            // The held-out loss of the parameters the epoch starts with.
+            self.record_forward(pass, RowSet::Eval, count);
+            let sums = (count, 1, 1);
+            self.step(pass, &self.pipelines.eval_loss, (RowSet::Eval, last), sums);
+        }
         let Some(batching) = self.spec.batching else {
             self.record_update(pass, RowSet::All, count);
             return;
         };
-        let last = self.spec.topology.weight_layers() - 1;
-        let recording = self.history.is_some_and(|h| h.slot(epoch).is_some());
         if options.target_loss.is_some() || recording {
             self.record_forward(pass, RowSet::All, count);
             let sums = (count, 1, 1);
@@ -696,22 +751,27 @@ impl<'a> LayeredTrainer<'a> {
 /// The kernel's full source for `spec` on `samples` samples, with
 /// per-network reductions of `reduce_size` invocations.
 pub fn source(spec: &ModelSpec, samples: usize, reduce_size: u32) -> Result<String, Error> {
-    source_recording(spec, samples, reduce_size, None)
+    let constants =
+        constants(spec, samples, samples as u64, reduce_size) + &status::history_constants(None);
+    shaders::assemble(KERNEL, spec, &constants, |_| None)
 }
 
-/// [`source`] for a run that records the training loss's history.
+/// [`source`] for the buffers `plan` lays out and a run that records
+/// `history`.
 pub fn source_recording(
     spec: &ModelSpec,
     samples: usize,
+    plan: &LayeredPlan,
     reduce_size: u32,
     history: Option<&HistoryPlan>,
 ) -> Result<String, Error> {
-    let constants = constants(spec, samples, reduce_size) + &status::history_constants(history);
+    let constants = constants(spec, samples, plan.row_stride, reduce_size)
+        + &status::history_constants(history);
     shaders::assemble(KERNEL, spec, &constants, |_| None)
 }
 
 /// `const` declarations the kernel relies on.
-fn constants(spec: &ModelSpec, samples: usize, reduce_size: u32) -> String {
+fn constants(spec: &ModelSpec, samples: usize, row_stride: u64, reduce_size: u32) -> String {
     let bias_mode = match spec.bias {
         BiasMode::None => "BIAS_NONE",
         BiasMode::Shared => "BIAS_SHARED",
@@ -722,7 +782,8 @@ fn constants(spec: &ModelSpec, samples: usize, reduce_size: u32) -> String {
          const REDUCE_SIZE: u32 = {reduce_size}u;\n\
          const DIRECT_SIZE: u32 = {DIRECT_SIZE}u;\n\
          const MEAN: bool = {};\n\
-         const BIAS_MODE: u32 = {bias_mode};\n{}",
+         const BIAS_MODE: u32 = {bias_mode};\n\
+         const ROW_STRIDE: u32 = {row_stride}u;\n{}",
         spec.reduction == crate::model::Reduction::Mean,
         crate::batches::wgsl_constants(samples, spec.batching.as_ref()),
     )
@@ -928,7 +989,8 @@ mod tests {
                 "bias_update",
                 "evaluate",
                 "epoch_loss",
-                "advance"
+                "advance",
+                "eval_loss"
             ]
         );
         assert_eq!(

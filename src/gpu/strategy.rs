@@ -83,9 +83,7 @@ impl<'a> GpuTrainer<'a> {
     }
 
     /// [`GpuTrainer::new`] for a trainer that also records learning curves
-    /// ([`crate::history`]) into [`GpuRun::history`]. The layered kernels
-    /// record the training loss only: held-out data's history needs the
-    /// fused kernel.
+    /// ([`crate::history`]) into [`GpuRun::history`].
     pub fn recording(
         ctx: &'a GpuContext,
         spec: &ModelSpec,
@@ -97,21 +95,9 @@ impl<'a> GpuTrainer<'a> {
     ) -> Result<Self, Error> {
         spec.validate()?;
         let kernel = match choose_strategy(spec, data.samples(), requested, &ctx.quirks)? {
-            Strategy::Layered => {
-                if recording.is_some_and(|r| r.plan.eval) {
-                    return Err(Error::Config(format!(
-                        "--history with held-out data (--eval-data, --holdout) records the \
-                         held-out loss with the fused GPU kernel or the CPU backend; this \
-                         {} network on {} samples runs on the layered kernels (use \
-                         --backend cpu, or --history without held-out data)",
-                        spec.topology,
-                        data.samples()
-                    )));
-                }
-                Kernel::Layered(LayeredTrainer::new(
-                    ctx, spec, data, networks, options, recording,
-                )?)
-            }
+            Strategy::Layered => Kernel::Layered(LayeredTrainer::new(
+                ctx, spec, data, networks, options, recording,
+            )?),
             _ => Kernel::Fused(FusedTrainer::new(
                 ctx, spec, data, networks, options, recording,
             )?),
