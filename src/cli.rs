@@ -40,7 +40,7 @@ pub enum Command {
     /// Train a population of networks (the default command).
     Train(Box<TrainArgs>),
     /// Measure throughput on the standard workloads on every adapter, each
-    /// strategy that applies, and the CPU reference.
+    /// strategy that applies, the SIMD trainer and the CPU reference.
     Bench(BenchArgs),
     /// Write a built-in task's samples as CSV, to look at them or to train
     /// elsewhere on exactly the same points.
@@ -78,7 +78,8 @@ pub struct BenchArgs {
     /// One adapter by index or name substring [default: every adapter].
     #[arg(long, value_parser = parse_adapter)]
     pub adapter: Option<AdapterChoice>,
-    /// Rows for: all (GPU and CPU reference), gpu, or cpu.
+    /// Rows for: all (every adapter, the SIMD trainer and the CPU
+    /// reference), gpu, simd, or cpu (the float64 reference).
     #[arg(long, value_enum, default_value_t = BenchBackends::All)]
     pub backend: BenchBackends,
     /// GPU strategies: all (each that applies), or only auto, fused or layered.
@@ -371,7 +372,8 @@ pub struct PredictArgs {
     /// No summary (errors still print).
     #[arg(long, short)]
     pub quiet: bool,
-    /// auto (GPU if an adapter is found, else CPU), gpu, or cpu.
+    /// auto (GPU if an adapter is found, else CPU), gpu, or cpu (the
+    /// float64 forward passes; simd is the same here).
     #[arg(long, value_enum, default_value_t)]
     pub backend: BackendChoice,
     /// Adapter by index or name substring (see `gputrain adapters`).
@@ -571,9 +573,16 @@ impl Default for OutputArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Device")]
 pub struct DeviceArgs {
-    /// auto (GPU if an adapter is found, else CPU), gpu, or cpu.
+    /// auto (a hardware GPU if there is one, else simd; naming --adapter
+    /// or --kernel asks for the GPU), gpu (any wgpu adapter, software ones
+    /// such as lavapipe included), simd (the float32 trainer on every CPU
+    /// core), or cpu (the float64 reference).
     #[arg(long, value_enum, default_value_t)]
     pub backend: BackendChoice,
+    /// Threads of the CPU trainers (simd, cpu) [default: one per core;
+    /// more than the machine runs at once are lowered, with a note].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
     /// Adapter by index or name substring (see `gputrain adapters`).
     #[arg(long, default_value = "auto", value_parser = parse_adapter)]
     pub adapter: AdapterChoice,
@@ -593,6 +602,7 @@ impl Default for DeviceArgs {
             adapter: AdapterChoice::Auto,
             kernel: Strategy::Auto,
             epochs_per_submission: None,
+            threads: None,
         }
     }
 }
@@ -740,6 +750,7 @@ impl TrainArgs {
                 epochs_per_submission: self.device.epochs_per_submission,
                 ..GpuOptions::default()
             },
+            threads: self.device.threads.map(|n| n as usize),
         };
         config.validate()?;
         Ok(config)

@@ -83,7 +83,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     let config = config;
     memory::check_host(&config, out.verify.unwrap_or(0))?;
     let stop = stop_on_ctrl_c();
-    let (ctx, backend) = run::open_backend(&config)?;
+    let (engine, backend) = run::open_backend(&config)?;
     let notes = start.notes(&config, &backend);
     if !out.quiet {
         for note in backend.note.iter().chain(&notes) {
@@ -136,7 +136,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     let mut progress = ProgressLine::new(out.quiet);
     let seconds = run::execute(
         &config,
-        ctx.as_ref(),
+        &engine,
         &mut start,
         &mut |p| progress.update(p),
         &stop,
@@ -276,7 +276,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
         seconds_per_row: suite.seconds,
         flop_formula: bench::FLOP_FORMULA,
         rows,
-        machine: crate::bench::runner::cpu_name(),
+        machine: crate::bench::runner::cpu_name(crate::run::cpu_threads(None).0),
         peers,
     };
     let text = if args.json {
@@ -448,7 +448,7 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
         .collect();
     let mut notes = Vec::new();
     let ctx = match args.backend {
-        BackendChoice::Cpu => None,
+        BackendChoice::Cpu | BackendChoice::Simd => None,
         choice => match GpuContext::open(&args.adapter) {
             Ok(ctx) => match (predict_supports(&spec), choice) {
                 (Ok(()), _) => Some(ctx),

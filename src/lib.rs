@@ -30,6 +30,7 @@ pub mod predict;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod simd;
 pub mod stats;
 pub mod training;
 pub mod vocab;

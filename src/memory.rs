@@ -171,6 +171,7 @@ mod tests {
             adapter: AdapterChoice::Auto,
             strategy: Strategy::Auto,
             gpu: GpuOptions::default(),
+            threads: None,
         }
     }
 

@@ -259,7 +259,7 @@ pub fn summarize(
     let epochs_completed = fewest_epochs.unwrap_or(options.epochs);
     Summary {
         backend: backend.backend.to_string(),
-        adapter: backend.adapter.as_ref().map(|a| a.to_string()),
+        adapter: backend.device(),
         strategy: backend.strategy.to_string(),
         data: data.name.clone(),
         topology: spec.topology.to_string(),

@@ -16,10 +16,12 @@ use crate::error::Error;
 use crate::evaluation::{NetworkMetrics, block_metrics};
 use crate::gpu::{
     AdapterChoice, AdapterSummary, GpuContext, GpuOptions, GpuTrainer, Strategy, choose_strategy,
+    chosen_adapter,
 };
 use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
+use crate::simd::{Isa, SimdTrainer};
 use crate::training::{NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates};
 use crate::weights::{Precision, ReadFor, ResumeBlock, WeightsReader};
 
@@ -102,10 +104,17 @@ impl fmt::Display for LearningRate {
 /// Which backend trains.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
-    /// The GPU if an adapter is found, else the CPU reference.
+    /// A hardware GPU if wgpu's choice of adapter is one (the GPU whenever
+    /// `--adapter` or `--kernel` names one), else the float32 SIMD trainer
+    /// on the CPU.
     #[default]
     Auto,
+    /// The GPU adapter wgpu picks or `--adapter` names, software adapters
+    /// (lavapipe) included.
     Gpu,
+    /// The float32 SIMD trainer on every CPU core.
+    Simd,
+    /// The float64 CPU reference.
     Cpu,
 }
 
@@ -161,6 +170,8 @@ pub struct RunConfig {
     /// GPU kernel strategy (`--kernel`).
     pub strategy: Strategy,
     pub gpu: GpuOptions,
+    /// Threads of the CPU trainers (`--threads`); `None`: one per core.
+    pub threads: Option<usize>,
 }
 
 impl RunConfig {
@@ -488,15 +499,25 @@ pub struct BackendInfo {
     /// "gpu" or "cpu".
     pub backend: &'static str,
     pub adapter: Option<AdapterSummary>,
-    /// "fused" or "layered" on the GPU, "reference-f64" on the CPU.
+    /// "fused" or "layered" on the GPU; "simd-f32" or "reference-f64" on
+    /// the CPU.
     pub strategy: String,
-    /// Why the run fell back to the CPU, when it did.
+    /// The CPU trainers' instruction set and threads, e.g. "avx512, 2
+    /// threads".
+    pub cpu: Option<String>,
+    /// Why the run is on the backend it is on, when that needs saying.
     pub note: Option<String>,
 }
 
+/// The strategy name of the float32 SIMD trainer.
+pub const SIMD_STRATEGY: &str = "simd-f32";
+/// The strategy name of the float64 CPU reference.
+pub const REFERENCE_STRATEGY: &str = "reference-f64";
+
 impl BackendInfo {
     /// Backend, strategy and adapter, as weights files record them: what
-    /// a bit-for-bit resume needs to be the same.
+    /// a bit-for-bit resume needs to be the same. (The SIMD trainer's
+    /// results do not depend on its instruction set or threads.)
     pub fn trained_on(&self) -> String {
         match &self.adapter {
             Some(adapter) => format!("{} {} on {}", self.backend, self.strategy, adapter.name),
@@ -506,58 +527,110 @@ impl BackendInfo {
 
     /// The precision the backend trains in, which its weights files keep.
     pub fn precision(&self) -> Precision {
-        match self.adapter {
-            Some(_) => Precision::F32,
-            None => Precision::F64,
+        match self.strategy == REFERENCE_STRATEGY {
+            true => Precision::F64,
+            false => Precision::F32,
+        }
+    }
+
+    /// Where the run is, as the summary says it: the adapter, or the
+    /// CPU trainer's instruction set and threads.
+    pub fn device(&self) -> Option<String> {
+        match &self.adapter {
+            Some(adapter) => Some(adapter.to_string()),
+            None => self.cpu.clone(),
         }
     }
 }
 
-/// Opens the backend the configuration asks for. `Auto` falls back to the
-/// CPU when no adapter exists, and says so.
-pub fn open_backend(config: &RunConfig) -> Result<(Option<GpuContext>, BackendInfo), Error> {
-    let cpu = |note| BackendInfo {
+/// What trains a run: a GPU device, or one of the CPU trainers.
+pub enum Engine {
+    Gpu(Box<GpuContext>),
+    /// The float32 SIMD trainer, compiled for this instruction set.
+    Simd(Isa),
+    /// The float64 reference.
+    Reference,
+}
+
+/// The CPU trainers' threads: `requested` (`--threads`), at most one per
+/// core; `None`: one per core. Gives the count and a note when the
+/// request was lowered.
+pub fn cpu_threads(requested: Option<usize>) -> (usize, Option<String>) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    match requested {
+        Some(n) if n > cores => (
+            cores,
+            Some(format!(
+                "--threads {n}: this machine runs {cores} threads at once; using {cores}"
+            )),
+        ),
+        Some(n) => (n.max(1), None),
+        None => (cores, None),
+    }
+}
+
+/// Opens the backend the configuration asks for. `Auto` takes a hardware
+/// GPU where wgpu's choice of adapter is one, or the GPU when `--adapter`
+/// or `--kernel` names one; else (a software adapter such as lavapipe, or
+/// none) the SIMD trainer.
+pub fn open_backend(config: &RunConfig) -> Result<(Engine, BackendInfo), Error> {
+    let (threads, threads_note) = cpu_threads(config.threads);
+    let cpu = |strategy: &str, detail: String| BackendInfo {
         backend: "cpu",
         adapter: None,
-        strategy: "reference-f64".to_string(),
-        note,
+        strategy: strategy.to_string(),
+        cpu: Some(format!("{detail}{threads} threads")),
+        note: threads_note.clone(),
+    };
+    let simd = || -> Result<(Engine, BackendInfo), Error> {
+        let isa = Isa::chosen()?;
+        let detail = format!("{}, ", isa.name());
+        Ok((Engine::Simd(isa), cpu(SIMD_STRATEGY, detail)))
+    };
+    let gpu = || -> Result<(Engine, BackendInfo), Error> {
+        let ctx = GpuContext::open(&config.adapter)?;
+        let strategy = choose_strategy(
+            &config.spec,
+            config.data.samples(),
+            config.strategy,
+            &ctx.quirks,
+        )?;
+        let info = BackendInfo {
+            backend: "gpu",
+            adapter: Some(ctx.adapter.clone()),
+            strategy: strategy.to_string(),
+            cpu: None,
+            note: None,
+        };
+        Ok((Engine::Gpu(Box::new(ctx)), info))
     };
     match config.backend {
-        BackendChoice::Cpu => Ok((None, cpu(None))),
-        BackendChoice::Gpu | BackendChoice::Auto => match GpuContext::open(&config.adapter) {
-            Ok(ctx) => {
-                let info = BackendInfo {
-                    backend: "gpu",
-                    adapter: Some(ctx.adapter.clone()),
-                    strategy: choose_strategy(
-                        &config.spec,
-                        config.data.samples(),
-                        config.strategy,
-                        &ctx.quirks,
-                    )?
-                    .to_string(),
-                    note: None,
-                };
-                Ok((Some(ctx), info))
-            }
-            Err(e @ Error::NoAdapter { .. }) if config.backend == BackendChoice::Auto => Ok((
-                None,
-                cpu(Some(format!("{e}; training on the CPU reference instead"))),
-            )),
+        BackendChoice::Cpu => Ok((Engine::Reference, cpu(REFERENCE_STRATEGY, String::new()))),
+        BackendChoice::Simd => simd(),
+        BackendChoice::Gpu => gpu(),
+        // Naming an adapter or a kernel asks for the GPU.
+        BackendChoice::Auto
+            if config.adapter != AdapterChoice::Auto || config.strategy != Strategy::Auto =>
+        {
+            gpu()
+        }
+        BackendChoice::Auto => match chosen_adapter(&config.adapter) {
+            Ok(adapter) if !adapter.is_software() => gpu(),
+            Ok(_) | Err(Error::NoAdapter { .. }) => simd(),
             Err(e) => Err(e),
         },
     }
 }
 
 /// Trains every network of `config`, a block at a time ([`block_networks`]):
-/// each block is filled from `start`, trained on `ctx` (the float64 CPU
-/// reference without one) with progress reports, and handed to `sink`.
-/// Once `stop` is requested, the current block ends early and later ones
-/// are evaluated untrained, each outcome recording the epochs its network
-/// completed. Returns the seconds spent training.
+/// each block is filled from `start`, trained by `engine` with progress
+/// reports, and handed to `sink`. Once `stop` is requested, the current
+/// block ends early and later ones are evaluated untrained, each outcome
+/// recording the epochs its network completed. Returns the seconds spent
+/// training.
 pub fn execute(
     config: &RunConfig,
-    ctx: Option<&GpuContext>,
+    engine: &Engine,
     start: &mut Starting,
     progress: &mut dyn FnMut(&Progress),
     stop: &StopFlag,
@@ -571,8 +644,8 @@ pub fn execute(
         plan,
         eval: config.eval.as_ref(),
     });
-    let trainer = match ctx {
-        Some(ctx) => Some(GpuTrainer::recording(
+    let gpu = match engine {
+        Engine::Gpu(ctx) => Some(GpuTrainer::recording(
             ctx,
             &config.spec,
             &config.data,
@@ -581,8 +654,12 @@ pub fn execute(
             &config.gpu,
             recording.as_ref(),
         )?),
-        None => None,
+        Engine::Simd(_) | Engine::Reference => None,
     };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cpu_threads(config.threads).0)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the CPU trainer's threads: {e}")))?;
     // Every network trains to the run's epochs; a resumed one has done some.
     let total = (config.networks as u64)
         .saturating_mul(config.options.epochs)
@@ -641,8 +718,8 @@ pub fn execute(
             let params = &mut params[n * p..end * p];
             let state = &mut state[n * per_state..end * per_state];
             let rates = &learning_rates[n..end];
-            let (mut trained, curves) = match &trainer {
-                Some(trainer) => {
+            let (mut trained, curves) = match (&gpu, engine) {
+                (Some(trainer), _) => {
                     let run =
                         trainer.train_with_state(params, state, rates, &options, &mut |p| {
                             report(p);
@@ -653,13 +730,24 @@ pub fn execute(
                         })?;
                     (run.outcomes, run.history)
                 }
-                None => train_cpu_in_slices(
+                (None, Engine::Simd(isa)) => {
+                    let trainer = SimdTrainer {
+                        spec: &config.spec,
+                        data: &config.data,
+                        recording: recording.as_ref(),
+                        isa: *isa,
+                        pool: &pool,
+                    };
+                    let stop = || stop.is_requested();
+                    let run = trainer.train(params, state, rates, &options, &mut report, &stop);
+                    (run.outcomes, run.history)
+                }
+                (None, _) => train_cpu_in_slices(
                     config,
                     &options,
                     recording.as_ref(),
-                    params,
-                    state,
-                    rates,
+                    (params, state, rates),
+                    &pool,
                     &mut report,
                     stop,
                 ),
@@ -704,16 +792,15 @@ fn train_cpu_in_slices(
     config: &RunConfig,
     options: &TrainOptions,
     recording: Option<&Recording>,
-    params: &mut [f64],
-    state: &mut [f64],
-    learning_rates: &[f64],
+    (params, state, learning_rates): (&mut [f64], &mut [f64], &[f64]),
+    pool: &rayon::ThreadPool,
     progress: &mut dyn FnMut(&Progress),
     stop: &StopFlag,
 ) -> (Vec<NetworkOutcome>, Option<HistoryBlock>) {
     let p = config.spec.layout().len;
     let per_state = config.spec.optimizer.state_slots() * p;
     let total = learning_rates.len();
-    let slice = (total / 100).max(rayon::current_num_threads() * 4).max(1);
+    let slice = (total / 100).max(pool.current_num_threads() * 4).max(1);
     let mut report = Progress {
         network_epochs_done: 0,
         network_epochs_total: total as u64 * options.epochs,
@@ -729,11 +816,13 @@ fn train_cpu_in_slices(
     };
     for first in (0..total).step_by(slice) {
         let end = (first + slice).min(total);
-        let (trained, recorded) = population.train(
-            &mut params[first * p..end * p],
-            &mut state[first * per_state..end * per_state],
-            &learning_rates[first..end],
-        );
+        let (trained, recorded) = pool.install(|| {
+            population.train(
+                &mut params[first * p..end * p],
+                &mut state[first * per_state..end * per_state],
+                &learning_rates[first..end],
+            )
+        });
         outcomes.extend(trained);
         if recording.is_some() {
             curves.extend(recorded);

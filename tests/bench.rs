@@ -7,7 +7,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::time::Instant;
 
-use gputrain::bench::runner::{cpu_row, gpu_row};
+use gputrain::bench::runner::{CpuTrainer, cpu_row, gpu_row};
 use gputrain::bench::{Row, Workload, flops_per_network_epoch};
 use gputrain::data::Task;
 use gputrain::gpu::{GpuOptions, GpuTrainer, Strategy};
@@ -138,11 +138,19 @@ fn rows_report_what_they_measured() {
         assert!(row.setup_seconds > 0.0, "{row:?}");
         assert_row_is_consistent(row, &w);
     }
-    let cpu = cpu_row(&w, &initial, 0.05).unwrap();
+    let cpu = cpu_row(&w, &initial, 0.05, CpuTrainer::Reference).unwrap();
     assert_eq!(
         (cpu.backend.as_str(), cpu.strategy.as_str()),
         ("cpu", "reference-f64")
     );
-    assert_eq!(cpu.kernel_seconds, None);
-    assert_row_is_consistent(&cpu, &w);
+    let isa = gputrain::simd::Isa::detect();
+    let simd = cpu_row(&w, &initial, 0.05, CpuTrainer::Simd(isa)).unwrap();
+    assert_eq!(
+        (simd.backend.as_str(), simd.strategy.as_str()),
+        ("cpu", format!("simd-f32/{}", isa.name()).as_str())
+    );
+    for row in [&cpu, &simd] {
+        assert_eq!(row.kernel_seconds, None);
+        assert_row_is_consistent(row, &w);
+    }
 }

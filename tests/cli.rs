@@ -658,8 +658,9 @@ fn kernel_flag_selects_the_strategy_and_layered_passes_verify() {
         assert_eq!(json["strategy"], kernel, "{json}");
         assert_eq!(json["verify"]["passed"], true, "{kernel}: {json}");
     }
-    // auto picks fused for a network the fused kernel holds.
-    let json = json_of(&gputrain(&args));
+    // On the GPU, the auto kernel is fused for a network the fused kernel
+    // holds.
+    let json = json_of(&gputrain(&[&args[..], &["--backend", "gpu"]].concat()));
     assert_eq!(json["strategy"], "fused", "{json}");
     // 2-64-16-1 has 1,249 parameters: beyond the fused kernel.
     let too_big = [
@@ -679,7 +680,8 @@ fn kernel_flag_selects_the_strategy_and_layered_passes_verify() {
         err.contains("1249 parameters") && err.contains("--kernel layered"),
         "{err}"
     );
-    let json = json_of(&gputrain(&[&too_big[..], &["--json"]].concat()));
+    let gpu = ["--json", "--backend", "gpu"];
+    let json = json_of(&gputrain(&[&too_big[..], &gpu].concat()));
     assert_eq!(json["strategy"], "layered", "{json}");
 }
 
@@ -743,6 +745,76 @@ fn ctrl_c_on_the_gpu_writes_outputs_with_epochs_completed_and_exits_130() {
 #[test]
 fn ctrl_c_on_the_cpu_writes_outputs_with_epochs_completed_and_exits_130() {
     interrupt_run("cpu");
+}
+
+#[test]
+fn ctrl_c_on_the_simd_trainer_writes_outputs_with_epochs_completed_and_exits_130() {
+    interrupt_run("simd");
+}
+
+/// `--backend auto` trains on a hardware GPU when wgpu's choice is one,
+/// and on the SIMD trainer when it is a software adapter (lavapipe, on
+/// the test machines) or there is none; `--kernel` asks for the GPU.
+#[test]
+fn auto_prefers_a_hardware_gpu_and_else_the_simd_trainer() {
+    let hardware = gputrain::gpu::chosen_adapter(&gputrain::gpu::AdapterChoice::Auto)
+        .is_ok_and(|a| !a.is_software());
+    let args = ["--networks", "4", "--epochs", "5", "--json"];
+    let json = json_of(&gputrain(&args));
+    let expected = if hardware { "gpu" } else { "cpu" };
+    assert_eq!(json["backend"], expected, "{json}");
+    if !hardware {
+        assert_eq!(json["strategy"], "simd-f32", "{json}");
+        assert!(
+            json["adapter"].as_str().unwrap().ends_with("threads"),
+            "{json}"
+        );
+    }
+    let json = json_of(&gputrain(&[&args[..], &["--kernel", "fused"]].concat()));
+    assert_eq!(
+        (&json["backend"], &json["strategy"]),
+        (&"gpu".into(), &"fused".into())
+    );
+}
+
+/// `--threads` sets the CPU trainers' threads: 0 is refused; more than the
+/// machine runs at once are lowered, with a note; the results do not
+/// depend on it.
+#[test]
+fn threads_are_checked_and_do_not_change_results() {
+    let dir = temp_dir("threads");
+    let args = [
+        "--task",
+        "xor",
+        "--networks",
+        "300",
+        "--epochs",
+        "50",
+        "--lr",
+        "0.1..3",
+    ];
+    let out = gputrain(&[&args[..], &["--threads", "0"]].concat());
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--threads"), "{err}");
+    let mut files = Vec::new();
+    for (backend, threads) in [
+        ("simd", "1"),
+        ("simd", "100000"),
+        ("cpu", "1"),
+        ("cpu", "2"),
+    ] {
+        let results = dir.join(format!("{backend}-{threads}.csv"));
+        let run = [&args[..], &["--backend", backend, "--threads", threads]].concat();
+        let out = gputrain(&[&run[..], &["--results", results.to_str().unwrap()]].concat());
+        assert!(out.status.success(), "{run:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let note = err.contains("--threads 100000: this machine runs");
+        assert_eq!(note, threads == "100000", "{run:?}: {err}");
+        files.push(std::fs::read(&results).unwrap());
+    }
+    assert_eq!(files[0], files[1], "simd: 1 thread and all of them differ");
+    assert_eq!(files[2], files[3], "cpu: 1 thread and 2 differ");
 }
 
 #[test]
@@ -830,11 +902,13 @@ fn bench_measures_every_strategy_and_the_cpu_as_json() {
         .iter()
         .map(|r| r["strategy"].as_str().unwrap())
         .collect();
-    // One adapter on the test machines: fused, layered, then the CPU.
-    assert_eq!(strategies.len(), 3, "{strategies:?}");
+    // One adapter on the test machines: fused, layered, then the SIMD
+    // trainer and the float64 reference.
+    assert_eq!(strategies.len(), 4, "{strategies:?}");
     assert_eq!(strategies[0], "fused");
     assert!(strategies[1].starts_with("layered/"), "{strategies:?}");
-    assert_eq!(strategies[2], "reference-f64");
+    assert!(strategies[2].starts_with("simd-f32/"), "{strategies:?}");
+    assert_eq!(strategies[3], "reference-f64");
     for row in rows {
         assert_eq!(row["workload"], "xor");
         assert_eq!(row["networks"], 10_000);
@@ -895,7 +969,7 @@ fn bench_rejects_bad_arguments() {
         ),
         (
             vec!["bench", "--backend", "tpu"],
-            "[possible values: all, gpu, cpu]",
+            "[possible values: all, gpu, simd, cpu]",
         ),
         (
             vec!["bench", "--kernel", "tiled"],

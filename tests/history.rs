@@ -1,5 +1,6 @@
 //! Learning curves (`--history K`): the same curves from the float64
-//! reference, the fused and the layered kernels; recording never changes
+//! reference, the SIMD trainer, the fused and the layered kernels;
+//! recording never changes
 //! what is trained; a point is the loss a run of that many epochs ends
 //! with; stopped, diverged and interrupted networks; the files; the
 //! refusals.
@@ -77,7 +78,7 @@ fn worst_difference(label: &str, a: &[Vec<f32>], b: &[Vec<f32>], epochs: &[i64],
     worst
 }
 
-/// Trains `config` on `backend` (cpu, fused or layered) with the history
+/// Trains `config` on `backend` (cpu, simd, fused or layered) with the history
 /// every `every` epochs; returns the curves file and the results CSV.
 fn train(
     dir: &Path,
@@ -94,7 +95,7 @@ fn train(
         args.extend(["--history", every, "--history-out", arg(&curves)]);
     }
     match backend {
-        "cpu" => args.extend(["--backend", "cpu"]),
+        "cpu" | "simd" => args.extend(["--backend", backend]),
         kernel => args.extend(["--backend", "gpu", "--kernel", kernel]),
     }
     run_ok(&args);
@@ -143,10 +144,10 @@ fn every_backend_records_the_same_curves() {
         "0.75",
     ];
     let cases: [(&str, &[&str], &[&str]); 4] = [
-        ("full", FULL_BATCH, &["fused", "layered"]),
-        ("batched-eval", &holdout, &["fused", "layered"]),
-        ("batched", MINIBATCH, &["layered"]),
-        ("xor-eval", &xor, &["fused", "layered"]),
+        ("full", FULL_BATCH, &["simd", "fused", "layered"]),
+        ("batched-eval", &holdout, &["simd", "fused", "layered"]),
+        ("batched", MINIBATCH, &["simd", "layered"]),
+        ("xor-eval", &xor, &["simd", "fused", "layered"]),
     ];
     for (name, config, kernels) in cases {
         let (cpu, _) = train(&dir, name, config, "cpu", Some("30"));
@@ -217,7 +218,7 @@ fn submissions_as_long_as_the_adapter_allows_record_every_point() {
 fn recording_never_changes_what_is_trained() {
     let dir = temp_dir("history-observes");
     for (name, config) in [("full", FULL_BATCH), ("batched", MINIBATCH)] {
-        for backend in ["cpu", "fused", "layered"] {
+        for backend in ["cpu", "simd", "fused", "layered"] {
             let (_, with) = train(&dir, &format!("{name}-with"), config, backend, Some("7"));
             let (_, without) = train(&dir, &format!("{name}-without"), config, backend, None);
             assert_eq!(
@@ -255,7 +256,7 @@ fn stopped_and_interrupted_networks_complete_their_curves() {
     // Networks stop at the target at different epochs; their curves stay
     // at their final loss after it, on every backend alike.
     let config = [FULL_BATCH, &["--target-loss", "0.01", "--stop-at-target"]].concat();
-    for backend in ["cpu", "fused", "layered"] {
+    for backend in ["cpu", "simd", "fused", "layered"] {
         let (curves, results) = train(&dir, "stop", &config, backend, Some("20"));
         let curves = read_curves(&curves);
         let rows = result_rows(&results);

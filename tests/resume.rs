@@ -1,7 +1,8 @@
 //! Exact resume: E1 epochs, then `--resume` to E1 + E2, gives the bytes of
 //! one run of E1 + E2 epochs (weights file and results CSV), for every
-//! optimizer, with shuffled minibatches, on the CPU reference and both GPU
-//! strategies; so does a run stopped by Ctrl-C and resumed. A file that
+//! optimizer, with shuffled minibatches, on the CPU reference, the SIMD
+//! trainer and both GPU strategies; so does a run stopped by Ctrl-C and
+//! resumed. A file that
 //! cannot be continued exactly is refused, naming the field and both
 //! values; `--init-weights` keeps its meaning (fresh optimizer state).
 
@@ -167,6 +168,7 @@ fn resume_matches_one_run(backend: &[&str], optimizer: &str, extra: &[&str]) {
 }
 
 const CPU: &[&str] = &["--backend", "cpu"];
+const SIMD: &[&str] = &["--backend", "simd"];
 const FUSED: &[&str] = &["--backend", "gpu", "--kernel", "fused"];
 const LAYERED: &[&str] = &["--backend", "gpu", "--kernel", "layered"];
 const OPTIMIZERS: [&str; 4] = ["sgd", "momentum", "nesterov", "adam"];
@@ -178,6 +180,18 @@ fn resuming_on_the_cpu_equals_one_run_for_every_optimizer() {
     }
     // Weight decay, and networks that stop updating at their target.
     resume_matches_one_run(CPU, "adam", &["--weight-decay", "0.01", "--stop-at-target"]);
+}
+
+#[test]
+fn resuming_on_the_simd_trainer_equals_one_run_for_every_optimizer() {
+    for optimizer in OPTIMIZERS {
+        resume_matches_one_run(SIMD, optimizer, &[]);
+    }
+    resume_matches_one_run(
+        SIMD,
+        "adam",
+        &["--weight-decay", "0.01", "--stop-at-target"],
+    );
 }
 
 #[test]
@@ -256,6 +270,11 @@ fn interrupted_run_resumes_exactly(backend: &[&str], epochs: &str) {
 #[test]
 fn a_run_stopped_by_ctrl_c_on_the_cpu_resumes_exactly() {
     interrupted_run_resumes_exactly(CPU, "7500");
+}
+
+#[test]
+fn a_run_stopped_by_ctrl_c_on_the_simd_trainer_resumes_exactly() {
+    interrupted_run_resumes_exactly(SIMD, "400000");
 }
 
 #[test]

@@ -1,12 +1,15 @@
-//! Walks the vocabulary tables (src/vocab.rs) and checks every WGSL
-//! building block against its float64 twin on the GPU, at many points:
-//! zero, tiny, moderate and large |z|, the saturation regions, and NaN
-//! passing through. A new entry is tested the moment it is added.
+//! Walks the vocabulary tables (src/vocab.rs) and checks every entry's
+//! float32 twins against its float64 formula: the WGSL building block on
+//! the GPU and the SIMD trainer's lane twin (src/simd/kernel.rs), at many
+//! points: zero, tiny, moderate and large |z|, the saturation regions, and
+//! NaN passing through. A new entry is tested the moment it is added.
 
 mod common;
 
 use gputrain::gpu::buffers::{self, Access, Binding};
 use gputrain::gpu::shaders::{self, VOCABULARY_FILE};
+use gputrain::simd::kernel::{self as lanes_twin, Step};
+use gputrain::simd::lanes::Lanes;
 use gputrain::vocab::{ACTIVATIONS, LOSSES, OPTIMIZERS, Optimizer, OptimizerConfig, StepScalars};
 use wgpu::util::DeviceExt;
 
@@ -87,55 +90,78 @@ fn on_gpu(call: &str, args: &[[f64; 3]]) -> Vec<f64> {
     .unwrap()
 }
 
-/// float32 vs float64 of one function: `|gpu - f64| <= TOL |f64| + ABS`,
+/// float32 vs float64 of one function: `|f32 - f64| <= TOL |f64| + ABS`,
 /// or both the same non-finite value. Inputs are rounded to float32 first,
-/// so the f64 side sees exactly what the GPU saw. Measured on lavapipe
-/// (llvmpipe, Mesa 22.3.6) over every entry: the worst relative difference
-/// where |f64| > 1e-3 was 4.2e-7 (the cross-entropy's exp and log; the
-/// activations 1.5e-7), so TOL is 10x that; the worst absolute difference
-/// where |f64| <= 1e-3 was 1.9e-8 (tanh near 0), and ABS is 10x that.
+/// so the f64 side sees exactly what the float32 twins saw. Measured over
+/// every entry on lavapipe (llvmpipe, Mesa 22.3.6): the worst relative
+/// difference where |f64| > 1e-3 was 4.2e-7 (the cross-entropy's exp and
+/// log; the activations 1.5e-7), so TOL is 10x that; the worst absolute
+/// difference where |f64| <= 1e-3 was 1.9e-8 (tanh near 0), and ABS is 10x
+/// that. The SIMD twins (AVX-512, the 2-core development machine)
+/// measured 1.7e-7 relative (the squared error of a sigmoid output) and
+/// 4.3e-11 absolute, inside both.
 const TOL: f64 = 4.2e-6;
 const ABS: f64 = 2e-7;
 
-fn check(what: &str, call: &str, args: &[[f64; 3]], f64_twin: impl Fn([f64; 3]) -> f64) {
-    let got = on_gpu(call, args);
-    let (mut worst_rel, mut worst_abs) = (0.0f64, 0.0f64);
-    for (arg, g) in args.iter().zip(&got) {
-        let a32 = arg.map(|v| v as f32 as f64);
-        let want = f64_twin(a32);
-        if !want.is_finite() {
+/// Checks the WGSL `call` on the GPU and the SIMD twin `lane` (of the
+/// float32 arguments) against `f64_twin` at every triple of `args`.
+fn check(
+    what: &str,
+    call: &str,
+    args: &[[f64; 3]],
+    lane: impl Fn([f32; 3]) -> f32,
+    f64_twin: impl Fn([f64; 3]) -> f64,
+) {
+    let on_lanes: Vec<f64> = args
+        .iter()
+        .map(|a| lane(a.map(|v| v as f32)) as f64)
+        .collect();
+    for (twin, got) in [("GPU", on_gpu(call, args)), ("SIMD", on_lanes)] {
+        let (mut worst_rel, mut worst_abs) = (0.0f64, 0.0f64);
+        for (arg, g) in args.iter().zip(&got) {
+            let a32 = arg.map(|v| v as f32 as f64);
+            let want = f64_twin(a32);
+            if !want.is_finite() {
+                assert!(
+                    g.is_nan() == want.is_nan() && (want.is_nan() || *g == want),
+                    "{what} at {a32:?}: {twin} {g}, f64 {want}"
+                );
+                continue;
+            }
+            let diff = (g - want).abs();
             assert!(
-                g.is_nan() == want.is_nan() && (want.is_nan() || *g == want),
-                "{what} at {a32:?}: GPU {g}, f64 {want}"
+                diff <= TOL * want.abs() + ABS,
+                "{what} at {a32:?}: {twin} {g}, f64 {want}, |diff| {diff:e} > {:e}",
+                TOL * want.abs() + ABS
             );
-            continue;
+            if want.abs() > 1e-3 {
+                worst_rel = worst_rel.max(diff / want.abs());
+            } else {
+                worst_abs = worst_abs.max(diff);
+            }
         }
-        let diff = (g - want).abs();
-        assert!(
-            diff <= TOL * want.abs() + ABS,
-            "{what} at {a32:?}: GPU {g}, f64 {want}, |diff| {diff:e} > {:e}",
-            TOL * want.abs() + ABS
+        eprintln!(
+            "{what} ({twin}): worst relative {worst_rel:e}, worst absolute near 0 {worst_abs:e}, {} points",
+            args.len()
         );
-        if want.abs() > 1e-3 {
-            worst_rel = worst_rel.max(diff / want.abs());
-        } else {
-            worst_abs = worst_abs.max(diff);
-        }
     }
-    eprintln!(
-        "{what}: worst relative {worst_rel:e}, worst absolute near 0 {worst_abs:e}, {} points",
-        args.len()
-    );
+}
+
+/// `f` of lanes all holding `x`, lane 0's value.
+fn one_lane(x: f32, f: impl Fn(Lanes) -> Lanes) -> f32 {
+    f(Lanes::splat(x)).0[0]
 }
 
 #[test]
 fn every_activation_matches_its_f64_twin() {
     for def in ACTIVATIONS {
         let args: Vec<[f64; 3]> = Z.iter().map(|&z| [z, 0.0, 0.0]).collect();
+        let act = def.activation;
         check(
-            &format!("{:?} f", def.activation),
+            &format!("{act:?} f"),
             &format!("{}(a)", def.wgsl),
             &args,
+            |[z, ..]| one_lane(z, |z| lanes_twin::activate(act, z)),
             |[z, ..]| (def.f)(z),
         );
         // The derivative at outputs the activation gives.
@@ -145,17 +171,18 @@ fn every_activation_matches_its_f64_twin() {
             .filter(|a| a[0].is_finite() && a[0].abs() < 1e30)
             .collect();
         check(
-            &format!("{:?} derivative", def.activation),
+            &format!("{act:?} derivative"),
             &format!("{}(a)", def.wgsl_derivative),
             &outputs,
+            |[a, ..]| one_lane(a, |a| lanes_twin::derivative(act, a)),
             |[a, ..]| (def.derivative_from_output)(a),
         );
         // NaN passes through the function: a diverging network stays visible.
         let nan = on_gpu(&format!("{}(a / a)", def.wgsl), &[[0.0, 0.0, 0.0]]);
+        let lane = one_lane(f32::NAN, |z| lanes_twin::activate(act, z));
         assert!(
-            nan[0].is_nan(),
-            "{:?} of NaN gave {}",
-            def.activation,
+            nan[0].is_nan() && lane.is_nan(),
+            "{act:?} of NaN gave {} on the GPU, {lane} on the lanes",
             nan[0]
         );
     }
@@ -174,10 +201,14 @@ fn every_loss_matches_its_f64_twin() {
                 .flat_map(|&z| Y.map(|y| [z, (output.f)(z as f32 as f64) as f32 as f64, y]))
                 .filter(|a| a[1].abs() < 1e3)
                 .collect();
+            let loss = def.loss;
             check(
-                &format!("{:?} value, {:?} output", def.loss, output.activation),
+                &format!("{loss:?} value, {:?} output", output.activation),
                 &format!("{}(a, b, c)", def.wgsl_value),
                 &args,
+                |[z, yhat, y]| {
+                    lanes_twin::loss_value(loss, Lanes::splat(z), Lanes::splat(yhat), y).0[0]
+                },
                 |[z, yhat, y]| (def.value)(z, yhat, y),
             );
             let deltas: Vec<[f64; 3]> = args
@@ -185,9 +216,12 @@ fn every_loss_matches_its_f64_twin() {
                 .map(|&[_, yhat, y]| [yhat, y, (output.derivative_from_output)(yhat)])
                 .collect();
             check(
-                &format!("{:?} delta, {:?} output", def.loss, output.activation),
+                &format!("{loss:?} delta, {:?} output", output.activation),
                 &format!("{}(a, b, c)", def.wgsl_delta),
                 &deltas,
+                |[yhat, y, slope]| {
+                    lanes_twin::loss_delta(loss, Lanes::splat(yhat), y, Lanes::splat(slope)).0[0]
+                },
                 |[yhat, y, slope]| (def.delta)(yhat, y, slope),
             );
         }
@@ -238,6 +272,20 @@ fn optimizer_probes() -> String {
         .collect()
 }
 
+/// The SIMD trainer's step scalars for `k`.
+fn lane_step(k: &StepScalars) -> Step {
+    Step {
+        lr: Lanes::splat(k.lr as f32),
+        step_size: Lanes::splat(k.step_size as f32),
+        bias2_sqrt: k.bias2_sqrt as f32,
+        momentum: k.momentum as f32,
+        beta1: k.beta1 as f32,
+        beta2: k.beta2 as f32,
+        eps: k.eps as f32,
+        weight_decay: k.weight_decay as f32,
+    }
+}
+
 #[test]
 fn every_optimizer_matches_its_f64_twin() {
     for def in OPTIMIZERS {
@@ -253,10 +301,19 @@ fn every_optimizer_matches_its_f64_twin() {
                 args.push([p, g, which as f64]);
             }
         }
+        let kind = def.optimizer;
         check(
-            &format!("{:?} step", def.optimizer),
+            &format!("{kind:?} step"),
             &format!("probe_{}(a, b, c)", def.wgsl),
             &args,
+            |[p, g, which]| {
+                let which = which as usize;
+                let k = lane_step(&probe_scalars(if which >= 3 { 0.05 } else { 0.0 }));
+                let mut s = probe_state(g as f64).map(|v| Lanes::splat(v as f32));
+                let q =
+                    lanes_twin::optimizer_step(kind, Lanes::splat(p), Lanes::splat(g), &mut s, &k);
+                [q, s[0], s[1]][which % 3].0[0]
+            },
             |[p, g, which]| {
                 let which = which as usize;
                 let k = probe_scalars(if which >= 3 { 0.05 } else { 0.0 });

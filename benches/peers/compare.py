@@ -73,7 +73,7 @@ def main():
     p.add_argument("--loss", help="gputrain's --loss (half-sse, sse)")
     p.add_argument("--reduction", help="gputrain's --reduction (sum, mean)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--backend", default="gpu", help="gputrain's --backend (gpu or cpu)")
+    p.add_argument("--backend", default="gpu", help="gputrain's --backend (auto, gpu, simd or cpu)")
     p.add_argument("--dtypes", default="float32",
                    help="peer precisions, comma-separated: float32, float64")
     p.add_argument("--peers", default="numpy-einsum",

@@ -14,6 +14,8 @@ use crate::cpu;
 use crate::error::Error;
 use crate::gpu::{GpuContext, GpuOptions, GpuTrainer, Strategy};
 use crate::history::{HistoryPlan, Recording};
+use crate::run::{REFERENCE_STRATEGY, SIMD_STRATEGY, cpu_threads};
+use crate::simd::{Isa, SimdTrainer};
 use crate::stats::Quantiles;
 use crate::training::{NetworkOutcome, TrainOptions};
 
@@ -24,7 +26,8 @@ pub struct Row {
     pub adapter: String,
     /// wgpu backend (e.g. "Vulkan"), or "cpu".
     pub backend: String,
-    /// "fused", "layered/direct", "layered/tiled" or "reference-f64".
+    /// "fused", "layered/direct", "layered/tiled", "simd-f32/avx512" (the
+    /// SIMD trainer and its instruction set) or "reference-f64".
     pub strategy: String,
     pub workload: String,
     pub topology: String,
@@ -216,10 +219,28 @@ pub fn gpu_row(
     ))
 }
 
-/// Measures `workload` on the float64 CPU reference (rayon over every
-/// core), starting from `initial`.
-pub fn cpu_row(workload: &Workload, initial: &[f64], budget: f64) -> Result<Row, Error> {
+/// A CPU trainer a row measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuTrainer {
+    /// The float32 SIMD trainer, compiled for this instruction set.
+    Simd(Isa),
+    /// The float64 reference.
+    Reference,
+}
+
+/// Measures `workload` on a CPU trainer (rayon over every core), starting
+/// from `initial`.
+pub fn cpu_row(
+    workload: &Workload,
+    initial: &[f64],
+    budget: f64,
+    trainer: CpuTrainer,
+) -> Result<Row, Error> {
     let rates = vec![workload.learning_rate; workload.networks];
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(cpu_threads(None).0)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the CPU trainer's threads: {e}")))?;
     let run = |epochs: u64| {
         let mut params = initial.to_vec();
         let started = Instant::now();
@@ -229,22 +250,43 @@ pub fn cpu_row(workload: &Workload, initial: &[f64], budget: f64) -> Result<Row,
             plan: HistoryPlan { epochs, ..plan },
             eval: None,
         });
-        let population = cpu::Population {
-            spec: &workload.spec,
-            data: &workload.data,
-            options: &options,
-            stop: &|| false,
-            recording: recording.as_ref(),
+        let outcomes = match trainer {
+            CpuTrainer::Reference => {
+                let population = cpu::Population {
+                    spec: &workload.spec,
+                    data: &workload.data,
+                    options: &options,
+                    stop: &|| false,
+                    recording: recording.as_ref(),
+                };
+                pool.install(|| population.train(&mut params, &mut state, &rates).0)
+            }
+            CpuTrainer::Simd(isa) => {
+                let trainer = SimdTrainer {
+                    spec: &workload.spec,
+                    data: &workload.data,
+                    recording: recording.as_ref(),
+                    isa,
+                    pool: &pool,
+                };
+                let (progress, stop) = (&mut |_: &_| {}, &|| false);
+                trainer
+                    .train(&mut params, &mut state, &rates, &options, progress, stop)
+                    .outcomes
+            }
         };
-        let (outcomes, _) = population.train(&mut params, &mut state, &rates);
         (outcomes, started.elapsed().as_secs_f64())
     };
     let epochs = calibrate(budget, workload.epochs, |e| Ok(run(e).1))?;
     let (outcomes, wall_seconds) = run(epochs);
+    let strategy = match trainer {
+        CpuTrainer::Simd(isa) => format!("{SIMD_STRATEGY}/{}", isa.name()),
+        CpuTrainer::Reference => REFERENCE_STRATEGY.to_string(),
+    };
     Ok(row(
-        cpu_name(),
+        cpu_name(pool.current_num_threads()),
         "cpu".to_string(),
-        "reference-f64".to_string(),
+        strategy,
         workload,
         0.0,
         Timed {
@@ -256,8 +298,8 @@ pub fn cpu_row(workload: &Workload, initial: &[f64], budget: f64) -> Result<Row,
     ))
 }
 
-/// The processor's model name (Linux) and the worker threads.
-pub fn cpu_name() -> String {
+/// The processor's model name (Linux) and `threads` worker threads.
+pub fn cpu_name(threads: usize) -> String {
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -267,7 +309,7 @@ pub fn cpu_name() -> String {
                 .map(|(_, name)| name.trim().to_string())
         })
         .unwrap_or_else(|| "CPU".to_string());
-    format!("{model}, {} threads", rayon::current_num_threads())
+    format!("{model}, {threads} threads")
 }
 
 #[cfg(test)]

@@ -1,22 +1,28 @@
 //! Which rows a `gputrain bench` run measures: every standard workload (or
 //! the ones named) on every adapter (or the one named) with each strategy
-//! that applies, then on the CPU reference; and measuring them in order.
+//! that applies, then on the SIMD trainer and the CPU reference; and
+//! measuring them in order.
 
 use clap::ValueEnum;
 
-use crate::bench::runner::{Row, cpu_row, gpu_row};
+use crate::bench::runner::{CpuTrainer, Row, cpu_row, gpu_row};
 use crate::bench::workloads::Workload;
 use crate::error::Error;
 use crate::gpu::{
     AdapterChoice, GpuContext, LayeredPlan, Strategy, choose_strategy, fused_supports,
     list_adapters,
 };
+use crate::simd::Isa;
 
 /// Which backends get rows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendFilter {
+    /// Every adapter, the SIMD trainer and the float64 reference.
     All,
     Gpu,
+    /// The float32 SIMD trainer.
+    Simd,
+    /// The float64 reference.
     Cpu,
 }
 
@@ -71,16 +77,27 @@ impl Suite {
                     rows.push(gpu_row(ctx, workload, strategy, &initial, self.seconds)?);
                 }
             }
-            if self.backends != BackendFilter::Gpu {
+            if matches!(self.backends, BackendFilter::All | BackendFilter::Simd) {
+                let isa = Isa::chosen()?;
+                log(&format!(
+                    "{} on the SIMD trainer ({})",
+                    workload.name,
+                    isa.name()
+                ));
+                let trainer = CpuTrainer::Simd(isa);
+                rows.push(cpu_row(workload, &initial, self.seconds, trainer)?);
+            }
+            if matches!(self.backends, BackendFilter::All | BackendFilter::Cpu) {
                 log(&format!("{} on the CPU reference", workload.name));
-                rows.push(cpu_row(workload, &initial, self.seconds)?);
+                let trainer = CpuTrainer::Reference;
+                rows.push(cpu_row(workload, &initial, self.seconds, trainer)?);
             }
         }
         Ok(rows)
     }
 
     fn open_adapters(&self, log: &mut dyn FnMut(&str)) -> Result<Vec<GpuContext>, Error> {
-        if self.backends == BackendFilter::Cpu {
+        if matches!(self.backends, BackendFilter::Cpu | BackendFilter::Simd) {
             return Ok(Vec::new());
         }
         let choices = match &self.adapter {
@@ -96,7 +113,7 @@ impl Suite {
             if self.backends == BackendFilter::Gpu {
                 return Err(error);
             }
-            log(&format!("note: {error}; measuring the CPU reference only"));
+            log(&format!("note: {error}; measuring the CPU trainers only"));
         }
         choices.iter().map(GpuContext::open).collect()
     }

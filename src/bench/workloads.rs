@@ -77,6 +77,7 @@ impl Workload {
             backend: BackendChoice::Auto,
             adapter: AdapterChoice::Auto,
             strategy: Strategy::Auto,
+            threads: None,
             gpu: GpuOptions::default(),
         }
     }

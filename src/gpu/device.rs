@@ -75,6 +75,14 @@ impl fmt::Display for AdapterSummary {
     }
 }
 
+impl AdapterSummary {
+    /// A software adapter (wgpu device type Cpu: lavapipe/llvmpipe, WARP,
+    /// SwiftShader), which runs the shaders on the processor.
+    pub fn is_software(&self) -> bool {
+        self.device_type == format!("{:?}", wgpu::DeviceType::Cpu)
+    }
+}
+
 fn summarize(index: usize, adapter: &wgpu::Adapter) -> AdapterSummary {
     let info = adapter.get_info();
     let limits = adapter.limits();
@@ -147,6 +155,26 @@ pub fn list_adapters() -> Vec<AdapterSummary> {
         .enumerate()
         .map(|(i, a)| summarize(i, a))
         .collect()
+}
+
+/// The adapter `choice` picks, described without opening a device.
+pub fn chosen_adapter(choice: &AdapterChoice) -> Result<AdapterSummary, Error> {
+    pick(&instance(), choice).map(|(_, summary)| summary)
+}
+
+/// The adapter `choice` picks and its summary (with its index in
+/// [`list_adapters`]'s order).
+fn pick(
+    instance: &wgpu::Instance,
+    choice: &AdapterChoice,
+) -> Result<(wgpu::Adapter, AdapterSummary), Error> {
+    let adapter = select(instance, choice)?;
+    let index = enumerate(instance)
+        .iter()
+        .position(|a| a.get_info() == adapter.get_info())
+        .unwrap_or(0);
+    let summary = summarize(index, &adapter);
+    Ok((adapter, summary))
 }
 
 fn by_name(adapters: Vec<wgpu::Adapter>, wanted: &str) -> Result<wgpu::Adapter, Error> {
@@ -233,13 +261,7 @@ impl GpuContext {
     /// Opens a device on the chosen adapter, asking for the adapter's full
     /// buffer and dispatch limits (large populations need them).
     pub fn open(choice: &AdapterChoice) -> Result<Self, Error> {
-        let instance = instance();
-        let adapter = select(&instance, choice)?;
-        let index = enumerate(&instance)
-            .iter()
-            .position(|a| a.get_info() == adapter.get_info())
-            .unwrap_or(0);
-        let summary = summarize(index, &adapter);
+        let (adapter, summary) = pick(&instance(), choice)?;
         let supported = adapter.limits();
         let limits = wgpu::Limits {
             max_storage_buffer_binding_size: supported.max_storage_buffer_binding_size,

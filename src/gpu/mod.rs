@@ -23,7 +23,7 @@ pub mod status;
 pub mod strategy;
 pub mod timing;
 
-pub use device::{AdapterChoice, AdapterSummary, GpuContext, list_adapters};
+pub use device::{AdapterChoice, AdapterSummary, GpuContext, chosen_adapter, list_adapters};
 pub use driver::GpuRun;
 pub use fused::fused_supports;
 pub use layered::LayeredPlan;

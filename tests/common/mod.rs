@@ -50,6 +50,49 @@ pub fn gpu_train(
         .outcomes
 }
 
+/// Trains `params` on the float32 SIMD trainer with `isa` on `threads`
+/// threads, from fresh optimizer state.
+#[allow(dead_code)]
+pub fn simd_train_with(
+    isa: gputrain::simd::Isa,
+    threads: usize,
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    lrs: &[f64],
+    opts: &TrainOptions,
+) -> Vec<NetworkOutcome> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a thread pool");
+    let trainer = gputrain::simd::SimdTrainer {
+        spec,
+        data,
+        recording: None,
+        isa,
+        pool: &pool,
+    };
+    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
+    trainer
+        .train(params, &mut state, lrs, opts, &mut |_| {}, &|| false)
+        .outcomes
+}
+
+/// [`simd_train_with`] on this processor's widest instruction set and two
+/// threads.
+#[allow(dead_code)]
+pub fn simd_train(
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    lrs: &[f64],
+    opts: &TrainOptions,
+) -> Vec<NetworkOutcome> {
+    let isa = gputrain::simd::Isa::detect();
+    simd_train_with(isa, 2, spec, data, params, lrs, opts)
+}
+
 /// Asserts two runs of the same population agree: divergence, final loss
 /// and every parameter, naming the network and parameter that differ.
 pub fn assert_runs_agree(

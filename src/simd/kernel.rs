@@ -1,0 +1,799 @@
+//! One group of [`LANES`] networks trained for a whole run: the epoch loop
+//! inside, the group's parameters, gradients and activations as
+//! [`Lanes`] (a few kilobytes for small networks, so they stay in L1),
+//! every formula the vocabulary's (the lane twin of each table entry is
+//! an arm of the `match`es below; `tests/vocabulary.rs` checks each
+//! against its float64 formula).
+//!
+//! The loop mirrors the float64 reference ([`crate::cpu`]) step for step:
+//! the same epoch numbering, loss semantics, target and divergence rules,
+//! minibatch order and optimizer steps, in float32 for sixteen networks
+//! at a time. A network that diverges or stops at its target stops
+//! updating (its lane is masked) while the others go on.
+
+#![expect(
+    clippy::needless_range_loop,
+    reason = "lane loops index several arrays in step, the form LLVM vectorizes"
+)]
+
+use crate::batches::{Batching, EpochOrder};
+use crate::history::{HistoryPlan, NetworkCurve};
+use crate::model::{ModelSpec, Reduction};
+use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig};
+
+use super::lanes::{self, LANES, Lanes};
+
+/// How often (in epochs) a group asks whether to stop, as the reference.
+pub const STOP_CHECK_EPOCHS: u64 = 256;
+
+/// One weight layer as the kernel walks it.
+#[derive(Clone, Copy, Debug)]
+struct LayerPlan {
+    fan_in: usize,
+    fan_out: usize,
+    /// Offset of `W[0][0]` among the parameters (`W[j][k]` at `+ j * fan_in + k`).
+    weights: usize,
+    /// Where neuron j's bias is: none, one shared, or one each from here.
+    bias: Bias,
+    activation: Activation,
+    /// Offsets of the layer's inputs and outputs in the activations, and
+    /// of its deltas.
+    input_at: usize,
+    output_at: usize,
+    delta_at: usize,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Bias {
+    None,
+    Shared(usize),
+    PerNeuron(usize),
+}
+
+impl Bias {
+    #[inline(always)]
+    fn index(self, neuron: usize) -> Option<usize> {
+        match self {
+            Bias::None => None,
+            Bias::Shared(at) => Some(at),
+            Bias::PerNeuron(at) => Some(at + neuron),
+        }
+    }
+}
+
+/// Samples in float32, row after row: the inputs, then the targets.
+#[derive(Clone, Debug)]
+pub struct Samples {
+    values: Vec<f32>,
+    inputs: usize,
+    stride: usize,
+    count: usize,
+}
+
+impl Samples {
+    pub fn new(data: &crate::data::Dataset) -> Self {
+        let stride = data.inputs + data.outputs;
+        let mut values = Vec::with_capacity(data.samples() * stride);
+        for s in 0..data.samples() {
+            values.extend(data.input(s).iter().map(|&v| v as f32));
+            values.extend(data.target(s).iter().map(|&v| v as f32));
+        }
+        Self {
+            values,
+            inputs: data.inputs,
+            stride,
+            count: data.samples(),
+        }
+    }
+
+    #[inline(always)]
+    fn row(&self, s: usize) -> (&[f32], &[f32]) {
+        self.values[s * self.stride..(s + 1) * self.stride].split_at(self.inputs)
+    }
+}
+
+/// Everything a group's run reads and never changes: the model laid out
+/// for the lanes, the data, and the options.
+pub struct Plan {
+    layers: Vec<LayerPlan>,
+    /// Activations of every layer for one sample (the inputs included).
+    activations: usize,
+    /// Deltas of every weight layer.
+    deltas: usize,
+    pub params: usize,
+    /// Indices of the parameters training changes (all but frozen biases).
+    trainable: Vec<usize>,
+    loss: Loss,
+    reduction: Reduction,
+    optimizer: OptimizerConfig,
+    batching: Option<Batching>,
+    data: Samples,
+    eval: Option<Samples>,
+    history: Option<HistoryPlan>,
+    target_loss: Option<f32>,
+    stop_at_target: bool,
+}
+
+impl Plan {
+    pub fn new(
+        spec: &ModelSpec,
+        data: Samples,
+        eval: Option<Samples>,
+        history: Option<HistoryPlan>,
+        target_loss: Option<f64>,
+        stop_at_target: bool,
+    ) -> Self {
+        let layout = spec.layout();
+        let widths = spec.topology.widths();
+        let mut input_at = 0;
+        let mut delta_at = 0;
+        let layers = layout
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(l, layer)| {
+                let plan = LayerPlan {
+                    fan_in: layer.fan_in,
+                    fan_out: layer.fan_out,
+                    weights: layer.weight_offset,
+                    bias: match layer.bias_count {
+                        0 => Bias::None,
+                        1 => Bias::Shared(layer.bias_offset),
+                        _ => Bias::PerNeuron(layer.bias_offset),
+                    },
+                    activation: spec.layer_activation(l),
+                    input_at,
+                    output_at: input_at + layer.fan_in,
+                    delta_at,
+                };
+                input_at += layer.fan_in;
+                delta_at += layer.fan_out;
+                plan
+            })
+            .collect();
+        let frozen = spec.frozen_mask();
+        Self {
+            layers,
+            activations: widths.iter().sum(),
+            deltas: widths[1..].iter().sum(),
+            params: layout.len,
+            trainable: (0..layout.len).filter(|&i| !frozen[i]).collect(),
+            loss: spec.loss,
+            reduction: spec.reduction,
+            optimizer: spec.optimizer,
+            batching: spec.batching,
+            data,
+            eval,
+            history,
+            target_loss: target_loss.map(|t| t as f32),
+            stop_at_target,
+        }
+    }
+
+    /// The parameters training changes (all but frozen biases).
+    pub fn trainable(&self) -> &[usize] {
+        &self.trainable
+    }
+
+    /// Optimizer state values per parameter.
+    pub fn slots(&self) -> usize {
+        self.optimizer.state_slots()
+    }
+
+    fn outputs(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.fan_out)
+    }
+}
+
+/// A group's parameters, optimizer state and rates, lane per network.
+pub struct Group<'a> {
+    /// `plan.params` values.
+    pub params: &'a mut [Lanes],
+    /// `plan.slots()` x `plan.params` values, slot after slot.
+    pub state: &'a mut [Lanes],
+    pub learning_rate: Lanes,
+    /// The curve of each real lane (padding lanes have none), when the
+    /// plan records a history.
+    pub curves: &'a mut [NetworkCurve],
+}
+
+/// What a group's run produced, lane by lane.
+#[derive(Clone, Copy, Debug)]
+pub struct GroupOutcome {
+    pub final_loss: Lanes,
+    pub target_epoch: [Option<u32>; LANES],
+    pub diverged: [bool; LANES],
+    pub epochs_completed: u64,
+}
+
+/// The run's epochs: where they start, how many, and the stop request.
+pub struct Epochs<'a> {
+    pub first: u64,
+    pub count: u64,
+    pub stop: &'a (dyn Fn() -> bool + Sync),
+    /// Told the epochs done since it was last told, every
+    /// [`STOP_CHECK_EPOCHS`] epochs and at the end.
+    pub done: &'a (dyn Fn(u64) + Sync),
+}
+
+/// Scratch space for one group.
+struct Work {
+    out: Vec<Lanes>,
+    net_out: Vec<Lanes>,
+    delta: Vec<Lanes>,
+    grad: Vec<Lanes>,
+}
+
+/// Each lane's standing during the run.
+struct Lanesheet {
+    /// Still updating: not diverged, not stopped at the target.
+    active: [bool; LANES],
+    all_active: bool,
+    diverged: [bool; LANES],
+    target_epoch: [Option<u32>; LANES],
+    /// The target for lanes that have not reached it, -inf for the others
+    /// (no loss compares at or below it), so one vector comparison finds
+    /// a lane reaching it.
+    pending_target: Lanes,
+}
+
+impl Lanesheet {
+    fn new(target: Option<f32>) -> Self {
+        Self {
+            active: [true; LANES],
+            all_active: true,
+            diverged: [false; LANES],
+            target_epoch: [None; LANES],
+            pending_target: Lanes::splat(target.unwrap_or(f32::NEG_INFINITY)),
+        }
+    }
+
+    /// The loss of every lane's parameters at the start of `epoch`:
+    /// divergence, the target epoch, stopping there. True when some lane
+    /// is still active.
+    #[inline(always)]
+    fn record(&mut self, plan: &Plan, loss: Lanes, epoch: u64, watch_target: bool) -> bool {
+        let finite = loss.finite();
+        let mut quiet = true;
+        for i in 0..LANES {
+            let bad = !finite[i] & self.active[i];
+            let reached = watch_target & (loss.0[i] <= self.pending_target.0[i]);
+            quiet &= !(bad | reached);
+        }
+        if quiet {
+            return true;
+        }
+        for i in 0..LANES {
+            if !self.active[i] {
+                continue;
+            }
+            if !finite[i] {
+                self.diverged[i] = true;
+                self.active[i] = false;
+                continue;
+            }
+            if watch_target && loss.0[i] <= self.pending_target.0[i] {
+                self.target_epoch[i] = Some(epoch as u32);
+                self.pending_target.0[i] = f32::NEG_INFINITY;
+            }
+            if plan.stop_at_target && self.target_epoch[i].is_some() {
+                self.active[i] = false;
+            }
+        }
+        self.all_active = self.active.iter().all(|&a| a);
+        self.active.iter().any(|&a| a)
+    }
+
+    /// Lanes whose batch loss is not finite diverge. True when some lane
+    /// is still active.
+    #[inline(always)]
+    fn check_batch(&mut self, loss: Lanes) -> bool {
+        let finite = loss.finite();
+        let mut quiet = true;
+        for i in 0..LANES {
+            quiet &= finite[i] | !self.active[i];
+        }
+        if quiet {
+            return true;
+        }
+        for i in 0..LANES {
+            if self.active[i] && !finite[i] {
+                self.diverged[i] = true;
+                self.active[i] = false;
+            }
+        }
+        self.all_active = false;
+        self.active.iter().any(|&a| a)
+    }
+}
+
+/// `f(z)` of a layer's activation, lane by lane: the lane twins of
+/// [`crate::vocab::ACTIVATIONS`].
+#[inline(always)]
+pub fn activate(activation: Activation, z: Lanes) -> Lanes {
+    match activation {
+        Activation::Sigmoid => z.map(lanes::sigmoid),
+        Activation::Tanh => z.map(lanes::tanh),
+        // `z <= 0` is false for NaN, which passes through.
+        Activation::Relu => z.map(lanes::relu),
+        Activation::Linear => z,
+    }
+}
+
+/// `f'` from the output `a`, lane by lane.
+#[inline(always)]
+pub fn derivative(activation: Activation, a: Lanes) -> Lanes {
+    match activation {
+        Activation::Sigmoid => a * (Lanes::splat(1.0) - a),
+        Activation::Tanh => a.mul_add(-a, Lanes::splat(1.0)),
+        Activation::Relu => a.map(|a| if a > 0.0 { 1.0 } else { 0.0 }),
+        Activation::Linear => Lanes::splat(1.0),
+    }
+}
+
+/// The loss of one output from its net input, output and target: the
+/// lane twins of [`crate::vocab::LOSSES`].
+#[inline(always)]
+pub fn loss_value(loss: Loss, z: Lanes, yhat: Lanes, y: f32) -> Lanes {
+    match loss {
+        Loss::HalfSse => {
+            let e = yhat - Lanes::splat(y);
+            Lanes::splat(0.5) * (e * e)
+        }
+        Loss::Sse => {
+            let e = yhat - Lanes::splat(y);
+            e * e
+        }
+        // max(z, 0) - y z + ln(1 + e^-|z|), finite for every finite z.
+        Loss::CrossEntropy => z.map(|z| {
+            let tail = lanes::ln_1p_unit(lanes::exp(-z.abs()));
+            let positive = if z > 0.0 { z } else { 0.0 };
+            (-y).mul_add(z, positive) + tail
+        }),
+    }
+}
+
+/// dL/dz from the output, the target and the output activation's slope.
+#[inline(always)]
+pub fn loss_delta(loss: Loss, yhat: Lanes, y: f32, slope: Lanes) -> Lanes {
+    let error = yhat - Lanes::splat(y);
+    match loss {
+        Loss::HalfSse => error * slope,
+        Loss::Sse => Lanes::splat(2.0) * error * slope,
+        Loss::CrossEntropy => error,
+    }
+}
+
+/// The scalars of one update, per lane where they depend on the rate.
+#[derive(Clone, Copy)]
+pub struct Step {
+    pub lr: Lanes,
+    /// Adam: `lr / (1 - beta1^t)`.
+    pub step_size: Lanes,
+    /// Adam: `sqrt(1 - beta2^t)`.
+    pub bias2_sqrt: f32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+}
+
+/// Adam's running powers `beta^t`, kept in float64 and advanced one
+/// update at a time (so a step costs no `powf`).
+#[derive(Clone, Copy)]
+struct Powers {
+    beta1: f64,
+    beta2: f64,
+}
+
+impl Powers {
+    /// `beta1^t, beta2^t` for update `t` (from 1), before the first step
+    /// of a run that starts at update `t`.
+    fn at(settings: &OptimizerConfig, t: u64) -> Self {
+        let t = t as f64;
+        Self {
+            beta1: settings.beta1.powf(t),
+            beta2: settings.beta2.powf(t),
+        }
+    }
+
+    fn advance(&mut self, settings: &OptimizerConfig) {
+        self.beta1 *= settings.beta1;
+        self.beta2 *= settings.beta2;
+    }
+
+    /// The step's scalars: Adam's bias corrections from the powers, the
+    /// others' from the settings alone.
+    fn step(&self, settings: &OptimizerConfig, lr: Lanes) -> Step {
+        let mut step = Step::plain(settings, lr);
+        if settings.kind == Optimizer::Adam {
+            step.step_size = lr * Lanes::splat((1.0 / (1.0 - self.beta1)) as f32);
+            step.bias2_sqrt = (1.0 - self.beta2).sqrt() as f32;
+        }
+        step
+    }
+}
+
+impl Step {
+    /// The scalars every update shares (all but Adam's corrections).
+    fn plain(settings: &OptimizerConfig, lr: Lanes) -> Self {
+        Step {
+            lr,
+            step_size: lr,
+            bias2_sqrt: 1.0,
+            momentum: settings.momentum as f32,
+            beta1: settings.beta1 as f32,
+            beta2: settings.beta2 as f32,
+            eps: settings.eps as f32,
+            weight_decay: settings.weight_decay as f32,
+        }
+    }
+}
+
+/// PyTorch's coupled weight decay `g + weight_decay p`, skipped at 0.
+#[inline(always)]
+fn decayed(p: Lanes, g: Lanes, k: &Step) -> Lanes {
+    if k.weight_decay == 0.0 {
+        g
+    } else {
+        Lanes::splat(k.weight_decay).mul_add(p, g)
+    }
+}
+
+/// One optimizer step of a parameter `p` with gradient `g` and its state
+/// `s`: the lane twins of [`crate::vocab::OPTIMIZERS`].
+#[inline(always)]
+pub fn optimizer_step(kind: Optimizer, p: Lanes, g: Lanes, s: &mut [Lanes; 2], k: &Step) -> Lanes {
+    match kind {
+        Optimizer::Sgd => p - k.lr * decayed(p, g, k),
+        Optimizer::Momentum => {
+            s[0] = Lanes::splat(k.momentum).mul_add(s[0], decayed(p, g, k));
+            p - k.lr * s[0]
+        }
+        Optimizer::Nesterov => {
+            let d = decayed(p, g, k);
+            s[0] = Lanes::splat(k.momentum).mul_add(s[0], d);
+            p - k.lr * Lanes::splat(k.momentum).mul_add(s[0], d)
+        }
+        Optimizer::Adam => {
+            let d = decayed(p, g, k);
+            // exp_avg.lerp_(g, 1 - beta1) in the form torch's lerp takes
+            // for that weight.
+            let w = 1.0 - k.beta1;
+            s[0] = if w < 0.5 {
+                Lanes::splat(w).mul_add(d - s[0], s[0])
+            } else {
+                d - (d - s[0]) * Lanes::splat(1.0 - w)
+            };
+            s[1] = s[1] * Lanes::splat(k.beta2) + Lanes::splat(1.0 - k.beta2) * (d * d);
+            let denom = s[1].map(f32::sqrt) / Lanes::splat(k.bias2_sqrt) + Lanes::splat(k.eps);
+            p - k.step_size * (s[0] / denom)
+        }
+    }
+}
+
+/// A neuron's net input `start + sum_k w[k] a[k]` (the terms added in
+/// order, each with one rounding: fused multiply-adds) and its output
+/// `f(net)`. Short sums are unrolled inside the lane loop, so the net
+/// input never leaves the registers; the bits are the same either way.
+#[inline(always)]
+fn neuron(start: Lanes, w: &[Lanes], a: &[Lanes], f: impl Fn(f32) -> f32) -> (Lanes, Lanes) {
+    #[inline(always)]
+    fn unrolled<const N: usize>(
+        start: Lanes,
+        w: &[Lanes],
+        a: &[Lanes],
+        f: impl Fn(f32) -> f32,
+    ) -> (Lanes, Lanes) {
+        let (w, a) = (&w[..N], &a[..N]);
+        let (mut net, mut out) = (start.0, [0.0; LANES]);
+        for i in 0..LANES {
+            for k in 0..N {
+                net[i] = w[k].0[i].mul_add(a[k].0[i], net[i]);
+            }
+            out[i] = f(net[i]);
+        }
+        (Lanes(net), Lanes(out))
+    }
+    match w.len() {
+        1 => unrolled::<1>(start, w, a, f),
+        2 => unrolled::<2>(start, w, a, f),
+        3 => unrolled::<3>(start, w, a, f),
+        4 => unrolled::<4>(start, w, a, f),
+        _ => {
+            let net = w
+                .iter()
+                .zip(a)
+                .fold(start, |sum, (w, a)| w.mul_add(*a, sum));
+            (net, net.map(f))
+        }
+    }
+}
+
+impl Work {
+    fn new(plan: &Plan) -> Self {
+        Self {
+            out: vec![Lanes::ZERO; plan.activations],
+            net_out: vec![Lanes::ZERO; plan.outputs()],
+            delta: vec![Lanes::ZERO; plan.deltas],
+            grad: vec![Lanes::ZERO; plan.params],
+        }
+    }
+
+    /// Forward pass of one sample: every layer's outputs, and the output
+    /// layer's net inputs.
+    #[inline(always)]
+    fn forward(&mut self, plan: &Plan, params: &[Lanes], input: &[f32]) {
+        for (a, &x) in self.out.iter_mut().zip(input) {
+            *a = Lanes::splat(x);
+        }
+        let last = plan.layers.len() - 1;
+        for (l, layer) in plan.layers.iter().enumerate() {
+            let (before, after) = self.out.split_at_mut(layer.output_at);
+            let inputs = &before[layer.input_at..];
+            for j in 0..layer.fan_out {
+                let bias = layer.bias.index(j).map_or(Lanes::ZERO, |b| params[b]);
+                let row = &params[layer.weights + j * layer.fan_in..][..layer.fan_in];
+                let inputs = &inputs[..layer.fan_in];
+                let (net, out) = match layer.activation {
+                    Activation::Sigmoid => neuron(bias, row, inputs, lanes::sigmoid),
+                    Activation::Tanh => neuron(bias, row, inputs, lanes::tanh),
+                    Activation::Relu => neuron(bias, row, inputs, lanes::relu),
+                    Activation::Linear => neuron(bias, row, inputs, |z| z),
+                };
+                if l == last {
+                    self.net_out[j] = net;
+                }
+                after[j] = out;
+            }
+        }
+    }
+
+    /// The loss of the sample whose forward pass is in `self`.
+    #[inline(always)]
+    fn sample_loss(&self, plan: &Plan, target: &[f32]) -> Lanes {
+        let output_at = plan.layers[plan.layers.len() - 1].output_at;
+        let mut total = Lanes::ZERO;
+        for (j, &y) in target.iter().enumerate() {
+            total = total + loss_value(plan.loss, self.net_out[j], self.out[output_at + j], y);
+        }
+        total
+    }
+
+    /// Backpropagates the sample whose forward pass is in `self` and adds
+    /// its gradient to `grad`.
+    #[inline(always)]
+    fn backward(&mut self, plan: &Plan, params: &[Lanes], target: &[f32]) {
+        let last = plan.layers.len() - 1;
+        let output = plan.layers[last];
+        for (j, &y) in target.iter().enumerate() {
+            let yhat = self.out[output.output_at + j];
+            let slope = derivative(output.activation, yhat);
+            self.delta[output.delta_at + j] = loss_delta(plan.loss, yhat, y, slope);
+        }
+        // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), with
+        // the weights from before this update.
+        for l in (1..=last).rev() {
+            let layer = plan.layers[l];
+            let below = plan.layers[l - 1];
+            for k in 0..layer.fan_in {
+                let mut back = Lanes::ZERO;
+                for j in 0..layer.fan_out {
+                    let w = params[layer.weights + j * layer.fan_in + k];
+                    back = w.mul_add(self.delta[layer.delta_at + j], back);
+                }
+                let slope = derivative(below.activation, self.out[layer.input_at + k]);
+                self.delta[below.delta_at + k] = back * slope;
+            }
+        }
+        // dE/dW[j][k] = delta_j out_prev_k; dE/db = delta (summed when shared).
+        for layer in &plan.layers {
+            for j in 0..layer.fan_out {
+                let d = self.delta[layer.delta_at + j];
+                let row = &mut self.grad[layer.weights + j * layer.fan_in..][..layer.fan_in];
+                for (g, a) in row.iter_mut().zip(&self.out[layer.input_at..]) {
+                    *g = d.mul_add(*a, *g);
+                }
+                if let Some(b) = layer.bias.index(j) {
+                    self.grad[b] = self.grad[b] + d;
+                }
+            }
+        }
+    }
+
+    /// The loss over `samples` (reduced), forward passes only.
+    #[inline(always)]
+    fn loss(&mut self, plan: &Plan, params: &[Lanes], samples: &Samples) -> Lanes {
+        let mut total = Lanes::ZERO;
+        for s in 0..samples.count {
+            let (input, target) = samples.row(s);
+            self.forward(plan, params, input);
+            total = total + self.sample_loss(plan, target);
+        }
+        total * Lanes::splat(plan.reduction.factor(samples.count) as f32)
+    }
+
+    /// Zeroes the gradient, then accumulates the loss and gradient of the
+    /// samples `batch` yields; gives the summed loss and the count.
+    #[inline(always)]
+    fn loss_and_gradient(
+        &mut self,
+        plan: &Plan,
+        params: &[Lanes],
+        batch: impl Iterator<Item = usize>,
+    ) -> (Lanes, usize) {
+        self.grad.fill(Lanes::ZERO);
+        let mut total = Lanes::ZERO;
+        let mut count = 0;
+        for s in batch {
+            let (input, target) = plan.data.row(s);
+            self.forward(plan, params, input);
+            total = total + self.sample_loss(plan, target);
+            self.backward(plan, params, target);
+            count += 1;
+        }
+        (total, count)
+    }
+
+    /// One update of every trainable parameter with the gradient in
+    /// `grad` scaled by `scale` (the mean's 1 / batch size, or 1); lanes
+    /// not `active` keep their values.
+    #[inline(always)]
+    fn update(&self, plan: &Plan, group: &mut Group, k: &Step, scale: f32, sheet: &Lanesheet) {
+        let (p, slots) = (plan.params, plan.slots());
+        let kind = plan.optimizer.kind;
+        let scale = Lanes::splat(scale);
+        for &i in &plan.trainable {
+            let g = match plan.reduction {
+                Reduction::Sum => self.grad[i],
+                Reduction::Mean => self.grad[i] * scale,
+            };
+            let mut s = [Lanes::ZERO; 2];
+            for (slot, v) in s.iter_mut().enumerate().take(slots) {
+                *v = group.state[slot * p + i];
+            }
+            let old = group.params[i];
+            let new = optimizer_step(kind, old, g, &mut s, k);
+            if sheet.all_active {
+                group.params[i] = new;
+                for (slot, v) in s.iter().enumerate().take(slots) {
+                    group.state[slot * p + i] = *v;
+                }
+            } else {
+                group.params[i] = old.keep_where(&sheet.active, new);
+                for (slot, v) in s.iter().enumerate().take(slots) {
+                    let at = slot * p + i;
+                    group.state[at] = group.state[at].keep_where(&sheet.active, *v);
+                }
+            }
+        }
+    }
+}
+
+/// Records history point `q` for the active lanes: the training loss
+/// `loss`, and the held-out loss when the plan has one.
+fn record_point(
+    plan: &Plan,
+    work: &mut Work,
+    group: &mut Group,
+    sheet: &Lanesheet,
+    q: usize,
+    loss: Lanes,
+) {
+    let eval = match (&plan.eval, plan.history.is_some_and(|h| h.eval)) {
+        (Some(eval), true) => Some(work.loss(plan, group.params, eval)),
+        _ => None,
+    };
+    for (i, curve) in group.curves.iter_mut().enumerate() {
+        if sheet.active[i] {
+            curve.record(q, f64::from(loss.0[i]), eval.map(|e| f64::from(e.0[i])));
+        }
+    }
+}
+
+/// Trains one group for `epochs`, in place. Written once and compiled per
+/// instruction set by the entry points in [`super::dispatch`], which is
+/// why every helper it calls is `#[inline(always)]`.
+#[inline(always)]
+pub fn train_group(plan: &Plan, group: &mut Group, epochs: &Epochs) -> GroupOutcome {
+    let mut work = Work::new(plan);
+    let mut sheet = Lanesheet::new(plan.target_loss);
+    let watch_target = plan.target_loss.is_some();
+    let settings = &plan.optimizer;
+    let samples = plan.data.count;
+    let batches = plan.batching.map_or(1, |b| b.batches(samples)) as u64;
+    let mut powers = Powers::at(settings, epochs.first * batches + 1);
+    let adam = settings.kind == Optimizer::Adam;
+    let mut step = Step::plain(settings, group.learning_rate);
+    let slot = |epoch: u64| plan.history.and_then(|h| h.slot(epoch));
+    let mut epochs_completed = epochs.count;
+    let mut reported = 0;
+    let full_factor = plan.reduction.factor(samples) as f32;
+    'epochs: for e in 0..epochs.count {
+        if e % STOP_CHECK_EPOCHS == 0 && e > 0 {
+            (epochs.done)(STOP_CHECK_EPOCHS);
+            reported += STOP_CHECK_EPOCHS;
+            if (epochs.stop)() {
+                epochs_completed = e;
+                break;
+            }
+        }
+        let epoch = epochs.first + e;
+        let Some(batching) = plan.batching else {
+            // Full batch: the loss of the current parameters comes with
+            // their gradient.
+            let (total, _) = work.loss_and_gradient(plan, group.params, 0..samples);
+            let loss = total * Lanes::splat(full_factor);
+            if let Some(q) = slot(epoch) {
+                record_point(plan, &mut work, group, &sheet, q, loss);
+            }
+            if !sheet.record(plan, loss, epoch, watch_target) {
+                break;
+            }
+            if adam {
+                step = powers.step(settings, group.learning_rate);
+                powers.advance(settings);
+            }
+            work.update(plan, group, &step, full_factor, &sheet);
+            continue;
+        };
+        // Minibatches: the epoch's loss (for the target and the history)
+        // is the full-data loss of the parameters the previous epoch
+        // ended with.
+        let point = slot(epoch);
+        if watch_target || point.is_some() {
+            let loss = work.loss(plan, group.params, &plan.data);
+            if let Some(q) = point {
+                record_point(plan, &mut work, group, &sheet, q, loss);
+            }
+            if watch_target && !sheet.record(plan, loss, epoch, true) {
+                break;
+            }
+        }
+        let order = batching
+            .shuffle
+            .then(|| EpochOrder::new(samples, batching.seed, epoch));
+        for b in 0..batches as usize {
+            let first = b * batching.size;
+            let last = (first + batching.size).min(samples);
+            let batch = (first..last).map(|position| match &order {
+                Some(order) => order.sample(position as u32) as usize,
+                None => position,
+            });
+            let (total, count) = work.loss_and_gradient(plan, group.params, batch);
+            let scale = plan.reduction.factor(count) as f32;
+            if !sheet.check_batch(total * Lanes::splat(scale)) {
+                break 'epochs;
+            }
+            if adam {
+                step = powers.step(settings, group.learning_rate);
+                powers.advance(settings);
+            }
+            work.update(plan, group, &step, scale, &sheet);
+        }
+    }
+    // The final loss; divergence if it or any parameter is not finite; a
+    // target first reached by the last update.
+    let final_loss = work.loss(plan, group.params, &plan.data);
+    let mut diverged = sheet.diverged;
+    let finite = final_loss.finite();
+    for (i, d) in diverged.iter_mut().enumerate() {
+        *d |= !finite[i] || group.params.iter().any(|p| !p.finite()[i]);
+    }
+    let mut target_epoch = sheet.target_epoch;
+    if let Some(target) = plan.target_loss {
+        for i in 0..LANES {
+            if !diverged[i] && target_epoch[i].is_none() && final_loss.0[i] <= target {
+                target_epoch[i] = Some((epochs.first + epochs_completed) as u32);
+            }
+        }
+    }
+    (epochs.done)(epochs.count - reported);
+    GroupOutcome {
+        final_loss,
+        target_epoch,
+        diverged,
+        epochs_completed,
+    }
+}

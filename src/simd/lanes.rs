@@ -1,0 +1,325 @@
+//! A group of networks side by side: [`Lanes`] holds one float32 value of
+//! each of [`LANES`] networks, and every operation works lane by lane. The
+//! operations are plain Rust loops over the lanes with no branches between
+//! lanes; compiled inside the trainer's `#[target_feature]` entry points
+//! (AVX-512, AVX2 + FMA; NEON on aarch64) LLVM turns each into one or two
+//! vector instructions per 16 lanes. No intrinsics: the same source is the
+//! portable fallback, and since every lane operation is IEEE-exact
+//! (add, multiply, fused multiply-add, divide, square root, compare,
+//! select, bit casts) every instruction set computes the same bits.
+//!
+//! The transcendental functions are written here as branch-free scalar
+//! functions ([`exp`], [`ln_1p_unit`], [`tanh`]) that the lane loops
+//! inline; their accuracy is measured against float64 in the tests below.
+
+#![expect(
+    clippy::needless_range_loop,
+    reason = "lane loops index several arrays in step, the form LLVM vectorizes"
+)]
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// Networks per group: one AVX-512 register of float32, two AVX2 ones.
+pub const LANES: usize = 128;
+
+/// One float32 value per network of a group.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(64))]
+pub struct Lanes(pub [f32; LANES]);
+
+impl Default for Lanes {
+    fn default() -> Self {
+        Self::ZERO
+    }
+}
+
+impl Lanes {
+    pub const ZERO: Lanes = Lanes([0.0; LANES]);
+
+    #[inline(always)]
+    pub fn splat(x: f32) -> Self {
+        Self([x; LANES])
+    }
+
+    /// `f` applied to every lane.
+    #[inline(always)]
+    pub fn map(self, f: impl Fn(f32) -> f32) -> Self {
+        let mut out = [0.0; LANES];
+        for i in 0..LANES {
+            out[i] = f(self.0[i]);
+        }
+        Self(out)
+    }
+
+    /// `f` applied lane by lane to `self` and `other`.
+    #[inline(always)]
+    pub fn zip(self, other: Self, f: impl Fn(f32, f32) -> f32) -> Self {
+        let mut out = [0.0; LANES];
+        for i in 0..LANES {
+            out[i] = f(self.0[i], other.0[i]);
+        }
+        Self(out)
+    }
+
+    /// `f` applied lane by lane to `self`, `b` and `c`.
+    #[inline(always)]
+    pub fn zip3(self, b: Self, c: Self, f: impl Fn(f32, f32, f32) -> f32) -> Self {
+        let mut out = [0.0; LANES];
+        for i in 0..LANES {
+            out[i] = f(self.0[i], b.0[i], c.0[i]);
+        }
+        Self(out)
+    }
+
+    /// `self * a + b`, rounded once.
+    #[inline(always)]
+    pub fn mul_add(self, a: Self, b: Self) -> Self {
+        self.zip3(a, b, f32::mul_add)
+    }
+
+    /// Lanes where `keep` is true take `new`, the others keep `self`.
+    #[inline(always)]
+    pub fn keep_where(self, keep: &[bool; LANES], new: Self) -> Self {
+        let mut out = self.0;
+        for i in 0..LANES {
+            if keep[i] {
+                out[i] = new.0[i];
+            }
+        }
+        Self(out)
+    }
+
+    /// Whether each lane is finite (neither NaN nor infinite), from the
+    /// exponent bits.
+    #[inline(always)]
+    pub fn finite(self) -> [bool; LANES] {
+        let mut out = [false; LANES];
+        for i in 0..LANES {
+            out[i] = self.0[i].to_bits() & 0x7f80_0000 != 0x7f80_0000;
+        }
+        out
+    }
+}
+
+macro_rules! lane_operator {
+    ($trait:ident, $method:ident, $op:tt) => {
+        impl $trait for Lanes {
+            type Output = Lanes;
+            #[inline(always)]
+            fn $method(self, other: Lanes) -> Lanes {
+                self.zip(other, |a, b| a $op b)
+            }
+        }
+    };
+}
+lane_operator!(Add, add, +);
+lane_operator!(Sub, sub, -);
+lane_operator!(Mul, mul, *);
+lane_operator!(Div, div, /);
+
+impl Neg for Lanes {
+    type Output = Lanes;
+    #[inline(always)]
+    fn neg(self) -> Lanes {
+        self.map(|a| -a)
+    }
+}
+
+/// `x` if `x <= hi`, else `hi`; NaN passes through (a clamp by `f32::min`
+/// would turn it into `hi` and hide a divergence).
+#[inline(always)]
+fn at_most(x: f32, hi: f32) -> f32 {
+    if x > hi { hi } else { x }
+}
+
+/// `x` if `x >= lo`, else `lo`; NaN passes through.
+#[inline(always)]
+fn at_least(x: f32, lo: f32) -> f32 {
+    if x < lo { lo } else { x }
+}
+
+/// e^x in float32, branch-free, within 1 ulp of the exact value for x in
+/// [-87, 88] (0.91 measured in the tests below). Beyond that range the argument
+/// is clamped: e^-87 = 1.6e-38 is the smallest result (the smallest normal
+/// float32 is 1.2e-38; subnormal results would be slow and gain nothing
+/// here) and e^88 = 1.65e38 the largest, which the sigmoid and the other
+/// callers turn into their limits. NaN stays NaN.
+///
+/// Method: x = n ln 2 + r with n = round(x / ln 2) and |r| <= ln 2 / 2,
+/// ln 2 split into a part exact in float32 and a correction (Cody and
+/// Waite); e^r from its Taylor polynomial to degree 7 (truncation below
+/// 0.347^8 / 8! = 5e-9, under float32's half ulp); 2^n put into the
+/// exponent bits.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // 0.693359375 has 9 significant bits, so n * LN2_HI is exact.
+    const LN2_HI: f32 = 0.693_359_4;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    // 1.5 * 2^23: adding it rounds to an integer held in the low bits.
+    const ROUND: f32 = 12_582_912.0;
+    let x = at_least(at_most(x, 88.0), -87.0);
+    let shifted = x.mul_add(LOG2_E, ROUND);
+    let n = shifted - ROUND;
+    let r = n.mul_add(-LN2_LO, n.mul_add(-LN2_HI, x));
+    let mut p: f32 = 1.0 / 5040.0;
+    p = p.mul_add(r, 1.0 / 720.0);
+    p = p.mul_add(r, 1.0 / 120.0);
+    p = p.mul_add(r, 1.0 / 24.0);
+    p = p.mul_add(r, 1.0 / 6.0);
+    p = p.mul_add(r, 0.5);
+    p = p.mul_add(r, 1.0);
+    p = p.mul_add(r, 1.0);
+    // The integer n sits in the low bits of `shifted`; 2^n as a float32
+    // has the biased exponent n + 127.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits()) as i32;
+    let scale = f32::from_bits((n_bits.wrapping_add(127) as u32) << 23);
+    p * scale
+}
+
+/// ln(1 + t) for t in [0, 1] (the softplus tail of cross-entropy, where
+/// t = e^-|z|), branch-free. With s = t / (2 + t) in [0, 1/3],
+/// ln(1 + t) = 2 atanh(s) = 2s + 2s^3/3 + 2s^5/5 + ..., and 2s = t - t s,
+/// so ln(1 + t) = (t - t s) + s^3 (2/3 + 2s^2/5 + ... + 2s^14/17): the
+/// large part comes from t itself in one fused multiply-add, and the
+/// series (truncated below (1/3)^19 / 19 < 1e-10 of the result) adds at
+/// most 4% of it. No cancellation: s is formed from t, never from 1 + t.
+#[inline(always)]
+pub fn ln_1p_unit(t: f32) -> f32 {
+    let s = t / (2.0 + t);
+    let s2 = s * s;
+    let mut q: f32 = 2.0 / 17.0;
+    q = q.mul_add(s2, 2.0 / 15.0);
+    q = q.mul_add(s2, 2.0 / 13.0);
+    q = q.mul_add(s2, 2.0 / 11.0);
+    q = q.mul_add(s2, 2.0 / 9.0);
+    q = q.mul_add(s2, 2.0 / 7.0);
+    q = q.mul_add(s2, 2.0 / 5.0);
+    q = q.mul_add(s2, 2.0 / 3.0);
+    (s * s2).mul_add(q, (-t).mul_add(s, t))
+}
+
+/// tanh z in float32, branch-free. Below |z| = 0.4 its odd Taylor series
+/// to z^13 (truncation below 1.5e-3 z^15 <= 1.6e-9 relative); beyond,
+/// (1 - e) / (1 + e) with e = e^-2|z| <= 0.45, where 1 - e has no
+/// cancellation. Saturates to +-1 (e^-2|z| is clamped at e^-87); NaN stays
+/// NaN.
+#[inline(always)]
+pub fn tanh(z: f32) -> f32 {
+    let a = z.abs();
+    let a2 = a * a;
+    let mut p: f32 = 21_844.0 / 6_081_075.0;
+    p = p.mul_add(a2, -1_382.0 / 155_925.0);
+    p = p.mul_add(a2, 62.0 / 2_835.0);
+    p = p.mul_add(a2, -17.0 / 315.0);
+    p = p.mul_add(a2, 2.0 / 15.0);
+    p = p.mul_add(a2, -1.0 / 3.0);
+    let series = (p * a2).mul_add(a, a);
+    let e = exp(-2.0 * a);
+    let quotient = (1.0 - e) / (1.0 + e);
+    let magnitude = if a < 0.4 { series } else { quotient };
+    // NaN: `a < 0.4` is false and exp(NaN) is NaN, so the quotient is NaN.
+    magnitude.copysign(z)
+}
+
+/// max(z, 0); `z <= 0` is false for NaN, which passes through.
+#[inline(always)]
+pub fn relu(z: f32) -> f32 {
+    if z <= 0.0 { 0.0 } else { z }
+}
+
+/// The logistic function 1 / (1 + e^-z) in float32.
+#[inline(always)]
+pub fn sigmoid(z: f32) -> f32 {
+    1.0 / (1.0 + exp(-z))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Distance in float32 units in the last place between `got` and the
+    /// exact `want`, at `want`'s scale.
+    fn ulps(got: f32, want: f64) -> f64 {
+        let ulp = (want.abs() as f32).max(f32::MIN_POSITIVE);
+        let spacing = f64::from(f32::from_bits(ulp.to_bits() + 1) - ulp);
+        (f64::from(got) - want).abs() / spacing
+    }
+
+    /// `count + 1` evenly spaced points from `lo` to `hi`.
+    fn sweep(lo: f32, hi: f32, count: usize) -> impl Iterator<Item = f32> {
+        (0..=count).map(move |i| lo + (hi - lo) * (i as f32 / count as f32))
+    }
+
+    #[test]
+    fn exp_is_within_two_ulp() {
+        // The issue asks for 1-2 ulp; measured worst over 2 million
+        // points: 0.91 ulp.
+        let worst = sweep(-87.0, 88.0, 2_000_000)
+            .map(|x| ulps(exp(x), f64::from(x).exp()))
+            .fold(0.0, f64::max);
+        eprintln!("exp: worst {worst} ulp");
+        assert!(worst <= 2.0, "exp: worst {worst} ulp");
+    }
+
+    #[test]
+    fn exp_clamps_and_keeps_nan() {
+        assert_eq!(exp(-1000.0), exp(-87.0));
+        assert_eq!(exp(f32::INFINITY), exp(88.0));
+        assert!(exp(f32::NAN).is_nan());
+        assert_eq!(exp(0.0), 1.0);
+    }
+
+    #[test]
+    fn ln_1p_is_within_two_ulp_on_the_unit_interval() {
+        // Measured worst over a million points: 1.28 ulp (2.81 before the
+        // large part was formed as t - t s).
+        let worst = sweep(0.0, 1.0, 1_000_000)
+            .map(|t| ulps(ln_1p_unit(t), f64::from(t).ln_1p()))
+            .fold(0.0, f64::max);
+        eprintln!("ln_1p: worst {worst} ulp");
+        assert!(worst <= 2.0, "ln_1p: worst {worst} ulp");
+        assert_eq!(ln_1p_unit(0.0), 0.0);
+    }
+
+    #[test]
+    fn tanh_is_within_three_ulp_and_saturates() {
+        // Measured worst over 2 million points: 2.24 ulp (the quotient's
+        // three roundings, near |z| = 0.4).
+        let worst = sweep(-12.0, 12.0, 2_000_000)
+            .map(|z| ulps(tanh(z), f64::from(z).tanh()))
+            .fold(0.0, f64::max);
+        eprintln!("tanh: worst {worst} ulp");
+        assert!(worst <= 3.0, "tanh: worst {worst} ulp");
+        assert_eq!(tanh(100.0), 1.0);
+        assert_eq!(tanh(-100.0), -1.0);
+        assert!(tanh(f32::NAN).is_nan());
+        assert_eq!(tanh(0.0), 0.0);
+        let tiny = 1e-30f32;
+        assert_eq!(tanh(tiny), tiny);
+    }
+
+    #[test]
+    fn sigmoid_reaches_its_limits_and_keeps_nan() {
+        assert!(sigmoid(-200.0) < 1e-37);
+        assert_eq!(sigmoid(200.0), 1.0);
+        assert!(sigmoid(f32::NAN).is_nan());
+    }
+
+    #[test]
+    fn lane_operations_work_lane_by_lane() {
+        let a = Lanes(std::array::from_fn(|i| i as f32));
+        let b = Lanes::splat(2.0);
+        assert_eq!((a * b + b).0[5], 12.0);
+        assert_eq!(a.mul_add(b, b).0[7], 16.0);
+        let mut keep = [false; LANES];
+        keep[3] = true;
+        let kept = a.keep_where(&keep, b);
+        assert_eq!((kept.0[3], kept.0[4]), (2.0, 4.0));
+        let mut c = a;
+        c.0[2] = f32::NAN;
+        c.0[9] = f32::NEG_INFINITY;
+        let finite = c.finite();
+        assert!(finite[0] && !finite[2] && !finite[9] && finite[15]);
+    }
+}

@@ -1,0 +1,223 @@
+//! The float32 SIMD trainer for the CPU (`--backend simd`): networks side
+//! by side in vector lanes ([`lanes::LANES`] per group, struct of arrays),
+//! each group's whole epoch loop run by one core with everything in L1,
+//! groups spread over a rayon pool. It trains everything the GPU kernels
+//! train (every activation, loss, optimizer, bias mode, minibatches,
+//! targets, learning curves, Ctrl-C, resume) and reports the same
+//! outcomes; `--backend auto` picks it when the machine has no hardware
+//! GPU (only software adapters such as lavapipe, or none).
+//!
+//! Every network's lane sees exactly the same operations whatever the
+//! group, the thread or the instruction set ([`Isa`]), so results are
+//! bit-identical across thread counts, chunkings and machines' vector
+//! widths (`tests/simd.rs`).
+
+mod dispatch;
+pub mod kernel;
+pub mod lanes;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use rayon::prelude::*;
+
+use crate::data::Dataset;
+use crate::history::{HistoryBlock, NetworkCurve, Recording};
+use crate::model::ModelSpec;
+use crate::training::{NetworkOutcome, Progress, TrainOptions};
+
+pub use dispatch::{ISA_VARIABLE, Isa};
+use kernel::{Epochs, Group, GroupOutcome, Plan, Samples};
+use lanes::{LANES, Lanes};
+
+/// How often a running training reports progress.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// The trainer for one run's model, data and curves.
+pub struct SimdTrainer<'a> {
+    pub spec: &'a ModelSpec,
+    pub data: &'a Dataset,
+    /// Learning curves to record ([`crate::history`]).
+    pub recording: Option<&'a Recording<'a>>,
+    /// The instruction set the groups are compiled for
+    /// ([`Isa::detect`]: the widest this processor has).
+    pub isa: Isa,
+    /// The threads groups are spread over.
+    pub pool: &'a rayon::ThreadPool,
+}
+
+/// What a training of networks gave: each one's outcome, and their
+/// curves when recording.
+pub struct SimdRun {
+    pub outcomes: Vec<NetworkOutcome>,
+    pub history: Option<HistoryBlock>,
+}
+
+impl SimdTrainer<'_> {
+    /// Trains `params` (one vector after another) and their optimizer
+    /// `state` (network after network, [`crate::vocab::OptimizerConfig::
+    /// state_slots`] x parameters each) in place, from `options.first_epoch`
+    /// for `options.epochs` epochs. Calls `progress` about every 0.1 s;
+    /// once `stop` answers true every group ends within
+    /// [`kernel::STOP_CHECK_EPOCHS`] epochs and records the epochs it
+    /// completed.
+    pub fn train(
+        &self,
+        params: &mut [f64],
+        state: &mut [f64],
+        learning_rates: &[f64],
+        options: &TrainOptions,
+        progress: &mut dyn FnMut(&Progress),
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> SimdRun {
+        let networks = learning_rates.len();
+        let plan = Plan::new(
+            self.spec,
+            Samples::new(self.data),
+            self.recording.and_then(|r| r.eval).map(Samples::new),
+            self.recording.map(|r| r.plan),
+            options.target_loss,
+            options.stop_at_target,
+        );
+        let (p, slots) = (plan.params, plan.slots());
+        assert_eq!(params.len(), networks * p, "one parameter vector per rate");
+        assert_eq!(state.len(), networks * slots * p, "slots x parameters each");
+        let done = AtomicU64::new(0);
+        let total = networks as u64 * options.epochs;
+        let (params_in, state_in): (&[f64], &[f64]) = (params, state);
+        let trained = std::thread::scope(|scope| {
+            let (send, receive) = mpsc::channel();
+            let (plan, done) = (&plan, &done);
+            scope.spawn(move || {
+                let groups = self.pool.install(|| {
+                    (0..networks.div_ceil(LANES))
+                        .into_par_iter()
+                        .map(|g| {
+                            let first = g * LANES;
+                            let count = LANES.min(networks - first);
+                            let mut lanes = GroupLanes::gather(
+                                plan,
+                                &params_in[first * p..(first + count) * p],
+                                &state_in[first * slots * p..(first + count) * slots * p],
+                                &learning_rates[first..first + count],
+                            );
+                            let mut curves: Vec<NetworkCurve> = match self.recording {
+                                Some(r) => vec![NetworkCurve::new(&r.plan); count],
+                                None => Vec::new(),
+                            };
+                            let report = |epochs: u64| {
+                                done.fetch_add(epochs * count as u64, Ordering::Relaxed);
+                            };
+                            let epochs = Epochs {
+                                first: options.first_epoch,
+                                count: options.epochs,
+                                stop,
+                                done: &report,
+                            };
+                            let mut group = Group {
+                                params: &mut lanes.params,
+                                state: &mut lanes.state,
+                                learning_rate: lanes.learning_rate,
+                                curves: &mut curves,
+                            };
+                            let outcome = self.isa.train_group(plan, &mut group, &epochs);
+                            (lanes, outcome, curves)
+                        })
+                        .collect::<Vec<_>>()
+                });
+                // The receiver waits for this; it cannot be gone.
+                let _ = send.send(groups);
+            });
+            loop {
+                match receive.recv_timeout(PROGRESS_EVERY) {
+                    Ok(groups) => break groups,
+                    Err(mpsc::RecvTimeoutError::Timeout) => progress(&Progress {
+                        network_epochs_done: done.load(Ordering::Relaxed),
+                        network_epochs_total: total,
+                    }),
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        // The worker panicked; the scope re-raises it.
+                        break Vec::new();
+                    }
+                }
+            }
+        });
+        let mut outcomes = Vec::with_capacity(networks);
+        let mut curves = Vec::new();
+        for (g, (lanes, outcome, group_curves)) in trained.into_iter().enumerate() {
+            let first = g * LANES;
+            let count = LANES.min(networks - first);
+            lanes.scatter(
+                &plan,
+                &mut params[first * p..(first + count) * p],
+                &mut state[first * slots * p..(first + count) * slots * p],
+            );
+            outcomes.extend((0..count).map(|i| lane_outcome(&outcome, i)));
+            curves.extend(group_curves);
+        }
+        progress(&Progress {
+            network_epochs_done: total,
+            network_epochs_total: total,
+        });
+        SimdRun {
+            outcomes,
+            history: self
+                .recording
+                .map(|r| HistoryBlock::from_curves(&r.plan, &curves)),
+        }
+    }
+}
+
+/// Lane `i`'s outcome.
+fn lane_outcome(outcome: &GroupOutcome, i: usize) -> NetworkOutcome {
+    NetworkOutcome {
+        final_loss: f64::from(outcome.final_loss.0[i]),
+        target_epoch: outcome.target_epoch[i],
+        diverged: outcome.diverged[i],
+        epochs_completed: outcome.epochs_completed,
+    }
+}
+
+/// One group's values in lanes, gathered from and scattered back to the
+/// network-after-network float64 layout the rest of the crate uses. The
+/// lanes past the last network (the remainder of a population that is
+/// not a multiple of [`LANES`]) repeat the group's first network, so they
+/// compute ordinary values, and are dropped on the way back.
+struct GroupLanes {
+    params: Vec<Lanes>,
+    state: Vec<Lanes>,
+    learning_rate: Lanes,
+}
+
+impl GroupLanes {
+    fn gather(plan: &Plan, params: &[f64], state: &[f64], rates: &[f64]) -> Self {
+        let (p, slots) = (plan.params, plan.slots());
+        let source = |lane: usize| if lane < rates.len() { lane } else { 0 };
+        let lanes_of = |values: &[f64], per: usize| -> Vec<Lanes> {
+            (0..per)
+                .map(|v| Lanes(std::array::from_fn(|i| values[source(i) * per + v] as f32)))
+                .collect()
+        };
+        Self {
+            params: lanes_of(params, p),
+            state: lanes_of(state, slots * p),
+            learning_rate: Lanes(std::array::from_fn(|i| rates[source(i)] as f32)),
+        }
+    }
+
+    /// Writes the trained values back: the parameters training changes
+    /// (a frozen bias keeps its float64 value exactly) and the state.
+    fn scatter(&self, plan: &Plan, params: &mut [f64], state: &mut [f64]) {
+        let (p, slots) = (plan.params, plan.slots());
+        let count = params.len() / p;
+        for n in 0..count {
+            for &v in plan.trainable() {
+                params[n * p + v] = f64::from(self.params[v].0[n]);
+            }
+            for v in 0..slots * p {
+                state[n * slots * p + v] = f64::from(self.state[v].0[n]);
+            }
+        }
+    }
+}
