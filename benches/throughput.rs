@@ -1,5 +1,6 @@
-//! Throughput of the fused and layered GPU strategies and the float64 CPU
-//! reference in network-epochs per second (criterion's elements).
+//! Throughput of the fused and layered GPU strategies, the float64 CPU
+//! reference and the SIMD trainer in network-epochs per second
+//! (criterion's elements).
 //! CI-sized workloads; the GPU is waited for inside the timed region
 //! (train() blocks on every submission and reads the results back). The
 //! layered workload also prints GFLOP/s by
@@ -13,6 +14,7 @@ use gputrain::data::Task;
 use gputrain::gpu::{AdapterChoice, GpuContext, GpuOptions, GpuTrainer, Strategy};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, ModelSpec, Topology};
+use gputrain::simd::{Isa, SimdTrainer};
 use gputrain::training::TrainOptions;
 use std::ops::ControlFlow;
 
@@ -136,6 +138,32 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut params = initial.clone();
             cpu::train_population(&spec, &data, &mut params, &lrs, &options)
+        })
+    });
+    group.finish();
+
+    // The SIMD trainer on every core, on the fused row's workload.
+    let mut group = c.benchmark_group("simd");
+    group.sample_size(10);
+    let (networks, epochs) = (10_000usize, 2_000u64);
+    let initial = population_parameters(&spec, Init::Xavier, 0, 0, networks).unwrap();
+    let lrs = vec![0.5; networks];
+    let options = TrainOptions { epochs, ..options };
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let trainer = SimdTrainer {
+        spec: &spec,
+        data: &data,
+        recording: None,
+        isa: Isa::detect(),
+        pool: &pool,
+    };
+    let mut state = Vec::new();
+    group.throughput(Throughput::Elements(networks as u64 * epochs));
+    group.bench_function("tutorial 2-2-2", |b| {
+        b.iter(|| {
+            let mut params = initial.clone();
+            let (progress, stop) = (&mut |_: &_| {}, &|| false);
+            trainer.train(&mut params, &mut state, &lrs, &options, progress, stop)
         })
     });
     group.finish();

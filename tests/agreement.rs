@@ -15,12 +15,9 @@ use gputrain::cpu;
 use gputrain::data::{Dataset, Task};
 use gputrain::gpu::{GpuOptions, LayeredVariant, Strategy};
 use gputrain::init::{Init, TUTORIAL_PARAMETERS, population_parameters};
-use gputrain::model::{
-    ACTIVATIONS, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
-};
+use gputrain::model::{BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction};
 use gputrain::run::LearningRate;
 use gputrain::training::{NetworkOutcome, TrainOptions};
-use gputrain::vocab::LOSSES;
 
 /// A way to train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,28 +125,7 @@ fn assert_agree(
 /// Every model of the vocabulary: each hidden activation x (output
 /// activation, loss) pair the loss accepts x bias mode, on a 3-5-2 network.
 fn vocabulary_specs() -> Vec<ModelSpec> {
-    let mut specs = Vec::new();
-    for hidden in ACTIVATIONS {
-        for output in ACTIVATIONS.iter().filter(|a| a.as_output) {
-            for loss in LOSSES
-                .iter()
-                .filter(|l| l.loss.accepts_output(output.activation))
-            {
-                for bias in BiasMode::ALL {
-                    specs.push(ModelSpec {
-                        topology: Topology::new(vec![3, 5, 2]).unwrap(),
-                        bias,
-                        activation: hidden.activation,
-                        output_activation: output.activation,
-                        loss: loss.loss,
-                        reduction: Reduction::Mean,
-                        ..ModelSpec::default()
-                    });
-                }
-            }
-        }
-    }
-    specs
+    common::every_model(&[3, 5, 2], &[Optimizer::Sgd])
 }
 
 /// float32 (GPU) vs float64 after VOCAB_EPOCHS epochs at lr 0.2 (mean over

@@ -8,76 +8,26 @@
 
 mod common;
 
+use common::{SimdRun, simd_run};
+
 use gputrain::batches::Batching;
 use gputrain::cpu;
 use gputrain::data::{Dataset, Task, TaskOptions};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{
-    ACTIVATIONS, Activation, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction,
-    Topology,
+    Activation, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction,
 };
+use gputrain::simd::Isa;
 use gputrain::simd::lanes::LANES;
-use gputrain::simd::{Isa, SimdTrainer};
-use gputrain::training::{NetworkOutcome, TrainOptions};
-use gputrain::vocab::LOSSES;
-
-/// Trains on the SIMD trainer with an instruction set on a number of
-/// threads, and gives the outcomes with the trained parameters and
-/// optimizer state.
-fn train(
-    (isa, threads): (Isa, usize),
-    spec: &ModelSpec,
-    data: &Dataset,
-    initial: &[f64],
-    lrs: &[f64],
-    opts: &TrainOptions,
-    stop: &(dyn Fn() -> bool + Sync),
-) -> (Vec<NetworkOutcome>, Vec<f64>, Vec<f64>) {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap();
-    let trainer = SimdTrainer {
-        spec,
-        data,
-        recording: None,
-        isa,
-        pool: &pool,
-    };
-    let mut params = initial.to_vec();
-    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
-    let run = trainer.train(&mut params, &mut state, lrs, opts, &mut |_| {}, stop);
-    (run.outcomes, params, state)
-}
+use gputrain::training::TrainOptions;
 
 /// Every model of the vocabulary on a 3-4-2 network: each hidden
 /// activation x (output activation, loss) pair the loss accepts x
-/// optimizer x bias mode, with and without frozen biases for SGD.
+/// optimizer x bias mode, the shared biases frozen for SGD.
 fn every_model() -> Vec<ModelSpec> {
-    let mut specs = Vec::new();
-    for hidden in ACTIVATIONS {
-        for output in ACTIVATIONS.iter().filter(|a| a.as_output) {
-            for loss in LOSSES
-                .iter()
-                .filter(|l| l.loss.accepts_output(output.activation))
-            {
-                for kind in Optimizer::ALL {
-                    for bias in BiasMode::ALL {
-                        specs.push(ModelSpec {
-                            topology: Topology::new(vec![3, 4, 2]).unwrap(),
-                            bias,
-                            freeze_bias: kind == Optimizer::Sgd && bias == BiasMode::Shared,
-                            activation: hidden.activation,
-                            output_activation: output.activation,
-                            loss: loss.loss,
-                            reduction: Reduction::Mean,
-                            optimizer: OptimizerConfig::of(kind),
-                            batching: None,
-                        });
-                    }
-                }
-            }
-        }
+    let mut specs = common::every_model(&[3, 4, 2], &Optimizer::ALL);
+    for spec in &mut specs {
+        spec.freeze_bias = spec.optimizer.kind == Optimizer::Sgd && spec.bias == BiasMode::Shared;
     }
     specs
 }
@@ -114,7 +64,8 @@ fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
         let lrs = vec![lr; 16];
         let initial = population_parameters(spec, init, 8, 0, lrs.len()).unwrap();
         let isa = Isa::detect();
-        let (got, params, _) = train((isa, 2), spec, &data, &initial, &lrs, &opts, &|| false);
+        let run = simd_run((isa, 2), spec, &data, &initial, &lrs, &opts, &|| false);
+        let (got, params) = (run.outcomes, run.params);
         let mut reference = initial.clone();
         let expected = cpu::train_population(spec, &data, &mut reference, &lrs, &opts);
         let label = format!(
@@ -161,19 +112,18 @@ fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
 }
 
 /// Asserts two SIMD runs gave the same bits: outcomes, parameters, state.
-fn assert_identical(
-    what: &str,
-    a: &(Vec<NetworkOutcome>, Vec<f64>, Vec<f64>),
-    b: &(Vec<NetworkOutcome>, Vec<f64>, Vec<f64>),
-) {
-    for (n, (x, y)) in a.0.iter().zip(&b.0).enumerate() {
+fn assert_identical(what: &str, a: &SimdRun, b: &SimdRun) {
+    for (n, (x, y)) in a.outcomes.iter().zip(&b.outcomes).enumerate() {
         let same = x.final_loss.to_bits() == y.final_loss.to_bits()
             && (x.target_epoch, x.diverged, x.epochs_completed)
                 == (y.target_epoch, y.diverged, y.epochs_completed);
         assert!(same, "{what}: network {n}: {x:?} vs {y:?}");
     }
-    assert_eq!(a.0.len(), b.0.len(), "{what}: networks");
-    for (name, (x, y)) in [("parameter", (&a.1, &b.1)), ("state", (&a.2, &b.2))] {
+    assert_eq!(a.outcomes.len(), b.outcomes.len(), "{what}: networks");
+    for (name, (x, y)) in [
+        ("parameter", (&a.params, &b.params)),
+        ("state", (&a.state, &b.state)),
+    ] {
         if let Some(i) = (0..x.len()).find(|&i| x[i].to_bits() != y[i].to_bits()) {
             panic!("{what}: {name} {i}: {} vs {}", x[i], y[i]);
         }
@@ -258,11 +208,15 @@ fn results_do_not_depend_on_threads_grouping_or_instruction_set() {
             let p = spec.layout().len;
             let initial = &initial[first * p..end * p];
             let lrs = &lrs[first..end];
-            train((isa, threads), &spec, &data, initial, lrs, &opts, &never)
+            simd_run((isa, threads), &spec, &data, initial, lrs, &opts, &never)
         };
         let whole = run(widest, 2, 0, POPULATION);
         let what = format!("{} {}", spec.topology, spec.optimizer.kind);
-        let reached = whole.0.iter().filter(|o| o.target_epoch.is_some()).count();
+        let reached = whole
+            .outcomes
+            .iter()
+            .filter(|o| o.target_epoch.is_some())
+            .count();
         assert!(
             reached > 0 && reached < POPULATION,
             "{what}: {reached} reached the target"
@@ -273,20 +227,20 @@ fn results_do_not_depend_on_threads_grouping_or_instruction_set() {
             &whole,
         );
         let (a, b) = (run(widest, 2, 0, 77), run(widest, 2, 77, POPULATION));
-        let split = (
-            [a.0, b.0].concat(),
-            [a.1, b.1].concat(),
-            [a.2, b.2].concat(),
-        );
+        let split = SimdRun {
+            outcomes: [a.outcomes, b.outcomes].concat(),
+            params: [a.params, b.params].concat(),
+            state: [a.state, b.state].concat(),
+        };
         assert_identical(&format!("{what}, split at 77"), &split, &whole);
         let alone = run(widest, 1, 200, 201);
         let p = spec.layout().len;
         let s = spec.optimizer.state_slots() * p;
-        let picked = (
-            whole.0[200..201].to_vec(),
-            whole.1[200 * p..201 * p].to_vec(),
-            whole.2[200 * s..201 * s].to_vec(),
-        );
+        let picked = SimdRun {
+            outcomes: whole.outcomes[200..201].to_vec(),
+            params: whole.params[200 * p..201 * p].to_vec(),
+            state: whole.state[200 * s..201 * s].to_vec(),
+        };
         assert_identical(&format!("{what}, network 200 alone"), &alone, &picked);
         for isa in Isa::available() {
             assert_identical(
@@ -314,7 +268,7 @@ fn a_stop_request_ends_every_group_as_a_shorter_run() {
     let initial = population_parameters(&spec, Init::Xavier, 2, 0, lrs.len()).unwrap();
     let isa = Isa::detect();
     let stop = || true;
-    let stopped = train(
+    let stopped = simd_run(
         (isa, 2),
         &spec,
         &data,
@@ -324,12 +278,12 @@ fn a_stop_request_ends_every_group_as_a_shorter_run() {
         &stop,
     );
     assert!(
-        stopped.0.iter().all(|o| o.epochs_completed == 256),
+        stopped.outcomes.iter().all(|o| o.epochs_completed == 256),
         "{:?}",
-        stopped.0[0]
+        stopped.outcomes[0]
     );
     let never = || false;
-    let short = train(
+    let short = simd_run(
         (isa, 2),
         &spec,
         &data,

@@ -11,8 +11,11 @@ use gputrain::cpu;
 use gputrain::data::Dataset;
 use gputrain::gpu::{GpuOptions, GpuTrainer, Strategy};
 use gputrain::init::{Init, population_parameters};
-use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction, Topology};
+use gputrain::model::{
+    ACTIVATIONS, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
+};
 use gputrain::training::{NetworkOutcome, TrainOptions};
+use gputrain::vocab::LOSSES;
 
 /// float32 (GPU) vs float64 (CPU) after the strategy tests' runs (up to
 /// 400 epochs, tests/gpu_fused.rs and tests/gpu_layered.rs): parameters
@@ -50,18 +53,25 @@ pub fn gpu_train(
         .outcomes
 }
 
-/// Trains `params` on the float32 SIMD trainer with `isa` on `threads`
-/// threads, from fresh optimizer state.
-#[allow(dead_code)]
-pub fn simd_train_with(
-    isa: gputrain::simd::Isa,
-    threads: usize,
+/// What a SIMD training gave: outcomes, trained parameters and optimizer
+/// state.
+pub struct SimdRun {
+    pub outcomes: Vec<NetworkOutcome>,
+    pub params: Vec<f64>,
+    pub state: Vec<f64>,
+}
+
+/// Trains `initial` on the float32 SIMD trainer with an instruction set
+/// on a number of threads, from fresh optimizer state, asking `stop`.
+pub fn simd_run(
+    (isa, threads): (gputrain::simd::Isa, usize),
     spec: &ModelSpec,
     data: &Dataset,
-    params: &mut [f64],
+    initial: &[f64],
     lrs: &[f64],
     opts: &TrainOptions,
-) -> Vec<NetworkOutcome> {
+    stop: &(dyn Fn() -> bool + Sync),
+) -> SimdRun {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
@@ -73,15 +83,20 @@ pub fn simd_train_with(
         isa,
         pool: &pool,
     };
+    let mut params = initial.to_vec();
     let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
-    trainer
-        .train(params, &mut state, lrs, opts, &mut |_| {}, &|| false)
-        .outcomes
+    let outcomes = trainer
+        .train(&mut params, &mut state, lrs, opts, &mut |_| {}, stop)
+        .outcomes;
+    SimdRun {
+        outcomes,
+        params,
+        state,
+    }
 }
 
-/// [`simd_train_with`] on this processor's widest instruction set and two
-/// threads.
-#[allow(dead_code)]
+/// Trains `params` in place on the SIMD trainer with this processor's
+/// widest instruction set on two threads.
 pub fn simd_train(
     spec: &ModelSpec,
     data: &Dataset,
@@ -89,8 +104,41 @@ pub fn simd_train(
     lrs: &[f64],
     opts: &TrainOptions,
 ) -> Vec<NetworkOutcome> {
-    let isa = gputrain::simd::Isa::detect();
-    simd_train_with(isa, 2, spec, data, params, lrs, opts)
+    let on = (gputrain::simd::Isa::detect(), 2);
+    let run = simd_run(on, spec, data, params, lrs, opts, &|| false);
+    params.copy_from_slice(&run.params);
+    run.outcomes
+}
+
+/// Every model of the vocabulary on a `widths` network: each hidden
+/// activation x (output activation, loss) pair the loss accepts x
+/// optimizer of `optimizers` x bias mode, the losses averaged.
+pub fn every_model(widths: &[usize], optimizers: &[Optimizer]) -> Vec<ModelSpec> {
+    let mut specs = Vec::new();
+    for hidden in ACTIVATIONS {
+        for output in ACTIVATIONS.iter().filter(|a| a.as_output) {
+            for loss in LOSSES
+                .iter()
+                .filter(|l| l.loss.accepts_output(output.activation))
+            {
+                for &kind in optimizers {
+                    for bias in BiasMode::ALL {
+                        specs.push(ModelSpec {
+                            topology: Topology::new(widths.to_vec()).unwrap(),
+                            bias,
+                            activation: hidden.activation,
+                            output_activation: output.activation,
+                            loss: loss.loss,
+                            reduction: Reduction::Mean,
+                            optimizer: OptimizerConfig::of(kind),
+                            ..ModelSpec::default()
+                        });
+                    }
+                }
+            }
+        }
+    }
+    specs
 }
 
 /// Asserts two runs of the same population agree: divergence, final loss
