@@ -34,8 +34,8 @@ pub enum Error {
 
     #[error(
         "no GPU adapter found{detail}. Install a GPU driver with Vulkan support, or Mesa's \
-         software driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers), or use the \
-         float64 CPU backend (--backend cpu)"
+         software driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers), or train on \
+         the CPU (--backend simd, or --backend cpu for the float64 reference)"
     )]
     NoAdapter { detail: String },
 

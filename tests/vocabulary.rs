@@ -9,7 +9,10 @@ mod common;
 use gputrain::gpu::buffers::{self, Access, Binding};
 use gputrain::gpu::shaders::{self, VOCABULARY_FILE};
 use gputrain::simd::kernel::{self as lanes_twin, Step};
-use gputrain::simd::lanes::Lanes;
+use gputrain::simd::lanes;
+
+/// The lane twins are probed on groups of 16 (one AVX-512 register).
+type Lanes = lanes::Lanes<16>;
 use gputrain::vocab::{ACTIVATIONS, LOSSES, OPTIMIZERS, Optimizer, OptimizerConfig, StepScalars};
 use wgpu::util::DeviceExt;
 
@@ -273,7 +276,7 @@ fn optimizer_probes() -> String {
 }
 
 /// The SIMD trainer's step scalars for `k`.
-fn lane_step(k: &StepScalars) -> Step {
+fn lane_step(k: &StepScalars) -> Step<16> {
     Step {
         lr: Lanes::splat(k.lr as f32),
         step_size: Lanes::splat(k.step_size as f32),

@@ -4,18 +4,21 @@
 //! of [`super::lanes`] become that set's vector instructions.
 
 use super::kernel::{self, Epochs, Group, GroupOutcome, Plan};
+use super::lanes::{AVX512_LANES, NARROW_LANES};
 
 /// An instruction set for the lane loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
-    /// x86-64 with AVX-512 (F, VL, DQ) and FMA: one 16-lane register per
-    /// [`super::lanes::Lanes`].
+    /// x86-64 with AVX-512 (F, VL, DQ) and FMA: groups of
+    /// [`AVX512_LANES`], 16 lanes per register.
     Avx512,
-    /// x86-64 with AVX2 and FMA: two 8-lane registers per group value.
+    /// x86-64 with AVX2 and FMA: groups of [`NARROW_LANES`], 8 lanes per
+    /// register.
     Avx2,
-    /// Whatever the build's baseline target gives: NEON with fused
-    /// multiply-add on aarch64; on an x86-64 without FMA, SSE2 with
-    /// software fused multiply-adds (correct, and slow).
+    /// Whatever the build's baseline target gives, in groups of
+    /// [`NARROW_LANES`]: NEON with fused multiply-add on aarch64; on an
+    /// x86-64 without FMA, SSE2 with software fused multiply-adds
+    /// (correct, and slow).
     Baseline,
 }
 
@@ -88,35 +91,57 @@ impl Isa {
         }
     }
 
-    /// Trains one group with the loop compiled for this instruction set.
-    /// An instruction set the processor lacks falls back to the baseline
-    /// (never executes instructions it does not have).
-    pub(super) fn train_group(
+    /// Networks per group: [`AVX512_LANES`], else [`NARROW_LANES`].
+    pub fn lanes(self) -> usize {
+        match self {
+            Isa::Avx512 => AVX512_LANES,
+            Isa::Avx2 | Isa::Baseline => NARROW_LANES,
+        }
+    }
+
+    /// Trains one group of `L` networks with the loop compiled for this
+    /// instruction set. An instruction set the processor lacks falls back
+    /// to the baseline (never executes instructions it does not have).
+    pub(super) fn train_group<const L: usize>(
         self,
         plan: &Plan,
-        group: &mut Group,
+        group: &mut Group<L>,
         epochs: &Epochs,
-    ) -> GroupOutcome {
-        match self {
-            // SAFETY: is_supported checked the processor has every feature
-            // the entry point is compiled with.
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 if self.is_supported() => unsafe { avx512(plan, group, epochs) },
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 if self.is_supported() => unsafe { avx2(plan, group, epochs) },
-            _ => kernel::train_group(plan, group, epochs),
+    ) -> GroupOutcome<L> {
+        // Each instruction set is compiled for its own group width only
+        // (the width tests are constants, so the other pairs are never
+        // built).
+        #[cfg(target_arch = "x86_64")]
+        if L == AVX512_LANES && self == Isa::Avx512 && self.is_supported() {
+            // SAFETY: is_supported checked the processor has every
+            // feature the entry point is compiled with.
+            return unsafe { avx512(plan, group, epochs) };
         }
+        #[cfg(target_arch = "x86_64")]
+        if L == NARROW_LANES && self == Isa::Avx2 && self.is_supported() {
+            // SAFETY: as above.
+            return unsafe { avx2(plan, group, epochs) };
+        }
+        kernel::train_group(plan, group, epochs)
     }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx512vl,avx512dq,avx2,fma")]
-unsafe fn avx512(plan: &Plan, group: &mut Group, epochs: &Epochs) -> GroupOutcome {
+unsafe fn avx512<const L: usize>(
+    plan: &Plan,
+    group: &mut Group<L>,
+    epochs: &Epochs,
+) -> GroupOutcome<L> {
     kernel::train_group(plan, group, epochs)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn avx2(plan: &Plan, group: &mut Group, epochs: &Epochs) -> GroupOutcome {
+unsafe fn avx2<const L: usize>(
+    plan: &Plan,
+    group: &mut Group<L>,
+    epochs: &Epochs,
+) -> GroupOutcome<L> {
     kernel::train_group(plan, group, epochs)
 }

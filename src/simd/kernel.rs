@@ -1,4 +1,4 @@
-//! One group of [`LANES`] networks trained for a whole run: the epoch loop
+//! One group of `L` networks (a group) trained for a whole run: the epoch loop
 //! inside, the group's parameters, gradients and activations as
 //! [`Lanes`] (a few kilobytes for small networks, so they stay in L1),
 //! every formula the vocabulary's (the lane twin of each table entry is
@@ -21,7 +21,7 @@ use crate::history::{HistoryPlan, NetworkCurve};
 use crate::model::{ModelSpec, Reduction};
 use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig};
 
-use super::lanes::{self, LANES, Lanes};
+use super::lanes::{self, Lanes};
 
 /// How often (in epochs) a group asks whether to stop, as the reference.
 pub const STOP_CHECK_EPOCHS: u64 = 256;
@@ -186,12 +186,12 @@ impl Plan {
 }
 
 /// A group's parameters, optimizer state and rates, lane per network.
-pub struct Group<'a> {
+pub struct Group<'a, const L: usize> {
     /// `plan.params` values.
-    pub params: &'a mut [Lanes],
+    pub params: &'a mut [Lanes<L>],
     /// `plan.slots()` x `plan.params` values, slot after slot.
-    pub state: &'a mut [Lanes],
-    pub learning_rate: Lanes,
+    pub state: &'a mut [Lanes<L>],
+    pub learning_rate: Lanes<L>,
     /// The curve of each real lane (padding lanes have none), when the
     /// plan records a history.
     pub curves: &'a mut [NetworkCurve],
@@ -199,10 +199,10 @@ pub struct Group<'a> {
 
 /// What a group's run produced, lane by lane.
 #[derive(Clone, Copy, Debug)]
-pub struct GroupOutcome {
-    pub final_loss: Lanes,
-    pub target_epoch: [Option<u32>; LANES],
-    pub diverged: [bool; LANES],
+pub struct GroupOutcome<const L: usize> {
+    pub final_loss: Lanes<L>,
+    pub target_epoch: [Option<u32>; L],
+    pub diverged: [bool; L],
     pub epochs_completed: u64,
 }
 
@@ -217,33 +217,33 @@ pub struct Epochs<'a> {
 }
 
 /// Scratch space for one group.
-struct Work {
-    out: Vec<Lanes>,
-    net_out: Vec<Lanes>,
-    delta: Vec<Lanes>,
-    grad: Vec<Lanes>,
+struct Work<const L: usize> {
+    out: Vec<Lanes<L>>,
+    net_out: Vec<Lanes<L>>,
+    delta: Vec<Lanes<L>>,
+    grad: Vec<Lanes<L>>,
 }
 
 /// Each lane's standing during the run.
-struct Lanesheet {
+struct Lanesheet<const L: usize> {
     /// Still updating: not diverged, not stopped at the target.
-    active: [bool; LANES],
+    active: [bool; L],
     all_active: bool,
-    diverged: [bool; LANES],
-    target_epoch: [Option<u32>; LANES],
+    diverged: [bool; L],
+    target_epoch: [Option<u32>; L],
     /// The target for lanes that have not reached it, -inf for the others
     /// (no loss compares at or below it), so one vector comparison finds
     /// a lane reaching it.
-    pending_target: Lanes,
+    pending_target: Lanes<L>,
 }
 
-impl Lanesheet {
+impl<const L: usize> Lanesheet<L> {
     fn new(target: Option<f32>) -> Self {
         Self {
-            active: [true; LANES],
+            active: [true; L],
             all_active: true,
-            diverged: [false; LANES],
-            target_epoch: [None; LANES],
+            diverged: [false; L],
+            target_epoch: [None; L],
             pending_target: Lanes::splat(target.unwrap_or(f32::NEG_INFINITY)),
         }
     }
@@ -252,10 +252,10 @@ impl Lanesheet {
     /// divergence, the target epoch, stopping there. True when some lane
     /// is still active.
     #[inline(always)]
-    fn record(&mut self, plan: &Plan, loss: Lanes, epoch: u64, watch_target: bool) -> bool {
+    fn record(&mut self, plan: &Plan, loss: Lanes<L>, epoch: u64, watch_target: bool) -> bool {
         let finite = loss.finite();
         let mut quiet = true;
-        for i in 0..LANES {
+        for i in 0..L {
             let bad = !finite[i] & self.active[i];
             let reached = watch_target & (loss.0[i] <= self.pending_target.0[i]);
             quiet &= !(bad | reached);
@@ -263,7 +263,7 @@ impl Lanesheet {
         if quiet {
             return true;
         }
-        for i in 0..LANES {
+        for i in 0..L {
             if !self.active[i] {
                 continue;
             }
@@ -287,16 +287,16 @@ impl Lanesheet {
     /// Lanes whose batch loss is not finite diverge. True when some lane
     /// is still active.
     #[inline(always)]
-    fn check_batch(&mut self, loss: Lanes) -> bool {
+    fn check_batch(&mut self, loss: Lanes<L>) -> bool {
         let finite = loss.finite();
         let mut quiet = true;
-        for i in 0..LANES {
+        for i in 0..L {
             quiet &= finite[i] | !self.active[i];
         }
         if quiet {
             return true;
         }
-        for i in 0..LANES {
+        for i in 0..L {
             if self.active[i] && !finite[i] {
                 self.diverged[i] = true;
                 self.active[i] = false;
@@ -310,7 +310,7 @@ impl Lanesheet {
 /// `f(z)` of a layer's activation, lane by lane: the lane twins of
 /// [`crate::vocab::ACTIVATIONS`].
 #[inline(always)]
-pub fn activate(activation: Activation, z: Lanes) -> Lanes {
+pub fn activate<const L: usize>(activation: Activation, z: Lanes<L>) -> Lanes<L> {
     match activation {
         Activation::Sigmoid => z.map(lanes::sigmoid),
         Activation::Tanh => z.map(lanes::tanh),
@@ -322,7 +322,7 @@ pub fn activate(activation: Activation, z: Lanes) -> Lanes {
 
 /// `f'` from the output `a`, lane by lane.
 #[inline(always)]
-pub fn derivative(activation: Activation, a: Lanes) -> Lanes {
+pub fn derivative<const L: usize>(activation: Activation, a: Lanes<L>) -> Lanes<L> {
     match activation {
         Activation::Sigmoid => a * (Lanes::splat(1.0) - a),
         Activation::Tanh => a.mul_add(-a, Lanes::splat(1.0)),
@@ -334,7 +334,7 @@ pub fn derivative(activation: Activation, a: Lanes) -> Lanes {
 /// The loss of one output from its net input, output and target: the
 /// lane twins of [`crate::vocab::LOSSES`].
 #[inline(always)]
-pub fn loss_value(loss: Loss, z: Lanes, yhat: Lanes, y: f32) -> Lanes {
+pub fn loss_value<const L: usize>(loss: Loss, z: Lanes<L>, yhat: Lanes<L>, y: f32) -> Lanes<L> {
     match loss {
         Loss::HalfSse => {
             let e = yhat - Lanes::splat(y);
@@ -355,7 +355,7 @@ pub fn loss_value(loss: Loss, z: Lanes, yhat: Lanes, y: f32) -> Lanes {
 
 /// dL/dz from the output, the target and the output activation's slope.
 #[inline(always)]
-pub fn loss_delta(loss: Loss, yhat: Lanes, y: f32, slope: Lanes) -> Lanes {
+pub fn loss_delta<const L: usize>(loss: Loss, yhat: Lanes<L>, y: f32, slope: Lanes<L>) -> Lanes<L> {
     let error = yhat - Lanes::splat(y);
     match loss {
         Loss::HalfSse => error * slope,
@@ -366,10 +366,10 @@ pub fn loss_delta(loss: Loss, yhat: Lanes, y: f32, slope: Lanes) -> Lanes {
 
 /// The scalars of one update, per lane where they depend on the rate.
 #[derive(Clone, Copy)]
-pub struct Step {
-    pub lr: Lanes,
+pub struct Step<const L: usize> {
+    pub lr: Lanes<L>,
     /// Adam: `lr / (1 - beta1^t)`.
-    pub step_size: Lanes,
+    pub step_size: Lanes<L>,
     /// Adam: `sqrt(1 - beta2^t)`.
     pub bias2_sqrt: f32,
     pub momentum: f32,
@@ -405,7 +405,7 @@ impl Powers {
 
     /// The step's scalars: Adam's bias corrections from the powers, the
     /// others' from the settings alone.
-    fn step(&self, settings: &OptimizerConfig, lr: Lanes) -> Step {
+    fn step<const L: usize>(&self, settings: &OptimizerConfig, lr: Lanes<L>) -> Step<L> {
         let mut step = Step::plain(settings, lr);
         if settings.kind == Optimizer::Adam {
             step.step_size = lr * Lanes::splat((1.0 / (1.0 - self.beta1)) as f32);
@@ -415,9 +415,9 @@ impl Powers {
     }
 }
 
-impl Step {
+impl<const L: usize> Step<L> {
     /// The scalars every update shares (all but Adam's corrections).
-    fn plain(settings: &OptimizerConfig, lr: Lanes) -> Self {
+    fn plain(settings: &OptimizerConfig, lr: Lanes<L>) -> Self {
         Step {
             lr,
             step_size: lr,
@@ -433,7 +433,7 @@ impl Step {
 
 /// PyTorch's coupled weight decay `g + weight_decay p`, skipped at 0.
 #[inline(always)]
-fn decayed(p: Lanes, g: Lanes, k: &Step) -> Lanes {
+fn decayed<const L: usize>(p: Lanes<L>, g: Lanes<L>, k: &Step<L>) -> Lanes<L> {
     if k.weight_decay == 0.0 {
         g
     } else {
@@ -444,7 +444,13 @@ fn decayed(p: Lanes, g: Lanes, k: &Step) -> Lanes {
 /// One optimizer step of a parameter `p` with gradient `g` and its state
 /// `s`: the lane twins of [`crate::vocab::OPTIMIZERS`].
 #[inline(always)]
-pub fn optimizer_step(kind: Optimizer, p: Lanes, g: Lanes, s: &mut [Lanes; 2], k: &Step) -> Lanes {
+pub fn optimizer_step<const L: usize>(
+    kind: Optimizer,
+    p: Lanes<L>,
+    g: Lanes<L>,
+    s: &mut [Lanes<L>; 2],
+    k: &Step<L>,
+) -> Lanes<L> {
     match kind {
         Optimizer::Sgd => p - k.lr * decayed(p, g, k),
         Optimizer::Momentum => {
@@ -478,17 +484,22 @@ pub fn optimizer_step(kind: Optimizer, p: Lanes, g: Lanes, s: &mut [Lanes; 2], k
 /// `f(net)`. Short sums are unrolled inside the lane loop, so the net
 /// input never leaves the registers; the bits are the same either way.
 #[inline(always)]
-fn neuron(start: Lanes, w: &[Lanes], a: &[Lanes], f: impl Fn(f32) -> f32) -> (Lanes, Lanes) {
+fn neuron<const L: usize>(
+    start: Lanes<L>,
+    w: &[Lanes<L>],
+    a: &[Lanes<L>],
+    f: impl Fn(f32) -> f32,
+) -> (Lanes<L>, Lanes<L>) {
     #[inline(always)]
-    fn unrolled<const N: usize>(
-        start: Lanes,
-        w: &[Lanes],
-        a: &[Lanes],
+    fn unrolled<const N: usize, const L: usize>(
+        start: Lanes<L>,
+        w: &[Lanes<L>],
+        a: &[Lanes<L>],
         f: impl Fn(f32) -> f32,
-    ) -> (Lanes, Lanes) {
+    ) -> (Lanes<L>, Lanes<L>) {
         let (w, a) = (&w[..N], &a[..N]);
-        let (mut net, mut out) = (start.0, [0.0; LANES]);
-        for i in 0..LANES {
+        let (mut net, mut out) = (start.0, [0.0; L]);
+        for i in 0..L {
             for k in 0..N {
                 net[i] = w[k].0[i].mul_add(a[k].0[i], net[i]);
             }
@@ -497,10 +508,10 @@ fn neuron(start: Lanes, w: &[Lanes], a: &[Lanes], f: impl Fn(f32) -> f32) -> (La
         (Lanes(net), Lanes(out))
     }
     match w.len() {
-        1 => unrolled::<1>(start, w, a, f),
-        2 => unrolled::<2>(start, w, a, f),
-        3 => unrolled::<3>(start, w, a, f),
-        4 => unrolled::<4>(start, w, a, f),
+        1 => unrolled::<1, L>(start, w, a, f),
+        2 => unrolled::<2, L>(start, w, a, f),
+        3 => unrolled::<3, L>(start, w, a, f),
+        4 => unrolled::<4, L>(start, w, a, f),
         _ => {
             let net = w
                 .iter()
@@ -511,7 +522,7 @@ fn neuron(start: Lanes, w: &[Lanes], a: &[Lanes], f: impl Fn(f32) -> f32) -> (La
     }
 }
 
-impl Work {
+impl<const L: usize> Work<L> {
     fn new(plan: &Plan) -> Self {
         Self {
             out: vec![Lanes::ZERO; plan.activations],
@@ -524,7 +535,7 @@ impl Work {
     /// Forward pass of one sample: every layer's outputs, and the output
     /// layer's net inputs.
     #[inline(always)]
-    fn forward(&mut self, plan: &Plan, params: &[Lanes], input: &[f32]) {
+    fn forward(&mut self, plan: &Plan, params: &[Lanes<L>], input: &[f32]) {
         for (a, &x) in self.out.iter_mut().zip(input) {
             *a = Lanes::splat(x);
         }
@@ -552,7 +563,7 @@ impl Work {
 
     /// The loss of the sample whose forward pass is in `self`.
     #[inline(always)]
-    fn sample_loss(&self, plan: &Plan, target: &[f32]) -> Lanes {
+    fn sample_loss(&self, plan: &Plan, target: &[f32]) -> Lanes<L> {
         let output_at = plan.layers[plan.layers.len() - 1].output_at;
         let mut total = Lanes::ZERO;
         for (j, &y) in target.iter().enumerate() {
@@ -564,7 +575,7 @@ impl Work {
     /// Backpropagates the sample whose forward pass is in `self` and adds
     /// its gradient to `grad`.
     #[inline(always)]
-    fn backward(&mut self, plan: &Plan, params: &[Lanes], target: &[f32]) {
+    fn backward(&mut self, plan: &Plan, params: &[Lanes<L>], target: &[f32]) {
         let last = plan.layers.len() - 1;
         let output = plan.layers[last];
         for (j, &y) in target.iter().enumerate() {
@@ -604,7 +615,7 @@ impl Work {
 
     /// The loss over `samples` (reduced), forward passes only.
     #[inline(always)]
-    fn loss(&mut self, plan: &Plan, params: &[Lanes], samples: &Samples) -> Lanes {
+    fn loss(&mut self, plan: &Plan, params: &[Lanes<L>], samples: &Samples) -> Lanes<L> {
         let mut total = Lanes::ZERO;
         for s in 0..samples.count {
             let (input, target) = samples.row(s);
@@ -620,9 +631,9 @@ impl Work {
     fn loss_and_gradient(
         &mut self,
         plan: &Plan,
-        params: &[Lanes],
+        params: &[Lanes<L>],
         batch: impl Iterator<Item = usize>,
-    ) -> (Lanes, usize) {
+    ) -> (Lanes<L>, usize) {
         self.grad.fill(Lanes::ZERO);
         let mut total = Lanes::ZERO;
         let mut count = 0;
@@ -640,7 +651,14 @@ impl Work {
     /// `grad` scaled by `scale` (the mean's 1 / batch size, or 1); lanes
     /// not `active` keep their values.
     #[inline(always)]
-    fn update(&self, plan: &Plan, group: &mut Group, k: &Step, scale: f32, sheet: &Lanesheet) {
+    fn update(
+        &self,
+        plan: &Plan,
+        group: &mut Group<L>,
+        k: &Step<L>,
+        scale: f32,
+        sheet: &Lanesheet<L>,
+    ) {
         let (p, slots) = (plan.params, plan.slots());
         let kind = plan.optimizer.kind;
         let scale = Lanes::splat(scale);
@@ -677,13 +695,13 @@ impl Work {
 /// `--history 100` kept 87% to 97% of its throughput with it inlined and
 /// 94% to 103% without (README, Performance).
 #[inline(never)]
-fn record_point(
+fn record_point<const L: usize>(
     plan: &Plan,
-    work: &mut Work,
-    group: &mut Group,
-    sheet: &Lanesheet,
+    work: &mut Work<L>,
+    group: &mut Group<L>,
+    sheet: &Lanesheet<L>,
     q: usize,
-    loss: Lanes,
+    loss: Lanes<L>,
 ) {
     let eval = match (&plan.eval, plan.history.is_some_and(|h| h.eval)) {
         (Some(eval), true) => Some(work.loss(plan, group.params, eval)),
@@ -729,7 +747,11 @@ impl Points {
 /// instruction set by the entry points in [`super::dispatch`], which is
 /// why every helper it calls is `#[inline(always)]`.
 #[inline(always)]
-pub fn train_group(plan: &Plan, group: &mut Group, epochs: &Epochs) -> GroupOutcome {
+pub fn train_group<const L: usize>(
+    plan: &Plan,
+    group: &mut Group<L>,
+    epochs: &Epochs,
+) -> GroupOutcome<L> {
     let mut work = Work::new(plan);
     let mut sheet = Lanesheet::new(plan.target_loss);
     let watch_target = plan.target_loss.is_some();
@@ -816,7 +838,7 @@ pub fn train_group(plan: &Plan, group: &mut Group, epochs: &Epochs) -> GroupOutc
     }
     let mut target_epoch = sheet.target_epoch;
     if let Some(target) = plan.target_loss {
-        for i in 0..LANES {
+        for i in 0..L {
             if !diverged[i] && target_epoch[i].is_none() && final_loss.0[i] <= target {
                 target_epoch[i] = Some((epochs.first + epochs_completed) as u32);
             }

@@ -1,5 +1,5 @@
 //! A group of networks side by side: [`Lanes`] holds one float32 value of
-//! each of [`LANES`] networks, and every operation works lane by lane. The
+//! each of `L` networks, and every operation works lane by lane. The
 //! operations are plain Rust loops over the lanes with no branches between
 //! lanes; compiled inside the trainer's `#[target_feature]` entry points
 //! (AVX-512, AVX2 + FMA; NEON on aarch64) LLVM turns each into one or two
@@ -19,33 +19,42 @@
 
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
-/// Networks per group: one AVX-512 register of float32, two AVX2 ones.
-pub const LANES: usize = 128;
+/// Networks per group on AVX-512: 8 registers per value. Measured on the
+/// 2-core development machine (AVX-512), the seeds' network trained at
+/// 3.1e8 network-epochs/s with 16 lanes, 5.5e8 with 32, 7.8e8 with 64 and
+/// 8.9e8 with 128: a wider group spreads each epoch's bookkeeping (loop
+/// control, indexing, dispatch on the activation) over more networks.
+pub const AVX512_LANES: usize = 128;
+/// Networks per group on AVX2 and the baseline: 8 AVX2 registers per
+/// value, half the register file. On the same machine the AVX2 path ran
+/// at 4.3e8 with 32 and 64 lanes and 3.7e8 with 128 (16 registers per
+/// value: every temporary spilled).
+pub const NARROW_LANES: usize = 64;
 
-/// One float32 value per network of a group.
+/// One float32 value per network of a group of `L`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 #[repr(C, align(64))]
-pub struct Lanes(pub [f32; LANES]);
+pub struct Lanes<const L: usize>(pub [f32; L]);
 
-impl Default for Lanes {
+impl<const L: usize> Default for Lanes<L> {
     fn default() -> Self {
         Self::ZERO
     }
 }
 
-impl Lanes {
-    pub const ZERO: Lanes = Lanes([0.0; LANES]);
+impl<const L: usize> Lanes<L> {
+    pub const ZERO: Lanes<L> = Lanes([0.0; L]);
 
     #[inline(always)]
     pub fn splat(x: f32) -> Self {
-        Self([x; LANES])
+        Self([x; L])
     }
 
     /// `f` applied to every lane.
     #[inline(always)]
     pub fn map(self, f: impl Fn(f32) -> f32) -> Self {
-        let mut out = [0.0; LANES];
-        for i in 0..LANES {
+        let mut out = [0.0; L];
+        for i in 0..L {
             out[i] = f(self.0[i]);
         }
         Self(out)
@@ -54,8 +63,8 @@ impl Lanes {
     /// `f` applied lane by lane to `self` and `other`.
     #[inline(always)]
     pub fn zip(self, other: Self, f: impl Fn(f32, f32) -> f32) -> Self {
-        let mut out = [0.0; LANES];
-        for i in 0..LANES {
+        let mut out = [0.0; L];
+        for i in 0..L {
             out[i] = f(self.0[i], other.0[i]);
         }
         Self(out)
@@ -64,8 +73,8 @@ impl Lanes {
     /// `f` applied lane by lane to `self`, `b` and `c`.
     #[inline(always)]
     pub fn zip3(self, b: Self, c: Self, f: impl Fn(f32, f32, f32) -> f32) -> Self {
-        let mut out = [0.0; LANES];
-        for i in 0..LANES {
+        let mut out = [0.0; L];
+        for i in 0..L {
             out[i] = f(self.0[i], b.0[i], c.0[i]);
         }
         Self(out)
@@ -79,9 +88,9 @@ impl Lanes {
 
     /// Lanes where `keep` is true take `new`, the others keep `self`.
     #[inline(always)]
-    pub fn keep_where(self, keep: &[bool; LANES], new: Self) -> Self {
+    pub fn keep_where(self, keep: &[bool; L], new: Self) -> Self {
         let mut out = self.0;
-        for i in 0..LANES {
+        for i in 0..L {
             if keep[i] {
                 out[i] = new.0[i];
             }
@@ -92,9 +101,9 @@ impl Lanes {
     /// Whether each lane is finite (neither NaN nor infinite), from the
     /// exponent bits.
     #[inline(always)]
-    pub fn finite(self) -> [bool; LANES] {
-        let mut out = [false; LANES];
-        for i in 0..LANES {
+    pub fn finite(self) -> [bool; L] {
+        let mut out = [false; L];
+        for i in 0..L {
             out[i] = self.0[i].to_bits() & 0x7f80_0000 != 0x7f80_0000;
         }
         out
@@ -103,10 +112,10 @@ impl Lanes {
 
 macro_rules! lane_operator {
     ($trait:ident, $method:ident, $op:tt) => {
-        impl $trait for Lanes {
-            type Output = Lanes;
+        impl<const L: usize> $trait for Lanes<L> {
+            type Output = Lanes<L>;
             #[inline(always)]
-            fn $method(self, other: Lanes) -> Lanes {
+            fn $method(self, other: Lanes<L>) -> Lanes<L> {
                 self.zip(other, |a, b| a $op b)
             }
         }
@@ -117,10 +126,10 @@ lane_operator!(Sub, sub, -);
 lane_operator!(Mul, mul, *);
 lane_operator!(Div, div, /);
 
-impl Neg for Lanes {
-    type Output = Lanes;
+impl<const L: usize> Neg for Lanes<L> {
+    type Output = Lanes<L>;
     #[inline(always)]
-    fn neg(self) -> Lanes {
+    fn neg(self) -> Lanes<L> {
         self.map(|a| -a)
     }
 }
@@ -308,11 +317,11 @@ mod tests {
 
     #[test]
     fn lane_operations_work_lane_by_lane() {
-        let a = Lanes(std::array::from_fn(|i| i as f32));
+        let a = Lanes::<16>(std::array::from_fn(|i| i as f32));
         let b = Lanes::splat(2.0);
         assert_eq!((a * b + b).0[5], 12.0);
         assert_eq!(a.mul_add(b, b).0[7], 16.0);
-        let mut keep = [false; LANES];
+        let mut keep = [false; 16];
         keep[3] = true;
         let kept = a.keep_where(&keep, b);
         assert_eq!((kept.0[3], kept.0[4]), (2.0, 4.0));

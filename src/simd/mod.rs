@@ -1,5 +1,5 @@
 //! The float32 SIMD trainer for the CPU (`--backend simd`): networks side
-//! by side in vector lanes ([`lanes::LANES`] per group, struct of arrays),
+//! by side in vector lanes ([`Isa::lanes`] per group, struct of arrays),
 //! each group's whole epoch loop run by one core with everything in L1,
 //! groups spread over a rayon pool. It trains everything the GPU kernels
 //! train (every activation, loss, optimizer, bias mode, minibatches,
@@ -29,7 +29,7 @@ use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
 pub use dispatch::{ISA_VARIABLE, Isa};
 use kernel::{Epochs, Group, GroupOutcome, Plan, Samples};
-use lanes::{LANES, Lanes};
+use lanes::{AVX512_LANES, Lanes, NARROW_LANES};
 
 /// How often a running training reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
@@ -83,20 +83,38 @@ impl SimdTrainer<'_> {
         let (p, slots) = (plan.params, plan.slots());
         assert_eq!(params.len(), networks * p, "one parameter vector per rate");
         assert_eq!(state.len(), networks * slots * p, "slots x parameters each");
+        let run = (params, state, learning_rates);
+        match self.isa.lanes() {
+            AVX512_LANES => self.train_in::<AVX512_LANES>(&plan, run, options, progress, stop),
+            _ => self.train_in::<NARROW_LANES>(&plan, run, options, progress, stop),
+        }
+    }
+
+    /// [`SimdTrainer::train`] in groups of `L`.
+    fn train_in<const L: usize>(
+        &self,
+        plan: &Plan,
+        (params, state, learning_rates): (&mut [f64], &mut [f64], &[f64]),
+        options: &TrainOptions,
+        progress: &mut dyn FnMut(&Progress),
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> SimdRun {
+        let networks = learning_rates.len();
+        let (p, slots) = (plan.params, plan.slots());
         let done = AtomicU64::new(0);
         let total = networks as u64 * options.epochs;
         let (params_in, state_in): (&[f64], &[f64]) = (params, state);
         let trained = std::thread::scope(|scope| {
             let (send, receive) = mpsc::channel();
-            let (plan, done) = (&plan, &done);
+            let done = &done;
             scope.spawn(move || {
                 let groups = self.pool.install(|| {
-                    (0..networks.div_ceil(LANES))
+                    (0..networks.div_ceil(L))
                         .into_par_iter()
                         .map(|g| {
-                            let first = g * LANES;
-                            let count = LANES.min(networks - first);
-                            let mut lanes = GroupLanes::gather(
+                            let first = g * L;
+                            let count = L.min(networks - first);
+                            let mut lanes = GroupLanes::<L>::gather(
                                 plan,
                                 &params_in[first * p..(first + count) * p],
                                 &state_in[first * slots * p..(first + count) * slots * p],
@@ -146,10 +164,10 @@ impl SimdTrainer<'_> {
         let mut outcomes = Vec::with_capacity(networks);
         let mut curves = Vec::new();
         for (g, (lanes, outcome, group_curves)) in trained.into_iter().enumerate() {
-            let first = g * LANES;
-            let count = LANES.min(networks - first);
+            let first = g * L;
+            let count = L.min(networks - first);
             lanes.scatter(
-                &plan,
+                plan,
                 &mut params[first * p..(first + count) * p],
                 &mut state[first * slots * p..(first + count) * slots * p],
             );
@@ -170,7 +188,7 @@ impl SimdTrainer<'_> {
 }
 
 /// Lane `i`'s outcome.
-fn lane_outcome(outcome: &GroupOutcome, i: usize) -> NetworkOutcome {
+fn lane_outcome<const L: usize>(outcome: &GroupOutcome<L>, i: usize) -> NetworkOutcome {
     NetworkOutcome {
         final_loss: f64::from(outcome.final_loss.0[i]),
         target_epoch: outcome.target_epoch[i],
@@ -182,19 +200,19 @@ fn lane_outcome(outcome: &GroupOutcome, i: usize) -> NetworkOutcome {
 /// One group's values in lanes, gathered from and scattered back to the
 /// network-after-network float64 layout the rest of the crate uses. The
 /// lanes past the last network (the remainder of a population that is
-/// not a multiple of [`LANES`]) repeat the group's first network, so they
+/// not a multiple of `L`) repeat the group's first network, so they
 /// compute ordinary values, and are dropped on the way back.
-struct GroupLanes {
-    params: Vec<Lanes>,
-    state: Vec<Lanes>,
-    learning_rate: Lanes,
+struct GroupLanes<const L: usize> {
+    params: Vec<Lanes<L>>,
+    state: Vec<Lanes<L>>,
+    learning_rate: Lanes<L>,
 }
 
-impl GroupLanes {
+impl<const L: usize> GroupLanes<L> {
     fn gather(plan: &Plan, params: &[f64], state: &[f64], rates: &[f64]) -> Self {
         let (p, slots) = (plan.params, plan.slots());
         let source = |lane: usize| if lane < rates.len() { lane } else { 0 };
-        let lanes_of = |values: &[f64], per: usize| -> Vec<Lanes> {
+        let lanes_of = |values: &[f64], per: usize| -> Vec<Lanes<L>> {
             (0..per)
                 .map(|v| Lanes(std::array::from_fn(|i| values[source(i) * per + v] as f32)))
                 .collect()
