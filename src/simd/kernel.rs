@@ -1,4 +1,4 @@
-//! One group of `L` networks (a group) trained for a whole run: the epoch loop
+//! One group of `L` networks trained for a whole run: the epoch loop
 //! inside, the group's parameters, gradients and activations as
 //! [`Lanes`] (a few kilobytes for small networks, so they stay in L1),
 //! every formula the vocabulary's (the lane twin of each table entry is
@@ -7,8 +7,8 @@
 //!
 //! The loop mirrors the float64 reference ([`crate::cpu`]) step for step:
 //! the same epoch numbering, loss semantics, target and divergence rules,
-//! minibatch order and optimizer steps, in float32 for sixteen networks
-//! at a time. A network that diverges or stops at its target stops
+//! minibatch order and optimizer steps, in float32 for a group of
+//! networks at a time. A network that diverges or stops at its target stops
 //! updating (its lane is masked) while the others go on.
 
 #![expect(
