@@ -9,7 +9,8 @@
 
 use crate::error::Error;
 use crate::report::tally_bytes_per_network;
-use crate::run::{RunConfig, block_bytes_per_network, block_networks};
+use crate::run::{BackendChoice, RunConfig, block_bytes_per_network, block_networks, cpu_threads};
+use crate::simd::lanes::AVX512_LANES;
 
 /// The program itself: code, the wgpu instance and device, pipelines,
 /// buffers in flight. Measured (`/usr/bin/time`, peak resident): a
@@ -28,6 +29,23 @@ pub struct HostNeed {
     pub verify: u64,
     /// The data set and the program.
     pub fixed: u64,
+    /// The SIMD trainer's scratch space ([`simd_workspace_bytes`]).
+    pub workspace: u64,
+}
+
+/// The SIMD trainer's scratch space when the run may use it (`simd`, or
+/// `auto`, which does where there is no hardware GPU): every thread's
+/// group in flight holds its gradients, activations and deltas in float32
+/// for the widest group. A few kilobytes for small networks; for a
+/// 1,024-1,024-1,024 network on 2 threads, about 2 GiB.
+pub fn simd_workspace_bytes(config: &RunConfig) -> u64 {
+    if !matches!(config.backend, BackendChoice::Auto | BackendChoice::Simd) {
+        return 0;
+    }
+    let widths = config.spec.topology.widths();
+    let per_lane = config.spec.layout().len + 2 * widths.iter().sum::<usize>();
+    let threads = cpu_threads(config.threads).0 as u64;
+    threads * (AVX512_LANES * 4 * per_lane) as u64
 }
 
 impl HostNeed {
@@ -41,6 +59,7 @@ impl HostNeed {
             block,
             verify: verify.min(config.networks) as u64 * (2 * 8 * p + 64),
             fixed: PROGRAM_BYTES + data,
+            workspace: simd_workspace_bytes(config),
         }
     }
 
@@ -49,6 +68,7 @@ impl HostNeed {
             .saturating_add(self.block)
             .saturating_add(self.verify)
             .saturating_add(self.fixed)
+            .saturating_add(self.workspace)
     }
 }
 
@@ -111,12 +131,12 @@ pub fn refuse_if_too_large(
     if need.total() <= available {
         return Ok(());
     }
-    let room = available.saturating_sub(need.block + need.verify + need.fixed);
+    let room = available.saturating_sub(need.block + need.verify + need.fixed + need.workspace);
     let per_network = tally_bytes_per_network(config);
     let fits = room / per_network;
     Err(Error::HostMemory(format!(
         "--networks {} needs about {} of host memory ({} B per network for the summary, {} for \
-         a block of networks in flight, {} for the data and the program{}), but this machine \
+         a block of networks in flight, {} for the data and the program{}{}), but this machine \
          has {} available ({source}); the GPU is not the limit (networks go to it in chunks \
          that fit its buffers). Use at most about {fits} networks per run (runs with different \
          --seed values give independent populations), or a machine with more memory",
@@ -127,6 +147,14 @@ pub fn refuse_if_too_large(
         human(need.fixed),
         if need.verify > 0 {
             format!(", {} for --verify", human(need.verify))
+        } else {
+            String::new()
+        },
+        if need.workspace > 0 {
+            format!(
+                ", {} for the SIMD trainer's groups in flight (fewer with --threads)",
+                human(need.workspace)
+            )
         } else {
             String::new()
         },
@@ -151,7 +179,7 @@ mod tests {
     use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
     use crate::init::Init;
     use crate::model::ModelSpec;
-    use crate::run::{BackendChoice, Start};
+    use crate::run::Start;
     use crate::training::TrainOptions;
 
     fn config(networks: usize) -> RunConfig {
@@ -198,6 +226,21 @@ mod tests {
         assert_eq!(tally_bytes_per_network(&xor), 24);
         assert_eq!(a.block, b.block);
         assert!(a.block <= crate::run::HOST_BLOCK_BYTES);
+    }
+
+    #[test]
+    fn the_simd_trainers_scratch_space_counts_where_it_may_run() {
+        let mut wide = config(10);
+        wide.spec.topology = crate::model::Topology::new(vec![2, 1024, 1024, 1]).unwrap();
+        wide.threads = Some(1);
+        let one = HostNeed::of(&wide, 0).workspace;
+        // 1,052,677 parameters and 2 x 2,051 activations and deltas, for
+        // 128 lanes of float32.
+        assert_eq!(one, 128 * 4 * (wide.spec.layout().len as u64 + 2 * 2051));
+        wide.backend = BackendChoice::Gpu;
+        assert_eq!(HostNeed::of(&wide, 0).workspace, 0);
+        wide.backend = BackendChoice::Cpu;
+        assert_eq!(HostNeed::of(&wide, 0).workspace, 0);
     }
 
     #[test]

@@ -23,8 +23,14 @@ use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig};
 
 use super::lanes::{self, Lanes};
 
-/// How often (in epochs) a group asks whether to stop, as the reference.
+/// How often (in epochs) a group of small networks reports progress and
+/// asks whether to stop, as the reference.
 pub const STOP_CHECK_EPOCHS: u64 = 256;
+/// Parameters x samples a group goes through between checks, at most: a
+/// group of larger networks checks more often (a 2-16-1 network on 1,024
+/// samples every 32 epochs, one of 8,000 parameters on 1,000 samples
+/// every epoch), so progress and Ctrl-C keep to a fraction of a second.
+const CHECK_WORK: u64 = 1 << 22;
 
 /// One weight layer as the kernel walks it.
 #[derive(Clone, Copy, Debug)]
@@ -175,6 +181,15 @@ impl Plan {
         &self.trainable
     }
 
+    /// Epochs between a group's checks for progress and a stop, a power
+    /// of two: [`STOP_CHECK_EPOCHS`], fewer for large networks
+    /// ([`CHECK_WORK`]).
+    pub fn check_every(&self) -> u64 {
+        let work = (self.params * self.data.count.max(1)) as u64;
+        let most = (CHECK_WORK / work).clamp(1, STOP_CHECK_EPOCHS);
+        1 << most.ilog2()
+    }
+
     /// Optimizer state values per parameter.
     pub fn slots(&self) -> usize {
         self.optimizer.state_slots()
@@ -211,8 +226,8 @@ pub struct Epochs<'a> {
     pub first: u64,
     pub count: u64,
     pub stop: &'a (dyn Fn() -> bool + Sync),
-    /// Told the epochs done since it was last told, every
-    /// [`STOP_CHECK_EPOCHS`] epochs and at the end.
+    /// Told the epochs done since it was last told, at every check
+    /// ([`Plan::check_every`]) and at the end.
     pub done: &'a (dyn Fn(u64) + Sync),
 }
 
@@ -764,11 +779,13 @@ pub fn train_group<const L: usize>(
     let mut points = Points::new(plan.history, epochs.first);
     let mut epochs_completed = epochs.count;
     let mut reported = 0;
+    // A power of two, so the test below is a mask.
+    let check_mask = plan.check_every() - 1;
     let full_factor = plan.reduction.factor(samples) as f32;
     'epochs: for e in 0..epochs.count {
-        if e % STOP_CHECK_EPOCHS == 0 && e > 0 {
-            (epochs.done)(STOP_CHECK_EPOCHS);
-            reported += STOP_CHECK_EPOCHS;
+        if e & check_mask == 0 && e > 0 {
+            (epochs.done)(e - reported);
+            reported = e;
             if (epochs.stop)() {
                 epochs_completed = e;
                 break;

@@ -60,8 +60,8 @@ impl SimdTrainer<'_> {
     /// state_slots`] x parameters each) in place, from `options.first_epoch`
     /// for `options.epochs` epochs. Calls `progress` about every 0.1 s;
     /// once `stop` answers true every group ends within
-    /// [`kernel::STOP_CHECK_EPOCHS`] epochs and records the epochs it
-    /// completed.
+    /// [`kernel::STOP_CHECK_EPOCHS`] epochs (fewer for large networks) and
+    /// records the epochs it completed.
     pub fn train(
         &self,
         params: &mut [f64],
