@@ -10,7 +10,7 @@
 use crate::error::Error;
 use crate::report::tally_bytes_per_network;
 use crate::run::{BackendChoice, RunConfig, block_bytes_per_network, block_networks, cpu_threads};
-use crate::simd::lanes::AVX512_LANES;
+use crate::simd::lanes::{AVX512_LANES, group_width, scratch_values};
 
 /// The program itself: code, the wgpu instance and device, pipelines,
 /// buffers in flight. Measured (`/usr/bin/time`, peak resident): a
@@ -36,16 +36,16 @@ pub struct HostNeed {
 /// The SIMD trainer's scratch space when the run may use it (`simd`, or
 /// `auto`, which does where there is no hardware GPU): every thread's
 /// group in flight holds its gradients, activations and deltas in float32
-/// for the widest group. A few kilobytes for small networks; for a
-/// 1,024-1,024-1,024 network on 2 threads, about 2 GiB.
+/// ([`scratch_values`] per lane) for the widest group it may use. A few
+/// kilobytes for small networks; for a 2-4096-4096-1 network on 2
+/// threads, in groups of 16, 2.0 GiB.
 pub fn simd_workspace_bytes(config: &RunConfig) -> u64 {
     if !matches!(config.backend, BackendChoice::Auto | BackendChoice::Simd) {
         return 0;
     }
-    let widths = config.spec.topology.widths();
-    let per_lane = config.spec.layout().len + 2 * widths.iter().sum::<usize>();
-    let threads = cpu_threads(config.threads).0 as u64;
-    threads * (AVX512_LANES * 4 * per_lane) as u64
+    let threads = cpu_threads(config.threads).0;
+    let width = group_width(AVX512_LANES, config.networks, threads, &config.spec);
+    (threads * width * 4 * scratch_values(&config.spec)) as u64
 }
 
 impl HostNeed {
@@ -234,9 +234,13 @@ mod tests {
         wide.spec.topology = crate::model::Topology::new(vec![2, 1024, 1024, 1]).unwrap();
         wide.threads = Some(1);
         let one = HostNeed::of(&wide, 0).workspace;
-        // 1,052,677 parameters and 2 x 2,051 activations and deltas, for
-        // 128 lanes of float32.
-        assert_eq!(one, 128 * 4 * (wide.spec.layout().len as u64 + 2 * 2051));
+        // 1,053,697 parameters and 2 x 2,051 activations and deltas, for
+        // 16 lanes of float32 (at 128 the group would take 517 MiB).
+        assert_eq!(one, 16 * 4 * (wide.spec.layout().len as u64 + 2 * 2051));
+        // The seeds' network, 10,000 of them on one thread: 128 lanes.
+        let mut small = config(10_000);
+        small.threads = Some(1);
+        assert_eq!(HostNeed::of(&small, 0).workspace, 128 * 4 * (10 + 12));
         wide.backend = BackendChoice::Gpu;
         assert_eq!(HostNeed::of(&wide, 0).workspace, 0);
         wide.backend = BackendChoice::Cpu;

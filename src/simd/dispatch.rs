@@ -4,7 +4,7 @@
 //! of [`super::lanes`] become that set's vector instructions.
 
 use super::kernel::{self, Epochs, Group, GroupOutcome, Plan};
-use super::lanes::{AVX512_LANES, NARROW_LANES};
+use super::lanes::{AVX512_LANES, NARROW_LANES, SMALL_LANES};
 
 /// An instruction set for the lane loops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +91,9 @@ impl Isa {
         }
     }
 
-    /// Networks per group: [`AVX512_LANES`], else [`NARROW_LANES`].
+    /// Networks per wide group: [`AVX512_LANES`], else [`NARROW_LANES`]
+    /// (small populations and large networks take [`SMALL_LANES`]:
+    /// [`super::lanes::group_width`]).
     pub fn lanes(self) -> usize {
         match self {
             Isa::Avx512 => AVX512_LANES,
@@ -112,13 +114,13 @@ impl Isa {
         // (the width tests are constants, so the other pairs are never
         // built).
         #[cfg(target_arch = "x86_64")]
-        if L == AVX512_LANES && self == Isa::Avx512 && self.is_supported() {
+        if (L == AVX512_LANES || L == SMALL_LANES) && self == Isa::Avx512 && self.is_supported() {
             // SAFETY: is_supported checked the processor has every
             // feature the entry point is compiled with.
             return unsafe { avx512(plan, group, epochs) };
         }
         #[cfg(target_arch = "x86_64")]
-        if L == NARROW_LANES && self == Isa::Avx2 && self.is_supported() {
+        if (L == NARROW_LANES || L == SMALL_LANES) && self == Isa::Avx2 && self.is_supported() {
             // SAFETY: as above.
             return unsafe { avx2(plan, group, epochs) };
         }

@@ -30,6 +30,38 @@ pub const AVX512_LANES: usize = 128;
 /// at 4.3e8 with 32 and 64 lanes and 3.7e8 with 128 (16 registers per
 /// value: every temporary spilled).
 pub const NARROW_LANES: usize = 64;
+/// Networks per group when wide groups would not pay: too few networks to
+/// give every thread a wide group, or a network so large that a wide
+/// group's scratch space outgrows [`WIDE_GROUP_BYTES`]. One AVX-512
+/// register, two AVX2 ones.
+pub const SMALL_LANES: usize = 16;
+/// A wide group's scratch space (gradients, activations, deltas) above
+/// which groups are [`SMALL_LANES`] wide: beyond the L2 caches already,
+/// and a 2-4096-4096-1 network would take 8.0 GiB a thread at 128 lanes.
+pub const WIDE_GROUP_BYTES: usize = 64 << 20;
+
+/// Float32 values a group keeps per lane as scratch space: the gradient
+/// of every parameter, and every layer's activations and deltas.
+pub fn scratch_values(spec: &crate::model::ModelSpec) -> usize {
+    spec.layout().len + 2 * spec.topology.widths().iter().sum::<usize>()
+}
+
+/// The group width for `networks` networks of `spec` on `threads`
+/// threads, when the instruction set's widest is `wide`.
+pub fn group_width(
+    wide: usize,
+    networks: usize,
+    threads: usize,
+    spec: &crate::model::ModelSpec,
+) -> usize {
+    let too_few = networks < wide * threads.max(1);
+    let too_large = wide * 4 * scratch_values(spec) > WIDE_GROUP_BYTES;
+    if too_few || too_large {
+        SMALL_LANES
+    } else {
+        wide
+    }
+}
 
 /// One float32 value per network of a group of `L`.
 #[derive(Clone, Copy, Debug, PartialEq)]

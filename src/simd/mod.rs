@@ -29,7 +29,7 @@ use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
 pub use dispatch::{ISA_VARIABLE, Isa};
 use kernel::{Epochs, Group, GroupOutcome, Plan, Samples};
-use lanes::{AVX512_LANES, Lanes, NARROW_LANES};
+use lanes::{AVX512_LANES, Lanes, NARROW_LANES, SMALL_LANES, group_width};
 
 /// How often a running training reports progress.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
@@ -84,9 +84,11 @@ impl SimdTrainer<'_> {
         assert_eq!(params.len(), networks * p, "one parameter vector per rate");
         assert_eq!(state.len(), networks * slots * p, "slots x parameters each");
         let run = (params, state, learning_rates);
-        match self.isa.lanes() {
+        let threads = self.pool.current_num_threads();
+        match group_width(self.isa.lanes(), networks, threads, self.spec) {
             AVX512_LANES => self.train_in::<AVX512_LANES>(&plan, run, options, progress, stop),
-            _ => self.train_in::<NARROW_LANES>(&plan, run, options, progress, stop),
+            NARROW_LANES => self.train_in::<NARROW_LANES>(&plan, run, options, progress, stop),
+            _ => self.train_in::<SMALL_LANES>(&plan, run, options, progress, stop),
         }
     }
 
