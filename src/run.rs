@@ -569,6 +569,14 @@ pub fn cpu_threads(requested: Option<usize>) -> (usize, Option<String>) {
     }
 }
 
+/// The CPU trainers' thread pool, of [`cpu_threads`]`(requested)` threads.
+pub fn cpu_pool(requested: Option<usize>) -> Result<rayon::ThreadPool, Error> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(cpu_threads(requested).0)
+        .build()
+        .map_err(|e| Error::Config(format!("cannot start the CPU trainers' threads: {e}")))
+}
+
 /// Opens the backend the configuration asks for. `Auto` takes a hardware
 /// GPU where wgpu's choice of adapter is one, or the GPU when `--adapter`
 /// or `--kernel` names one; else (a software adapter such as lavapipe, or
@@ -656,10 +664,7 @@ pub fn execute(
         )?),
         Engine::Simd(_) | Engine::Reference => None,
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cpu_threads(config.threads).0)
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start the CPU trainer's threads: {e}")))?;
+    let pool = cpu_pool(config.threads)?;
     // Every network trains to the run's epochs; a resumed one has done some.
     let total = (config.networks as u64)
         .saturating_mul(config.options.epochs)

@@ -14,7 +14,7 @@ use crate::cpu;
 use crate::error::Error;
 use crate::gpu::{GpuContext, GpuOptions, GpuTrainer, Strategy};
 use crate::history::{HistoryPlan, Recording};
-use crate::run::{REFERENCE_STRATEGY, SIMD_STRATEGY, cpu_threads};
+use crate::run::{REFERENCE_STRATEGY, SIMD_STRATEGY, cpu_pool};
 use crate::simd::{Isa, SimdTrainer};
 use crate::stats::Quantiles;
 use crate::training::{NetworkOutcome, TrainOptions};
@@ -237,10 +237,7 @@ pub fn cpu_row(
     trainer: CpuTrainer,
 ) -> Result<Row, Error> {
     let rates = vec![workload.learning_rate; workload.networks];
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(cpu_threads(None).0)
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start the CPU trainer's threads: {e}")))?;
+    let pool = cpu_pool(None)?;
     let run = |epochs: u64| {
         let mut params = initial.to_vec();
         let started = Instant::now();
