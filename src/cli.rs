@@ -17,6 +17,9 @@ use crate::model::{
     Activation, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
 };
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
+use crate::sweep::Sweep;
+use crate::sweep::axis::{self, Grid};
+use crate::sweep::shard::ShardArg;
 use crate::training::TrainOptions;
 
 #[derive(Debug, Parser)]
@@ -49,6 +52,9 @@ pub enum Command {
     /// ensemble's; with targets in the data, each network's loss and
     /// accuracy too. The weights file gives the model.
     Predict(PredictArgs),
+    /// Join the directories of a sharded run (--shard I/K --out DIR) into
+    /// the files one unsharded run writes, byte for byte (timing aside).
+    Merge(MergeArgs),
     /// Draw a run's learning curves or final losses as SVG or PNG.
     #[command(subcommand)]
     Plot(PlotCommand),
@@ -58,6 +64,24 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `gputrain merge`'s arguments.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// The directory for the merged files (created if need be).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// The shards' directories, in any order: every shard of one run,
+    /// each once.
+    #[arg(value_name = "SHARD_DIR", required = true)]
+    pub shards: Vec<PathBuf>,
+    /// Print the merged summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Print nothing (errors still print).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// `gputrain bench`'s arguments.
@@ -148,6 +172,13 @@ fn parse_with<T: std::str::FromStr<Err = crate::Error>>(s: &str) -> Result<T, St
     s.parse::<T>().map_err(|e| e.to_string())
 }
 
+/// A value parser of a grid flag from one of [`axis`]'s functions.
+fn grid_of<T: Clone + Send + Sync + 'static>(
+    parse: fn(&str) -> Result<Vec<T>, String>,
+) -> impl Fn(&str) -> Result<Grid<T>, String> + Clone + Send + Sync + 'static {
+    move |s| parse(s).map(Grid)
+}
+
 fn parse_adapter(s: &str) -> Result<AdapterChoice, String> {
     s.parse::<AdapterChoice>().map_err(|e| match e {})
 }
@@ -170,9 +201,11 @@ fn non_negative_f64(s: &str) -> Result<f64, String> {
 #[derive(Debug, Clone, Default, Args)]
 #[command(next_help_heading = "Model")]
 pub struct ModelArgs {
-    /// Layer widths, e.g. 2,2,2 (default: the task's own; required with --data).
-    #[arg(long, value_parser = parse_with::<Topology>)]
-    pub layers: Option<Topology>,
+    /// Layer widths, e.g. 2,2,2 (default: the task's own; required with
+    /// --data). Given more than once, a grid axis: each topology is its
+    /// own kernel, run one after another.
+    #[arg(long, value_parser = parse_with::<Topology>, action = clap::ArgAction::Append)]
+    pub layers: Vec<Topology>,
     /// Bias mode: one bias per neuron, one shared per layer, or none
     /// [default: shared for tutorial, per-neuron otherwise].
     #[arg(long, value_enum)]
@@ -180,9 +213,10 @@ pub struct ModelArgs {
     /// Keep biases at their initial values.
     #[arg(long)]
     pub freeze_bias: bool,
-    /// Activation of the hidden layers.
-    #[arg(long, value_enum, default_value_t)]
-    pub activation: Activation,
+    /// Activation of the hidden layers (a list such as sigmoid,tanh is a
+    /// grid axis).
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sigmoid")]
+    pub activation: Vec<Activation>,
     /// Activation of the output layer (sigmoid, tanh or linear).
     #[arg(long, value_enum, default_value_t)]
     pub output_activation: Activation,
@@ -290,6 +324,9 @@ impl DrawArgs {
     }
 }
 
+/// Networks of a run that names neither `--networks` nor `--replicates`.
+pub const DEFAULT_NETWORKS: u64 = 10_000;
+
 /// The most points `--samples` draws (16 Mi): far beyond what small
 /// networks train on, and well inside memory.
 pub const MAX_DRAWN_SAMPLES: usize = 1 << 24;
@@ -385,23 +422,29 @@ pub struct PredictArgs {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Training")]
 pub struct TrainingArgs {
-    /// Number of independent networks.
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=(u32::MAX as u64)))]
-    pub networks: u64,
+    /// Number of independent networks; in a grid, divided evenly over its
+    /// points [default: 10000, or grid points x --replicates].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=(u32::MAX as u64)))]
+    pub networks: Option<u64>,
+    /// Networks per grid point (their ids: point x R + replicate).
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u64).range(1..=(u32::MAX as u64)))]
+    pub replicates: Option<u64>,
     /// Epochs per network: passes over the data, one update each (one per
     /// minibatch with --batch-size); with --resume, the total each network
     /// trains to [default: 20000; with --resume, the total its run asked
     /// for].
     #[arg(long, value_parser = clap::value_parser!(u64).range(0..=crate::training::MAX_EPOCHS))]
     pub epochs: Option<u64>,
-    /// Learning rate, or a log-spaced sweep across networks such as 0.05..5
-    /// [default: 0.5, or the rates in --init-weights].
-    #[arg(long, value_parser = parse_with::<LearningRate>)]
-    pub lr: Option<LearningRate>,
+    /// Learning rate; a list 0.1,0.5,2 or a log grid 0.05..5:8 is a grid
+    /// axis; 0.05..5 without a count spreads rates log-evenly over each
+    /// point's networks [default: 0.5, or the rates in --init-weights].
+    #[arg(long, value_parser = grid_of(axis::learning_rates))]
+    pub lr: Option<Grid<LearningRate>>,
     /// Initialisation: xavier, he (for ReLU), uniform:A, or tutorial (seed
-    /// 003's weights).
-    #[arg(long, default_value = "xavier", value_parser = parse_with::<Init>, conflicts_with = "init_weights")]
-    pub init: Init,
+    /// 003's weights); a list such as uniform:0.5,1,2 or uniform:0.1..10:5
+    /// is a grid axis.
+    #[arg(long, default_value = "xavier", value_parser = grid_of(axis::inits), conflicts_with = "init_weights")]
+    pub init: Grid<Init>,
     /// Start from a weights file written by --weights: its parameters,
     /// with fresh optimizer state.
     #[arg(long, value_name = "FILE.safetensors", conflicts_with = "resume")]
@@ -421,10 +464,11 @@ pub struct TrainingArgs {
     #[arg(long, requires = "target_loss")]
     pub stop_at_target: bool,
     /// Samples per update: an epoch visits every sample once in batches of
-    /// B, the last one smaller if need be (1: online training) [default:
-    /// every sample in one batch].
-    #[arg(long, value_name = "B")]
-    pub batch_size: Option<usize>,
+    /// B, the last one smaller if need be (1: online training); a list or
+    /// log grid (16,32,64 or 1..64:7) is a grid axis [default: every
+    /// sample in one batch].
+    #[arg(long, value_name = "B", value_parser = grid_of(axis::batch_sizes))]
+    pub batch_size: Option<Grid<usize>>,
     /// Visit the samples in the data's order every epoch (default with
     /// --batch-size: a new order each epoch from --seed and the epoch).
     #[arg(long)]
@@ -436,38 +480,49 @@ pub struct TrainingArgs {
 #[command(next_help_heading = "Optimizer")]
 pub struct OptimizerArgs {
     /// sgd (the seeds'), momentum or nesterov (torch.optim.SGD with
-    /// momentum), or adam (torch.optim.Adam).
-    #[arg(long, value_enum, default_value_t)]
-    pub optimizer: Optimizer,
+    /// momentum), or adam (torch.optim.Adam); a list such as sgd,adam is
+    /// a grid axis.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "sgd")]
+    pub optimizer: Vec<Optimizer>,
     /// Momentum of momentum and nesterov, in [0, 1) [default: 0.9].
-    #[arg(long, value_name = "MU")]
-    pub momentum: Option<f64>,
+    /// Like every number below, a list (0.5,0.9) or log grid (0.5..0.99:4)
+    /// is a grid axis.
+    #[arg(long, value_name = "MU", value_parser = grid_of(axis::numbers))]
+    pub momentum: Option<Grid<f64>>,
     /// Adam's first-moment decay, in [0, 1) [default: 0.9].
-    #[arg(long)]
-    pub beta1: Option<f64>,
+    #[arg(long, value_parser = grid_of(axis::numbers))]
+    pub beta1: Option<Grid<f64>>,
     /// Adam's second-moment decay, in [0, 1) [default: 0.999].
-    #[arg(long)]
-    pub beta2: Option<f64>,
+    #[arg(long, value_parser = grid_of(axis::numbers))]
+    pub beta2: Option<Grid<f64>>,
     /// Adam's denominator term, > 0 [default: 1e-8].
-    #[arg(long)]
-    pub eps: Option<f64>,
+    #[arg(long, value_parser = grid_of(axis::numbers))]
+    pub eps: Option<Grid<f64>>,
     /// Coupled L2 decay: L * p is added to every gradient, as PyTorch's
     /// weight_decay [default: 0].
-    #[arg(long, value_name = "L")]
-    pub weight_decay: Option<f64>,
+    #[arg(long, value_name = "L", value_parser = grid_of(axis::numbers))]
+    pub weight_decay: Option<Grid<f64>>,
 }
 
 impl OptimizerArgs {
     /// The optimizer and its hyperparameters; a hyperparameter the chosen
     /// optimizer does not use is a usage error naming both flags.
     pub fn to_config(&self) -> Result<OptimizerConfig, crate::Error> {
-        let kind = self.optimizer;
+        let kind = self.optimizer.first().copied().unwrap_or_default();
+        let one = |g: &Option<Grid<f64>>| g.as_ref().map(|g| g.0[0]);
+        let (momentum, beta1, beta2, eps, weight_decay) = (
+            one(&self.momentum),
+            one(&self.beta1),
+            one(&self.beta2),
+            one(&self.eps),
+            one(&self.weight_decay),
+        );
         let uses_momentum = matches!(kind, Optimizer::Momentum | Optimizer::Nesterov);
         let unused = [
-            ("--momentum", self.momentum.is_some() && !uses_momentum),
-            ("--beta1", self.beta1.is_some() && kind != Optimizer::Adam),
-            ("--beta2", self.beta2.is_some() && kind != Optimizer::Adam),
-            ("--eps", self.eps.is_some() && kind != Optimizer::Adam),
+            ("--momentum", momentum.is_some() && !uses_momentum),
+            ("--beta1", beta1.is_some() && kind != Optimizer::Adam),
+            ("--beta2", beta2.is_some() && kind != Optimizer::Adam),
+            ("--eps", eps.is_some() && kind != Optimizer::Adam),
         ];
         if let Some((flag, _)) = unused.iter().find(|(_, unused)| *unused) {
             let users = match *flag {
@@ -481,11 +536,11 @@ impl OptimizerArgs {
         let defaults = OptimizerConfig::of(kind);
         let config = OptimizerConfig {
             kind,
-            momentum: self.momentum.unwrap_or(defaults.momentum),
-            beta1: self.beta1.unwrap_or(defaults.beta1),
-            beta2: self.beta2.unwrap_or(defaults.beta2),
-            eps: self.eps.unwrap_or(defaults.eps),
-            weight_decay: self.weight_decay.unwrap_or(defaults.weight_decay),
+            momentum: momentum.unwrap_or(defaults.momentum),
+            beta1: beta1.unwrap_or(defaults.beta1),
+            beta2: beta2.unwrap_or(defaults.beta2),
+            eps: eps.unwrap_or(defaults.eps),
+            weight_decay: weight_decay.unwrap_or(defaults.weight_decay),
         };
         config.validate()?;
         Ok(config)
@@ -495,10 +550,11 @@ impl OptimizerArgs {
 impl Default for TrainingArgs {
     fn default() -> Self {
         Self {
-            networks: 10_000,
+            networks: None,
+            replicates: None,
             epochs: None,
             lr: None,
-            init: Init::Xavier,
+            init: Grid(vec![Init::Xavier]),
             init_weights: None,
             resume: None,
             seed: 0,
@@ -550,6 +606,18 @@ pub struct OutputArgs {
     /// plot history` does.
     #[arg(long, value_name = "FILE.svg", requires = "history")]
     pub plot: Option<PathBuf>,
+    /// Statistics per grid point as CSV: networks, share that reached
+    /// the target (Wilson 95% interval), epochs to target (median and
+    /// quartiles), final-loss quantiles, diverged, accuracy.
+    #[arg(long, value_name = "FILE.csv")]
+    pub groups: Option<PathBuf>,
+    /// Write every output into this directory under fixed names:
+    /// results.csv, groups.csv, summary.json, run.json, weights.safetensors
+    /// (weights-K.safetensors, one per model, when a grid has several)
+    /// and, with --history, history.safetensors and history.csv. `gputrain
+    /// merge` joins shards' directories into the same files.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["results", "weights", "history_out", "history_csv", "groups"])]
+    pub out: Option<PathBuf>,
 }
 
 impl Default for OutputArgs {
@@ -565,6 +633,8 @@ impl Default for OutputArgs {
             history_out: None,
             history_csv: None,
             plot: None,
+            groups: None,
+            out: None,
         }
     }
 }
@@ -583,9 +653,11 @@ pub struct DeviceArgs {
     /// more than the machine runs at once are lowered, with a note].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub threads: Option<u32>,
-    /// Adapter by index or name substring (see `gputrain adapters`).
-    #[arg(long, default_value = "auto", value_parser = parse_adapter)]
-    pub adapter: AdapterChoice,
+    /// Adapter by index or name substring (see `gputrain adapters`);
+    /// `all`, or indices such as 0,1, split the run over several at once,
+    /// one device each (an index may repeat: two devices on one adapter).
+    #[arg(long, default_value = "auto", value_parser = parse_with::<AdapterArg>)]
+    pub adapter: AdapterArg,
     /// GPU strategy: auto (fused for small networks, layered for larger;
     /// the rule is in the README), fused, or layered.
     #[arg(long, value_enum, default_value_t)]
@@ -599,7 +671,7 @@ impl Default for DeviceArgs {
     fn default() -> Self {
         Self {
             backend: BackendChoice::Auto,
-            adapter: AdapterChoice::Auto,
+            adapter: AdapterArg::One(AdapterChoice::Auto),
             kernel: Strategy::Auto,
             epochs_per_submission: None,
             threads: None,
@@ -623,9 +695,310 @@ pub struct TrainArgs {
     pub output: OutputArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub scale: ScaleArgs,
+}
+
+/// How a run is split over a cluster.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Scale-out")]
+pub struct ScaleArgs {
+    /// Train only shard I of K, the I-th of K contiguous ranges of network
+    /// ids (0 <= I < K), into --out DIR; `auto` takes I and K from a Slurm
+    /// job array (SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT, or
+    /// _MIN/_MAX) or a Kubernetes Indexed Job (JOB_COMPLETION_INDEX, with
+    /// --shard-count). `gputrain merge` joins the shards.
+    #[arg(long, value_name = "I/K|auto", value_parser = parse_with::<ShardArg>)]
+    pub shard: Option<ShardArg>,
+    /// K, the number of shards, for --shard auto under a Kubernetes
+    /// Indexed Job (its completions).
+    #[arg(long, value_name = "K", requires = "shard", value_parser = clap::value_parser!(u64).range(1..=(u32::MAX as u64)))]
+    pub shard_count: Option<u64>,
+}
+
+/// `--adapter`: one adapter, several by index, or all of them.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AdapterArg {
+    One(AdapterChoice),
+    /// Indices in `gputrain adapters`' order, one device each.
+    Several(Vec<usize>),
+    All,
+}
+
+impl std::str::FromStr for AdapterArg {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self, crate::Error> {
+        if s == "all" {
+            return Ok(AdapterArg::All);
+        }
+        if !s.contains(',') {
+            return Ok(AdapterArg::One(
+                parse_adapter(s).map_err(crate::Error::Config)?,
+            ));
+        }
+        s.split(',')
+            .map(|item| {
+                item.trim().parse::<usize>().map_err(|_| {
+                    crate::Error::Config(format!(
+                        "'{s}': '{}' is not an adapter index (a list takes indices, e.g. 0,1; \
+                         see `gputrain adapters`)",
+                        item.trim()
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(AdapterArg::Several)
+    }
+}
+
+impl AdapterArg {
+    /// The one adapter a single-device run uses (the first of several).
+    pub fn first(&self) -> AdapterChoice {
+        match self {
+            AdapterArg::One(choice) => choice.clone(),
+            AdapterArg::Several(list) => AdapterChoice::Index(list[0]),
+            AdapterArg::All => AdapterChoice::Index(0),
+        }
+    }
+
+    /// The adapter indices of a run split over several devices; `None`
+    /// for one device.
+    pub fn several(&self) -> Result<Option<Vec<usize>>, crate::Error> {
+        match self {
+            AdapterArg::One(_) => Ok(None),
+            AdapterArg::Several(list) => {
+                let found = crate::gpu::list_adapters().len();
+                if let Some(bad) = list.iter().find(|&&i| i >= found) {
+                    return Err(crate::Error::Config(format!(
+                        "--adapter: there is no adapter {bad}; this machine has {found} (see \
+                         `gputrain adapters`)"
+                    )));
+                }
+                Ok(Some(list.clone()))
+            }
+            AdapterArg::All => match crate::gpu::list_adapters().len() {
+                0 => Err(crate::Error::NoAdapter {
+                    detail: " (--adapter all)".into(),
+                }),
+                n => Ok(Some((0..n).collect())),
+            },
+        }
+    }
+}
+
+/// One grid axis of a `train` command: its flag, its results column, its
+/// values as text, and how one point's arguments take value i.
+struct AxisDef {
+    flag: &'static str,
+    column: &'static str,
+    labels: Vec<String>,
+    set: SetValue,
+}
+
+/// How a point's arguments take an axis's value i.
+type SetValue = Box<dyn Fn(&mut TrainArgs, usize)>;
+
+fn axis_def<T: Clone + 'static>(
+    flag: &'static str,
+    column: &'static str,
+    values: Vec<T>,
+    label: impl Fn(&T) -> String,
+    set: impl Fn(&mut TrainArgs, T) + 'static,
+) -> AxisDef {
+    AxisDef {
+        flag,
+        column,
+        labels: values.iter().map(label).collect(),
+        set: Box::new(move |args, i| set(args, values[i].clone())),
+    }
 }
 
 impl TrainArgs {
+    /// The grid axes, in grid order (the last varies fastest): the
+    /// model's (layers, activation, optimizer and its settings, batch size)
+    /// first, so each model's points are contiguous, then the
+    /// per-network ones (init, lr). An axis with no value given is empty.
+    fn axis_defs(&self) -> Vec<AxisDef> {
+        let number = |v: &f64| v.to_string();
+        let numbers = |g: &Option<Grid<f64>>| g.as_ref().map_or(Vec::new(), |g| g.0.clone());
+        let (m, t, o) = (&self.model, &self.training, &self.optimizer);
+        vec![
+            axis_def(
+                "--layers",
+                "layers",
+                m.layers.clone(),
+                Topology::to_string,
+                |a, v| a.model.layers = vec![v],
+            ),
+            axis_def(
+                "--activation",
+                "activation",
+                m.activation.clone(),
+                Activation::to_string,
+                |a, v| a.model.activation = vec![v],
+            ),
+            axis_def(
+                "--optimizer",
+                "optimizer",
+                o.optimizer.clone(),
+                Optimizer::to_string,
+                |a, v| a.optimizer.optimizer = vec![v],
+            ),
+            axis_def(
+                "--momentum",
+                "momentum",
+                numbers(&o.momentum),
+                number,
+                |a, v| a.optimizer.momentum = Some(Grid(vec![v])),
+            ),
+            axis_def("--beta1", "beta1", numbers(&o.beta1), number, |a, v| {
+                a.optimizer.beta1 = Some(Grid(vec![v]))
+            }),
+            axis_def("--beta2", "beta2", numbers(&o.beta2), number, |a, v| {
+                a.optimizer.beta2 = Some(Grid(vec![v]))
+            }),
+            axis_def("--eps", "eps", numbers(&o.eps), number, |a, v| {
+                a.optimizer.eps = Some(Grid(vec![v]))
+            }),
+            axis_def(
+                "--weight-decay",
+                "weight_decay",
+                numbers(&o.weight_decay),
+                number,
+                |a, v| a.optimizer.weight_decay = Some(Grid(vec![v])),
+            ),
+            axis_def(
+                "--batch-size",
+                "batch_size",
+                t.batch_size.as_ref().map_or(Vec::new(), |g| g.0.clone()),
+                usize::to_string,
+                |a, v| a.training.batch_size = Some(Grid(vec![v])),
+            ),
+            axis_def(
+                "--init",
+                "init",
+                t.init.0.clone(),
+                Init::to_string,
+                |a, v| a.training.init = Grid(vec![v]),
+            ),
+            axis_def(
+                "--lr",
+                "learning_rate",
+                t.lr.as_ref().map_or(Vec::new(), |g| g.0.clone()),
+                LearningRate::to_string,
+                |a, v| a.training.lr = Some(Grid(vec![v])),
+            ),
+        ]
+    }
+
+    /// Every axis's flag and values as text, in grid order.
+    pub fn grid_axes(&self) -> Vec<(&'static str, Vec<String>)> {
+        self.axis_defs()
+            .into_iter()
+            .map(|a| (a.flag, a.labels))
+            .collect()
+    }
+
+    /// Validates the arguments into a sweep: the grid's points in order,
+    /// each point's configuration (validated, with `--replicates`
+    /// networks), and the mapping from network ids to points. A command
+    /// without a grid is a sweep of one point.
+    pub fn to_sweep(&self) -> Result<Sweep, crate::Error> {
+        let usage = crate::Error::Config;
+        let defs = self.axis_defs();
+        let sizes: Vec<usize> = defs.iter().map(|a| a.labels.len().max(1)).collect();
+        let points = sizes
+            .iter()
+            .try_fold(1usize, |n, &k| n.checked_mul(k))
+            .filter(|&n| n <= axis::MAX_POINTS)
+            .ok_or_else(|| {
+                usage(format!(
+                    "the grid has more than {} points (the product of its axes' values)",
+                    axis::MAX_POINTS
+                ))
+            })?;
+        let swept: Vec<&AxisDef> = defs.iter().filter(|a| a.labels.len() > 1).collect();
+        let shape = || {
+            swept
+                .iter()
+                .map(|a| format!("{} {}", a.flag, a.labels.len()))
+                .collect::<Vec<_>>()
+                .join(" x ")
+        };
+        let replicates = match (self.training.networks, self.training.replicates) {
+            (Some(n), Some(r)) if n != points as u64 * r => {
+                return Err(usage(format!(
+                    "--networks {n} and --replicates {r} disagree: the grid has {points} \
+                     points, so --replicates {r} makes {} networks (give one of the two)",
+                    points as u64 * r
+                )));
+            }
+            (_, Some(r)) => r,
+            (n, None) => {
+                let n = n.unwrap_or(DEFAULT_NETWORKS);
+                if n % points as u64 != 0 {
+                    return Err(usage(format!(
+                        "--networks {n} does not divide evenly over the grid's {points} points \
+                         ({}); give --replicates R (networks per point) or --networks a \
+                         multiple of {points}",
+                        shape()
+                    )));
+                }
+                n / points as u64
+            }
+        };
+        if points as u64 * replicates > u32::MAX as u64 {
+            return Err(usage(format!(
+                "{points} grid points x {replicates} replicates is more than 2^32 networks"
+            )));
+        }
+        if points > 1 {
+            let start = [
+                ("--init-weights", self.training.init_weights.is_some()),
+                ("--resume", self.training.resume.is_some()),
+                ("--verify", self.output.verify.is_some()),
+            ];
+            if let Some((flag, _)) = start.iter().find(|(_, given)| *given) {
+                return Err(usage(format!(
+                    "{flag} cannot be combined with a grid ({}) yet",
+                    shape()
+                )));
+            }
+        }
+        let mut list = Vec::with_capacity(points);
+        for g in 0..points {
+            let mut args = self.clone();
+            let mut rest = g;
+            let mut labels = Vec::new();
+            let mut index = vec![0; defs.len()];
+            for (k, &n) in sizes.iter().enumerate().rev() {
+                index[k] = rest % n;
+                rest /= n;
+            }
+            for (a, &i) in defs.iter().zip(&index) {
+                if !a.labels.is_empty() {
+                    (a.set)(&mut args, i);
+                }
+                if a.labels.len() > 1 {
+                    labels.push(a.labels[i].clone());
+                }
+            }
+            args.training.networks = Some(replicates);
+            args.training.replicates = None;
+            let config = args.to_config()?;
+            list.push(crate::sweep::Point { labels, config });
+        }
+        let axes = swept
+            .iter()
+            .map(|a| crate::sweep::Axis {
+                flag: a.flag,
+                column: a.column,
+                labels: a.labels.clone(),
+            })
+            .collect();
+        Ok(Sweep::new(axes, list, replicates as usize))
+    }
+
     /// Validates the arguments into a run configuration. Errors name the
     /// flags involved.
     pub fn to_config(&self) -> Result<RunConfig, crate::Error> {
@@ -635,7 +1008,14 @@ impl TrainArgs {
             (Some(_), _) => None,
             (None, task) => Some(task.unwrap_or(Task::Tutorial)),
         };
-        let topology = match (&model.layers, task, &self.data.data) {
+        if let Some((flag, values)) = self.grid_axes().iter().find(|(_, v)| v.len() > 1) {
+            return Err(usage(format!(
+                "{flag} gives {} values, a grid: a grid runs through `to_sweep`, one \
+                 configuration per point",
+                values.len()
+            )));
+        }
+        let topology = match (model.layers.first(), task, &self.data.data) {
             (Some(t), _, _) => t.clone(),
             (None, Some(task), _) => Topology::new(task.default_widths())?,
             (None, None, path) => {
@@ -659,12 +1039,12 @@ impl TrainArgs {
                 _ => BiasMode::PerNeuron,
             }),
             freeze_bias: model.freeze_bias,
-            activation: model.activation,
+            activation: model.activation.first().copied().unwrap_or_default(),
             output_activation: model.output_activation,
             loss: model.loss,
             reduction: model.reduction,
             optimizer: self.optimizer.to_config()?,
-            batching: match training.batch_size {
+            batching: match training.batch_size.as_ref().map(|g| g.0[0]) {
                 None if training.no_shuffle => {
                     return Err(usage(
                         "--no-shuffle needs --batch-size (one full batch has no order)".into(),
@@ -713,7 +1093,7 @@ impl TrainArgs {
                 epochs_from_file: training.epochs.is_none(),
             },
             (None, None) => Start::Init {
-                init: training.init,
+                init: training.init.0[0],
                 seed: training.seed,
             },
         };
@@ -723,13 +1103,13 @@ impl TrainArgs {
             stop_at_target: training.stop_at_target,
             ..TrainOptions::default()
         };
+        let networks = training.networks.unwrap_or(DEFAULT_NETWORKS);
         match self.output.verify {
             Some(0) => return Err(usage("--verify needs at least 1 network".into())),
-            Some(k) if k as u64 > training.networks => {
+            Some(k) if k as u64 > networks => {
                 return Err(usage(format!(
-                    "--verify {k} asks for more networks than the run has (--networks {}); \
-                     use --verify {} or fewer",
-                    training.networks, training.networks
+                    "--verify {k} asks for more networks than the run has (--networks \
+                     {networks}); use --verify {networks} or fewer"
                 )));
             }
             _ => {}
@@ -738,13 +1118,15 @@ impl TrainArgs {
             spec,
             data,
             eval,
-            networks: training.networks as usize,
+            networks: networks as usize,
+            first_network: 0,
+            population: networks as usize,
             history: self.output.history,
-            learning_rate: training.lr,
+            learning_rate: training.lr.as_ref().map(|g| g.0[0]),
             start,
             options,
             backend: self.device.backend,
-            adapter: self.device.adapter.clone(),
+            adapter: self.device.adapter.first(),
             strategy: self.device.kernel,
             gpu: GpuOptions {
                 epochs_per_submission: self.device.epochs_per_submission,

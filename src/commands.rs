@@ -7,22 +7,22 @@ use std::process::ExitCode;
 use crate::bench::{self, Report};
 use serde::Serialize;
 
-use crate::cli::{BenchArgs, DataCommandArgs, PlotCommand, PredictArgs, TrainArgs};
+use crate::cli::{BenchArgs, DataCommandArgs, MergeArgs, PlotCommand, PredictArgs, TrainArgs};
 use crate::data::load_prediction_csv;
 use crate::error::Error;
 use crate::evaluation::Score;
 use crate::gpu::list_adapters;
 use crate::gpu::{GpuContext, GpuPredictor, predict_supports};
-use crate::history::{HistoryTally, HistoryWriter};
 use crate::memory;
-use crate::output::{ResultsWriter, check_writable};
+use crate::output::check_writable;
 use crate::predict::{Ensemble, ScoreSummary};
 use crate::progress::ProgressLine;
-use crate::report::{self, Tally, spread};
-use crate::run::BackendChoice;
-use crate::run::{self, Start};
-use crate::training::StopFlag;
-use crate::weights::{BlockValues, WeightsMetadata, WeightsWriter};
+use crate::report;
+use crate::run::{self, BackendChoice};
+use crate::sweep::outputs::{Finished, OutputPaths, RangeRun, RunRecord, summary_json};
+use crate::sweep::shard::Shard;
+use crate::training::{Progress, StopFlag};
+use std::path::PathBuf;
 
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -62,168 +62,124 @@ pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs `gputrain train`. Returns exit code 1 when `--verify` fails and
-/// 130 when Ctrl-C stopped the run (after writing the outputs). The
-/// networks go through a block at a time: the results and weights files
-/// are written as blocks finish (under temporary names, renamed at the
-/// end), and the summary keeps a few bytes per network.
+/// Runs `gputrain train`: the sweep's networks (a plain run is a sweep of
+/// one point), or a shard's range of them, on one device or several.
+/// Returns exit code 1 when `--verify` fails and 130 when Ctrl-C stopped
+/// the run (after writing the outputs). The networks go through a block
+/// at a time: the results, weights and curves are written as blocks
+/// finish (under temporary names, renamed together at the end), and the
+/// summary keeps a few bytes per network.
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
-    let mut config = args.to_config()?;
+    let sweep = args.to_sweep()?;
     let out = &args.output;
-    let outputs = [
-        &out.results,
-        &out.weights,
-        &out.history_out,
-        &out.history_csv,
-    ];
-    for path in outputs.into_iter().flatten() {
-        check_writable(path)?;
+    if args.scale.shard.is_some() && out.out.is_none() {
+        return Err(Error::Config(
+            "--shard needs --out DIR: each shard writes a directory, which `gputrain merge` \
+             joins with the others"
+                .into(),
+        ));
     }
-    let mut start = run::Starting::open(&mut config)?;
-    let config = config;
-    memory::check_host(&config, out.verify.unwrap_or(0))?;
+    let shard = match &args.scale.shard {
+        Some(arg) => {
+            let count = args.scale.shard_count.map(|k| k as usize);
+            arg.resolve(count, &|name| std::env::var(name).ok())?
+        }
+        None => Shard::WHOLE,
+    };
+    if shard.count > 1 && out.verify.is_some() {
+        return Err(Error::Config(
+            "--verify cannot be combined with --shard yet: verify a shard's networks with \
+             `gputrain predict`, or run --verify without sharding"
+                .into(),
+        ));
+    }
+    let history = out.history.is_some();
+    let paths = match &out.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+                path: dir.clone(),
+                source: e,
+            })?;
+            OutputPaths::directory(dir, history)
+        }
+        None => OutputPaths {
+            results: out.results.clone(),
+            weights: out.weights.clone(),
+            groups: out.groups.clone(),
+            history_out: out.history_out.clone(),
+            history_csv: out.history_csv.clone(),
+            summary: None,
+            run: None,
+        },
+    };
+    paths.check()?;
+    if let Some(plot) = &out.plot {
+        check_writable(plot)?;
+    }
+    let range = shard.range(sweep.networks());
+    let verify = out.verify.unwrap_or(0);
+    for k in 0..sweep.models() {
+        let mut config = sweep.points[sweep.model_ids(k).start / sweep.replicates.max(1)]
+            .config
+            .clone();
+        config.networks = range.len().max(1);
+        config.population = config.networks;
+        memory::check_host(&config, verify)?;
+    }
     let stop = stop_on_ctrl_c();
-    let (engine, backend) = run::open_backend(&config)?;
-    let notes = start.notes(&config, &backend);
+    let run = RangeRun {
+        sweep: &sweep,
+        shard,
+        range: range.clone(),
+        paths: &paths,
+        verify,
+        verify_tolerance: out.verify_tolerance,
+        seed: args.training.seed,
+    };
+    let finished = match args.device.adapter.several()? {
+        Some(adapters) => several_devices(&run, &adapters, out.quiet, &stop)?,
+        None => {
+            let (engine, backend) = run::open_backend(&sweep.points[0].config)?;
+            if !out.quiet {
+                if let Some(note) = &backend.note {
+                    eprintln!("note: {note}");
+                }
+                if let Some(adapter) = &backend.adapter {
+                    eprintln!("adapter: {adapter}");
+                }
+                if shard.count > 1 {
+                    eprintln!(
+                        "shard {shard}: networks {}..{} of {}",
+                        range.start,
+                        range.end,
+                        sweep.networks()
+                    );
+                }
+            }
+            let mut progress = ProgressLine::new(out.quiet);
+            let finished = run.train(&engine, &backend, &mut |p| progress.update(p), &stop)?;
+            progress.finish();
+            finished
+        }
+    };
+    let passed = finished.passed;
     if !out.quiet {
-        for note in backend.note.iter().chain(&notes) {
+        for note in &finished.summary.notes {
             eprintln!("note: {note}");
         }
-        if let Some(adapter) = &backend.adapter {
-            eprintln!("adapter: {adapter}");
-        }
     }
-    let mut results = out
-        .results
-        .as_deref()
-        .map(ResultsWriter::create)
-        .transpose()?;
-    let record = WeightsMetadata {
-        epochs: config.options.epochs,
-        planned_epochs: config.options.epochs,
-        seed: match config.start {
-            Start::Init { seed, .. } => seed,
-            _ => args.training.seed,
-        },
-        interrupted: false,
-        trained_on: backend.trained_on(),
-        target_loss: config.options.target_loss,
-        precision: backend.precision(),
-    };
-    let mut weights = out
-        .weights
-        .as_deref()
-        .map(|path| WeightsWriter::create(path, &config.spec, config.networks, &record))
-        .transpose()?;
-    let plan = config.history_plan();
-    let mut curves = match (&out.history_out, &plan) {
-        (Some(path), Some(plan)) => Some(HistoryWriter::create(
-            path,
-            plan,
-            config.networks,
-            config.options.target_loss,
-        )?),
-        _ => None,
-    };
-    let with_target = config.options.target_loss.is_some();
-    let mut history_tally = plan.map(|p| HistoryTally::new(&p, config.networks, with_target));
-    let verify_indices = spread(config.networks, out.verify.unwrap_or(0));
-    let mut tally = Tally::new(
-        config.networks,
-        config.options.target_loss.is_some(),
-        verify_indices,
-    );
-    let mut progress = ProgressLine::new(out.quiet);
-    let seconds = run::execute(
-        &config,
-        &engine,
-        &mut start,
-        &mut |p| progress.update(p),
-        &stop,
-        &mut |block| {
-            let metrics = block.metrics;
-            tally.record(block, metrics);
-            if let Some(results) = &mut results {
-                results.write_block(block.first, block.learning_rates, block.outcomes, metrics)?;
-            }
-            if let Some(history) = block.history {
-                if let Some(tally) = &mut history_tally {
-                    tally.record(history, block.outcomes);
-                }
-                if let Some(curves) = &mut curves {
-                    curves.write_block(block.first, history)?;
-                }
-            }
-            if let Some(weights) = &mut weights {
-                weights.write_block(
-                    block.first,
-                    BlockValues {
-                        params: block.params,
-                        state: block.state,
-                        learning_rates: block.learning_rates,
-                        outcomes: block.outcomes,
-                    },
-                )?;
-            }
-            Ok(())
-        },
-    )?;
-    progress.finish();
-    let verify = (!tally.checked().is_empty()).then(|| {
-        report::verify(
-            &config.spec,
-            &config.data,
-            &config.options,
-            tally.checked(),
-            out.verify_tolerance,
-        )
-    });
-    let passed = verify.as_ref().is_none_or(|v| v.passed);
-    let mut summary = report::summarize(
-        &config.spec,
-        &config.data,
-        &config.options,
-        &backend,
-        tally,
-        seconds,
-        verify,
-        notes,
-        config.eval.as_ref(),
-    );
-    summary.history = history_tally.map(HistoryTally::points);
-    let csv = match (&out.history_csv, &summary.history) {
-        (Some(path), Some(points)) => {
-            let mut file = crate::output::TemporaryFile::create(path)?;
-            let text = crate::history::csv_text(points, config.eval.is_some());
-            let written = file.handle().write_all(text.as_bytes());
-            written.map_err(|e| file.error(e))?;
-            Some(file)
-        }
-        _ => None,
-    };
-    if let Some(results) = results {
-        results.finish()?;
-    }
-    if let Some(curves) = curves {
-        curves.finish()?;
-    }
-    if let Some(csv) = csv {
-        csv.persist()?;
-    }
+    let summary = finished.persist()?;
     if let (Some(path), Some(points)) = (&out.plot, &summary.history) {
         let curves = crate::plot::Curves {
             points: points.clone(),
-            networks: config.networks as u64,
-            target_loss: config.options.target_loss,
+            networks: summary.networks as u64,
+            target_loss: summary.target_loss,
             source: format!("{}, {}", summary.topology, summary.data),
         };
         crate::plot::history(&curves, path, "--plot")?;
     }
-    if let Some(weights) = weights {
-        weights.finish(summary.epochs_completed, summary.interrupted)?;
-    }
     let text = if out.json {
-        serde_json::to_string_pretty(&summary).expect("the summary is plain data") + "\n"
+        summary_json(&summary)
     } else {
         report::render(&summary)
     };
@@ -235,6 +191,143 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Trains `run`'s range split over several devices at once, one thread
+/// each (`--adapter all`, `--adapter 0,1`): device i trains the i-th of
+/// contiguous parts into a directory of its own, and the parts are joined
+/// exactly as `gputrain merge` joins shards. The summary's wall time is
+/// the parallel section's.
+fn several_devices(
+    run: &RangeRun,
+    adapters: &[usize],
+    quiet: bool,
+    stop: &StopFlag,
+) -> Result<Finished, Error> {
+    use std::sync::Mutex;
+    let count = adapters.len();
+    let scratch = std::env::temp_dir().join(format!("gputrain-devices-{}", std::process::id()));
+    let _cleanup = RemoveOnDrop(scratch.clone());
+    let history = run.paths.history_out.is_some() || run.paths.history_csv.is_some();
+    let parts: Vec<(PathBuf, OutputPaths, std::ops::Range<usize>)> = (0..count)
+        .map(|i| {
+            let dir = scratch.join(i.to_string());
+            let mut paths = OutputPaths::directory(&dir, history);
+            if run.paths.weights.is_none() {
+                paths.weights = None;
+            }
+            let local = Shard { index: i, count }.range(run.range.len());
+            let ids = run.range.start + local.start..run.range.start + local.end;
+            (dir, paths, ids)
+        })
+        .collect();
+    for (dir, _, _) in &parts {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+    }
+    let totals: Vec<u64> = parts
+        .iter()
+        .map(|(_, _, ids)| ids.len() as u64 * run.sweep.points[0].config.options.epochs)
+        .collect();
+    let progress = Mutex::new((vec![0u64; count], ProgressLine::new(quiet)));
+    let started = std::time::Instant::now();
+    let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = parts
+            .iter()
+            .enumerate()
+            .map(|(i, (_, paths, ids))| {
+                let progress = &progress;
+                let totals = &totals;
+                scope.spawn(move || -> Result<(), Error> {
+                    let mut config = run.sweep.points[0].config.clone();
+                    config.adapter = crate::gpu::AdapterChoice::Index(adapters[i]);
+                    config.backend = BackendChoice::Gpu;
+                    let (engine, backend) = run::open_backend(&config)?;
+                    if !quiet && let Some(adapter) = &backend.adapter {
+                        eprintln!("device {i}: {adapter}, networks {}..{}", ids.start, ids.end);
+                    }
+                    let part = RangeRun {
+                        shard: Shard { index: i, count },
+                        range: ids.clone(),
+                        paths,
+                        ..*run
+                    };
+                    let mut report = |p: &Progress| {
+                        let mut guard = progress.lock().expect("progress lock");
+                        let (done, line) = &mut *guard;
+                        done[i] = p.network_epochs_done;
+                        line.update(&Progress {
+                            network_epochs_done: done.iter().sum(),
+                            network_epochs_total: totals.iter().sum(),
+                        });
+                    };
+                    let finished = part.train(&engine, &backend, &mut report, stop);
+                    match finished {
+                        Ok(finished) => finished.persist().map(|_| ()),
+                        Err(e) => {
+                            // The others stop too: their work would be lost.
+                            stop.request();
+                            Err(e)
+                        }
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("a device thread panicked"))
+            .collect()
+    });
+    progress.lock().expect("progress lock").1.finish();
+    for result in results {
+        result?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let dirs: Vec<PathBuf> = parts.iter().map(|(dir, _, _)| dir.clone()).collect();
+    let shards = crate::sweep::merge::open_parts(&dirs)?;
+    let whole = RunRecord::of(run.sweep, run.shard, &run.range, run.paths);
+    let (mut summary, files) = crate::sweep::merge::join(&shards, run.paths, &whole)?;
+    let network_epochs = summary.network_epochs_per_second * summary.wall_seconds;
+    summary.wall_seconds = seconds;
+    summary.network_epochs_per_second = network_epochs / seconds.max(f64::MIN_POSITIVE);
+    // The summary file carries the parallel wall time.
+    let mut files = files;
+    files.retain(|f| Some(f.target()) != run.paths.summary.as_deref());
+    if let Some(path) = &run.paths.summary {
+        files.push(crate::sweep::outputs::text_file(
+            path,
+            &summary_json(&summary),
+        )?);
+    }
+    Ok(Finished {
+        summary,
+        passed: true,
+        files,
+    })
+}
+
+/// Removes a scratch directory when dropped.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `gputrain merge`: joins shard directories into one run's files.
+pub fn merge(args: &MergeArgs) -> Result<ExitCode, Error> {
+    let summary = crate::sweep::merge::merge(&args.shards, &args.out)?;
+    if !args.quiet {
+        let text = match args.json {
+            true => summary_json(&summary),
+            false => report::render(&summary),
+        };
+        let _ = std::io::stdout().write_all(text.as_bytes());
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `gputrain bench`: measures every row, then prints the table (or

@@ -19,6 +19,10 @@ pub enum Error {
         message: String,
     },
 
+    /// A shard directory or file that `merge` cannot join.
+    #[error("merge: {}: {message}", path.display())]
+    Merge { path: PathBuf, message: String },
+
     #[error("initialisation: {0}")]
     Init(String),
 

@@ -17,7 +17,7 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::Error;
@@ -219,7 +219,7 @@ impl HistoryBlock {
 }
 
 /// The population at one recorded epoch.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct HistoryPoint {
     pub epoch: u64,
     /// Networks that trained this far (all, unless the run was
@@ -477,6 +477,34 @@ impl HistoryWriter {
 
     pub fn finish(self) -> Result<(), Error> {
         self.file.persist()
+    }
+
+    /// The complete file, to persist with the run's other outputs.
+    pub fn into_file(self) -> TemporaryFile {
+        self.file
+    }
+
+    /// Copies networks `first..` from `shard`, a history file of the same
+    /// plan (a shard's part of this one), byte for byte. Returns its
+    /// networks.
+    pub fn copy_from(
+        &mut self,
+        first: usize,
+        shard: &crate::output::TensorFile,
+    ) -> Result<usize, Error> {
+        let points = self.plan.points();
+        let networks = shard.rows("loss")?;
+        assert!(first + networks <= self.networks, "shard beyond the file");
+        let names: &[&str] = if self.plan.eval {
+            &["loss", "eval_loss"]
+        } else {
+            &["loss"]
+        };
+        for (s, name) in names.iter().enumerate() {
+            let at = self.data_start + 4 * (s * self.networks * points + first * points) as u64;
+            shard.copy_rows(name, Dtype::F32, networks, 4 * points, &mut self.file, at)?;
+        }
+        Ok(networks)
     }
 }
 

@@ -32,6 +32,7 @@ pub mod report;
 pub mod run;
 pub mod simd;
 pub mod stats;
+pub mod sweep;
 pub mod training;
 pub mod vocab;
 pub mod weights;

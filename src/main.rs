@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some(Command::Data(args)) => commands::data(args),
         Some(Command::Predict(args)) => commands::predict(args),
         Some(Command::Plot(figure)) => commands::plot(figure),
+        Some(Command::Merge(args)) => commands::merge(args),
         None => commands::train(&cli.train),
     };
     match result {

@@ -188,6 +188,8 @@ mod tests {
             data: Task::Tutorial.dataset(),
             eval: None,
             networks,
+            first_network: 0,
+            population: networks,
             history: None,
             learning_rate: None,
             start: Start::Init {

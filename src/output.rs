@@ -3,7 +3,7 @@
 //! on the way. Also the per-network results CSV, written as the run goes.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -52,6 +52,11 @@ impl TemporaryFile {
             temporary,
             writer: Some(BufWriter::new(file)),
         })
+    }
+
+    /// The name the file takes when persisted.
+    pub fn target(&self) -> &Path {
+        &self.target
     }
 
     /// The buffered file, for writes and seeks.
@@ -104,10 +109,46 @@ pub struct ResultsWriter {
 pub const RESULTS_HEADER: &str = "network,learning_rate,final_loss,target_epoch,diverged,\
      epochs_completed,train_accuracy,eval_loss,eval_accuracy\n";
 
+/// The results CSV's header: with a grid, `point`, `replicate` and a
+/// column per grid axis (but `learning_rate`, which is always there)
+/// follow `network`.
+pub fn results_header(grid_columns: &[&str]) -> String {
+    let extra: Vec<&str> = grid_columns
+        .iter()
+        .copied()
+        .filter(|c| *c != "learning_rate")
+        .collect();
+    if grid_columns.is_empty() {
+        return RESULTS_HEADER.to_string();
+    }
+    let rest = RESULTS_HEADER
+        .strip_prefix("network,")
+        .expect("network comes first");
+    let mut header = String::from("network,point,replicate,");
+    for c in extra {
+        header.push_str(c);
+        header.push(',');
+    }
+    header + rest
+}
+
+/// A block's place in a grid, for its rows' grid cells.
+#[derive(Clone, Copy, Debug)]
+pub struct GridCells<'a> {
+    pub point: usize,
+    /// The replicate of the block's first network.
+    pub first_replicate: usize,
+    /// The point's values on the axes other than `--lr`.
+    pub labels: &'a [String],
+}
+
 impl ResultsWriter {
-    pub fn create(path: &Path) -> Result<Self, Error> {
+    /// A results file; `grid_columns` are the grid's axes' columns (none
+    /// without a grid).
+    pub fn create(path: &Path, grid_columns: &[&str]) -> Result<Self, Error> {
         let mut file = TemporaryFile::create(path)?;
-        let result = file.handle().write_all(RESULTS_HEADER.as_bytes());
+        let header = results_header(grid_columns);
+        let result = file.handle().write_all(header.as_bytes());
         result.map_err(|e| file.error(e))?;
         Ok(Self { file })
     }
@@ -116,6 +157,7 @@ impl ResultsWriter {
     pub fn write_block(
         &mut self,
         first: usize,
+        grid: Option<GridCells>,
         learning_rates: &[f64],
         outcomes: &[NetworkOutcome],
         metrics: &[NetworkMetrics],
@@ -125,9 +167,20 @@ impl ResultsWriter {
         let result = (|| {
             for (i, ((lr, o), m)) in learning_rates.iter().zip(outcomes).zip(metrics).enumerate() {
                 let target = o.target_epoch.map(|e| e.to_string()).unwrap_or_default();
+                let grid = match grid {
+                    None => String::new(),
+                    Some(g) => {
+                        let mut cells = format!(",{},{}", g.point, g.first_replicate + i);
+                        for label in g.labels {
+                            cells.push(',');
+                            cells.push_str(label);
+                        }
+                        cells
+                    }
+                };
                 writeln!(
                     out,
-                    "{},{lr},{},{target},{},{},{},{},{}",
+                    "{}{grid},{lr},{},{target},{},{},{},{},{}",
                     first + i,
                     o.final_loss,
                     u8::from(o.diverged),
@@ -144,5 +197,193 @@ impl ResultsWriter {
 
     pub fn finish(self) -> Result<(), Error> {
         self.file.persist()
+    }
+
+    /// The complete file, to persist with the run's other outputs.
+    pub fn into_file(self) -> TemporaryFile {
+        self.file
+    }
+}
+
+/// A safetensors file opened for its header and for copying or reading
+/// rows of its tensors (whose first dimension is the networks) without
+/// loading them: what `merge` needs of a shard's weights and history.
+pub struct TensorFile {
+    path: PathBuf,
+    file: File,
+    data_start: u64,
+    header: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The most bytes a merge holds at once while copying.
+const COPY_BUFFER: usize = 4 << 20;
+
+impl TensorFile {
+    fn bad(&self, message: String) -> Error {
+        Error::Merge {
+            path: self.path.clone(),
+            message,
+        }
+    }
+
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+        let bad = |message: &str| Error::Merge {
+            path: path.to_path_buf(),
+            message: format!("not a safetensors file written by gputrain ({message})"),
+        };
+        let mut length = [0u8; 8];
+        file.read_exact(&mut length)
+            .map_err(|_| bad("shorter than its header"))?;
+        let length = u64::from_le_bytes(length);
+        let size = file.metadata().map_err(|e| io_error(path, e))?.len();
+        if length > size.saturating_sub(8) || length > 100 << 20 {
+            return Err(bad("its header length is past the end"));
+        }
+        let mut json = vec![0u8; length as usize];
+        file.read_exact(&mut json)
+            .map_err(|_| bad("shorter than its header"))?;
+        let header = match serde_json::from_slice::<serde_json::Value>(&json) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err(bad("its header is not a JSON object")),
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            data_start: 8 + length,
+            header,
+        })
+    }
+
+    /// A value of the header's `__metadata__`.
+    pub fn metadata(&self, key: &str) -> Option<&str> {
+        self.header.get("__metadata__")?.get(key)?.as_str()
+    }
+
+    /// The header: tensors by name, and `__metadata__`.
+    pub fn header(&self) -> &serde_json::Map<String, serde_json::Value> {
+        &self.header
+    }
+
+    /// The `__metadata__` pairs.
+    pub fn metadata_map(&self) -> Vec<(String, String)> {
+        match self.header.get("__metadata__").and_then(|m| m.as_object()) {
+            Some(m) => m
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Tensor `name`'s dtype, shape and data range (relative to the data).
+    pub fn tensor_info(&self, name: &str) -> Result<(String, Vec<usize>, u64, u64), Error> {
+        self.tensor(name)
+    }
+
+    /// Tensor `name`'s dtype, shape and data range.
+    fn tensor(&self, name: &str) -> Result<(String, Vec<usize>, u64, u64), Error> {
+        let info = self
+            .header
+            .get(name)
+            .ok_or_else(|| self.bad(format!("has no tensor '{name}'")))?;
+        let dtype = info["dtype"].as_str().unwrap_or_default().to_string();
+        let shape: Vec<usize> = info["shape"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.as_u64())
+                    .map(|d| d as usize)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let offsets = info["data_offsets"].as_array();
+        let at = |i: usize| offsets.and_then(|o| o.get(i)).and_then(|v| v.as_u64());
+        match (at(0), at(1)) {
+            (Some(begin), Some(end)) if begin <= end && !shape.is_empty() => {
+                Ok((dtype, shape, begin, end))
+            }
+            _ => Err(self.bad(format!("tensor '{name}' has no valid shape and offsets"))),
+        }
+    }
+
+    /// The rows (networks) of tensor `name`.
+    pub fn rows(&self, name: &str) -> Result<usize, Error> {
+        Ok(self.tensor(name)?.1[0])
+    }
+
+    /// Checks that tensor `name` is `rows` rows of `row_bytes` in `dtype`,
+    /// and gives the file offset of its first byte.
+    fn rows_at(
+        &self,
+        name: &str,
+        dtype: safetensors::Dtype,
+        rows: usize,
+        row_bytes: usize,
+    ) -> Result<u64, Error> {
+        let (found, shape, begin, end) = self.tensor(name)?;
+        let want = format!("{dtype:?}");
+        if found != want || shape[0] != rows || end - begin != (rows * row_bytes) as u64 {
+            return Err(self.bad(format!(
+                "tensor '{name}' is {found} {shape:?}, not {rows} rows of {row_bytes} bytes of \
+                 {want}: the shards' models differ"
+            )));
+        }
+        Ok(self.data_start + begin)
+    }
+
+    /// Copies tensor `name`, `rows` rows of `row_bytes`, into `out` at
+    /// byte `at`, in pieces of at most [`COPY_BUFFER`].
+    pub fn copy_rows(
+        &self,
+        name: &str,
+        dtype: safetensors::Dtype,
+        rows: usize,
+        row_bytes: usize,
+        out: &mut TemporaryFile,
+        at: u64,
+    ) -> Result<(), Error> {
+        let from = self.rows_at(name, dtype, rows, row_bytes)?;
+        let mut source = &self.file;
+        source
+            .seek(SeekFrom::Start(from))
+            .map_err(|e| io_error(&self.path, e))?;
+        out.handle()
+            .seek(SeekFrom::Start(at))
+            .map_err(|e| out.error(e))?;
+        let mut left = rows * row_bytes;
+        let mut buffer = vec![0u8; COPY_BUFFER.min(left)];
+        while left > 0 {
+            let piece = &mut buffer[..COPY_BUFFER.min(left)];
+            source
+                .read_exact(piece)
+                .map_err(|e| io_error(&self.path, e))?;
+            out.handle().write_all(piece).map_err(|e| out.error(e))?;
+            left -= piece.len();
+        }
+        Ok(())
+    }
+
+    /// Rows `first..first + count` of float32 tensor `name` (`width`
+    /// values a row, `rows` rows in all).
+    pub fn read_f32_rows(
+        &self,
+        name: &str,
+        rows: usize,
+        width: usize,
+        first: usize,
+        count: usize,
+    ) -> Result<Vec<f32>, Error> {
+        let from = self.rows_at(name, safetensors::Dtype::F32, rows, 4 * width)?;
+        let mut source = &self.file;
+        let mut bytes = vec![0u8; 4 * width * count];
+        source
+            .seek(SeekFrom::Start(from + (4 * width * first) as u64))
+            .and_then(|_| source.read_exact(&mut bytes))
+            .map_err(|e| io_error(&self.path, e))?;
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
     }
 }

@@ -505,8 +505,16 @@ pub fn read_results(path: &Path) -> Result<Vec<FinalLoss>, Error> {
     };
     let mut lines = text.lines();
     let header = lines.next().unwrap_or_default();
-    if header.trim() != crate::output::RESULTS_HEADER.trim() {
-        return Err(bad(
+    // A sweep's file has its grid columns after `network`; the rest are
+    // the plain file's.
+    let names: Vec<&str> = header.trim().split(',').collect();
+    let column = |name: &str| names.iter().position(|n| *n == name);
+    let tail = crate::output::RESULTS_HEADER
+        .trim()
+        .strip_prefix("network,")
+        .unwrap_or("");
+    let not_ours = || {
+        bad(
             1,
             format!(
                 "not a gputrain results CSV (written by --results): its header is '{}', \
@@ -514,7 +522,17 @@ pub fn read_results(path: &Path) -> Result<Vec<FinalLoss>, Error> {
                 header,
                 crate::output::RESULTS_HEADER.trim()
             ),
-        ));
+        )
+    };
+    let (Some(lr), Some(loss), Some(diverged)) = (
+        column("learning_rate"),
+        column("final_loss"),
+        column("diverged"),
+    ) else {
+        return Err(not_ours());
+    };
+    if names.first() != Some(&"network") || !header.trim().ends_with(tail) {
+        return Err(not_ours());
     }
     let mut networks = Vec::new();
     for (i, line) in lines.enumerate() {
@@ -526,9 +544,9 @@ pub fn read_results(path: &Path) -> Result<Vec<FinalLoss>, Error> {
                 .ok_or_else(|| bad(i + 2, format!("the {name} column is not a number")))
         };
         networks.push(FinalLoss {
-            learning_rate: number(1, "learning_rate")?,
-            final_loss: number(2, "final_loss")?,
-            diverged: number(4, "diverged")? != 0.0,
+            learning_rate: number(lr, "learning_rate")?,
+            final_loss: number(loss, "final_loss")?,
+            diverged: number(diverged, "diverged")? != 0.0,
         });
     }
     if networks.is_empty() {

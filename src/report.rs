@@ -1,19 +1,20 @@
 //! What a run reports: the summary a person reads and its JSON twin, and the
 //! `--verify` comparison of GPU-trained networks with the float64 reference.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cpu;
 use crate::data::Dataset;
 use crate::evaluation::NetworkMetrics;
 use crate::model::ModelSpec;
 use crate::run::{BackendInfo, RunConfig, TrainedBlock};
+use crate::sweep::groups::{BestPoint, GroupStats};
 use crate::training::{NetworkOutcome, TrainOptions};
 
 pub use crate::stats::Quantiles;
 
 /// One sample's inputs, targets and the best network's predictions.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SamplePrediction {
     pub inputs: Vec<f64>,
     pub targets: Vec<f64>,
@@ -22,7 +23,7 @@ pub struct SamplePrediction {
 
 /// The network of lowest final loss, or of lowest held-out loss when
 /// there is held-out data.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BestNetwork {
     pub index: usize,
     pub learning_rate: f64,
@@ -35,7 +36,7 @@ pub struct BestNetwork {
 }
 
 /// `--verify`: networks re-trained with the float64 reference.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VerifyReport {
     pub networks: Vec<usize>,
     pub max_prediction_diff: f64,
@@ -46,7 +47,7 @@ pub struct VerifyReport {
 }
 
 /// Everything the summary says. Keys are documented in the README.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
     pub backend: String,
     pub adapter: Option<String>,
@@ -92,6 +93,68 @@ pub struct Summary {
     pub notes: Vec<String>,
     /// The population at every recorded epoch (`--history`).
     pub history: Option<Vec<crate::history::HistoryPoint>>,
+    /// A hash of the configuration ([`crate::sweep::fingerprint`]).
+    pub fingerprint: String,
+    /// The grid's axes (none for a run without a grid).
+    pub grid: Vec<GridAxis>,
+    /// Statistics per grid point, in grid order (one for a plain run).
+    pub groups: Vec<GroupStats>,
+    /// A one-axis sweep's best point.
+    pub best_point: Option<BestPoint>,
+}
+
+/// A grid axis, as the summary lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GridAxis {
+    pub flag: String,
+    pub column: String,
+    pub values: Vec<String>,
+}
+
+/// The best network as a [`Tally`] keeps it.
+#[derive(Clone, Debug)]
+enum Best {
+    /// Trained here: its parameters, for its predictions on the data.
+    Trained {
+        index: usize,
+        learning_rate: f64,
+        final_loss: f64,
+        metrics: NetworkMetrics,
+        params: Vec<f64>,
+        point: usize,
+    },
+    /// As another run's summary reported it.
+    Reported(BestNetwork),
+}
+
+/// The best network as the summary reports it: one trained here gets
+/// its predictions on the data's first samples from `spec`.
+fn settled(best: Best, spec: &ModelSpec, data: &Dataset) -> BestNetwork {
+    match best {
+        Best::Reported(best) => best,
+        Best::Trained {
+            index,
+            learning_rate,
+            final_loss,
+            metrics: m,
+            params,
+            ..
+        } => BestNetwork {
+            index,
+            learning_rate,
+            final_loss,
+            train_accuracy: m.train_accuracy,
+            eval_loss: m.eval_loss,
+            eval_accuracy: m.eval_accuracy,
+            samples: (0..data.samples().min(SHOWN_SAMPLES))
+                .map(|s| SamplePrediction {
+                    inputs: data.input(s).to_vec(),
+                    targets: data.target(s).to_vec(),
+                    predictions: cpu::predict(spec, &params, data.input(s)),
+                })
+                .collect(),
+        },
+    }
 }
 
 /// Samples shown next to the best network's predictions.
@@ -124,9 +187,10 @@ pub struct Tally {
     diverged: usize,
     network_epochs: f64,
     fewest_epochs: Option<u64>,
-    /// (index, the loss it is best by, learning rate, final loss, its
-    /// metrics, parameters)
-    best: Option<(usize, f64, f64, f64, NetworkMetrics, Vec<f64>)>,
+    /// The best network so far and the loss it is best by.
+    best: Option<(f64, Best)>,
+    /// The grid point of the networks being recorded.
+    point: usize,
     verify_indices: Vec<usize>,
     checked: Vec<CheckedNetwork>,
 }
@@ -157,34 +221,89 @@ impl Tally {
         }
     }
 
+    /// The grid point of the networks recorded next (0 without a grid).
+    pub fn set_point(&mut self, point: usize) {
+        self.point = point;
+    }
+
+    /// Computes the best network's predictions with `spec`, its grid
+    /// point's model (a grid's points may differ in shape).
+    pub fn settle_best(&mut self, spec: &ModelSpec, data: &Dataset) {
+        if let Some((key, best)) = self.best.take() {
+            self.best = Some((key, Best::Reported(settled(best, spec, data))));
+        }
+    }
+
+    /// The grid point of the best network so far.
+    pub fn best_point(&self) -> Option<usize> {
+        match &self.best {
+            Some((_, Best::Trained { point, .. })) => Some(*point),
+            _ => None,
+        }
+    }
+
+    /// Takes in network `index`: its rate, outcome and metrics, and its
+    /// trained parameters where they are at hand (a candidate for the
+    /// best network).
+    pub fn record_network(
+        &mut self,
+        index: usize,
+        learning_rate: f64,
+        o: &NetworkOutcome,
+        m: &NetworkMetrics,
+        params: Option<&[f64]>,
+    ) {
+        self.networks += 1;
+        if !o.diverged {
+            self.finite_losses.push(o.final_loss);
+            self.train_accuracies
+                .extend(m.train_accuracy.map(|a| a as f32));
+            self.eval_losses.extend(m.eval_loss.map(|l| l as f32));
+            self.eval_accuracies
+                .extend(m.eval_accuracy.map(|a| a as f32));
+            // Best by held-out loss where there is held-out data; the
+            // first of equals.
+            let key = m.eval_loss.unwrap_or(o.final_loss);
+            if let Some(params) = params
+                && key.is_finite()
+                && self.best.as_ref().is_none_or(|b| key < b.0)
+            {
+                let best = Best::Trained {
+                    index,
+                    learning_rate,
+                    final_loss: o.final_loss,
+                    metrics: *m,
+                    params: params.to_vec(),
+                    point: self.point,
+                };
+                self.best = Some((key, best));
+            }
+        }
+        self.diverged += usize::from(o.diverged);
+        self.target_epochs.extend(o.target_epoch);
+        self.network_epochs += o.epochs_completed as f64;
+        self.fewest_epochs = Some(
+            self.fewest_epochs
+                .map_or(o.epochs_completed, |e| e.min(o.epochs_completed)),
+        );
+    }
+
+    /// Offers a best network another run reported (a shard's, to merge),
+    /// taken if it beats the best so far; offered in id order, the first
+    /// of equals wins, as in one run.
+    pub fn offer_best(&mut self, best: BestNetwork) {
+        let key = best.eval_loss.unwrap_or(best.final_loss);
+        if key.is_finite() && self.best.as_ref().is_none_or(|b| key < b.0) {
+            self.best = Some((key, Best::Reported(best)));
+        }
+    }
+
     /// Takes in a trained block and its networks' metrics.
     pub fn record(&mut self, block: &TrainedBlock, metrics: &[NetworkMetrics]) {
         for (i, (o, m)) in block.outcomes.iter().zip(metrics).enumerate() {
-            let index = block.first + i;
-            if !o.diverged {
-                self.finite_losses.push(o.final_loss);
-                self.train_accuracies
-                    .extend(m.train_accuracy.map(|a| a as f32));
-                self.eval_losses.extend(m.eval_loss.map(|l| l as f32));
-                self.eval_accuracies
-                    .extend(m.eval_accuracy.map(|a| a as f32));
-                // Best by held-out loss where there is held-out data.
-                let key = m.eval_loss.unwrap_or(o.final_loss);
-                if key.is_finite() && self.best.as_ref().is_none_or(|b| key < b.1) {
-                    let lr = block.learning_rates[i];
-                    let params = block.network(i).to_vec();
-                    self.best = Some((index, key, lr, o.final_loss, *m, params));
-                }
-            }
-            self.diverged += usize::from(o.diverged);
-            self.target_epochs.extend(o.target_epoch);
-            self.network_epochs += o.epochs_completed as f64;
-            self.fewest_epochs = Some(
-                self.fewest_epochs
-                    .map_or(o.epochs_completed, |e| e.min(o.epochs_completed)),
-            );
+            let lr = block.learning_rates[i];
+            self.record_network(block.first + i, lr, o, m, Some(block.network(i)));
         }
-        self.networks += block.len();
         let range = block.first..block.first + block.len();
         for &index in self.verify_indices.iter().filter(|i| range.contains(i)) {
             let i = index - block.first;
@@ -213,12 +332,60 @@ pub fn summarize(
     data: &Dataset,
     options: &TrainOptions,
     backend: &BackendInfo,
-    tally: Tally,
+    mut tally: Tally,
     seconds: f64,
     verify: Option<VerifyReport>,
     notes: Vec<String>,
     eval: Option<&Dataset>,
 ) -> Summary {
+    tally.settle_best(spec, data);
+    let mut summary = Summary {
+        backend: backend.backend.to_string(),
+        adapter: backend.device(),
+        strategy: backend.strategy.to_string(),
+        data: data.name.clone(),
+        topology: spec.topology.to_string(),
+        activation: spec.activation.to_string(),
+        output_activation: spec.output_activation.to_string(),
+        bias: spec.bias.to_string(),
+        freeze_bias: spec.freeze_bias,
+        loss: spec.loss.to_string(),
+        reduction: spec.reduction.to_string(),
+        optimizer: spec.optimizer.describe(),
+        batches: batches_text(spec, data),
+        networks: 0,
+        epochs: options.epochs,
+        interrupted: false,
+        epochs_completed: options.epochs,
+        wall_seconds: seconds,
+        network_epochs_per_second: 0.0,
+        final_loss: None,
+        target_loss: options.target_loss,
+        reached_target: 0,
+        median_target_epoch: None,
+        diverged: 0,
+        train_accuracy: None,
+        solved: None,
+        eval_data: eval.map(|e| format!("{}, {} samples", e.name, e.samples())),
+        eval_loss: None,
+        eval_accuracy: None,
+        best: None,
+        verify,
+        notes,
+        history: None,
+        fingerprint: String::new(),
+        grid: Vec::new(),
+        groups: Vec::new(),
+        best_point: None,
+    };
+    apply_tally(&mut summary, tally, seconds);
+    summary
+}
+
+/// Fills the summary's population figures from `tally` (whose best
+/// network is settled: [`Tally::settle_best`], or offered by a shard),
+/// with `seconds` of training: what `merge` recomputes over its shards.
+pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
     let Tally {
         networks,
         mut finite_losses,
@@ -237,77 +404,46 @@ pub fn summarize(
         let mut values: Vec<f64> = values.into_iter().map(f64::from).collect();
         Quantiles::of(&mut values)
     };
-    let solved = (!train_accuracies.is_empty())
+    let epochs_completed = fewest_epochs.unwrap_or(summary.epochs);
+    summary.networks = networks;
+    summary.interrupted = epochs_completed < summary.epochs;
+    summary.epochs_completed = epochs_completed;
+    summary.wall_seconds = seconds;
+    summary.network_epochs_per_second = if seconds > 0.0 {
+        network_epochs / seconds
+    } else {
+        0.0
+    };
+    summary.final_loss = Quantiles::of(&mut finite_losses);
+    summary.reached_target = target_epochs.len();
+    summary.median_target_epoch = target_epochs
+        .get(target_epochs.len().saturating_sub(1) / 2)
+        .copied();
+    summary.diverged = diverged;
+    summary.solved = (!train_accuracies.is_empty())
         .then(|| train_accuracies.iter().filter(|&&a| a == 1.0).count());
-    let best = best.map(
-        |(index, _, learning_rate, final_loss, m, params)| BestNetwork {
-            index,
-            learning_rate,
-            final_loss,
-            train_accuracy: m.train_accuracy,
-            eval_loss: m.eval_loss,
-            eval_accuracy: m.eval_accuracy,
-            samples: (0..data.samples().min(SHOWN_SAMPLES))
-                .map(|s| SamplePrediction {
-                    inputs: data.input(s).to_vec(),
-                    targets: data.target(s).to_vec(),
-                    predictions: cpu::predict(spec, &params, data.input(s)),
-                })
-                .collect(),
-        },
-    );
-    let epochs_completed = fewest_epochs.unwrap_or(options.epochs);
-    Summary {
-        backend: backend.backend.to_string(),
-        adapter: backend.device(),
-        strategy: backend.strategy.to_string(),
-        data: data.name.clone(),
-        topology: spec.topology.to_string(),
-        activation: spec.activation.to_string(),
-        output_activation: spec.output_activation.to_string(),
-        bias: spec.bias.to_string(),
-        freeze_bias: spec.freeze_bias,
-        loss: spec.loss.to_string(),
-        reduction: spec.reduction.to_string(),
-        optimizer: spec.optimizer.describe(),
-        batches: match spec.batching {
-            None => "full batch".to_string(),
-            Some(b) => format!(
-                "batches of {}, {}",
-                b.size.min(data.samples()),
-                if b.shuffle {
-                    "shuffled"
-                } else {
-                    "in the data's order"
-                }
-            ),
-        },
-        networks,
-        epochs: options.epochs,
-        interrupted: epochs_completed < options.epochs,
-        epochs_completed,
-        wall_seconds: seconds,
-        network_epochs_per_second: if seconds > 0.0 {
-            network_epochs / seconds
-        } else {
-            0.0
-        },
-        final_loss: Quantiles::of(&mut finite_losses),
-        target_loss: options.target_loss,
-        reached_target: target_epochs.len(),
-        median_target_epoch: target_epochs
-            .get(target_epochs.len().saturating_sub(1) / 2)
-            .copied(),
-        diverged,
-        train_accuracy: quantiles(train_accuracies),
-        solved,
-        eval_data: eval.map(|e| format!("{}, {} samples", e.name, e.samples())),
-        eval_loss: quantiles(eval_losses),
-        eval_accuracy: quantiles(eval_accuracies),
-        best,
-        verify,
-        notes,
-        history: None,
+    summary.train_accuracy = quantiles(train_accuracies);
+    summary.eval_loss = quantiles(eval_losses);
+    summary.eval_accuracy = quantiles(eval_accuracies);
+    summary.best = best.map(|(_, best)| match best {
+        Best::Reported(best) => best,
+        Best::Trained { .. } => unreachable!("the best network is settled first"),
+    });
+}
+
+/// How the model's updates batch the data, as the summary says it.
+pub fn batches_text(spec: &ModelSpec, data: &Dataset) -> String {
+    match spec.batching {
+        None => "full batch".to_string(),
+        Some(b) => format!(
+            "batches of {}, {}",
+            b.size.min(data.samples()),
+            if b.shuffle {
+                "shuffled"
+            } else {
+                "in the data's order"
+            }
+        ),
     }
 }
 
@@ -458,6 +594,18 @@ pub fn render(s: &Summary) -> String {
             ));
         }
     }
+    if !s.grid.is_empty() {
+        let flags: Vec<&str> = s.grid.iter().map(|a| a.flag.as_str()).collect();
+        line(format!(
+            "by grid point ({} points x {} networks; Wilson 95% intervals):",
+            s.groups.len(),
+            s.groups.first().map_or(0, |g| g.networks)
+        ));
+        out_table(&mut line, &crate::sweep::groups::table(&flags, &s.groups));
+        if let Some(best) = &s.best_point {
+            line(crate::sweep::groups::best_point_line(best));
+        }
+    }
     if let Some(v) = &s.verify {
         line(format!(
             "verify: {} networks re-trained in float64: max prediction diff {:.3e}, max parameter diff {:.3e} (network #{}); tolerance {:e}: {}",
@@ -470,6 +618,13 @@ pub fn render(s: &Summary) -> String {
         ));
     }
     out
+}
+
+/// Adds a multi-line text, indented, a line at a time.
+fn out_table(line: &mut dyn FnMut(String), text: &str) {
+    for row in text.lines() {
+        line(format!("  {row}"));
+    }
 }
 
 /// Indices of `k` networks spread evenly across `n`.

@@ -159,6 +159,12 @@ pub struct RunConfig {
     /// (`--eval-data`, `--holdout`).
     pub eval: Option<Dataset>,
     pub networks: usize,
+    /// The run's networks are replicates `first_network..first_network +
+    /// networks` of a population of `population` (a shard's part of a grid
+    /// point): initialisation is keyed on (seed, replicate) and a spread
+    /// `--lr A..B` goes over the population. A plain run: 0 and `networks`.
+    pub first_network: usize,
+    pub population: usize,
     /// Record every network's loss every this many epochs (`--history`).
     pub history: Option<u64>,
     /// `None`: take the weights file's learning rates.
@@ -235,6 +241,20 @@ impl RunConfig {
         }
         if self.networks == 0 {
             return Err(Error::Config("--networks must be at least 1".into()));
+        }
+        if self.first_network + self.networks > self.population {
+            return Err(Error::Config(format!(
+                "networks {}..{} lie outside a population of {}",
+                self.first_network,
+                self.first_network + self.networks,
+                self.population
+            )));
+        }
+        if self.first_network > 0 && self.start.file().is_some() {
+            return Err(Error::Config(
+                "a weights file (--init-weights, --resume) starts a whole run, not a shard of one"
+                    .into(),
+            ));
         }
         if let Start::Init { init, .. } = self.start {
             crate::init::check(spec, init)?;
@@ -450,7 +470,8 @@ impl Starting {
             Starting::Init { init, seed } => {
                 let p = config.spec.layout().len;
                 for (i, net) in params.chunks_exact_mut(p).enumerate() {
-                    let start = network_parameters(&config.spec, *init, *seed, (first + i) as u64);
+                    let id = (config.first_network + first + i) as u64;
+                    let start = network_parameters(&config.spec, *init, *seed, id);
                     net.copy_from_slice(&start);
                 }
             }
@@ -476,7 +497,11 @@ impl Starting {
             }
             (None, None) => LearningRate::Fixed(DEFAULT_LEARNING_RATE),
         };
-        rate.fill(first, config.networks, learning_rates);
+        rate.fill(
+            config.first_network + first,
+            config.population,
+            learning_rates,
+        );
         check_learning_rates(first, learning_rates).map_err(Error::Config)
     }
 }
@@ -628,6 +653,22 @@ pub fn open_backend(config: &RunConfig) -> Result<(Engine, BackendInfo), Error> 
             Err(e) => Err(e),
         },
     }
+}
+
+/// The backend `engine` is for `config`: `base` (from [`open_backend`])
+/// with the GPU strategy `config`'s model gets.
+pub fn backend_for(
+    engine: &Engine,
+    config: &RunConfig,
+    base: &BackendInfo,
+) -> Result<BackendInfo, Error> {
+    let mut info = base.clone();
+    if let Engine::Gpu(ctx) = engine {
+        let samples = config.data.samples();
+        let strategy = choose_strategy(&config.spec, samples, config.strategy, &ctx.quirks)?;
+        info.strategy = strategy.to_string();
+    }
+    Ok(info)
 }
 
 /// Trains every network of `config`, a block at a time ([`block_networks`]):

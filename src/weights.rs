@@ -75,6 +75,9 @@ pub struct WeightsMetadata {
     /// `--target-loss` of the run, whose target epochs the file keeps.
     pub target_loss: Option<f64>,
     pub precision: Precision,
+    /// The configuration's fingerprint ([`crate::sweep::fingerprint`]),
+    /// where the run has one.
+    pub fingerprint: Option<String>,
 }
 
 /// Which values of a network a tensor holds.
@@ -280,6 +283,9 @@ fn header_bytes(
     ] {
         metadata.insert(field.to_string(), value);
     }
+    if let Some(fingerprint) = &meta.fingerprint {
+        metadata.insert("fingerprint".to_string(), fingerprint.clone());
+    }
     let header =
         Metadata::new(Some(metadata), tensors).expect("the tensors are laid out back to back");
     // Through serde_json's sorted map: the metadata is a HashMap, whose
@@ -412,10 +418,9 @@ impl WeightsWriter {
         Ok(())
     }
 
-    /// Writes the header with the epochs completed (the fewest of any
-    /// network) and whether the run was interrupted, and renames the file
-    /// into place.
-    pub fn finish(mut self, epochs: u64, interrupted: bool) -> Result<(), Error> {
+    /// Writes the header (see [`Self::finish`]) and gives the complete
+    /// file, to be persisted with the run's other outputs.
+    pub fn complete(mut self, epochs: u64, interrupted: bool) -> Result<TemporaryFile, Error> {
         let meta = WeightsMetadata {
             epochs,
             interrupted,
@@ -431,7 +436,14 @@ impl WeightsWriter {
         // Exactly the header and data, even where no block was written.
         let end = self.data_offset() + self.end;
         self.file.set_len(end)?;
-        self.file.persist()
+        Ok(self.file)
+    }
+
+    /// Writes the header with the epochs completed (the fewest of any
+    /// network) and whether the run was interrupted, and renames the file
+    /// into place.
+    pub fn finish(self, epochs: u64, interrupted: bool) -> Result<(), Error> {
+        self.complete(epochs, interrupted)?.persist()
     }
 }
 
@@ -1136,4 +1148,117 @@ pub fn read(path: &Path, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
         networks,
         notes: reader.notes,
     })
+}
+
+/// Joins weights files of one model, each a contiguous range of networks
+/// in order (shards' parts), into `out`: byte for byte the file one run
+/// over all of them writes ([`WeightsWriter`]), copied a tensor at a time
+/// in bounded memory. The files must record the same model, settings and
+/// backend; the merged file's epochs are the fewest any part completed.
+/// Returns the complete file, not yet in place.
+pub fn merge_files(out: &Path, parts: &[PathBuf]) -> Result<TemporaryFile, Error> {
+    use crate::output::TensorFile;
+    let files: Vec<TensorFile> = parts
+        .iter()
+        .map(|p| TensorFile::open(p))
+        .collect::<Result<_, _>>()?;
+    let first = files.first().expect("at least one part");
+    let bad = |path: &Path, message: String| Error::Merge {
+        path: path.to_path_buf(),
+        message,
+    };
+    // Tensors in data order, with their dtype and per-network shape.
+    let mut tensors: Vec<(String, String, Vec<usize>, u64)> = Vec::new();
+    for name in first.header().keys() {
+        if name == "__metadata__" {
+            continue;
+        }
+        let (dtype, shape, begin, _) = first.tensor_info(name)?;
+        tensors.push((name.clone(), dtype, shape[1..].to_vec(), begin));
+    }
+    tensors.sort_by_key(|t| t.3);
+    let varying = ["epochs", "interrupted"];
+    let mut fewest = u64::MAX;
+    let mut networks = 0usize;
+    for (file, path) in files.iter().zip(parts) {
+        for (key, value) in first.metadata_map() {
+            let key = key.as_str();
+            if !varying.contains(&key) && file.metadata(key) != Some(value.as_str()) {
+                return Err(bad(
+                    path,
+                    format!(
+                        "records {key} = {}, but {} records {value}: the shards were trained \
+                         differently",
+                        file.metadata(key).unwrap_or("nothing"),
+                        parts[0].display()
+                    ),
+                ));
+            }
+        }
+        let epochs = file.metadata("epochs").and_then(|e| e.parse::<u64>().ok());
+        fewest = fewest.min(epochs.ok_or_else(|| bad(path, "has no epochs metadata".into()))?);
+        let rows = file.rows(&tensors[0].0)?;
+        for (name, dtype, shape, _) in &tensors {
+            let (d, s, _, _) = file.tensor_info(name)?;
+            if &d != dtype || s[1..] != shape[..] || s[0] != rows {
+                return Err(bad(
+                    path,
+                    format!("tensor '{name}' differs from {}'s", parts[0].display()),
+                ));
+            }
+        }
+        networks += rows;
+    }
+    let planned = first
+        .metadata("planned_epochs")
+        .and_then(|e| e.parse::<u64>().ok())
+        .unwrap_or(fewest);
+    let size = |dtype: &str| match dtype {
+        "F64" | "I64" => 8,
+        _ => 4,
+    };
+    let row_bytes: Vec<usize> = tensors
+        .iter()
+        .map(|(_, dtype, shape, _)| size(dtype) * shape.iter().product::<usize>())
+        .collect();
+    let header = |epochs: &str, interrupted: &str| {
+        let mut map = first.header().clone();
+        let mut at = 0usize;
+        for ((name, _, shape, _), row) in tensors.iter().zip(&row_bytes) {
+            let end = at + row * networks;
+            let info = &mut map[name.as_str()];
+            info["shape"] = serde_json::json!([vec![networks], shape.clone()].concat());
+            info["data_offsets"] = serde_json::json!([at, end]);
+            at = end;
+        }
+        let meta = &mut map["__metadata__"];
+        meta["epochs"] = serde_json::Value::String(epochs.to_string());
+        meta["interrupted"] = serde_json::Value::String(interrupted.to_string());
+        serde_json::to_vec(&serde_json::Value::Object(map)).expect("a header is plain data")
+    };
+    // The room WeightsWriter reserves: the widest epochs it could write.
+    let room = (header(&u64::MAX.to_string(), "false").len() as u64).next_multiple_of(8);
+    let mut text = header(&fewest.to_string(), &(fewest < planned).to_string());
+    text.resize(room as usize, b' ');
+    let mut file = TemporaryFile::create(out)?;
+    let opened = file
+        .handle()
+        .write_all(&room.to_le_bytes())
+        .and_then(|_| file.handle().write_all(&text));
+    opened.map_err(|e| file.error(e))?;
+    let mut at = HEADER_LENGTH_BYTES + room;
+    for ((name, dtype, _, _), &row) in tensors.iter().zip(&row_bytes) {
+        let dtype = match dtype.as_str() {
+            "F64" => Dtype::F64,
+            "I64" => Dtype::I64,
+            _ => Dtype::F32,
+        };
+        for part in &files {
+            let rows = part.rows(name)?;
+            part.copy_rows(name, dtype, rows, row, &mut file, at)?;
+            at += (rows * row) as u64;
+        }
+    }
+    file.set_len(at)?;
+    Ok(file)
 }

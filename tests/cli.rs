@@ -1145,7 +1145,7 @@ fn bad_optimizer_batch_and_task_arguments_are_rejected() {
         ),
         (
             &["--task", "xor", "--batch-size", "0"],
-            "--batch-size must be at least 1",
+            "a batch size must be at least 1",
         ),
         (
             &["--task", "xor", "--batch-size", "5"],

@@ -48,6 +48,7 @@ fn valid_weights() -> Vec<u8> {
         trained_on: "gpu fused on fuzz".into(),
         target_loss: None,
         precision: Precision::F32,
+        fingerprint: Some("0123456789abcdef".into()),
     };
     weights::write(&path, &spec, &params, &state, &[0.5, 0.25, 0.125], &meta).unwrap();
     std::fs::read(path).unwrap()
@@ -236,15 +237,16 @@ fn parse_and_configure(args: &[String]) {
         return;
     };
     let _ = match &cli.command {
-        Some(Command::Train(args)) => args.to_config().map(|_| ()),
+        Some(Command::Train(args)) => args.to_sweep().map(|_| ()),
         Some(Command::Bench(args)) => args.to_suite().map(|_| ()),
         Some(Command::Data(args)) => args.drawn.options(Some(args.task)).map(|_| ()),
         // Parsing is what predict's and plot's flags do before reading
         // their files.
-        Some(Command::Adapters { .. }) | Some(Command::Predict(_)) | Some(Command::Plot(_)) => {
-            Ok(())
-        }
-        None => cli.train.to_config().map(|_| ()),
+        Some(Command::Adapters { .. })
+        | Some(Command::Predict(_))
+        | Some(Command::Plot(_))
+        | Some(Command::Merge(_)) => Ok(()),
+        None => cli.train.to_sweep().map(|_| ()),
     };
 }
 

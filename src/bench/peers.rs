@@ -126,6 +126,7 @@ impl PeerSetup {
             trained_on: "initialisation".into(),
             target_loss: None,
             precision: Precision::F64,
+            fingerprint: None,
         };
         crate::weights::write(&weights, &workload.spec, &initial, &[], &rates, &meta)?;
         write_data(&data, workload)?;

@@ -64,6 +64,8 @@ impl Workload {
             data: self.data.clone(),
             eval: None,
             networks: self.networks,
+            first_network: 0,
+            population: self.networks,
             history: self.history,
             learning_rate: Some(LearningRate::Fixed(self.learning_rate)),
             start: Start::Init {

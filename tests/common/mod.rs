@@ -307,6 +307,29 @@ pub fn gputrain(args: &[&str]) -> Output {
         .expect("run gputrain")
 }
 
+/// Runs gputrain with extra environment variables, and without the
+/// schedulers' (so a test's `--shard auto` sees only what it sets).
+#[allow(dead_code)]
+pub fn gputrain_env(args: &[&str], vars: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gputrain"));
+    command
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    for name in [
+        "SLURM_ARRAY_TASK_ID",
+        "SLURM_ARRAY_TASK_COUNT",
+        "SLURM_ARRAY_TASK_MIN",
+        "SLURM_ARRAY_TASK_MAX",
+        "JOB_COMPLETION_INDEX",
+    ] {
+        command.env_remove(name);
+    }
+    command
+        .envs(vars.iter().copied())
+        .output()
+        .expect("run gputrain")
+}
+
 /// A fresh directory for one test's files.
 pub fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gputrain-test-{}-{name}", std::process::id()));

@@ -1,0 +1,513 @@
+//! A run's files, for the whole sweep or a shard's range of ids: the
+//! results CSV (a row per network, keyed by global id), the weights (a
+//! file per model), the learning curves, the groups CSV, the summary and
+//! `run.json`. Everything is written under temporary names and handed to
+//! the caller complete, to be renamed into place together.
+
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::history::{HistoryTally, HistoryWriter};
+use crate::output::{GridCells, ResultsWriter, TemporaryFile, check_writable};
+use crate::report::{self, GridAxis, Summary, Tally};
+use crate::run::{self, BackendInfo, Engine, Starting, TrainedBlock};
+use crate::sweep::Sweep;
+use crate::sweep::groups::{self, GroupTally};
+use crate::sweep::shard::Shard;
+use crate::training::{Progress, StopFlag};
+use crate::weights::{BlockValues, WeightsMetadata, WeightsWriter};
+
+/// Where a run's outputs go; `None` where one is not asked for.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct OutputPaths {
+    pub results: Option<PathBuf>,
+    /// The weights file, or with several models the name their files
+    /// derive from ([`OutputPaths::weights_file`]).
+    pub weights: Option<PathBuf>,
+    pub groups: Option<PathBuf>,
+    pub history_out: Option<PathBuf>,
+    pub history_csv: Option<PathBuf>,
+    /// The summary as JSON (`--out`'s summary.json).
+    pub summary: Option<PathBuf>,
+    /// `--out`'s run.json: what `merge` needs to know of a shard.
+    pub run: Option<PathBuf>,
+}
+
+/// File names inside an `--out` directory.
+pub const RESULTS_FILE: &str = "results.csv";
+pub const GROUPS_FILE: &str = "groups.csv";
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const RUN_FILE: &str = "run.json";
+pub const WEIGHTS_FILE: &str = "weights.safetensors";
+pub const HISTORY_FILE: &str = "history.safetensors";
+pub const HISTORY_CSV_FILE: &str = "history.csv";
+
+impl OutputPaths {
+    /// Every output of a run in directory `dir`; the curves with `history`.
+    pub fn directory(dir: &Path, history: bool) -> Self {
+        Self {
+            results: Some(dir.join(RESULTS_FILE)),
+            weights: Some(dir.join(WEIGHTS_FILE)),
+            groups: Some(dir.join(GROUPS_FILE)),
+            history_out: history.then(|| dir.join(HISTORY_FILE)),
+            history_csv: history.then(|| dir.join(HISTORY_CSV_FILE)),
+            summary: Some(dir.join(SUMMARY_FILE)),
+            run: Some(dir.join(RUN_FILE)),
+        }
+    }
+
+    /// Model `k`'s weights file of `models`: the weights path itself for
+    /// one model, else `NAME-k.EXT` beside it.
+    pub fn weights_file(&self, k: usize, models: usize) -> Option<PathBuf> {
+        let path = self.weights.as_ref()?;
+        if models <= 1 {
+            return Some(path.clone());
+        }
+        let stem = path
+            .file_stem()
+            .map_or(String::new(), |s| s.to_string_lossy().into_owned());
+        let name = match path.extension() {
+            Some(ext) => format!("{stem}-{k}.{}", ext.to_string_lossy()),
+            None => format!("{stem}-{k}"),
+        };
+        Some(path.with_file_name(name))
+    }
+
+    /// Checks, before any work, that every output can be created.
+    pub fn check(&self) -> Result<(), Error> {
+        let all = [
+            &self.results,
+            &self.weights,
+            &self.groups,
+            &self.history_out,
+            &self.history_csv,
+            &self.summary,
+            &self.run,
+        ];
+        for path in all.into_iter().flatten() {
+            check_writable(path)?;
+        }
+        Ok(())
+    }
+}
+
+/// A model's weights file in a run's `run.json`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelFile {
+    pub file: String,
+    /// The ids of the model's networks in the whole sweep.
+    pub ids: [usize; 2],
+}
+
+/// `run.json`: the sweep and the shard a directory holds.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub format: String,
+    pub version: String,
+    pub fingerprint: String,
+    pub shard: [usize; 2],
+    /// The ids this directory holds, `[first, end)`.
+    pub ids: [usize; 2],
+    pub networks: usize,
+    pub points: usize,
+    pub replicates: usize,
+    pub grid: Vec<GridAxis>,
+    pub models: Vec<ModelFile>,
+    pub history: bool,
+    pub weights: bool,
+}
+
+/// The `format` of run.json.
+pub const RUN_FORMAT: &str = "gputrain-run-1";
+
+impl RunRecord {
+    pub fn of(sweep: &Sweep, shard: Shard, range: &Range<usize>, paths: &OutputPaths) -> Self {
+        let models = sweep.models();
+        Self {
+            format: RUN_FORMAT.to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            fingerprint: sweep.fingerprint.clone(),
+            shard: [shard.index, shard.count],
+            ids: [range.start, range.end],
+            networks: sweep.networks(),
+            points: sweep.points.len(),
+            replicates: sweep.replicates,
+            grid: grid_axes(sweep),
+            models: (0..models)
+                .map(|k| {
+                    let ids = sweep.model_ids(k);
+                    let file = OutputPaths::directory(Path::new(""), false)
+                        .weights_file(k, models)
+                        .map_or(String::new(), |p| p.display().to_string());
+                    ModelFile {
+                        file,
+                        ids: [ids.start, ids.end],
+                    }
+                })
+                .collect(),
+            history: paths.history_out.is_some(),
+            weights: paths.weights.is_some(),
+        }
+    }
+}
+
+/// The sweep's axes as the summary lists them.
+pub fn grid_axes(sweep: &Sweep) -> Vec<GridAxis> {
+    sweep
+        .axes
+        .iter()
+        .map(|a| GridAxis {
+            flag: a.flag.to_string(),
+            column: a.column.to_string(),
+            values: a.labels.clone(),
+        })
+        .collect()
+}
+
+/// The distinct values of `f` over the points, in grid order, joined.
+fn distinct(sweep: &Sweep, f: impl Fn(&crate::run::RunConfig) -> String) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for p in &sweep.points {
+        let v = f(&p.config);
+        if !seen.contains(&v) {
+            seen.push(v);
+        }
+    }
+    seen.join(" | ")
+}
+
+/// Completes a summary with what the whole sweep decides (the same for
+/// every shard): the swept model fields as their values' list, the
+/// fingerprint, the grid, the groups and a one-axis sweep's best point.
+pub fn complete_summary(summary: &mut Summary, sweep: &Sweep, groups: Vec<groups::GroupStats>) {
+    summary.topology = distinct(sweep, |c| c.spec.topology.to_string());
+    summary.activation = distinct(sweep, |c| c.spec.activation.to_string());
+    summary.optimizer = distinct(sweep, |c| c.spec.optimizer.describe());
+    summary.batches = distinct(sweep, |c| report::batches_text(&c.spec, &c.data));
+    summary.fingerprint = sweep.fingerprint.clone();
+    summary.grid = grid_axes(sweep);
+    summary.best_point = match sweep.axes.as_slice() {
+        [axis] => groups::best_point(axis.flag, &groups),
+        _ => None,
+    };
+    summary.groups = groups;
+}
+
+/// A run's finished outputs, not yet in place.
+pub struct Finished {
+    pub summary: Summary,
+    /// `--verify` passed (or was not asked for).
+    pub passed: bool,
+    /// The files, complete, under temporary names.
+    pub files: Vec<TemporaryFile>,
+}
+
+impl Finished {
+    /// Renames every file into place.
+    pub fn persist(self) -> Result<Summary, Error> {
+        for file in self.files {
+            file.persist()?;
+        }
+        Ok(self.summary)
+    }
+}
+
+/// The summary as JSON, as `--json` prints it and summary.json holds it.
+pub fn summary_json(summary: &Summary) -> String {
+    serde_json::to_string_pretty(summary).expect("the summary is plain data") + "\n"
+}
+
+/// `text` as a complete temporary file for `path`.
+pub fn text_file(path: &Path, text: &str) -> Result<TemporaryFile, Error> {
+    let mut file = TemporaryFile::create(path)?;
+    let written = file.handle().write_all(text.as_bytes());
+    written.map_err(|e| file.error(e))?;
+    Ok(file)
+}
+
+/// The weights file being written for one model.
+struct ModelWriter {
+    model: usize,
+    /// The id of the file's first network.
+    first: usize,
+    fewest_epochs: Option<u64>,
+    writer: WeightsWriter,
+}
+
+/// Trains the networks `range` of `sweep` (all of it, or a shard's), a
+/// part (a point's replicates) after another, on `engine`, writing
+/// `paths`; `base` is the backend [`run::open_backend`] opened.
+pub struct RangeRun<'a> {
+    pub sweep: &'a Sweep,
+    pub shard: Shard,
+    pub range: Range<usize>,
+    pub paths: &'a OutputPaths,
+    /// `--verify K` (a run of one point only).
+    pub verify: usize,
+    pub verify_tolerance: f64,
+    /// `--seed`, which weights files record.
+    pub seed: u64,
+}
+
+impl RangeRun<'_> {
+    /// Network-epochs the range trains.
+    pub fn total(&self) -> u64 {
+        let epochs = self.sweep.points[0].config.options.epochs;
+        self.range.len() as u64 * epochs
+    }
+
+    pub fn train(
+        &self,
+        engine: &Engine,
+        base: &BackendInfo,
+        progress: &mut dyn FnMut(&Progress),
+        stop: &StopFlag,
+    ) -> Result<Finished, Error> {
+        let (sweep, paths) = (self.sweep, self.paths);
+        let first = &sweep.points[0].config;
+        let plan = first.history_plan();
+        let with_target = first.options.target_loss.is_some();
+        let columns: Vec<&str> = sweep.axes.iter().map(|a| a.column).collect();
+        // The axes the results CSV names apart from `learning_rate`.
+        let labelled: Vec<usize> = (0..sweep.axes.len())
+            .filter(|&a| sweep.axes[a].column != "learning_rate")
+            .collect();
+        let mut results = match &paths.results {
+            Some(path) => Some(ResultsWriter::create(path, &columns)?),
+            None => None,
+        };
+        let mut curves = match (&paths.history_out, &plan) {
+            (Some(path), Some(plan)) => Some(HistoryWriter::create(
+                path,
+                plan,
+                self.range.len(),
+                first.options.target_loss,
+            )?),
+            _ => None,
+        };
+        let verify = report::spread(self.range.len(), self.verify);
+        let mut tally = Tally::new(self.range.len(), with_target, verify);
+        let mut group_tally = GroupTally::new(sweep.points.len(), sweep.replicates, with_target);
+        let mut history_tally = plan.map(|p| HistoryTally::new(&p, self.range.len(), with_target));
+        let mut files = Vec::new();
+        let mut model: Option<ModelWriter> = None;
+        let mut seconds = 0.0;
+        let mut notes: Vec<String> = Vec::new();
+        let total = self.total();
+        let mut done_before = 0u64;
+        let models = sweep.models();
+        let parts = sweep.parts(self.range.clone());
+        let single = parts.len() == 1;
+        let mut options = first.options;
+        for part in parts {
+            let mut config = sweep.part_config(&part);
+            let info = run::backend_for(engine, &config, base)?;
+            // A resume takes its epochs from the file here.
+            let mut start = Starting::open(&mut config)?;
+            options = config.options;
+            for note in start.notes(&config, &info) {
+                if !notes.contains(&note) {
+                    notes.push(note);
+                }
+            }
+            let k = sweep.model_of[part.point];
+            if model.as_ref().is_none_or(|m| m.model != k) {
+                if let Some(done) = model.take() {
+                    files.push(finish_model(done, options.epochs)?);
+                }
+                if let Some(path) = paths.weights_file(k, models) {
+                    let ids = sweep.model_ids(k);
+                    let (from, to) = (ids.start.max(self.range.start), ids.end.min(self.range.end));
+                    let meta = WeightsMetadata {
+                        epochs: config.options.epochs,
+                        planned_epochs: config.options.epochs,
+                        seed: self.seed,
+                        interrupted: false,
+                        trained_on: info.trained_on(),
+                        target_loss: config.options.target_loss,
+                        precision: info.precision(),
+                        // Files of a run directory (--out) carry it; a
+                        // plain --weights file stays the bytes a resume
+                        // reproduces.
+                        fingerprint: paths.run.is_some().then(|| sweep.fingerprint.clone()),
+                    };
+                    let writer = WeightsWriter::create(&path, &config.spec, to - from, &meta)?;
+                    model = Some(ModelWriter {
+                        model: k,
+                        first: from,
+                        fewest_epochs: None,
+                        writer,
+                    });
+                }
+            }
+            tally.set_point(part.point);
+            let first_id = sweep.first_id(&part);
+            let labels: Vec<String> = labelled
+                .iter()
+                .map(|&a| sweep.points[part.point].labels[a].clone())
+                .collect();
+            let grid = (!sweep.axes.is_empty()).then_some(part.point);
+            let range_start = self.range.start;
+            seconds += run::execute(
+                &config,
+                engine,
+                &mut start,
+                &mut |p| match single {
+                    // One part (a resume among them) knows its own total.
+                    true => progress(p),
+                    false => progress(&Progress {
+                        network_epochs_done: done_before + p.network_epochs_done,
+                        network_epochs_total: total,
+                    }),
+                },
+                stop,
+                &mut |block| {
+                    let block = TrainedBlock {
+                        first: first_id + block.first,
+                        ..*block
+                    };
+                    tally.record(&block, block.metrics);
+                    group_tally.record(part.point, block.outcomes, block.metrics);
+                    if let Some(results) = &mut results {
+                        let cells = grid.map(|point| GridCells {
+                            point,
+                            first_replicate: block.first - point * sweep.replicates,
+                            labels: &labels,
+                        });
+                        let (lr, o, m) = (block.learning_rates, block.outcomes, block.metrics);
+                        results.write_block(block.first, cells, lr, o, m)?;
+                    }
+                    if let Some(history) = block.history {
+                        if let Some(tally) = &mut history_tally {
+                            tally.record(history, block.outcomes);
+                        }
+                        if let Some(curves) = &mut curves {
+                            curves.write_block(block.first - range_start, history)?;
+                        }
+                    }
+                    if let Some(m) = &mut model {
+                        for o in block.outcomes {
+                            let done = o.epochs_completed;
+                            m.fewest_epochs = Some(m.fewest_epochs.map_or(done, |e| e.min(done)));
+                        }
+                        m.writer.write_block(
+                            block.first - m.first,
+                            BlockValues {
+                                params: block.params,
+                                state: block.state,
+                                learning_rates: block.learning_rates,
+                                outcomes: block.outcomes,
+                            },
+                        )?;
+                    }
+                    Ok(())
+                },
+            )?;
+            done_before += part.replicates.len() as u64 * options.epochs;
+        }
+        if let Some(done) = model.take() {
+            files.push(finish_model(done, options.epochs)?);
+        }
+        let verify = (!tally.checked().is_empty()).then(|| {
+            report::verify(
+                &first.spec,
+                &first.data,
+                &options,
+                tally.checked(),
+                self.verify_tolerance,
+            )
+        });
+        let passed = verify.as_ref().is_none_or(|v| v.passed);
+        if let Some(point) = tally.best_point() {
+            tally.settle_best(&sweep.points[point].config.spec, &first.data);
+        }
+        let mut info = base.clone();
+        info.strategy = self.strategies(engine, base)?;
+        let mut summary = report::summarize(
+            &first.spec,
+            &first.data,
+            &options,
+            &info,
+            tally,
+            seconds,
+            verify,
+            notes,
+            first.eval.as_ref(),
+        );
+        summary.history = history_tally.map(HistoryTally::points);
+        let labels = |point: usize| sweep.points[point].labels.clone();
+        let mut stats = group_tally.finish(&labels);
+        stats.retain(|g| g.networks > 0);
+        complete_summary(&mut summary, sweep, stats);
+        if let Some(results) = results {
+            files.push(results.into_file());
+        }
+        if let Some(curves) = curves {
+            files.push(curves.into_file());
+        }
+        files.extend(self.summary_files(&summary)?);
+        Ok(Finished {
+            summary,
+            passed,
+            files,
+        })
+    }
+
+    /// The strategies of every point of the sweep (so every shard names
+    /// the same), distinct, in grid order.
+    fn strategies(&self, engine: &Engine, base: &BackendInfo) -> Result<String, Error> {
+        let mut seen: Vec<String> = Vec::new();
+        for p in &self.sweep.points {
+            let s = run::backend_for(engine, &p.config, base)?.strategy;
+            if !seen.contains(&s) {
+                seen.push(s);
+            }
+        }
+        Ok(seen.join(" | "))
+    }
+
+    /// The files made from the summary: the history and groups CSVs, the
+    /// summary's JSON, run.json.
+    fn summary_files(&self, summary: &Summary) -> Result<Vec<TemporaryFile>, Error> {
+        let record = RunRecord::of(self.sweep, self.shard, &self.range, self.paths);
+        summary_files(self.paths, summary, &record)
+    }
+}
+
+/// The files made from a finished summary (see [`RangeRun`]): the
+/// history CSV, the groups CSV, summary.json and run.json, as paths ask.
+pub fn summary_files(
+    paths: &OutputPaths,
+    summary: &Summary,
+    record: &RunRecord,
+) -> Result<Vec<TemporaryFile>, Error> {
+    let mut files = Vec::new();
+    let eval = summary.eval_data.is_some();
+    if let (Some(path), Some(points)) = (&paths.history_csv, &summary.history) {
+        files.push(text_file(path, &crate::history::csv_text(points, eval))?);
+    }
+    if let Some(path) = &paths.groups {
+        let columns: Vec<&str> = summary.grid.iter().map(|a| a.column.as_str()).collect();
+        files.push(text_file(
+            path,
+            &groups::csv_text(&columns, &summary.groups),
+        )?);
+    }
+    if let Some(path) = &paths.summary {
+        files.push(text_file(path, &summary_json(summary))?);
+    }
+    if let Some(path) = &paths.run {
+        let text = serde_json::to_string_pretty(record).expect("plain data") + "\n";
+        files.push(text_file(path, &text)?);
+    }
+    Ok(files)
+}
+
+fn finish_model(done: ModelWriter, planned: u64) -> Result<TemporaryFile, Error> {
+    let epochs = done.fewest_epochs.unwrap_or(planned);
+    done.writer.complete(epochs, epochs < planned)
+}

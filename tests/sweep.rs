@@ -1,0 +1,434 @@
+//! Sweeps: grids with grouped statistics, shards merged into exactly one
+//! run's files, several devices at once, and one clear error for each bad
+//! input.
+
+mod common;
+
+use std::path::Path;
+
+use common::{arg, gputrain, temp_dir};
+
+fn ok(args: &[&str]) -> String {
+    let out = gputrain(args);
+    assert!(
+        out.status.success(),
+        "gputrain {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Compares two run directories file by file: the same names, the same
+/// bytes, the summary's timing lines aside.
+fn assert_same_files(one: &Path, other: &Path) {
+    let names = |d: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(
+        names(one),
+        names(other),
+        "{} vs {}",
+        one.display(),
+        other.display()
+    );
+    for name in names(one) {
+        let (a, b) = (
+            std::fs::read(one.join(&name)).unwrap(),
+            std::fs::read(other.join(&name)).unwrap(),
+        );
+        if name == "summary.json" {
+            let untimed = |bytes: &[u8]| -> Vec<String> {
+                String::from_utf8_lossy(bytes)
+                    .lines()
+                    .filter(|l| !l.contains("\"wall_seconds\"") && !l.contains("per_second"))
+                    .map(String::from)
+                    .collect()
+            };
+            assert_eq!(untimed(&a), untimed(&b), "{name} differs beyond its timing");
+        } else {
+            assert!(
+                a == b,
+                "{name} differs between {} and {}",
+                one.display(),
+                other.display()
+            );
+        }
+    }
+}
+
+/// The sweep the tests shard: 2 rates x 2 init scales x 15 replicates of
+/// XOR, with a target and curves.
+const SWEEP: &[&str] = &[
+    "--task",
+    "xor",
+    "--lr",
+    "0.5,4",
+    "--init",
+    "uniform:0.5,1",
+    "--replicates",
+    "15",
+    "--epochs",
+    "300",
+    "--target-loss",
+    "0.05",
+    "--history",
+    "50",
+    "--backend",
+    "simd",
+    "--quiet",
+];
+
+#[test]
+fn shards_merge_into_exactly_one_runs_files() {
+    let dir = temp_dir("shards");
+    let single = dir.join("single");
+    ok(&[SWEEP, &["--out", arg(&single)]].concat());
+    // 7 shards of 60 networks: uneven, and splitting grid points.
+    let mut shards = Vec::new();
+    for i in 0..7 {
+        let shard = dir.join(format!("shard-{i}"));
+        let which = format!("{i}/7");
+        ok(&[SWEEP, &["--shard", &which, "--out", arg(&shard)]].concat());
+        shards.push(shard);
+    }
+    let merged = dir.join("merged");
+    let mut merge = vec!["merge", "--out", arg(&merged), "--quiet"];
+    // Any order.
+    merge.extend(shards.iter().rev().map(|s| arg(s)));
+    ok(&merge);
+    assert_same_files(&single, &merged);
+    // Slurm's environment picks the shard; Kubernetes' needs the count.
+    let auto = dir.join("auto");
+    let out = common::gputrain_env(
+        &[SWEEP, &["--shard", "auto", "--out", arg(&auto)]].concat(),
+        &[
+            ("SLURM_ARRAY_TASK_ID", "3"),
+            ("SLURM_ARRAY_TASK_COUNT", "7"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_files(&shards[3], &auto);
+    let k8s = dir.join("k8s");
+    let out = common::gputrain_env(
+        &[
+            SWEEP,
+            &["--shard", "auto", "--shard-count", "7", "--out", arg(&k8s)],
+        ]
+        .concat(),
+        &[("JOB_COMPLETION_INDEX", "3")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_same_files(&shards[3], &k8s);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn grid_points_get_columns_groups_and_their_own_networks() {
+    let dir = temp_dir("grid");
+    let out = dir.join("out");
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&[SWEEP, &["--out", arg(&out), "--json"]].concat())).unwrap();
+    // Ids: point x R + replicate, the last axis (--lr) fastest.
+    let results = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let mut lines = results.lines();
+    assert!(
+        lines
+            .next()
+            .unwrap()
+            .starts_with("network,point,replicate,init,learning_rate,final_loss"),
+        "{results}"
+    );
+    let rows: Vec<Vec<String>> = lines
+        .map(|l| l.split(',').map(String::from).collect())
+        .collect();
+    assert_eq!(rows.len(), 60);
+    assert_eq!(rows[16][..5], ["16", "1", "1", "uniform:0.5", "4"]);
+    assert_eq!(rows[31][..5], ["31", "2", "1", "uniform:1", "0.5"]);
+    // Groups: one per point, in grid order, counts adding up.
+    let groups = json["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 4);
+    assert_eq!(groups[1]["values"], serde_json::json!(["uniform:0.5", "4"]));
+    let reached: u64 = groups
+        .iter()
+        .map(|g| g["reached_target"]["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(reached, json["reached_target"].as_u64().unwrap());
+    for g in groups {
+        let share = &g["reached_target"];
+        let (low, p, high) = (
+            share["low"].as_f64().unwrap(),
+            share["share"].as_f64().unwrap(),
+            share["high"].as_f64().unwrap(),
+        );
+        assert!(low <= p && p <= high && (0.0..=1.0).contains(&low) && high <= 1.0);
+    }
+    let csv = std::fs::read_to_string(out.join("groups.csv")).unwrap();
+    assert!(csv.starts_with("point,init,learning_rate,first_network,networks,reached,"));
+    assert_eq!(csv.lines().count(), 5);
+    // Initialisation is keyed on (seed, replicate): the point (uniform:1,
+    // lr 4) trains exactly the networks of a plain run with those values.
+    let plain = dir.join("plain.csv");
+    ok(&[
+        "--task",
+        "xor",
+        "--lr",
+        "4",
+        "--init",
+        "uniform:1",
+        "--networks",
+        "15",
+        "--epochs",
+        "300",
+        "--target-loss",
+        "0.05",
+        "--backend",
+        "simd",
+        "--quiet",
+        "--results",
+        arg(&plain),
+    ]);
+    let plain = std::fs::read_to_string(&plain).unwrap();
+    for (r, line) in plain.lines().skip(1).enumerate() {
+        let loss = line.split(',').nth(2).unwrap();
+        assert_eq!(rows[45 + r][5], loss, "replicate {r} of point 3");
+    }
+    // A one-axis sweep names its best point.
+    let one: serde_json::Value = serde_json::from_str(&ok(&[
+        "--task",
+        "xor",
+        "--lr",
+        "0.05,4",
+        "--replicates",
+        "20",
+        "--epochs",
+        "300",
+        "--target-loss",
+        "0.05",
+        "--backend",
+        "simd",
+        "--quiet",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(one["best_point"]["axis"], "--lr");
+    assert_eq!(one["best_point"]["value"], "4");
+    assert_eq!(one["best_point"]["by"], "reached_target");
+    let text = ok(&[
+        "--task",
+        "xor",
+        "--lr",
+        "0.05,4",
+        "--replicates",
+        "20",
+        "--epochs",
+        "300",
+        "--target-loss",
+        "0.05",
+        "--backend",
+        "simd",
+        "--quiet",
+    ]);
+    assert!(text.contains("best --lr 4: reached the target"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn topologies_run_one_after_another_with_a_weights_file_each() {
+    let dir = temp_dir("topologies");
+    let out = dir.join("out");
+    ok(&[
+        "--task",
+        "xor",
+        "--layers",
+        "2,2,1",
+        "--layers",
+        "2,4,1",
+        "--optimizer",
+        "momentum",
+        "--momentum",
+        "0.5,0.9",
+        "--replicates",
+        "8",
+        "--epochs",
+        "100",
+        "--backend",
+        "simd",
+        "--quiet",
+        "--out",
+        arg(&out),
+    ]);
+    for k in 0..4 {
+        let file = out.join(format!("weights-{k}.safetensors"));
+        let bytes = std::fs::read(&file).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let hidden = if k < 2 { 2 } else { 4 };
+        assert_eq!(
+            st.tensor("layers.0.weight").unwrap().shape(),
+            [8, hidden, 2]
+        );
+    }
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["models"][3]["ids"], serde_json::json!([24, 32]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `--adapter 0,0`: two devices on the one adapter give the bytes of one.
+#[test]
+fn two_devices_give_the_bytes_of_one() {
+    let dir = temp_dir("devices");
+    let args = [
+        "--task",
+        "xor",
+        "--lr",
+        "0.5,4",
+        "--replicates",
+        "24",
+        "--epochs",
+        "200",
+        "--history",
+        "50",
+        "--backend",
+        "gpu",
+        "--quiet",
+    ];
+    let (one, two) = (dir.join("one"), dir.join("two"));
+    ok(&[&args[..], &["--out", arg(&one)]].concat());
+    ok(&[&args[..], &["--out", arg(&two), "--adapter", "0,0"]].concat());
+    assert_same_files(&one, &two);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// One error line naming the problem, exit code `code`, nothing written.
+fn assert_refused(args: &[&str], code: i32, needle: &str, out: &Path) {
+    let result = gputrain(args);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(code), "{args:?}: {stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("error"))
+        .unwrap_or("");
+    assert!(
+        line.contains(needle),
+        "{args:?}: {line:?} should mention {needle:?}"
+    );
+    let empty = !out.exists() || std::fs::read_dir(out).unwrap().next().is_none();
+    assert!(empty, "{args:?} left output in {}", out.display());
+}
+
+#[test]
+fn bad_sweeps_shards_and_merges_get_one_clear_error() {
+    let dir = temp_dir("bad-sweeps");
+    let out = dir.join("nothing");
+    let o = arg(&out);
+    let base = [
+        "--task",
+        "xor",
+        "--epochs",
+        "5",
+        "--backend",
+        "simd",
+        "--quiet",
+    ];
+    let with = |extra: &[&'static str]| -> Vec<&str> { [&base[..], extra].concat() };
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["--shard", "4/4"], 2, "I must be below K"),
+        (&["--shard", "0/0"], 2, "at least 1"),
+        (&["--shard", "x/2"], 2, "whole numbers"),
+        (&["--shard", "1"], 2, "expected I/K"),
+        (&["--shard", "auto"], 2, "SLURM_ARRAY_TASK_ID"),
+        (&["--lr", "0.1,x"], 2, "'x' is not a number"),
+        (&["--lr", "0.1,,2"], 2, "empty item"),
+        (&["--lr", "0.1..1:1"], 2, "grid points"),
+        (&["--momentum", "0.5,0.9"], 2, "--momentum applies to"),
+        (&["--batch-size", "1,0"], 2, "at least 1"),
+        (
+            &["--lr", "0.5,1,2", "--networks", "10"],
+            2,
+            "does not divide evenly",
+        ),
+        (
+            &["--lr", "0.5,1", "--networks", "10", "--replicates", "4"],
+            2,
+            "disagree",
+        ),
+    ];
+    for (extra, code, needle) in cases {
+        let mut args = with(extra);
+        args.extend(["--out", o]);
+        assert_refused(&args, *code, needle, &out);
+    }
+    // --shard needs --out.
+    assert_refused(
+        &with(&["--shard", "0/2"]),
+        2,
+        "--shard needs --out DIR",
+        &out,
+    );
+    // Merges: a directory that is not a shard, a missing shard, a shard
+    // twice, shards of another configuration.
+    let shard = |i: usize, k: usize, lr: &'static str| {
+        let d = dir.join(format!("s{i}of{k}-{lr}"));
+        let which = format!("{i}/{k}");
+        ok(&[
+            &with(&["--lr", lr, "--networks", "6"])[..],
+            &["--shard", &which, "--out", arg(&d)],
+        ]
+        .concat());
+        d
+    };
+    let (a, b, c) = (shard(0, 3, "0.5"), shard(1, 3, "0.5"), shard(2, 3, "0.5"));
+    let other = shard(2, 3, "0.7");
+    let merged = dir.join("merged");
+    let m = arg(&merged);
+    let plain = temp_dir("bad-sweeps-plain");
+    // Exit 1 for a bad input file or directory (as for a bad CSV), 2 for
+    // a usage error (the shards named are not all of them).
+    assert_refused(
+        &["merge", "--out", m, arg(&a), arg(&plain)],
+        1,
+        "not a shard directory",
+        &merged,
+    );
+    let missing = dir.join("missing");
+    assert_refused(
+        &["merge", "--out", m, arg(&a), arg(&missing)],
+        1,
+        "is not a directory",
+        &merged,
+    );
+    assert_refused(
+        &["merge", "--out", m, arg(&a), arg(&b)],
+        2,
+        "shard 2/3 of this run is missing",
+        &merged,
+    );
+    assert_refused(
+        &["merge", "--out", m, arg(&a), arg(&b), arg(&b), arg(&c)],
+        1,
+        "again",
+        &merged,
+    );
+    assert_refused(
+        &["merge", "--out", m, arg(&a), arg(&b), arg(&other)],
+        1,
+        "fingerprint",
+        &merged,
+    );
+    ok(&["merge", "--out", m, arg(&c), arg(&a), arg(&b), "--quiet"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(&plain).unwrap();
+}
