@@ -956,7 +956,6 @@ impl TrainArgs {
             let start = [
                 ("--init-weights", self.training.init_weights.is_some()),
                 ("--resume", self.training.resume.is_some()),
-                ("--verify", self.output.verify.is_some()),
             ];
             if let Some((flag, _)) = start.iter().find(|(_, given)| *given) {
                 return Err(usage(format!(
@@ -964,6 +963,17 @@ impl TrainArgs {
                     shape()
                 )));
             }
+        }
+        let total = points as u64 * replicates;
+        match self.output.verify {
+            Some(0) => return Err(usage("--verify needs at least 1 network".into())),
+            Some(k) if points > 1 && k as u64 > total => {
+                return Err(usage(format!(
+                    "--verify {k} asks for more networks than the grid has ({points} points x \
+                     {replicates}); use --verify {total} or fewer"
+                )));
+            }
+            _ => {}
         }
         let mut list = Vec::with_capacity(points);
         for g in 0..points {
@@ -985,6 +995,10 @@ impl TrainArgs {
             }
             args.training.networks = Some(replicates);
             args.training.replicates = None;
+            if points > 1 {
+                // Checked against the whole grid above.
+                args.output.verify = None;
+            }
             let config = args.to_config()?;
             list.push(crate::sweep::Point { labels, config });
         }

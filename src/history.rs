@@ -370,12 +370,14 @@ pub struct HistoryWriter {
 }
 
 impl HistoryWriter {
-    /// `target_loss` goes into the metadata, for the plots' target line.
+    /// `target_loss` goes into the metadata, for the plots' target line,
+    /// and the configuration's `fingerprint` where the run has one.
     pub fn create(
         path: &Path,
         plan: &HistoryPlan,
         networks: usize,
         target_loss: Option<f64>,
+        fingerprint: Option<&str>,
     ) -> Result<Self, Error> {
         let points = plan.points();
         let series_bytes = 4 * networks * points;
@@ -418,6 +420,7 @@ impl HistoryWriter {
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .chain(fingerprint.map(|f| ("fingerprint".to_string(), f.to_string())))
         .collect();
         let header = Metadata::new(Some(metadata), tensors).expect("tensors back to back");
         // Sorted keys (serde_json's map): the same run writes the same bytes.

@@ -638,6 +638,21 @@ pub fn spread(n: usize, k: usize) -> Vec<usize> {
     picks
 }
 
+impl VerifyReport {
+    /// The report over both sets of networks (a grid's points, each
+    /// verified with its own model).
+    pub fn combine(mut self, other: VerifyReport) -> VerifyReport {
+        self.networks.extend(other.networks);
+        if other.max_prediction_diff > self.max_prediction_diff {
+            self.max_prediction_diff = other.max_prediction_diff;
+            self.worst_network = other.worst_network;
+        }
+        self.max_parameter_diff = self.max_parameter_diff.max(other.max_parameter_diff);
+        self.passed &= other.passed;
+        self
+    }
+}
+
 /// Re-trains the `checked` networks with the float64 reference from their
 /// starting parameters and compares predictions over the whole data set
 /// and parameters with what the run trained.

@@ -135,6 +135,22 @@ fn shards_merge_into_exactly_one_runs_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// XOR for 300 epochs towards 0.05 on the SIMD trainer, with `extra`.
+fn xor<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    let base = [
+        "--task",
+        "xor",
+        "--epochs",
+        "300",
+        "--target-loss",
+        "0.05",
+        "--backend",
+        "simd",
+        "--quiet",
+    ];
+    [&base[..], extra].concat()
+}
+
 #[test]
 fn grid_points_get_columns_groups_and_their_own_networks() {
     let dir = temp_dir("grid");
@@ -181,66 +197,21 @@ fn grid_points_get_columns_groups_and_their_own_networks() {
     // Initialisation is keyed on (seed, replicate): the point (uniform:1,
     // lr 4) trains exactly the networks of a plain run with those values.
     let plain = dir.join("plain.csv");
-    ok(&[
-        "--task",
-        "xor",
-        "--lr",
-        "4",
-        "--init",
-        "uniform:1",
-        "--networks",
-        "15",
-        "--epochs",
-        "300",
-        "--target-loss",
-        "0.05",
-        "--backend",
-        "simd",
-        "--quiet",
-        "--results",
-        arg(&plain),
-    ]);
+    let lr4 = ["--lr", "4", "--init", "uniform:1", "--networks", "15"];
+    ok(&[&xor(&lr4)[..], &["--results", arg(&plain)]].concat());
     let plain = std::fs::read_to_string(&plain).unwrap();
     for (r, line) in plain.lines().skip(1).enumerate() {
         let loss = line.split(',').nth(2).unwrap();
         assert_eq!(rows[45 + r][5], loss, "replicate {r} of point 3");
     }
     // A one-axis sweep names its best point.
-    let one: serde_json::Value = serde_json::from_str(&ok(&[
-        "--task",
-        "xor",
-        "--lr",
-        "0.05,4",
-        "--replicates",
-        "20",
-        "--epochs",
-        "300",
-        "--target-loss",
-        "0.05",
-        "--backend",
-        "simd",
-        "--quiet",
-        "--json",
-    ]))
-    .unwrap();
+    let one_axis = xor(&["--lr", "0.05,4", "--replicates", "20"]);
+    let one: serde_json::Value =
+        serde_json::from_str(&ok(&[&one_axis[..], &["--json"]].concat())).unwrap();
     assert_eq!(one["best_point"]["axis"], "--lr");
     assert_eq!(one["best_point"]["value"], "4");
     assert_eq!(one["best_point"]["by"], "reached_target");
-    let text = ok(&[
-        "--task",
-        "xor",
-        "--lr",
-        "0.05,4",
-        "--replicates",
-        "20",
-        "--epochs",
-        "300",
-        "--target-loss",
-        "0.05",
-        "--backend",
-        "simd",
-        "--quiet",
-    ]);
+    let text = ok(&one_axis);
     assert!(text.contains("best --lr 4: reached the target"), "{text}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
@@ -249,7 +220,7 @@ fn grid_points_get_columns_groups_and_their_own_networks() {
 fn topologies_run_one_after_another_with_a_weights_file_each() {
     let dir = temp_dir("topologies");
     let out = dir.join("out");
-    ok(&[
+    let summary = ok(&[
         "--task",
         "xor",
         "--layers",
@@ -267,9 +238,23 @@ fn topologies_run_one_after_another_with_a_weights_file_each() {
         "--backend",
         "simd",
         "--quiet",
+        "--verify",
+        "8",
+        "--json",
         "--out",
         arg(&out),
     ]);
+    // --verify re-trains networks of every point with the point's model.
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    let verified: Vec<u64> = summary["verify"]["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(verified.len(), 8);
+    assert!(verified.iter().any(|&n| n < 16) && verified.iter().any(|&n| n >= 16));
+    assert_eq!(summary["verify"]["passed"], true);
     for k in 0..4 {
         let file = out.join(format!("weights-{k}.safetensors"));
         let bytes = std::fs::read(&file).unwrap();

@@ -278,7 +278,10 @@ impl Columns {
 const CHUNK: usize = 1 << 16;
 
 /// The history plan a shard's history file records.
-fn history_plan(file: &TensorFile, path: &Path) -> Result<(HistoryPlan, Option<f64>), Error> {
+fn history_plan(
+    file: &TensorFile,
+    path: &Path,
+) -> Result<(HistoryPlan, Option<f64>, Option<String>), Error> {
     let number = |key: &str| {
         file.metadata(key)
             .and_then(|v| v.parse::<u64>().ok())
@@ -292,7 +295,7 @@ fn history_plan(file: &TensorFile, path: &Path) -> Result<(HistoryPlan, Option<f
     let target = file
         .metadata("target_loss")
         .and_then(|t| t.parse::<f64>().ok());
-    Ok((plan, target))
+    Ok((plan, target, file.metadata("fingerprint").map(String::from)))
 }
 
 /// The labels of grid point `point` on `summary`'s axes (row-major, the
@@ -380,9 +383,15 @@ pub fn join(
     let mut history_tally = None;
     if record.history {
         let path = first.dir.join(HISTORY_FILE);
-        let (plan, target) = history_plan(&TensorFile::open(&path)?, &path)?;
+        let (plan, target, fingerprint) = history_plan(&TensorFile::open(&path)?, &path)?;
         let writer = match &paths.history_out {
-            Some(out) => Some(HistoryWriter::create(out, &plan, networks, target)?),
+            Some(out) => Some(HistoryWriter::create(
+                out,
+                &plan,
+                networks,
+                target,
+                fingerprint.as_deref(),
+            )?),
             None => None,
         };
         history = Some((plan, writer));

@@ -286,6 +286,7 @@ impl RangeRun<'_> {
                 plan,
                 self.range.len(),
                 first.options.target_loss,
+                paths.run.is_some().then_some(sweep.fingerprint.as_str()),
             )?),
             _ => None,
         };
@@ -412,15 +413,17 @@ impl RangeRun<'_> {
         if let Some(done) = model.take() {
             files.push(finish_model(done, options.epochs)?);
         }
-        let verify = (!tally.checked().is_empty()).then(|| {
-            report::verify(
-                &first.spec,
-                &first.data,
-                &options,
-                tally.checked(),
-                self.verify_tolerance,
-            )
-        });
+        // Each point's networks against its own model.
+        let replicates = sweep.replicates.max(1);
+        let verify = tally
+            .checked()
+            .chunk_by(|a, b| a.index / replicates == b.index / replicates)
+            .map(|checked| {
+                let point = &sweep.points[checked[0].index / replicates].config;
+                let (spec, data) = (&point.spec, &point.data);
+                report::verify(spec, data, &options, checked, self.verify_tolerance)
+            })
+            .reduce(report::VerifyReport::combine);
         let passed = verify.as_ref().is_none_or(|v| v.passed);
         if let Some(point) = tally.best_point() {
             tally.settle_best(&sweep.points[point].config.spec, &first.data);

@@ -79,11 +79,17 @@ as_root env SLURM_CONF="$conf" slurmd -f "$conf"
 
 # Wait for the node to come up (install and start take about two minutes
 # on a 2-core machine; the daemons a few seconds).
-for _ in $(seq 60); do
-    if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then break; fi
+up=no
+for _ in $(seq 90); do
+    if sinfo -h -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then up=yes; break; fi
     sleep 1
 done
-sinfo
+sinfo || true
+if [ "$up" != yes ]; then
+    echo "FAIL: the Slurm node did not come up in 90 s; logs:"
+    tail -n 30 "$work"/slurmctld.log "$work"/slurmd.log || true
+    exit 1
+fi
 
 # The sweep: 3 learning rates x 2 init scales x 40 replicates of XOR,
 # small enough for CI on the SIMD trainer.
@@ -96,7 +102,12 @@ set -euo pipefail
 exec "$binary" ${sweep[*]} --shard auto --out "$work/out/shard-\$SLURM_ARRAY_TASK_ID"
 EOF
 chmod +x "$work/job.sh"
-sbatch --wait --array=0-3 --output="$work/out/task-%a.log" --chdir="$work" "$work/job.sh"
+if ! timeout 900 sbatch --wait --array=0-3 --output="$work/out/task-%a.log" \
+        --chdir="$work" "$work/job.sh"; then
+    echo "FAIL: the job array did not complete; logs:"
+    tail -n 30 "$work"/out/task-*.log "$work"/slurmctld.log "$work"/slurmd.log || true
+    exit 1
+fi
 cat "$work"/out/task-*.log
 
 "$binary" merge --out "$work/merged" "$work"/out/shard-* --quiet
