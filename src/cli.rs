@@ -751,6 +751,21 @@ impl std::str::FromStr for AdapterArg {
     }
 }
 
+impl std::fmt::Display for AdapterArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AdapterArg::One(AdapterChoice::Auto) => f.write_str("auto"),
+            AdapterArg::One(AdapterChoice::Index(i)) => write!(f, "{i}"),
+            AdapterArg::One(AdapterChoice::Name(name)) => f.write_str(name),
+            AdapterArg::Several(list) => {
+                let list: Vec<String> = list.iter().map(usize::to_string).collect();
+                f.write_str(&list.join(","))
+            }
+            AdapterArg::All => f.write_str("all"),
+        }
+    }
+}
+
 impl AdapterArg {
     /// The one adapter a single-device run uses (the first of several).
     pub fn first(&self) -> AdapterChoice {

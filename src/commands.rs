@@ -136,7 +136,19 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         verify_tolerance: out.verify_tolerance,
         seed: args.training.seed,
     };
-    let finished = match args.device.adapter.several()? {
+    let several = args.device.adapter.several()?;
+    if several.is_some()
+        && matches!(
+            args.device.backend,
+            BackendChoice::Simd | BackendChoice::Cpu
+        )
+    {
+        return Err(Error::Config(format!(
+            "--adapter {} splits the run over GPU devices, but --backend {} trains on the CPU",
+            args.device.adapter, args.device.backend
+        )));
+    }
+    let finished = match several {
         Some(adapters) => several_devices(&run, &adapters, out.quiet, &stop)?,
         None => {
             let (engine, backend) = run::open_backend(&sweep.points[0].config)?;

@@ -336,6 +336,8 @@ fn bad_sweeps_shards_and_merges_get_one_clear_error() {
         (&["--shard", "1"], 2, "expected I/K"),
         (&["--shard", "auto"], 2, "SLURM_ARRAY_TASK_ID"),
         (&["--lr", "0.1,x"], 2, "'x' is not a number"),
+        (&["--adapter", "0,0"], 2, "--backend simd trains on the CPU"),
+        (&["--adapter", "0,x"], 2, "'x' is not an adapter index"),
         (&["--lr", "0.1,,2"], 2, "empty item"),
         (&["--lr", "0.1..1:1"], 2, "grid points"),
         (&["--momentum", "0.5,0.9"], 2, "--momentum applies to"),
