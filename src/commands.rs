@@ -137,6 +137,12 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         seed: args.training.seed,
     };
     let several = args.device.adapter.several()?;
+    if several.is_some() && out.verify.is_some() {
+        return Err(Error::Config(format!(
+            "--verify cannot be combined with --adapter {} yet: verify on one device",
+            args.device.adapter
+        )));
+    }
     if several.is_some()
         && matches!(
             args.device.backend,
@@ -218,7 +224,13 @@ fn several_devices(
 ) -> Result<Finished, Error> {
     use std::sync::Mutex;
     let count = adapters.len();
-    let scratch = std::env::temp_dir().join(format!("gputrain-devices-{}", std::process::id()));
+    // Beside the outputs where there is a directory (the parts are as
+    // large as the run's files), else in the temporary directory.
+    let name = format!(".gputrain-devices-{}", std::process::id());
+    let scratch = match run.paths.run.as_deref().and_then(std::path::Path::parent) {
+        Some(dir) => dir.join(name),
+        None => std::env::temp_dir().join(name),
+    };
     let _cleanup = RemoveOnDrop(scratch.clone());
     let history = run.paths.history_out.is_some() || run.paths.history_csv.is_some();
     let parts: Vec<(PathBuf, OutputPaths, std::ops::Range<usize>)> = (0..count)

@@ -338,6 +338,7 @@ fn bad_sweeps_shards_and_merges_get_one_clear_error() {
         (&["--lr", "0.1,x"], 2, "'x' is not a number"),
         (&["--adapter", "0,0"], 2, "--backend simd trains on the CPU"),
         (&["--adapter", "0,x"], 2, "'x' is not an adapter index"),
+        (&["--adapter", "0,0", "--verify", "2"], 2, "--verify cannot"),
         (&["--lr", "0.1,,2"], 2, "empty item"),
         (&["--lr", "0.1..1:1"], 2, "grid points"),
         (&["--momentum", "0.5,0.9"], 2, "--momentum applies to"),
