@@ -55,10 +55,31 @@ EOF
 mkdir -p "$work/state" "$work/spool" "$work/out"
 export SLURM_CONF=$conf
 
+status=1
+# On exit: stop the daemons this script started (their pid files are in
+# $work), then remove $work if the test passed.
 stop() {
-    for pid in "$work/slurmd.pid" "$work/slurmctld.pid" "$work/munge/munged.pid"; do
-        if [ -s "$pid" ]; then as_root kill "$(cat "$pid")" 2>/dev/null || true; fi
+    local pids=()
+    for file in "$work/slurmd.pid" "$work/slurmctld.pid" "$work/munge/munged.pid"; do
+        if [ -s "$file" ]; then pids+=("$(cat "$file")"); fi
     done
+    if [ "${#pids[@]}" -gt 0 ]; then
+        as_root kill "${pids[@]}" 2>/dev/null || true
+        # slurmctld takes a moment to stop; wait for all of them.
+        for _ in $(seq 30); do
+            local alive=no
+            for pid in "${pids[@]}"; do
+                if as_root kill -0 "$pid" 2>/dev/null; then alive=yes; fi
+            done
+            [ "$alive" = yes ] || break
+            sleep 0.5
+        done
+    fi
+    if [ "$status" -eq 0 ]; then
+        as_root rm -rf "$work"
+    else
+        echo "slurm: logs and outputs kept in $work"
+    fi
 }
 trap stop EXIT
 
@@ -68,7 +89,9 @@ as_root mkdir -p /run/munge /var/log/munge /var/lib/munge /etc/munge
 as_root chown -R munge:munge /run/munge /var/log/munge /var/lib/munge /etc/munge 2>/dev/null || true
 as_root chmod 0400 /etc/munge/munge.key
 mkdir -p "$work/munge"
-if id munge >/dev/null 2>&1; then
+if munge -n 2>/dev/null | unmunge >/dev/null 2>&1; then
+    echo "slurm: using the munged already running"
+elif id munge >/dev/null 2>&1; then
     as_root chown munge:munge "$work/munge"
     as_root runuser -u munge -- munged --pid-file="$work/munge/munged.pid"
 else
@@ -130,8 +153,5 @@ done
     || { echo "FAIL: the merged directory holds other files"; status=1; }
 if [ "$status" -eq 0 ]; then
     echo "slurm: 4-task job array merged into exactly the single run's files ($(ls "$work/single" | tr '\n' ' '))"
-    rm -rf "$work"
-else
-    echo "slurm: logs and outputs kept in $work"
 fi
 exit "$status"
