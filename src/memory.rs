@@ -208,24 +208,24 @@ mod tests {
     #[test]
     fn the_need_grows_by_the_summary_alone() {
         // Beyond one block, another million networks cost the summary's
-        // 12 bytes each and nothing more.
+        // and the groups' 12 bytes each and nothing more.
         let (a, b) = (
             HostNeed::of(&config(2_000_000), 0),
             HostNeed::of(&config(3_000_000), 0),
         );
         assert_eq!(
             tally_bytes_per_network(&config(1)),
-            12,
+            24,
             "tutorial: no accuracy"
         );
-        assert_eq!(b.total() - a.total(), 1_000_000 * 12);
+        assert_eq!(b.total() - a.total(), 1_000_000 * 24);
         // XOR's class targets add its accuracy, held-out data two more.
         let mut xor = config(1);
         xor.spec.topology = crate::model::Topology::new(vec![2, 3, 1]).unwrap();
         xor.data = Task::Xor.dataset();
-        assert_eq!(tally_bytes_per_network(&xor), 16);
+        assert_eq!(tally_bytes_per_network(&xor), 32);
         xor.eval = Some(Task::Xor.dataset());
-        assert_eq!(tally_bytes_per_network(&xor), 24);
+        assert_eq!(tally_bytes_per_network(&xor), 48);
         assert_eq!(a.block, b.block);
         assert!(a.block <= crate::run::HOST_BLOCK_BYTES);
     }
@@ -256,9 +256,9 @@ mod tests {
         let available = 8 << 30;
         let Err(Error::HostMemory(message)) = refuse_if_too_large(&big, &need, available, "test")
         else {
-            panic!("4e9 networks need 45 GiB; 8 GiB must refuse");
+            panic!("4e9 networks need 90 GiB; 8 GiB must refuse");
         };
-        assert!(message.contains("needs about 45.0 GiB"), "{message}");
+        assert!(message.contains("needs about 89.8 GiB"), "{message}");
         assert!(
             message.contains("has 8.0 GiB available (test)"),
             "{message}"

@@ -195,9 +195,9 @@ pub struct Tally {
     checked: Vec<CheckedNetwork>,
 }
 
-/// Bytes [`Tally`] keeps per network at most for `config`: the final
-/// loss and a target epoch, then 4 for the training accuracy (class
-/// targets) and 4 each for the held-out loss and accuracy.
+/// Bytes [`Tally`] and the groups keep per network at most for `config`:
+/// each the final loss and a target epoch, then 4 for the training
+/// accuracy (class targets) and 4 each for the held-out loss and accuracy.
 pub fn tally_bytes_per_network(config: &RunConfig) -> u64 {
     let classes = crate::evaluation::labels(&config.spec, &config.data).is_some();
     let eval = config.eval.as_ref();
@@ -205,7 +205,11 @@ pub fn tally_bytes_per_network(config: &RunConfig) -> u64 {
     let history = config
         .history_plan()
         .map_or(0, |h| h.tally_bytes_per_network());
-    8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes)) + history
+    // Twice: the summary's values, and the same again by grid point
+    // ([`crate::sweep::groups::GroupTally`]).
+    let per =
+        8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes));
+    2 * per + history
 }
 
 impl Tally {

@@ -99,9 +99,6 @@ pub struct GroupTally {
     with_target: bool,
 }
 
-/// Bytes [`GroupTally`] keeps per network at most (as [`crate::report::Tally`]).
-pub const GROUP_BYTES_PER_NETWORK: u64 = 8 + 4 + 3 * 4;
-
 impl GroupTally {
     pub fn new(points: usize, replicates: usize, with_target: bool) -> Self {
         Self {
