@@ -294,6 +294,15 @@ fn two_devices_give_the_bytes_of_one() {
     ok(&[&args[..], &["--out", arg(&one)]].concat());
     ok(&[&args[..], &["--out", arg(&two), "--adapter", "0,0"]].concat());
     assert_same_files(&one, &two);
+    // Without --out: the files asked for, the curves' CSV alone among them.
+    for (name, adapter) in [("plain-one", "0"), ("plain-two", "0,0")] {
+        let d = dir.join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        let (csv, groups) = (d.join("curves.csv"), d.join("groups.csv"));
+        let files = ["--history-csv", arg(&csv), "--groups", arg(&groups)];
+        ok(&[&args[..], &files, &["--adapter", adapter]].concat());
+    }
+    assert_same_files(&dir.join("plain-one"), &dir.join("plain-two"));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -381,7 +381,7 @@ pub fn join(
     let mut group_tally = GroupTally::new(record.points, record.replicates, with_target);
     let mut history = None;
     let mut history_tally = None;
-    if record.history {
+    if first.record.history {
         let path = first.dir.join(HISTORY_FILE);
         let (plan, target, fingerprint) = history_plan(&TensorFile::open(&path)?, &path)?;
         let writer = match &paths.history_out {
