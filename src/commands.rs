@@ -232,7 +232,7 @@ fn several_devices(
         None => std::env::temp_dir().join(name),
     };
     let _cleanup = RemoveOnDrop(scratch.clone());
-    let history = run.paths.history_out.is_some() || run.paths.history_csv.is_some();
+    let history = run.sweep.points[0].config.history.is_some();
     let parts: Vec<(PathBuf, OutputPaths, std::ops::Range<usize>)> = (0..count)
         .map(|i| {
             let dir = scratch.join(i.to_string());

@@ -303,6 +303,17 @@ fn two_devices_give_the_bytes_of_one() {
         ok(&[&args[..], &files, &["--adapter", adapter]].concat());
     }
     assert_same_files(&dir.join("plain-one"), &dir.join("plain-two"));
+    // With no file at all, the summary's curves still come through.
+    let untimed = |adapter: &str| -> Vec<String> {
+        ok(&[&args[..], &["--json", "--adapter", adapter]].concat())
+            .lines()
+            .filter(|l| !l.contains("\"wall_seconds\"") && !l.contains("per_second"))
+            .map(String::from)
+            .collect()
+    };
+    let (one, two) = (untimed("0"), untimed("0,0"));
+    assert!(one.iter().any(|l| l.contains("\"history\": [")), "{one:?}");
+    assert_eq!(one, two);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
