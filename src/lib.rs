@@ -9,7 +9,8 @@
 //! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
 //! kernels, the fused and layered trainers, forward passes), [`predict`]
 //! (selection, scores and ensembles of trained networks), [`bench`] (the
-//! standard throughput workloads and their report).
+//! standard throughput workloads and their report), [`sweep`] (grids,
+//! statistics by grid point, shards and their merge).
 
 pub mod batches;
 pub mod bench;
