@@ -70,6 +70,18 @@ pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
 /// finish (under temporary names, renamed together at the end), and the
 /// summary keeps a few bytes per network.
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
+    let created = args.output.out.as_ref().filter(|dir| !dir.exists());
+    let result = train_run(args);
+    if let (Err(_), Some(dir)) = (&result, created) {
+        // A failed run leaves no trace: the directory it made is empty
+        // (its files were never renamed into place).
+        let _ = std::fs::remove_dir(dir);
+    }
+    result
+}
+
+/// [`train`]'s work.
+fn train_run(args: &TrainArgs) -> Result<ExitCode, Error> {
     let sweep = args.to_sweep()?;
     let out = &args.output;
     if args.scale.shard.is_some() && out.out.is_none() {

@@ -317,7 +317,8 @@ fn two_devices_give_the_bytes_of_one() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// One error line naming the problem, exit code `code`, nothing written.
+/// One error line naming the problem, exit code `code`, nothing written:
+/// not even the output directory.
 fn assert_refused(args: &[&str], code: i32, needle: &str, out: &Path) {
     let result = gputrain(args);
     let stderr = String::from_utf8_lossy(&result.stderr);
@@ -330,8 +331,7 @@ fn assert_refused(args: &[&str], code: i32, needle: &str, out: &Path) {
         line.contains(needle),
         "{args:?}: {line:?} should mention {needle:?}"
     );
-    let empty = !out.exists() || std::fs::read_dir(out).unwrap().next().is_none();
-    assert!(empty, "{args:?} left output in {}", out.display());
+    assert!(!out.exists(), "{args:?} left {} behind", out.display());
 }
 
 #[test]
@@ -379,6 +379,18 @@ fn bad_sweeps_shards_and_merges_get_one_clear_error() {
         args.extend(["--out", o]);
         assert_refused(&args, *code, needle, &out);
     }
+    // A run that fails after making its --out directory removes it.
+    let gpu_args = [
+        "--task",
+        "xor",
+        "--epochs",
+        "5",
+        "--backend",
+        "gpu",
+        "--quiet",
+    ];
+    let no_gpu = [&gpu_args[..], &["--adapter", "no-such-gpu", "--out", o]].concat();
+    assert_refused(&no_gpu, 1, "no adapter matches", &out);
     // --shard needs --out.
     assert_refused(
         &with(&["--shard", "0/2"]),
@@ -434,6 +446,26 @@ fn bad_sweeps_shards_and_merges_get_one_clear_error() {
         &["merge", "--out", m, arg(&a), arg(&b), arg(&other)],
         1,
         "fingerprint",
+        &merged,
+    );
+    // The same configuration trained on another backend: not the same
+    // bytes, so refused, and no directory left behind.
+    let gpu = dir.join("s1of3-gpu");
+    let shard_args = [
+        "--lr",
+        "0.5",
+        "--networks",
+        "6",
+        "--shard",
+        "1/3",
+        "--out",
+        arg(&gpu),
+    ];
+    ok(&[&gpu_args[..], &shard_args].concat());
+    assert_refused(
+        &["merge", "--out", m, arg(&a), arg(&gpu), arg(&c)],
+        1,
+        "trained differently",
         &merged,
     );
     ok(&["merge", "--out", m, arg(&c), arg(&a), arg(&b), "--quiet"]);

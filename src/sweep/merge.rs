@@ -317,10 +317,21 @@ fn point_labels(summary: &Summary, point: usize) -> Vec<String> {
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
     let shards = open_shards(dirs)?;
     let record = shards[0].record.clone();
+    let created = !out.exists();
     std::fs::create_dir_all(out).map_err(|e| Error::Io {
         path: out.to_path_buf(),
         source: e,
     })?;
+    let joined = join_into(&shards, out, &record);
+    if joined.is_err() && created {
+        // Nothing was written into it: leave no trace.
+        let _ = std::fs::remove_dir(out);
+    }
+    joined
+}
+
+/// [`merge`]'s work once `out` exists.
+fn join_into(shards: &[ShardDir], out: &Path, record: &RunRecord) -> Result<Summary, Error> {
     let paths = OutputPaths::directory(out, record.history);
     let paths = OutputPaths {
         weights: paths.weights.clone().filter(|_| record.weights),
@@ -330,9 +341,9 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, Error> {
     let whole = RunRecord {
         shard: [0, 1],
         ids: [0, record.networks],
-        ..record
+        ..record.clone()
     };
-    let (summary, files) = join(&shards, &paths, &whole)?;
+    let (summary, files) = join(shards, &paths, &whole)?;
     for file in files {
         file.persist()?;
     }
