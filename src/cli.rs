@@ -1150,6 +1150,7 @@ impl TrainArgs {
             networks: networks as usize,
             first_network: 0,
             population: networks as usize,
+            points: None,
             history: self.output.history,
             learning_rate: training.lr.as_ref().map(|g| g.0[0]),
             start,

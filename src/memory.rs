@@ -190,6 +190,7 @@ mod tests {
             networks,
             first_network: 0,
             population: networks,
+            points: None,
             history: None,
             learning_rate: None,
             start: Start::Init {

@@ -189,8 +189,9 @@ pub struct Tally {
     fewest_epochs: Option<u64>,
     /// The best network so far and the loss it is best by.
     best: Option<(f64, Best)>,
-    /// The grid point of the networks being recorded.
-    point: usize,
+    /// Networks per grid point (0: no grid), which gives a network's
+    /// point from its id.
+    replicates: usize,
     verify_indices: Vec<usize>,
     checked: Vec<CheckedNetwork>,
 }
@@ -225,9 +226,10 @@ impl Tally {
         }
     }
 
-    /// The grid point of the networks recorded next (0 without a grid).
-    pub fn set_point(&mut self, point: usize) {
-        self.point = point;
+    /// The grid's replicates per point, so the best network's point is
+    /// known from its id.
+    pub fn set_replicates(&mut self, replicates: usize) {
+        self.replicates = replicates;
     }
 
     /// Computes the best network's predictions with `spec`, its grid
@@ -278,7 +280,7 @@ impl Tally {
                     final_loss: o.final_loss,
                     metrics: *m,
                     params: params.to_vec(),
-                    point: self.point,
+                    point: index.checked_div(self.replicates).unwrap_or(0),
                 };
                 self.best = Some((key, best));
             }

@@ -150,6 +150,14 @@ impl Start {
     }
 }
 
+/// What differs between the grid points one run trains together (the
+/// same model): their initialisation and learning rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointStarts {
+    pub inits: Vec<Init>,
+    pub rates: Vec<Option<LearningRate>>,
+}
+
 /// A validated description of one run.
 #[derive(Clone, Debug)]
 pub struct RunConfig {
@@ -165,6 +173,11 @@ pub struct RunConfig {
     /// `--lr A..B` goes over the population. A plain run: 0 and `networks`.
     pub first_network: usize,
     pub population: usize,
+    /// A run over several grid points of one model (consecutive, each of
+    /// `population` replicates): each point's initialisation and rate.
+    /// Network n of the run is replicate `(first_network + n) %
+    /// population` of point `(first_network + n) / population`.
+    pub points: Option<std::sync::Arc<PointStarts>>,
     /// Record every network's loss every this many epochs (`--history`).
     pub history: Option<u64>,
     /// `None`: take the weights file's learning rates.
@@ -242,12 +255,13 @@ impl RunConfig {
         if self.networks == 0 {
             return Err(Error::Config("--networks must be at least 1".into()));
         }
-        if self.first_network + self.networks > self.population {
+        let points = self.points.as_ref().map_or(1, |p| p.inits.len());
+        if self.first_network + self.networks > self.population * points {
             return Err(Error::Config(format!(
                 "networks {}..{} lie outside a population of {}",
                 self.first_network,
                 self.first_network + self.networks,
-                self.population
+                self.population * points
             )));
         }
         if self.first_network > 0 && self.start.file().is_some() {
@@ -470,8 +484,16 @@ impl Starting {
             Starting::Init { init, seed } => {
                 let p = config.spec.layout().len;
                 for (i, net) in params.chunks_exact_mut(p).enumerate() {
-                    let id = (config.first_network + first + i) as u64;
-                    let start = network_parameters(&config.spec, *init, *seed, id);
+                    // Keyed on the replicate: a grid point's networks are a
+                    // plain run's.
+                    let at = config.first_network + first + i;
+                    let (init, id) = match &config.points {
+                        Some(points) => {
+                            (points.inits[at / config.population], at % config.population)
+                        }
+                        None => (*init, at),
+                    };
+                    let start = network_parameters(&config.spec, init, *seed, id as u64);
                     net.copy_from_slice(&start);
                 }
             }
@@ -483,6 +505,15 @@ impl Starting {
                 });
                 reader.read_block(first, params, learning_rates, resume)?
             }
+        }
+        if let Some(points) = &config.points {
+            for (i, lr) in learning_rates.iter_mut().enumerate() {
+                let at = config.first_network + first + i;
+                let rate = points.rates[at / config.population]
+                    .unwrap_or(LearningRate::Fixed(DEFAULT_LEARNING_RATE));
+                *lr = rate.rate(at % config.population, config.population);
+            }
+            return check_learning_rates(first, learning_rates).map_err(Error::Config);
         }
         let rate = match (config.learning_rate, config.start.file()) {
             (Some(lr), _) => lr,

@@ -66,6 +66,7 @@ impl Workload {
             networks: self.networks,
             first_network: 0,
             population: self.networks,
+            points: None,
             history: self.history,
             learning_rate: Some(LearningRate::Fixed(self.learning_rate)),
             start: Start::Init {

@@ -389,6 +389,7 @@ pub fn join(
     }
     let with_target = first.summary.target_loss.is_some();
     let mut tally = Tally::new(networks, with_target, Vec::new());
+    tally.set_replicates(record.replicates);
     let mut group_tally = GroupTally::new(record.points, record.replicates, with_target);
     let mut history = None;
     let mut history_tally = None;
@@ -509,7 +510,6 @@ pub fn join(
                 let outcomes: Vec<NetworkOutcome> = chunk.iter().map(|r| r.outcome).collect();
                 for r in &chunk {
                     let point = r.id / record.replicates.max(1);
-                    tally.set_point(point);
                     tally.record_network(r.id, r.learning_rate, &r.outcome, &r.metrics, None);
                     group_tally.record(point, &[r.outcome], &[r.metrics]);
                 }

@@ -137,6 +137,42 @@ impl Sweep {
         config
     }
 
+    /// The parts of ids `range` in runs of consecutive parts of one model:
+    /// each run trains as one (its networks' rates and initialisations
+    /// differ per point), so a learning-rate sweep fills the GPU as one
+    /// population does.
+    pub fn segments(&self, range: Range<usize>) -> Vec<Vec<Part>> {
+        let mut segments: Vec<Vec<Part>> = Vec::new();
+        for part in self.parts(range) {
+            match segments.last_mut() {
+                Some(run) if self.model_of[run[0].point] == self.model_of[part.point] => {
+                    run.push(part)
+                }
+                _ => segments.push(vec![part]),
+            }
+        }
+        segments
+    }
+
+    /// The configuration that trains `parts` (consecutive, of one model)
+    /// as one run.
+    pub fn segment_config(&self, parts: &[Part]) -> RunConfig {
+        let mut config = self.part_config(&parts[0]);
+        config.networks = parts.iter().map(|p| p.replicates.len()).sum();
+        if parts.len() > 1 {
+            let points = &self.points[parts[0].point..=parts[parts.len() - 1].point];
+            let inits = points.iter().map(|p| match p.config.start {
+                crate::run::Start::Init { init, .. } => init,
+                _ => unreachable!("a grid starts from initialisation"),
+            });
+            config.points = Some(std::sync::Arc::new(crate::run::PointStarts {
+                inits: inits.collect(),
+                rates: points.iter().map(|p| p.config.learning_rate).collect(),
+            }));
+        }
+        config
+    }
+
     /// The first id of `part`.
     pub fn first_id(&self, part: &Part) -> usize {
         part.point * self.replicates + part.replicates.start

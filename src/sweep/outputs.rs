@@ -301,11 +301,22 @@ impl RangeRun<'_> {
         let total = self.total();
         let mut done_before = 0u64;
         let models = sweep.models();
-        let parts = sweep.parts(self.range.clone());
-        let single = parts.len() == 1;
+        let segments = sweep.segments(self.range.clone());
+        let single = segments.len() == 1;
         let mut options = first.options;
-        for part in parts {
-            let mut config = sweep.part_config(&part);
+        let replicates = sweep.replicates.max(1);
+        // A point's values on the axes the results CSV names.
+        let labels_of = |point: usize| -> Vec<String> {
+            labelled
+                .iter()
+                .map(|&a| sweep.points[point].labels[a].clone())
+                .collect()
+        };
+        let grid = !sweep.axes.is_empty();
+        tally.set_replicates(sweep.replicates);
+        for parts in segments {
+            let mut config = sweep.segment_config(&parts);
+            let part = &parts[0];
             let info = run::backend_for(engine, &config, base)?;
             // A resume takes its epochs from the file here.
             let mut start = Starting::open(&mut config)?;
@@ -345,13 +356,7 @@ impl RangeRun<'_> {
                     });
                 }
             }
-            tally.set_point(part.point);
-            let first_id = sweep.first_id(&part);
-            let labels: Vec<String> = labelled
-                .iter()
-                .map(|&a| sweep.points[part.point].labels[a].clone())
-                .collect();
-            let grid = (!sweep.axes.is_empty()).then_some(part.point);
+            let first_id = sweep.first_id(part);
             let range_start = self.range.start;
             seconds += run::execute(
                 &config,
@@ -372,15 +377,25 @@ impl RangeRun<'_> {
                         ..*block
                     };
                     tally.record(&block, block.metrics);
-                    group_tally.record(part.point, block.outcomes, block.metrics);
-                    if let Some(results) = &mut results {
-                        let cells = grid.map(|point| GridCells {
-                            point,
-                            first_replicate: block.first - point * sweep.replicates,
-                            labels: &labels,
-                        });
-                        let (lr, o, m) = (block.learning_rates, block.outcomes, block.metrics);
-                        results.write_block(block.first, cells, lr, o, m)?;
+                    // The block in runs of one grid point each.
+                    let mut i = 0;
+                    while i < block.len() {
+                        let id = block.first + i;
+                        let point = id / replicates;
+                        let end = ((point + 1) * replicates - block.first).min(block.len());
+                        let (o, m) = (&block.outcomes[i..end], &block.metrics[i..end]);
+                        group_tally.record(point, o, m);
+                        if let Some(results) = &mut results {
+                            let labels = labels_of(point);
+                            let cells = grid.then_some(GridCells {
+                                point,
+                                first_replicate: id - point * replicates,
+                                labels: &labels,
+                            });
+                            let lr = &block.learning_rates[i..end];
+                            results.write_block(id, cells, lr, o, m)?;
+                        }
+                        i = end;
                     }
                     if let Some(history) = block.history {
                         if let Some(tally) = &mut history_tally {
@@ -408,13 +423,12 @@ impl RangeRun<'_> {
                     Ok(())
                 },
             )?;
-            done_before += part.replicates.len() as u64 * options.epochs;
+            done_before += config.networks as u64 * options.epochs;
         }
         if let Some(done) = model.take() {
             files.push(finish_model(done, options.epochs)?);
         }
         // Each point's networks against its own model.
-        let replicates = sweep.replicates.max(1);
         let verify = tally
             .checked()
             .chunk_by(|a, b| a.index / replicates == b.index / replicates)
