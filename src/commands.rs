@@ -324,19 +324,14 @@ fn several_devices(
     let dirs: Vec<PathBuf> = parts.iter().map(|(dir, _, _)| dir.clone()).collect();
     let shards = crate::sweep::merge::open_parts(&dirs)?;
     let whole = RunRecord::of(run.sweep, run.shard, &run.range, run.paths);
-    let (mut summary, files) = crate::sweep::merge::join(&shards, run.paths, &whole)?;
+    let (mut summary, mut files) = crate::sweep::merge::join(&shards, run.paths, &whole)?;
     let network_epochs = summary.network_epochs_per_second * summary.wall_seconds;
     summary.wall_seconds = seconds;
     summary.network_epochs_per_second = network_epochs / seconds.max(f64::MIN_POSITIVE);
-    // The summary file carries the parallel wall time.
-    let mut files = files;
-    files.retain(|f| Some(f.target()) != run.paths.summary.as_deref());
-    if let Some(path) = &run.paths.summary {
-        files.push(crate::sweep::outputs::text_file(
-            path,
-            &summary_json(&summary),
-        )?);
-    }
+    // The summary's files carry the parallel wall time.
+    files.extend(crate::sweep::outputs::summary_files(
+        run.paths, &summary, &whole,
+    )?);
     Ok(Finished {
         summary,
         passed: true,

@@ -54,11 +54,6 @@ impl TemporaryFile {
         })
     }
 
-    /// The name the file takes when persisted.
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
     /// The buffered file, for writes and seeks.
     pub fn handle(&mut self) -> &mut BufWriter<File> {
         self.writer.as_mut().expect("open until persisted")

@@ -79,10 +79,7 @@ fn open_shards(dirs: &[PathBuf]) -> Result<Vec<ShardDir>, Error> {
             "merge needs the shard directories to join".into(),
         ));
     }
-    let mut shards = dirs
-        .iter()
-        .map(|d| ShardDir::open(d))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut shards = open_parts(dirs)?;
     let first = &shards[0];
     let (fingerprint, count, networks) = (
         first.record.fingerprint.clone(),
@@ -343,7 +340,8 @@ fn join_into(shards: &[ShardDir], out: &Path, record: &RunRecord) -> Result<Summ
         ids: [0, record.networks],
         ..record.clone()
     };
-    let (summary, files) = join(shards, &paths, &whole)?;
+    let (summary, mut files) = join(shards, &paths, &whole)?;
+    files.extend(outputs::summary_files(&paths, &summary, &whole)?);
     for file in files {
         file.persist()?;
     }
@@ -362,7 +360,9 @@ pub fn open_parts(dirs: &[PathBuf]) -> Result<Vec<ShardDir>, Error> {
 }
 
 /// Joins `shards` (in id order, covering `whole.ids` back to back) into
-/// `paths`: the complete files, not yet in place, and the summary.
+/// `paths`: the summary, and the per-network files complete but not yet
+/// in place (the summary's own files, [`outputs::summary_files`], are the
+/// caller's, which may amend the summary first).
 pub fn join(
     shards: &[ShardDir],
     paths: &OutputPaths,
@@ -589,6 +589,5 @@ pub fn join(
     if let Some((_, Some(writer))) = history {
         files.push(writer.into_file());
     }
-    files.extend(outputs::summary_files(paths, &summary, whole)?);
     Ok((summary, files))
 }
