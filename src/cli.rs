@@ -252,6 +252,13 @@ pub struct DataArgs {
     /// chosen from --data-seed, in (0, 1).
     #[arg(long, value_name = "FRACTION")]
     pub holdout: Option<f64>,
+    /// Training samples handed over in memory instead of a file (the
+    /// Python package's `data=(X, Y)`); not a flag.
+    #[arg(skip)]
+    pub arrays: Option<std::sync::Arc<crate::data::Arrays>>,
+    /// Held-out samples in memory (`eval_data=(X, Y)`); not a flag.
+    #[arg(skip)]
+    pub eval_arrays: Option<std::sync::Arc<crate::data::Arrays>>,
 }
 
 /// How moons, circles and spirals are drawn.
@@ -1033,9 +1040,34 @@ impl TrainArgs {
     pub fn to_config(&self) -> Result<RunConfig, crate::Error> {
         let usage = crate::Error::Config;
         let (model, training) = (&self.model, &self.training);
-        let task = match (&self.data.data, self.data.task) {
-            (Some(_), _) => None,
-            (None, task) => Some(task.unwrap_or(Task::Tutorial)),
+        let arrays = self.data.arrays.as_deref();
+        if let Some(a) = arrays {
+            let given = [
+                ("task", self.data.task.is_some()),
+                ("a data file", self.data.data.is_some()),
+            ];
+            if let Some((what, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(usage(format!(
+                    "{}: give samples as arrays or {what}, not both",
+                    a.argument
+                )));
+            }
+        }
+        if let Some(a) = &self.data.eval_arrays {
+            let given = [
+                ("--eval-data", self.data.eval_data.is_some()),
+                ("--holdout", self.data.holdout.is_some()),
+            ];
+            if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
+                return Err(usage(format!(
+                    "{}: give held-out samples as arrays or {flag}, not both",
+                    a.argument
+                )));
+            }
+        }
+        let task = match (&self.data.data, arrays, self.data.task) {
+            (Some(_), _, _) | (None, Some(_), _) => None,
+            (None, None, task) => Some(task.unwrap_or(Task::Tutorial)),
         };
         if let Some((flag, values)) = self.grid_axes().iter().find(|(_, v)| v.len() > 1) {
             return Err(usage(format!(
@@ -1048,6 +1080,13 @@ impl TrainArgs {
             (Some(t), _, _) => t.clone(),
             (None, Some(task), _) => Topology::new(task.default_widths())?,
             (None, None, path) => {
+                if let Some(a) = arrays {
+                    return Err(usage(format!(
+                        "{} needs layers (e.g. [{}, 3, {}]: the first width is the number of \
+                         columns of X, the last the number of columns of Y)",
+                        a.argument, a.x_columns, a.y_columns
+                    )));
+                }
                 return Err(usage(format!(
                     "--data {} needs --layers (e.g. --layers 3,4,2: the first width is the \
                      number of input columns, the last the number of target columns)",
@@ -1056,7 +1095,7 @@ impl TrainArgs {
                 )));
             }
         };
-        if self.data.data.is_some() {
+        if self.data.data.is_some() || arrays.is_some() {
             self.data
                 .drawn
                 .options_with(None, self.data.holdout.is_some())?;
@@ -1089,31 +1128,30 @@ impl TrainArgs {
             },
         };
         spec.validate()?;
-        let data = match (&self.data.data, task) {
-            (Some(path), _) => load_csv(
-                path,
-                spec.topology.inputs(),
-                spec.topology.outputs(),
-                spec.target_range(),
-            )?,
-            (None, task) => {
+        let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
+        let range = spec.target_range();
+        let data = match (arrays, &self.data.data) {
+            (Some(a), _) => a.to_dataset(inputs, outputs, range)?,
+            (None, Some(path)) => load_csv(path, inputs, outputs, range)?,
+            (None, None) => {
                 let task = task.unwrap_or(Task::Tutorial);
                 let holdout = self.data.holdout.is_some();
                 task.generate(&self.data.drawn.options_with(Some(task), holdout)?)
             }
         };
-        let (data, eval) = match (&self.data.eval_data, self.data.holdout) {
-            (Some(path), _) => {
-                let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
-                let eval = load_csv(path, inputs, outputs, spec.target_range())?;
+        let eval_arrays = self.data.eval_arrays.as_deref();
+        let (data, eval) = match (eval_arrays, &self.data.eval_data, self.data.holdout) {
+            (Some(a), _, _) => {
+                let eval = a.to_dataset(inputs, outputs, range)?;
                 (data, Some(eval))
             }
-            (None, Some(fraction)) => {
+            (None, Some(path), _) => (data, Some(load_csv(path, inputs, outputs, range)?)),
+            (None, None, Some(fraction)) => {
                 let seed = self.data.drawn.data_seed.unwrap_or(0);
                 let (train, held) = data.hold_out(fraction, seed)?;
                 (train, Some(held))
             }
-            (None, None) => (data, None),
+            (None, None, None) => (data, None),
         };
         let start = match (&training.init_weights, &training.resume) {
             (Some(path), _) => Start::WeightsFile(path.clone()),

@@ -12,7 +12,6 @@ use crate::data::load_prediction_csv;
 use crate::error::Error;
 use crate::evaluation::Score;
 use crate::gpu::list_adapters;
-use crate::gpu::{GpuContext, GpuPredictor, predict_supports};
 use crate::memory;
 use crate::output::check_writable;
 use crate::predict::{Ensemble, ScoreSummary};
@@ -65,23 +64,129 @@ pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
 /// Runs `gputrain train`: the sweep's networks (a plain run is a sweep of
 /// one point), or a shard's range of them, on one device or several.
 /// Returns exit code 1 when `--verify` fails and 130 when Ctrl-C stopped
-/// the run (after writing the outputs). The networks go through a block
-/// at a time: the results, weights and curves are written as blocks
-/// finish (under temporary names, renamed together at the end), and the
-/// summary keeps a few bytes per network.
+/// the run (after writing the outputs).
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
+    let out = &args.output;
+    let quiet = out.quiet;
+    let mut line = ProgressLine::new(quiet);
+    let trained = train_with(
+        args,
+        None,
+        Hooks {
+            progress: &mut |p| line.update(p),
+            log: &mut |message| {
+                if !quiet {
+                    eprintln!("{message}");
+                }
+            },
+            stop: stop_on_ctrl_c(),
+        },
+    );
+    line.finish();
+    let Trained { summary, passed, .. } = trained?;
+    if !quiet {
+        for note in &summary.notes {
+            eprintln!("note: {note}");
+        }
+    }
+    let text = if out.json {
+        summary_json(&summary)
+    } else {
+        report::render(&summary)
+    };
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    Ok(if summary.interrupted {
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// What the caller of [`train_with`] hears while the run goes on.
+pub struct Hooks<'a> {
+    /// Where the run stands, between chunks (from the training threads).
+    pub progress: &'a mut (dyn FnMut(&Progress) + Send),
+    /// A line for the user before training: the adapter, a shard's range.
+    pub log: &'a mut (dyn FnMut(&str) + Send),
+    /// Asks the run to stop after the current chunk.
+    pub stop: StopFlag,
+}
+
+/// A finished run, its files in place.
+pub struct Trained {
+    pub summary: crate::report::Summary,
+    /// `--verify` passed (or was not asked for).
+    pub passed: bool,
+    /// Where the outputs went (the model `k` of `models`' weights file is
+    /// [`OutputPaths::weights_file`]).
+    pub paths: OutputPaths,
+    pub models: usize,
+}
+
+/// Trains what `args` describe and writes its outputs, as `gputrain
+/// train` does (the command adds the report on stdout and the exit code;
+/// the Python package calls this too). With `scratch`, the results, the
+/// weights and (with --history) the curves that `args` do not send
+/// elsewhere are written into that directory under `--out`'s names. The
+/// network outputs are written as blocks finish (under temporary names,
+/// renamed together at the end), and the summary keeps a few bytes per
+/// network. A failed run leaves no trace: a directory `--out` made is
+/// removed.
+pub fn train_with(
+    args: &TrainArgs,
+    scratch: Option<&std::path::Path>,
+    hooks: Hooks,
+) -> Result<Trained, Error> {
     let created = args.output.out.as_ref().filter(|dir| !dir.exists());
-    let result = train_run(args);
+    let result = train_run(args, scratch, hooks);
     if let (Err(_), Some(dir)) = (&result, created) {
-        // A failed run leaves no trace: the directory it made is empty
-        // (its files were never renamed into place).
+        // Empty: its files were never renamed into place.
         let _ = std::fs::remove_dir(dir);
     }
     result
 }
 
-/// [`train`]'s work.
-fn train_run(args: &TrainArgs) -> Result<ExitCode, Error> {
+/// Where a run's outputs go: `--out DIR`'s names, or the files the flags
+/// name, with the unnamed ones in `scratch` where there is one.
+fn output_paths(
+    args: &TrainArgs,
+    scratch: Option<&std::path::Path>,
+) -> Result<OutputPaths, Error> {
+    let out = &args.output;
+    let history = out.history.is_some();
+    if let Some(dir) = &out.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+        return Ok(OutputPaths::directory(dir, history));
+    }
+    let spare = scratch.map(|dir| OutputPaths::directory(dir, history));
+    let spare = |pick: fn(OutputPaths) -> Option<PathBuf>| spare.clone().and_then(pick);
+    Ok(OutputPaths {
+        results: out.results.clone().or_else(|| spare(|p| p.results)),
+        weights: out.weights.clone().or_else(|| spare(|p| p.weights)),
+        groups: out.groups.clone(),
+        history_out: out.history_out.clone().or_else(|| spare(|p| p.history_out)),
+        history_csv: out.history_csv.clone(),
+        summary: None,
+        run: None,
+    })
+}
+
+/// [`train_with`]'s work.
+fn train_run(
+    args: &TrainArgs,
+    scratch: Option<&std::path::Path>,
+    hooks: Hooks,
+) -> Result<Trained, Error> {
+    let Hooks {
+        progress,
+        log,
+        stop,
+    } = hooks;
     let sweep = args.to_sweep()?;
     let out = &args.output;
     if args.scale.shard.is_some() && out.out.is_none() {
@@ -105,25 +210,7 @@ fn train_run(args: &TrainArgs) -> Result<ExitCode, Error> {
                 .into(),
         ));
     }
-    let history = out.history.is_some();
-    let paths = match &out.out {
-        Some(dir) => {
-            std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-                path: dir.clone(),
-                source: e,
-            })?;
-            OutputPaths::directory(dir, history)
-        }
-        None => OutputPaths {
-            results: out.results.clone(),
-            weights: out.weights.clone(),
-            groups: out.groups.clone(),
-            history_out: out.history_out.clone(),
-            history_csv: out.history_csv.clone(),
-            summary: None,
-            run: None,
-        },
-    };
+    let paths = output_paths(args, scratch)?;
     paths.check()?;
     if let Some(plot) = &out.plot {
         check_writable(plot)?;
@@ -138,7 +225,6 @@ fn train_run(args: &TrainArgs) -> Result<ExitCode, Error> {
         config.population = config.networks;
         memory::check_host(&config, verify)?;
     }
-    let stop = stop_on_ctrl_c();
     let run = RangeRun {
         sweep: &sweep,
         shard,
@@ -167,37 +253,27 @@ fn train_run(args: &TrainArgs) -> Result<ExitCode, Error> {
         )));
     }
     let finished = match several {
-        Some(adapters) => several_devices(&run, &adapters, out.quiet, &stop)?,
+        Some(adapters) => several_devices(&run, &adapters, progress, log, &stop)?,
         None => {
             let (engine, backend) = run::open_backend(&sweep.points[0].config)?;
-            if !out.quiet {
-                if let Some(note) = &backend.note {
-                    eprintln!("note: {note}");
-                }
-                if let Some(adapter) = &backend.adapter {
-                    eprintln!("adapter: {adapter}");
-                }
-                if shard.count > 1 {
-                    eprintln!(
-                        "shard {shard}: networks {}..{} of {}",
-                        range.start,
-                        range.end,
-                        sweep.networks()
-                    );
-                }
+            if let Some(note) = &backend.note {
+                log(&format!("note: {note}"));
             }
-            let mut progress = ProgressLine::new(out.quiet);
-            let finished = run.train(&engine, &backend, &mut |p| progress.update(p), &stop)?;
-            progress.finish();
-            finished
+            if let Some(adapter) = &backend.adapter {
+                log(&format!("adapter: {adapter}"));
+            }
+            if shard.count > 1 {
+                log(&format!(
+                    "shard {shard}: networks {}..{} of {}",
+                    range.start,
+                    range.end,
+                    sweep.networks()
+                ));
+            }
+            run.train(&engine, &backend, progress, &stop)?
         }
     };
     let passed = finished.passed;
-    if !out.quiet {
-        for note in &finished.summary.notes {
-            eprintln!("note: {note}");
-        }
-    }
     let summary = finished.persist()?;
     if let (Some(path), Some(points)) = (&out.plot, &summary.history) {
         let curves = crate::plot::Curves {
@@ -208,18 +284,11 @@ fn train_run(args: &TrainArgs) -> Result<ExitCode, Error> {
         };
         crate::plot::history(&curves, path, "--plot")?;
     }
-    let text = if out.json {
-        summary_json(&summary)
-    } else {
-        report::render(&summary)
-    };
-    let _ = std::io::stdout().write_all(text.as_bytes());
-    Ok(if summary.interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
-    } else if passed {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
+    Ok(Trained {
+        summary,
+        passed,
+        paths,
+        models: sweep.models(),
     })
 }
 
@@ -231,7 +300,8 @@ fn train_run(args: &TrainArgs) -> Result<ExitCode, Error> {
 fn several_devices(
     run: &RangeRun,
     adapters: &[usize],
-    quiet: bool,
+    progress: &mut (dyn FnMut(&Progress) + Send),
+    log: &mut (dyn FnMut(&str) + Send),
     stop: &StopFlag,
 ) -> Result<Finished, Error> {
     use std::sync::Mutex;
@@ -267,22 +337,27 @@ fn several_devices(
         .iter()
         .map(|(_, _, ids)| ids.len() as u64 * run.sweep.points[0].config.options.epochs)
         .collect();
-    let progress = Mutex::new((vec![0u64; count], ProgressLine::new(quiet)));
+    let progress = Mutex::new((vec![0u64; count], progress));
+    let log = Mutex::new(log);
     let started = std::time::Instant::now();
     let results: Vec<Result<(), Error>> = std::thread::scope(|scope| {
         let handles: Vec<_> = parts
             .iter()
             .enumerate()
             .map(|(i, (_, paths, ids))| {
-                let progress = &progress;
+                let (progress, log) = (&progress, &log);
                 let totals = &totals;
                 scope.spawn(move || -> Result<(), Error> {
                     let mut config = run.sweep.points[0].config.clone();
                     config.adapter = crate::gpu::AdapterChoice::Index(adapters[i]);
                     config.backend = BackendChoice::Gpu;
                     let (engine, backend) = run::open_backend(&config)?;
-                    if !quiet && let Some(adapter) = &backend.adapter {
-                        eprintln!("device {i}: {adapter}, networks {}..{}", ids.start, ids.end);
+                    if let Some(adapter) = &backend.adapter {
+                        let mut log = log.lock().expect("log lock");
+                        (*log)(&format!(
+                            "device {i}: {adapter}, networks {}..{}",
+                            ids.start, ids.end
+                        ));
                     }
                     let part = RangeRun {
                         shard: Shard { index: i, count },
@@ -292,9 +367,9 @@ fn several_devices(
                     };
                     let mut report = |p: &Progress| {
                         let mut guard = progress.lock().expect("progress lock");
-                        let (done, line) = &mut *guard;
+                        let (done, report) = &mut *guard;
                         done[i] = p.network_epochs_done;
-                        line.update(&Progress {
+                        report(&Progress {
                             network_epochs_done: done.iter().sum(),
                             network_epochs_total: totals.iter().sum(),
                         });
@@ -316,7 +391,6 @@ fn several_devices(
             .map(|h| h.join().expect("a device thread panicked"))
             .collect()
     });
-    progress.lock().expect("progress lock").1.finish();
     for result in results {
         result?;
     }
@@ -451,31 +525,36 @@ pub fn plot(figure: &PlotCommand) -> Result<ExitCode, Error> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every adapter wgpu finds, as `gputrain adapters --json` lists them
+/// (and the Python package's `adapters()`).
+pub fn adapters_json() -> Vec<serde_json::Value> {
+    list_adapters()
+        .iter()
+        .map(|a| {
+            serde_json::json!({
+                "index": a.index,
+                "name": a.name,
+                "backend": a.backend,
+                "device_type": a.device_type,
+                "driver": a.driver,
+                "max_storage_buffer_binding_size": a.max_storage_buffer_binding_size,
+                "max_buffer_size": a.max_buffer_size,
+                "max_compute_workgroups_per_dimension": a.max_compute_workgroups_per_dimension,
+                "max_compute_invocations_per_workgroup": a.max_compute_invocations_per_workgroup,
+                "timestamp_queries": a.timestamp_queries,
+                "max_loop_iterations": a.quirks.max_loop_iterations,
+            })
+        })
+        .collect()
+}
+
 /// Runs `gputrain adapters`.
 pub fn adapters(json: bool) -> Result<ExitCode, Error> {
-    let adapters = list_adapters();
     if json {
-        let list: Vec<serde_json::Value> = adapters
-            .iter()
-            .map(|a| {
-                serde_json::json!({
-                    "index": a.index,
-                    "name": a.name,
-                    "backend": a.backend,
-                    "device_type": a.device_type,
-                    "driver": a.driver,
-                    "max_storage_buffer_binding_size": a.max_storage_buffer_binding_size,
-                    "max_buffer_size": a.max_buffer_size,
-                    "max_compute_workgroups_per_dimension": a.max_compute_workgroups_per_dimension,
-                    "max_compute_invocations_per_workgroup": a.max_compute_invocations_per_workgroup,
-                    "timestamp_queries": a.timestamp_queries,
-                    "max_loop_iterations": a.quirks.max_loop_iterations,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(list));
+        println!("{}", serde_json::Value::Array(adapters_json()));
         return Ok(ExitCode::SUCCESS);
     }
+    let adapters = list_adapters();
     if adapters.is_empty() {
         return Err(Error::NoAdapter {
             detail: String::new(),
@@ -570,44 +649,12 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
         .iter()
         .flat_map(|&n| loaded.params[n * p..(n + 1) * p].iter().copied())
         .collect();
-    let mut notes = Vec::new();
-    let ctx = match args.backend {
-        BackendChoice::Cpu | BackendChoice::Simd => None,
-        choice => match GpuContext::open(&args.adapter) {
-            Ok(ctx) => match (predict_supports(&spec), choice) {
-                (Ok(()), _) => Some(ctx),
-                (Err(e), BackendChoice::Auto) => {
-                    notes.push(format!("{e}; predicting on the CPU reference instead"));
-                    None
-                }
-                (Err(e), _) => return Err(e),
-            },
-            Err(e @ Error::NoAdapter { .. }) if choice == BackendChoice::Auto => {
-                notes.push(format!("{e}; predicting on the CPU reference instead"));
-                None
-            }
-            Err(e) => return Err(e),
-        },
-    };
-    // The outputs [network][sample][output], and whether they are float32.
-    let (values, single) = match &ctx {
-        Some(ctx) => {
-            let x: Vec<f32> = data.x.iter().map(|&v| v as f32).collect();
-            let predicted = GpuPredictor::new(ctx, &spec)?.predict(&params, &x, data.samples())?;
-            (
-                predicted.into_iter().map(f64::from).collect::<Vec<f64>>(),
-                true,
-            )
-        }
-        None => {
-            use rayon::prelude::*;
-            let all: Vec<f64> = params
-                .par_chunks(p.max(1))
-                .flat_map_iter(|net| crate::cpu::outputs(&spec, net, &data))
-                .collect();
-            (all, false)
-        }
-    };
+    let crate::predict::Forward {
+        values,
+        single,
+        adapter,
+        notes,
+    } = crate::predict::forward(&spec, &params, &data, args.backend, &args.adapter)?;
     let number = |v: f64| match single {
         true => format!("{}", v as f32),
         false => format!("{v}"),
@@ -662,8 +709,8 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
         weights: args.weights.display().to_string(),
         data: args.data.display().to_string(),
         topology: spec.topology.to_string(),
-        backend: if ctx.is_some() { "gpu" } else { "cpu" },
-        adapter: ctx.as_ref().map(|c| c.adapter.to_string()),
+        backend: if adapter.is_some() { "gpu" } else { "cpu" },
+        adapter,
         networks: chosen.len(),
         samples: data.samples(),
         targets,

@@ -418,6 +418,88 @@ pub fn synthetic(inputs: usize, outputs: usize, samples: usize, salt: u64) -> Da
     Dataset::new("synthetic", inputs, outputs, x, y).expect("valid synthetic data")
 }
 
+/// Samples handed over in memory rather than as a file (the Python
+/// package's `data=(X, Y)`): row-major values and their widths, with the
+/// argument they came as, which every message names.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Arrays {
+    /// `data`, `eval_data` or `X`: how the caller named them.
+    pub argument: String,
+    /// `rows * x_columns` inputs.
+    pub x: Vec<f64>,
+    pub x_columns: usize,
+    /// `rows * y_columns` targets; none (0 columns) for samples to predict.
+    pub y: Vec<f64>,
+    pub y_columns: usize,
+}
+
+impl Arrays {
+    /// The samples as a data set for networks of `inputs` inputs and
+    /// `outputs` outputs whose targets lie in `target_range`. Errors name
+    /// the argument, the array and, for a value, its row and column
+    /// (0-based, as NumPy indexes them).
+    pub fn to_dataset(
+        &self,
+        inputs: usize,
+        outputs: usize,
+        target_range: (f64, f64),
+    ) -> Result<Dataset, Error> {
+        let arg = &self.argument;
+        let bad = |m: String| Error::Config(format!("{arg}: {m}"));
+        let rows = self.x.len() / self.x_columns.max(1);
+        let y_rows = self.y.len() / self.y_columns.max(1);
+        if rows == 0 {
+            return Err(bad("X has no rows: give at least one sample".into()));
+        }
+        if self.x_columns != inputs {
+            return Err(bad(format!(
+                "X has {} columns, but the networks take {inputs} inputs (the first of \
+                 layers)",
+                self.x_columns
+            )));
+        }
+        if self.y_columns != outputs {
+            return Err(bad(format!(
+                "Y has {} columns, but the networks have {outputs} outputs (the last of \
+                 layers)",
+                self.y_columns
+            )));
+        }
+        if outputs > 0 && y_rows != rows {
+            return Err(bad(format!(
+                "X has {rows} rows but Y has {y_rows}: row i of each is sample i"
+            )));
+        }
+        let (x_name, y_name) = if outputs > 0 { ("X", "Y") } else { ("X", "") };
+        for (name, values, columns) in [(x_name, &self.x, inputs), (y_name, &self.y, outputs)] {
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(bad(format!(
+                    "{name} row {}, column {} is {}: every value must be a finite number",
+                    i / columns,
+                    i % columns,
+                    values[i]
+                )));
+            }
+        }
+        if let Some(i) = self.y.iter().position(|&v| !in_range(v, target_range)) {
+            return Err(bad(format!(
+                "Y row {}, column {} is {}, outside {}",
+                i / outputs,
+                i % outputs,
+                self.y[i],
+                describe_range(target_range)
+            )));
+        }
+        Dataset::new(
+            format!("{arg} (arrays)"),
+            inputs,
+            outputs,
+            self.x.clone(),
+            self.y.clone(),
+        )
+    }
+}
+
 /// Loads a numeric CSV file whose first `inputs` columns are inputs and the
 /// remaining `outputs` columns targets, each target in `target_range`
 /// (closed: the output activation's). The first line may be a header

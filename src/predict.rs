@@ -9,9 +9,84 @@ use std::str::FromStr;
 use clap::ValueEnum;
 use serde::Serialize;
 
+use crate::data::Dataset;
 use crate::error::Error;
 use crate::evaluation::Score;
+use crate::gpu::{AdapterChoice, GpuContext, GpuPredictor, predict_supports};
+use crate::model::ModelSpec;
+use crate::run::BackendChoice;
 use crate::stats::Quantiles;
+
+/// The outputs of trained networks, and where they were computed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Forward {
+    /// `[network][sample][output]`.
+    pub values: Vec<f64>,
+    /// The values are float32 (computed on the GPU), widened.
+    pub single: bool,
+    /// The adapter that computed them; `None`: the float64 CPU reference.
+    pub adapter: Option<String>,
+    /// Why the GPU was not used where `auto` would have used it.
+    pub notes: Vec<String>,
+}
+
+/// The outputs of every network in `params` (vectors back to back) on
+/// every sample of `data`, as `gputrain predict` and the Python package's
+/// `Run.predict` compute them: on the GPU for `gpu`, and for `auto` where
+/// an adapter is found and the kernel supports the model (else, noted, the
+/// CPU reference); on the float64 CPU reference for `cpu` and `simd`.
+pub fn forward(
+    spec: &ModelSpec,
+    params: &[f64],
+    data: &Dataset,
+    backend: BackendChoice,
+    adapter: &AdapterChoice,
+) -> Result<Forward, Error> {
+    let mut notes = Vec::new();
+    let ctx = match backend {
+        BackendChoice::Cpu | BackendChoice::Simd => None,
+        choice => match GpuContext::open(adapter) {
+            Ok(ctx) => match (predict_supports(spec), choice) {
+                (Ok(()), _) => Some(ctx),
+                (Err(e), BackendChoice::Auto) => {
+                    notes.push(format!("{e}; predicting on the CPU reference instead"));
+                    None
+                }
+                (Err(e), _) => return Err(e),
+            },
+            Err(e @ Error::NoAdapter { .. }) if choice == BackendChoice::Auto => {
+                notes.push(format!("{e}; predicting on the CPU reference instead"));
+                None
+            }
+            Err(e) => return Err(e),
+        },
+    };
+    let p = spec.layout().len;
+    Ok(match &ctx {
+        Some(ctx) => {
+            let x: Vec<f32> = data.x.iter().map(|&v| v as f32).collect();
+            let predicted = GpuPredictor::new(ctx, spec)?.predict(params, &x, data.samples())?;
+            Forward {
+                values: predicted.into_iter().map(f64::from).collect(),
+                single: true,
+                adapter: Some(ctx.adapter.to_string()),
+                notes,
+            }
+        }
+        None => {
+            use rayon::prelude::*;
+            Forward {
+                values: params
+                    .par_chunks(p.max(1))
+                    .flat_map_iter(|net| crate::cpu::outputs(spec, net, data))
+                    .collect(),
+                single: false,
+                adapter: None,
+                notes,
+            }
+        }
+    })
+}
 
 /// `--networks-select`: every network, the one of lowest loss on the data
 /// (which needs targets), or a list of indices and ranges (`0,5,10-19`).

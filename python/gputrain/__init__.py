@@ -1,0 +1,472 @@
+"""gputrain: train thousands to millions of small, independent neural
+networks at once on the GPU (or every CPU core), checked against a float64
+CPU reference, from Python.
+
+    >>> import gputrain
+    >>> run = gputrain.train(task="xor", layers=[2, 3, 1], networks=1000,
+    ...                      epochs=5000, lr=(0.05, 5.0), target_loss=0.01)
+    >>> run.final_loss.shape, run.summary["reached_target"]
+
+`train` takes the command line's flags as keywords (`--target-loss` is
+`target_loss=`), with the same defaults and the same checks, and trains
+through the same code: a Python run and a `gputrain` run of one
+configuration give the same numbers, bit for bit, and write the same
+files. The native module does the work; this module turns keywords into
+flags, draws the progress bar and turns the run's files into NumPy arrays.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import operator
+import os
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+from . import _native
+from ._native import TrainingError
+
+__all__ = ["train", "load", "adapters", "Run", "TrainingError", "__version__"]
+__version__ = _native.__version__
+
+# (keyword, flag, takes a value, may repeat, default, help, hidden) of every
+# `gputrain train` flag, from the command line's own definition.
+_FLAGS = {f[0]: f for f in _native.flags()}
+
+# Flags that make no sense from Python, with what to use instead.
+_NOT_KEYWORDS = {
+    "json": "Run.summary holds the summary the flag prints",
+    "data": None,  # taken below: a path or (X, Y) arrays
+    "eval_data": None,
+}
+
+# Keywords of this module's own.
+_OWN = {"data", "eval_data", "progress"}
+
+# The flags where a pair (a, b) is a spread a..b rather than a list.
+_SPREADS = {"lr"}
+
+
+def _keywords():
+    names = [k for k, f in _FLAGS.items() if not f[6] and k not in _NOT_KEYWORDS]
+    return sorted(set(names) | _OWN)
+
+
+def _flag_text(name, value):
+    """One keyword's value as the command line's text, or a TypeError."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name}={value!r}: expected a value, not True or False")
+    if isinstance(value, str):
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (float, np.floating)):
+        # repr: the shortest text that reads back as the same float64.
+        return repr(float(value))
+    if isinstance(value, (list, tuple)):
+        if name in _SPREADS and isinstance(value, tuple) and len(value) == 2:
+            return "..".join(_flag_text(name, v) for v in value)
+        if not value:
+            raise TypeError(f"{name}={value!r}: an empty list")
+        return ",".join(_flag_text(name, v) for v in value)
+    try:
+        return str(operator.index(value))
+    except TypeError:
+        raise TypeError(
+            f"{name}={value!r}: expected a number, a string or a list of them, "
+            f"not {type(value).__name__}"
+        ) from None
+
+
+def _argv(kwargs):
+    """The command-line flags of `train`'s keywords (those not its own)."""
+    argv = []
+    for name, value in kwargs.items():
+        if name in _OWN:
+            continue
+        if name not in _FLAGS or name in _NOT_KEYWORDS:
+            hint = _NOT_KEYWORDS.get(name)
+            if hint:
+                raise TypeError(f"train() does not take {name!r}: {hint}")
+            close = difflib.get_close_matches(name, _keywords(), n=1)
+            maybe = f"; did you mean {close[0]!r}?" if close else ""
+            raise TypeError(f"train() got an unexpected keyword argument {name!r}{maybe}")
+        _, flag, takes_value, repeats, _, _, _ = _FLAGS[name]
+        if value is None:
+            continue
+        if not takes_value:
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{name}={value!r}: expected True or False")
+            if value:
+                argv.append(flag)
+            continue
+        if repeats and isinstance(value, (list, tuple)) and value and all(
+            isinstance(v, (list, tuple, np.ndarray)) for v in value
+        ):
+            texts = [_flag_text(name, v) for v in value]
+        else:
+            texts = [_flag_text(name, value)]
+        for text in texts:
+            argv.extend([flag, text])
+    refused = _native.parse_error(argv)
+    if refused is not None:
+        flag, message = refused
+        name = next((k for k, f in _FLAGS.items() if f[1] == flag and k in kwargs), None)
+        if name is not None:
+            raise ValueError(f"{name}={kwargs[name]!r}: {message}")
+        raise ValueError(message)
+    return argv
+
+
+def _float_matrix(argument, name, value):
+    """A 2-D float64 array from an array-like, or a ValueError naming it."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{argument}: {name} must be a 2-D array of numbers: {e}") from None
+    if array.ndim != 2:
+        raise ValueError(
+            f"{argument}: {name} must be 2-D ([samples, columns]); its shape is {array.shape}"
+            + (f" (a column of one output: {name}.reshape(-1, 1))" if array.ndim == 1 else "")
+        )
+    return array
+
+
+def _samples(argument, value):
+    """`data=` / `eval_data=`: (X, Y) arrays, or a CSV path (None: neither)."""
+    if value is None:
+        return None, None
+    if isinstance(value, (str, os.PathLike)):
+        return os.fspath(value), None
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        x, y = value
+        return None, (_float_matrix(argument, "X", x), _float_matrix(argument, "Y", y))
+    raise TypeError(
+        f"{argument}= takes (X, Y), two 2-D arrays of samples (inputs, targets), "
+        f"or the path of a CSV file; got {type(value).__name__}"
+    )
+
+
+class _Progress:
+    """A progress bar over the run's network-epochs: tqdm's (a widget in
+    notebooks) in a notebook or a terminal, nothing in a log file."""
+
+    def __init__(self, enabled):
+        self.bar = None
+        self.done = 0
+        if not enabled:
+            return
+        notebook = "ipykernel" in sys.modules
+        if not notebook and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+            return
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return
+        self.bar = tqdm(
+            total=0, unit="net-epoch", unit_scale=True, desc="training", dynamic_ncols=True
+        )
+
+    def update(self, done, total):
+        if self.bar is None or total == 0:
+            return
+        if self.bar.total != total:
+            self.bar.total = total
+            self.bar.refresh()
+        if done > self.done:
+            self.bar.update(done - self.done)
+            self.done = done
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _say(lines, quiet):
+    if not quiet:
+        for line in lines:
+            print(line, file=sys.stderr)
+
+
+def train(**kwargs) -> Run:
+    # The docstring is built below from the command line's flags.
+    progress = kwargs.get("progress", True)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"progress={progress!r}: expected True or False")
+    argv = _argv(kwargs)
+    data_path, data = _samples("data", kwargs.get("data"))
+    eval_path, eval_data = _samples("eval_data", kwargs.get("eval_data"))
+    if data_path is not None:
+        argv += ["--data", data_path]
+    if eval_path is not None:
+        argv += ["--eval-data", eval_path]
+    quiet = bool(kwargs.get("quiet", False))
+    scratch = tempfile.TemporaryDirectory(prefix="gputrain-", ignore_cleanup_errors=True)
+    job = _native.start(argv, scratch.name, data, eval_data)
+    bar = _Progress(progress and not quiet)
+    try:
+        while not job.wait(0.1):
+            bar.update(*job.progress())
+            _say(job.messages(), quiet)
+        bar.update(*job.progress())
+    except KeyboardInterrupt:
+        # Stop the run after its current chunk, give it a moment to, and
+        # let the interrupt through; its files go with the scratch
+        # directory.
+        job.cancel()
+        job.wait(1.0)
+        raise
+    finally:
+        bar.close()
+    _say(job.messages(), quiet)
+    result = job.result()
+    run = Run._trained(result, scratch)
+    _say([f"note: {n}" for n in run.summary.get("notes", [])], quiet)
+    verify = run.summary.get("verify")
+    if verify is not None and not verify["passed"]:
+        warnings.warn(
+            f"verify: network {verify['worst_network']}'s predictions differ from the float64 "
+            f"reference by {verify['max_prediction_diff']:.3e}, beyond the tolerance "
+            f"{verify['tolerance']:g}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return run
+
+
+def _train_doc():
+    lines = [
+        "Trains a population of networks and returns the Run.",
+        "",
+        "Every keyword is a `gputrain train` flag (`target_loss=` is `--target-loss`),",
+        "with its default and its checks; a bad value raises ValueError with the",
+        "command line's message, an unknown keyword TypeError. Numbers are ints or",
+        "floats, lists are the command line's comma lists (a grid axis: lr=[0.1, 0.5]),",
+        "`lr=(a, b)` spreads rates log-evenly over the networks, `layers=[2, 3, 1]`,",
+        "and a list of layer lists is a grid of topologies.",
+        "",
+        "data: (X, Y), two 2-D float arrays [samples, inputs] and [samples, outputs]",
+        "    (float32 or float64, any memory order), or the path of a CSV file;",
+        "    NaN, a wrong shape or a target outside the output activation's range",
+        "    raises ValueError naming the argument, row and column.",
+        "eval_data: held-out (X, Y) or a CSV path, scored after training.",
+        "progress: draw a progress bar in a terminal or notebook (default True).",
+        "",
+    ]
+    for name in sorted(_FLAGS):
+        _, flag, takes_value, _, default, help_text, hidden = _FLAGS[name]
+        if hidden or name in _NOT_KEYWORDS:
+            continue
+        shown = f" (default {default})" if default is not None else ""
+        lines.append(f"{name}{shown}: {' '.join(help_text.split())}")
+    return "\n".join(lines)
+
+
+train.__doc__ = _train_doc()
+
+
+def adapters() -> list[dict]:
+    """Every GPU adapter wgpu finds, as `gputrain adapters --json` lists
+    them: index, name, backend, device_type, driver and the limits that
+    matter (buffer sizes in bytes)."""
+    return json.loads(_native.adapters())
+
+
+def load(path) -> Run:
+    """The networks of a weights file (`--weights`, `Run.save`) as a Run:
+    `weights`, `learning_rate`, `target_epoch`, `epochs_completed`,
+    `metadata` and `predict`; the training's own results (`final_loss`,
+    `summary`, ...) are not in the file and are None."""
+    path = os.fspath(path)
+    scratch = tempfile.TemporaryDirectory(prefix="gputrain-", ignore_cleanup_errors=True)
+    copy = os.path.join(scratch.name, "weights.safetensors")
+    _native.copy_file(path, copy)
+    # Read once here, so a file that is not a weights file fails now.
+    tensors, metadata = _native.read_tensors(copy)
+    if metadata.get("format", "").split("-")[0:2] != ["gputrain", "weights"]:
+        raise ValueError(f"weights file {path}: not a gputrain weights file (no format metadata)")
+    run = Run(scratch, summary=None, results=None, weights_files=[copy], history_file=None)
+    run._weights = tensors
+    run._metadata = metadata
+    return run
+
+
+class Run:
+    """A trained population (from `train`) or one read from a weights file
+    (from `load`).
+
+    Per-network arrays have one entry per network, in network id order:
+    final_loss, target_epoch, diverged, learning_rate, epochs_completed.
+    """
+
+    def __init__(self, scratch, summary, results, weights_files, history_file, passed=True):
+        self._scratch = scratch  # the run's files live as long as the Run
+        self.summary = summary
+        self._results_file = results
+        self._results = None
+        self._weights_files = weights_files
+        self._history_file = history_file
+        self._weights = None
+        self._metadata = None
+        self._history = None
+        self.passed = passed
+
+    @classmethod
+    def _trained(cls, result, scratch):
+        return cls(
+            scratch,
+            summary=json.loads(result["summary"]),
+            results=result["results"],
+            weights_files=result["weights"],
+            history_file=result["history"],
+            passed=result["passed"],
+        )
+
+    def __repr__(self):
+        if self.summary is None:
+            return f"<gputrain.Run of {self.networks} networks from a weights file>"
+        s = self.summary
+        return (
+            f"<gputrain.Run of {s['networks']} networks: {s['topology']}, {s['data']}, "
+            f"{s['epochs']} epochs on {s['backend']}>"
+        )
+
+    @property
+    def networks(self) -> int:
+        """The number of networks."""
+        if self.summary is not None:
+            return int(self.summary["networks"])
+        return int(self.learning_rate.shape[0])
+
+    @property
+    def results(self) -> dict | None:
+        """The results CSV's columns (the command line's --results) as
+        NumPy arrays by column name: network, learning_rate, final_loss,
+        target_epoch, diverged, epochs_completed, train_accuracy, eval_loss,
+        eval_accuracy (and point, replicate and a column per axis in a
+        grid). Empty cells are NaN. `pandas.DataFrame(run.results)` makes
+        the table. None for a Run from `load`."""
+        if self._results is None and self._results_file is not None:
+            columns = {}
+            for name, ints, floats, text in _native.read_results(self._results_file):
+                if ints is not None:
+                    array = np.asarray(ints, dtype=np.int64)
+                elif floats is not None:
+                    array = np.asarray(floats, dtype=np.float64)
+                else:
+                    array = np.asarray(text)
+                columns[name] = array
+            if "diverged" in columns:
+                columns["diverged"] = columns["diverged"].astype(bool)
+            if "target_epoch" in columns:
+                columns["target_epoch"] = columns["target_epoch"].astype(np.float64)
+            self._results = columns
+        return self._results
+
+    def _column(self, name):
+        return None if self.results is None else self.results[name]
+
+    @property
+    def final_loss(self) -> np.ndarray | None:
+        """float64 [networks]: each network's loss after training (NaN or inf
+        where it diverged), in the loss and reduction of the run."""
+        return self._column("final_loss")
+
+    @property
+    def target_epoch(self) -> np.ndarray:
+        """float64 [networks]: the first epoch whose loss was at or below
+        target_loss, NaN where never reached (all NaN without target_loss)."""
+        if self.results is not None:
+            return self.results["target_epoch"]
+        epochs = self.weights["target_epoch"].astype(np.float64)
+        epochs[epochs < 0] = np.nan
+        return epochs
+
+    @property
+    def diverged(self) -> np.ndarray | None:
+        """bool [networks]: a loss or parameter became NaN or infinite."""
+        return self._column("diverged")
+
+    @property
+    def learning_rate(self) -> np.ndarray:
+        """float64 [networks]: each network's learning rate."""
+        if self.results is not None:
+            return self.results["learning_rate"]
+        w = self.weights
+        return np.asarray(w.get("learning_rate.float64", w["learning_rate"]), dtype=np.float64)
+
+    @property
+    def epochs_completed(self) -> np.ndarray:
+        """int64 [networks]: epochs each network trained (fewer than asked
+        only for an interrupted run)."""
+        if self.results is not None:
+            return self.results["epochs_completed"]
+        return self.weights["epochs_completed"]
+
+    @property
+    def weights(self) -> dict:
+        """The weights file's tensors by name, as in the safetensors file
+        (`layers.{l}.weight` [networks, n_{l+1}, n_l] float32,
+        `layers.{l}.bias`, optimizer state `layers.{l}.weight.{state}`,
+        `learning_rate`, `epochs_completed`, `target_epoch`; from the
+        float64 CPU reference also `{name}.float64`)."""
+        if self._weights is None:
+            if len(self._weights_files) != 1:
+                raise ValueError(
+                    f"this run trained {len(self._weights_files)} models (a grid over the "
+                    f"model's flags): their weights are in separate files; "
+                    f"Run.save(path) writes them as NAME-k.safetensors, and "
+                    f"gputrain.load reads each"
+                )
+            self._weights, self._metadata = _native.read_tensors(self._weights_files[0])
+        return self._weights
+
+    @property
+    def metadata(self) -> dict:
+        """The weights file's metadata: topology, activations, loss,
+        optimizer, epochs, seed, backend (`trained_on`), format."""
+        self.weights
+        return self._metadata
+
+    @property
+    def history(self) -> dict | None:
+        """With history=K: `epochs` int64 [points] and every network's
+        `loss` (and with held-out data `eval_loss`) float32 [networks,
+        points]; the population's quantiles are in summary["history"]."""
+        if self._history is None and self._history_file is not None:
+            self._history = _native.read_tensors(self._history_file)[0]
+        return self._history
+
+    def predict(self, X, backend: str = "auto", adapter: str = "auto") -> np.ndarray:
+        """Every network's outputs on the samples X (a 2-D float array
+        [samples, inputs]), as float64 [networks, samples, outputs].
+
+        backend: "auto" (the GPU where an adapter is found, else the CPU),
+        "gpu" (float32 forward passes), or "cpu" (the float64 reference,
+        from the file's float64 parameters where the run kept them)."""
+        if len(self._weights_files) != 1:
+            self.weights  # raises the several-models explanation
+        x = _float_matrix("X", "X", X)
+        for name, value in (("backend", backend), ("adapter", adapter)):
+            if not isinstance(value, str):
+                raise TypeError(f"{name}={value!r}: expected a string")
+        outputs, _adapter, notes = _native.predict(self._weights_files[0], x, backend, adapter)
+        for note in notes:
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
+        return outputs
+
+    def save(self, path) -> list[str]:
+        """Writes the weights file the command line's --weights PATH writes
+        for this run (byte for byte), whole or not at all; a grid of several
+        models writes one file per model, NAME-k.EXT. Returns the paths."""
+        path = os.fspath(path)
+        targets = _native.weights_files(path, len(self._weights_files))
+        for source, target in zip(self._weights_files, targets):
+            _native.copy_file(source, target)
+        return targets

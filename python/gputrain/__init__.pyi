@@ -1,0 +1,141 @@
+"""Types of the gputrain package (the implementation is __init__.py over the
+native module). Every keyword of `train` is a `gputrain train` flag, with
+the command line's default; None where the command line's default depends
+on other flags (it is given in the comment). tests/test_api.py checks this
+file against the command line's own list of flags and defaults."""
+
+import os
+from typing import Literal, Sequence, Union
+
+import numpy as np
+import numpy.typing as npt
+
+__version__: str
+
+_Path = Union[str, os.PathLike[str]]
+_Number = Union[int, float]
+# One value, a list (a grid axis), or the command line's text ("0.05..5:8").
+_Grid = Union[_Number, Sequence[_Number], str]
+_Samples = Union[tuple[npt.ArrayLike, npt.ArrayLike], _Path]
+
+class TrainingError(RuntimeError):
+    """No adapter, a device lost or stuck, a kernel that failed to build."""
+
+def train(
+    *,
+    # Model
+    layers: Union[Sequence[int], Sequence[Sequence[int]], str, None] = None,  # the task's
+    bias: Union[Literal["per-neuron", "shared", "none"], None] = None,  # shared for tutorial, else per-neuron
+    freeze_bias: bool = False,
+    activation: Union[str, Sequence[str]] = "sigmoid",
+    output_activation: str = "sigmoid",
+    loss: Literal["half-sse", "sse", "cross-entropy"] = "half-sse",
+    reduction: Literal["sum", "mean"] = "sum",
+    # Data
+    task: Union[str, None] = None,  # tutorial, unless data= is given
+    data: Union[_Samples, None] = None,
+    samples: Union[int, None] = None,  # 100
+    noise: Union[float, None] = None,  # 0
+    data_seed: Union[int, None] = None,  # 0
+    eval_data: Union[_Samples, None] = None,
+    holdout: Union[float, None] = None,
+    # Training
+    networks: Union[int, None] = None,  # 10000, or grid points x replicates
+    replicates: Union[int, None] = None,
+    epochs: Union[int, None] = None,  # 20000; with resume, the file's total
+    lr: Union[_Grid, tuple[float, float], None] = None,  # 0.5, or init_weights' rates
+    init: Union[str, Sequence[str]] = "xavier",
+    init_weights: Union[_Path, None] = None,
+    resume: Union[_Path, None] = None,
+    seed: int = 0,
+    target_loss: Union[float, None] = None,
+    stop_at_target: bool = False,
+    batch_size: Union[int, Sequence[int], str, None] = None,  # every sample in one batch
+    no_shuffle: bool = False,
+    # Optimizer
+    optimizer: Union[str, Sequence[str]] = "sgd",
+    momentum: Union[_Grid, None] = None,  # 0.9
+    beta1: Union[_Grid, None] = None,  # 0.9
+    beta2: Union[_Grid, None] = None,  # 0.999
+    eps: Union[_Grid, None] = None,  # 1e-8
+    weight_decay: Union[_Grid, None] = None,  # 0
+    # Output: files as the command line writes them
+    results: Union[_Path, None] = None,
+    weights: Union[_Path, None] = None,
+    verify: Union[int, None] = None,
+    verify_tolerance: float = 0.001,
+    quiet: bool = False,
+    history: Union[int, None] = None,
+    history_out: Union[_Path, None] = None,
+    history_csv: Union[_Path, None] = None,
+    plot: Union[_Path, None] = None,
+    groups: Union[_Path, None] = None,
+    out: Union[_Path, None] = None,
+    # Device
+    backend: Literal["auto", "gpu", "simd", "cpu"] = "auto",
+    threads: Union[int, None] = None,  # one per core
+    adapter: Union[str, int] = "auto",
+    kernel: Literal["auto", "fused", "layered"] = "auto",
+    epochs_per_submission: Union[int, None] = None,  # adaptive
+    # Scale-out
+    shard: Union[str, None] = None,
+    shard_count: Union[int, None] = None,
+    # This package's own
+    progress: bool = True,
+) -> Run:
+    """Trains a population of networks (see `help(gputrain.train)` for
+    every keyword's meaning, from the command line's help)."""
+
+def load(path: _Path) -> Run:
+    """The networks of a weights file as a Run (weights, learning_rate,
+    target_epoch, epochs_completed, metadata, predict)."""
+
+def adapters() -> list[dict[str, object]]:
+    """Every GPU adapter wgpu finds, as `gputrain adapters --json`."""
+
+class Run:
+    summary: dict[str, object] | None
+    """The summary `--json` prints (None for a Run from `load`)."""
+    passed: bool
+    """verify= passed, or was not asked for."""
+    @property
+    def networks(self) -> int: ...
+    @property
+    def results(self) -> dict[str, np.ndarray] | None:
+        """The results CSV's columns by name (empty cells NaN)."""
+    @property
+    def final_loss(self) -> npt.NDArray[np.float64] | None:
+        """[networks]: the loss after training (NaN or inf if diverged)."""
+    @property
+    def target_epoch(self) -> npt.NDArray[np.float64]:
+        """[networks]: first epoch at or below target_loss; NaN if never."""
+    @property
+    def diverged(self) -> npt.NDArray[np.bool_] | None:
+        """[networks]: a loss or parameter became NaN or infinite."""
+    @property
+    def learning_rate(self) -> npt.NDArray[np.float64]:
+        """[networks]: each network's learning rate."""
+    @property
+    def epochs_completed(self) -> npt.NDArray[np.int64]:
+        """[networks]: epochs trained (fewer only if interrupted)."""
+    @property
+    def weights(self) -> dict[str, np.ndarray]:
+        """The safetensors file's tensors by name: layers.{l}.weight
+        float32 [networks, n_{l+1}, n_l], layers.{l}.bias, optimizer
+        state, learning_rate, epochs_completed, target_epoch."""
+    @property
+    def metadata(self) -> dict[str, str]:
+        """The weights file's metadata (topology, loss, optimizer, ...)."""
+    @property
+    def history(self) -> dict[str, np.ndarray] | None:
+        """With history=K: epochs int64 [points], loss (and eval_loss)
+        float32 [networks, points]."""
+    def predict(
+        self,
+        X: npt.ArrayLike,
+        backend: Literal["auto", "gpu", "simd", "cpu"] = "auto",
+        adapter: str = "auto",
+    ) -> npt.NDArray[np.float64]:
+        """Outputs [networks, samples, outputs] on X [samples, inputs]."""
+    def save(self, path: _Path) -> list[str]:
+        """Writes the weights file --weights PATH writes, byte for byte."""

@@ -1,0 +1,539 @@
+//! `gputrain._native`: the Python package's bridge to the gputrain
+//! library. It trains through the same function as the command line
+//! (`commands::train_with`), from the same parsed flags (the keywords are
+//! the flags' names), so a Python run and a command-line run of one
+//! configuration are the same computation and write the same files. What
+//! is here only moves values across: arguments in, NumPy arrays out, the
+//! training on a thread of its own while the caller waits without the GIL.
+//! The typed, documented API is the pure-Python `gputrain` package around
+//! this module (python/gputrain).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use clap::{ArgAction, Args, FromArgMatches};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+use gputrain::Error;
+use gputrain::cli::TrainArgs;
+use gputrain::commands::{self, Hooks, Trained};
+use gputrain::data::Arrays;
+use gputrain::sweep::outputs::{OutputPaths, summary_json};
+use gputrain::training::StopFlag;
+
+create_exception!(
+    _native,
+    TrainingError,
+    PyRuntimeError,
+    "Training could not run or finish: no GPU adapter, a device lost or stuck, a kernel \
+     that failed to build. The message says what happened and what to try."
+);
+
+/// The library's error as the Python exception a caller expects, with the
+/// command line's message: bad arguments, data or files are `ValueError`,
+/// a file that cannot be read or written `OSError`, a run too large for
+/// memory `MemoryError`, the rest [`TrainingError`].
+fn to_py(e: Error) -> PyErr {
+    let message = e.to_string();
+    match e {
+        Error::Config(_)
+        | Error::Topology(_)
+        | Error::Init(_)
+        | Error::Data { .. }
+        | Error::WeightsFile { .. }
+        | Error::Merge { .. } => PyValueError::new_err(message),
+        Error::Io { .. } => PyOSError::new_err(message),
+        Error::HostMemory(_) | Error::TooLarge(_) => PyMemoryError::new_err(message),
+        _ => TrainingError::new_err(message),
+    }
+}
+
+/// `train`'s flags as clap defines them, for the command line's parser.
+fn train_command() -> clap::Command {
+    TrainArgs::augment_args(clap::Command::new("gputrain").no_binary_name(true))
+        .allow_negative_numbers(true)
+}
+
+/// Every flag of `gputrain train`: (keyword, flag, takes a value, may be
+/// repeated, default, help, hidden). The Python package takes its
+/// keywords, their defaults and their documentation from here.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn flags() -> Vec<(String, String, bool, bool, Option<String>, String, bool)> {
+    train_command()
+        .get_arguments()
+        .filter_map(|arg| {
+            let long = arg.get_long()?;
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|v| v.to_string_lossy().into_owned())
+                .collect();
+            Some((
+                long.replace('-', "_"),
+                format!("--{long}"),
+                arg.get_action().takes_values(),
+                matches!(arg.get_action(), ArgAction::Append),
+                (!defaults.is_empty()).then(|| defaults.join(",")),
+                arg.get_help().map_or(String::new(), |h| h.to_string()),
+                arg.is_hide_set(),
+            ))
+        })
+        .collect()
+}
+
+/// Parses command-line arguments as `gputrain train` does; the error is
+/// clap's message without its "error: " and its hint about --help.
+fn parse(argv: &[String]) -> Result<TrainArgs, String> {
+    let matches = train_command()
+        .try_get_matches_from(argv)
+        .map_err(|e| clap_message(&e))?;
+    TrainArgs::from_arg_matches(&matches).map_err(|e| clap_message(&e))
+}
+
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let text = text.trim().trim_start_matches("error: ");
+    // The hints after the message (usage, --help) are the command line's.
+    let text = ["\n\nUsage:", "\n\nFor more information"]
+        .iter()
+        .filter_map(|hint| text.find(hint))
+        .min()
+        .map_or(text, |at| &text[..at]);
+    text.trim().to_string()
+}
+
+/// Parses `argv` as the command line does: None when they parse, else the
+/// flag whose value was refused (where the error is about one value) and
+/// the message.
+#[pyfunction]
+fn parse_error(argv: Vec<String>) -> Option<(Option<String>, String)> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let e = match train_command().try_get_matches_from(&argv) {
+        Ok(matches) => match TrainArgs::from_arg_matches(&matches) {
+            Ok(_) => return None,
+            Err(e) => e,
+        },
+        Err(e) => e,
+    };
+    let about_a_value = matches!(
+        e.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    );
+    let flag = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) if about_a_value => {
+            arg.split_whitespace().next().map(str::to_string)
+        }
+        _ => None,
+    };
+    Some((flag, clap_message(&e)))
+}
+
+/// A 2-D float64 array as row-major values and its column count, in any
+/// memory order (a C-contiguous array is read in place).
+fn rows(array: &PyReadonlyArray2<'_, f64>) -> (Vec<f64>, usize) {
+    let view = array.as_array();
+    let columns = view.ncols();
+    let values = match view.as_slice() {
+        Some(slice) => slice.to_vec(),
+        None => view.iter().copied().collect(),
+    };
+    (values, columns)
+}
+
+fn arrays(
+    argument: &str,
+    x: &PyReadonlyArray2<'_, f64>,
+    y: Option<&PyReadonlyArray2<'_, f64>>,
+) -> Arrays {
+    let (x, x_columns) = rows(x);
+    let (y, y_columns) = y.map_or((Vec::new(), 0), rows);
+    Arrays {
+        argument: argument.to_string(),
+        x,
+        x_columns,
+        y,
+        y_columns,
+    }
+}
+
+/// What the training thread shares with the waiting caller.
+#[derive(Default)]
+struct Shared {
+    done: AtomicU64,
+    total: AtomicU64,
+    stop: StopFlag,
+    log: Mutex<Vec<String>>,
+    /// The run's end: its outcome, or the error's message and kind.
+    result: Mutex<Option<Result<Trained, Failure>>>,
+    finished: Condvar,
+}
+
+/// A run that failed, or a panic caught on the training thread.
+enum Failure {
+    Error(Error),
+    Panic(String),
+}
+
+/// A training run on a thread of its own. `wait` lets go of the GIL, so
+/// the caller's other threads run, and returns at least every `timeout`
+/// seconds, so the caller sees Ctrl-C (KeyboardInterrupt) and draws the
+/// progress.
+#[pyclass]
+struct Job {
+    shared: Arc<Shared>,
+}
+
+#[pymethods]
+impl Job {
+    /// Waits up to `timeout` seconds (without the GIL) for the run to end;
+    /// true once it has.
+    fn wait(&self, py: Python<'_>, timeout: f64) -> bool {
+        let shared = &self.shared;
+        py.detach(|| {
+            let guard = shared.result.lock().expect("result lock");
+            let limit = Duration::from_secs_f64(timeout.clamp(0.0, 3600.0));
+            let (guard, _) = shared
+                .finished
+                .wait_timeout_while(guard, limit, |r| r.is_none())
+                .expect("result lock");
+            guard.is_some()
+        })
+    }
+
+    /// (network-epochs done, network-epochs in all).
+    fn progress(&self) -> (u64, u64) {
+        let s = &self.shared;
+        (s.done.load(Ordering::Relaxed), s.total.load(Ordering::Relaxed))
+    }
+
+    /// The lines the run has for its user since the last call.
+    fn messages(&self) -> Vec<String> {
+        std::mem::take(&mut *self.shared.log.lock().expect("log lock"))
+    }
+
+    /// Asks the run to stop after the current chunk of epochs.
+    fn cancel(&self) {
+        self.shared.stop.request();
+    }
+
+    /// The finished run: the summary as `--json` prints it, whether
+    /// `--verify` passed, and its files: results CSV, weights files (one
+    /// per model) and learning curves. Raises the run's error.
+    fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let taken = self.shared.result.lock().expect("result lock").take();
+        let trained = match taken {
+            None => return Err(PyRuntimeError::new_err("the run has not finished")),
+            Some(Err(Failure::Error(e))) => return Err(to_py(e)),
+            Some(Err(Failure::Panic(message))) => {
+                return Err(TrainingError::new_err(format!(
+                    "internal error (please report it): {message}"
+                )));
+            }
+            Some(Ok(trained)) => trained,
+        };
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let weights: Vec<String> = (0..trained.models)
+            .filter_map(|k| trained.paths.weights_file(k, trained.models))
+            .map(|p| p.display().to_string())
+            .collect();
+        let out = PyDict::new(py);
+        out.set_item("summary", summary_json(&trained.summary))?;
+        out.set_item("passed", trained.passed)?;
+        out.set_item("results", path(&trained.paths.results))?;
+        out.set_item("weights", weights)?;
+        out.set_item("history", path(&trained.paths.history_out))?;
+        Ok(out)
+    }
+}
+
+/// Starts a training run of the `gputrain train` flags `argv`, with the
+/// training samples `data` and held-out samples `eval_data` as float64
+/// arrays `(X, Y)` where given, writing the outputs no flag names into
+/// `scratch`. Bad flags and bad arrays raise here, before any work.
+#[pyfunction]
+#[pyo3(signature = (argv, scratch, data=None, eval_data=None))]
+fn start(
+    argv: Vec<String>,
+    scratch: PathBuf,
+    data: Option<(PyReadonlyArray2<'_, f64>, PyReadonlyArray2<'_, f64>)>,
+    eval_data: Option<(PyReadonlyArray2<'_, f64>, PyReadonlyArray2<'_, f64>)>,
+) -> PyResult<Job> {
+    let mut args = parse(&argv).map_err(PyValueError::new_err)?;
+    if let Some((x, y)) = &data {
+        args.data.arrays = Some(Arc::new(arrays("data", x, Some(y))));
+    }
+    if let Some((x, y)) = &eval_data {
+        args.data.eval_arrays = Some(Arc::new(arrays("eval_data", x, Some(y))));
+    }
+    // The arguments as a whole (the grid, the data against the model), so
+    // a mistake raises at once rather than from the thread.
+    args.to_sweep().map_err(to_py)?;
+    let shared = Arc::new(Shared::default());
+    let worker = Arc::clone(&shared);
+    std::thread::Builder::new()
+        .name("gputrain-train".into())
+        .spawn(move || {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let s = &worker;
+                commands::train_with(
+                    &args,
+                    Some(&scratch),
+                    Hooks {
+                        progress: &mut |p| {
+                            s.done.store(p.network_epochs_done, Ordering::Relaxed);
+                            s.total.store(p.network_epochs_total, Ordering::Relaxed);
+                        },
+                        log: &mut |line| s.log.lock().expect("log lock").push(line.to_string()),
+                        stop: s.stop.clone(),
+                    },
+                )
+            }));
+            let result = match run {
+                Ok(Ok(trained)) => Ok(trained),
+                Ok(Err(e)) => Err(Failure::Error(e)),
+                Err(panic) => Err(Failure::Panic(
+                    panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_else(|| "a panic without a message".into()),
+                )),
+            };
+            *worker.result.lock().expect("result lock") = Some(result);
+            worker.finished.notify_all();
+        })
+        .map_err(|e| TrainingError::new_err(format!("cannot start a training thread: {e}")))?;
+    Ok(Job { shared })
+}
+
+/// Every tensor of a safetensors file as a NumPy array of its dtype and
+/// shape, and the file's metadata.
+#[pyfunction]
+fn read_tensors<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
+    let bytes = std::fs::read(&path).map_err(|e| {
+        to_py(Error::Io {
+            path: path.clone(),
+            source: e,
+        })
+    })?;
+    let bad = |m: String| {
+        to_py(Error::WeightsFile {
+            path: path.clone(),
+            message: m,
+        })
+    };
+    let file = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let tensors = PyDict::new(py);
+    let mut names = file.names();
+    names.sort();
+    for name in names {
+        let view = file.tensor(name).map_err(|e| bad(e.to_string()))?;
+        let shape = view.shape().to_vec();
+        let data = view.data();
+        let array = match view.dtype() {
+            safetensors::Dtype::F32 => typed::<f32>(py, data, &shape)?,
+            safetensors::Dtype::F64 => typed::<f64>(py, data, &shape)?,
+            safetensors::Dtype::I64 => typed::<i64>(py, data, &shape)?,
+            other => return Err(bad(format!("tensor {name} has dtype {other:?}"))),
+        };
+        tensors.set_item(name, array)?;
+    }
+    let metadata = PyDict::new(py);
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    if let Some(map) = header.metadata() {
+        for (k, v) in map {
+            metadata.set_item(k, v)?;
+        }
+    }
+    Ok((tensors, metadata))
+}
+
+/// Little-endian values of one dtype as an array of `shape`.
+fn typed<'py, T>(py: Python<'py>, data: &[u8], shape: &[usize]) -> PyResult<Bound<'py, PyAny>>
+where
+    T: numpy::Element + Copy + FromLe,
+{
+    let size = std::mem::size_of::<T>();
+    let values: Vec<T> = data.chunks_exact(size).map(T::from_le).collect();
+    let flat = PyArray1::from_vec(py, values);
+    Ok(flat.reshape(shape.to_vec())?.into_any())
+}
+
+/// A number from its little-endian bytes.
+trait FromLe {
+    fn from_le(bytes: &[u8]) -> Self;
+}
+
+macro_rules! from_le {
+    ($($t:ty),*) => {$(
+        impl FromLe for $t {
+            fn from_le(bytes: &[u8]) -> Self {
+                <$t>::from_le_bytes(bytes.try_into().expect("whole values"))
+            }
+        }
+    )*};
+}
+from_le!(f32, f64, i64);
+
+/// A results CSV as columns in header order: (name, integers, floats,
+/// text), one of the three filled: integers where every cell is one,
+/// floats (NaN for an empty cell) where every cell is a number or empty,
+/// else the text.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn read_results(
+    path: PathBuf,
+) -> PyResult<Vec<(String, Option<Vec<i64>>, Option<Vec<f64>>, Option<Vec<String>>)>> {
+    let bad = |e: csv::Error| {
+        to_py(Error::data(
+            path.clone(),
+            e.position().map(|p| p.line() as usize),
+            e.to_string(),
+        ))
+    };
+    let mut reader = csv::Reader::from_path(&path).map_err(bad)?;
+    let names: Vec<String> = reader
+        .headers()
+        .map_err(bad)?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+    for record in reader.records() {
+        let record = record.map_err(bad)?;
+        for (column, cell) in cells.iter_mut().zip(record.iter()) {
+            column.push(cell.to_string());
+        }
+    }
+    Ok(names
+        .into_iter()
+        .zip(cells)
+        .map(|(name, column)| {
+            if let Ok(ints) = column.iter().map(|c| c.parse::<i64>()).collect() {
+                return (name, Some(ints), None, None);
+            }
+            let float = |c: &String| match c.is_empty() {
+                true => Ok(f64::NAN),
+                false => c.parse::<f64>(),
+            };
+            match column.iter().map(float).collect() {
+                Ok(floats) => (name, None, Some(floats), None),
+                Err(_) => (name, None, None, Some(column)),
+            }
+        })
+        .collect())
+}
+
+/// The outputs of every network in the weights file `weights` on the
+/// samples `x` (float64, [samples, inputs]) as an array [networks,
+/// samples, outputs], with the adapter that computed them (None: the
+/// float64 CPU reference) and any notes.
+#[pyfunction]
+#[pyo3(signature = (weights, x, backend="auto", adapter="auto"))]
+#[allow(clippy::type_complexity)]
+fn predict<'py>(
+    py: Python<'py>,
+    weights: PathBuf,
+    x: PyReadonlyArray2<'py, f64>,
+    backend: &str,
+    adapter: &str,
+) -> PyResult<(Bound<'py, PyAny>, Option<String>, Vec<String>)> {
+    use clap::ValueEnum;
+    let backend = gputrain::run::BackendChoice::from_str(backend, false).map_err(|_| {
+        PyValueError::new_err(format!(
+            "backend={backend:?}: expected one of 'auto', 'gpu', 'simd', 'cpu'"
+        ))
+    })?;
+    let adapter: gputrain::gpu::AdapterChoice = match adapter.parse() {
+        Ok(choice) => choice,
+        Err(never) => match never {},
+    };
+    let spec = gputrain::weights::recorded_model(&weights).map_err(to_py)?;
+    let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
+    let data = arrays("X", &x, None)
+        .to_dataset(inputs, 0, spec.target_range())
+        .map_err(to_py)?;
+    let samples = data.samples();
+    let (values, adapter, notes) = py
+        .detach(|| {
+            let loaded = gputrain::weights::read(&weights, &spec)?;
+            let f = gputrain::predict::forward(&spec, &loaded.params, &data, backend, &adapter)?;
+            Ok::<_, Error>((f.values, f.adapter, f.notes))
+        })
+        .map_err(to_py)?;
+    let networks = values.len() / (samples * outputs).max(1);
+    let array = PyArray1::from_vec(py, values).reshape([networks, samples, outputs])?;
+    Ok((array.into_any(), adapter, notes))
+}
+
+/// Every adapter wgpu finds, as JSON (`gputrain adapters --json`).
+#[pyfunction]
+fn adapters(py: Python<'_>) -> String {
+    py.detach(|| serde_json::Value::Array(commands::adapters_json()).to_string())
+}
+
+/// The weights files of `models` models for the weights path `path`, as a
+/// run names them (one model: the path itself; several: NAME-k.EXT).
+#[pyfunction]
+fn weights_files(path: PathBuf, models: usize) -> Vec<String> {
+    let paths = OutputPaths {
+        weights: Some(path),
+        ..OutputPaths::default()
+    };
+    (0..models)
+        .filter_map(|k| paths.weights_file(k, models))
+        .map(|p| p.display().to_string())
+        .collect()
+}
+
+/// Copies `from` to `to` whole or not at all (a temporary file beside
+/// `to`, renamed into place).
+#[pyfunction]
+fn copy_file(py: Python<'_>, from: PathBuf, to: PathBuf) -> PyResult<()> {
+    py.detach(|| copy_whole(&from, &to)).map_err(to_py)
+}
+
+fn copy_whole(from: &Path, to: &Path) -> Result<(), Error> {
+    use std::io::Write;
+    let bytes = std::fs::read(from).map_err(|e| Error::Io {
+        path: from.to_path_buf(),
+        source: e,
+    })?;
+    let mut file = gputrain::output::TemporaryFile::create(to)?;
+    let written = file.handle().write_all(&bytes);
+    written.map_err(|e| file.error(e))?;
+    file.persist()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("TrainingError", m.py().get_type::<TrainingError>())?;
+    m.add_class::<Job>()?;
+    for f in [
+        wrap_pyfunction!(flags, m)?,
+        wrap_pyfunction!(parse_error, m)?,
+        wrap_pyfunction!(start, m)?,
+        wrap_pyfunction!(read_tensors, m)?,
+        wrap_pyfunction!(read_results, m)?,
+        wrap_pyfunction!(predict, m)?,
+        wrap_pyfunction!(adapters, m)?,
+        wrap_pyfunction!(weights_files, m)?,
+        wrap_pyfunction!(copy_file, m)?,
+    ] {
+        m.add_function(f)?;
+    }
+    Ok(())
+}

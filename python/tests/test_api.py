@@ -1,0 +1,163 @@
+"""The keywords, the typed stub and the errors of gputrain's Python API."""
+
+import ast
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gputrain
+from gputrain import _native
+
+STUB = Path(__file__).resolve().parents[1] / "gputrain" / "__init__.pyi"
+
+XOR_X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+XOR_Y = [[0.0], [1.0], [1.0], [0.0]]
+SMALL = dict(task="xor", layers=[2, 3, 1], networks=8, epochs=50, backend="simd", progress=False)
+
+NO_TASK = {k: v for k, v in SMALL.items() if k != "task"}
+
+
+def stub_train():
+    tree = ast.parse(STUB.read_text())
+    (train,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "train"]
+    args = train.args
+    return {a.arg: ast.literal_eval(d) for a, d in zip(args.kwonlyargs, args.kw_defaults)}
+
+
+def test_the_stub_lists_every_keyword_with_the_command_lines_defaults():
+    stub = stub_train()
+    flags = {f[0]: f for f in _native.flags()}
+    keywords = set(gputrain._keywords()) | {"epochs_per_submission"}
+    assert set(stub) == keywords, (
+        f"in the stub only: {sorted(set(stub) - keywords)}; "
+        f"flags missing from it: {sorted(keywords - set(stub))}"
+    )
+    for name, default in stub.items():
+        if name in gputrain._OWN:
+            continue
+        _, flag, takes_value, _, cli_default, _, _ = flags[name]
+        if not takes_value:
+            assert default is False, f"{name}: a switch defaults to False"
+        elif cli_default is None:
+            assert default is None, f"{name}: {flag} has no fixed default, the stub says {default!r}"
+        else:
+            text = gputrain._flag_text(name, default)
+            assert text == cli_default, f"{name}: stub {text!r}, {flag} {cli_default!r}"
+
+
+def test_the_docstring_documents_every_keyword():
+    doc = gputrain.train.__doc__
+    for name in gputrain._keywords():
+        assert f"\n{name}" in doc, f"{name} is not in help(gputrain.train)"
+
+
+def test_unknown_keywords_raise_type_error_with_a_suggestion():
+    with pytest.raises(TypeError, match=r"unexpected keyword argument 'epoch'; did you mean 'epochs'"):
+        gputrain.train(epoch=5, **SMALL)
+    with pytest.raises(TypeError, match=r"argument 'target_los'; did you mean 'target_loss'"):
+        gputrain.train(target_los=0.1, **SMALL)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'frobnicate'$"):
+        gputrain.train(frobnicate="red", **SMALL)
+    with pytest.raises(TypeError, match="does not take 'json': Run.summary"):
+        gputrain.train(json=True, **SMALL)
+
+
+def test_values_of_the_wrong_type_raise_type_error():
+    with pytest.raises(TypeError, match=r"freeze_bias=1: expected True or False"):
+        gputrain.train(freeze_bias=1, **SMALL)
+    with pytest.raises(TypeError, match=r"seed=True: expected a value, not True or False"):
+        gputrain.train(seed=True, **SMALL)
+    with pytest.raises(TypeError, match=r"seed=\{\}: expected a number"):
+        gputrain.train(seed={}, **SMALL)
+    with pytest.raises(TypeError, match=r"progress='yes': expected True or False"):
+        gputrain.train(**{**SMALL, "progress": "yes"})
+    with pytest.raises(TypeError, match=r"data= takes \(X, Y\)"):
+        gputrain.train(data=np.zeros((4, 3)), **SMALL)
+
+
+@pytest.mark.parametrize(
+    "kwargs, cli_args, names_keyword",
+    [
+        (dict(networks=0), ["--networks", "0"], True),
+        (dict(lr=-1.0), ["--lr", "-1.0"], True),
+        (dict(activation="swish"), ["--activation", "swish"], True),
+        (dict(lr=(5.0, 0.05)), ["--lr", "5.0..0.05"], True),
+        (dict(momentum=0.5), ["--momentum", "0.5"], False),
+        (dict(stop_at_target=True), ["--stop-at-target"], False),
+        (dict(task="xor", layers=[3, 3, 1]), ["--task", "xor", "--layers", "3,3,1"], False),
+        (dict(networks=10, lr=[0.1, 0.5, 1.0]), ["--networks", "10", "--lr", "0.1,0.5,1.0"], False),
+    ],
+)
+def test_bad_values_raise_value_error_with_the_command_lines_message(
+    kwargs, cli_args, names_keyword, cli
+):
+    done = cli(*cli_args, "--epochs", "1", "-q", check=False)
+    assert done.returncode == 2, done.stderr
+    message = done.stderr.strip().splitlines()[0].removeprefix("error: ")
+    with pytest.raises(ValueError) as raised:
+        gputrain.train(epochs=1, progress=False, **kwargs)
+    assert message in str(raised.value), f"CLI: {message!r}\nPython: {raised.value}"
+    if names_keyword:
+        # A refused value names its keyword, as the user wrote it.
+        (name, value), = kwargs.items()
+        assert str(raised.value).startswith(f"{name}={value!r}: "), str(raised.value)
+
+
+def test_missing_files_are_os_errors_naming_the_file(tmp_path):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(ValueError, match="nope.safetensors"):
+        gputrain.train(init_weights=missing, **SMALL)
+    with pytest.raises(OSError, match="nope.safetensors"):
+        gputrain.load(missing)
+    with pytest.raises(ValueError, match="no.csv"):
+        gputrain.train(data=tmp_path / "no.csv", **NO_TASK)
+
+
+def test_data_arrays_are_checked_naming_argument_row_and_column():
+    x, y = np.array(XOR_X), np.array(XOR_Y)
+    cases = [
+        ((x, y.ravel()), r"data: Y must be 2-D .* shape is \(4,\) \(a column of one output"),
+        ((x[:, :1], y), r"data: X has 1 columns, but the networks take 2 inputs"),
+        ((x, np.hstack([y, y])), r"data: Y has 2 columns, but the networks have 1 outputs"),
+        ((x, y[:3]), r"data: X has 4 rows but Y has 3"),
+        ((x[:0], y[:0]), r"data: X has no rows"),
+        ((np.where(np.arange(8).reshape(4, 2) == 5, np.nan, x), y), r"data: X row 2, column 1 is NaN"),
+        ((x, np.array([[0.0], [1.0], [1.5], [0.0]])), r"data: Y row 2, column 0 is 1.5, outside \[0, 1\]"),
+        ((x, [["a"], ["b"], ["c"], ["d"]]), r"data: Y must be a 2-D array of numbers"),
+    ]
+    for data, pattern in cases:
+        with pytest.raises(ValueError, match=pattern):
+            gputrain.train(data=data, **NO_TASK)
+    with pytest.raises(ValueError, match=r"eval_data: Y row 1, column 0 is -1, outside"):
+        gputrain.train(data=(x, y), eval_data=(x, -y), **NO_TASK)
+    with pytest.raises(ValueError, match="data: give samples as arrays or task, not both"):
+        gputrain.train(data=(x, y), **SMALL)
+    with pytest.raises(ValueError, match=r"data needs layers \(e.g. \[2, 3, 1\]"):
+        gputrain.train(data=(x, y), networks=2, epochs=1, progress=False)
+    with pytest.raises(ValueError, match=r"X has 3 columns, but the networks take 2 inputs"):
+        gputrain.train(**SMALL).predict(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"X row 0, column 1 is inf"):
+        gputrain.train(**SMALL).predict([[0.0, np.inf]])
+
+
+def test_any_float_array_layout_gives_the_same_run():
+    x, y = np.array(XOR_X), np.array(XOR_Y)
+    base = gputrain.train(data=(x, y), **NO_TASK)
+    for data in [
+        (np.asfortranarray(x), np.asfortranarray(y)),
+        (x.astype(np.float32), y.astype(np.float32)),
+        (XOR_X, XOR_Y),
+        (np.hstack([x, x])[:, :2], y),  # a strided view
+    ]:
+        run = gputrain.train(data=data, **NO_TASK)
+        assert np.array_equal(run.final_loss, base.final_loss)
+
+
+def test_adapters_are_the_command_lines(cli):
+    import json
+
+    listed = json.loads(cli("adapters", "--json").stdout)
+    assert gputrain.adapters() == listed
+    assert listed, "no adapter: install mesa-vulkan-drivers (lavapipe) for the GPU tests"
+    assert {"index", "name", "backend", "device_type", "driver"} <= set(listed[0])
