@@ -216,11 +216,12 @@ def train(**kwargs) -> Run:
             _say(job.messages(), quiet)
         bar.update(*job.progress())
     except KeyboardInterrupt:
-        # Stop the run after its current chunk, give it a moment to, and
-        # let the interrupt through; its files go with the scratch
-        # directory.
+        # Ask the run to stop after its current chunk, give it a moment
+        # to, and let the interrupt through within about a second; a
+        # thread still finishing its chunk ends on its own, and its files
+        # go with the scratch directory.
         job.cancel()
-        job.wait(1.0)
+        job.wait(0.5)
         raise
     finally:
         bar.close()

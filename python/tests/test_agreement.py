@@ -1,0 +1,165 @@
+"""A Python run is the command line's run: the same numbers bit for bit and
+the same files byte for byte, on every backend; the files read back with
+safetensors.numpy; the seed network's outputs to 1e-12 on the CPU."""
+
+import json
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+import gputrain
+
+# DESIGN.md's figures for seed 003 after 20,000 epochs (lr 0.5, the
+# tutorial's weights and shared biases): the float64 reference reproduces
+# them to 1e-12 (tests/reference_numbers.rs).
+SEED_OUTPUTS_20000 = [0.010633774372091731, 0.9893773083483602]
+
+# Backends and the flags of a small run on each: the GPU one runs the real
+# shaders (lavapipe where there is no GPU: without any adapter it fails,
+# saying how to install one).
+BACKENDS = ["simd", "cpu", "gpu"]
+
+
+def python_and_cli(tmp_path, cli, flags, **kwargs):
+    """The same run through gputrain.train and the binary: (run, the
+    Python weights file, the CLI's results CSV and weights file)."""
+    results, weights = tmp_path / "cli.csv", tmp_path / "cli.safetensors"
+    cli(*flags, "--results", results, "--weights", weights, "-q")
+    run = gputrain.train(progress=False, **kwargs)
+    saved = run.save(tmp_path / "py.safetensors")
+    return run, saved, results, weights
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_python_run_is_the_command_lines_bit_for_bit(tmp_path, cli, backend):
+    flags = [
+        "--task", "xor", "--layers", "2,3,1", "--networks", "24", "--epochs", "300",
+        "--lr", "0.1..4", "--target-loss", "0.05", "--optimizer", "momentum",
+        "--seed", "7", "--backend", backend,
+    ]
+    run, saved, results, weights = python_and_cli(
+        tmp_path, cli, flags, task="xor", layers=[2, 3, 1], networks=24, epochs=300,
+        lr=(0.1, 4.0), target_loss=0.05, optimizer="momentum", seed=7, backend=backend,
+    )
+    assert [open(p, "rb").read() == weights.read_bytes() for p in saved] == [True]
+    own = tmp_path / "py.csv"
+    gputrain.train(progress=False, results=own, task="xor", layers=[2, 3, 1], networks=24,
+                   epochs=300, lr=(0.1, 4.0), target_loss=0.05, optimizer="momentum", seed=7,
+                   backend=backend)
+    assert own.read_bytes() == results.read_bytes()
+    # The arrays are the CSV's values exactly.
+    table = np.genfromtxt(results, delimiter=",", names=True)
+    for name in ["final_loss", "learning_rate", "target_epoch", "epochs_completed"]:
+        ours = getattr(run, name)
+        assert ours.shape == (24,)
+        assert np.array_equal(ours, table[name], equal_nan=True), (
+            f"{name}: network {np.flatnonzero(ours != table[name])[:1]}: "
+            f"{ours} vs {table[name]}"
+        )
+    assert np.array_equal(run.diverged, table["diverged"].astype(bool))
+
+
+def test_arrays_train_as_the_same_samples_in_a_csv_file(tmp_path, cli):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(40, 3))
+    y = (x[:, :1] * x[:, 1:2] > 0).astype(np.float64)
+    csv = tmp_path / "data.csv"
+    # repr: the shortest text that reads back as the same float64.
+    csv.write_text("".join(",".join(repr(float(v)) for v in row) + "\n" for row in np.hstack([x, y])))
+    flags = ["--data", csv, "--layers", "3,4,1", "--networks", "16", "--epochs", "200",
+             "--batch-size", "8", "--holdout", "0.25", "--backend", "simd"]
+    run, saved, results, weights = python_and_cli(
+        tmp_path, cli, flags, data=(x, y), layers=[3, 4, 1], networks=16, epochs=200,
+        batch_size=8, holdout=0.25, backend="simd",
+    )
+    assert open(saved[0], "rb").read() == weights.read_bytes()
+    table = np.genfromtxt(results, delimiter=",", names=True)
+    assert np.array_equal(run.final_loss, table["final_loss"])
+    assert np.array_equal(run.results["eval_loss"], table["eval_loss"])
+
+
+def test_the_summary_is_the_json_one(tmp_path, cli):
+    flags = ["--task", "xor", "--layers", "2,3,1", "--networks", "12", "--epochs", "100",
+             "--history", "25", "--backend", "simd", "--json", "-q"]
+    printed = json.loads(cli(*flags).stdout)
+    run = gputrain.train(task="xor", layers=[2, 3, 1], networks=12, epochs=100, history=25,
+                         backend="simd", progress=False)
+    timing = {"wall_seconds", "network_epochs_per_second", "adapter"}
+    assert set(run.summary) == set(printed)
+    for key in set(printed) - timing:
+        assert run.summary[key] == printed[key], key
+    # The curves: every network's loss at epochs 0, 25, ..., 100.
+    assert run.history["epochs"].tolist() == [0, 25, 50, 75, 100]
+    assert run.history["loss"].shape == (12, 5)
+    last = run.history["loss"][:, -1]
+    assert np.array_equal(last, run.final_loss.astype(np.float32))
+
+
+def test_weights_round_trip_through_safetensors_numpy(tmp_path):
+    run = gputrain.train(task="xor", layers=[2, 4, 1], networks=6, epochs=200,
+                         optimizer="adam", backend="simd", progress=False)
+    (path,) = run.save(tmp_path / "w.safetensors")
+    read = load_file(path)
+    assert set(read) == set(run.weights)
+    for name, array in run.weights.items():
+        assert read[name].dtype == array.dtype and np.array_equal(read[name], array), name
+    assert read["layers.0.weight"].shape == (6, 4, 2)
+    assert "layers.0.weight.exp_avg" in read
+    loaded = gputrain.load(path)
+    assert loaded.summary is None and loaded.final_loss is None
+    assert loaded.networks == 6
+    assert np.array_equal(loaded.learning_rate, run.learning_rate)
+    assert np.array_equal(loaded.epochs_completed, run.epochs_completed)
+    assert loaded.metadata["optimizer"] == "adam"
+    x = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+    assert np.array_equal(loaded.predict(x, backend="cpu"), run.predict(x, backend="cpu"))
+    # Saving the loaded file writes it again unchanged.
+    (again,) = loaded.save(tmp_path / "again.safetensors")
+    assert open(again, "rb").read() == open(path, "rb").read()
+    with pytest.raises(ValueError, match="not a gputrain weights file"):
+        from safetensors.numpy import save_file
+
+        save_file({"a": np.zeros(2, np.float32)}, str(tmp_path / "other.safetensors"))
+        gputrain.load(tmp_path / "other.safetensors")
+
+
+def test_the_seed_networks_outputs_after_20000_epochs_to_1e_12_on_the_cpu():
+    run = gputrain.train(task="tutorial", init="tutorial", networks=1, epochs=20000,
+                         backend="cpu", progress=False)
+    outputs = run.predict([[0.05, 0.10]], backend="cpu")
+    assert outputs.shape == (1, 1, 2)
+    for j, (got, want) in enumerate(zip(outputs[0, 0], SEED_OUTPUTS_20000)):
+        assert abs(got - want) <= 1e-12, f"network 0, output {j}: {got!r} vs {want!r}"
+    assert run.summary["backend"] == "cpu" and run.summary["strategy"] == "reference-f64"
+
+
+def test_predict_on_the_gpu_agrees_with_the_cpu_reference():
+    run = gputrain.train(task="xor", layers=[2, 3, 1], networks=5, epochs=100,
+                         backend="simd", progress=False)
+    x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+    gpu, cpu = run.predict(x, backend="gpu"), run.predict(x, backend="cpu")
+    assert gpu.shape == cpu.shape == (5, 4, 1)
+    # float32 forward passes of float32 parameters against float64 ones
+    # of the same (float32) parameters: measured up to 6e-8 on lavapipe.
+    assert np.max(np.abs(gpu - cpu)) < 1e-6
+
+
+def test_a_grid_and_a_run_directory(tmp_path, cli):
+    run = gputrain.train(task="xor", layers=[[2, 2, 1], [2, 3, 1]], lr=[0.5, 2.0], replicates=3,
+                         epochs=50, backend="simd", out=tmp_path / "run", progress=False)
+    assert run.networks == 12
+    assert run.results["point"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert run.results["layers"].tolist()[::3] == ["2-2-1", "2-2-1", "2-3-1", "2-3-1"]
+    assert len(run.summary["groups"]) == 4
+    with pytest.raises(ValueError, match="this run trained 2 models"):
+        run.weights
+    saved = run.save(tmp_path / "w.safetensors")
+    assert [p.rsplit("/", 1)[1] for p in saved] == ["w-0.safetensors", "w-1.safetensors"]
+    for k, path in enumerate(saved):
+        written = (tmp_path / "run" / f"weights-{k}.safetensors").read_bytes()
+        assert open(path, "rb").read() == written
+    cli("--task", "xor", "--layers", "2,2,1", "--layers", "2,3,1", "--lr", "0.5,2.0",
+        "--replicates", "3", "--epochs", "50", "--backend", "simd", "--out", tmp_path / "cli", "-q")
+    for name in ["results.csv", "groups.csv", "weights-0.safetensors", "weights-1.safetensors"]:
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name

@@ -1,0 +1,113 @@
+"""Every keyword of gputrain.train does what its flag does: one small run
+per keyword, checked for the keyword's effect (not just that it ran)."""
+
+import numpy as np
+import pytest
+
+import gputrain
+
+BASE = dict(task="xor", layers=[2, 3, 1], networks=4, epochs=20, backend="simd", progress=False)
+XOR = (np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float), np.array([[0], [1], [1], [0]], float))
+MOONS = dict(task="moons", layers=[2, 3, 1])
+
+
+def run(**kwargs):
+    return gputrain.train(**{**BASE, **kwargs})
+
+
+def loss_of(**kwargs):
+    return run(**kwargs).final_loss
+
+
+def saved_weights(tmp_path, **kwargs):
+    (path,) = run(**kwargs).save(tmp_path / "start.safetensors")
+    return path
+
+
+def check_files(tmp_path, names, **kwargs):
+    run(**{k: tmp_path / v if isinstance(v, str) and "." in v else v for k, v in kwargs.items()})
+    return all((tmp_path / n).exists() and (tmp_path / n).stat().st_size > 0 for n in names)
+
+
+# keyword -> a check that trains with it and returns True when it had its
+# effect; tmp_path and monkeypatch are pytest's.
+CASES = {
+    "layers": lambda t, m: run(layers=[2, 4, 1]).summary["topology"] == "2-4-1",
+    "bias": lambda t, m: run(bias="none").metadata["bias"] == "none",
+    "freeze_bias": lambda t, m: run(freeze_bias=True).summary["freeze_bias"] is True,
+    "activation": lambda t, m: run(activation="tanh").summary["activation"] == "tanh",
+    "output_activation": lambda t, m: run(output_activation="linear", loss="sse")
+    .summary["output_activation"] == "linear",
+    "loss": lambda t, m: run(loss="sse").summary["loss"] == "sse",
+    "reduction": lambda t, m: run(reduction="mean").summary["reduction"] == "mean",
+    "task": lambda t, m: run(task="parity:3", layers=[3, 3, 1]).summary["data"].startswith("parity:3"),
+    "data": lambda t, m: run(task=None, data=XOR).summary["data"] == "data (arrays)",
+    "samples": lambda t, m: run(**MOONS, samples=50, holdout=0.5).summary["eval_data"].endswith(
+        ", 25 samples"
+    ),
+    "noise": lambda t, m: not np.array_equal(loss_of(**MOONS, noise=0.2), loss_of(**MOONS)),
+    "data_seed": lambda t, m: not np.array_equal(
+        loss_of(**MOONS, noise=0.2, data_seed=3), loss_of(**MOONS, noise=0.2)
+    ),
+    "eval_data": lambda t, m: np.isfinite(run(eval_data=XOR).results["eval_loss"]).all(),
+    "holdout": lambda t, m: run(**MOONS, holdout=0.25).summary["eval_data"] is not None,
+    "networks": lambda t, m: run(networks=6).final_loss.shape == (6,),
+    "replicates": lambda t, m: run(networks=None, replicates=2, lr=[0.1, 0.5]).networks == 4,
+    "epochs": lambda t, m: run(epochs=7).epochs_completed.tolist() == [7] * 4,
+    "lr": lambda t, m: run(lr=0.25).learning_rate.tolist() == [0.25] * 4
+    and np.all(np.diff(run(lr=(0.1, 1.0)).learning_rate) > 0),
+    "init": lambda t, m: np.abs(run(init="uniform:0.01", epochs=0).weights["layers.0.weight"]).max()
+    <= 0.01,
+    "init_weights": lambda t, m: np.array_equal(
+        run(init_weights=saved_weights(t, init="uniform:0.5"), epochs=0).weights["layers.0.weight"],
+        gputrain.load(t / "start.safetensors").weights["layers.0.weight"],
+    ),
+    "resume": lambda t, m: run(resume=saved_weights(t), epochs=30).epochs_completed.tolist()
+    == [30] * 4,
+    "seed": lambda t, m: not np.array_equal(loss_of(seed=5), loss_of()),
+    "target_loss": lambda t, m: run(target_loss=0.2).summary["target_loss"] == 0.2,
+    "stop_at_target": lambda t, m: np.all(
+        run(lr=5.0, epochs=3000, target_loss=0.2, stop_at_target=True).final_loss <= 0.2
+    ),
+    "batch_size": lambda t, m: run(batch_size=2).metadata["batch_size"] == "2",
+    "no_shuffle": lambda t, m: run(batch_size=2, no_shuffle=True).metadata["shuffle"] == "false",
+    "optimizer": lambda t, m: run(optimizer="adam").metadata["optimizer"] == "adam",
+    "momentum": lambda t, m: run(optimizer="momentum", momentum=0.5).metadata["momentum"] == "0.5",
+    "beta1": lambda t, m: run(optimizer="adam", beta1=0.8).metadata["beta1"] == "0.8",
+    "beta2": lambda t, m: run(optimizer="adam", beta2=0.99).metadata["beta2"] == "0.99",
+    "eps": lambda t, m: run(optimizer="adam", eps=1e-6).metadata["eps"] == "0.000001",
+    "weight_decay": lambda t, m: run(weight_decay=0.01).metadata["weight_decay"] == "0.01",
+    "results": lambda t, m: check_files(t, ["r.csv"], results="r.csv"),
+    "weights": lambda t, m: check_files(t, ["w.safetensors"], weights="w.safetensors"),
+    "verify": lambda t, m: run(verify=2).summary["verify"]["passed"] is True,
+    "verify_tolerance": lambda t, m: run(verify=1, verify_tolerance=0.01)
+    .summary["verify"]["tolerance"] == 0.01,
+    "quiet": lambda t, m: run(quiet=True).networks == 4,
+    "history": lambda t, m: run(history=5).history["epochs"].tolist() == [0, 5, 10, 15, 20],
+    "history_out": lambda t, m: check_files(t, ["h.safetensors"], history=5, history_out="h.safetensors"),
+    "history_csv": lambda t, m: check_files(t, ["h.csv"], history=5, history_csv="h.csv"),
+    "plot": lambda t, m: check_files(t, ["p.svg"], history=5, plot="p.svg"),
+    "groups": lambda t, m: check_files(t, ["g.csv"], groups="g.csv"),
+    "out": lambda t, m: check_files(t, ["d/results.csv", "d/summary.json"], out=t / "d"),
+    "backend": lambda t, m: run(backend="cpu").summary["strategy"] == "reference-f64",
+    "threads": lambda t, m: "1 thread" in run(threads=1).summary["adapter"],
+    "adapter": lambda t, m: run(backend="gpu", adapter=0).summary["backend"] == "gpu",
+    "kernel": lambda t, m: run(backend="gpu", kernel="layered").summary["strategy"] == "layered",
+    "epochs_per_submission": lambda t, m: run(backend="gpu", epochs_per_submission=3).networks
+    == 4,
+    "shard": lambda t, m: run(shard="1/2", out=t / "s").results["network"].tolist() == [2, 3],
+    "shard_count": lambda t, m: (
+        m.setenv("JOB_COMPLETION_INDEX", "0"),
+        run(shard="auto", shard_count=2, out=t / "k").results["network"].tolist() == [0, 1],
+    )[1],
+    "progress": lambda t, m: run(progress=False).networks == 4,
+}
+
+
+def test_every_keyword_has_a_case():
+    assert set(CASES) == set(gputrain._keywords()) | {"epochs_per_submission"}
+
+
+@pytest.mark.parametrize("keyword", sorted(CASES))
+def test_the_keyword_has_its_flags_effect(keyword, tmp_path, monkeypatch):
+    assert CASES[keyword](tmp_path, monkeypatch), f"{keyword} had no effect"
