@@ -23,10 +23,12 @@ def _binary():
     given = os.environ.get("GPUTRAIN_BIN")
     if given:
         return Path(given)
-    for profile in ("release", "debug"):
-        path = REPO / "target" / profile / "gputrain"
-        if path.exists():
-            return path
+    # The newer of the two builds: `cargo test` (the README's test command)
+    # has just built the debug one.
+    built = [REPO / "target" / p / "gputrain" for p in ("debug", "release")]
+    built = [p for p in built if p.exists()]
+    if built:
+        return max(built, key=lambda p: p.stat().st_mtime)
     raise SystemExit(
         "no gputrain binary to compare with: build it (cargo build, or cargo test builds "
         "it) or point GPUTRAIN_BIN at one"
