@@ -83,7 +83,9 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
         },
     );
     line.finish();
-    let Trained { summary, passed, .. } = trained?;
+    let Trained {
+        summary, passed, ..
+    } = trained?;
     if !quiet {
         for note in &summary.notes {
             eprintln!("note: {note}");
@@ -150,10 +152,7 @@ pub fn train_with(
 
 /// Where a run's outputs go: `--out DIR`'s names, or the files the flags
 /// name, with the unnamed ones in `scratch` where there is one.
-fn output_paths(
-    args: &TrainArgs,
-    scratch: Option<&std::path::Path>,
-) -> Result<OutputPaths, Error> {
+fn output_paths(args: &TrainArgs, scratch: Option<&std::path::Path>) -> Result<OutputPaths, Error> {
     let out = &args.output;
     let history = out.history.is_some();
     if let Some(dir) = &out.out {

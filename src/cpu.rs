@@ -248,9 +248,10 @@ pub fn train_network(
 
 /// Trains one network in place, its optimizer `state` too (slot after
 /// slot, each one value per parameter: [`OptimizerConfig::state_slots`]
-/// times the parameters). Asks `stop` every few hundred epochs and, when
-/// it answers true, ends the run there (the outcome records the epochs
-/// done). With `history`, records the loss (and the held-out loss) at the
+/// times the parameters). Asks `stop` before the first epoch and every few
+/// hundred after it and, when it answers true, ends the run there (the
+/// outcome records the epochs done: none for a network that a stop
+/// reaches before it starts, so the networks after a Ctrl-C end at once). With `history`, records the loss (and the held-out loss) at the
 /// plan's loop points into its curve ([`crate::history`]).
 #[allow(clippy::too_many_arguments)]
 pub fn train_network_until(
@@ -322,7 +323,7 @@ pub fn train_network_until(
         }
     };
     'epochs: for epoch in 0..options.epochs {
-        if epoch % STOP_CHECK_EPOCHS == 0 && epoch > 0 && stop() {
+        if epoch % STOP_CHECK_EPOCHS == 0 && stop() {
             epochs_completed = epoch;
             break;
         }

@@ -712,6 +712,45 @@ mod tests {
     }
 
     #[test]
+    fn arrays_are_checked_naming_argument_array_row_and_column() {
+        let arrays = |x: Vec<f64>, y: Vec<f64>, y_columns| Arrays {
+            argument: "data".into(),
+            x,
+            x_columns: 2,
+            y,
+            y_columns,
+        };
+        let xor = arrays(
+            vec![0., 0., 0., 1., 1., 0., 1., 1.],
+            vec![0., 1., 1., 0.],
+            1,
+        );
+        let data = xor.to_dataset(2, 1, (0.0, 1.0)).unwrap();
+        assert_eq!((data.samples(), data.name.as_str()), (4, "data (arrays)"));
+        assert_eq!(data.target(2), &[1.0]);
+        let message = |a: &Arrays, outputs| {
+            a.to_dataset(2, outputs, (0.0, 1.0))
+                .unwrap_err()
+                .to_string()
+        };
+        let mut nan = xor.clone();
+        nan.x[5] = f64::NAN;
+        assert_eq!(
+            message(&nan, 1),
+            "data: X row 2, column 1 is NaN: every value must be a finite number"
+        );
+        let mut far = xor.clone();
+        far.y[3] = 2.0;
+        assert!(message(&far, 1).starts_with("data: Y row 3, column 0 is 2, outside [0, 1]"));
+        assert!(message(&xor, 2).starts_with("data: Y has 1 columns, but the networks have 2"));
+        let short = arrays(xor.x.clone(), vec![0., 1., 1.], 1);
+        assert!(message(&short, 1).contains("X has 4 rows but Y has 3"));
+        // Samples to predict: inputs only.
+        let inputs = arrays(xor.x.clone(), Vec::new(), 0);
+        assert_eq!(inputs.to_dataset(2, 0, (0.0, 1.0)).unwrap().outputs, 0);
+    }
+
+    #[test]
     fn targets_are_checked_against_the_output_range() {
         let text = "x,y\n0.5,-0.5\n0.1,7.0\n";
         let err = parse_csv(text, Path::new("r.csv"), 1, 1, (-1.0, 1.0))

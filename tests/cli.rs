@@ -715,21 +715,24 @@ fn interrupt_run(backend: &str) {
     );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert_eq!(json["interrupted"], true, "{json}");
+    // The fewest any network completed: none for the CPU reference, whose
+    // networks train one after another on each thread (those a Ctrl-C
+    // finds not yet started end at once).
     let completed = json["epochs_completed"].as_u64().unwrap();
-    assert!(
-        completed > 0 && completed < 4_000_000_000,
-        "{backend}: {completed} epochs"
-    );
+    assert!(completed < 4_000_000_000, "{backend}: {completed} epochs");
     let csv = std::fs::read_to_string(&results).expect("results written after Ctrl-C");
     let rows: Vec<&str> = csv.lines().skip(1).collect();
     assert_eq!(rows.len(), 64);
+    let mut most = 0;
     for row in rows {
         let epochs: u64 = row.split(',').nth(5).unwrap().parse().unwrap();
         assert!(
             epochs >= completed && epochs < 4_000_000_000,
             "{backend}: row {row}"
         );
+        most = most.max(epochs);
     }
+    assert!(most > 0, "{backend}: no network trained before the Ctrl-C");
     let bytes = std::fs::read(&weights).expect("weights written after Ctrl-C");
     let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
     let meta = meta.metadata().clone().unwrap();

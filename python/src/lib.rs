@@ -175,10 +175,36 @@ struct Shared {
     finished: Condvar,
 }
 
-/// A run that failed, or a panic caught on the training thread.
+/// A run that failed, or a panic caught on its way to Python.
 enum Failure {
     Error(Error),
     Panic(String),
+}
+
+impl Failure {
+    fn into_py(self) -> PyErr {
+        match self {
+            Failure::Error(e) => to_py(e),
+            Failure::Panic(message) => {
+                TrainingError::new_err(format!("internal error (please report it): {message}"))
+            }
+        }
+    }
+}
+
+/// Runs `f`, with a panic inside it caught as a [`Failure`] (so none
+/// crosses into Python).
+fn caught<T>(f: impl FnOnce() -> Result<T, Error>) -> Result<T, Failure> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result.map_err(Failure::Error),
+        Err(panic) => Err(Failure::Panic(
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into()),
+        )),
+    }
 }
 
 /// A training run on a thread of its own. `wait` lets go of the GIL, so
@@ -210,7 +236,10 @@ impl Job {
     /// (network-epochs done, network-epochs in all).
     fn progress(&self) -> (u64, u64) {
         let s = &self.shared;
-        (s.done.load(Ordering::Relaxed), s.total.load(Ordering::Relaxed))
+        (
+            s.done.load(Ordering::Relaxed),
+            s.total.load(Ordering::Relaxed),
+        )
     }
 
     /// The lines the run has for its user since the last call.
@@ -230,13 +259,7 @@ impl Job {
         let taken = self.shared.result.lock().expect("result lock").take();
         let trained = match taken {
             None => return Err(PyRuntimeError::new_err("the run has not finished")),
-            Some(Err(Failure::Error(e))) => return Err(to_py(e)),
-            Some(Err(Failure::Panic(message))) => {
-                return Err(TrainingError::new_err(format!(
-                    "internal error (please report it): {message}"
-                )));
-            }
-            Some(Ok(trained)) => trained,
+            Some(result) => result.map_err(Failure::into_py)?,
         };
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
         let weights: Vec<String> = (0..trained.models)
@@ -280,8 +303,8 @@ fn start(
     std::thread::Builder::new()
         .name("gputrain-train".into())
         .spawn(move || {
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                let s = &worker;
+            let s = &worker;
+            let result = caught(|| {
                 commands::train_with(
                     &args,
                     Some(&scratch),
@@ -294,18 +317,7 @@ fn start(
                         stop: s.stop.clone(),
                     },
                 )
-            }));
-            let result = match run {
-                Ok(Ok(trained)) => Ok(trained),
-                Ok(Err(e)) => Err(Failure::Error(e)),
-                Err(panic) => Err(Failure::Panic(
-                    panic
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_else(|| "a panic without a message".into()),
-                )),
-            };
+            });
             *worker.result.lock().expect("result lock") = Some(result);
             worker.finished.notify_all();
         })
@@ -395,7 +407,14 @@ from_le!(f32, f64, i64);
 #[allow(clippy::type_complexity)]
 fn read_results(
     path: PathBuf,
-) -> PyResult<Vec<(String, Option<Vec<i64>>, Option<Vec<f64>>, Option<Vec<String>>)>> {
+) -> PyResult<
+    Vec<(
+        String,
+        Option<Vec<i64>>,
+        Option<Vec<f64>>,
+        Option<Vec<String>>,
+    )>,
+> {
     let bad = |e: csv::Error| {
         to_py(Error::data(
             path.clone(),
@@ -466,13 +485,18 @@ fn predict<'py>(
         .to_dataset(inputs, 0, spec.target_range())
         .map_err(to_py)?;
     let samples = data.samples();
-    let (values, adapter, notes) = py
-        .detach(|| {
+    let forward = py.detach(|| {
+        caught(|| {
             let loaded = gputrain::weights::read(&weights, &spec)?;
-            let f = gputrain::predict::forward(&spec, &loaded.params, &data, backend, &adapter)?;
-            Ok::<_, Error>((f.values, f.adapter, f.notes))
+            gputrain::predict::forward(&spec, &loaded.params, &data, backend, &adapter)
         })
-        .map_err(to_py)?;
+    });
+    let gputrain::predict::Forward {
+        values,
+        adapter,
+        notes,
+        ..
+    } = forward.map_err(Failure::into_py)?;
     let networks = values.len() / (samples * outputs).max(1);
     let array = PyArray1::from_vec(py, values).reshape([networks, samples, outputs])?;
     Ok((array.into_any(), adapter, notes))
