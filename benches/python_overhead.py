@@ -6,6 +6,7 @@ and of a Python process that imports the package and makes the call,
 interleaved, in one run.
 
     .venv/bin/python benches/python_overhead.py [--repeats 7] [--binary PATH]
+        [--backend auto|gpu|simd|cpu]
 """
 
 import argparse
@@ -29,10 +30,12 @@ def timed(f):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--backend", default="auto", choices=["auto", "gpu", "simd", "cpu"])
     parser.add_argument(
         "--binary", default=str(Path(__file__).resolve().parents[1] / "target/release/gputrain")
     )
     args = parser.parse_args()
+    ARGS["backend"] = args.backend
     flags = [f"--{k}={v}" for k, v in ARGS.items()]
     cli, call, process = [], [], []
     script = f"import gputrain; gputrain.train(progress=False, **{ARGS!r})"

@@ -215,11 +215,12 @@ def train(**kwargs) -> Run:
             bar.update(*job.progress())
             _say(job.messages(), quiet)
         bar.update(*job.progress())
-    except KeyboardInterrupt:
-        # Ask the run to stop after its current chunk, give it a moment
-        # to, and let the interrupt through within about a second; a
-        # thread still finishing its chunk ends on its own, and its files
-        # go with the scratch directory.
+    except BaseException:
+        # Ctrl-C (KeyboardInterrupt) or anything else: ask the run to stop
+        # after its current chunk, give it a moment to, and let the
+        # exception through within about a second; a thread still
+        # finishing its chunk ends on its own, and its files go with the
+        # scratch directory.
         job.cancel()
         job.wait(0.5)
         raise
