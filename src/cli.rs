@@ -808,6 +808,22 @@ impl AdapterArg {
     }
 }
 
+/// Refuses samples given as arrays together with another source of the
+/// same samples (`others`: what each is called, and whether it is given).
+fn only_arrays(
+    arrays: Option<&crate::data::Arrays>,
+    what: &str,
+    others: [(&str, bool); 2],
+) -> Result<(), crate::Error> {
+    match (arrays, others.iter().find(|(_, given)| *given)) {
+        (Some(a), Some((other, _))) => Err(crate::Error::Config(format!(
+            "{}: give {what} as arrays or {other}, not both",
+            a.argument
+        ))),
+        _ => Ok(()),
+    }
+}
+
 /// One grid axis of a `train` command: its flag, its results column, its
 /// values as text, and how one point's arguments take value i.
 struct AxisDef {
@@ -1041,30 +1057,24 @@ impl TrainArgs {
         let usage = crate::Error::Config;
         let (model, training) = (&self.model, &self.training);
         let arrays = self.data.arrays.as_deref();
-        if let Some(a) = arrays {
-            let given = [
-                ("task", self.data.task.is_some()),
-                ("a data file", self.data.data.is_some()),
-            ];
-            if let Some((what, _)) = given.iter().find(|(_, g)| *g) {
-                return Err(usage(format!(
-                    "{}: give samples as arrays or {what}, not both",
-                    a.argument
-                )));
-            }
-        }
-        if let Some(a) = &self.data.eval_arrays {
-            let given = [
-                ("--eval-data", self.data.eval_data.is_some()),
-                ("--holdout", self.data.holdout.is_some()),
-            ];
-            if let Some((flag, _)) = given.iter().find(|(_, g)| *g) {
-                return Err(usage(format!(
-                    "{}: give held-out samples as arrays or {flag}, not both",
-                    a.argument
-                )));
-            }
-        }
+        let eval_arrays = self.data.eval_arrays.as_deref();
+        let d = &self.data;
+        only_arrays(
+            arrays,
+            "samples",
+            [
+                ("task", d.task.is_some()),
+                ("a data file", d.data.is_some()),
+            ],
+        )?;
+        only_arrays(
+            eval_arrays,
+            "held-out samples",
+            [
+                ("--eval-data", d.eval_data.is_some()),
+                ("--holdout", d.holdout.is_some()),
+            ],
+        )?;
         let task = match (&self.data.data, arrays, self.data.task) {
             (Some(_), _, _) | (None, Some(_), _) => None,
             (None, None, task) => Some(task.unwrap_or(Task::Tutorial)),
@@ -1139,7 +1149,6 @@ impl TrainArgs {
                 task.generate(&self.data.drawn.options_with(Some(task), holdout)?)
             }
         };
-        let eval_arrays = self.data.eval_arrays.as_deref();
         let (data, eval) = match (eval_arrays, &self.data.eval_data, self.data.holdout) {
             (Some(a), _, _) => {
                 let eval = a.to_dataset(inputs, outputs, range)?;

@@ -47,6 +47,10 @@ _NOT_KEYWORDS = {
 # Keywords of this module's own.
 _OWN = {"data", "eval_data", "progress"}
 
+# The results CSV's integer columns (the others that hold numbers are
+# float64, NaN where a cell is empty; diverged is bool).
+_INT_COLUMNS = {"network", "point", "replicate", "epochs_completed", "batch_size"}
+
 # The flags where a pair (a, b) is a spread a..b rather than a list.
 _SPREADS = {"lr"}
 
@@ -356,18 +360,15 @@ class Run:
         the table. None for a Run from `load`."""
         if self._results is None and self._results_file is not None:
             columns = {}
-            for name, ints, floats, text in _native.read_results(self._results_file):
-                if ints is not None:
-                    array = np.asarray(ints, dtype=np.int64)
-                elif floats is not None:
-                    array = np.asarray(floats, dtype=np.float64)
-                else:
-                    array = np.asarray(text)
-                columns[name] = array
-            if "diverged" in columns:
-                columns["diverged"] = columns["diverged"].astype(bool)
-            if "target_epoch" in columns:
-                columns["target_epoch"] = columns["target_epoch"].astype(np.float64)
+            for name, column in _native.read_results(self._results_file):
+                column = np.asarray(column)
+                if name == "diverged":
+                    column = column.astype(bool)
+                elif name not in _INT_COLUMNS and column.dtype.kind in "iu":
+                    # A float column whose every value happens to be whole
+                    # (lr=1, accuracies all 1) stays a float column.
+                    column = column.astype(np.float64)
+                columns[name] = column
             self._results = columns
         return self._results
 

@@ -332,7 +332,7 @@ fn read_tensors<'py>(
     py: Python<'py>,
     path: PathBuf,
 ) -> PyResult<(Bound<'py, PyDict>, Bound<'py, PyDict>)> {
-    let bytes = std::fs::read(&path).map_err(|e| {
+    let bytes = py.detach(|| std::fs::read(&path)).map_err(|e| {
         to_py(Error::Io {
             path: path.clone(),
             source: e,
@@ -399,58 +399,77 @@ macro_rules! from_le {
 }
 from_le!(f32, f64, i64);
 
-/// A results CSV as columns in header order: (name, integers, floats,
-/// text), one of the three filled: integers where every cell is one,
-/// floats (NaN for an empty cell) where every cell is a number or empty,
-/// else the text.
+/// A column of a results CSV, typed by its cells.
+enum Column {
+    /// Every cell an integer.
+    Ints(Vec<i64>),
+    /// Every cell a number or empty (NaN).
+    Floats(Vec<f64>),
+    Text(Vec<String>),
+}
+
+/// A results CSV as (name, column) in header order: an int64 array where
+/// every cell is an integer, a float64 array (NaN for an empty cell) where
+/// every cell is a number or empty, else a list of the text. Parsed
+/// without the GIL.
 #[pyfunction]
-#[allow(clippy::type_complexity)]
-fn read_results(
-    path: PathBuf,
-) -> PyResult<
-    Vec<(
-        String,
-        Option<Vec<i64>>,
-        Option<Vec<f64>>,
-        Option<Vec<String>>,
-    )>,
-> {
-    let bad = |e: csv::Error| {
-        to_py(Error::data(
-            path.clone(),
-            e.position().map(|p| p.line() as usize),
-            e.to_string(),
-        ))
-    };
-    let mut reader = csv::Reader::from_path(&path).map_err(bad)?;
+fn read_results(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, Py<PyAny>)>> {
+    let columns = py.detach(|| parse_results(&path)).map_err(to_py)?;
+    columns
+        .into_iter()
+        .map(|(name, column)| {
+            let value = match column {
+                Column::Ints(v) => PyArray1::from_vec(py, v).into_any().unbind(),
+                Column::Floats(v) => PyArray1::from_vec(py, v).into_any().unbind(),
+                Column::Text(v) => v.into_pyobject(py)?.into_any().unbind(),
+            };
+            Ok((name, value))
+        })
+        .collect()
+}
+
+fn parse_results(path: &Path) -> Result<Vec<(String, Column)>, Error> {
+    let bad =
+        |e: csv::Error| Error::data(path, e.position().map(|p| p.line() as usize), e.to_string());
+    let mut reader = csv::Reader::from_path(path).map_err(bad)?;
     let names: Vec<String> = reader
         .headers()
         .map_err(bad)?
         .iter()
         .map(str::to_string)
         .collect();
-    let mut cells: Vec<Vec<String>> = vec![Vec::new(); names.len()];
-    for record in reader.records() {
-        let record = record.map_err(bad)?;
-        for (column, cell) in cells.iter_mut().zip(record.iter()) {
-            column.push(cell.to_string());
+    // Each column's cells back to back, with where each ends: no
+    // allocation per cell.
+    let mut text: Vec<(Vec<u8>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); names.len()];
+    let mut record = csv::ByteRecord::new();
+    while reader.read_byte_record(&mut record).map_err(bad)? {
+        for ((bytes, ends), cell) in text.iter_mut().zip(record.iter()) {
+            bytes.extend_from_slice(cell);
+            ends.push(bytes.len());
         }
     }
     Ok(names
         .into_iter()
-        .zip(cells)
-        .map(|(name, column)| {
-            if let Ok(ints) = column.iter().map(|c| c.parse::<i64>()).collect() {
-                return (name, Some(ints), None, None);
-            }
-            let float = |c: &String| match c.is_empty() {
+        .zip(text)
+        .map(|(name, (bytes, ends))| {
+            let cells = || {
+                let starts = std::iter::once(0).chain(ends.iter().copied());
+                starts
+                    .zip(ends.iter().copied())
+                    .map(|(a, b)| std::str::from_utf8(&bytes[a..b]).unwrap_or("\u{fffd}"))
+            };
+            let float = |c: &str| match c.is_empty() {
                 true => Ok(f64::NAN),
                 false => c.parse::<f64>(),
             };
-            match column.iter().map(float).collect() {
-                Ok(floats) => (name, None, Some(floats), None),
-                Err(_) => (name, None, None, Some(column)),
-            }
+            let typed = if let Ok(ints) = cells().map(str::parse::<i64>).collect() {
+                Column::Ints(ints)
+            } else if let Ok(floats) = cells().map(float).collect() {
+                Column::Floats(floats)
+            } else {
+                Column::Text(cells().map(str::to_string).collect())
+            };
+            (name, typed)
         })
         .collect())
 }

@@ -79,6 +79,19 @@ def test_arrays_train_as_the_same_samples_in_a_csv_file(tmp_path, cli):
     assert np.array_equal(run.results["eval_loss"], table["eval_loss"])
 
 
+def test_result_columns_keep_their_types_whatever_the_values():
+    # Rates of 1 and 2, and accuracies that are all whole, stay float64.
+    run = gputrain.train(task="xor", layers=[2, 3, 1], lr=[1, 2], replicates=2, epochs=10,
+                         batch_size=[2, 4], backend="simd", progress=False)
+    types = {name: column.dtype.kind for name, column in run.results.items()}
+    assert types == {
+        "network": "i", "point": "i", "replicate": "i", "batch_size": "i",
+        "learning_rate": "f", "final_loss": "f", "target_epoch": "f", "diverged": "b",
+        "epochs_completed": "i", "train_accuracy": "f", "eval_loss": "f", "eval_accuracy": "f",
+    }
+    assert run.learning_rate.tolist() == [1.0, 1.0, 2.0, 2.0] * 2
+
+
 def test_the_summary_is_the_json_one(tmp_path, cli):
     flags = ["--task", "xor", "--layers", "2,3,1", "--networks", "12", "--epochs", "100",
              "--history", "25", "--backend", "simd", "--json", "-q"]
