@@ -6,7 +6,9 @@ panic) from the training thread."""
 import io
 import os
 import signal
+import sys
 import threading
+import types
 import time
 
 import numpy as np
@@ -104,6 +106,14 @@ def test_a_progress_bar_in_a_terminal_and_none_when_asked(monkeypatch):
     monkeypatch.setattr("sys.stderr", log)
     gputrain.train(**args)
     assert "net-epoch" not in log.getvalue()
+    # In a notebook (a Jupyter kernel loaded) there is a bar, though its
+    # output is no terminal: tqdm.auto draws a widget there, or text where
+    # the kernel has no widgets, as here.
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    notebook = io.StringIO()
+    monkeypatch.setattr("sys.stderr", notebook)
+    gputrain.train(**args)
+    assert "net-epoch" in notebook.getvalue()
 
 
 def test_notes_go_to_stderr_unless_quiet(monkeypatch):
