@@ -251,8 +251,10 @@ pub fn train_network(
 /// times the parameters). Asks `stop` before the first epoch and every few
 /// hundred after it and, when it answers true, ends the run there (the
 /// outcome records the epochs done: none for a network that a stop
-/// reaches before it starts, so the networks after a Ctrl-C end at once). With `history`, records the loss (and the held-out loss) at the
-/// plan's loop points into its curve ([`crate::history`]).
+/// reaches before it starts, so the networks after a Ctrl-C end at once,
+/// with no point of their curves recorded). With `history`, records the
+/// loss (and the held-out loss) at the plan's loop points into its curve
+/// ([`crate::history`]).
 #[allow(clippy::too_many_arguments)]
 pub fn train_network_until(
     spec: &ModelSpec,

@@ -38,13 +38,10 @@ __version__ = _native.__version__
 _FLAGS = {f[0]: f for f in _native.flags()}
 
 # Flags that make no sense from Python, with what to use instead.
-_NOT_KEYWORDS = {
-    "json": "Run.summary holds the summary the flag prints",
-    "data": None,  # taken below: a path or (X, Y) arrays
-    "eval_data": None,
-}
+_NOT_KEYWORDS = {"json": "Run.summary holds the summary the flag prints"}
 
-# Keywords of this module's own.
+# Keywords this module takes itself: data and eval_data (arrays, or a path
+# it passes on as --data / --eval-data) and progress.
 _OWN = {"data", "eval_data", "progress"}
 
 # The results CSV's integer columns (the others that hold numbers are
@@ -94,10 +91,9 @@ def _argv(kwargs):
     for name, value in kwargs.items():
         if name in _OWN:
             continue
-        if name not in _FLAGS or name in _NOT_KEYWORDS:
-            hint = _NOT_KEYWORDS.get(name)
-            if hint:
-                raise TypeError(f"train() does not take {name!r}: {hint}")
+        if name in _NOT_KEYWORDS:
+            raise TypeError(f"train() does not take {name!r}: {_NOT_KEYWORDS[name]}")
+        if name not in _FLAGS:
             close = difflib.get_close_matches(name, _keywords(), n=1)
             maybe = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"train() got an unexpected keyword argument {name!r}{maybe}")
@@ -267,7 +263,7 @@ def _train_doc():
     ]
     for name in sorted(_FLAGS):
         _, flag, takes_value, _, default, help_text, hidden = _FLAGS[name]
-        if hidden or name in _NOT_KEYWORDS:
+        if hidden or name in _NOT_KEYWORDS or name in _OWN:
             continue
         shown = f" (default {default})" if default is not None else ""
         lines.append(f"{name}{shown}: {' '.join(help_text.split())}")
