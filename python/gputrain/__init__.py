@@ -33,6 +33,14 @@ from ._native import TrainingError
 __all__ = ["train", "load", "adapters", "Run", "TrainingError", "__version__"]
 __version__ = _native.__version__
 
+# As the command does first thing: unless the user configured Mesa's
+# device-selection layer, turn it off, or on a headless machine (no
+# XDG_RUNTIME_DIR: Slurm, cron, containers) every adapter enumeration
+# prints a Wayland error. gputrain picks its adapter itself, so the order
+# the layer would impose does not matter (see gpu/device.rs).
+if all(name not in os.environ for name in _native.DEVICE_SELECT_SETTINGS):
+    os.environ["NODEVICE_SELECT"] = "1"
+
 # (keyword, flag, takes a value, may repeat, default, help, hidden) of every
 # `gputrain train` flag, from the command line's own definition.
 _FLAGS = {f[0]: f for f in _native.flags()}

@@ -563,6 +563,14 @@ fn copy_whole(from: &Path, to: &Path) -> Result<(), Error> {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    // The variables that configure Mesa's device-selection layer; unless
+    // one is set, the package turns the layer off as the command does
+    // (gpu::device::quiet_display_probe), so a headless machine stays
+    // silent. Python sets it, through os.environ, as it sets any variable.
+    m.add(
+        "DEVICE_SELECT_SETTINGS",
+        gputrain::gpu::device::DEVICE_SELECT_SETTINGS.to_vec(),
+    )?;
     m.add("TrainingError", m.py().get_type::<TrainingError>())?;
     m.add_class::<Job>()?;
     for f in [

@@ -153,8 +153,8 @@ def test_predict_on_the_gpu_agrees_with_the_cpu_reference():
     x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
     gpu, cpu = run.predict(x, backend="gpu"), run.predict(x, backend="cpu")
     assert gpu.shape == cpu.shape == (5, 4, 1)
-    # float32 forward passes of float32 parameters against float64 ones
-    # of the same (float32) parameters: measured up to 6e-8 on lavapipe.
+    # float32 forward passes against float64 ones of the same parameters:
+    # at most 9.2e-8 measured on lavapipe (this run and seeds 0-4); 10x.
     assert np.max(np.abs(gpu - cpu)) < 1e-6
 
 

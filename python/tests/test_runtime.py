@@ -6,6 +6,7 @@ panic) from the training thread."""
 import io
 import os
 import signal
+import subprocess
 import sys
 import threading
 import types
@@ -144,3 +145,20 @@ def test_run_time_failures_are_python_exceptions(tmp_path):
     run = gputrain.train(task="xor", layers=[2, 3, 1], networks=4, epochs=200, lr=1e30,
                          output_activation="linear", loss="sse", backend="simd", progress=False)
     assert run.diverged.all() and not np.isfinite(run.final_loss).any()
+
+
+def test_silent_on_a_headless_machine():
+    # No XDG_RUNTIME_DIR and no display, as under Slurm, cron or CI: a GPU
+    # run, a GPU forward pass and the adapter list print nothing at all.
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "NODEVICE_SELECT")}
+    script = (
+        "import gputrain\n"
+        "run = gputrain.train(task='xor', layers=[2, 3, 1], networks=4, epochs=10,"
+        " backend='gpu', quiet=True)\n"
+        "run.predict([[0.0, 1.0]], backend='gpu')\n"
+        "assert gputrain.adapters()\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == "", done.stderr
