@@ -68,9 +68,11 @@ pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     let out = &args.output;
     let quiet = out.quiet;
+    let sweep = args.to_sweep()?;
     let mut line = ProgressLine::new(quiet);
     let trained = train_with(
         args,
+        sweep,
         None,
         Hooks {
             progress: &mut |p| line.update(p),
@@ -127,9 +129,10 @@ pub struct Trained {
     pub models: usize,
 }
 
-/// Trains what `args` describe and writes its outputs, as `gputrain
-/// train` does (the command adds the report on stdout and the exit code;
-/// the Python package calls this too). With `scratch`, the results, the
+/// Trains what `args` describe (`sweep`: their [`TrainArgs::to_sweep`])
+/// and writes its outputs, as `gputrain train` does (the command adds the
+/// report on stdout and the exit code; the Python package calls this
+/// too). With `scratch`, the results, the
 /// weights and (with --history) the curves that `args` do not send
 /// elsewhere are written into that directory under `--out`'s names. The
 /// network outputs are written as blocks finish (under temporary names,
@@ -138,11 +141,12 @@ pub struct Trained {
 /// removed.
 pub fn train_with(
     args: &TrainArgs,
+    sweep: crate::sweep::Sweep,
     scratch: Option<&std::path::Path>,
     hooks: Hooks,
 ) -> Result<Trained, Error> {
     let created = args.output.out.as_ref().filter(|dir| !dir.exists());
-    let result = train_run(args, scratch, hooks);
+    let result = train_run(args, sweep, scratch, hooks);
     if let (Err(_), Some(dir)) = (&result, created) {
         // Empty: its files were never renamed into place.
         let _ = std::fs::remove_dir(dir);
@@ -178,6 +182,7 @@ fn output_paths(args: &TrainArgs, scratch: Option<&std::path::Path>) -> Result<O
 /// [`train_with`]'s work.
 fn train_run(
     args: &TrainArgs,
+    sweep: crate::sweep::Sweep,
     scratch: Option<&std::path::Path>,
     hooks: Hooks,
 ) -> Result<Trained, Error> {
@@ -186,7 +191,6 @@ fn train_run(
         log,
         stop,
     } = hooks;
-    let sweep = args.to_sweep()?;
     let out = &args.output;
     if args.scale.shard.is_some() && out.out.is_none() {
         return Err(Error::Config(

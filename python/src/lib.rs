@@ -283,6 +283,7 @@ impl Job {
 #[pyfunction]
 #[pyo3(signature = (argv, scratch, data=None, eval_data=None))]
 fn start(
+    py: Python<'_>,
     argv: Vec<String>,
     scratch: PathBuf,
     data: Option<(PyReadonlyArray2<'_, f64>, PyReadonlyArray2<'_, f64>)>,
@@ -295,9 +296,9 @@ fn start(
     if let Some((x, y)) = &eval_data {
         args.data.eval_arrays = Some(Arc::new(arrays("eval_data", x, Some(y))));
     }
-    // The arguments as a whole (the grid, the data against the model), so
-    // a mistake raises at once rather than from the thread.
-    args.to_sweep().map_err(to_py)?;
+    // The arguments as a whole (the grid, the data against the model),
+    // here, so a mistake raises at once rather than from the thread.
+    let sweep = py.detach(|| args.to_sweep()).map_err(to_py)?;
     let shared = Arc::new(Shared::default());
     let worker = Arc::clone(&shared);
     std::thread::Builder::new()
@@ -307,6 +308,7 @@ fn start(
             let result = caught(|| {
                 commands::train_with(
                     &args,
+                    sweep,
                     Some(&scratch),
                     Hooks {
                         progress: &mut |p| {
