@@ -423,7 +423,7 @@ pub fn synthetic(inputs: usize, outputs: usize, samples: usize, salt: u64) -> Da
 /// argument they came as, which every message names.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Arrays {
-    /// `data`, `eval_data` or `X`: how the caller named them.
+    /// `data`, `eval_data` or `predict`: where the caller gave them.
     pub argument: String,
     /// `rows * x_columns` inputs.
     pub x: Vec<f64>,

@@ -132,6 +132,13 @@ def _argv(kwargs):
     return argv
 
 
+# What a 1-D array most likely meant.
+_ONE_D_HINTS = {
+    "X": "one sample: {0}.reshape(1, -1); one input column: {0}.reshape(-1, 1)",
+    "Y": "a column of one output: {0}.reshape(-1, 1)",
+}
+
+
 def _float_matrix(argument, name, value):
     """A 2-D float64 array from an array-like, or a ValueError naming it."""
     try:
@@ -141,7 +148,7 @@ def _float_matrix(argument, name, value):
     if array.ndim != 2:
         raise ValueError(
             f"{argument}: {name} must be 2-D ([samples, columns]); its shape is {array.shape}"
-            + (f" (a column of one output: {name}.reshape(-1, 1))" if array.ndim == 1 else "")
+            + (f" ({_ONE_D_HINTS[name].format(name)})" if array.ndim == 1 else "")
         )
     return array
 
@@ -459,7 +466,7 @@ class Run:
         from the file's float64 parameters where the run kept them)."""
         if len(self._weights_files) != 1:
             self.weights  # raises the several-models explanation
-        x = _float_matrix("X", "X", X)
+        x = _float_matrix("predict", "X", X)
         for name, value in (("backend", backend), ("adapter", adapter)):
             if not isinstance(value, str):
                 raise TypeError(f"{name}={value!r}: expected a string")
