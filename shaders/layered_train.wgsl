@@ -7,8 +7,11 @@
 //                                deltas[L] (the cross-entropy reads them)
 //   output_delta                 deltas[L] = loss_delta(yhat, y, f'(yhat));
 //                                the loss; target and divergence tracking
-//   backward(l), l = L-1..1      deltas[l] = (deltas[l+1] W_l) f'(a),
-//                                a = acts[l], with the weights before the step
+//   backward(l), l = L-1..1      deltas[l] = (deltas[l+1] W_l) f'(z, a),
+//                                a = acts[l], with the weights before the step;
+//                                z, where the derivative reads it
+//                                (HIDDEN_NEEDS_NET), the net input forward
+//                                left in deltas[l]
 //   weight_update(l)             W_l = optimizer_step(W_l, deltas[l+1]^T acts[l])
 //   bias_update(l)               b_l = optimizer_step(b_l, sum of deltas[l+1])
 //                                (with the parameter's optimizer state)
@@ -199,14 +202,23 @@ fn store_activation(n: u32, s: u32, j: u32, sum: f32) {
         deltas[op.delta_out_base + element] = net;
         acts[op.out_base + element] = output_activation(net);
     } else {
+        if HIDDEN_NEEDS_NET {
+            deltas[op.delta_out_base + element] = net;
+        }
         acts[op.out_base + element] = hidden_activation(net);
     }
 }
 
+// The hidden delta replaces the net input forward left in its slot (when
+// the derivative reads it: HIDDEN_NEEDS_NET).
 fn store_hidden_delta(n: u32, s: u32, k: u32, back: f32) {
     let a = acts[op.in_base + n * op.in_network_stride + s * op.fan_in + k];
     let lower = op.delta_in_base + n * ROW_STRIDE * op.fan_in + s * op.fan_in + k;
-    deltas[lower] = back * hidden_derivative(a);
+    var z = 0.0;
+    if HIDDEN_NEEDS_NET {
+        z = deltas[lower];
+    }
+    deltas[lower] = back * hidden_derivative(z, a);
 }
 
 // One parameter's update with its optimizer state: parameter `i` of
@@ -267,8 +279,9 @@ fn grad_scale() -> f32 {
 fn output_error(n: u32, e: u32) -> f32 {
     let stride = ROW_STRIDE * op.fan_out;
     let yhat = acts[op.out_base + n * stride + e];
+    let z = deltas[op.delta_out_base + n * stride + e];
     let loss = output_loss(n, e);
-    deltas[op.delta_out_base + n * stride + e] = loss_delta(yhat, target_value(n, e), output_derivative(yhat));
+    deltas[op.delta_out_base + n * stride + e] = loss_delta(yhat, target_value(n, e), output_derivative(z, yhat));
     return loss;
 }
 

@@ -5,7 +5,8 @@
 // loss_delta, optimizer_step and optimizer_scalars (src/gpu/shaders.rs). tests/vocabulary.rs
 // checks every function here against its twin.
 
-// ---- Activations: f(z), and f'(z) written from the output a = f(z).
+// ---- Activations: f(z), and f'(z) from the net input z and the output
+// ---- a = f(z) (each reads whichever its exact form needs).
 
 // The logistic function 1 / (1 + e^-z). For very negative z, exp overflows
 // to +inf and the quotient is exactly 0, the sigmoid's limit.
@@ -14,7 +15,7 @@ fn act_sigmoid(z: f32) -> f32 {
 }
 
 // out * (1 - out).
-fn act_sigmoid_derivative(a: f32) -> f32 {
+fn act_sigmoid_derivative(z: f32, a: f32) -> f32 {
     return a * (1.0 - a);
 }
 
@@ -27,7 +28,7 @@ fn act_tanh(z: f32) -> f32 {
 }
 
 // 1 - a^2.
-fn act_tanh_derivative(a: f32) -> f32 {
+fn act_tanh_derivative(z: f32, a: f32) -> f32 {
     return 1.0 - a * a;
 }
 
@@ -38,7 +39,7 @@ fn act_relu(z: f32) -> f32 {
 }
 
 // 1 where the output is positive, 0 elsewhere (0 at z = 0, as PyTorch).
-fn act_relu_derivative(a: f32) -> f32 {
+fn act_relu_derivative(z: f32, a: f32) -> f32 {
     return select(0.0, 1.0, a > 0.0);
 }
 
@@ -46,8 +47,93 @@ fn act_linear(z: f32) -> f32 {
     return z;
 }
 
-fn act_linear_derivative(a: f32) -> f32 {
+fn act_linear_derivative(z: f32, a: f32) -> f32 {
     return 1.0;
+}
+
+// ln(1 + e^-|z|), the tail of softplus and of the cross-entropy. WGSL has
+// no log1p: below 1e-3, ln(1 + t) is t (1 - t/2) to within t^3/3, under
+// float32's rounding.
+fn softplus_tail(z: f32) -> f32 {
+    let t = exp(-abs(z));
+    return select(log(1.0 + t), t * (1.0 - 0.5 * t), t < 1e-3);
+}
+
+fn sigmoid(z: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-z));
+}
+
+// torch.nn.Softplus (beta 1, threshold 20): z above 20, else
+// max(z, 0) + ln(1 + e^-|z|) = ln(1 + e^z) without overflow. NaN: the
+// tail is NaN.
+fn act_softplus(z: f32) -> f32 {
+    return select(max(z, 0.0) + softplus_tail(z), z, z > 20.0);
+}
+
+// PyTorch's backward: 1 above the threshold, else sigmoid(z).
+fn act_softplus_derivative(z: f32, a: f32) -> f32 {
+    return select(sigmoid(z), 1.0, z > 20.0);
+}
+
+// torch.nn.SiLU: z sigmoid(z).
+fn act_silu(z: f32) -> f32 {
+    return z * sigmoid(z);
+}
+
+// sigmoid(z) (1 + z (1 - sigmoid(z))) = s + a (1 - s).
+fn act_silu_derivative(z: f32, a: f32) -> f32 {
+    let s = sigmoid(z);
+    return s + a * (1.0 - s);
+}
+
+// erfc(x): Numerical Recipes' Chebyshev fit t exp(-x^2 - 1.26551223 +
+// t P(t)), t = 1 / (1 + |x| / 2), relative error below 1.2e-7 for x >= 0
+// (the tail keeps its relative accuracy), and 2 - erfc(|x|) for x < 0.
+// The SIMD twin is lanes::erfc.
+fn erfc(x: f32) -> f32 {
+    let z = abs(x);
+    let t = 1.0 / (1.0 + 0.5 * z);
+    var p = 0.17087277;
+    p = fma(p, t, -0.82215223);
+    p = fma(p, t, 1.48851587);
+    p = fma(p, t, -1.13520398);
+    p = fma(p, t, 0.27886807);
+    p = fma(p, t, -0.18628806);
+    p = fma(p, t, 0.09678418);
+    p = fma(p, t, 0.37409196);
+    p = fma(p, t, 1.00002368);
+    p = fma(p, t, -1.26551223);
+    let tail = t * exp(fma(-z, z, p));
+    return select(tail, 2.0 - tail, x < 0.0);
+}
+
+// torch.nn.GELU(): z Phi(z), Phi(z) = erfc(-z / sqrt 2) / 2.
+fn act_gelu(z: f32) -> f32 {
+    return 0.5 * z * erfc(-z * 0.70710678);
+}
+
+// Phi(z) + z phi(z), phi(z) = e^(-z^2 / 2) / sqrt(2 pi).
+fn act_gelu_derivative(z: f32, a: f32) -> f32 {
+    return fma(z, 0.39894228 * exp(-0.5 * z * z), 0.5 * erfc(-z * 0.70710678));
+}
+
+// sqrt(2/pi) (z + 0.044715 z^3), the tanh approximation's argument u.
+fn gelu_inner(z: f32) -> f32 {
+    return 0.79788456 * fma(0.044715 * z * z, z, z);
+}
+
+// torch.nn.GELU(approximate='tanh'): z (1 + tanh u) / 2, written as
+// z sigmoid(2u), the same function without 1 + tanh's cancellation.
+fn act_gelu_tanh(z: f32) -> f32 {
+    return z * sigmoid(2.0 * gelu_inner(z));
+}
+
+// PyTorch's 0.5 (1 + t) + 0.5 z (1 - t^2) beta (1 + 3 kappa z^2) with
+// (1 + t) / 2 = s = sigmoid(2u) and 1 - t^2 = 4 s (1 - s).
+fn act_gelu_tanh_derivative(z: f32, a: f32) -> f32 {
+    let s = sigmoid(2.0 * gelu_inner(z));
+    let slope = 0.79788456 * fma(3.0 * 0.044715 * z, z, 1.0);
+    return fma(2.0 * z * s * (1.0 - s), slope, s);
 }
 
 // ---- Losses of one output: value from (net input z, output yhat, target
@@ -73,12 +159,9 @@ fn loss_sse_delta(yhat: f32, y: f32, slope: f32) -> f32 {
 }
 
 // Binary cross-entropy from the logit: max(z, 0) - y z + ln(1 + e^-|z|),
-// finite for every finite z. WGSL has no log1p: below 1e-3, ln(1 + t) is
-// t (1 - t/2) to within t^3/3, under float32's rounding.
+// finite for every finite z.
 fn loss_cross_entropy(z: f32, yhat: f32, y: f32) -> f32 {
-    let t = exp(-abs(z));
-    let softplus_tail = select(log(1.0 + t), t * (1.0 - 0.5 * t), t < 1e-3);
-    return max(z, 0.0) - y * z + softplus_tail;
+    return max(z, 0.0) - y * z + softplus_tail(z);
 }
 
 // With a sigmoid output the slope cancels: yhat - y.

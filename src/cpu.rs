@@ -37,11 +37,10 @@ impl Math {
 }
 
 /// Scratch space for one network: the outputs of every layer (layer 0 is the
-/// input), the output layer's net inputs, and the deltas of every weight
-/// layer.
+/// input), the net inputs and the deltas of every weight layer.
 struct Workspace {
     out: Vec<Vec<f64>>,
-    net_out: Vec<f64>,
+    net: Vec<Vec<f64>>,
     delta: Vec<Vec<f64>>,
 }
 
@@ -50,17 +49,16 @@ impl Workspace {
         let widths = spec.topology.widths();
         Self {
             out: widths.iter().map(|&w| vec![0.0; w]).collect(),
-            net_out: vec![0.0; spec.topology.outputs()],
+            net: widths[1..].iter().map(|&w| vec![0.0; w]).collect(),
             delta: widths[1..].iter().map(|&w| vec![0.0; w]).collect(),
         }
     }
 }
 
 /// Forward pass of one sample; leaves every layer's output in `ws.out` and
-/// the output layer's net inputs in `ws.net_out`.
+/// every weight layer's net inputs in `ws.net`.
 fn forward(math: &Math, layout: &ParamLayout, params: &[f64], input: &[f64], ws: &mut Workspace) {
     ws.out[0].copy_from_slice(input);
-    let last = layout.layers.len() - 1;
     for (l, layer) in layout.layers.iter().enumerate() {
         let f = math.activations[l].f;
         let (before, after) = ws.out.split_at_mut(l + 1);
@@ -70,9 +68,7 @@ fn forward(math: &Math, layout: &ParamLayout, params: &[f64], input: &[f64], ws:
             for (k, a) in inputs.iter().enumerate() {
                 net += params[layer.weight_index(j, k)] * a;
             }
-            if l == last {
-                ws.net_out[j] = net;
-            }
+            ws.net[l][j] = net;
             *out = f(net);
         }
     }
@@ -111,9 +107,9 @@ pub fn loss(spec: &ModelSpec, params: &[f64], data: &Dataset) -> f64 {
 
 /// The loss of the sample whose forward pass is in `ws`.
 fn sample_loss(math: &Math, ws: &Workspace, target: &[f64]) -> f64 {
-    let out = &ws.out[ws.out.len() - 1];
+    let (out, net) = (&ws.out[ws.out.len() - 1], &ws.net[ws.net.len() - 1]);
     (0..target.len())
-        .map(|j| (math.loss.value)(ws.net_out[j], out[j], target[j]))
+        .map(|j| (math.loss.value)(net[j], out[j], target[j]))
         .sum()
 }
 
@@ -175,17 +171,17 @@ fn loss_and_gradient_over(
         total += sample_loss(math, ws, target);
 
         // Output layer: the loss's delta dL/dnet, e.g. for half-sse
-        // -(target - out) * f'(net) with f' from the output.
+        // -(target - out) * f'(net).
         for (j, delta) in ws.delta[last].iter_mut().enumerate() {
             let out = ws.out[last + 1][j];
-            let slope = (output.derivative_from_output)(out);
+            let slope = (output.derivative)(ws.net[last][j], out);
             *delta = (math.loss.delta)(out, target[j], slope);
         }
-        // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), f' from
-        // the output, using the weights from before this epoch's update.
+        // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), using
+        // the weights from before this epoch's update.
         for l in (1..=last).rev() {
             let layer = &layout.layers[l];
-            let derivative = math.activations[l - 1].derivative_from_output;
+            let derivative = math.activations[l - 1].derivative;
             let (lower, upper) = ws.delta.split_at_mut(l);
             for (k, delta_prev) in lower[l - 1].iter_mut().enumerate() {
                 let back: f64 = upper[0]
@@ -193,7 +189,7 @@ fn loss_and_gradient_over(
                     .enumerate()
                     .map(|(j, d)| params[layer.weight_index(j, k)] * d)
                     .sum();
-                *delta_prev = back * derivative(ws.out[l][k]);
+                *delta_prev = back * derivative(ws.net[l - 1][k], ws.out[l][k]);
             }
         }
         // dE/dW[j][k] = delta_j * out_prev_k; dE/db = delta (summed for shared).

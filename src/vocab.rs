@@ -13,32 +13,30 @@
 
 use clap::ValueEnum;
 
-/// An activation function, applied element-wise after a layer's weighted
-/// sum `z` (its "net" input, in the seeds' words).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
-pub enum Activation {
-    /// `1 / (1 + e^-z)`, outputs in (0, 1): the seeds' activation.
-    #[default]
-    Sigmoid,
-    /// `tanh z`, outputs in (-1, 1).
-    Tanh,
-    /// `max(z, 0)`; its derivative at 0 is taken as 0 (as PyTorch does).
-    Relu,
-    /// `z`: the identity, for regression outputs.
-    Linear,
-}
+use crate::simd::lanes;
 
-/// One activation's definition.
+/// One activation's definition: its twins side by side.
 pub struct ActivationDef {
     pub activation: Activation,
     /// `f(z)` in float64.
     pub f: fn(f64) -> f64,
-    /// `f'(z)` written from the output `a = f(z)`, exact for every entry.
-    pub derivative_from_output: fn(f64) -> f64,
+    /// `f'(z)` from the net input `z` and the output `a = f(z)`: each
+    /// entry reads whichever gives the exact derivative most cheaply (the
+    /// sigmoid's `a (1 - a)`, GELU's `Phi(z) + z phi(z)`).
+    pub derivative: fn(f64, f64) -> f64,
+    /// The SIMD trainer's float32 twins of `f` and `derivative`, applied
+    /// lane by lane (branch-free, inlined into the lane loops; see
+    /// [`crate::simd::lanes`]).
+    pub lane: fn(f32) -> f32,
+    pub lane_derivative: fn(f32, f32) -> f32,
     /// WGSL function `fn(z: f32) -> f32` in shaders/vocabulary.wgsl.
     pub wgsl: &'static str,
-    /// WGSL function `fn(a: f32) -> f32`, the derivative from the output.
+    /// WGSL function `fn(z: f32, a: f32) -> f32`, the derivative.
     pub wgsl_derivative: &'static str,
+    /// The derivative reads the net input `z`: trainers keep the net
+    /// inputs of a layer with this activation for the backward pass
+    /// (those whose derivative comes from the output alone need not).
+    pub needs_net: bool,
     /// Closed range of values the output can reach: targets must lie in it
     /// when this is the output activation.
     pub range: (f64, f64),
@@ -46,47 +44,189 @@ pub struct ActivationDef {
     pub as_output: bool,
 }
 
-/// Every activation, in the enum's order (a unit test checks it).
-pub const ACTIVATIONS: &[ActivationDef] = &[
-    ActivationDef {
+/// Defines [`Activation`], [`ACTIVATIONS`] and `with_activation!` from
+/// one list of entries, so an entry is written once: its variant (the
+/// clap value and its help), and its definition. `with_activation!(a,
+/// DEF => expr)` evaluates `expr` with `DEF` a constant `&ActivationDef`
+/// of `a`, one `match` arm per entry, so the lane forms the SIMD trainer
+/// calls through `DEF` are constants it inlines into its lane loops.
+macro_rules! activation_table {
+    ($d:tt $( $(#[$meta:meta])* $variant:ident => $def:expr ),+ $(,)?) => {
+        /// An activation function, applied element-wise after a layer's
+        /// weighted sum `z` (its "net" input, in the seeds' words).
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
+        pub enum Activation { $( $(#[$meta])* $variant ),+ }
+
+        /// Every activation, in the enum's order (a unit test checks it).
+        pub const ACTIVATIONS: &[ActivationDef] = &[ $( $def ),+ ];
+
+        macro_rules! with_activation {
+            ($d act:expr, $d def:ident => $d body:expr) => {
+                match $d act {
+                    $( $crate::vocab::Activation::$variant => {
+                        const $d def: &$crate::vocab::ActivationDef =
+                            &$crate::vocab::ACTIVATIONS[$crate::vocab::Activation::$variant as usize];
+                        $d body
+                    } )+
+                }
+            };
+        }
+        pub(crate) use with_activation;
+    };
+}
+
+/// PyTorch's Softplus threshold (beta 1): above it softplus is `z`.
+pub const SOFTPLUS_THRESHOLD: f64 = 20.0;
+/// `sqrt(2 / pi)`, GELU's tanh approximation's scale (PyTorch's kBeta).
+const GELU_BETA: f64 = 0.797_884_560_802_865_4;
+/// The cubic coefficient of GELU's tanh approximation (PyTorch's kKappa).
+const GELU_KAPPA: f64 = 0.044_715;
+
+fn sigmoid64(z: f64) -> f64 {
+    1.0 / (1.0 + (-z).exp())
+}
+
+/// GELU's tanh approximation's inner argument `sqrt(2/pi) (z + 0.044715 z^3)`.
+fn gelu_inner(z: f64) -> f64 {
+    GELU_BETA * (z + GELU_KAPPA * z * z * z)
+}
+
+activation_table! { $
+    /// `1 / (1 + e^-z)`, outputs in (0, 1): the seeds' activation.
+    #[default]
+    Sigmoid => ActivationDef {
         activation: Activation::Sigmoid,
-        f: |z| 1.0 / (1.0 + (-z).exp()),
-        derivative_from_output: |a| a * (1.0 - a),
+        f: sigmoid64,
+        derivative: |_, a| a * (1.0 - a),
+        lane: lanes::sigmoid,
+        lane_derivative: |_, a| a * (1.0 - a),
         wgsl: "act_sigmoid",
         wgsl_derivative: "act_sigmoid_derivative",
+        needs_net: false,
         range: (0.0, 1.0),
         as_output: true,
     },
-    ActivationDef {
+    /// `tanh z`, outputs in (-1, 1).
+    Tanh => ActivationDef {
         activation: Activation::Tanh,
         f: f64::tanh,
-        derivative_from_output: |a| 1.0 - a * a,
+        derivative: |_, a| 1.0 - a * a,
+        lane: lanes::tanh,
+        lane_derivative: |_, a| a.mul_add(-a, 1.0),
         wgsl: "act_tanh",
         wgsl_derivative: "act_tanh_derivative",
+        needs_net: false,
         range: (-1.0, 1.0),
         as_output: true,
     },
-    ActivationDef {
+    /// `max(z, 0)`; its derivative at 0 is taken as 0 (as PyTorch does).
+    Relu => ActivationDef {
         activation: Activation::Relu,
         // `z <= 0` is false for NaN, so a NaN passes through (divergence
         // stays visible), as in the WGSL twin.
         f: |z| if z <= 0.0 { 0.0 } else { z },
-        derivative_from_output: |a| if a > 0.0 { 1.0 } else { 0.0 },
+        derivative: |_, a| if a > 0.0 { 1.0 } else { 0.0 },
+        lane: lanes::relu,
+        lane_derivative: |_, a| if a > 0.0 { 1.0 } else { 0.0 },
         wgsl: "act_relu",
         wgsl_derivative: "act_relu_derivative",
+        needs_net: false,
         range: (0.0, f64::INFINITY),
         as_output: false,
     },
-    ActivationDef {
+    /// `z`: the identity, for regression outputs.
+    Linear => ActivationDef {
         activation: Activation::Linear,
         f: |z| z,
-        derivative_from_output: |_| 1.0,
+        derivative: |_, _| 1.0,
+        lane: |z| z,
+        lane_derivative: |_, _| 1.0,
         wgsl: "act_linear",
         wgsl_derivative: "act_linear_derivative",
+        needs_net: false,
         range: (f64::NEG_INFINITY, f64::INFINITY),
         as_output: true,
     },
-];
+    /// `ln(1 + e^z)`, and `z` above 20: torch.nn.Softplus (beta 1,
+    /// threshold 20); outputs in (0, inf), for positive targets too.
+    Softplus => ActivationDef {
+        activation: Activation::Softplus,
+        // max(z, 0) + ln(1 + e^-|z|): ln(1 + e^z) without overflow.
+        f: |z| match z > SOFTPLUS_THRESHOLD {
+            true => z,
+            false => z.max(0.0) + (-z.abs()).exp().ln_1p(),
+        },
+        // PyTorch's backward: 1 above the threshold, else the sigmoid.
+        derivative: |z, _| if z > SOFTPLUS_THRESHOLD { 1.0 } else { sigmoid64(z) },
+        lane: lanes::softplus,
+        lane_derivative: |z, _| lanes::softplus_derivative(z),
+        wgsl: "act_softplus",
+        wgsl_derivative: "act_softplus_derivative",
+        needs_net: true,
+        range: (0.0, f64::INFINITY),
+        as_output: true,
+    },
+    /// `z sigmoid(z)`: torch.nn.SiLU (swish); hidden layers only.
+    Silu => ActivationDef {
+        activation: Activation::Silu,
+        f: |z| z * sigmoid64(z),
+        // sigmoid(z) (1 + z (1 - sigmoid(z))) = s + a (1 - s).
+        derivative: |z, a| {
+            let s = sigmoid64(z);
+            s + a * (1.0 - s)
+        },
+        lane: |z| z * lanes::sigmoid(z),
+        lane_derivative: |z, a| {
+            let s = lanes::sigmoid(z);
+            a.mul_add(1.0 - s, s)
+        },
+        wgsl: "act_silu",
+        wgsl_derivative: "act_silu_derivative",
+        needs_net: true,
+        range: (-0.278_464_542_761_073_8, f64::INFINITY),
+        as_output: false,
+    },
+    /// `z Phi(z)` with the normal distribution's `Phi(z) = (1 + erf(z /
+    /// sqrt 2)) / 2`: torch.nn.GELU() (approximate='none'); hidden
+    /// layers only.
+    Gelu => ActivationDef {
+        activation: Activation::Gelu,
+        f: |z| 0.5 * z * libm::erfc(-z * std::f64::consts::FRAC_1_SQRT_2),
+        // Phi(z) + z phi(z), phi(z) = e^(-z^2/2) / sqrt(2 pi).
+        derivative: |z, _| {
+            let phi = (-0.5 * z * z).exp() * (0.5 * std::f64::consts::FRAC_2_SQRT_PI)
+                * std::f64::consts::FRAC_1_SQRT_2;
+            0.5 * libm::erfc(-z * std::f64::consts::FRAC_1_SQRT_2) + z * phi
+        },
+        lane: lanes::gelu,
+        lane_derivative: |z, _| lanes::gelu_derivative(z),
+        wgsl: "act_gelu",
+        wgsl_derivative: "act_gelu_derivative",
+        needs_net: true,
+        range: (-0.169_971_207_479_903_7, f64::INFINITY),
+        as_output: false,
+    },
+    /// `z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) / 2`:
+    /// torch.nn.GELU(approximate='tanh'); hidden layers only.
+    GeluTanh => ActivationDef {
+        activation: Activation::GeluTanh,
+        f: |z| 0.5 * z * (1.0 + gelu_inner(z).tanh()),
+        // PyTorch's GeluBackward for 'tanh': 0.5 (1 + t) + 0.5 z (1 - t^2)
+        // sqrt(2/pi) (1 + 3 kappa z^2), t = tanh(inner).
+        derivative: |z, _| {
+            let t = gelu_inner(z).tanh();
+            0.5 * (1.0 + t)
+                + 0.5 * z * (1.0 - t * t) * GELU_BETA * (1.0 + 3.0 * GELU_KAPPA * z * z)
+        },
+        lane: lanes::gelu_tanh,
+        lane_derivative: |z, _| lanes::gelu_tanh_derivative(z),
+        wgsl: "act_gelu_tanh",
+        wgsl_derivative: "act_gelu_tanh_derivative",
+        needs_net: true,
+        range: (-0.170_040_750_571_254, f64::INFINITY),
+        as_output: false,
+    },
+}
 
 impl Activation {
     pub fn def(self) -> &'static ActivationDef {
@@ -479,12 +619,20 @@ mod tests {
     }
 
     #[test]
-    fn derivatives_from_the_output_match_finite_differences() {
+    fn derivatives_match_finite_differences() {
+        // Central differences with h = 1e-6 are good to about 1e-9 here;
+        // softplus' threshold (20) is kept away from.
+        let points = [
+            -6.0, -3.0, -1.27, -0.7, -1e-3, 0.0, 1e-3, 0.4, 0.75, 2.5, 7.0, 25.0,
+        ];
         for d in ACTIVATIONS {
-            for z in [-3.0, -0.7, 0.4, 2.5] {
+            for z in points {
+                if d.activation == Activation::Relu && z == 0.0 {
+                    continue;
+                }
                 let h = 1e-6;
                 let numeric = ((d.f)(z + h) - (d.f)(z - h)) / (2.0 * h);
-                let exact = (d.derivative_from_output)((d.f)(z));
+                let exact = (d.derivative)(z, (d.f)(z));
                 assert!(
                     (numeric - exact).abs() < 1e-8,
                     "{:?} at {z}: {exact} vs {numeric}",
@@ -492,6 +640,36 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn new_activations_are_pytorchs() {
+        // Values from the definitions in torch.nn's documentation, computed
+        // independently: GELU(1) = Phi(1) = 0.8413447460685429,
+        // GELU-tanh(1) = (1 + tanh(sqrt(2/pi) 1.044715)) / 2,
+        // SiLU(1) = sigmoid(1), softplus(1) = ln(1 + e).
+        let at = |a: Activation, z: f64| (a.def().f)(z);
+        assert!((at(Activation::Gelu, 1.0) - 0.841_344_746_068_542_9).abs() < 1e-15);
+        let t = (0.797_884_560_802_865_4f64 * 1.044_715).tanh();
+        assert!((at(Activation::GeluTanh, 1.0) - 0.5 * (1.0 + t)).abs() < 1e-15);
+        assert!((at(Activation::Silu, 1.0) - 1.0 / (1.0 + (-1.0f64).exp())).abs() < 1e-15);
+        assert!((at(Activation::Softplus, 1.0) - (1.0 + 1f64.exp()).ln()).abs() < 1e-15);
+        // PyTorch's threshold: softplus is the identity above 20.
+        assert_eq!(at(Activation::Softplus, 20.5), 20.5);
+        assert_eq!((Activation::Softplus.def().derivative)(20.5, 20.5), 1.0);
+        // The minima that the output ranges state.
+        for a in [Activation::Silu, Activation::Gelu, Activation::GeluTanh] {
+            let low = a.def().range.0;
+            let min = (-3000..0)
+                .map(|i| at(a, i as f64 * 1e-3))
+                .fold(f64::INFINITY, f64::min);
+            assert!(
+                (min - low).abs() < 1e-6 && min >= low - 1e-12,
+                "{a:?}: {min} vs {low}"
+            );
+        }
+        assert_eq!(Activation::GeluTanh.name(), "gelu-tanh");
+        assert_eq!(Activation::Silu.name(), "silu");
     }
 
     #[test]
@@ -506,7 +684,7 @@ mod tests {
                     let at = |z: f64| (loss.value)(z, (output.f)(z), y);
                     let numeric = (at(z + h) - at(z - h)) / (2.0 * h);
                     let yhat = (output.f)(z);
-                    let delta = (loss.delta)(yhat, y, (output.derivative_from_output)(yhat));
+                    let delta = (loss.delta)(yhat, y, (output.derivative)(z, yhat));
                     assert!(
                         (numeric - delta).abs() < 1e-7,
                         "{:?} with {:?} at z={z}, y={y}: delta {delta} vs {numeric}",

@@ -131,16 +131,24 @@ fn vocabulary_specs() -> Vec<ModelSpec> {
 /// float32 (GPU) vs float64 after VOCAB_EPOCHS epochs at lr 0.2 (mean over
 /// 8 samples): a regime where the trajectories should agree (smooth, far
 /// from divergence). Measured on lavapipe (llvmpipe, Mesa 22.3.6) over all
-/// 84 models x 16 networks, the worst scaled parameter difference
-/// |gpu - f64| / (1 + |f64|) was 7.6e-6 on every GPU path and the worst
-/// final-loss difference 1.1e-7 (fused; layered 8.6e-8); the tolerances
-/// are 10x those. The SIMD trainer (AVX-512, 2-core development machine)
-/// measured 7.3e-7 and 9.6e-8. A ReLU network whose net input sits within float32
-/// rounding of 0 could take the other side of the kink and part for good;
-/// none of these does.
+/// 216 models x 16 networks, the worst scaled parameter difference
+/// |gpu - f64| / (1 + |f64|) was 7.6e-6 on every GPU path (relu/tanh, sse,
+/// no bias) and the worst final-loss difference 1.2e-6 (gelu/linear, sse,
+/// no bias, every GPU path; the SIMD trainer 9.7e-7); the tolerances are
+/// 10x those. The GELU networks' losses part from float64 ten times more
+/// than the other activations' (gelu 1.2e-6, gelu-tanh 5.9e-7, the others
+/// at most 1.5e-7) on every path alike, the SIMD trainer's exact-rounded
+/// lanes too, and not from the float32 erfc's fit: with the float64
+/// reference computing the same fit the worst was still 1.0e-6. It is
+/// the bias-free GELU networks' sensitivity to rounding (GELU(0) = 0 and
+/// no bias leaves these networks near a saddle), while their parameters
+/// agree as closely as any (5.8e-6). The SIMD trainer (AVX-512, AMD EPYC
+/// Zen 5, 2-core development machine) measured 4.7e-6 and 9.7e-7. A ReLU
+/// network whose net input sits within float32 rounding of 0 could take
+/// the other side of the kink and part for good; none of these does.
 const VOCAB_EPOCHS: u64 = 100;
 const VOCAB_PARAM_TOL: f64 = 7.6e-5;
-const VOCAB_LOSS_TOL: f64 = 1.1e-6;
+const VOCAB_LOSS_TOL: f64 = 1.2e-5;
 
 fn vocabulary_agrees_with_the_reference(path: Path) {
     let data = common::synthetic_dataset(3, 2, 8, 7);

@@ -32,13 +32,14 @@ fn every_model() -> Vec<ModelSpec> {
 }
 
 /// float32 lanes vs float64 after 60 epochs (mean over 8 samples; lr 0.2,
-/// momentum and nesterov 0.05, Adam 0.01), 16 networks per model, 336
-/// models. Measured on the 2-core development machine (AVX-512): the
-/// worst scaled parameter difference |simd - f64| / (1 + |f64|) was
-/// 1.36e-5 and the worst scaled final-loss difference 6.2e-6; the
-/// tolerances are 10x.
+/// momentum and nesterov 0.05, Adam 0.01), 16 networks per model, 864
+/// models. Measured on the 2-core development machine (AVX-512, AMD EPYC
+/// Zen 5): the worst scaled parameter difference |simd - f64| / (1 +
+/// |f64|) was 1.36e-5 and the worst scaled final-loss difference 8.3e-6
+/// (6.2e-6 before softplus, SiLU and the GELUs joined); the tolerances
+/// are 10x.
 const EVERY_MODEL_PARAM_TOL: f64 = 1.36e-4;
-const EVERY_MODEL_LOSS_TOL: f64 = 6.2e-5;
+const EVERY_MODEL_LOSS_TOL: f64 = 8.3e-5;
 
 #[test]
 fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
@@ -46,7 +47,24 @@ fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
     let opts = common::options(60);
     let (mut worst_param, mut worst_loss) = (0.0f64, 0.0f64);
     let specs = every_model();
-    assert_eq!(specs.len(), 4 * 7 * 4 * 3, "the whole vocabulary");
+    // The walk reaches every entry of every table.
+    for a in gputrain::vocab::ACTIVATIONS {
+        let used =
+            |s: &ModelSpec| s.activation == a.activation || s.output_activation == a.activation;
+        assert!(specs.iter().any(used), "{:?} is not walked", a.activation);
+    }
+    for l in Loss::ALL {
+        assert!(specs.iter().any(|s| s.loss == l), "{l:?} is not walked");
+    }
+    for o in Optimizer::ALL {
+        assert!(
+            specs.iter().any(|s| s.optimizer.kind == o),
+            "{o:?} is not walked"
+        );
+    }
+    for b in BiasMode::ALL {
+        assert!(specs.iter().any(|s| s.bias == b), "{b:?} is not walked");
+    }
     for spec in &specs {
         let init = match spec.activation {
             Activation::Relu => Init::He,

@@ -2,8 +2,8 @@
 //! (`shaders/fused_train.wgsl`): every parameter, gradient, activation and
 //! delta becomes its own scalar, so the epoch loop runs from registers with
 //! no indexing. Names: `p{i}` parameter i of the flat layout, `g{i}` its
-//! gradient, `a{l}_{j}` output j of layer l (layer 0 is the input), `z{j}`
-//! net input of output j, `d{l}_{j}` delta (dE/dnet) of neuron j of layer
+//! gradient, `a{l}_{j}` output j of layer l (layer 0 is the input), `h{l}_{j}`
+//! the net input of hidden neuron j of layer l, `z{j}` net input of output j, `d{l}_{j}` delta (dE/dnet) of neuron j of layer
 //! l, `y{j}` target j. The math is called by its generic vocabulary names
 //! (`hidden_activation`, `loss_delta`, ...), bound for the run from the
 //! table in src/vocab.rs; no formula is written here.
@@ -303,7 +303,7 @@ impl FusedShape<'_> {
         for j in 0..self.spec.topology.outputs() {
             let _ = writeln!(
                 out,
-                "{IND}let d{last}_{j} = loss_delta(a{last}_{j}, y{j}, output_derivative(a{last}_{j}));"
+                "{IND}let d{last}_{j} = loss_delta(a{last}_{j}, y{j}, output_derivative(z{j}, a{last}_{j}));"
             );
         }
         // Hidden delta = (W^T d) * f'(net), f' from the output, with the old
@@ -316,7 +316,7 @@ impl FusedShape<'_> {
                     .collect();
                 let _ = writeln!(
                     out,
-                    "{IND}let d{l}_{k} = ({}) * hidden_derivative(a{l}_{k});",
+                    "{IND}let d{l}_{k} = ({}) * hidden_derivative(h{l}_{k}, a{l}_{k});",
                     back.join(" + ")
                 );
             }
@@ -380,10 +380,13 @@ pub fn emit_forward(
                 let _ = writeln!(out, "{indent}let z{j} = {net};");
                 let _ = writeln!(out, "{indent}let a{last}_{j} = output_activation(z{j});");
             } else {
+                // The net input stays named for derivatives that read it
+                // (the compiler drops it for the others).
+                let _ = writeln!(out, "{indent}let h{}_{j} = {net};", l + 1);
                 let _ = writeln!(
                     out,
-                    "{indent}let a{}_{j} = hidden_activation({net});",
-                    l + 1
+                    "{indent}let a{n}_{j} = hidden_activation(h{n}_{j});",
+                    n = l + 1
                 );
             }
         }

@@ -87,9 +87,19 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
     let mut out = String::from("// The run's vocabulary, bound from src/vocab.rs.\n");
     let bindings = [
         ("hidden_activation", "z: f32", "z", hidden.wgsl),
-        ("hidden_derivative", "a: f32", "a", hidden.wgsl_derivative),
+        (
+            "hidden_derivative",
+            "z: f32, a: f32",
+            "z, a",
+            hidden.wgsl_derivative,
+        ),
         ("output_activation", "z: f32", "z", output.wgsl),
-        ("output_derivative", "a: f32", "a", output.wgsl_derivative),
+        (
+            "output_derivative",
+            "z: f32, a: f32",
+            "z, a",
+            output.wgsl_derivative,
+        ),
         (
             "loss_value",
             "z: f32, yhat: f32, y: f32",
@@ -134,6 +144,9 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
         "const OPTIMIZER_SLOTS: u32 = {}u;",
         optimizer.state.len()
     );
+    // Whether the hidden layers' derivative reads their net inputs, which
+    // the layered trainer then keeps in the deltas' slots until backward.
+    let _ = writeln!(out, "const HIDDEN_NEEDS_NET: bool = {};", hidden.needs_net);
     out
 }
 

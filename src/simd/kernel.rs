@@ -19,7 +19,7 @@
 use crate::batches::{Batching, EpochOrder};
 use crate::history::{HistoryPlan, NetworkCurve};
 use crate::model::{ModelSpec, Reduction};
-use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig};
+use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig, with_activation};
 
 use super::lanes::{self, Lanes};
 
@@ -194,10 +194,6 @@ impl Plan {
     pub fn slots(&self) -> usize {
         self.optimizer.state_slots()
     }
-
-    fn outputs(&self) -> usize {
-        self.layers.last().map_or(0, |l| l.fan_out)
-    }
 }
 
 /// A group's parameters, optimizer state and rates, lane per network.
@@ -231,10 +227,13 @@ pub struct Epochs<'a> {
     pub done: &'a (dyn Fn(u64) + Sync),
 }
 
-/// Scratch space for one group.
+/// Scratch space for one group: every layer's outputs (from the inputs
+/// on), and per neuron of the weight layers its net input (kept for the
+/// output layer and for activations whose derivative reads it), its delta
+/// and the gradient.
 struct Work<const L: usize> {
     out: Vec<Lanes<L>>,
-    net_out: Vec<Lanes<L>>,
+    net: Vec<Lanes<L>>,
     delta: Vec<Lanes<L>>,
     grad: Vec<Lanes<L>>,
 }
@@ -322,28 +321,17 @@ impl<const L: usize> Lanesheet<L> {
     }
 }
 
-/// `f(z)` of a layer's activation, lane by lane: the lane twins of
-/// [`crate::vocab::ACTIVATIONS`].
+/// `f(z)` of a layer's activation, lane by lane: the entry's lane form
+/// ([`crate::vocab::ActivationDef::lane`]).
 #[inline(always)]
 pub fn activate<const L: usize>(activation: Activation, z: Lanes<L>) -> Lanes<L> {
-    match activation {
-        Activation::Sigmoid => z.map(lanes::sigmoid),
-        Activation::Tanh => z.map(lanes::tanh),
-        // `z <= 0` is false for NaN, which passes through.
-        Activation::Relu => z.map(lanes::relu),
-        Activation::Linear => z,
-    }
+    with_activation!(activation, DEF => z.map(DEF.lane))
 }
 
-/// `f'` from the output `a`, lane by lane.
+/// `f'` from the net input `z` and the output `a`, lane by lane.
 #[inline(always)]
-pub fn derivative<const L: usize>(activation: Activation, a: Lanes<L>) -> Lanes<L> {
-    match activation {
-        Activation::Sigmoid => a * (Lanes::splat(1.0) - a),
-        Activation::Tanh => a.mul_add(-a, Lanes::splat(1.0)),
-        Activation::Relu => a.map(|a| if a > 0.0 { 1.0 } else { 0.0 }),
-        Activation::Linear => Lanes::splat(1.0),
-    }
+pub fn derivative<const L: usize>(activation: Activation, z: Lanes<L>, a: Lanes<L>) -> Lanes<L> {
+    with_activation!(activation, DEF => z.zip(a, DEF.lane_derivative))
 }
 
 /// The loss of one output from its net input, output and target: the
@@ -541,14 +529,14 @@ impl<const L: usize> Work<L> {
     fn new(plan: &Plan) -> Self {
         Self {
             out: vec![Lanes::ZERO; plan.activations],
-            net_out: vec![Lanes::ZERO; plan.outputs()],
+            net: vec![Lanes::ZERO; plan.deltas],
             delta: vec![Lanes::ZERO; plan.deltas],
             grad: vec![Lanes::ZERO; plan.params],
         }
     }
 
-    /// Forward pass of one sample: every layer's outputs, and the output
-    /// layer's net inputs.
+    /// Forward pass of one sample: every layer's outputs, and the net
+    /// inputs the loss and the backward pass read.
     #[inline(always)]
     fn forward(&mut self, plan: &Plan, params: &[Lanes<L>], input: &[f32]) {
         for (a, &x) in self.out.iter_mut().zip(input) {
@@ -562,16 +550,15 @@ impl<const L: usize> Work<L> {
                 let bias = layer.bias.index(j).map_or(Lanes::ZERO, |b| params[b]);
                 let row = &params[layer.weights + j * layer.fan_in..][..layer.fan_in];
                 let inputs = &inputs[..layer.fan_in];
-                let (net, out) = match layer.activation {
-                    Activation::Sigmoid => neuron(bias, row, inputs, lanes::sigmoid),
-                    Activation::Tanh => neuron(bias, row, inputs, lanes::tanh),
-                    Activation::Relu => neuron(bias, row, inputs, lanes::relu),
-                    Activation::Linear => neuron(bias, row, inputs, |z| z),
-                };
-                if l == last {
-                    self.net_out[j] = net;
-                }
-                after[j] = out;
+                // One arm per entry: its lane form inlined, and whether
+                // the net input is kept, a constant.
+                with_activation!(layer.activation, DEF => {
+                    let (net, out) = neuron(bias, row, inputs, DEF.lane);
+                    if DEF.needs_net || l == last {
+                        self.net[layer.delta_at + j] = net;
+                    }
+                    after[j] = out;
+                });
             }
         }
     }
@@ -579,10 +566,14 @@ impl<const L: usize> Work<L> {
     /// The loss of the sample whose forward pass is in `self`.
     #[inline(always)]
     fn sample_loss(&self, plan: &Plan, target: &[f32]) -> Lanes<L> {
-        let output_at = plan.layers[plan.layers.len() - 1].output_at;
+        let output = plan.layers[plan.layers.len() - 1];
         let mut total = Lanes::ZERO;
         for (j, &y) in target.iter().enumerate() {
-            total = total + loss_value(plan.loss, self.net_out[j], self.out[output_at + j], y);
+            let (z, yhat) = (
+                self.net[output.delta_at + j],
+                self.out[output.output_at + j],
+            );
+            total = total + loss_value(plan.loss, z, yhat, y);
         }
         total
     }
@@ -595,7 +586,7 @@ impl<const L: usize> Work<L> {
         let output = plan.layers[last];
         for (j, &y) in target.iter().enumerate() {
             let yhat = self.out[output.output_at + j];
-            let slope = derivative(output.activation, yhat);
+            let slope = derivative(output.activation, self.net[output.delta_at + j], yhat);
             self.delta[output.delta_at + j] = loss_delta(plan.loss, yhat, y, slope);
         }
         // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), with
@@ -609,7 +600,8 @@ impl<const L: usize> Work<L> {
                     let w = params[layer.weights + j * layer.fan_in + k];
                     back = w.mul_add(self.delta[layer.delta_at + j], back);
                 }
-                let slope = derivative(below.activation, self.out[layer.input_at + k]);
+                let (z, a) = (self.net[below.delta_at + k], self.out[layer.input_at + k]);
+                let slope = derivative(below.activation, z, a);
                 self.delta[below.delta_at + k] = back * slope;
             }
         }

@@ -41,9 +41,12 @@ pub const SMALL_LANES: usize = 16;
 pub const WIDE_GROUP_BYTES: usize = 64 << 20;
 
 /// Float32 values a group keeps per lane as scratch space: the gradient
-/// of every parameter, and every layer's activations and deltas.
+/// of every parameter, every layer's activations, and the weight layers'
+/// net inputs and deltas.
 pub fn scratch_values(spec: &crate::model::ModelSpec) -> usize {
-    spec.layout().len + 2 * spec.topology.widths().iter().sum::<usize>()
+    let widths = spec.topology.widths();
+    let neurons: usize = widths[1..].iter().sum();
+    spec.layout().len + widths.iter().sum::<usize>() + 2 * neurons
 }
 
 /// The group width for `networks` networks of `spec` on `threads`
@@ -273,6 +276,97 @@ pub fn relu(z: f32) -> f32 {
 #[inline(always)]
 pub fn sigmoid(z: f32) -> f32 {
     1.0 / (1.0 + exp(-z))
+}
+
+/// PyTorch's Softplus (beta 1, threshold 20): `z` above 20, else
+/// `max(z, 0) + ln(1 + e^-|z|)`, which is `ln(1 + e^z)` without overflow.
+#[inline(always)]
+pub fn softplus(z: f32) -> f32 {
+    let tail = ln_1p_unit(exp(-z.abs()));
+    let smooth = if z > 0.0 { z } else { 0.0 } + tail;
+    if z > 20.0 { z } else { smooth }
+}
+
+/// Softplus' derivative as PyTorch's backward computes it: 1 above the
+/// threshold, else the sigmoid.
+#[inline(always)]
+pub fn softplus_derivative(z: f32) -> f32 {
+    if z > 20.0 { 1.0 } else { sigmoid(z) }
+}
+
+/// erfc(x) in float32, branch-free: Numerical Recipes' Chebyshev fit
+/// `t exp(-x^2 - 1.26551223 + t P(t))`, `t = 1 / (1 + |x| / 2)`, whose
+/// relative error is below 1.2e-7 for every x >= 0 (so the tail keeps its
+/// relative accuracy), and `2 - erfc(|x|)` for x < 0. The exponent is
+/// clamped as [`exp`] clamps it, so erfc of x beyond 9.3 (below 1e-38)
+/// comes out within 1e-38 of 0 rather than exactly 0.
+#[inline(always)]
+#[expect(
+    clippy::excessive_precision,
+    reason = "the fit's coefficients as Numerical Recipes publishes them (the WGSL twin's too)"
+)]
+pub fn erfc(x: f32) -> f32 {
+    let z = x.abs();
+    let t = 1.0 / z.mul_add(0.5, 1.0);
+    let mut p: f32 = 0.170_872_77;
+    p = p.mul_add(t, -0.822_152_23);
+    p = p.mul_add(t, 1.488_515_87);
+    p = p.mul_add(t, -1.135_203_98);
+    p = p.mul_add(t, 0.278_868_07);
+    p = p.mul_add(t, -0.186_288_06);
+    p = p.mul_add(t, 0.096_784_18);
+    p = p.mul_add(t, 0.374_091_96);
+    p = p.mul_add(t, 1.000_023_68);
+    p = p.mul_add(t, -1.265_512_23);
+    let tail = t * exp((-z).mul_add(z, p));
+    if x < 0.0 { 2.0 - tail } else { tail }
+}
+
+/// `1 / sqrt 2`.
+const FRAC_1_SQRT_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
+/// `1 / sqrt(2 pi)`, the normal density at 0.
+const NORMAL_DENSITY_AT_0: f32 = 0.398_942_3;
+
+/// GELU, `z Phi(z)` with `Phi(z) = erfc(-z / sqrt 2) / 2`: for negative z
+/// erfc keeps Phi's relative accuracy deep into the tail.
+#[inline(always)]
+pub fn gelu(z: f32) -> f32 {
+    0.5 * z * erfc(-z * FRAC_1_SQRT_2)
+}
+
+/// GELU's derivative `Phi(z) + z phi(z)`.
+#[inline(always)]
+pub fn gelu_derivative(z: f32) -> f32 {
+    let density = NORMAL_DENSITY_AT_0 * exp(-0.5 * z * z);
+    z.mul_add(density, 0.5 * erfc(-z * FRAC_1_SQRT_2))
+}
+
+/// `sqrt(2 / pi)` and 0.044715: GELU's tanh approximation's constants.
+const GELU_BETA: f32 = 0.797_884_6;
+const GELU_KAPPA: f32 = 0.044_715;
+
+/// GELU's tanh approximation `z (1 + tanh u) / 2`, `u = sqrt(2/pi) (z +
+/// 0.044715 z^3)`, written as `z sigmoid(2u)` (the same function:
+/// `(1 + tanh u) / 2 = sigmoid(2u)`), which keeps its relative accuracy
+/// where `1 + tanh u` would cancel.
+#[inline(always)]
+pub fn gelu_tanh(z: f32) -> f32 {
+    z * sigmoid(2.0 * gelu_inner(z))
+}
+
+/// Its derivative: with `s = sigmoid(2u)`, `(1 + tanh u) / 2 = s` and
+/// `1 - tanh^2 u = 4 s (1 - s)`, so PyTorch's `0.5 (1 + t) + 0.5 z (1 -
+/// t^2) beta (1 + 3 kappa z^2)` is `s + 2 z s (1 - s) beta (1 + 3 kappa z^2)`.
+#[inline(always)]
+pub fn gelu_tanh_derivative(z: f32) -> f32 {
+    let s = sigmoid(2.0 * gelu_inner(z));
+    let slope = GELU_BETA * (3.0 * GELU_KAPPA * z).mul_add(z, 1.0);
+    (2.0 * z * s * (1.0 - s)).mul_add(slope, s)
+}
+
+#[inline(always)]
+fn gelu_inner(z: f32) -> f32 {
+    GELU_BETA * (GELU_KAPPA * z * z).mul_add(z, z)
 }
 
 #[cfg(test)]
