@@ -5,6 +5,9 @@
 //   forward(l), l = 0..L-1       acts[l+1] = f(acts[l] W_l^T + b_l); for the
 //                                output layer the net inputs z also go to
 //                                deltas[L] (the cross-entropy reads them)
+//   output_rows                  with a row form (softmax, OUTPUT_ROWS):
+//                                each row's z becomes z - lse(z), its acts
+//                                f of that
 //   output_delta                 deltas[L] = loss_delta(yhat, y, f'(yhat));
 //                                the loss; target and divergence tracking
 //   backward(l), l = L-1..1      deltas[l] = (deltas[l+1] W_l) f'(z, a),
@@ -607,6 +610,37 @@ fn evaluate(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_inde
     let bad = workgroup_sum(lid, count_non_finite(n, lid, REDUCE_SIZE));
     if lid == 0u {
         record_final_loss(n, loss, bad);
+    }
+}
+
+// The row form of the output activation (OUTPUT_ROWS, softmax), after
+// forward of the output layer, one invocation per (network, row): the row's
+// net inputs z (in its deltas) become l = z - lse(z), lse formed with the
+// row's maximum subtracted, and its outputs output_activation(l). A NaN
+// net makes the sum, and so the row, NaN; an infinite one inf - inf.
+@compute @workgroup_size(DIRECT_SIZE)
+fn output_rows(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let flat = element(gid, groups);
+    if !OUTPUT_ROWS || flat >= op.network_count * op.samples {
+        return;
+    }
+    let n = flat / op.samples;
+    let s = flat % op.samples;
+    let row = n * ROW_STRIDE * op.fan_out + s * op.fan_out;
+    let nets = op.delta_out_base + row;
+    var largest = deltas[nets];
+    for (var j = 1u; j < op.fan_out; j++) {
+        largest = max(largest, deltas[nets + j]);
+    }
+    var sum = 0.0;
+    for (var j = 0u; j < op.fan_out; j++) {
+        sum += exp(deltas[nets + j] - largest);
+    }
+    let lse = largest + log(sum);
+    for (var j = 0u; j < op.fan_out; j++) {
+        let l = deltas[nets + j] - lse;
+        deltas[nets + j] = l;
+        acts[op.out_base + row + j] = output_activation(l);
     }
 }
 

@@ -136,6 +136,20 @@ fn act_gelu_tanh_derivative(z: f32, a: f32) -> f32 {
     return fma(2.0 * z * s * (1.0 - s), slope, s);
 }
 
+// torch.nn.Softmax's row form: the trainers shift each sample's logits by
+// their log-sum-exp (formed with the row's maximum subtracted), and this
+// maps each shifted value l = z - lse(z), a log-probability, to its
+// probability e^l.
+fn act_softmax(l: f32) -> f32 {
+    return exp(l);
+}
+
+// The Jacobian's diagonal p (1 - p); the categorical cross-entropy's delta
+// holds the whole Jacobian and reads no slope.
+fn act_softmax_derivative(z: f32, a: f32) -> f32 {
+    return a * (1.0 - a);
+}
+
 // ---- Losses of one output: value from (net input z, output yhat, target
 // ---- y), and delta dL/dz from (yhat, y, the output activation's slope).
 
@@ -166,6 +180,18 @@ fn loss_cross_entropy(z: f32, yhat: f32, y: f32) -> f32 {
 
 // With a sigmoid output the slope cancels: yhat - y.
 fn loss_cross_entropy_delta(yhat: f32, y: f32, slope: f32) -> f32 {
+    return yhat - y;
+}
+
+// Categorical cross-entropy, per output of a softmax row: -y l on the
+// log-probability l = z - lse(z) the row form hands over in z's place
+// (summed over the row: lse(z) sum(y) - sum(y z), from the logits).
+fn loss_categorical_cross_entropy(l: f32, yhat: f32, y: f32) -> f32 {
+    return -y * l;
+}
+
+// With a softmax output and targets summing to 1: p - y.
+fn loss_categorical_cross_entropy_delta(yhat: f32, y: f32, slope: f32) -> f32 {
     return yhat - y;
 }
 

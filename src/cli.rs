@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::batches::Batching;
 use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
@@ -244,6 +244,12 @@ pub struct DataArgs {
     pub data: Option<PathBuf>,
     #[command(flatten)]
     pub drawn: DrawArgs,
+    /// How the data holds its targets: one column per output (values), or
+    /// one column of integer class labels in [0, K), K the last of
+    /// --layers, each read as a one-hot row (class), for --data,
+    /// --eval-data and data=(X, Y) alike.
+    #[arg(long, value_enum, default_value_t = TargetFormat::Values)]
+    pub targets: TargetFormat,
     /// Held-out data, the training data's columns: every network's loss
     /// and accuracy on it after training.
     #[arg(long, value_name = "FILE.csv", conflicts_with = "holdout")]
@@ -259,6 +265,16 @@ pub struct DataArgs {
     /// Held-out samples in memory (`eval_data=(X, Y)`); not a flag.
     #[arg(skip)]
     pub eval_arrays: Option<std::sync::Arc<crate::data::Arrays>>,
+}
+
+/// `--targets`: how a data file (or a Y array) holds its targets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum TargetFormat {
+    /// One column per output.
+    #[default]
+    Values,
+    /// One column of integer class labels, read as one-hot rows.
+    Class,
 }
 
 /// How moons, circles and spirals are drawn.
@@ -393,6 +409,10 @@ pub struct PredictArgs {
     /// optional header row.
     #[arg(long, value_name = "FILE.csv")]
     pub data: PathBuf,
+    /// How --data holds its targets, if it has them: one column per output
+    /// (values), or one integer class label column (class), as in training.
+    #[arg(long, value_enum, default_value_t = TargetFormat::Values)]
+    pub targets: TargetFormat,
     /// Where the predictions go as CSV [default: standard output, with the
     /// summary on standard error].
     #[arg(long, value_name = "PRED.csv")]
@@ -1139,7 +1159,21 @@ impl TrainArgs {
         };
         spec.validate()?;
         let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
-        let range = spec.target_range();
+        let classes = self.data.targets == TargetFormat::Class;
+        if classes && outputs < 2 {
+            return Err(usage(format!(
+                "--targets class needs at least 2 outputs (one per class), but the last of \
+                 --layers is {outputs}"
+            )));
+        }
+        if classes && self.data.arrays.is_none() && self.data.data.is_none() {
+            return Err(usage(
+                "--targets class reads class labels from --data (or data=(X, Y)); a --task \
+                 has its targets already"
+                    .into(),
+            ));
+        }
+        let range = spec.target_rule().with_classes(classes);
         let data = match (arrays, &self.data.data) {
             (Some(a), _) => a.to_dataset(inputs, outputs, range)?,
             (None, Some(path)) => load_csv(path, inputs, outputs, range)?,

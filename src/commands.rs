@@ -615,7 +615,9 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
     }
     let spec = crate::weights::recorded_model(&args.weights)?;
     let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
-    let data = load_prediction_csv(&args.data, inputs, outputs, spec.target_range())?;
+    let classes = args.targets == crate::cli::TargetFormat::Class;
+    let rule = spec.target_rule().with_classes(classes);
+    let data = load_prediction_csv(&args.data, inputs, outputs, rule)?;
     let targets = data.outputs > 0;
     if args.scores.is_some() && !targets {
         return Err(Error::Config(format!(

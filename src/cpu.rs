@@ -56,20 +56,27 @@ impl Workspace {
 }
 
 /// Forward pass of one sample; leaves every layer's output in `ws.out` and
-/// every weight layer's net inputs in `ws.net`.
+/// every weight layer's net inputs in `ws.net` (a row form's logits
+/// unshifted: its outputs are `f(z_j - lse(z))`).
 fn forward(math: &Math, layout: &ParamLayout, params: &[f64], input: &[f64], ws: &mut Workspace) {
     ws.out[0].copy_from_slice(input);
     for (l, layer) in layout.layers.iter().enumerate() {
-        let f = math.activations[l].f;
+        let activation = math.activations[l];
         let (before, after) = ws.out.split_at_mut(l + 1);
         let (inputs, outputs) = (&before[l], &mut after[0]);
-        for (j, out) in outputs.iter_mut().enumerate() {
+        for j in 0..outputs.len() {
             let mut net = layer.bias_index(j).map_or(0.0, |b| params[b]);
             for (k, a) in inputs.iter().enumerate() {
                 net += params[layer.weight_index(j, k)] * a;
             }
             ws.net[l][j] = net;
-            *out = f(net);
+        }
+        let shift = match activation.normalizes_rows {
+            true => crate::vocab::log_sum_exp(&ws.net[l]),
+            false => 0.0,
+        };
+        for (out, net) in outputs.iter_mut().zip(&ws.net[l]) {
+            *out = (activation.f)(net - shift);
         }
     }
 }
@@ -108,6 +115,9 @@ pub fn loss(spec: &ModelSpec, params: &[f64], data: &Dataset) -> f64 {
 /// The loss of the sample whose forward pass is in `ws`.
 fn sample_loss(math: &Math, ws: &Workspace, target: &[f64]) -> f64 {
     let (out, net) = (&ws.out[ws.out.len() - 1], &ws.net[ws.net.len() - 1]);
+    if let Some(row) = math.loss.row_value {
+        return row(net, target);
+    }
     (0..target.len())
         .map(|j| (math.loss.value)(net[j], out[j], target[j]))
         .sum()

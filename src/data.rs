@@ -154,28 +154,128 @@ impl Dataset {
         &self.y[sample * self.outputs..(sample + 1) * self.outputs]
     }
 
-    /// Checks every target lies in `range` (closed), the values the output
-    /// activation can reach; the error names the sample and target column.
-    pub fn check_targets(&self, range: (f64, f64)) -> Result<(), Error> {
-        match self.y.iter().position(|v| !in_range(*v, range)) {
-            None => Ok(()),
-            Some(i) => Err(Error::data(
-                self.name.clone(),
-                None,
-                format!(
-                    "sample {}, target {}: {} is outside {}",
-                    i / self.outputs + 1,
-                    i % self.outputs + 1,
-                    self.y[i],
-                    describe_range(range)
-                ),
-            )),
+    /// Checks every sample's targets keep `rule` (their values as they
+    /// are: class labels were expanded when the data was read): each in
+    /// the output activation's range, and for softmax outputs summing to
+    /// 1; the error names the sample and target column.
+    pub fn check_targets(&self, rule: TargetRule) -> Result<(), Error> {
+        let rule = rule.with_classes(false);
+        for s in 0..self.samples() {
+            if let Err(e) = rule.row(self.target(s), self.outputs) {
+                let column = e
+                    .column
+                    .map_or(String::new(), |k| format!(", target {}", k + 1));
+                return Err(Error::data(
+                    self.name.clone(),
+                    None,
+                    format!("sample {}{column}: {}", s + 1, e.message),
+                ));
+            }
         }
+        Ok(())
     }
 }
 
 fn in_range(v: f64, (low, high): (f64, f64)) -> bool {
     low <= v && v <= high
+}
+
+/// How far a softmax sample's targets may sum from 1: a millionth (exact
+/// one-hot rows sum to 1; soft labels written to 6 decimals stay inside).
+pub const DISTRIBUTION_TOLERANCE: f64 = 1e-6;
+
+/// What a data set's targets must be, and how a file or a Y array holds
+/// them: the output activation's rules and `--targets`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TargetRule {
+    /// The closed range every target lies in (the output activation's).
+    pub range: (f64, f64),
+    /// Each sample's targets are a distribution over the classes (a row
+    /// form's outputs, softmax): they sum to 1.
+    pub distribution: bool,
+    /// `--targets class`: the data holds one column of integer class
+    /// labels in [0, outputs), each read as a one-hot row.
+    pub classes: bool,
+}
+
+impl TargetRule {
+    /// Targets in `range`, one column per output.
+    pub fn range(range: (f64, f64)) -> Self {
+        Self {
+            range,
+            distribution: false,
+            classes: false,
+        }
+    }
+
+    /// The same, with the data's targets given as class labels or not.
+    pub fn with_classes(self, classes: bool) -> Self {
+        Self { classes, ..self }
+    }
+
+    /// The target columns a row of the data holds for `outputs` outputs.
+    pub fn columns(&self, outputs: usize) -> usize {
+        if self.classes && outputs > 0 {
+            1
+        } else {
+            outputs
+        }
+    }
+
+    /// The targets of one row, from its target cells `cells` (already
+    /// finite numbers), for `outputs` outputs; the error says what is
+    /// wrong with them, without the row's place (the caller names it).
+    pub fn row(&self, cells: &[f64], outputs: usize) -> Result<Vec<f64>, RowError> {
+        let values = if self.classes {
+            let label = cells[0];
+            if label.fract() != 0.0 || label < 0.0 || label >= outputs as f64 {
+                return Err(RowError {
+                    column: Some(0),
+                    message: format!(
+                        "class {label} is not a whole number in [0, {outputs}) (--targets class: \
+                         one label column, {outputs} classes from the last of layers)"
+                    ),
+                    outside: None,
+                });
+            }
+            let mut one_hot = vec![0.0; outputs];
+            one_hot[label as usize] = 1.0;
+            one_hot
+        } else {
+            if let Some(k) = cells.iter().position(|v| !in_range(*v, self.range)) {
+                return Err(RowError {
+                    column: Some(k),
+                    message: format!("{} is outside {}", cells[k], describe_range(self.range)),
+                    outside: Some(cells[k]),
+                });
+            }
+            cells.to_vec()
+        };
+        let sum: f64 = values.iter().sum();
+        if self.distribution && (sum - 1.0).abs() > DISTRIBUTION_TOLERANCE {
+            return Err(RowError {
+                column: None,
+                message: format!(
+                    "the targets sum to {sum}, but softmax targets are a distribution over the \
+                     classes and must sum to 1 (one-hot rows, or one class column with \
+                     --targets class)"
+                ),
+                outside: None,
+            });
+        }
+        Ok(values)
+    }
+}
+
+/// What [`TargetRule::row`] found wrong: the target column to blame (0-based
+/// among the row's target cells), if one is, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RowError {
+    pub column: Option<usize>,
+    pub message: String,
+    /// The value outside the output activation's range, when that is
+    /// what is wrong (the message is "{value} is outside {range}").
+    pub outside: Option<f64>,
 }
 
 /// `[0, 1], the values the output activation can reach`, or `any finite
@@ -207,13 +307,21 @@ pub enum Task {
     Circles,
     /// Two interleaved spirals, 1.5 turns each, scaled into [-1, 1].
     Spirals,
+    /// `spirals:K`: K interleaved spirals (the arms of `spirals`, turned by
+    /// 2 pi / K from one another), one class each, targets one-hot rows of
+    /// K: a multi-class task for softmax outputs (K from 2 to
+    /// [`MAX_CLASSES`]).
+    ClassSpirals(u32),
 }
+
+/// Largest K of `spirals:K`.
+pub const MAX_CLASSES: u32 = 64;
 
 /// Largest N of `parity:N` (2^20 = 1,048,576 samples).
 pub const MAX_PARITY_BITS: u32 = 20;
 
 /// The names `--task` accepts, for messages.
-pub const TASK_NAMES: &str = "tutorial, xor, parity:N, moons, circles, spirals";
+pub const TASK_NAMES: &str = "tutorial, xor, parity:N, moons, circles, spirals, spirals:K";
 
 /// How a generated task (moons, circles, spirals) is drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -241,7 +349,10 @@ impl Default for TaskOptions {
 impl Task {
     /// Whether `--samples`, `--noise` and `--data-seed` apply.
     pub fn is_drawn(self) -> bool {
-        matches!(self, Task::Moons | Task::Circles | Task::Spirals)
+        matches!(
+            self,
+            Task::Moons | Task::Circles | Task::Spirals | Task::ClassSpirals(_)
+        )
     }
 
     /// The task's data with the default [`TaskOptions`].
@@ -273,6 +384,15 @@ impl Task {
                 let (x, y) = draw(self, options);
                 (2, 1, x, y)
             }
+            Task::ClassSpirals(classes) => {
+                let (x, labels) = draw(self, options);
+                let k = classes as usize;
+                let y = labels
+                    .iter()
+                    .flat_map(|&c| (0..k).map(move |j| f64::from(u8::from(j == c as usize))))
+                    .collect();
+                (2, k, x, y)
+            }
         };
         Dataset::new(self.to_string(), inputs, outputs, x, y).expect("built-in tasks are valid")
     }
@@ -285,6 +405,7 @@ impl Task {
             Task::Xor => vec![2, 3, 1],
             Task::Parity(bits) => vec![bits as usize, bits as usize, 1],
             Task::Moons | Task::Circles | Task::Spirals => vec![2, 8, 1],
+            Task::ClassSpirals(classes) => vec![2, 16, classes as usize],
         }
     }
 }
@@ -327,6 +448,19 @@ fn draw(task: Task, options: &TaskOptions) -> (Vec<f64>, Vec<f64>) {
             }
             for t in linspace(0.0, 2.0 * PI, n_in, false) {
                 points.push(([0.8 * t.cos(), 0.8 * t.sin()], 1.0));
+            }
+        }
+        Task::ClassSpirals(classes) => {
+            // The arm of `spirals`, turned by 2 pi c / K for class c; the
+            // first n % K classes get one point more.
+            let (k, end) = (classes as usize, 3.0 * PI);
+            for c in 0..k {
+                let count = n / k + usize::from(c < n % k);
+                let turn = 2.0 * PI * c as f64 / k as f64;
+                for t in linspace(0.25, end, count, true) {
+                    let r = t / end;
+                    points.push(([r * (t + turn).cos(), r * (t + turn).sin()], c as f64));
+                }
             }
         }
         _ => {
@@ -372,6 +506,7 @@ impl std::fmt::Display for Task {
             Task::Moons => f.write_str("moons"),
             Task::Circles => f.write_str("circles"),
             Task::Spirals => f.write_str("spirals"),
+            Task::ClassSpirals(classes) => write!(f, "spirals:{classes}"),
         }
     }
 }
@@ -387,6 +522,14 @@ impl std::str::FromStr for Task {
             "moons" => Task::Moons,
             "circles" => Task::Circles,
             "spirals" => Task::Spirals,
+            _ if s.starts_with("spirals:") => match s["spirals:".len()..].parse::<u32>() {
+                Ok(k) if (2..=MAX_CLASSES).contains(&k) => Task::ClassSpirals(k),
+                _ => {
+                    return Err(bad(format!(
+                        "K (the classes) must be a whole number from 2 to {MAX_CLASSES}"
+                    )));
+                }
+            },
             _ => match s.strip_prefix("parity:") {
                 Some(bits) => match bits.parse::<u32>() {
                     Ok(b) if (1..=MAX_PARITY_BITS).contains(&b) => Task::Parity(b),
@@ -435,15 +578,17 @@ pub struct Arrays {
 
 impl Arrays {
     /// The samples as a data set for networks of `inputs` inputs and
-    /// `outputs` outputs whose targets lie in `target_range`. Errors name
-    /// the argument, the array and, for a value, its row and column
-    /// (0-based, as NumPy indexes them).
+    /// `outputs` outputs whose targets keep `rule` (Y holds one class
+    /// column with `rule.classes`). Errors name the argument, the array
+    /// and, for a value, its row and column (0-based, as NumPy indexes
+    /// them).
     pub fn to_dataset(
         &self,
         inputs: usize,
         outputs: usize,
-        target_range: (f64, f64),
+        rule: TargetRule,
     ) -> Result<Dataset, Error> {
+        let columns = rule.columns(outputs);
         let arg = &self.argument;
         let bad = |m: String| Error::Config(format!("{arg}: {m}"));
         let rows = self.x.len() / self.x_columns.max(1);
@@ -458,7 +603,14 @@ impl Arrays {
                 self.x_columns
             )));
         }
-        if self.y_columns != outputs {
+        if self.y_columns != columns && rule.classes {
+            return Err(bad(format!(
+                "Y has {} columns, but targets='class' takes one column of class labels \
+                 (the {outputs} classes are the last of layers)",
+                self.y_columns
+            )));
+        }
+        if self.y_columns != columns {
             return Err(bad(format!(
                 "Y has {} columns, but the networks have {outputs} outputs (the last of \
                  layers)",
@@ -471,7 +623,7 @@ impl Arrays {
             )));
         }
         let (x_name, y_name) = if outputs > 0 { ("X", "Y") } else { ("X", "") };
-        for (name, values, columns) in [(x_name, &self.x, inputs), (y_name, &self.y, outputs)] {
+        for (name, values, columns) in [(x_name, &self.x, inputs), (y_name, &self.y, columns)] {
             if let Some(i) = values.iter().position(|v| !v.is_finite()) {
                 return Err(bad(format!(
                     "{name} row {}, column {} is {}: every value must be a finite number",
@@ -481,36 +633,44 @@ impl Arrays {
                 )));
             }
         }
-        if let Some(i) = self.y.iter().position(|&v| !in_range(v, target_range)) {
-            return Err(bad(format!(
-                "Y row {}, column {} is {}, outside {}",
-                i / outputs,
-                i % outputs,
-                self.y[i],
-                describe_range(target_range)
-            )));
+        let mut y = Vec::with_capacity(rows * outputs);
+        if outputs > 0 {
+            for (r, cells) in self.y.chunks_exact(columns).enumerate() {
+                let targets = rule.row(cells, outputs).map_err(|e| {
+                    bad(match (e.column, e.outside) {
+                        (Some(k), Some(v)) => format!(
+                            "Y row {r}, column {k} is {v}, outside {}",
+                            describe_range(rule.range)
+                        ),
+                        (Some(k), None) => format!("Y row {r}, column {k}: {}", e.message),
+                        (None, _) => format!("Y row {r}: {}", e.message),
+                    })
+                })?;
+                y.extend(targets);
+            }
         }
         Dataset::new(
             format!("{arg} (arrays)"),
             inputs,
             outputs,
             self.x.clone(),
-            self.y.clone(),
+            y,
         )
     }
 }
 
 /// Loads a numeric CSV file whose first `inputs` columns are inputs and the
-/// remaining `outputs` columns targets, each target in `target_range`
-/// (closed: the output activation's). The first line may be a header
-/// (every cell non-numeric). Blank lines are skipped.
+/// remaining ones the targets of `outputs` outputs, which keep `rule` (the
+/// output activation's range; one class column with `rule.classes`). The
+/// first line may be a header (every cell non-numeric). Blank lines are
+/// skipped.
 pub fn load_csv(
     path: &Path,
     inputs: usize,
     outputs: usize,
-    target_range: (f64, f64),
+    rule: TargetRule,
 ) -> Result<Dataset, Error> {
-    parse_csv(&read_text(path)?, path, inputs, outputs, target_range)
+    parse_csv(&read_text(path)?, path, inputs, outputs, rule)
 }
 
 /// A data file's text; the error names the file.
@@ -528,8 +688,9 @@ pub fn load_prediction_csv(
     path: &Path,
     inputs: usize,
     outputs: usize,
-    target_range: (f64, f64),
+    rule: TargetRule,
 ) -> Result<Dataset, Error> {
+    let columns = rule.columns(outputs);
     let text = read_text(path)?;
     let first = csv_reader(&text)
         .records()
@@ -538,24 +699,28 @@ pub fn load_prediction_csv(
         .find(|r| r.iter().any(|cell| cell.parse::<f64>().is_ok()));
     let with_targets = match first {
         Some(row) if row.len() == inputs => false,
-        Some(row) if row.len() == inputs + outputs => true,
+        Some(row) if row.len() == inputs + columns => true,
         Some(row) => {
             let line = row.position().map(|p| p.line() as usize);
+            let targets = match rule.classes {
+                true => "a class column".to_string(),
+                false => format!("{outputs} targets"),
+            };
             return Err(Error::data(
                 path,
                 line,
                 format!(
                     "has {} columns, but the weights take {inputs} inputs: a row holds \
-                     {inputs} inputs, or {inputs} inputs and {outputs} targets ({} columns)",
+                     {inputs} inputs, or {inputs} inputs and {targets} ({} columns)",
                     row.len(),
-                    inputs + outputs
+                    inputs + columns
                 ),
             ));
         }
         None => return Err(Error::data(path, None, "contains no data rows")),
     };
     let targets = if with_targets { outputs } else { 0 };
-    parse_csv(&text, path, inputs, targets, target_range)
+    parse_csv(&text, path, inputs, targets, rule)
 }
 
 /// How every data CSV is read: no header assumed (a first row of
@@ -575,9 +740,11 @@ pub fn parse_csv(
     path: &Path,
     inputs: usize,
     outputs: usize,
-    target_range: (f64, f64),
+    rule: TargetRule,
 ) -> Result<Dataset, Error> {
-    let expected = inputs + outputs;
+    let columns = rule.columns(outputs);
+    let expected = inputs + columns;
+    let mut cells = Vec::with_capacity(columns);
     let mut reader = csv_reader(text);
     let (mut x, mut y) = (Vec::new(), Vec::new());
     let mut first_row = true;
@@ -597,15 +764,20 @@ pub fn parse_csv(
             }
         }
         if record.len() != expected {
+            let targets = match rule.classes {
+                true => "1 class column (--targets class)".to_string(),
+                false => format!("{outputs} targets"),
+            };
             return Err(Error::data(
                 path,
                 Some(line),
                 format!(
-                    "has {} columns, but {inputs} inputs + {outputs} targets need {expected}",
+                    "has {} columns, but {inputs} inputs + {targets} need {expected}",
                     record.len()
                 ),
             ));
         }
+        cells.clear();
         for (column, cell) in record.iter().enumerate() {
             let value: f64 = cell.parse().map_err(|_| {
                 Error::data(
@@ -623,19 +795,22 @@ pub fn parse_csv(
             }
             if column < inputs {
                 x.push(value);
-            } else if in_range(value, target_range) {
-                y.push(value);
             } else {
-                return Err(Error::data(
-                    path,
-                    Some(line),
-                    format!(
-                        "column {}: target {value} is outside {}",
-                        column + 1,
-                        describe_range(target_range)
-                    ),
-                ));
+                cells.push(value);
             }
+        }
+        if outputs > 0 {
+            let targets = rule.row(&cells, outputs).map_err(|e| {
+                let message = match (e.column, e.outside) {
+                    (Some(k), Some(_)) => {
+                        format!("column {}: target {}", inputs + k + 1, e.message)
+                    }
+                    (Some(k), None) => format!("column {}: {}", inputs + k + 1, e.message),
+                    (None, _) => e.message,
+                };
+                Error::data(path, Some(line), message)
+            })?;
+            y.extend(targets);
         }
     }
     if x.is_empty() {
@@ -694,6 +869,25 @@ mod tests {
         let x = Task::Xor.dataset();
         assert_eq!((x.samples(), x.inputs, x.outputs), (4, 2, 1));
         assert_eq!(x.target(1), &[1.0]);
+        let task: Task = "spirals:3".parse().unwrap();
+        let options = TaskOptions {
+            samples: 100,
+            noise: 0.1,
+            seed: 5,
+        };
+        let k = task.generate(&options);
+        assert_eq!((k.samples(), k.inputs, k.outputs), (100, 2, 3));
+        assert_eq!(task.to_string(), "spirals:3");
+        // One-hot rows, 34, 33 and 33 of each class, keyed on the seed.
+        let count = |c: usize| (0..100).filter(|&s| k.target(s)[c] == 1.0).count();
+        assert_eq!((count(0), count(1), count(2)), (34, 33, 33));
+        assert!((0..100).all(|s| k.target(s).iter().sum::<f64>() == 1.0));
+        assert_eq!(task.generate(&options), k);
+        assert_ne!(task.generate(&TaskOptions { seed: 6, ..options }).x, k.x);
+        for bad in ["spirals:1", "spirals:65", "spirals:x"] {
+            let err = bad.parse::<Task>().unwrap_err().to_string();
+            assert!(err.contains("from 2 to 64"), "{err}");
+        }
     }
 
     #[test]
@@ -703,7 +897,7 @@ mod tests {
             Path::new("m.csv"),
             2,
             1,
-            (0.0, 1.0),
+            TargetRule::range((0.0, 1.0)),
         )
         .unwrap();
         assert_eq!(d.samples(), 2);
@@ -725,11 +919,11 @@ mod tests {
             vec![0., 1., 1., 0.],
             1,
         );
-        let data = xor.to_dataset(2, 1, (0.0, 1.0)).unwrap();
+        let data = xor.to_dataset(2, 1, TargetRule::range((0.0, 1.0))).unwrap();
         assert_eq!((data.samples(), data.name.as_str()), (4, "data (arrays)"));
         assert_eq!(data.target(2), &[1.0]);
         let message = |a: &Arrays, outputs| {
-            a.to_dataset(2, outputs, (0.0, 1.0))
+            a.to_dataset(2, outputs, TargetRule::range((0.0, 1.0)))
                 .unwrap_err()
                 .to_string()
         };
@@ -747,20 +941,32 @@ mod tests {
         assert!(message(&short, 1).contains("X has 4 rows but Y has 3"));
         // Samples to predict: inputs only.
         let inputs = arrays(xor.x.clone(), Vec::new(), 0);
-        assert_eq!(inputs.to_dataset(2, 0, (0.0, 1.0)).unwrap().outputs, 0);
+        assert_eq!(
+            inputs
+                .to_dataset(2, 0, TargetRule::range((0.0, 1.0)))
+                .unwrap()
+                .outputs,
+            0
+        );
     }
 
     #[test]
     fn targets_are_checked_against_the_output_range() {
         let text = "x,y\n0.5,-0.5\n0.1,7.0\n";
-        let err = parse_csv(text, Path::new("r.csv"), 1, 1, (-1.0, 1.0))
-            .unwrap_err()
-            .to_string();
+        let err = parse_csv(
+            text,
+            Path::new("r.csv"),
+            1,
+            1,
+            TargetRule::range((-1.0, 1.0)),
+        )
+        .unwrap_err()
+        .to_string();
         assert_eq!(
             err,
             "r.csv:3: column 2: target 7 is outside [-1, 1], the values the output activation can reach"
         );
-        let any = (f64::NEG_INFINITY, f64::INFINITY);
+        let any = TargetRule::range((f64::NEG_INFINITY, f64::INFINITY));
         assert_eq!(
             parse_csv(text, Path::new("r.csv"), 1, 1, any)
                 .unwrap()
@@ -768,8 +974,79 @@ mod tests {
             2
         );
         let xor = Task::Xor.dataset();
-        assert!(xor.check_targets((-1.0, 1.0)).is_ok());
-        assert!(xor.check_targets((0.5, 1.0)).is_err());
+        assert!(xor.check_targets(TargetRule::range((-1.0, 1.0))).is_ok());
+        assert!(xor.check_targets(TargetRule::range((0.5, 1.0))).is_err());
+    }
+
+    #[test]
+    fn class_labels_become_one_hot_rows_and_distributions_sum_to_one() {
+        let softmax = TargetRule {
+            range: (0.0, 1.0),
+            distribution: true,
+            classes: false,
+        };
+        let classes = softmax.with_classes(true);
+        let d = parse_csv(
+            "a,b,c\n0.1,0.2,2\n0.3,0.4,0\n",
+            Path::new("k.csv"),
+            2,
+            3,
+            classes,
+        )
+        .unwrap();
+        assert_eq!(d.y, [0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+        for (text, message) in [
+            (
+                "0.1,0.2,3\n",
+                "k.csv:1: column 3: class 3 is not a whole number in [0, 3)",
+            ),
+            (
+                "0.1,0.2,1.5\n",
+                "k.csv:1: column 3: class 1.5 is not a whole number",
+            ),
+            (
+                "0.1,0.2,-1\n",
+                "k.csv:1: column 3: class -1 is not a whole number",
+            ),
+            (
+                "0.1,0.2,0,1\n",
+                "k.csv:1: has 4 columns, but 2 inputs + 1 class column",
+            ),
+        ] {
+            let err = parse_csv(text, Path::new("k.csv"), 2, 3, classes).unwrap_err();
+            assert!(err.to_string().starts_with(message), "{err}");
+        }
+        // One-hot (and soft) rows must sum to 1 for softmax outputs.
+        let ok = parse_csv("0,0.2,0.3,0.5\n", Path::new("p.csv"), 1, 3, softmax);
+        assert!(ok.is_ok());
+        let err = parse_csv("0,1,1,0\n0,0,0,0\n", Path::new("p.csv"), 1, 3, softmax)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("p.csv:1: the targets sum to 2, but softmax targets"),
+            "{err}"
+        );
+        let data = Dataset::new("m", 1, 2, vec![0.0], vec![0.5, 0.4]).unwrap();
+        let err = data.check_targets(softmax).unwrap_err().to_string();
+        assert!(err.contains("sample 1: the targets sum to 0.9"), "{err}");
+        // Arrays: the same rules, 0-based places.
+        let a = Arrays {
+            argument: "data".into(),
+            x: vec![0.0, 1.0],
+            x_columns: 1,
+            y: vec![1.0, 4.0],
+            y_columns: 1,
+        };
+        let err = a.to_dataset(1, 3, classes).unwrap_err().to_string();
+        assert!(
+            err.starts_with("data: Y row 1, column 0: class 4 is not"),
+            "{err}"
+        );
+        let err = a.to_dataset(1, 3, softmax).unwrap_err().to_string();
+        assert!(
+            err.contains("Y has 1 columns, but the networks have 3 outputs"),
+            "{err}"
+        );
     }
 }
 

@@ -229,11 +229,37 @@ impl ModelSpec {
                 allowed.join(", ")
             )));
         }
-        if !self.loss.accepts_output(self.output_activation) {
-            let needed = self.loss.def().requires_output.unwrap_or_default();
+        if !self.activation.def().as_hidden {
+            return Err(Error::Config(format!(
+                "--activation {} is for the output layer only (--output-activation {0})",
+                self.activation
+            )));
+        }
+        if let Some(needed) = self.loss.def().requires_output
+            && needed != self.output_activation
+        {
             return Err(Error::Config(format!(
                 "--loss {} needs --output-activation {needed}, but the output activation is {}",
                 self.loss, self.output_activation
+            )));
+        }
+        // Softmax with a squared loss is refused: its delta would need the
+        // softmax's whole Jacobian per output, and a classifier's loss is
+        // the cross-entropy of the logits (PyTorch's CrossEntropyLoss).
+        if let Some(needed) = self.output_activation.def().requires_loss
+            && needed != self.loss
+        {
+            return Err(Error::Config(format!(
+                "--output-activation {} needs --loss {needed}, but the loss is {}",
+                self.output_activation, self.loss
+            )));
+        }
+        if self.output_activation.def().normalizes_rows && self.topology.outputs() < 2 {
+            return Err(Error::Config(format!(
+                "--output-activation {} needs at least 2 outputs (one per class), but the \
+                 last layer has {}",
+                self.output_activation,
+                self.topology.outputs()
             )));
         }
         Ok(())
@@ -251,6 +277,16 @@ impl ModelSpec {
     /// Closed range the targets must lie in for this output activation.
     pub fn target_range(&self) -> (f64, f64) {
         self.output_activation.def().range
+    }
+
+    /// What the targets must be for this output activation: in its range,
+    /// and for a row form (softmax) a distribution over the classes.
+    pub fn target_rule(&self) -> crate::data::TargetRule {
+        crate::data::TargetRule {
+            range: self.target_range(),
+            distribution: self.output_activation.def().normalizes_rows,
+            classes: false,
+        }
     }
 }
 

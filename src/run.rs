@@ -214,9 +214,9 @@ impl RunConfig {
                 data.outputs
             )));
         }
-        data.check_targets(spec.target_range())?;
+        data.check_targets(spec.target_rule())?;
         if let Some(eval) = &self.eval {
-            eval.check_targets(spec.target_range())?;
+            eval.check_targets(spec.target_rule())?;
             if (eval.inputs, eval.outputs) != (data.inputs, data.outputs) {
                 return Err(Error::Config(format!(
                     "the held-out data ({}) has {} inputs and {} targets, but the training \

@@ -42,6 +42,16 @@ pub struct ActivationDef {
     pub range: (f64, f64),
     /// May be the output layer's activation.
     pub as_output: bool,
+    /// May be a hidden layer's activation.
+    pub as_hidden: bool,
+    /// A row form (softmax): the output layer's net inputs are first
+    /// shifted by their sample's log-sum-exp, `l_j = z_j - lse(z)` (the
+    /// log-probabilities, formed from the logits with their maximum
+    /// subtracted: [`log_sum_exp`]), and `f` then applies to each `l_j`.
+    /// The float32 trainers hand the loss `l_j` in the net input's place.
+    pub normalizes_rows: bool,
+    /// The only loss this output activation is defined with, if any.
+    pub requires_loss: Option<Loss>,
 }
 
 /// Defines [`Activation`], [`ACTIVATIONS`] and `with_activation!` from
@@ -105,6 +115,9 @@ activation_table! { $
         needs_net: false,
         range: (0.0, 1.0),
         as_output: true,
+        as_hidden: true,
+        normalizes_rows: false,
+        requires_loss: None,
     },
     /// `tanh z`, outputs in (-1, 1).
     Tanh => ActivationDef {
@@ -118,6 +131,9 @@ activation_table! { $
         needs_net: false,
         range: (-1.0, 1.0),
         as_output: true,
+        as_hidden: true,
+        normalizes_rows: false,
+        requires_loss: None,
     },
     /// `max(z, 0)`; its derivative at 0 is taken as 0 (as PyTorch does).
     Relu => ActivationDef {
@@ -133,6 +149,9 @@ activation_table! { $
         needs_net: false,
         range: (0.0, f64::INFINITY),
         as_output: false,
+        as_hidden: true,
+        normalizes_rows: false,
+        requires_loss: None,
     },
     /// `z`: the identity, for regression outputs.
     Linear => ActivationDef {
@@ -146,6 +165,9 @@ activation_table! { $
         needs_net: false,
         range: (f64::NEG_INFINITY, f64::INFINITY),
         as_output: true,
+        as_hidden: true,
+        normalizes_rows: false,
+        requires_loss: None,
     },
     /// `ln(1 + e^z)`, and `z` above 20: torch.nn.Softplus (beta 1,
     /// threshold 20); outputs in (0, inf), for positive targets too.
@@ -165,6 +187,9 @@ activation_table! { $
         needs_net: true,
         range: (0.0, f64::INFINITY),
         as_output: true,
+        as_hidden: true,
+        normalizes_rows: false,
+        requires_loss: None,
     },
     /// `z sigmoid(z)`: torch.nn.SiLU (swish); hidden layers only.
     Silu => ActivationDef {
@@ -185,6 +210,9 @@ activation_table! { $
         needs_net: true,
         range: (-0.278_464_542_761_073_8, f64::INFINITY),
         as_output: false,
+        as_hidden: true,
+        normalizes_rows: false,
+        requires_loss: None,
     },
     /// `z Phi(z)` with the normal distribution's `Phi(z) = (1 + erf(z /
     /// sqrt 2)) / 2`: torch.nn.GELU() (approximate='none'); hidden
@@ -205,6 +233,9 @@ activation_table! { $
         needs_net: true,
         range: (-0.169_971_207_479_903_7, f64::INFINITY),
         as_output: false,
+        as_hidden: true,
+        normalizes_rows: false,
+        requires_loss: None,
     },
     /// `z (1 + tanh(sqrt(2/pi) (z + 0.044715 z^3))) / 2`:
     /// torch.nn.GELU(approximate='tanh'); hidden layers only.
@@ -225,7 +256,46 @@ activation_table! { $
         needs_net: true,
         range: (-0.170_040_750_571_254, f64::INFINITY),
         as_output: false,
+        as_hidden: true,
+        normalizes_rows: false,
+        requires_loss: None,
     },
+    /// `e^z_j / sum_k e^z_k` over a sample's outputs: torch.nn.Softmax
+    /// (dim=-1); the output layer only, with categorical cross-entropy.
+    /// Outputs in (0, 1), each sample's summing to 1.
+    Softmax => ActivationDef {
+        activation: Activation::Softmax,
+        // The row form: f of the log-probability l_j = z_j - lse(z).
+        f: f64::exp,
+        // The Jacobian's diagonal p (1 - p); the categorical
+        // cross-entropy's delta p - y holds the whole Jacobian and reads
+        // no slope.
+        derivative: |_, a| a * (1.0 - a),
+        lane: lanes::exp,
+        lane_derivative: |_, a| a * (1.0 - a),
+        wgsl: "act_softmax",
+        wgsl_derivative: "act_softmax_derivative",
+        needs_net: false,
+        range: (0.0, 1.0),
+        as_output: true,
+        as_hidden: false,
+        normalizes_rows: true,
+        requires_loss: Some(Loss::CategoricalCrossEntropy),
+    },
+}
+
+/// `ln sum_j e^z_j` from the logits with their maximum subtracted (so no
+/// `e^z` overflows): `m + ln sum_j e^(z_j - m)`, `m = max_j z_j`. NaN in,
+/// NaN out.
+pub fn log_sum_exp(z: &[f64]) -> f64 {
+    if z.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if m.is_infinite() {
+        return m;
+    }
+    m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln()
 }
 
 impl Activation {
@@ -251,6 +321,10 @@ pub enum Loss {
     /// Binary cross-entropy `-(y ln yhat + (1 - y) ln(1 - yhat))` for
     /// sigmoid outputs, computed from the logit.
     CrossEntropy,
+    /// Categorical cross-entropy `-sum_j y_j ln p_j` for softmax outputs,
+    /// computed from the logits: torch.nn.CrossEntropyLoss (with
+    /// probability targets; one-hot rows, or `--targets class`).
+    CategoricalCrossEntropy,
 }
 
 /// One loss's definition.
@@ -268,7 +342,18 @@ pub struct LossDef {
     pub wgsl_delta: &'static str,
     /// The only output activation this loss is defined for, if any.
     pub requires_output: Option<Activation>,
+    /// The row form, for a loss that couples a sample's outputs: the
+    /// sample's loss from its net inputs `z` (the logits) and targets `y`,
+    /// which the float64 reference uses in place of the per-output sum.
+    /// `value` is then the per-output form the float32 trainers sum: it
+    /// takes the output activation's shifted net input (its
+    /// [`ActivationDef::normalizes_rows`] `l_j`) in `z`'s place, and the
+    /// two agree exactly in real arithmetic (a unit test checks it).
+    pub row_value: Option<RowLoss>,
 }
+
+/// A loss's row form: a sample's loss from its logits and its targets.
+pub type RowLoss = fn(&[f64], &[f64]) -> f64;
 
 /// Every loss, in the enum's order (a unit test checks it).
 pub const LOSSES: &[LossDef] = &[
@@ -280,6 +365,7 @@ pub const LOSSES: &[LossDef] = &[
         wgsl_value: "loss_half_sse",
         wgsl_delta: "loss_half_sse_delta",
         requires_output: None,
+        row_value: None,
     },
     LossDef {
         loss: Loss::Sse,
@@ -288,6 +374,7 @@ pub const LOSSES: &[LossDef] = &[
         wgsl_value: "loss_sse",
         wgsl_delta: "loss_sse_delta",
         requires_output: None,
+        row_value: None,
     },
     LossDef {
         loss: Loss::CrossEntropy,
@@ -300,12 +387,34 @@ pub const LOSSES: &[LossDef] = &[
         wgsl_value: "loss_cross_entropy",
         wgsl_delta: "loss_cross_entropy_delta",
         requires_output: Some(Activation::Sigmoid),
+        row_value: None,
+    },
+    LossDef {
+        loss: Loss::CategoricalCrossEntropy,
+        // Per output, on the log-probability l = z - lse(z): -y l.
+        value: |l, _, y| -y * l,
+        // With a softmax output: p - y (the targets summing to 1).
+        delta: |yhat, y, _| yhat - y,
+        wgsl_value: "loss_categorical_cross_entropy",
+        wgsl_delta: "loss_categorical_cross_entropy_delta",
+        requires_output: Some(Activation::Softmax),
+        // -sum_j y_j (z_j - lse(z)) = lse(z) sum_j y_j - sum_j y_j z_j,
+        // from the logits, never from the log of a probability.
+        row_value: Some(|z, y| {
+            let lse = log_sum_exp(z);
+            y.iter().zip(z).map(|(y, z)| y * (lse - z)).sum()
+        }),
     },
 ];
 
 impl Loss {
     /// Every loss, in the table's order.
-    pub const ALL: [Loss; 3] = [Loss::HalfSse, Loss::Sse, Loss::CrossEntropy];
+    pub const ALL: [Loss; 4] = [
+        Loss::HalfSse,
+        Loss::Sse,
+        Loss::CrossEntropy,
+        Loss::CategoricalCrossEntropy,
+    ];
 
     pub fn def(self) -> &'static LossDef {
         &LOSSES[self as usize]
@@ -316,9 +425,11 @@ impl Loss {
         value_name(self)
     }
 
-    /// Whether the loss is defined for `output` activations.
+    /// Whether the loss is defined for `output` activations (and the
+    /// output activation for the loss).
     pub fn accepts_output(self, output: Activation) -> bool {
         self.def().requires_output.is_none_or(|a| a == output)
+            && output.def().requires_loss.is_none_or(|l| l == self)
     }
 }
 
@@ -625,7 +736,7 @@ mod tests {
         let points = [
             -6.0, -3.0, -1.27, -0.7, -1e-3, 0.0, 1e-3, 0.4, 0.75, 2.5, 7.0, 25.0,
         ];
-        for d in ACTIVATIONS {
+        for d in ACTIVATIONS.iter().filter(|d| !d.normalizes_rows) {
             for z in points {
                 if d.activation == Activation::Relu && z == 0.0 {
                     continue;
@@ -675,7 +786,11 @@ mod tests {
     #[test]
     fn loss_deltas_are_the_derivative_of_the_loss_through_the_output() {
         for loss in LOSSES {
-            for output in ACTIVATIONS.iter().filter(|a| a.as_output) {
+            // Row forms are checked by softmax_and_its_loss_are_one_row_form.
+            for output in ACTIVATIONS
+                .iter()
+                .filter(|a| a.as_output && !a.normalizes_rows)
+            {
                 if !loss.loss.accepts_output(output.activation) {
                     continue;
                 }
@@ -694,6 +809,50 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn softmax_and_its_loss_are_one_row_form() {
+        let softmax = Activation::Softmax.def();
+        let cce = Loss::CategoricalCrossEntropy.def();
+        let row = cce.row_value.expect("a row form");
+        for (z, y) in [
+            ([0.3, -1.2, 2.0], [0.0, 0.0, 1.0]),
+            ([-4.0, 0.5, 0.1], [0.2, 0.5, 0.3]),
+            ([900.0, 899.0, -900.0], [1.0, 0.0, 0.0]),
+        ] {
+            let lse = log_sum_exp(&z);
+            let l = z.map(|z| z - lse);
+            let p = l.map(softmax.f);
+            // Within float64 rounding of the shift (|z| up to 900).
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{p:?}");
+            // The per-output form summed over the row is the row form.
+            let per_output: f64 = (0..3).map(|j| (cce.value)(l[j], p[j], y[j])).sum();
+            assert!((per_output - row(&z, &y)).abs() < 1e-12, "{z:?}");
+            assert!(row(&z, &y).is_finite());
+            // The delta p - y is d(row form)/dz_j.
+            for j in 0..3 {
+                let h = 1e-6;
+                let at = |d: f64| {
+                    let mut shifted = z;
+                    shifted[j] += d;
+                    row(&shifted, &y)
+                };
+                let numeric = (at(h) - at(-h)) / (2.0 * h);
+                let delta = (cce.delta)(p[j], y[j], (softmax.derivative)(l[j], p[j]));
+                assert!(
+                    (numeric - delta).abs() < 1e-7,
+                    "{z:?} {j}: {delta} vs {numeric}"
+                );
+            }
+        }
+        // PyTorch's value: cross_entropy([[1, 2, 3]], [2]) = 0.40760596444.
+        assert!((row(&[1.0, 2.0, 3.0], &[0.0, 0.0, 1.0]) - 0.407_605_964_444_380).abs() < 1e-12);
+        assert!(log_sum_exp(&[f64::NAN, 1.0]).is_nan());
+        assert_eq!(log_sum_exp(&[f64::INFINITY, 1.0]), f64::INFINITY);
+        assert!(Loss::CategoricalCrossEntropy.accepts_output(Activation::Softmax));
+        assert!(!Loss::HalfSse.accepts_output(Activation::Softmax));
+        assert!(!Loss::CategoricalCrossEntropy.accepts_output(Activation::Sigmoid));
     }
 
     #[test]

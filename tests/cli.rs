@@ -393,9 +393,9 @@ fn bad_csv_files_name_file_and_line() {
 #[test]
 fn bad_vocabulary_is_a_usage_error() {
     assert_rejected(
-        &["--activation", "softmax"],
+        &["--activation", "swish"],
         2,
-        "invalid value 'softmax' for '--activation <ACTIVATION>'",
+        "invalid value 'swish' for '--activation <ACTIVATION>'",
     );
     assert_rejected(
         &[
@@ -413,13 +413,216 @@ fn bad_vocabulary_is_a_usage_error() {
         &["--output-activation", "relu"],
         2,
         "--output-activation relu is not available for the output layer; expected one of: \
-         sigmoid, tanh, linear",
+         sigmoid, tanh, linear, softplus, softmax",
+    );
+    assert_rejected(
+        &["--output-activation", "gelu"],
+        2,
+        "--output-activation gelu is not available for the output layer",
     );
     assert_rejected(
         &["--task", "xor", "--init", "lecun"],
         2,
         "expected xavier, he,",
     );
+}
+
+/// Softmax outputs go with the categorical cross-entropy, at least two
+/// outputs and targets that are distributions: one-hot rows, or class
+/// labels with `--targets class`; each mistake is one line and no output.
+#[test]
+fn softmax_needs_its_loss_its_classes_and_distributions() {
+    let dir = temp_dir("softmax");
+    let spirals = ["--task", "spirals:3"];
+    let (out, cce) = (
+        ["--output-activation", "softmax"],
+        ["--loss", "categorical-cross-entropy"],
+    );
+    assert_rejected(
+        &[spirals[0], spirals[1], "--activation", "softmax"],
+        2,
+        "--activation softmax is for the output layer only (--output-activation softmax)",
+    );
+    assert_rejected(
+        &[spirals[0], spirals[1], cce[0], cce[1]],
+        2,
+        "--loss categorical-cross-entropy needs --output-activation softmax, but the output \
+         activation is sigmoid",
+    );
+    assert_rejected(
+        &[spirals[0], spirals[1], out[0], out[1]],
+        2,
+        "--output-activation softmax needs --loss categorical-cross-entropy, but the loss is \
+         half-sse",
+    );
+    assert_rejected(
+        &["--task", "xor", out[0], out[1], cce[0], cce[1]],
+        2,
+        "--output-activation softmax needs at least 2 outputs (one per class), but the last \
+         layer has 1",
+    );
+    let softmax = |data: &str, extra: &[&'static str]| -> Vec<String> {
+        let mut args: Vec<String> = ["--data", data, "--layers", "2,4,3"]
+            .iter()
+            .chain(&out)
+            .chain(&cce)
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let rejected = |args: Vec<String>, code: i32, needle: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_rejected(&args, code, needle);
+    };
+    let rows = write(
+        &dir,
+        "rows.csv",
+        "0.1,0.2,0,0,1
+0.3,0.1,1,1,0
+",
+    );
+    rejected(
+        softmax(&rows, &[]),
+        1,
+        "rows.csv:2: the targets sum to 2, but softmax targets are a distribution over the \
+         classes and must sum to 1",
+    );
+    let labels = write(
+        &dir,
+        "labels.csv",
+        "x,y,class
+0.1,0.2,2
+0.3,0.1,3
+",
+    );
+    rejected(
+        softmax(&labels, &["--targets", "class"]),
+        1,
+        "labels.csv:3: column 3: class 3 is not a whole number in [0, 3)",
+    );
+    let half = write(
+        &dir,
+        "half.csv",
+        "0.1,0.2,0.5
+",
+    );
+    rejected(
+        softmax(&half, &["--targets", "class"]),
+        1,
+        "half.csv:1: column 3: class 0.5 is not a whole number in [0, 3)",
+    );
+    rejected(
+        softmax(&rows, &["--targets", "class"]),
+        1,
+        "rows.csv:1: has 5 columns, but 2 inputs + 1 class column (--targets class) need 3",
+    );
+    assert_rejected(
+        &[spirals[0], spirals[1], "--targets", "class"],
+        2,
+        "--targets class reads class labels from --data",
+    );
+    assert_rejected(
+        &["--data", &rows, "--layers", "2,4,1", "--targets", "class"],
+        2,
+        "--targets class needs at least 2 outputs (one per class)",
+    );
+}
+
+/// Class labels train a softmax classifier on every backend, and predict
+/// gives probabilities (each row summing to 1) and argmax accuracy.
+#[test]
+fn class_labels_train_a_softmax_classifier_that_predicts_distributions() {
+    let dir = temp_dir("classes");
+    let text = "x1,x2,class
+0.1,0.2,0
+0.9,0.1,1
+0.5,0.8,2
+0.2,0.3,0
+0.8,0.2,1
+0.4,0.9,2
+";
+    let labels = write(&dir, "labels.csv", text);
+    for backend in ["simd", "cpu", "gpu"] {
+        let run = dir.join(format!("run-{backend}"));
+        let out = gputrain(&[
+            "--data",
+            &labels,
+            "--targets",
+            "class",
+            "--layers",
+            "2,8,3",
+            "--output-activation",
+            "softmax",
+            "--loss",
+            "categorical-cross-entropy",
+            "--networks",
+            "4",
+            "--epochs",
+            "300",
+            "--lr",
+            "0.5",
+            "--backend",
+            backend,
+            "--json",
+            "--out",
+            run.to_str().unwrap(),
+            "-q",
+        ]);
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let summary = json_of(&out);
+        assert_eq!(summary["output_activation"], "softmax", "{summary}");
+        assert_eq!(
+            summary["train_accuracy"]["min"], 1.0,
+            "{backend}: {summary}"
+        );
+        let weights = run.join("weights.safetensors");
+        let pred = dir.join(format!("pred-{backend}.csv"));
+        let scores = dir.join(format!("scores-{backend}.csv"));
+        let out = gputrain(&[
+            "predict",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--data",
+            &labels,
+            "--targets",
+            "class",
+            "--out",
+            pred.to_str().unwrap(),
+            "--scores",
+            scores.to_str().unwrap(),
+            "-q",
+        ]);
+        assert!(
+            out.status.success(),
+            "{backend}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&pred).unwrap();
+        let mut rows = 0;
+        for line in text.lines().skip(1) {
+            let p: Vec<f64> = line
+                .split(',')
+                .skip(2)
+                .map(|v| v.parse().unwrap())
+                .collect();
+            assert_eq!(p.len(), 3);
+            // float32 outputs written to 8 digits: within 1e-6 of 1.
+            assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-6, "{line}");
+            rows += 1;
+        }
+        assert_eq!(rows, 4 * 6);
+        let scores = std::fs::read_to_string(&scores).unwrap();
+        assert!(scores.starts_with("network,loss,accuracy\n0,"), "{scores}");
+        assert!(
+            scores.lines().skip(1).all(|l| l.ends_with(",1")),
+            "{scores}"
+        );
+    }
 }
 
 /// A weights file of 3 xor 2-3-1 networks trained for `epochs` epochs.

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use gputrain::data::load_csv;
+use gputrain::data::{TargetRule, load_csv};
 
 fn write_temp(name: &str, contents: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("gputrain-csv-{}", std::process::id()));
@@ -14,7 +14,7 @@ fn write_temp(name: &str, contents: &str) -> PathBuf {
 }
 
 fn error_of(path: &Path, inputs: usize, outputs: usize) -> String {
-    load_csv(path, inputs, outputs, (0.0, 1.0))
+    load_csv(path, inputs, outputs, TargetRule::range((0.0, 1.0)))
         .expect_err("should be rejected")
         .to_string()
 }
@@ -100,7 +100,7 @@ fn good_file_loads_with_several_inputs_and_outputs() {
         "good.csv",
         "a,b,c,y1,y2\n0.1,0.2,0.3,0,1\n0.4,0.5,0.6,1,0.25\n",
     );
-    let d = load_csv(&p, 3, 2, (0.0, 1.0)).unwrap();
+    let d = load_csv(&p, 3, 2, TargetRule::range((0.0, 1.0))).unwrap();
     assert_eq!(d.samples(), 2);
     assert_eq!(d.input(1), &[0.4, 0.5, 0.6]);
     assert_eq!(d.target(1), &[1.0, 0.25]);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Parser;
 use gputrain::cli::{Cli, Command};
-use gputrain::data::load_csv;
+use gputrain::data::{TargetRule, load_csv};
 use gputrain::model::ModelSpec;
 use gputrain::vocab::{Optimizer, OptimizerConfig};
 use gputrain::weights::{self, Precision, ReadFor, ResumeBlock, WeightsMetadata, WeightsReader};
@@ -79,7 +79,7 @@ fn read_csv(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
     // Either a data set or an error; the only thing that must not happen is
     // a panic, which fails the property.
-    if let Ok(data) = load_csv(path, 2, 1, (0.0, 1.0)) {
+    if let Ok(data) = load_csv(path, 2, 1, TargetRule::range((0.0, 1.0))) {
         assert_eq!((data.inputs, data.outputs), (2, 1));
         assert!(data.samples() > 0);
     }

@@ -13,7 +13,7 @@
 mod common;
 
 use gputrain::cpu;
-use gputrain::data::{Dataset, Task, load_csv};
+use gputrain::data::{Dataset, TargetRule, Task, load_csv};
 use gputrain::gpu::{AdapterQuirks, GpuOptions, Strategy};
 use gputrain::init::{Init, TUTORIAL_PARAMETERS, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Reduction};
@@ -87,7 +87,7 @@ fn csv_dataset(samples: usize) -> Dataset {
     let path =
         std::env::temp_dir().join(format!("gputrain-gpu-{}-{samples}.csv", std::process::id()));
     std::fs::write(&path, text).unwrap();
-    load_csv(&path, 3, 2, (0.0, 1.0)).unwrap()
+    load_csv(&path, 3, 2, TargetRule::range((0.0, 1.0))).unwrap()
 }
 
 #[test]

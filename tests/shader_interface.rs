@@ -40,14 +40,16 @@ fn parse(label: &str, source: &str) -> naga::Module {
 /// each bias mode; frozen biases once more for the fused code generator.
 fn specs() -> Vec<ModelSpec> {
     let mut specs = Vec::new();
-    for hidden in ACTIVATIONS.iter().map(|a| a.activation) {
+    for hidden in ACTIVATIONS.iter().filter(|a| a.as_hidden) {
         for output in ACTIVATIONS.iter().filter(|a| a.as_output) {
             for bias in BiasMode::ALL {
                 specs.push(ModelSpec {
                     topology: Topology::new(vec![3, 4, 2, 2]).unwrap(),
                     bias,
-                    activation: hidden,
+                    activation: hidden.activation,
                     output_activation: output.activation,
+                    // The loss the output requires, if any (softmax's).
+                    loss: output.requires_loss.unwrap_or_default(),
                     ..ModelSpec::default()
                 });
             }

@@ -31,14 +31,31 @@ fn every_model() -> Vec<ModelSpec> {
     specs
 }
 
+/// Whether parameter `k` of `spec` has no effect on any output, so its
+/// gradient is 0 in exact arithmetic: the softmax layer's shared bias (a
+/// shift of every logit, which the softmax cancels). Its float32 gradient
+/// is rounding noise around 0 (about 1e-8) where float64's is 1e-17, and
+/// Adam divides each by its own root mean square: float32 then steps by
+/// about lr a step, float64 by 1e-9 (measured: 0.26 vs -1.1e-9 after 60
+/// epochs at lr 0.01). The two genuinely part there, with no effect on
+/// the network's function, which the final-loss check still compares.
+fn no_effect(spec: &ModelSpec, k: usize) -> bool {
+    let layout = spec.layout();
+    let last = layout.layers[layout.layers.len() - 1];
+    spec.output_activation.def().normalizes_rows
+        && spec.bias == BiasMode::Shared
+        && last.bias_count == 1
+        && k == last.bias_offset
+}
+
 /// float32 lanes vs float64 after 60 epochs (mean over 8 samples; lr 0.2,
-/// momentum and nesterov 0.05, Adam 0.01), 16 networks per model, 864
+/// momentum and nesterov 0.05, Adam 0.01), 16 networks per model, 960
 /// models. Measured on the 2-core development machine (AVX-512, AMD EPYC
 /// Zen 5): the worst scaled parameter difference |simd - f64| / (1 +
-/// |f64|) was 1.36e-5 and the worst scaled final-loss difference 8.3e-6
-/// (6.2e-6 before softplus, SiLU and the GELUs joined); the tolerances
-/// are 10x.
-const EVERY_MODEL_PARAM_TOL: f64 = 1.36e-4;
+/// |f64|) was 1.43e-5 (a softmax network; 1.36e-5 without them) and the
+/// worst scaled final-loss difference 8.3e-6 (6.2e-6 before softplus,
+/// SiLU and the GELUs joined); the tolerances are 10x.
+const EVERY_MODEL_PARAM_TOL: f64 = 1.43e-4;
 const EVERY_MODEL_LOSS_TOL: f64 = 8.3e-5;
 
 #[test]
@@ -79,6 +96,7 @@ fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
             Optimizer::Adam => 0.01,
         };
         let lrs = vec![lr; 16];
+        let data = common::data_for(spec, &data);
         let initial = population_parameters(spec, init, 8, 0, lrs.len()).unwrap();
         let isa = Isa::detect();
         let run = simd_run((isa, 2), spec, &data, &initial, &lrs, &opts, &|| false);
@@ -111,6 +129,9 @@ fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
             );
             worst_loss = worst_loss.max(loss);
             for k in 0..p {
+                if no_effect(spec, k) {
+                    continue;
+                }
                 let (a, b) = (params[n * p + k], reference[n * p + k]);
                 let diff = (a - b).abs() / (1.0 + b.abs());
                 assert!(

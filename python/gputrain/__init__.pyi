@@ -29,7 +29,7 @@ def train(
     freeze_bias: bool = False,
     activation: Union[str, Sequence[str]] = "sigmoid",
     output_activation: str = "sigmoid",
-    loss: Literal["half-sse", "sse", "cross-entropy"] = "half-sse",
+    loss: Literal["half-sse", "sse", "cross-entropy", "categorical-cross-entropy"] = "half-sse",
     reduction: Literal["sum", "mean"] = "sum",
     # Data
     task: Union[str, None] = None,  # tutorial, unless data= is given
@@ -37,6 +37,7 @@ def train(
     samples: Union[int, None] = None,  # 100
     noise: Union[float, None] = None,  # 0
     data_seed: Union[int, None] = None,  # 0
+    targets: Literal["values", "class"] = "values",
     eval_data: Union[_Samples, None] = None,
     holdout: Union[float, None] = None,
     # Training

@@ -503,7 +503,7 @@ fn predict<'py>(
     let spec = gputrain::weights::recorded_model(&weights).map_err(to_py)?;
     let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
     let data = arrays("predict", &x, None)
-        .to_dataset(inputs, 0, spec.target_range())
+        .to_dataset(inputs, 0, spec.target_rule())
         .map_err(to_py)?;
     let samples = data.samples();
     let forward = py.detach(|| {

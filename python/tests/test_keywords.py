@@ -42,6 +42,15 @@ CASES = {
     "reduction": lambda t, m: run(reduction="mean").summary["reduction"] == "mean",
     "task": lambda t, m: run(task="parity:3", layers=[3, 3, 1]).summary["data"].startswith("parity:3"),
     "data": lambda t, m: run(task=None, data=XOR).summary["data"] == "data (arrays)",
+    "targets": lambda t, m: run(
+        task=None,
+        data=(XOR[0], np.array([[0], [1], [2], [0]], float)),
+        targets="class",
+        layers=[2, 3, 3],
+        output_activation="softmax",
+        loss="categorical-cross-entropy",
+    ).summary["output_activation"]
+    == "softmax",
     "samples": lambda t, m: run(**MOONS, samples=50, holdout=0.5).summary["eval_data"].endswith(
         ", 25 samples"
     ),

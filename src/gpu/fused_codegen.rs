@@ -287,7 +287,8 @@ impl FusedShape<'_> {
 
     fn emit_forward_and_loss(&self, layout: &ParamLayout, sample: Option<usize>, out: &mut String) {
         const IND: &str = "            ";
-        emit_forward(layout, |k| self.value(sample, k, false), IND, out);
+        let rows = self.spec.output_activation.def().normalizes_rows;
+        emit_forward(layout, rows, |k| self.value(sample, k, false), IND, out);
         // Loss summed over outputs; REDUCTION applies the mean.
         let last = layout.layers.len();
         for j in 0..self.spec.topology.outputs() {
@@ -355,9 +356,14 @@ impl FusedShape<'_> {
 /// inputs `a0_{k}` from `input(k)`, every layer's matrix-vector product
 /// plus bias through the hidden activation (`a{l}_{j}`), the output layer's
 /// kept as `z{j}` and then through the output activation (`a{L}_{j}`).
-/// The fused trainer and the predict kernel both take it from here.
+/// With `rows` (the output activation's row form, softmax) the logits
+/// `r{j}` are shifted by their log-sum-exp first, formed with their
+/// maximum subtracted, and `z{j}` is the shifted value (the
+/// log-probability the loss reads). The fused trainer and the predict
+/// kernel both take it from here.
 pub fn emit_forward(
     layout: &ParamLayout,
+    rows: bool,
     input: impl Fn(usize) -> String,
     indent: &str,
     out: &mut String,
@@ -376,7 +382,9 @@ pub fn emit_forward(
                 net.push(format!("p{b}"));
             }
             let net = net.join(" + ");
-            if l + 1 == last {
+            if l + 1 == last && rows {
+                let _ = writeln!(out, "{indent}let r{j} = {net};");
+            } else if l + 1 == last {
                 let _ = writeln!(out, "{indent}let z{j} = {net};");
                 let _ = writeln!(out, "{indent}let a{last}_{j} = output_activation(z{j});");
             } else {
@@ -389,6 +397,27 @@ pub fn emit_forward(
                     n = l + 1
                 );
             }
+        }
+    }
+    if rows {
+        let outputs = layout.layers.last().map_or(0, |l| l.fan_out);
+        let logits: Vec<String> = (0..outputs).map(|j| format!("r{j}")).collect();
+        let largest = logits[1..]
+            .iter()
+            .fold(logits[0].clone(), |m, r| format!("max({m}, {r})"));
+        let _ = writeln!(out, "{indent}let row_max = {largest};");
+        let terms: Vec<String> = logits
+            .iter()
+            .map(|r| format!("exp({r} - row_max)"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "{indent}let row_lse = row_max + log({});",
+            terms.join(" + ")
+        );
+        for j in 0..outputs {
+            let _ = writeln!(out, "{indent}let z{j} = r{j} - row_lse;");
+            let _ = writeln!(out, "{indent}let a{last}_{j} = output_activation(z{j});");
         }
     }
 }

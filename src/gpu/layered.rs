@@ -96,7 +96,7 @@ pub fn direct_reduce_size(longest_sum: u64) -> u32 {
 /// Every entry point of the kernel file: the operations, in the order an
 /// epoch runs them (the tiled variant's), then the direct variant's
 /// matrix products, each named `{operation}_direct`.
-pub const ENTRY_POINTS: [&str; 12] = [
+pub const ENTRY_POINTS: [&str; 13] = [
     "forward",
     "output_delta",
     "backward",
@@ -106,12 +106,13 @@ pub const ENTRY_POINTS: [&str; 12] = [
     "epoch_loss",
     "advance",
     "eval_loss",
+    "output_rows",
     "forward_direct",
     "backward_direct",
     "weight_update_direct",
 ];
 /// How many of [`ENTRY_POINTS`] are operations.
-const OPERATIONS: usize = 9;
+const OPERATIONS: usize = 10;
 
 /// The entry point `variant` runs for each operation, in epoch order.
 fn variant_entry_points(variant: LayeredVariant) -> Vec<String> {
@@ -361,6 +362,7 @@ struct Pipelines {
     epoch_loss: wgpu::ComputePipeline,
     advance: wgpu::ComputePipeline,
     eval_loss: wgpu::ComputePipeline,
+    output_rows: wgpu::ComputePipeline,
 }
 
 /// The rows an op covers; each has its own `LayerOp` per layer.
@@ -470,6 +472,7 @@ impl<'a> LayeredTrainer<'a> {
             epoch_loss: next(),
             advance: next(),
             eval_loss: next(),
+            output_rows: next(),
         };
 
         let device = &ctx.device;
@@ -682,6 +685,18 @@ impl<'a> LayeredTrainer<'a> {
         for l in 0..widths.len() - 1 {
             let grid = self.product_grid(self.rows(set), widths[l + 1], count);
             self.step(pass, &self.pipelines.forward, (set, l), grid);
+        }
+        if self.spec.output_activation.def().normalizes_rows {
+            // One invocation per row of every network.
+            let rows = self.rows(set) * count as usize;
+            let g = dispatch_grid(rows, DIRECT_SIZE, self.max_workgroups_per_dimension);
+            let last = widths.len() - 2;
+            self.step(
+                pass,
+                &self.pipelines.output_rows,
+                (set, last),
+                (g.x, g.y, 1),
+            );
         }
     }
 
@@ -990,7 +1005,8 @@ mod tests {
                 "evaluate",
                 "epoch_loss",
                 "advance",
-                "eval_loss"
+                "eval_loss",
+                "output_rows"
             ]
         );
         assert_eq!(

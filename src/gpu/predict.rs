@@ -87,7 +87,9 @@ pub fn source(spec: &ModelSpec) -> Result<String, Error> {
             for i in 0..layout.len {
                 let _ = writeln!(out, "{IND}let p{i} = params[base + {i}u];");
             }
-            emit_forward(&layout, |k| format!("inputs[at + {k}u]"), IND, &mut out);
+            let rows = spec.output_activation.def().normalizes_rows;
+            let input = |k| format!("inputs[at + {k}u]");
+            emit_forward(&layout, rows, input, IND, &mut out);
             let last = layout.layers.len();
             for j in 0..spec.topology.outputs() {
                 let _ = writeln!(out, "{IND}outputs[out + {j}u] = a{last}_{j};");

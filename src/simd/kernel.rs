@@ -42,6 +42,8 @@ struct LayerPlan {
     /// Where neuron j's bias is: none, one shared, or one each from here.
     bias: Bias,
     activation: Activation,
+    /// The activation's row form shifts the layer's net inputs first.
+    normalizes_rows: bool,
     /// Offsets of the layer's inputs and outputs in the activations, and
     /// of its deltas.
     input_at: usize,
@@ -148,6 +150,7 @@ impl Plan {
                         _ => Bias::PerNeuron(layer.bias_offset),
                     },
                     activation: spec.layer_activation(l),
+                    normalizes_rows: spec.layer_activation(l).def().normalizes_rows,
                     input_at,
                     output_at: input_at + layer.fan_in,
                     delta_at,
@@ -353,6 +356,8 @@ pub fn loss_value<const L: usize>(loss: Loss, z: Lanes<L>, yhat: Lanes<L>, y: f3
             let positive = if z > 0.0 { z } else { 0.0 };
             (-y).mul_add(z, positive) + tail
         }),
+        // -y l, on the log-probability l the row form left in z.
+        Loss::CategoricalCrossEntropy => Lanes::splat(-y) * z,
     }
 }
 
@@ -363,7 +368,7 @@ pub fn loss_delta<const L: usize>(loss: Loss, yhat: Lanes<L>, y: f32, slope: Lan
     match loss {
         Loss::HalfSse => error * slope,
         Loss::Sse => Lanes::splat(2.0) * error * slope,
-        Loss::CrossEntropy => error,
+        Loss::CrossEntropy | Loss::CategoricalCrossEntropy => error,
     }
 }
 
@@ -482,6 +487,25 @@ pub fn optimizer_step<const L: usize>(
     }
 }
 
+/// A row form's shift ([`crate::vocab::ActivationDef::normalizes_rows`]):
+/// each lane's logits `z` become `l_j = z_j - lse(z)`, `lse(z) = m + ln
+/// sum_j e^(z_j - m)` with `m` the lane's largest logit, and its outputs
+/// `f(l_j)`. A NaN logit makes the lane's sum, and so every output, NaN
+/// (`f32::max` passes over it, `e^(NaN - m)` does not); an infinite one
+/// makes `inf - inf`, NaN too.
+#[inline(always)]
+fn normalize_rows<const L: usize>(z: &mut [Lanes<L>], out: &mut [Lanes<L>], f: fn(f32) -> f32) {
+    let m = z[1..].iter().fold(z[0], |m, z| m.zip(*z, f32::max));
+    let sum = z
+        .iter()
+        .fold(Lanes::ZERO, |sum, z| sum + (*z - m).map(lanes::exp));
+    let lse = m + sum.map(lanes::ln);
+    for (z, out) in z.iter_mut().zip(out) {
+        *z = *z - lse;
+        *out = z.map(f);
+    }
+}
+
 /// A neuron's net input `start + sum_k w[k] a[k]` (the terms added in
 /// order, each with one rounding: fused multiply-adds) and its output
 /// `f(net)`. Short sums are unrolled inside the lane loop, so the net
@@ -553,11 +577,21 @@ impl<const L: usize> Work<L> {
                 // One arm per entry: its lane form inlined, and whether
                 // the net input is kept, a constant.
                 with_activation!(layer.activation, DEF => {
-                    let (net, out) = neuron(bias, row, inputs, DEF.lane);
+                    let (net, out) = match DEF.normalizes_rows {
+                        // The row form applies f after the shift below.
+                        true => neuron(bias, row, inputs, |z| z),
+                        false => neuron(bias, row, inputs, DEF.lane),
+                    };
                     if DEF.needs_net || l == last {
                         self.net[layer.delta_at + j] = net;
                     }
                     after[j] = out;
+                });
+            }
+            if layer.normalizes_rows {
+                let nets = &mut self.net[layer.delta_at..][..layer.fan_out];
+                with_activation!(layer.activation, DEF => {
+                    normalize_rows(nets, &mut after[..layer.fan_out], DEF.lane)
                 });
             }
         }

@@ -115,7 +115,7 @@ pub fn simd_train(
 /// optimizer of `optimizers` x bias mode, the losses averaged.
 pub fn every_model(widths: &[usize], optimizers: &[Optimizer]) -> Vec<ModelSpec> {
     let mut specs = Vec::new();
-    for hidden in ACTIVATIONS {
+    for hidden in ACTIVATIONS.iter().filter(|a| a.as_hidden) {
         for output in ACTIVATIONS.iter().filter(|a| a.as_output) {
             for loss in LOSSES
                 .iter()
@@ -221,8 +221,25 @@ pub fn spec(widths: &[usize], bias: BiasMode, loss: Loss, reduction: Reduction) 
         bias,
         loss,
         reduction,
+        // The output the loss is defined for (softmax for the categorical
+        // cross-entropy), else the seeds' sigmoid.
+        output_activation: loss.def().requires_output.unwrap_or_default(),
         ..ModelSpec::default()
     }
+}
+
+/// `data` as `spec` trains on it: for a row-form output (softmax) each
+/// sample's targets scaled to sum to 1, a distribution over the classes,
+/// as the data loader requires; otherwise as it is.
+pub fn data_for(spec: &ModelSpec, data: &Dataset) -> Dataset {
+    let mut data = data.clone();
+    if spec.output_activation.def().normalizes_rows {
+        for row in data.y.chunks_exact_mut(data.outputs) {
+            let sum: f64 = row.iter().sum();
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+    }
+    data
 }
 
 /// DESIGN.md: seed 003's parameters after one step, in our layout (w1..w4,
