@@ -118,7 +118,7 @@ impl Workload {
 pub const BENCH_SEED: u64 = 0;
 
 /// Names of the standard workloads, in report order.
-pub const WORKLOAD_NAMES: [&str; 9] = [
+pub const WORKLOAD_NAMES: [&str; 10] = [
     "tutorial-10k",
     "tutorial-momentum",
     "tutorial-adam",
@@ -128,7 +128,31 @@ pub const WORKLOAD_NAMES: [&str; 9] = [
     "wide",
     "moons-minibatch",
     "tutorial-history",
+    "softmax",
 ];
+
+/// Salt of the softmax workload's synthetic data set.
+pub const SOFTMAX_DATA_SALT: u64 = 6410;
+
+/// 256 samples of 64 inputs uniform in [-1, 1), each labelled with one of
+/// 10 classes (one-hot): the argmax of a synthetic target row, so the
+/// classes are spread over the samples (fixed for ever, as the wide
+/// workload's data).
+pub fn softmax_data() -> Dataset {
+    let raw = data::synthetic(64, 10, 256, SOFTMAX_DATA_SALT);
+    let y = raw
+        .y
+        .chunks_exact(10)
+        .flat_map(|row| {
+            let class = (0..10)
+                .max_by(|&a, &b| row[a].total_cmp(&row[b]))
+                .unwrap_or(0);
+            (0..10).map(move |j| f64::from(u8::from(j == class)))
+        })
+        .collect();
+    Dataset::new("softmax (synthetic, 10 classes)", 64, 10, raw.x, y)
+        .expect("the synthetic rows are whole")
+}
 
 /// Salt of the wide workload's synthetic data set (fixed for ever, so its
 /// figures stay comparable).
@@ -157,7 +181,11 @@ pub const WIDE_DATA_SALT: u64 = 8328;
 ///   100 epochs: a data set that is read from memory, 16 updates an epoch;
 /// - `tutorial-history`: the headline run recording every network's loss
 ///   every 100 epochs (`--history 100`), read against `tutorial-10k` for
-///   the cost of the learning curves.
+///   the cost of the learning curves;
+/// - `softmax`: a 64-16-10 classifier (tanh hidden units, softmax output,
+///   categorical cross-entropy, mean over the samples; 1,210 parameters,
+///   beyond the fused kernel's 1,024) on [`softmax_data`], 1,000 networks
+///   x 100 epochs at lr 0.5.
 pub fn standard() -> Vec<Workload> {
     let tutorial = || {
         Workload::new(
@@ -232,6 +260,21 @@ pub fn standard() -> Vec<Workload> {
             history: Some(100),
             ..tutorial()
         },
+        {
+            let mut softmax = Workload::new(
+                "softmax",
+                &[64, 16, 10],
+                BiasMode::PerNeuron,
+                softmax_data(),
+                1_000,
+                100,
+            );
+            softmax.spec.activation = crate::model::Activation::Tanh;
+            softmax.spec.output_activation = crate::model::Activation::Softmax;
+            softmax.spec.loss = crate::model::Loss::CategoricalCrossEntropy;
+            softmax.spec.reduction = crate::model::Reduction::Mean;
+            softmax
+        },
     ]
 }
 
@@ -303,6 +346,17 @@ mod tests {
         let wide = &all[6];
         assert_eq!(wide.spec.layout().len, 552);
         assert_eq!((wide.data.samples(), wide.data.inputs), (64, 8));
+        let softmax = &all[9];
+        assert_eq!(softmax.spec.layout().len, 1_210);
+        assert_eq!((softmax.data.samples(), softmax.data.outputs), (256, 10));
+        // Every class is present, every row one-hot.
+        for class in 0..10 {
+            let count = (0..256)
+                .filter(|&s| softmax.data.target(s)[class] == 1.0)
+                .count();
+            assert!(count > 10, "class {class}: {count} samples");
+        }
+        assert!((0..256).all(|s| softmax.data.target(s).iter().sum::<f64>() == 1.0));
     }
 
     #[test]

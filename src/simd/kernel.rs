@@ -325,16 +325,21 @@ impl<const L: usize> Lanesheet<L> {
 }
 
 /// `f(z)` of a layer's activation, lane by lane: the entry's lane form
-/// ([`crate::vocab::ActivationDef::lane`]).
+/// ([`crate::vocab::ActivationDef::lane`]). Each call site wraps the
+/// entry's function pointer in a closure of its own, so every lane loop
+/// is its own instantiation with a direct call that inlines (a generic
+/// taking the pointer type itself is one instantiation for every entry,
+/// left to LLVM to devirtualize after inlining: measured 3% slower on the
+/// headline run).
 #[inline(always)]
 pub fn activate<const L: usize>(activation: Activation, z: Lanes<L>) -> Lanes<L> {
-    with_activation!(activation, DEF => z.map(DEF.lane))
+    with_activation!(activation, DEF => z.map(|z| (DEF.lane)(z)))
 }
 
 /// `f'` from the net input `z` and the output `a`, lane by lane.
 #[inline(always)]
 pub fn derivative<const L: usize>(activation: Activation, z: Lanes<L>, a: Lanes<L>) -> Lanes<L> {
-    with_activation!(activation, DEF => z.zip(a, DEF.lane_derivative))
+    with_activation!(activation, DEF => z.zip(a, |z, a| (DEF.lane_derivative)(z, a)))
 }
 
 /// The loss of one output from its net input, output and target: the
@@ -487,6 +492,23 @@ pub fn optimizer_step<const L: usize>(
     }
 }
 
+/// `f'` of neuron `at`'s output `a`, reading its net input from `net`
+/// only where the derivative needs it (a constant per entry), so the
+/// others' backward pass does no load or bounds check for it (the
+/// headline run measured 6% slower with them).
+#[inline(always)]
+fn slope<const L: usize>(
+    activation: Activation,
+    net: &[Lanes<L>],
+    at: usize,
+    a: Lanes<L>,
+) -> Lanes<L> {
+    with_activation!(activation, DEF => {
+        let z = if DEF.needs_net { net[at] } else { a };
+        z.zip(a, |z, a| (DEF.lane_derivative)(z, a))
+    })
+}
+
 /// A row form's shift ([`crate::vocab::ActivationDef::normalizes_rows`]):
 /// each lane's logits `z` become `l_j = z_j - lse(z)`, `lse(z) = m + ln
 /// sum_j e^(z_j - m)` with `m` the lane's largest logit, and its outputs
@@ -494,7 +516,11 @@ pub fn optimizer_step<const L: usize>(
 /// (`f32::max` passes over it, `e^(NaN - m)` does not); an infinite one
 /// makes `inf - inf`, NaN too.
 #[inline(always)]
-fn normalize_rows<const L: usize>(z: &mut [Lanes<L>], out: &mut [Lanes<L>], f: fn(f32) -> f32) {
+fn normalize_rows<const L: usize>(
+    z: &mut [Lanes<L>],
+    out: &mut [Lanes<L>],
+    f: impl Fn(f32) -> f32,
+) {
     let m = z[1..].iter().fold(z[0], |m, z| m.zip(*z, f32::max));
     let sum = z
         .iter()
@@ -502,7 +528,7 @@ fn normalize_rows<const L: usize>(z: &mut [Lanes<L>], out: &mut [Lanes<L>], f: f
     let lse = m + sum.map(lanes::ln);
     for (z, out) in z.iter_mut().zip(out) {
         *z = *z - lse;
-        *out = z.map(f);
+        *out = z.map(&f);
     }
 }
 
@@ -580,7 +606,7 @@ impl<const L: usize> Work<L> {
                     let (net, out) = match DEF.normalizes_rows {
                         // The row form applies f after the shift below.
                         true => neuron(bias, row, inputs, |z| z),
-                        false => neuron(bias, row, inputs, DEF.lane),
+                        false => neuron(bias, row, inputs, |z| (DEF.lane)(z)),
                     };
                     if DEF.needs_net || l == last {
                         self.net[layer.delta_at + j] = net;
@@ -591,7 +617,7 @@ impl<const L: usize> Work<L> {
             if layer.normalizes_rows {
                 let nets = &mut self.net[layer.delta_at..][..layer.fan_out];
                 with_activation!(layer.activation, DEF => {
-                    normalize_rows(nets, &mut after[..layer.fan_out], DEF.lane)
+                    normalize_rows(nets, &mut after[..layer.fan_out], |l| (DEF.lane)(l))
                 });
             }
         }
@@ -620,7 +646,7 @@ impl<const L: usize> Work<L> {
         let output = plan.layers[last];
         for (j, &y) in target.iter().enumerate() {
             let yhat = self.out[output.output_at + j];
-            let slope = derivative(output.activation, self.net[output.delta_at + j], yhat);
+            let slope = slope(output.activation, &self.net, output.delta_at + j, yhat);
             self.delta[output.delta_at + j] = loss_delta(plan.loss, yhat, y, slope);
         }
         // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), with
@@ -634,8 +660,8 @@ impl<const L: usize> Work<L> {
                     let w = params[layer.weights + j * layer.fan_in + k];
                     back = w.mul_add(self.delta[layer.delta_at + j], back);
                 }
-                let (z, a) = (self.net[below.delta_at + k], self.out[layer.input_at + k]);
-                let slope = derivative(below.activation, z, a);
+                let a = self.out[layer.input_at + k];
+                let slope = slope(below.activation, &self.net, below.delta_at + k, a);
                 self.delta[below.delta_at + k] = back * slope;
             }
         }
