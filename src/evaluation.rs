@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::cpu;
 use crate::data::Dataset;
 use crate::model::{Activation, ModelSpec};
-use crate::training::NetworkOutcome;
+use crate::training::{NetworkMetrics, NetworkOutcome};
 
 /// How targets are read as classes, for accuracy.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -91,17 +91,6 @@ pub fn scores(spec: &ModelSpec, params: &[f64], data: &Dataset) -> Vec<Score> {
             accuracy: labels.map(|l| accuracy(l, &cpu::outputs(spec, net, data), data)),
         })
         .collect()
-}
-
-/// What a run measures of each trained network beyond its final loss.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct NetworkMetrics {
-    /// Accuracy on the training data (class targets only).
-    pub train_accuracy: Option<f64>,
-    /// Loss on the held-out data.
-    pub eval_loss: Option<f64>,
-    /// Accuracy on the held-out data (class targets only).
-    pub eval_accuracy: Option<f64>,
 }
 
 /// The metrics of a block of trained networks (`params` back to back),

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::evaluation::NetworkMetrics;
 use crate::stats::Quantiles;
+use crate::training::NetworkMetrics;
 use crate::training::NetworkOutcome;
 
 /// z of a two-sided 95% normal interval.

@@ -21,9 +21,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::evaluation::NetworkMetrics;
 use crate::output::TemporaryFile;
 use crate::stats::Quantiles;
+use crate::training::NetworkMetrics;
 use crate::training::NetworkOutcome;
 
 /// The `format` metadata value of history files.

@@ -10,7 +10,7 @@
 //! kernels, the fused and layered trainers, forward passes), [`predict`]
 //! (selection, scores and ensembles of trained networks), [`bench`] (the
 //! standard throughput workloads and their report), [`sweep`] (grids,
-//! statistics by grid point, shards and their merge).
+//! shards and their merge), [`groups`] (statistics by grid point).
 
 pub mod batches;
 pub mod bench;
@@ -21,8 +21,10 @@ pub mod data;
 pub mod error;
 pub mod evaluation;
 pub mod gpu;
+pub mod groups;
 pub mod history;
 pub mod init;
+pub mod lane_math;
 pub mod memory;
 pub mod model;
 pub mod output;

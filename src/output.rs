@@ -7,7 +7,7 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::evaluation::NetworkMetrics;
+use crate::training::NetworkMetrics;
 use crate::training::NetworkOutcome;
 
 fn io_error(path: &Path, source: std::io::Error) -> Error {

@@ -5,10 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::cpu;
 use crate::data::Dataset;
-use crate::evaluation::NetworkMetrics;
+use crate::groups::{BestPoint, GroupStats};
 use crate::model::ModelSpec;
 use crate::run::{BackendInfo, RunConfig, TrainedBlock};
-use crate::sweep::groups::{BestPoint, GroupStats};
+use crate::training::NetworkMetrics;
 use crate::training::{NetworkOutcome, TrainOptions};
 
 pub use crate::stats::Quantiles;
@@ -207,7 +207,7 @@ pub fn tally_bytes_per_network(config: &RunConfig) -> u64 {
         .history_plan()
         .map_or(0, |h| h.tally_bytes_per_network());
     // Twice: the summary's values, and the same again by grid point
-    // ([`crate::sweep::groups::GroupTally`]).
+    // ([`crate::groups::GroupTally`]).
     let per =
         8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes));
     2 * per + history
@@ -607,9 +607,9 @@ pub fn render(s: &Summary) -> String {
             s.groups.len(),
             s.groups.first().map_or(0, |g| g.networks)
         ));
-        out_table(&mut line, &crate::sweep::groups::table(&flags, &s.groups));
+        out_table(&mut line, &crate::groups::table(&flags, &s.groups));
         if let Some(best) = &s.best_point {
-            line(crate::sweep::groups::best_point_line(best));
+            line(crate::groups::best_point_line(best));
         }
     }
     if let Some(v) = &s.verify {

@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::cpu;
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::evaluation::{NetworkMetrics, block_metrics};
+use crate::evaluation::block_metrics;
 use crate::gpu::{
     AdapterChoice, AdapterSummary, GpuContext, GpuOptions, GpuTrainer, Strategy, choose_strategy,
     chosen_adapter,
@@ -22,6 +22,7 @@ use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::simd::{Isa, SimdTrainer};
+use crate::training::NetworkMetrics;
 use crate::training::{NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates};
 use crate::weights::{Precision, ReadFor, ResumeBlock, WeightsReader};
 

@@ -129,3 +129,16 @@ impl StopFlag {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// What a run measures of each trained network beyond its final loss
+/// ([`crate::evaluation::block_metrics`] computes it; the history, the
+/// outputs and the reports carry it, so it lives here, below them all).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct NetworkMetrics {
+    /// Accuracy on the training data (class targets only).
+    pub train_accuracy: Option<f64>,
+    /// Loss on the held-out data.
+    pub eval_loss: Option<f64>,
+    /// Accuracy on the held-out data (class targets only).
+    pub eval_accuracy: Option<f64>,
+}

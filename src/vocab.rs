@@ -13,7 +13,7 @@
 
 use clap::ValueEnum;
 
-use crate::simd::lanes;
+use crate::lane_math as lanes;
 
 /// One activation's definition: its twins side by side.
 pub struct ActivationDef {

@@ -11,15 +11,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::evaluation::NetworkMetrics;
+use crate::groups::{self, GroupTally};
 use crate::history::{HistoryBlock, HistoryPlan, HistoryTally, HistoryWriter};
 use crate::output::{TemporaryFile, TensorFile};
 use crate::report::{Summary, Tally, apply_tally};
-use crate::sweep::groups::{self, GroupTally};
 use crate::sweep::outputs::{
     self, HISTORY_FILE, OutputPaths, RESULTS_FILE, RUN_FILE, RUN_FORMAT, RunRecord, SUMMARY_FILE,
 };
 use crate::sweep::shard::Shard;
+use crate::training::NetworkMetrics;
 use crate::training::NetworkOutcome;
 
 /// A shard directory, read and checked.

@@ -12,12 +12,11 @@
 //! no other point's networks.
 //!
 //! Module map: [`axis`] (a flag's values: lists and log grids), [`shard`]
-//! (`--shard I/K|auto` and its id range), [`groups`] (statistics per grid
+//! (`--shard I/K|auto` and its id range), [`crate::groups`] (statistics per grid
 //! point), [`outputs`] (a run's files, written as blocks go by), [`merge`]
 //! (`gputrain merge`).
 
 pub mod axis;
-pub mod groups;
 pub mod merge;
 pub mod outputs;
 pub mod shard;

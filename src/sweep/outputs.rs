@@ -11,12 +11,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
+use crate::groups::{self, GroupTally};
 use crate::history::{HistoryTally, HistoryWriter};
 use crate::output::{GridCells, ResultsWriter, TemporaryFile, check_writable};
 use crate::report::{self, GridAxis, Summary, Tally};
 use crate::run::{self, BackendInfo, Engine, Starting, TrainedBlock};
 use crate::sweep::Sweep;
-use crate::sweep::groups::{self, GroupTally};
 use crate::sweep::shard::Shard;
 use crate::training::{Progress, StopFlag};
 use crate::weights::{BlockValues, WeightsMetadata, WeightsWriter};
