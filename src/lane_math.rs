@@ -249,6 +249,20 @@ mod tests {
         (f64::from(got) - want).abs() / spacing
     }
 
+    /// The worst [`ulps`] of `f` against `exact` over `count + 1` evenly
+    /// spaced points from `lo` to `hi` and the `extra` points.
+    fn worst_ulps(
+        (lo, hi, count): (f32, f32, usize),
+        extra: &[f32],
+        f: impl Fn(f32) -> f32,
+        exact: impl Fn(f64) -> f64,
+    ) -> f64 {
+        sweep(lo, hi, count)
+            .chain(extra.iter().copied())
+            .map(|x| ulps(f(x), exact(f64::from(x))))
+            .fold(0.0, f64::max)
+    }
+
     /// `count + 1` evenly spaced points from `lo` to `hi`.
     fn sweep(lo: f32, hi: f32, count: usize) -> impl Iterator<Item = f32> {
         (0..=count).map(move |i| lo + (hi - lo) * (i as f32 / count as f32))
@@ -256,13 +270,13 @@ mod tests {
 
     #[test]
     fn ln_is_within_two_ulp() {
-        // Measured worst over a million points of [1, 4096] and the
-        // powers of two: see the assertion's message.
-        let worst = sweep(1.0, 4096.0, 1_000_000)
-            .chain((0..20).map(|e| (1u32 << e) as f32))
-            .map(|x| ulps(ln(x), f64::from(x).ln()))
-            .fold(0.0, f64::max);
-        assert!(worst <= 2.0, "worst {worst} ulp");
+        // Over a million points of [1, 4096] and the powers of two up to
+        // 2^19 (the softmax's sums lie in [1, classes]): measured worst
+        // 1.59 ulp.
+        let powers: Vec<f32> = (0..20).map(|e| (1u32 << e) as f32).collect();
+        let worst = worst_ulps((1.0, 4096.0, 1_000_000), &powers, ln, f64::ln);
+        eprintln!("ln: worst {worst} ulp");
+        assert!(worst <= 2.0, "ln: worst {worst} ulp");
         assert!(ln(f32::NAN).is_nan());
         assert_eq!(ln(f32::INFINITY), f32::INFINITY);
         assert_eq!(ln(1.0), 0.0);
@@ -272,9 +286,7 @@ mod tests {
     fn exp_is_within_two_ulp() {
         // The issue asks for 1-2 ulp; measured worst over 2 million
         // points: 0.91 ulp.
-        let worst = sweep(-87.0, 88.0, 2_000_000)
-            .map(|x| ulps(exp(x), f64::from(x).exp()))
-            .fold(0.0, f64::max);
+        let worst = worst_ulps((-87.0, 88.0, 2_000_000), &[], exp, f64::exp);
         eprintln!("exp: worst {worst} ulp");
         assert!(worst <= 2.0, "exp: worst {worst} ulp");
     }
@@ -291,9 +303,7 @@ mod tests {
     fn ln_1p_is_within_two_ulp_on_the_unit_interval() {
         // Measured worst over a million points: 1.28 ulp (2.81 before the
         // large part was formed as t - t s).
-        let worst = sweep(0.0, 1.0, 1_000_000)
-            .map(|t| ulps(ln_1p_unit(t), f64::from(t).ln_1p()))
-            .fold(0.0, f64::max);
+        let worst = worst_ulps((0.0, 1.0, 1_000_000), &[], ln_1p_unit, f64::ln_1p);
         eprintln!("ln_1p: worst {worst} ulp");
         assert!(worst <= 2.0, "ln_1p: worst {worst} ulp");
         assert_eq!(ln_1p_unit(0.0), 0.0);
@@ -303,9 +313,7 @@ mod tests {
     fn tanh_is_within_three_ulp_and_saturates() {
         // Measured worst over 2 million points: 2.24 ulp (the quotient's
         // three roundings, near |z| = 0.4).
-        let worst = sweep(-12.0, 12.0, 2_000_000)
-            .map(|z| ulps(tanh(z), f64::from(z).tanh()))
-            .fold(0.0, f64::max);
+        let worst = worst_ulps((-12.0, 12.0, 2_000_000), &[], tanh, f64::tanh);
         eprintln!("tanh: worst {worst} ulp");
         assert!(worst <= 3.0, "tanh: worst {worst} ulp");
         assert_eq!(tanh(100.0), 1.0);
