@@ -340,6 +340,11 @@ pub struct LossDef {
     /// `fn(yhat: f32, y: f32, slope: f32) -> f32`.
     pub wgsl_value: &'static str,
     pub wgsl_delta: &'static str,
+    /// The SIMD trainer's float32 twins of `value` (z, yhat, y) and
+    /// `delta` (yhat, y, slope), applied lane by lane through
+    /// [`with_loss!`].
+    pub lane_value: fn(f32, f32, f32) -> f32,
+    pub lane_delta: fn(f32, f32, f32) -> f32,
     /// The only output activation this loss is defined for, if any.
     pub requires_output: Option<Activation>,
     /// The row form, for a loss that couples a sample's outputs: the
@@ -364,6 +369,11 @@ pub const LOSSES: &[LossDef] = &[
         delta: |yhat, y, slope| (yhat - y) * slope,
         wgsl_value: "loss_half_sse",
         wgsl_delta: "loss_half_sse_delta",
+        lane_value: |_, yhat, y| {
+            let e = yhat - y;
+            0.5 * (e * e)
+        },
+        lane_delta: |yhat, y, slope| (yhat - y) * slope,
         requires_output: None,
         row_value: None,
     },
@@ -373,6 +383,11 @@ pub const LOSSES: &[LossDef] = &[
         delta: |yhat, y, slope| 2.0 * (yhat - y) * slope,
         wgsl_value: "loss_sse",
         wgsl_delta: "loss_sse_delta",
+        lane_value: |_, yhat, y| {
+            let e = yhat - y;
+            e * e
+        },
+        lane_delta: |yhat, y, slope| 2.0 * (yhat - y) * slope,
         requires_output: None,
         row_value: None,
     },
@@ -386,6 +401,13 @@ pub const LOSSES: &[LossDef] = &[
         delta: |yhat, y, _| yhat - y,
         wgsl_value: "loss_cross_entropy",
         wgsl_delta: "loss_cross_entropy_delta",
+        // max(z, 0) - y z + ln(1 + e^-|z|), finite for every finite z.
+        lane_value: |z, _, y| {
+            let tail = lanes::ln_1p_unit(lanes::exp(-z.abs()));
+            let positive = if z > 0.0 { z } else { 0.0 };
+            (-y).mul_add(z, positive) + tail
+        },
+        lane_delta: |yhat, y, _| yhat - y,
         requires_output: Some(Activation::Sigmoid),
         row_value: None,
     },
@@ -397,6 +419,9 @@ pub const LOSSES: &[LossDef] = &[
         delta: |yhat, y, _| yhat - y,
         wgsl_value: "loss_categorical_cross_entropy",
         wgsl_delta: "loss_categorical_cross_entropy_delta",
+        // -y l, on the log-probability l the row form left in z.
+        lane_value: |l, _, y| -y * l,
+        lane_delta: |yhat, y, _| yhat - y,
         requires_output: Some(Activation::Softmax),
         // -sum_j y_j (z_j - lse(z)) = lse(z) sum_j y_j - sum_j y_j z_j,
         // from the logits, never from the log of a probability.
@@ -406,6 +431,35 @@ pub const LOSSES: &[LossDef] = &[
         }),
     },
 ];
+
+/// `with_loss!(loss, DEF => expr)`: `expr` with `DEF` a constant
+/// `&LossDef` of `loss`, one arm per entry (the match is exhaustive, so a
+/// new loss that lacks its arm does not compile), so the SIMD trainer's
+/// calls of `DEF.lane_value` and `DEF.lane_delta` are direct and inline.
+macro_rules! with_loss {
+    ($loss:expr, $def:ident => $body:expr) => {{
+        use $crate::vocab::{LOSSES, Loss, LossDef};
+        match $loss {
+            Loss::HalfSse => {
+                const $def: &LossDef = &LOSSES[Loss::HalfSse as usize];
+                $body
+            }
+            Loss::Sse => {
+                const $def: &LossDef = &LOSSES[Loss::Sse as usize];
+                $body
+            }
+            Loss::CrossEntropy => {
+                const $def: &LossDef = &LOSSES[Loss::CrossEntropy as usize];
+                $body
+            }
+            Loss::CategoricalCrossEntropy => {
+                const $def: &LossDef = &LOSSES[Loss::CategoricalCrossEntropy as usize];
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_loss;
 
 impl Loss {
     /// Every loss, in the table's order.

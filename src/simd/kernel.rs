@@ -19,7 +19,7 @@
 use crate::batches::{Batching, EpochOrder};
 use crate::history::{HistoryPlan, NetworkCurve};
 use crate::model::{ModelSpec, Reduction};
-use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig, with_activation};
+use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig, with_activation, with_loss};
 
 use super::lanes::{self, Lanes};
 
@@ -42,8 +42,6 @@ struct LayerPlan {
     /// Where neuron j's bias is: none, one shared, or one each from here.
     bias: Bias,
     activation: Activation,
-    /// The activation's row form shifts the layer's net inputs first.
-    normalizes_rows: bool,
     /// Offsets of the layer's inputs and outputs in the activations, and
     /// of its deltas.
     input_at: usize,
@@ -150,7 +148,6 @@ impl Plan {
                         _ => Bias::PerNeuron(layer.bias_offset),
                     },
                     activation: spec.layer_activation(l),
-                    normalizes_rows: spec.layer_activation(l).def().normalizes_rows,
                     input_at,
                     output_at: input_at + layer.fan_in,
                     delta_at,
@@ -342,39 +339,18 @@ pub fn derivative<const L: usize>(activation: Activation, z: Lanes<L>, a: Lanes<
     with_activation!(activation, DEF => z.zip(a, |z, a| (DEF.lane_derivative)(z, a)))
 }
 
-/// The loss of one output from its net input, output and target: the
-/// lane twins of [`crate::vocab::LOSSES`].
+/// The loss of one output from its net input, output and target, lane by
+/// lane: the entry's lane form ([`crate::vocab::LossDef::lane_value`]).
 #[inline(always)]
 pub fn loss_value<const L: usize>(loss: Loss, z: Lanes<L>, yhat: Lanes<L>, y: f32) -> Lanes<L> {
-    match loss {
-        Loss::HalfSse => {
-            let e = yhat - Lanes::splat(y);
-            Lanes::splat(0.5) * (e * e)
-        }
-        Loss::Sse => {
-            let e = yhat - Lanes::splat(y);
-            e * e
-        }
-        // max(z, 0) - y z + ln(1 + e^-|z|), finite for every finite z.
-        Loss::CrossEntropy => z.map(|z| {
-            let tail = lanes::ln_1p_unit(lanes::exp(-z.abs()));
-            let positive = if z > 0.0 { z } else { 0.0 };
-            (-y).mul_add(z, positive) + tail
-        }),
-        // -y l, on the log-probability l the row form left in z.
-        Loss::CategoricalCrossEntropy => Lanes::splat(-y) * z,
-    }
+    with_loss!(loss, DEF => z.zip(yhat, |z, yhat| (DEF.lane_value)(z, yhat, y)))
 }
 
-/// dL/dz from the output, the target and the output activation's slope.
+/// dL/dz from the output, the target and the output activation's slope:
+/// the entry's [`crate::vocab::LossDef::lane_delta`].
 #[inline(always)]
 pub fn loss_delta<const L: usize>(loss: Loss, yhat: Lanes<L>, y: f32, slope: Lanes<L>) -> Lanes<L> {
-    let error = yhat - Lanes::splat(y);
-    match loss {
-        Loss::HalfSse => error * slope,
-        Loss::Sse => Lanes::splat(2.0) * error * slope,
-        Loss::CrossEntropy | Loss::CategoricalCrossEntropy => error,
-    }
+    with_loss!(loss, DEF => yhat.zip(slope, |yhat, slope| (DEF.lane_delta)(yhat, y, slope)))
 }
 
 /// The scalars of one update, per lane where they depend on the rate.
@@ -596,13 +572,14 @@ impl<const L: usize> Work<L> {
         for (l, layer) in plan.layers.iter().enumerate() {
             let (before, after) = self.out.split_at_mut(layer.output_at);
             let inputs = &before[layer.input_at..];
-            for j in 0..layer.fan_out {
-                let bias = layer.bias.index(j).map_or(Lanes::ZERO, |b| params[b]);
-                let row = &params[layer.weights + j * layer.fan_in..][..layer.fan_in];
-                let inputs = &inputs[..layer.fan_in];
-                // One arm per entry: its lane form inlined, and whether
-                // the net input is kept, a constant.
-                with_activation!(layer.activation, DEF => {
+            // One dispatch per layer: the entry's lane form inlined, and
+            // whether the net input is kept and the row form applies,
+            // constants of the arm.
+            with_activation!(layer.activation, DEF => {
+                for j in 0..layer.fan_out {
+                    let bias = layer.bias.index(j).map_or(Lanes::ZERO, |b| params[b]);
+                    let row = &params[layer.weights + j * layer.fan_in..][..layer.fan_in];
+                    let inputs = &inputs[..layer.fan_in];
                     let (net, out) = match DEF.normalizes_rows {
                         // The row form applies f after the shift below.
                         true => neuron(bias, row, inputs, |z| z),
@@ -612,14 +589,12 @@ impl<const L: usize> Work<L> {
                         self.net[layer.delta_at + j] = net;
                     }
                     after[j] = out;
-                });
-            }
-            if layer.normalizes_rows {
-                let nets = &mut self.net[layer.delta_at..][..layer.fan_out];
-                with_activation!(layer.activation, DEF => {
-                    normalize_rows(nets, &mut after[..layer.fan_out], |l| (DEF.lane)(l))
-                });
-            }
+                }
+                if DEF.normalizes_rows {
+                    let nets = &mut self.net[layer.delta_at..][..layer.fan_out];
+                    normalize_rows(nets, &mut after[..layer.fan_out], |l| (DEF.lane)(l));
+                }
+            });
         }
     }
 
