@@ -203,7 +203,10 @@ fn store_activation(n: u32, s: u32, j: u32, sum: f32) {
     let net = sum + bias(n, j);
     if op.output_layer != 0u {
         deltas[op.delta_out_base + element] = net;
-        acts[op.out_base + element] = output_activation(net);
+        // A row form's outputs come from output_rows, after the whole row.
+        if !OUTPUT_ROWS {
+            acts[op.out_base + element] = output_activation(net);
+        }
     } else {
         if HIDDEN_NEEDS_NET {
             deltas[op.delta_out_base + element] = net;
