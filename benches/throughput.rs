@@ -1,22 +1,25 @@
 //! Throughput of the fused and layered GPU strategies, the float64 CPU
 //! reference and the SIMD trainer in network-epochs per second
-//! (criterion's elements).
+//! (criterion's elements), every one through the same [`Trainer`] seam.
 //! CI-sized workloads; the GPU is waited for inside the timed region
-//! (train() blocks on every submission and reads the results back). The
-//! layered workload also prints GFLOP/s by
-//! `gputrain::bench::flops_per_network_epoch` (its formula is
-//! `gputrain::bench::FLOP_FORMULA`).
+//! (train() blocks on every submission and reads the results back). Each
+//! group also prints GFLOP/s by `gputrain::bench::flops_per_network_epoch`
+//! (its formula is `gputrain::bench::FLOP_FORMULA`).
+//!
+//! [`Trainer`]: gputrain::trainer::Trainer
+
+use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use gputrain::backend::{Engine, TrainerSetup};
 use gputrain::bench::flops_per_network_epoch;
-use gputrain::cpu;
-use gputrain::data::Task;
-use gputrain::gpu::{AdapterChoice, GpuContext, GpuOptions, GpuTrainer, Strategy};
+use gputrain::data::{Dataset, Task};
+use gputrain::gpu::{AdapterChoice, GpuContext, Strategy};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, ModelSpec, Topology};
-use gputrain::simd::{Isa, SimdTrainer};
+use gputrain::simd::Isa;
+use gputrain::trainer::{Block, uncontrolled};
 use gputrain::training::TrainOptions;
-use std::ops::ControlFlow;
 
 fn spec(widths: &[usize], bias: BiasMode) -> ModelSpec {
     ModelSpec {
@@ -26,147 +29,136 @@ fn spec(widths: &[usize], bias: BiasMode) -> ModelSpec {
     }
 }
 
-fn bench(c: &mut Criterion) {
-    let ctx = GpuContext::open(&AdapterChoice::Auto)
-        .unwrap_or_else(|e| panic!("the GPU benchmarks need an adapter: {e}"));
-    eprintln!("adapter: {}", ctx.adapter);
-    let workloads = [
-        (
-            "tutorial 2-2-2",
-            spec(&[2, 2, 2], BiasMode::Shared),
-            Task::Tutorial,
-            10_000usize,
-            2_000u64,
-        ),
-        (
-            "xor 2-3-1",
-            spec(&[2, 3, 1], BiasMode::PerNeuron),
-            Task::Xor,
-            10_000,
-            500,
-        ),
-    ];
-    let mut group = c.benchmark_group("fused");
+/// One measured case: a model on its data, networks x epochs.
+struct Case {
+    name: &'static str,
+    spec: ModelSpec,
+    data: Dataset,
+    networks: usize,
+    epochs: u64,
+}
+
+fn case(name: &'static str, widths: &[usize], bias: BiasMode, data: Dataset) -> Case {
+    Case {
+        name,
+        spec: spec(widths, bias),
+        data,
+        networks: 0,
+        epochs: 0,
+    }
+}
+
+/// Benchmarks every case of `cases` on `engine` with `strategy` as one
+/// criterion group.
+fn group(c: &mut Criterion, name: &str, engine: &Engine, strategy: Strategy, cases: &[Case]) {
+    let mut group = c.benchmark_group(name);
     group.sample_size(10);
-    for (name, spec, task, networks, epochs) in &workloads {
-        let data = task.dataset();
-        let initial = population_parameters(spec, Init::Xavier, 0, 0, *networks).unwrap();
-        let lrs = vec![0.5; *networks];
+    for case in cases {
+        let initial = population_parameters(&case.spec, Init::Xavier, 0, 0, case.networks).unwrap();
+        let rates = vec![0.5; case.networks];
         let options = TrainOptions {
-            epochs: *epochs,
+            epochs: case.epochs,
             target_loss: None,
             stop_at_target: false,
             ..TrainOptions::default()
         };
-        let gpu = GpuOptions::default();
-        let trainer = GpuTrainer::new(&ctx, spec, &data, *networks, Strategy::Fused, &gpu).unwrap();
-        group.throughput(Throughput::Elements(*networks as u64 * epochs));
-        group.bench_function(*name, |b| {
-            b.iter(|| {
-                let mut params = initial.clone();
-                trainer
-                    .train(&mut params, &lrs, &options, &mut |_| {
-                        ControlFlow::Continue(())
-                    })
-                    .unwrap()
-            })
-        });
+        let setup = TrainerSetup {
+            strategy,
+            ..TrainerSetup::new(&case.spec, &case.data, case.networks)
+        };
+        let trainer = engine.trainer(&setup).unwrap();
+        let state_len = case.spec.optimizer.state_slots() * initial.len();
+        let train = || {
+            let (mut params, mut state) = (initial.clone(), vec![0.0; state_len]);
+            let block = Block {
+                params: &mut params,
+                state: &mut state,
+                learning_rates: &rates,
+            };
+            trainer.train(block, &options, &mut uncontrolled).unwrap()
+        };
+        let network_epochs = case.networks as u64 * case.epochs;
+        let started = std::time::Instant::now();
+        train();
+        let seconds = started.elapsed().as_secs_f64();
+        let flops = flops_per_network_epoch(&case.spec, case.data.samples());
+        eprintln!(
+            "{name} ({}) {}: {:.3e} network-epochs/s, {:.2} GFLOP/s (one run)",
+            trainer.label(),
+            case.name,
+            network_epochs as f64 / seconds,
+            flops * network_epochs as f64 / seconds / 1e9
+        );
+        group.throughput(Throughput::Elements(network_epochs));
+        group.bench_function(case.name, |b| b.iter(train));
     }
     group.finish();
+}
+
+fn bench(c: &mut Criterion) {
+    let ctx = GpuContext::open(&AdapterChoice::Auto)
+        .unwrap_or_else(|e| panic!("the GPU benchmarks need an adapter: {e}"));
+    eprintln!("adapter: {}", ctx.adapter);
+    let gpu = Engine::Gpu(Arc::new(ctx));
+    let sized = |case: Case, networks, epochs| Case {
+        networks,
+        epochs,
+        ..case
+    };
+    let tutorial = || {
+        case(
+            "tutorial 2-2-2",
+            &[2, 2, 2],
+            BiasMode::Shared,
+            Task::Tutorial.dataset(),
+        )
+    };
+    let xor = || {
+        case(
+            "xor 2-3-1",
+            &[2, 3, 1],
+            BiasMode::PerNeuron,
+            Task::Xor.dataset(),
+        )
+    };
+    let fused = [sized(tutorial(), 10_000, 2_000), sized(xor(), 10_000, 500)];
+    group(c, "fused", &gpu, Strategy::Fused, &fused);
 
     // Layered: 16-64-16 on 256 samples (2,128 parameters, beyond the fused
     // kernel). 100 networks x 2 epochs keeps an iteration short on lavapipe;
     // raise them on a GPU.
-    let mut group = c.benchmark_group("layered");
-    group.sample_size(10);
-    let wide = spec(&[16, 64, 16], BiasMode::PerNeuron);
-    let data = gputrain::data::synthetic(16, 16, 256, 7);
-    let (networks, epochs) = (100usize, 2u64);
-    let initial = population_parameters(&wide, Init::Xavier, 0, 0, networks).unwrap();
-    let lrs = vec![0.5; networks];
-    let options = TrainOptions {
-        epochs,
-        target_loss: None,
-        stop_at_target: false,
-        ..TrainOptions::default()
-    };
-    let gpu = GpuOptions::default();
-    let trainer = GpuTrainer::new(&ctx, &wide, &data, networks, Strategy::Layered, &gpu).unwrap();
-    let flops = flops_per_network_epoch(&wide, data.samples()) * (networks as u64 * epochs) as f64;
-    let started = std::time::Instant::now();
-    trainer
-        .train(&mut initial.clone(), &lrs, &options, &mut |_| {
-            ControlFlow::Continue(())
-        })
-        .unwrap();
-    let seconds = started.elapsed().as_secs_f64();
-    eprintln!(
-        "layered 16-64-16, 256 samples, {networks} networks x {epochs} epochs ({:?} variant): \
-         {:.3e} network-epochs/s, {:.2} GFLOP/s",
-        trainer.layered_variant(),
-        (networks as u64 * epochs) as f64 / seconds,
-        flops / seconds / 1e9
+    let wide = case(
+        "16-64-16 x 256 samples",
+        &[16, 64, 16],
+        BiasMode::PerNeuron,
+        gputrain::data::synthetic(16, 16, 256, 7),
     );
-    group.throughput(Throughput::Elements(networks as u64 * epochs));
-    group.bench_function("16-64-16 x 256 samples", |b| {
-        b.iter(|| {
-            let mut params = initial.clone();
-            trainer
-                .train(&mut params, &lrs, &options, &mut |_| {
-                    ControlFlow::Continue(())
-                })
-                .unwrap()
-        })
-    });
-    group.finish();
+    group(
+        c,
+        "layered",
+        &gpu,
+        Strategy::Layered,
+        &[sized(wide, 100, 2)],
+    );
 
-    let mut group = c.benchmark_group("cpu_reference");
-    group.sample_size(10);
-    let spec = spec(&[2, 2, 2], BiasMode::Shared);
-    let data = Task::Tutorial.dataset();
-    let (networks, epochs) = (1_000usize, 200u64);
-    let initial = population_parameters(&spec, Init::Xavier, 0, 0, networks).unwrap();
-    let lrs = vec![0.5; networks];
-    let options = TrainOptions {
-        epochs,
-        target_loss: None,
-        stop_at_target: false,
-        ..TrainOptions::default()
-    };
-    group.throughput(Throughput::Elements(networks as u64 * epochs));
-    group.bench_function("tutorial 2-2-2", |b| {
-        b.iter(|| {
-            let mut params = initial.clone();
-            cpu::train_population(&spec, &data, &mut params, &lrs, &options)
-        })
-    });
-    group.finish();
+    let reference = [sized(tutorial(), 1_000, 200)];
+    group(
+        c,
+        "cpu_reference",
+        &Engine::Reference,
+        Strategy::Auto,
+        &reference,
+    );
 
     // The SIMD trainer on every core, on the fused row's workload.
-    let mut group = c.benchmark_group("simd");
-    group.sample_size(10);
-    let (networks, epochs) = (10_000usize, 2_000u64);
-    let initial = population_parameters(&spec, Init::Xavier, 0, 0, networks).unwrap();
-    let lrs = vec![0.5; networks];
-    let options = TrainOptions { epochs, ..options };
-    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
-    let trainer = SimdTrainer {
-        spec: &spec,
-        data: &data,
-        recording: None,
-        isa: Isa::detect(),
-        pool: &pool,
-    };
-    let mut state = Vec::new();
-    group.throughput(Throughput::Elements(networks as u64 * epochs));
-    group.bench_function("tutorial 2-2-2", |b| {
-        b.iter(|| {
-            let mut params = initial.clone();
-            let (progress, stop) = (&mut |_: &_| {}, &|| false);
-            trainer.train(&mut params, &mut state, &lrs, &options, progress, stop)
-        })
-    });
-    group.finish();
+    let simd = [sized(tutorial(), 10_000, 2_000)];
+    group(
+        c,
+        "simd",
+        &Engine::Simd(Isa::detect()),
+        Strategy::Auto,
+        &simd,
+    );
 }
 
 criterion_group!(benches, bench);

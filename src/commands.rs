@@ -477,7 +477,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
         seconds_per_row: suite.seconds,
         flop_formula: bench::FLOP_FORMULA,
         rows,
-        machine: crate::bench::runner::cpu_name(crate::run::cpu_threads(None).0),
+        machine: crate::backend::cpu_name(crate::backend::cpu_threads(None).0),
         peers,
     };
     let text = if args.json {

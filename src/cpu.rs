@@ -9,8 +9,10 @@
 use rayon::prelude::*;
 
 use crate::data::Dataset;
-use crate::history::{NetworkCurve, Recording};
+use crate::error::Error;
+use crate::history::{HistoryBlock, NetworkCurve, Recording};
 use crate::model::{ModelSpec, ParamLayout};
+use crate::trainer::{Block, Control, Trained, Trainer, drive};
 use crate::training::{NetworkOutcome, TrainOptions};
 use crate::vocab::{ActivationDef, LossDef, OptimizerConfig, OptimizerDef};
 
@@ -399,8 +401,9 @@ pub fn train_network_until(
     }
 }
 
-/// Trains every network of a population in parallel. `params` holds the
-/// networks' parameter vectors back to back.
+/// Trains every network of a population in parallel (on rayon's global
+/// pool) from fresh optimizer state. `params` holds the networks'
+/// parameter vectors back to back.
 pub fn train_population(
     spec: &ModelSpec,
     data: &Dataset,
@@ -409,54 +412,87 @@ pub fn train_population(
     options: &TrainOptions,
 ) -> Vec<NetworkOutcome> {
     let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
-    train_population_until(
-        spec,
-        data,
-        params,
-        &mut state,
-        learning_rates,
-        options,
-        &|| false,
-    )
-}
-
-/// [`train_population`] with [`train_network_until`]'s optimizer state
-/// (network after network) and `stop`.
-pub fn train_population_until(
-    spec: &ModelSpec,
-    data: &Dataset,
-    params: &mut [f64],
-    state: &mut [f64],
-    learning_rates: &[f64],
-    options: &TrainOptions,
-    stop: &(dyn Fn() -> bool + Sync),
-) -> Vec<NetworkOutcome> {
-    let run = Population {
+    let population = Population {
         spec,
         data,
         options,
-        stop,
+        stop: &|| false,
+        done: &|_| {},
         recording: None,
     };
-    run.train(params, state, learning_rates).0
+    population.train(params, &mut state, learning_rates).0
+}
+
+/// The float64 reference as a [`Trainer`]: [`train_network_until`] for
+/// every network of a block, in parallel over its pool.
+pub struct ReferenceTrainer<'a> {
+    pub spec: &'a ModelSpec,
+    pub data: &'a Dataset,
+    /// Learning curves to record ([`crate::history`]).
+    pub recording: Option<&'a Recording<'a>>,
+    pub pool: rayon::ThreadPool,
+}
+
+impl Trainer for ReferenceTrainer<'_> {
+    fn label(&self) -> String {
+        "reference-f64".to_string()
+    }
+
+    /// Progress counts each network as it finishes; a `Break` stops every
+    /// network at its next epoch.
+    fn train(
+        &self,
+        block: Block<'_>,
+        options: &TrainOptions,
+        control: &mut Control<'_>,
+    ) -> Result<Trained, Error> {
+        options.validate()?;
+        let Block {
+            params,
+            state,
+            learning_rates,
+        } = block;
+        let total = learning_rates.len() as u64 * options.epochs;
+        let (outcomes, curves) = drive(total, control, |shared| {
+            let population = Population {
+                spec: self.spec,
+                data: self.data,
+                options,
+                stop: &|| shared.stopping(),
+                done: &|epochs| shared.add_done(epochs),
+                recording: self.recording,
+            };
+            self.pool
+                .install(|| population.train(params, state, learning_rates))
+        });
+        Ok(Trained {
+            outcomes,
+            history: self
+                .recording
+                .map(|r| HistoryBlock::from_curves(&r.plan, &curves)),
+            kernel_seconds: None,
+        })
+    }
 }
 
 /// A population's run on the CPU reference: [`train_network_until`] for
 /// every network, in parallel.
-pub struct Population<'a> {
-    pub spec: &'a ModelSpec,
-    pub data: &'a Dataset,
-    pub options: &'a TrainOptions,
-    pub stop: &'a (dyn Fn() -> bool + Sync),
+struct Population<'a> {
+    spec: &'a ModelSpec,
+    data: &'a Dataset,
+    options: &'a TrainOptions,
+    stop: &'a (dyn Fn() -> bool + Sync),
+    /// Told each network's epochs as it finishes.
+    done: &'a (dyn Fn(u64) + Sync),
     /// Learning curves to record ([`crate::history`]).
-    pub recording: Option<&'a Recording<'a>>,
+    recording: Option<&'a Recording<'a>>,
 }
 
 impl Population<'_> {
     /// Trains `params` (vectors back to back) and their optimizer `state`
     /// (network after network) in place; gives the outcomes and, when
     /// recording, every network's curve.
-    pub fn train(
+    fn train(
         &self,
         params: &mut [f64],
         state: &mut [f64],
@@ -496,6 +532,7 @@ impl Population<'_> {
                     self.stop,
                     history,
                 );
+                (self.done)(outcome.epochs_completed);
                 (outcome, curve.unwrap_or_default())
             })
             .unzip()

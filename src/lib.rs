@@ -12,6 +12,7 @@
 //! standard throughput workloads and their report), [`sweep`] (grids,
 //! shards and their merge), [`groups`] (statistics by grid point).
 
+pub mod backend;
 pub mod batches;
 pub mod bench;
 pub mod cli;
@@ -36,6 +37,7 @@ pub mod run;
 pub mod simd;
 pub mod stats;
 pub mod sweep;
+pub mod trainer;
 pub mod training;
 pub mod vocab;
 pub mod weights;

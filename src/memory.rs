@@ -7,9 +7,10 @@
 //! in chunks that fit the adapter's buffer limits, so the device never
 //! limits how many networks a run may have, only how fast it goes.
 
+use crate::backend::cpu_threads;
 use crate::error::Error;
 use crate::report::tally_bytes_per_network;
-use crate::run::{BackendChoice, RunConfig, block_bytes_per_network, block_networks, cpu_threads};
+use crate::run::{BackendChoice, RunConfig, block_bytes_per_network, block_networks};
 use crate::simd::lanes::{AVX512_LANES, group_width, scratch_values};
 
 /// The program itself: code, the wgpu instance and device, pipelines,

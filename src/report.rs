@@ -346,9 +346,9 @@ pub fn summarize(
 ) -> Summary {
     tally.settle_best(spec, data);
     let mut summary = Summary {
-        backend: backend.backend.to_string(),
+        backend: backend.backend.device_kind().to_string(),
         adapter: backend.device(),
-        strategy: backend.strategy.to_string(),
+        strategy: backend.backend.strategy_name().to_string(),
         data: data.name.clone(),
         topology: spec.topology.to_string(),
         activation: spec.activation.to_string(),

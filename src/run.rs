@@ -10,21 +10,20 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Instant;
 
-use crate::cpu;
+use crate::backend::{Backend, Engine, TrainerSetup, cpu_threads};
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::evaluation::block_metrics;
-use crate::gpu::{
-    AdapterChoice, AdapterSummary, GpuContext, GpuOptions, GpuTrainer, Strategy, choose_strategy,
-    chosen_adapter,
-};
+use crate::gpu::{AdapterChoice, AdapterSummary, GpuContext, GpuOptions, Strategy, chosen_adapter};
 use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
-use crate::simd::{Isa, SimdTrainer};
+use crate::simd::Isa;
+use crate::trainer::{Block, Trained};
 use crate::training::NetworkMetrics;
 use crate::training::{NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates};
 use crate::weights::{Precision, ReadFor, ResumeBlock, WeightsReader};
+use std::sync::Arc;
 
 /// A learning rate for every network, or a log-spaced sweep across them.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -553,12 +552,8 @@ pub const DEFAULT_LEARNING_RATE: f64 = 0.5;
 /// The backend that ran, for reports.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BackendInfo {
-    /// "gpu" or "cpu".
-    pub backend: &'static str,
+    pub backend: Backend,
     pub adapter: Option<AdapterSummary>,
-    /// "fused" or "layered" on the GPU; "simd-f32" or "reference-f64" on
-    /// the CPU.
-    pub strategy: String,
     /// The CPU trainers' instruction set and threads, e.g. "avx512, 2
     /// threads".
     pub cpu: Option<String>,
@@ -566,28 +561,20 @@ pub struct BackendInfo {
     pub note: Option<String>,
 }
 
-/// The strategy name of the float32 SIMD trainer.
-pub const SIMD_STRATEGY: &str = "simd-f32";
-/// The strategy name of the float64 CPU reference.
-pub const REFERENCE_STRATEGY: &str = "reference-f64";
-
 impl BackendInfo {
     /// Backend, strategy and adapter, as weights files record them: what
     /// a bit-for-bit resume needs to be the same. (The SIMD trainer's
     /// results do not depend on its instruction set or threads.)
     pub fn trained_on(&self) -> String {
         match &self.adapter {
-            Some(adapter) => format!("{} {} on {}", self.backend, self.strategy, adapter.name),
-            None => format!("{} {}", self.backend, self.strategy),
+            Some(adapter) => format!("{} on {}", self.backend, adapter.name),
+            None => self.backend.to_string(),
         }
     }
 
     /// The precision the backend trains in, which its weights files keep.
     pub fn precision(&self) -> Precision {
-        match self.strategy == REFERENCE_STRATEGY {
-            true => Precision::F64,
-            false => Precision::F32,
-        }
+        self.backend.precision()
     }
 
     /// Where the run is, as the summary says it: the adapter, or the
@@ -600,77 +587,40 @@ impl BackendInfo {
     }
 }
 
-/// What trains a run: a GPU device, or one of the CPU trainers.
-pub enum Engine {
-    Gpu(Box<GpuContext>),
-    /// The float32 SIMD trainer, compiled for this instruction set.
-    Simd(Isa),
-    /// The float64 reference.
-    Reference,
-}
-
-/// The CPU trainers' threads: `requested` (`--threads`), at most one per
-/// core; `None`: one per core. Gives the count and a note when the
-/// request was lowered.
-pub fn cpu_threads(requested: Option<usize>) -> (usize, Option<String>) {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    match requested {
-        Some(n) if n > cores => (
-            cores,
-            Some(format!(
-                "--threads {n}: this machine runs {cores} threads at once; using {cores}"
-            )),
-        ),
-        Some(n) => (n.max(1), None),
-        None => (cores, None),
-    }
-}
-
-/// The CPU trainers' thread pool, of [`cpu_threads`]`(requested)` threads.
-pub fn cpu_pool(requested: Option<usize>) -> Result<rayon::ThreadPool, Error> {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(cpu_threads(requested).0)
-        .build()
-        .map_err(|e| Error::Config(format!("cannot start the CPU trainers' threads: {e}")))
-}
-
 /// Opens the backend the configuration asks for. `Auto` takes a hardware
 /// GPU where wgpu's choice of adapter is one, or the GPU when `--adapter`
 /// or `--kernel` names one; else (a software adapter such as lavapipe, or
 /// none) the SIMD trainer.
 pub fn open_backend(config: &RunConfig) -> Result<(Engine, BackendInfo), Error> {
     let (threads, threads_note) = cpu_threads(config.threads);
-    let cpu = |strategy: &str, detail: String| BackendInfo {
-        backend: "cpu",
-        adapter: None,
-        strategy: strategy.to_string(),
-        cpu: Some(format!("{detail}{threads} threads")),
-        note: threads_note.clone(),
+    let on_cpu = |engine: Engine, detail: String| -> Result<(Engine, BackendInfo), Error> {
+        let info = BackendInfo {
+            backend: engine.backend(&config.spec, config.data.samples(), config.strategy)?,
+            adapter: None,
+            cpu: Some(format!("{detail}{threads} threads")),
+            note: threads_note.clone(),
+        };
+        Ok((engine, info))
     };
-    let simd = || -> Result<(Engine, BackendInfo), Error> {
+    let simd = || {
         let isa = Isa::chosen()?;
-        let detail = format!("{}, ", isa.name());
-        Ok((Engine::Simd(isa), cpu(SIMD_STRATEGY, detail)))
+        on_cpu(Engine::Simd(isa), format!("{}, ", isa.name()))
     };
     let gpu = || -> Result<(Engine, BackendInfo), Error> {
-        let ctx = GpuContext::open(&config.adapter)?;
-        let strategy = choose_strategy(
-            &config.spec,
-            config.data.samples(),
-            config.strategy,
-            &ctx.quirks,
-        )?;
+        let engine = Engine::Gpu(Arc::new(GpuContext::open(&config.adapter)?));
+        let Engine::Gpu(ctx) = &engine else {
+            unreachable!("a GPU engine was just built")
+        };
         let info = BackendInfo {
-            backend: "gpu",
+            backend: engine.backend(&config.spec, config.data.samples(), config.strategy)?,
             adapter: Some(ctx.adapter.clone()),
-            strategy: strategy.to_string(),
             cpu: None,
             note: None,
         };
-        Ok((Engine::Gpu(Box::new(ctx)), info))
+        Ok((engine, info))
     };
     match config.backend {
-        BackendChoice::Cpu => Ok((Engine::Reference, cpu(REFERENCE_STRATEGY, String::new()))),
+        BackendChoice::Cpu => on_cpu(Engine::Reference, String::new()),
         BackendChoice::Simd => simd(),
         BackendChoice::Gpu => gpu(),
         // Naming an adapter or a kernel asks for the GPU.
@@ -694,13 +644,10 @@ pub fn backend_for(
     config: &RunConfig,
     base: &BackendInfo,
 ) -> Result<BackendInfo, Error> {
-    let mut info = base.clone();
-    if let Engine::Gpu(ctx) = engine {
-        let samples = config.data.samples();
-        let strategy = choose_strategy(&config.spec, samples, config.strategy, &ctx.quirks)?;
-        info.strategy = strategy.to_string();
-    }
-    Ok(info)
+    Ok(BackendInfo {
+        backend: engine.backend(&config.spec, config.data.samples(), config.strategy)?,
+        ..base.clone()
+    })
 }
 
 /// Trains every network of `config`, a block at a time ([`block_networks`]):
@@ -725,19 +672,15 @@ pub fn execute(
         plan,
         eval: config.eval.as_ref(),
     });
-    let gpu = match engine {
-        Engine::Gpu(ctx) => Some(GpuTrainer::recording(
-            ctx,
-            &config.spec,
-            &config.data,
-            block,
-            config.strategy,
-            &config.gpu,
-            recording.as_ref(),
-        )?),
-        Engine::Simd(_) | Engine::Reference => None,
-    };
-    let pool = cpu_pool(config.threads)?;
+    let trainer = engine.trainer(&TrainerSetup {
+        spec: &config.spec,
+        data: &config.data,
+        networks: block,
+        recording: recording.as_ref(),
+        strategy: config.strategy,
+        gpu: &config.gpu,
+        threads: config.threads,
+    })?;
     // Every network trains to the run's epochs; a resumed one has done some.
     let total = (config.networks as u64)
         .saturating_mul(config.options.epochs)
@@ -787,49 +730,26 @@ pub fn execute(
                 },
                 ..config.options
             };
-            let mut report = |p: &Progress| {
+            let mut control = |p: &Progress| {
                 progress(&Progress {
                     network_epochs_done: done_before + p.network_epochs_done,
                     network_epochs_total: total,
-                })
-            };
-            let params = &mut params[n * p..end * p];
-            let state = &mut state[n * per_state..end * per_state];
-            let rates = &learning_rates[n..end];
-            let (mut trained, curves) = match (&gpu, engine) {
-                (Some(trainer), _) => {
-                    let run =
-                        trainer.train_with_state(params, state, rates, &options, &mut |p| {
-                            report(p);
-                            match stop.is_requested() {
-                                true => ControlFlow::Break(()),
-                                false => ControlFlow::Continue(()),
-                            }
-                        })?;
-                    (run.outcomes, run.history)
+                });
+                match stop.is_requested() {
+                    true => ControlFlow::Break(()),
+                    false => ControlFlow::Continue(()),
                 }
-                (None, Engine::Simd(isa)) => {
-                    let trainer = SimdTrainer {
-                        spec: &config.spec,
-                        data: &config.data,
-                        recording: recording.as_ref(),
-                        isa: *isa,
-                        pool: &pool,
-                    };
-                    let stop = || stop.is_requested();
-                    let run = trainer.train(params, state, rates, &options, &mut report, &stop);
-                    (run.outcomes, run.history)
-                }
-                (None, _) => train_cpu_in_slices(
-                    config,
-                    &options,
-                    recording.as_ref(),
-                    (params, state, rates),
-                    &pool,
-                    &mut report,
-                    stop,
-                ),
             };
+            let run = Block {
+                params: &mut params[n * p..end * p],
+                state: &mut state[n * per_state..end * per_state],
+                learning_rates: &learning_rates[n..end],
+            };
+            let Trained {
+                outcomes: mut trained,
+                history: curves,
+                ..
+            } = trainer.train(run, &options, &mut control)?;
             if let (Some(all), Some(curves)) = (&mut history, curves) {
                 all.extend(curves);
             }
@@ -861,53 +781,4 @@ pub fn execute(
         })?;
     }
     Ok(seconds)
-}
-
-/// The CPU reference over slices of networks, so progress can be reported;
-/// the curves too when `recording`.
-#[allow(clippy::too_many_arguments)]
-fn train_cpu_in_slices(
-    config: &RunConfig,
-    options: &TrainOptions,
-    recording: Option<&Recording>,
-    (params, state, learning_rates): (&mut [f64], &mut [f64], &[f64]),
-    pool: &rayon::ThreadPool,
-    progress: &mut dyn FnMut(&Progress),
-    stop: &StopFlag,
-) -> (Vec<NetworkOutcome>, Option<HistoryBlock>) {
-    let p = config.spec.layout().len;
-    let per_state = config.spec.optimizer.state_slots() * p;
-    let total = learning_rates.len();
-    let slice = (total / 100).max(pool.current_num_threads() * 4).max(1);
-    let mut report = Progress {
-        network_epochs_done: 0,
-        network_epochs_total: total as u64 * options.epochs,
-    };
-    let mut outcomes = Vec::with_capacity(total);
-    let mut curves = Vec::new();
-    let population = cpu::Population {
-        spec: &config.spec,
-        data: &config.data,
-        options,
-        stop: &|| stop.is_requested(),
-        recording,
-    };
-    for first in (0..total).step_by(slice) {
-        let end = (first + slice).min(total);
-        let (trained, recorded) = pool.install(|| {
-            population.train(
-                &mut params[first * p..end * p],
-                &mut state[first * per_state..end * per_state],
-                &learning_rates[first..end],
-            )
-        });
-        outcomes.extend(trained);
-        if recording.is_some() {
-            curves.extend(recorded);
-        }
-        report.network_epochs_done += (end - first) as u64 * options.epochs;
-        progress(&report);
-    }
-    let history = recording.map(|r| HistoryBlock::from_curves(&r.plan, &curves));
-    (outcomes, history)
 }

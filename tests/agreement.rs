@@ -10,6 +10,7 @@
 
 mod common;
 
+use gputrain::backend::Engine;
 use gputrain::batches::Batching;
 use gputrain::cpu;
 use gputrain::data::{Dataset, Task};
@@ -17,6 +18,7 @@ use gputrain::gpu::{GpuOptions, LayeredVariant, Strategy};
 use gputrain::init::{Init, TUTORIAL_PARAMETERS, population_parameters};
 use gputrain::model::{BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction};
 use gputrain::run::LearningRate;
+use gputrain::simd::Isa;
 use gputrain::training::{NetworkOutcome, TrainOptions};
 
 /// A way to train.
@@ -41,22 +43,26 @@ fn train(
         layered_variant: Some(variant),
         ..GpuOptions::default()
     };
-    match path {
-        Path::CpuF64 => cpu::train_population(spec, data, params, lrs, opts),
-        Path::Simd => common::simd_train(spec, data, params, lrs, opts),
-        Path::Fused => {
-            let gpu = GpuOptions::default();
-            common::gpu_train(Strategy::Fused, spec, data, params, lrs, opts, &gpu)
-        }
-        Path::LayeredDirect => {
-            let gpu = layered(LayeredVariant::Direct);
-            common::gpu_train(Strategy::Layered, spec, data, params, lrs, opts, &gpu)
-        }
-        Path::LayeredTiled => {
-            let gpu = layered(LayeredVariant::Tiled);
-            common::gpu_train(Strategy::Layered, spec, data, params, lrs, opts, &gpu)
-        }
-    }
+    let (engine, strategy, gpu) = match path {
+        Path::CpuF64 => (Engine::Reference, Strategy::Auto, GpuOptions::default()),
+        Path::Simd => (
+            Engine::Simd(Isa::detect()),
+            Strategy::Auto,
+            GpuOptions::default(),
+        ),
+        Path::Fused => (common::gpu_engine(), Strategy::Fused, GpuOptions::default()),
+        Path::LayeredDirect => (
+            common::gpu_engine(),
+            Strategy::Layered,
+            layered(LayeredVariant::Direct),
+        ),
+        Path::LayeredTiled => (
+            common::gpu_engine(),
+            Strategy::Layered,
+            layered(LayeredVariant::Tiled),
+        ),
+    };
+    common::train_on(&engine, (strategy, &gpu), spec, data, params, lrs, opts)
 }
 
 fn describe(spec: &ModelSpec) -> String {

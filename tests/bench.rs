@@ -4,13 +4,13 @@
 
 mod common;
 
-use std::ops::ControlFlow;
 use std::time::Instant;
 
-use gputrain::bench::runner::{CpuTrainer, cpu_row, gpu_row};
+use gputrain::backend::{Engine, TrainerSetup};
+use gputrain::bench::runner::measure;
 use gputrain::bench::{Row, Workload, flops_per_network_epoch};
 use gputrain::data::Task;
-use gputrain::gpu::{GpuOptions, GpuTrainer, Strategy};
+use gputrain::gpu::{GpuOptions, Strategy};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{BiasMode, Loss, Reduction};
 
@@ -34,6 +34,7 @@ fn xor_workload(networks: usize, epochs: u64) -> Workload {
 #[test]
 fn kernel_timing_changes_no_result_and_fits_in_the_wall_time() {
     let ctx = common::gpu();
+    let engine = common::gpu_engine();
     let w = xor_workload(300, 400);
     let initial = population_parameters(&w.spec, Init::Xavier, 3, 0, w.networks).unwrap();
     let rates = vec![w.learning_rate; w.networks];
@@ -46,15 +47,14 @@ fn kernel_timing_changes_no_result_and_fits_in_the_wall_time() {
                 epochs_per_submission: Some(150),
                 ..GpuOptions::default()
             };
-            let trainer =
-                GpuTrainer::new(ctx, &w.spec, &w.data, w.networks, strategy, &gpu).unwrap();
-            let mut params = initial.clone();
+            let setup = TrainerSetup {
+                strategy,
+                gpu: &gpu,
+                ..TrainerSetup::new(&w.spec, &w.data, w.networks)
+            };
             let started = Instant::now();
-            let run = trainer
-                .train(&mut params, &rates, &common::options(w.epochs), &mut |_| {
-                    ControlFlow::Continue(())
-                })
-                .unwrap();
+            let opts = common::options(w.epochs);
+            let run = common::run_on(&engine, &setup, &initial, &rates, &opts, &|| false);
             let wall = started.elapsed().as_secs_f64();
             match (timing, ctx.timestamp_queries, run.kernel_seconds) {
                 (false, _, None) | (true, false, None) => {}
@@ -68,7 +68,7 @@ fn kernel_timing_changes_no_result_and_fits_in_the_wall_time() {
                 }
                 other => panic!("{strategy}: (timing, adapter timestamps, kernel) = {other:?}"),
             }
-            trained.push((params, run.outcomes));
+            trained.push((run.params, run.outcomes));
         }
         assert_eq!(
             trained[0], trained[1],
@@ -118,11 +118,12 @@ fn assert_row_is_consistent(row: &Row, w: &Workload) {
 #[test]
 fn rows_report_what_they_measured() {
     let ctx = common::gpu();
+    let engine = common::gpu_engine();
     let w = xor_workload(200, 60);
     let initial = population_parameters(&w.spec, Init::Xavier, 0, 0, w.networks).unwrap();
-    let fused = gpu_row(ctx, &w, Strategy::Fused, &initial, 0.05).unwrap();
+    let fused = measure(&engine, &w, Strategy::Fused, &initial, 0.05).unwrap();
     assert_eq!(fused.strategy, "fused");
-    let layered = gpu_row(ctx, &w, Strategy::Layered, &initial, 0.05).unwrap();
+    let layered = measure(&engine, &w, Strategy::Layered, &initial, 0.05).unwrap();
     assert!(
         layered.strategy == "layered/direct" || layered.strategy == "layered/tiled",
         "{}",
@@ -138,13 +139,13 @@ fn rows_report_what_they_measured() {
         assert!(row.setup_seconds > 0.0, "{row:?}");
         assert_row_is_consistent(row, &w);
     }
-    let cpu = cpu_row(&w, &initial, 0.05, CpuTrainer::Reference).unwrap();
+    let cpu = measure(&Engine::Reference, &w, Strategy::Auto, &initial, 0.05).unwrap();
     assert_eq!(
         (cpu.backend.as_str(), cpu.strategy.as_str()),
         ("cpu", "reference-f64")
     );
     let isa = gputrain::simd::Isa::detect();
-    let simd = cpu_row(&w, &initial, 0.05, CpuTrainer::Simd(isa)).unwrap();
+    let simd = measure(&Engine::Simd(isa), &w, Strategy::Auto, &initial, 0.05).unwrap();
     assert_eq!(
         (simd.backend.as_str(), simd.strategy.as_str()),
         ("cpu", format!("simd-f32/{}", isa.name()).as_str())

@@ -5,13 +5,13 @@
 
 mod common;
 
-use std::ops::ControlFlow;
 use std::time::Duration;
 
 use gputrain::Error;
 use gputrain::data::Task;
 use gputrain::gpu::{GpuOptions, GpuTrainer, Strategy};
 use gputrain::init::{Init, population_parameters};
+use gputrain::trainer::{Block, Trainer, uncontrolled};
 
 #[test]
 fn a_submission_past_its_timeout_is_an_error_not_a_hang() {
@@ -27,9 +27,13 @@ fn a_submission_past_its_timeout_is_an_error_not_a_hang() {
     let trainer = GpuTrainer::new(ctx, &spec, &data, networks, Strategy::Fused, &options).unwrap();
     let mut params = population_parameters(&spec, Init::Xavier, 1, 0, networks).unwrap();
     let rates = vec![0.5; networks];
-    let result = trainer.train(&mut params, &rates, &common::options(3_000), &mut |_| {
-        ControlFlow::Continue(())
-    });
+    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
+    let block = Block {
+        params: &mut params,
+        state: &mut state,
+        learning_rates: &rates,
+    };
+    let result = trainer.train(block, &common::options(3_000), &mut uncontrolled);
     match result {
         Err(e @ Error::DeviceTimeout { .. }) => {
             let message = e.to_string();

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{SimdRun, simd_run};
+use common::{Run as SimdRun, simd_run};
 
 use gputrain::batches::Batching;
 use gputrain::cpu;
@@ -272,6 +272,7 @@ fn results_do_not_depend_on_threads_grouping_or_instruction_set() {
             outcomes: [a.outcomes, b.outcomes].concat(),
             params: [a.params, b.params].concat(),
             state: [a.state, b.state].concat(),
+            kernel_seconds: None,
         };
         assert_identical(&format!("{what}, split at 77"), &split, &whole);
         let alone = run(widest, 1, 200, 201);
@@ -281,6 +282,7 @@ fn results_do_not_depend_on_threads_grouping_or_instruction_set() {
             outcomes: whole.outcomes[200..201].to_vec(),
             params: whole.params[200 * p..201 * p].to_vec(),
             state: whole.state[200 * s..201 * s].to_vec(),
+            kernel_seconds: None,
         };
         assert_identical(&format!("{what}, network 200 alone"), &alone, &picked);
         for isa in Isa::available() {

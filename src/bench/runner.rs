@@ -1,22 +1,21 @@
-//! Measures one benchmark row: one workload on one GPU strategy or on the
-//! float64 CPU reference. A row first probes with growing epoch counts
+//! Measures one benchmark row: one workload on one GPU strategy, the SIMD
+//! trainer or the float64 CPU reference, through the [`crate::trainer`]
+//! seam. A row first probes with growing epoch counts
 //! (which also warms the device up), then runs the epochs that fit its
 //! time budget, at most the workload's own, and times that run alone.
 
-use std::ops::ControlFlow;
 use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::backend::{Engine, TrainerSetup};
 use crate::bench::flops::flops_per_network_epoch;
 use crate::bench::workloads::Workload;
-use crate::cpu;
 use crate::error::Error;
-use crate::gpu::{GpuContext, GpuOptions, GpuTrainer, Strategy};
-use crate::history::{HistoryPlan, Recording};
-use crate::run::{REFERENCE_STRATEGY, SIMD_STRATEGY, cpu_pool};
-use crate::simd::{Isa, SimdTrainer};
+use crate::gpu::{GpuOptions, Strategy};
+use crate::history::Recording;
 use crate::stats::Quantiles;
+use crate::trainer::{Block, uncontrolled};
 use crate::training::{NetworkOutcome, TrainOptions};
 
 /// One measured row of the benchmark table.
@@ -159,10 +158,13 @@ fn row(
     }
 }
 
-/// Measures `workload` with `strategy` on `ctx`, starting every run from
-/// `initial` (the workload's parameter vectors back to back).
-pub fn gpu_row(
-    ctx: &GpuContext,
+/// Measures `workload` on `engine` (with `strategy` on a GPU), starting
+/// every run from `initial` (the workload's parameter vectors back to
+/// back). The trainer is built once (its setup time is the row's); a
+/// history sized for the workload's epochs records the points a shorter
+/// timed run reaches.
+pub fn measure(
+    engine: &Engine,
     workload: &Workload,
     strategy: Strategy,
     initial: &[f64],
@@ -173,140 +175,47 @@ pub fn gpu_row(
         ..GpuOptions::default()
     };
     let started = Instant::now();
-    // A history sized for the workload's epochs: a shorter timed run
-    // records the points it reaches.
     let recording = workload
         .config()
         .history_plan()
         .map(|plan| Recording { plan, eval: None });
-    let trainer = GpuTrainer::recording(
-        ctx,
-        &workload.spec,
-        &workload.data,
-        workload.networks,
+    let trainer = engine.trainer(&TrainerSetup {
+        recording: recording.as_ref(),
         strategy,
-        &gpu,
-        recording.as_ref(),
-    )?;
+        gpu: &gpu,
+        ..TrainerSetup::new(&workload.spec, &workload.data, workload.networks)
+    })?;
     let setup_seconds = started.elapsed().as_secs_f64();
     let rates = vec![workload.learning_rate; workload.networks];
+    let state_len = workload.spec.optimizer.state_slots() * initial.len();
     let run = |epochs: u64| {
         let mut params = initial.to_vec();
+        let mut state = vec![0.0; state_len];
         let started = Instant::now();
-        let result = trainer.train(&mut params, &rates, &options(epochs), &mut |_| {
-            ControlFlow::Continue(())
-        })?;
-        Ok::<_, Error>((result, started.elapsed().as_secs_f64()))
+        let block = Block {
+            params: &mut params,
+            state: &mut state,
+            learning_rates: &rates,
+        };
+        let trained = trainer.train(block, &options(epochs), &mut uncontrolled)?;
+        Ok::<_, Error>((trained, started.elapsed().as_secs_f64()))
     };
     let epochs = calibrate(budget, workload.epochs, |e| run(e).map(|(_, s)| s))?;
-    let (result, wall_seconds) = run(epochs)?;
-    let strategy = match trainer.layered_variant() {
-        Some(variant) => format!("layered/{variant}"),
-        None => trainer.strategy().to_string(),
-    };
+    let (trained, wall_seconds) = run(epochs)?;
+    let (adapter, backend) = engine.device_names();
     Ok(row(
-        ctx.adapter.name.clone(),
-        ctx.adapter.backend.clone(),
-        strategy,
+        adapter,
+        backend,
+        trainer.label(),
         workload,
         setup_seconds,
         Timed {
             epochs,
             wall_seconds,
-            kernel_seconds: result.kernel_seconds,
-            outcomes: result.outcomes,
+            kernel_seconds: trained.kernel_seconds,
+            outcomes: trained.outcomes,
         },
     ))
-}
-
-/// A CPU trainer a row measures.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum CpuTrainer {
-    /// The float32 SIMD trainer, compiled for this instruction set.
-    Simd(Isa),
-    /// The float64 reference.
-    Reference,
-}
-
-/// Measures `workload` on a CPU trainer (rayon over every core), starting
-/// from `initial`.
-pub fn cpu_row(
-    workload: &Workload,
-    initial: &[f64],
-    budget: f64,
-    trainer: CpuTrainer,
-) -> Result<Row, Error> {
-    let rates = vec![workload.learning_rate; workload.networks];
-    let pool = cpu_pool(None)?;
-    let run = |epochs: u64| {
-        let mut params = initial.to_vec();
-        let started = Instant::now();
-        let mut state = vec![0.0; workload.spec.optimizer.state_slots() * params.len()];
-        let options = options(epochs);
-        let recording = workload.config().history_plan().map(|plan| Recording {
-            plan: HistoryPlan { epochs, ..plan },
-            eval: None,
-        });
-        let outcomes = match trainer {
-            CpuTrainer::Reference => {
-                let population = cpu::Population {
-                    spec: &workload.spec,
-                    data: &workload.data,
-                    options: &options,
-                    stop: &|| false,
-                    recording: recording.as_ref(),
-                };
-                pool.install(|| population.train(&mut params, &mut state, &rates).0)
-            }
-            CpuTrainer::Simd(isa) => {
-                let trainer = SimdTrainer {
-                    spec: &workload.spec,
-                    data: &workload.data,
-                    recording: recording.as_ref(),
-                    isa,
-                    pool: &pool,
-                };
-                let (progress, stop) = (&mut |_: &_| {}, &|| false);
-                trainer
-                    .train(&mut params, &mut state, &rates, &options, progress, stop)
-                    .outcomes
-            }
-        };
-        (outcomes, started.elapsed().as_secs_f64())
-    };
-    let epochs = calibrate(budget, workload.epochs, |e| Ok(run(e).1))?;
-    let (outcomes, wall_seconds) = run(epochs);
-    let strategy = match trainer {
-        CpuTrainer::Simd(isa) => format!("{SIMD_STRATEGY}/{}", isa.name()),
-        CpuTrainer::Reference => REFERENCE_STRATEGY.to_string(),
-    };
-    Ok(row(
-        cpu_name(pool.current_num_threads()),
-        "cpu".to_string(),
-        strategy,
-        workload,
-        0.0,
-        Timed {
-            epochs,
-            wall_seconds,
-            kernel_seconds: None,
-            outcomes,
-        },
-    ))
-}
-
-/// The processor's model name (Linux) and `threads` worker threads.
-pub fn cpu_name(threads: usize) -> String {
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, name)| name.trim().to_string())
-        })
-        .unwrap_or_else(|| "CPU".to_string());
-    format!("{model}, {threads} threads")
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@
 
 use clap::ValueEnum;
 
-use crate::bench::runner::{CpuTrainer, Row, cpu_row, gpu_row};
+use std::sync::Arc;
+
+use crate::backend::Engine;
+use crate::bench::runner::{Row, measure};
 use crate::bench::workloads::Workload;
 use crate::error::Error;
 use crate::gpu::{
@@ -64,33 +67,48 @@ pub struct Suite {
 impl Suite {
     /// Measures every row, telling `log` what it is doing.
     pub fn run(&self, log: &mut dyn FnMut(&str)) -> Result<Vec<Row>, Error> {
-        let contexts = self.open_adapters(log)?;
+        let contexts: Vec<Arc<GpuContext>> =
+            self.open_adapters(log)?.into_iter().map(Arc::new).collect();
         let mut rows = Vec::new();
         for workload in &self.workloads {
             let initial = workload.initial()?;
             for ctx in &contexts {
+                let engine = Engine::Gpu(ctx.clone());
                 for strategy in self.strategies(ctx, workload, log) {
                     log(&format!(
                         "{} on {} ({strategy})",
                         workload.name, ctx.adapter.name
                     ));
-                    rows.push(gpu_row(ctx, workload, strategy, &initial, self.seconds)?);
+                    rows.push(measure(
+                        &engine,
+                        workload,
+                        strategy,
+                        &initial,
+                        self.seconds,
+                    )?);
                 }
             }
+            let mut cpu = Vec::new();
             if matches!(self.backends, BackendFilter::All | BackendFilter::Simd) {
                 let isa = Isa::chosen()?;
-                log(&format!(
-                    "{} on the SIMD trainer ({})",
-                    workload.name,
-                    isa.name()
+                cpu.push((
+                    Engine::Simd(isa),
+                    format!("the SIMD trainer ({})", isa.name()),
                 ));
-                let trainer = CpuTrainer::Simd(isa);
-                rows.push(cpu_row(workload, &initial, self.seconds, trainer)?);
             }
             if matches!(self.backends, BackendFilter::All | BackendFilter::Cpu) {
-                log(&format!("{} on the CPU reference", workload.name));
-                let trainer = CpuTrainer::Reference;
-                rows.push(cpu_row(workload, &initial, self.seconds, trainer)?);
+                cpu.push((Engine::Reference, "the CPU reference".to_string()));
+            }
+            for (engine, name) in cpu {
+                log(&format!("{} on {name}", workload.name));
+                let strategy = Strategy::Auto;
+                rows.push(measure(
+                    &engine,
+                    workload,
+                    strategy,
+                    &initial,
+                    self.seconds,
+                )?);
             }
         }
         Ok(rows)

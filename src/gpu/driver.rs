@@ -13,6 +13,7 @@ use crate::gpu::device::GpuContext;
 use crate::gpu::options::{GpuOptions, submission_timeout};
 use crate::gpu::timing::PassTimer;
 use crate::history::HistoryBlock;
+use crate::trainer::Trained;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
 /// What a strategy does with one chunk of networks resident on the device.
@@ -53,20 +54,6 @@ pub(crate) trait ChunkKernel {
     ) -> Result<(Vec<NetworkOutcome>, Option<HistoryBlock>), Error>;
 }
 
-/// What a GPU training run produced.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GpuRun {
-    pub outcomes: Vec<NetworkOutcome>,
-    /// Device time inside the training passes, from timestamp queries:
-    /// `None` unless [`GpuOptions::kernel_timing`] was set and the adapter
-    /// supports them. Uploads, evaluation and readback are not included.
-    pub kernel_seconds: Option<f64>,
-    /// The loop points of every network's learning curves, when the
-    /// trainer records them, not yet completed
-    /// ([`HistoryBlock::complete`]).
-    pub history: Option<HistoryBlock>,
-}
-
 /// Trains every network with `kernel`. `params` holds the parameter vectors
 /// back to back and receives the trained ones. When `progress` answers
 /// `Break`, no further epochs are submitted: the current chunk is evaluated
@@ -80,7 +67,7 @@ pub(crate) fn train_chunked(
     options: &TrainOptions,
     gpu: &GpuOptions,
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
-) -> Result<GpuRun, Error> {
+) -> Result<Trained, Error> {
     options.validate()?;
     let p = kernel.parameter_count();
     assert_eq!(
@@ -155,7 +142,7 @@ pub(crate) fn train_chunked(
             (all, curves) => *all = all.take().or(curves),
         }
     }
-    Ok(GpuRun {
+    Ok(Trained {
         outcomes,
         kernel_seconds: timer.map(|t| t.seconds()),
         history,

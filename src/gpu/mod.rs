@@ -24,7 +24,6 @@ pub mod strategy;
 pub mod timing;
 
 pub use device::{AdapterChoice, AdapterSummary, GpuContext, chosen_adapter, list_adapters};
-pub use driver::GpuRun;
 pub use fused::fused_supports;
 pub use layered::LayeredPlan;
 pub use options::{GpuOptions, LayeredVariant};

@@ -50,7 +50,7 @@ pub struct GpuOptions {
     pub layered_variant: Option<LayeredVariant>,
     /// Time every training submission's compute pass with timestamp
     /// queries (where the adapter has them); see
-    /// [`crate::gpu::GpuRun::kernel_seconds`].
+    /// [`crate::trainer::Trained::kernel_seconds`].
     pub kernel_timing: bool,
     /// Longest wait for one submission before the device counts as stuck
     /// or lost (default: [`submission_timeout`] of the expected time).

@@ -3,21 +3,20 @@
 //! epochs looped inside the kernel; `layered`: one dispatch per operation
 //! across all networks) and the rule `auto` follows.
 
-use std::ops::ControlFlow;
-
 use clap::ValueEnum;
 
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::gpu::device::GpuContext;
-use crate::gpu::driver::{GpuRun, train_chunked};
+use crate::gpu::driver::train_chunked;
 use crate::gpu::fused::{FusedTrainer, fused_supports};
 use crate::gpu::layered::LayeredTrainer;
 use crate::gpu::options::{GpuOptions, LayeredVariant};
 use crate::gpu::quirks::AdapterQuirks;
 use crate::history::Recording;
 use crate::model::ModelSpec;
-use crate::training::{Progress, TrainOptions};
+use crate::trainer::{Block, Control, Trained, Trainer};
+use crate::training::TrainOptions;
 
 /// The strategy asked for.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -83,7 +82,7 @@ impl<'a> GpuTrainer<'a> {
     }
 
     /// [`GpuTrainer::new`] for a trainer that also records learning curves
-    /// ([`crate::history`]) into [`GpuRun::history`].
+    /// ([`crate::history`]) into [`Trained::history`].
     pub fn recording(
         ctx: &'a GpuContext,
         spec: &ModelSpec,
@@ -124,43 +123,42 @@ impl<'a> GpuTrainer<'a> {
             Kernel::Layered(t) => Some(t.variant()),
         }
     }
+}
 
-    /// Trains every network in place from fresh optimizer state: `params`
-    /// holds the parameter vectors back to back and receives the trained
-    /// ones. `progress` is called after every submission; when it answers
-    /// `Break`, no further epochs are submitted and every outcome records
-    /// the epochs its network completed. Gives the kernel time too when
-    /// [`GpuOptions::kernel_timing`] asks for it.
-    pub fn train(
-        &self,
-        params: &mut [f64],
-        learning_rates: &[f64],
-        options: &TrainOptions,
-        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
-    ) -> Result<GpuRun, Error> {
-        let mut state = vec![0.0; self.state_slots * params.len()];
-        self.train_with_state(params, &mut state, learning_rates, options, progress)
+impl Trainer for GpuTrainer<'_> {
+    fn label(&self) -> String {
+        match self.layered_variant() {
+            Some(variant) => format!("layered/{variant}"),
+            None => self.strategy().to_string(),
+        }
     }
 
-    /// [`GpuTrainer::train`] that also takes and gives back the optimizer
-    /// state: network after network, each
-    /// [`crate::vocab::OptimizerConfig::state_slots`] x parameters values
-    /// (a resumed run passes the state it was stopped with).
-    pub fn train_with_state(
+    /// Submits the epochs in chunks ([`crate::gpu::chunking`]); `control`
+    /// is called after every submission and a `Break` submits no more.
+    /// Gives the kernel time when [`GpuOptions::kernel_timing`] asks.
+    fn train(
         &self,
-        params: &mut [f64],
-        state: &mut [f64],
-        learning_rates: &[f64],
+        block: Block<'_>,
         options: &TrainOptions,
-        progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
-    ) -> Result<GpuRun, Error> {
+        control: &mut Control<'_>,
+    ) -> Result<Trained, Error> {
+        let Block {
+            params,
+            state,
+            learning_rates,
+        } = block;
+        assert_eq!(
+            state.len(),
+            self.state_slots * params.len(),
+            "optimizer state slots x parameters"
+        );
         let gpu = &self.options;
         match &self.kernel {
             Kernel::Fused(t) => {
-                train_chunked(t, params, state, learning_rates, options, gpu, progress)
+                train_chunked(t, params, state, learning_rates, options, gpu, control)
             }
             Kernel::Layered(t) => {
-                train_chunked(t, params, state, learning_rates, options, gpu, progress)
+                train_chunked(t, params, state, learning_rates, options, gpu, control)
             }
         }
     }

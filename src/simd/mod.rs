@@ -16,23 +16,18 @@ mod dispatch;
 pub mod kernel;
 pub mod lanes;
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
-use std::time::Duration;
-
 use rayon::prelude::*;
 
 use crate::data::Dataset;
+use crate::error::Error;
 use crate::history::{HistoryBlock, NetworkCurve, Recording};
 use crate::model::ModelSpec;
-use crate::training::{NetworkOutcome, Progress, TrainOptions};
+use crate::trainer::{Block, Control, Shared, Trained, Trainer, drive};
+use crate::training::{NetworkOutcome, TrainOptions};
 
 pub use dispatch::{ISA_VARIABLE, Isa};
 use kernel::{Epochs, Group, GroupOutcome, Plan, Samples};
 use lanes::{AVX512_LANES, Lanes, NARROW_LANES, SMALL_LANES, group_width};
-
-/// How often a running training reports progress.
-const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
 /// The trainer for one run's model, data and curves.
 pub struct SimdTrainer<'a> {
@@ -44,34 +39,26 @@ pub struct SimdTrainer<'a> {
     /// ([`Isa::detect`]: the widest this processor has).
     pub isa: Isa,
     /// The threads groups are spread over.
-    pub pool: &'a rayon::ThreadPool,
+    pub pool: rayon::ThreadPool,
 }
 
-/// What a training of networks gave: each one's outcome, and their
-/// curves when recording.
-pub struct SimdRun {
-    pub outcomes: Vec<NetworkOutcome>,
-    pub history: Option<HistoryBlock>,
-}
+impl Trainer for SimdTrainer<'_> {
+    fn label(&self) -> String {
+        format!("simd-f32/{}", self.isa.name())
+    }
 
-impl SimdTrainer<'_> {
-    /// Trains `params` (one vector after another) and their optimizer
-    /// `state` (network after network, [`crate::vocab::OptimizerConfig::
-    /// state_slots`] x parameters each) in place, from `options.first_epoch`
-    /// for `options.epochs` epochs. Calls `progress` about every 0.1 s;
-    /// once `stop` answers true every group ends within
+    /// Trains the block's groups of networks over the pool. Once
+    /// `control` answers `Break` every group ends within
     /// [`kernel::STOP_CHECK_EPOCHS`] epochs (fewer for large networks) and
     /// records the epochs it completed.
-    pub fn train(
+    fn train(
         &self,
-        params: &mut [f64],
-        state: &mut [f64],
-        learning_rates: &[f64],
+        block: Block<'_>,
         options: &TrainOptions,
-        progress: &mut dyn FnMut(&Progress),
-        stop: &(dyn Fn() -> bool + Sync),
-    ) -> SimdRun {
-        let networks = learning_rates.len();
+        control: &mut Control<'_>,
+    ) -> Result<Trained, Error> {
+        options.validate()?;
+        let networks = block.learning_rates.len();
         let plan = Plan::new(
             self.spec,
             Samples::new(self.data),
@@ -81,87 +68,79 @@ impl SimdTrainer<'_> {
             options.stop_at_target,
         );
         let (p, slots) = (plan.params, plan.slots());
-        assert_eq!(params.len(), networks * p, "one parameter vector per rate");
-        assert_eq!(state.len(), networks * slots * p, "slots x parameters each");
-        let run = (params, state, learning_rates);
+        assert_eq!(
+            block.params.len(),
+            networks * p,
+            "one parameter vector per rate"
+        );
+        assert_eq!(
+            block.state.len(),
+            networks * slots * p,
+            "slots x parameters each"
+        );
         let threads = self.pool.current_num_threads();
-        match group_width(self.isa.lanes(), networks, threads, self.spec) {
-            AVX512_LANES => self.train_in::<AVX512_LANES>(&plan, run, options, progress, stop),
-            NARROW_LANES => self.train_in::<NARROW_LANES>(&plan, run, options, progress, stop),
-            _ => self.train_in::<SMALL_LANES>(&plan, run, options, progress, stop),
-        }
+        let total = networks as u64 * options.epochs;
+        Ok(drive(total, control, |shared| {
+            match group_width(self.isa.lanes(), networks, threads, self.spec) {
+                AVX512_LANES => self.train_in::<AVX512_LANES>(&plan, block, options, shared),
+                NARROW_LANES => self.train_in::<NARROW_LANES>(&plan, block, options, shared),
+                _ => self.train_in::<SMALL_LANES>(&plan, block, options, shared),
+            }
+        }))
     }
+}
 
-    /// [`SimdTrainer::train`] in groups of `L`.
+impl SimdTrainer<'_> {
+    /// [`Trainer::train`] in groups of `L`, on the pool.
     fn train_in<const L: usize>(
         &self,
         plan: &Plan,
-        (params, state, learning_rates): (&mut [f64], &mut [f64], &[f64]),
+        block: Block<'_>,
         options: &TrainOptions,
-        progress: &mut dyn FnMut(&Progress),
-        stop: &(dyn Fn() -> bool + Sync),
-    ) -> SimdRun {
+        shared: &Shared,
+    ) -> Trained {
+        let Block {
+            params,
+            state,
+            learning_rates,
+        } = block;
         let networks = learning_rates.len();
         let (p, slots) = (plan.params, plan.slots());
-        let done = AtomicU64::new(0);
-        let total = networks as u64 * options.epochs;
         let (params_in, state_in): (&[f64], &[f64]) = (params, state);
-        let trained = std::thread::scope(|scope| {
-            let (send, receive) = mpsc::channel();
-            let done = &done;
-            scope.spawn(move || {
-                let groups = self.pool.install(|| {
-                    (0..networks.div_ceil(L))
-                        .into_par_iter()
-                        .map(|g| {
-                            let first = g * L;
-                            let count = L.min(networks - first);
-                            let mut lanes = GroupLanes::<L>::gather(
-                                plan,
-                                &params_in[first * p..(first + count) * p],
-                                &state_in[first * slots * p..(first + count) * slots * p],
-                                &learning_rates[first..first + count],
-                            );
-                            let mut curves: Vec<NetworkCurve> = match self.recording {
-                                Some(r) => vec![NetworkCurve::new(&r.plan); count],
-                                None => Vec::new(),
-                            };
-                            let report = |epochs: u64| {
-                                done.fetch_add(epochs * count as u64, Ordering::Relaxed);
-                            };
-                            let epochs = Epochs {
-                                first: options.first_epoch,
-                                count: options.epochs,
-                                stop,
-                                done: &report,
-                            };
-                            let mut group = Group {
-                                params: &mut lanes.params,
-                                state: &mut lanes.state,
-                                learning_rate: lanes.learning_rate,
-                                curves: &mut curves,
-                            };
-                            let outcome = self.isa.train_group(plan, &mut group, &epochs);
-                            (lanes, outcome, curves)
-                        })
-                        .collect::<Vec<_>>()
-                });
-                // The receiver waits for this; it cannot be gone.
-                let _ = send.send(groups);
-            });
-            loop {
-                match receive.recv_timeout(PROGRESS_EVERY) {
-                    Ok(groups) => break groups,
-                    Err(mpsc::RecvTimeoutError::Timeout) => progress(&Progress {
-                        network_epochs_done: done.load(Ordering::Relaxed),
-                        network_epochs_total: total,
-                    }),
-                    Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        // The worker panicked; the scope re-raises it.
-                        break Vec::new();
-                    }
-                }
-            }
+        let stop = || shared.stopping();
+        let trained = self.pool.install(|| {
+            (0..networks.div_ceil(L))
+                .into_par_iter()
+                .map(|g| {
+                    let first = g * L;
+                    let count = L.min(networks - first);
+                    let mut lanes = GroupLanes::<L>::gather(
+                        plan,
+                        &params_in[first * p..(first + count) * p],
+                        &state_in[first * slots * p..(first + count) * slots * p],
+                        &learning_rates[first..first + count],
+                    );
+                    let mut curves: Vec<NetworkCurve> = match self.recording {
+                        Some(r) => vec![NetworkCurve::new(&r.plan); count],
+                        None => Vec::new(),
+                    };
+                    let report = |epochs: u64| shared.add_done(epochs * count as u64);
+                    let epochs = Epochs {
+                        first: options.first_epoch,
+                        count: options.epochs,
+                        stop: &stop,
+                        done: &report,
+                    };
+                    let mut group = Group {
+                        params: &mut lanes.params,
+                        state: &mut lanes.state,
+                        learning_rate: lanes.learning_rate,
+                        curves: &mut curves,
+                    };
+                    let outcome = self.isa.train_group(plan, &mut group, &epochs);
+                    (lanes, outcome, curves)
+                })
+                .collect::<Vec<_>>()
         });
         let mut outcomes = Vec::with_capacity(networks);
         let mut curves = Vec::new();
@@ -176,15 +155,12 @@ impl SimdTrainer<'_> {
             outcomes.extend((0..count).map(|i| lane_outcome(&outcome, i)));
             curves.extend(group_curves);
         }
-        progress(&Progress {
-            network_epochs_done: total,
-            network_epochs_total: total,
-        });
-        SimdRun {
+        Trained {
             outcomes,
             history: self
                 .recording
                 .map(|r| HistoryBlock::from_curves(&r.plan, &curves)),
+            kernel_seconds: None,
         }
     }
 }

@@ -10,12 +10,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Engine;
 use crate::error::Error;
 use crate::groups::{self, GroupTally};
 use crate::history::{HistoryTally, HistoryWriter};
 use crate::output::{GridCells, ResultsWriter, TemporaryFile, check_writable};
 use crate::report::{self, GridAxis, Summary, Tally};
-use crate::run::{self, BackendInfo, Engine, Starting, TrainedBlock};
+use crate::run::{self, BackendInfo, Starting, TrainedBlock};
 use crate::sweep::Sweep;
 use crate::sweep::shard::Shard;
 use crate::training::{Progress, StopFlag};
@@ -442,19 +443,18 @@ impl RangeRun<'_> {
         if let Some(point) = tally.best_point() {
             tally.settle_best(&sweep.points[point].config.spec, &first.data);
         }
-        let mut info = base.clone();
-        info.strategy = self.strategies(engine, base)?;
         let mut summary = report::summarize(
             &first.spec,
             &first.data,
             &options,
-            &info,
+            base,
             tally,
             seconds,
             verify,
             notes,
             first.eval.as_ref(),
         );
+        summary.strategy = self.strategies(engine, base)?;
         summary.history = history_tally.map(HistoryTally::points);
         let labels = |point: usize| sweep.points[point].labels.clone();
         let mut stats = group_tally.finish(&labels);
@@ -479,9 +479,11 @@ impl RangeRun<'_> {
     fn strategies(&self, engine: &Engine, base: &BackendInfo) -> Result<String, Error> {
         let mut seen: Vec<String> = Vec::new();
         for p in &self.sweep.points {
-            let s = run::backend_for(engine, &p.config, base)?.strategy;
-            if !seen.contains(&s) {
-                seen.push(s);
+            let s = run::backend_for(engine, &p.config, base)?
+                .backend
+                .strategy_name();
+            if !seen.iter().any(|seen| seen == s) {
+                seen.push(s.to_string());
             }
         }
         Ok(seen.join(" | "))

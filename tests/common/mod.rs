@@ -7,13 +7,15 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+use gputrain::backend::{Backend, Engine, TrainerSetup};
 use gputrain::cpu;
 use gputrain::data::Dataset;
-use gputrain::gpu::{GpuOptions, GpuTrainer, Strategy};
+use gputrain::gpu::{GpuOptions, Strategy};
 use gputrain::init::{Init, population_parameters};
 use gputrain::model::{
     ACTIVATIONS, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
 };
+use gputrain::trainer::Block;
 use gputrain::training::{NetworkOutcome, TrainOptions};
 use gputrain::vocab::LOSSES;
 
@@ -34,6 +36,73 @@ pub fn options(epochs: u64) -> TrainOptions {
     }
 }
 
+/// What a training gave: outcomes, trained parameters and optimizer
+/// state.
+pub struct Run {
+    pub outcomes: Vec<NetworkOutcome>,
+    pub params: Vec<f64>,
+    pub state: Vec<f64>,
+    pub kernel_seconds: Option<f64>,
+}
+
+/// Trains `initial` from fresh optimizer state through the trainer
+/// `engine` builds for `setup` (the crate's one backend switch), asking
+/// `stop` at every progress report.
+pub fn run_on(
+    engine: &Engine,
+    setup: &TrainerSetup,
+    initial: &[f64],
+    lrs: &[f64],
+    opts: &TrainOptions,
+    stop: &dyn Fn() -> bool,
+) -> Run {
+    let spec = setup.spec;
+    let trainer = engine
+        .trainer(setup)
+        .unwrap_or_else(|e| panic!("building a trainer for {}: {e}", spec.topology));
+    let mut params = initial.to_vec();
+    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
+    let block = Block {
+        params: &mut params,
+        state: &mut state,
+        learning_rates: lrs,
+    };
+    let mut control = |_: &_| match stop() {
+        true => ControlFlow::Break(()),
+        false => ControlFlow::Continue(()),
+    };
+    let trained = trainer
+        .train(block, opts, &mut control)
+        .unwrap_or_else(|e| panic!("{} training of {}: {e}", trainer.label(), spec.topology));
+    Run {
+        outcomes: trained.outcomes,
+        params,
+        state,
+        kernel_seconds: trained.kernel_seconds,
+    }
+}
+
+/// Trains `params` in place on `engine` with the default setup but
+/// `strategy` and `gpu_options`.
+pub fn train_on(
+    engine: &Engine,
+    (strategy, gpu_options): (Strategy, &GpuOptions),
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    lrs: &[f64],
+    opts: &TrainOptions,
+) -> Vec<NetworkOutcome> {
+    let setup = TrainerSetup {
+        strategy,
+        gpu: gpu_options,
+        ..TrainerSetup::new(spec, data, lrs.len())
+    };
+    let run = run_on(engine, &setup, params, lrs, opts, &|| false);
+    params.copy_from_slice(&run.params);
+    run.outcomes
+}
+
 /// Trains in place on the test GPU with `strategy`.
 pub fn gpu_train(
     strategy: Strategy,
@@ -44,21 +113,21 @@ pub fn gpu_train(
     opts: &TrainOptions,
     gpu_options: &GpuOptions,
 ) -> Vec<NetworkOutcome> {
-    let trainer = GpuTrainer::new(gpu(), spec, data, lrs.len(), strategy, gpu_options)
-        .unwrap_or_else(|e| panic!("building the {strategy} trainer for {}: {e}", spec.topology));
-    assert_eq!(trainer.strategy(), strategy, "the trainer built");
-    trainer
-        .train(params, lrs, opts, &mut |_| ControlFlow::Continue(()))
-        .unwrap_or_else(|e| panic!("{strategy} training of {}: {e}", spec.topology))
-        .outcomes
-}
-
-/// What a SIMD training gave: outcomes, trained parameters and optimizer
-/// state.
-pub struct SimdRun {
-    pub outcomes: Vec<NetworkOutcome>,
-    pub params: Vec<f64>,
-    pub state: Vec<f64>,
+    let engine = gpu_engine();
+    assert_eq!(
+        engine.backend(spec, data.samples(), strategy).unwrap(),
+        Backend::Gpu(strategy),
+        "the strategy asked for is the one built"
+    );
+    train_on(
+        &engine,
+        (strategy, gpu_options),
+        spec,
+        data,
+        params,
+        lrs,
+        opts,
+    )
 }
 
 /// Trains `initial` on the float32 SIMD trainer with an instruction set
@@ -70,29 +139,13 @@ pub fn simd_run(
     initial: &[f64],
     lrs: &[f64],
     opts: &TrainOptions,
-    stop: &(dyn Fn() -> bool + Sync),
-) -> SimdRun {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .expect("a thread pool");
-    let trainer = gputrain::simd::SimdTrainer {
-        spec,
-        data,
-        recording: None,
-        isa,
-        pool: &pool,
+    stop: &dyn Fn() -> bool,
+) -> Run {
+    let setup = TrainerSetup {
+        threads: Some(threads),
+        ..TrainerSetup::new(spec, data, lrs.len())
     };
-    let mut params = initial.to_vec();
-    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
-    let outcomes = trainer
-        .train(&mut params, &mut state, lrs, opts, &mut |_| {}, stop)
-        .outcomes;
-    SimdRun {
-        outcomes,
-        params,
-        state,
-    }
+    run_on(&Engine::Simd(isa), &setup, initial, lrs, opts, stop)
 }
 
 /// Trains `params` in place on the SIMD trainer with this processor's
@@ -298,13 +351,22 @@ pub fn synthetic_dataset(inputs: usize, outputs: usize, samples: usize, salt: u6
 /// Opens the GPU the tests run on. No adapter is a loud failure: GPU tests
 /// never pass by skipping.
 pub fn gpu() -> &'static gputrain::gpu::GpuContext {
-    use std::sync::OnceLock;
-    static CTX: OnceLock<gputrain::gpu::GpuContext> = OnceLock::new();
+    gpu_context()
+}
+
+/// The test GPU as an engine to build trainers on.
+pub fn gpu_engine() -> Engine {
+    Engine::Gpu(gpu_context().clone())
+}
+
+fn gpu_context() -> &'static std::sync::Arc<gputrain::gpu::GpuContext> {
+    use std::sync::{Arc, OnceLock};
+    static CTX: OnceLock<Arc<gputrain::gpu::GpuContext>> = OnceLock::new();
     CTX.get_or_init(
         || match gputrain::gpu::GpuContext::open(&gputrain::gpu::AdapterChoice::Auto) {
             Ok(ctx) => {
                 eprintln!("GPU tests run on {}", ctx.adapter);
-                ctx
+                Arc::new(ctx)
             }
             Err(e) => panic!(
                 "GPU tests need a wgpu adapter and found none: {e}\n\
