@@ -234,12 +234,15 @@ fn store_hidden_delta(n: u32, s: u32, k: u32, back: f32) {
 fn update_parameter(n: u32, i: u32, gradient: f32) {
     let at = n * op.param_stride + i;
     let slot = op.status_stride * op.param_stride;
-    var s = vec2<f32>(0.0, 0.0);
+    var s = vec3<f32>(0.0, 0.0, 0.0);
     if OPTIMIZER_SLOTS > 0u {
         s.x = opt_state[at];
     }
     if OPTIMIZER_SLOTS > 1u {
         s.y = opt_state[slot + at];
+    }
+    if OPTIMIZER_SLOTS > 2u {
+        s.z = opt_state[2u * slot + at];
     }
     var t = f32(op.epoch_base + status[status_word(STATUS_EPOCH, n)]);
     if BATCHED {
@@ -253,6 +256,9 @@ fn update_parameter(n: u32, i: u32, gradient: f32) {
     }
     if OPTIMIZER_SLOTS > 1u {
         opt_state[slot + at] = s.y;
+    }
+    if OPTIMIZER_SLOTS > 2u {
+        opt_state[2u * slot + at] = s.z;
     }
 }
 

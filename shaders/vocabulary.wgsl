@@ -197,20 +197,11 @@ fn loss_categorical_cross_entropy_delta(yhat: f32, y: f32, slope: f32) -> f32 {
 
 // ---- Optimizers, as torch.optim: the new parameter from the old one, the
 // ---- gradient computed from the old parameters, the parameter's state
-// ---- (momentum buffer; Adam's moments in x and y; zero at the start),
-// ---- and the step's scalars. Rust twin: StepScalars in src/vocab.rs.
-
-struct StepScalars {
-    lr: f32,
-    momentum: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    // Adam: lr / (1 - beta1^t) and sqrt(1 - beta2^t) for update t (from 1).
-    step_size: f32,
-    bias2_sqrt: f32,
-}
+// ---- (slots x, y, z as the entry's state names them; zero at the start),
+// ---- and the step's scalars k. StepScalars (lr, step_size, bias2_sqrt,
+// ---- then every hyperparameter by its PyTorch name) is generated from
+// ---- the Rust list (src/gpu/shaders.rs, step_scalars_struct), as is
+// ---- optimizer_scalars, which fills it for the run's hyperparameters.
 
 // 1 - beta^t from ln_beta = ln(beta), which the host computes in float64.
 // 1 - pow(beta, t) in float32 cancels: for beta2 = 0.999 and small t, pow's
@@ -227,44 +218,67 @@ fn one_minus_power(ln_beta: f32, t: f32) -> f32 {
     return 1.0 - exp(y);
 }
 
-fn step_scalars(lr: f32, t: f32, momentum: f32, beta1: f32, beta2: f32, ln_beta1: f32, ln_beta2: f32, eps: f32, weight_decay: f32) -> StepScalars {
-    let bias1 = one_minus_power(ln_beta1, t);
-    let bias2 = one_minus_power(ln_beta2, t);
-    return StepScalars(lr, momentum, beta1, beta2, eps, weight_decay, lr / bias1, sqrt(bias2));
-}
-
 // PyTorch's coupled weight decay g + weight_decay p, skipped at 0 (so an
 // infinite parameter does not turn the gradient into NaN).
 fn decayed(p: f32, g: f32, k: StepScalars) -> f32 {
     return select(g + k.weight_decay * p, g, k.weight_decay == 0.0);
 }
 
-fn sgd_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 {
+// start.lerp_(end, w) in the form torch's lerp takes for the weight.
+fn torch_lerp(start: f32, end: f32, w: f32) -> f32 {
+    return select(end - (end - start) * (1.0 - w), start + w * (end - start), w < 0.5);
+}
+
+fn sgd_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
     return p - k.lr * decayed(p, g, k);
 }
 
-fn momentum_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 {
+fn momentum_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
     (*s).x = k.momentum * (*s).x + decayed(p, g, k);
     return p - k.lr * (*s).x;
 }
 
-fn nesterov_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 {
+fn nesterov_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
     let d = decayed(p, g, k);
     (*s).x = k.momentum * (*s).x + d;
     return p - k.lr * (d + k.momentum * (*s).x);
 }
 
-// exp_avg.lerp_(g, 1 - beta1) in the form torch's lerp takes for the
-// weight; exp_avg_sq * beta2 + (1 - beta2) g^2; then
+// exp_avg.lerp_(g, 1 - beta1); exp_avg_sq * beta2 + (1 - beta2) g^2; then
 // p - step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
-fn adam_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 {
-    let d = decayed(p, g, k);
-    let w = 1.0 - k.beta1;
-    let m = (*s).x;
-    (*s).x = select(d - (d - m) * (1.0 - w), m + w * (d - m), w < 0.5);
-    (*s).y = (*s).y * k.beta2 + (1.0 - k.beta2) * (d * d);
+fn adam_moments(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
+    (*s).x = torch_lerp((*s).x, g, 1.0 - k.beta1);
+    (*s).y = (*s).y * k.beta2 + (1.0 - k.beta2) * (g * g);
     let denom = sqrt((*s).y) / k.bias2_sqrt + k.eps;
     return p - k.step_size * ((*s).x / denom);
+}
+
+fn adam_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
+    return adam_moments(p, decayed(p, g, k), s, k);
+}
+
+// Decoupled decay: param.mul_(1 - lr * weight_decay), then Adam's step.
+fn adamw_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
+    return adam_moments(p * (1.0 - k.lr * k.weight_decay), g, s, k);
+}
+
+// square_avg (x) = alpha v + (1 - alpha) g^2; centered: grad_avg (z) lerps
+// toward g by 1 - alpha, avg = sqrt(v - grad_avg^2), else sqrt(v); then
+// g / (avg + eps), through momentum_buffer (y) when momentum > 0.
+fn rmsprop_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
+    let d = decayed(p, g, k);
+    (*s).x = (*s).x * k.alpha + (1.0 - k.alpha) * (d * d);
+    var avg = sqrt((*s).x);
+    if k.centered != 0.0 {
+        (*s).z = torch_lerp((*s).z, d, 1.0 - k.alpha);
+        avg = sqrt((*s).x - (*s).z * (*s).z);
+    }
+    avg = avg + k.eps;
+    if k.momentum > 0.0 {
+        (*s).y = (*s).y * k.momentum + d / avg;
+        return p - k.lr * (*s).y;
+    }
+    return p - k.lr * (d / avg);
 }
 
 // ---- Helpers every kernel uses.

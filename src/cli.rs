@@ -21,6 +21,7 @@ use crate::sweep::Sweep;
 use crate::sweep::axis::{self, Grid};
 use crate::sweep::shard::ShardArg;
 use crate::training::TrainOptions;
+use crate::vocab::Hyperparameter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -507,68 +508,77 @@ pub struct TrainingArgs {
 #[command(next_help_heading = "Optimizer")]
 pub struct OptimizerArgs {
     /// sgd (the seeds'), momentum or nesterov (torch.optim.SGD with
-    /// momentum), or adam (torch.optim.Adam); a list such as sgd,adam is
-    /// a grid axis.
+    /// momentum), adam, adamw or rmsprop (torch.optim's Adam, AdamW,
+    /// RMSprop); a list such as sgd,adam is a grid axis.
     #[arg(long, value_enum, value_delimiter = ',', default_value = "sgd")]
     pub optimizer: Vec<Optimizer>,
-    /// Momentum of momentum and nesterov, in [0, 1) [default: 0.9].
+    /// Momentum of momentum and nesterov [default: 0.9] and of rmsprop
+    /// [default: 0], in [0, 1).
     /// Like every number below, a list (0.5,0.9) or log grid (0.5..0.99:4)
     /// is a grid axis.
     #[arg(long, value_name = "MU", value_parser = grid_of(axis::numbers))]
     pub momentum: Option<Grid<f64>>,
-    /// Adam's first-moment decay, in [0, 1) [default: 0.9].
+    /// The first-moment decay of adam and adamw, in [0, 1) [default: 0.9].
     #[arg(long, value_parser = grid_of(axis::numbers))]
     pub beta1: Option<Grid<f64>>,
-    /// Adam's second-moment decay, in [0, 1) [default: 0.999].
+    /// The second-moment decay of adam and adamw, in [0, 1) [default:
+    /// 0.999].
     #[arg(long, value_parser = grid_of(axis::numbers))]
     pub beta2: Option<Grid<f64>>,
-    /// Adam's denominator term, > 0 [default: 1e-8].
+    /// The denominator term of adam, adamw and rmsprop, > 0 [default:
+    /// 1e-8].
     #[arg(long, value_parser = grid_of(axis::numbers))]
     pub eps: Option<Grid<f64>>,
-    /// Coupled L2 decay: L * p is added to every gradient, as PyTorch's
-    /// weight_decay [default: 0].
+    /// RMSprop's smoothing constant, in [0, 1] [default: 0.99].
+    #[arg(long, value_parser = grid_of(axis::numbers))]
+    pub alpha: Option<Grid<f64>>,
+    /// RMSprop: divide by the centered second moment (the gradient's
+    /// variance estimate), as PyTorch's centered=True.
+    #[arg(long)]
+    pub centered: bool,
+    /// L2 decay: L * p added to every gradient (PyTorch's weight_decay),
+    /// or with adamw decoupled, p scaled by 1 - lr L each step [default:
+    /// 0; adamw 0.01].
     #[arg(long, value_name = "L", value_parser = grid_of(axis::numbers))]
     pub weight_decay: Option<Grid<f64>>,
 }
 
 impl OptimizerArgs {
-    /// The optimizer and its hyperparameters; a hyperparameter the chosen
-    /// optimizer does not use is a usage error naming both flags.
+    /// The value this face gives `h`, if any (a list's first: a grid
+    /// point has one).
+    fn given(&self, h: Hyperparameter) -> Option<f64> {
+        let one = |g: &Option<Grid<f64>>| g.as_ref().map(|g| g.0[0]);
+        match h {
+            Hyperparameter::Momentum => one(&self.momentum),
+            Hyperparameter::Beta1 => one(&self.beta1),
+            Hyperparameter::Beta2 => one(&self.beta2),
+            Hyperparameter::Eps => one(&self.eps),
+            Hyperparameter::Alpha => one(&self.alpha),
+            Hyperparameter::Centered => self.centered.then_some(1.0),
+            Hyperparameter::WeightDecay => one(&self.weight_decay),
+        }
+    }
+
+    /// The optimizer and its hyperparameters: the entry's defaults with
+    /// the flags given; a flag of a hyperparameter the optimizer does not
+    /// use ([`crate::vocab::OptimizerDef::uses`]) is a usage error naming
+    /// both flags.
     pub fn to_config(&self) -> Result<OptimizerConfig, crate::Error> {
         let kind = self.optimizer.first().copied().unwrap_or_default();
-        let one = |g: &Option<Grid<f64>>| g.as_ref().map(|g| g.0[0]);
-        let (momentum, beta1, beta2, eps, weight_decay) = (
-            one(&self.momentum),
-            one(&self.beta1),
-            one(&self.beta2),
-            one(&self.eps),
-            one(&self.weight_decay),
-        );
-        let uses_momentum = matches!(kind, Optimizer::Momentum | Optimizer::Nesterov);
-        let unused = [
-            ("--momentum", momentum.is_some() && !uses_momentum),
-            ("--beta1", beta1.is_some() && kind != Optimizer::Adam),
-            ("--beta2", beta2.is_some() && kind != Optimizer::Adam),
-            ("--eps", eps.is_some() && kind != Optimizer::Adam),
-        ];
-        if let Some((flag, _)) = unused.iter().find(|(_, unused)| *unused) {
-            let users = match *flag {
-                "--momentum" => "momentum and nesterov",
-                _ => "adam",
+        let mut config = OptimizerConfig::of(kind);
+        for h in Hyperparameter::ALL {
+            let Some(value) = self.given(h) else {
+                continue;
             };
-            return Err(crate::Error::Config(format!(
-                "{flag} applies to --optimizer {users} only, but the optimizer is {kind}"
-            )));
+            if !config.uses(h) {
+                return Err(crate::Error::Config(format!(
+                    "--{} applies to --optimizer {} only, but the optimizer is {kind}",
+                    h.name().replace('_', "-"),
+                    Optimizer::users_of(h)
+                )));
+            }
+            config = config.with(h, value);
         }
-        let defaults = OptimizerConfig::of(kind);
-        let config = OptimizerConfig {
-            kind,
-            momentum: momentum.unwrap_or(defaults.momentum),
-            beta1: beta1.unwrap_or(defaults.beta1),
-            beta2: beta2.unwrap_or(defaults.beta2),
-            eps: eps.unwrap_or(defaults.eps),
-            weight_decay: weight_decay.unwrap_or(defaults.weight_decay),
-        };
         config.validate()?;
         Ok(config)
     }
@@ -917,6 +927,9 @@ impl TrainArgs {
             }),
             axis_def("--eps", "eps", numbers(&o.eps), number, |a, v| {
                 a.optimizer.eps = Some(Grid(vec![v]))
+            }),
+            axis_def("--alpha", "alpha", numbers(&o.alpha), number, |a, v| {
+                a.optimizer.alpha = Some(Grid(vec![v]))
             }),
             axis_def(
                 "--weight-decay",

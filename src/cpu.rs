@@ -297,7 +297,7 @@ pub fn train_network_until(
             if *frozen {
                 continue;
             }
-            let mut s = [0.0; 2];
+            let mut s = [0.0; crate::vocab::MAX_STATE_SLOTS];
             for (k, v) in s.iter_mut().enumerate().take(slots) {
                 *v = state[k * p + i];
             }

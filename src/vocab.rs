@@ -10,6 +10,13 @@
 //!
 //! Adding an activation: a variant below, its entry in [`ACTIVATIONS`], its
 //! two functions in `shaders/vocabulary.wgsl`, a line in the README.
+//! Adding an optimizer: a variant of [`Optimizer`], its entry in
+//! [`OPTIMIZERS`] (the hyperparameters it uses with their defaults, its
+//! state's names, its f64 and lane steps, its WGSL function's name) and
+//! its arm in [`with_optimizer!`], the WGSL function in
+//! `shaders/vocabulary.wgsl`, a README line. A new hyperparameter is a
+//! [`Hyperparameter`] variant (the WGSL `StepScalars` and the step scalars
+//! follow from it) and its flag in `cli::OptimizerArgs`.
 
 use clap::ValueEnum;
 
@@ -500,34 +507,140 @@ pub enum Optimizer {
     Nesterov,
     /// Bias-corrected first and second moments; torch.optim.Adam.
     Adam,
+    /// Adam with decoupled weight decay; torch.optim.AdamW.
+    Adamw,
+    /// A running average of squared gradients divides the step;
+    /// torch.optim.RMSprop.
+    Rmsprop,
 }
 
-/// The update rule and its hyperparameters, with PyTorch's names. The
-/// defaults are the command line's: SGD, and for the others momentum 0.9
-/// and Adam's (0.9, 0.999) and 1e-8; no weight decay.
+/// A hyperparameter an optimizer may use. Its [`name`](Self::name) is
+/// PyTorch's (Adam's `betas` pair as beta1 and beta2): the field of the
+/// weights metadata, of the WGSL `StepScalars` and of the summary's
+/// description; each face spells it in its own way (the command line
+/// `--weight-decay`, Python `weight_decay=`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Hyperparameter {
+    Momentum,
+    Beta1,
+    Beta2,
+    Eps,
+    Alpha,
+    /// A switch (PyTorch's bool `centered`): 0 or 1.
+    Centered,
+    WeightDecay,
+}
+
+impl Hyperparameter {
+    pub const COUNT: usize = 7;
+    /// Every hyperparameter, in the enum's order.
+    pub const ALL: [Hyperparameter; Self::COUNT] = [
+        Hyperparameter::Momentum,
+        Hyperparameter::Beta1,
+        Hyperparameter::Beta2,
+        Hyperparameter::Eps,
+        Hyperparameter::Alpha,
+        Hyperparameter::Centered,
+        Hyperparameter::WeightDecay,
+    ];
+
+    /// PyTorch's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hyperparameter::Momentum => "momentum",
+            Hyperparameter::Beta1 => "beta1",
+            Hyperparameter::Beta2 => "beta2",
+            Hyperparameter::Eps => "eps",
+            Hyperparameter::Alpha => "alpha",
+            Hyperparameter::Centered => "centered",
+            Hyperparameter::WeightDecay => "weight_decay",
+        }
+    }
+
+    /// The value where no optimizer entry gives one (unused there).
+    fn neutral(self) -> f64 {
+        match self {
+            Hyperparameter::Momentum => 0.0,
+            Hyperparameter::Beta1 => 0.9,
+            Hyperparameter::Beta2 => 0.999,
+            Hyperparameter::Eps => 1e-8,
+            Hyperparameter::Alpha => 0.99,
+            Hyperparameter::Centered => 0.0,
+            Hyperparameter::WeightDecay => 0.0,
+        }
+    }
+
+    /// Whether the value is a switch (0 or 1) rather than a number.
+    pub fn is_switch(self) -> bool {
+        self == Hyperparameter::Centered
+    }
+
+    /// PyTorch's check of a value (stricter where PyTorch accepts values
+    /// that only diverge: momentum and the betas below 1, alpha at most
+    /// 1, eps above 0): the reason it is refused.
+    pub fn check(self, value: f64) -> Result<(), &'static str> {
+        let ok = match self {
+            Hyperparameter::Momentum | Hyperparameter::Beta1 | Hyperparameter::Beta2 => {
+                (0.0..1.0).contains(&value)
+            }
+            Hyperparameter::Alpha => (0.0..=1.0).contains(&value),
+            Hyperparameter::Eps => value.is_finite() && value > 0.0,
+            Hyperparameter::Centered => value == 0.0 || value == 1.0,
+            Hyperparameter::WeightDecay => value.is_finite() && value >= 0.0,
+        };
+        match (ok, self) {
+            (true, _) => Ok(()),
+            (false, Hyperparameter::Momentum | Hyperparameter::Beta1 | Hyperparameter::Beta2) => {
+                Err("must be in [0, 1)")
+            }
+            (false, Hyperparameter::Alpha) => Err("must be in [0, 1]"),
+            (false, Hyperparameter::Eps) => Err("must be a finite number > 0"),
+            (false, Hyperparameter::Centered) => Err("must be true or false"),
+            (false, Hyperparameter::WeightDecay) => Err("must be a finite number >= 0"),
+        }
+    }
+
+    /// A value as the weights metadata and the summary write it: a
+    /// switch as true/false, a number as Rust prints it (shortest
+    /// round-trip form).
+    pub fn format(self, value: f64) -> String {
+        match self.is_switch() {
+            true => (value != 0.0).to_string(),
+            false => value.to_string(),
+        }
+    }
+
+    /// A value from its [`format`](Self::format) text.
+    pub fn parse(self, text: &str) -> Option<f64> {
+        match self.is_switch() {
+            true => text.parse::<bool>().ok().map(f64::from),
+            false => text.parse().ok(),
+        }
+    }
+}
+
+/// The update rule and its hyperparameters. [`OptimizerConfig::of`] gives
+/// an optimizer's defaults (its entry's): PyTorch's, except momentum 0.9
+/// for momentum and nesterov (PyTorch's SGD default of 0 is plain SGD).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct OptimizerConfig {
     pub kind: Optimizer,
-    /// `--momentum`: momentum and nesterov.
-    pub momentum: f64,
-    /// `--beta1`, `--beta2`, `--eps`: adam.
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    /// `--weight-decay`: coupled L2, `g + weight_decay p`, every optimizer.
-    pub weight_decay: f64,
+    /// By [`Hyperparameter`]; those the optimizer does not use keep a
+    /// neutral value and change nothing.
+    values: [f64; Hyperparameter::COUNT],
 }
 
 impl Default for OptimizerConfig {
+    /// SGD: the seeds' rule.
     fn default() -> Self {
-        Self {
-            kind: Optimizer::Sgd,
-            momentum: 0.9,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-        }
+        Self::of(Optimizer::Sgd)
+    }
+}
+
+impl std::ops::Index<Hyperparameter> for OptimizerConfig {
+    type Output = f64;
+    fn index(&self, h: Hyperparameter) -> &f64 {
+        &self.values[h as usize]
     }
 }
 
@@ -537,58 +650,60 @@ impl OptimizerConfig {
         Self::default()
     }
 
-    /// `kind` with the default hyperparameters.
+    /// `kind` with its entry's default hyperparameters.
     pub fn of(kind: Optimizer) -> Self {
-        Self {
-            kind,
-            ..Self::default()
+        let mut values = Hyperparameter::ALL.map(Hyperparameter::neutral);
+        for &(h, default) in kind.def().uses {
+            values[h as usize] = default;
         }
+        Self { kind, values }
     }
 
-    /// Checks the hyperparameters as PyTorch does; errors name the flag.
+    /// This configuration with `h` set to `value`.
+    pub fn with(mut self, h: Hyperparameter, value: f64) -> Self {
+        self.values[h as usize] = value;
+        self
+    }
+
+    /// Whether the optimizer uses `h`.
+    pub fn uses(&self, h: Hyperparameter) -> bool {
+        self.kind.def().uses.iter().any(|&(used, _)| used == h)
+    }
+
+    /// The hyperparameters the optimizer uses and their values, in its
+    /// entry's order.
+    pub fn hyperparameters(&self) -> impl Iterator<Item = (Hyperparameter, f64)> + '_ {
+        self.kind.def().uses.iter().map(|&(h, _)| (h, self[h]))
+    }
+
+    /// Checks the hyperparameters the optimizer uses as PyTorch does, and
+    /// its entry's own rule; errors name the flag.
     pub fn validate(&self) -> Result<(), crate::Error> {
-        let bad = |m: String| Err(crate::Error::Config(m));
-        let unit = |v: f64| (0.0..1.0).contains(&v);
-        if !unit(self.momentum) {
-            return bad(format!("--momentum {} must be in [0, 1)", self.momentum));
+        for (h, value) in self.hyperparameters() {
+            if let Err(reason) = h.check(value) {
+                let flag = h.name().replace('_', "-");
+                return Err(crate::Error::Config(format!("--{flag} {value} {reason}")));
+            }
         }
-        if self.kind == Optimizer::Nesterov && self.momentum == 0.0 {
-            return bad("--optimizer nesterov needs --momentum > 0 (as PyTorch's SGD)".into());
-        }
-        if !unit(self.beta1) {
-            return bad(format!("--beta1 {} must be in [0, 1)", self.beta1));
-        }
-        if !unit(self.beta2) {
-            return bad(format!("--beta2 {} must be in [0, 1)", self.beta2));
-        }
-        if !(self.eps.is_finite() && self.eps > 0.0) {
-            return bad(format!("--eps {} must be a finite number > 0", self.eps));
-        }
-        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad(format!(
-                "--weight-decay {} must be a finite number >= 0",
-                self.weight_decay
-            ));
-        }
-        Ok(())
+        (self.kind.def().check)(self).map_err(crate::Error::Config)
     }
 
-    /// The optimizer and the hyperparameters it uses, for reports.
+    /// The optimizer and the hyperparameters it uses, for reports: "sgd",
+    /// "adam (beta1=0.9, beta2=0.999, eps=1e-8)"; a weight decay of 0
+    /// (every optimizer's but AdamW's default) is left out.
     pub fn describe(&self) -> String {
-        let mut text = match self.kind {
-            Optimizer::Sgd => "sgd".to_string(),
-            Optimizer::Momentum | Optimizer::Nesterov => {
-                format!("{} {}", self.kind.name(), self.momentum)
-            }
-            Optimizer::Adam => format!(
-                "adam (betas {}, {}, eps {:e})",
-                self.beta1, self.beta2, self.eps
-            ),
-        };
-        if self.weight_decay > 0.0 {
-            text.push_str(&format!(", weight decay {}", self.weight_decay));
+        let shown: Vec<String> = self
+            .hyperparameters()
+            .filter(|&(h, v)| !(h == Hyperparameter::WeightDecay && v == 0.0))
+            .map(|(h, v)| match h {
+                Hyperparameter::Eps => format!("{}={v:e}", h.name()),
+                _ => format!("{}={}", h.name(), h.format(v)),
+            })
+            .collect();
+        match shown.is_empty() {
+            true => self.kind.name().to_string(),
+            false => format!("{} ({})", self.kind.name(), shown.join(", ")),
         }
-        text
     }
 
     /// Optimizer state values per parameter.
@@ -603,120 +718,340 @@ impl OptimizerConfig {
 
     /// The scalars of update number `t` (from 1) for a network with
     /// learning rate `lr`: PyTorch's Adam bias corrections
-    /// `step_size = lr / (1 - beta1^t)` and `sqrt(1 - beta2^t)`.
-    pub fn scalars(&self, lr: f64, t: u64) -> StepScalars {
+    /// `step_size = lr / (1 - beta1^t)` and `sqrt(1 - beta2^t)` where the
+    /// entry is [`OptimizerDef::bias_corrected`].
+    pub fn scalars(&self, lr: f64, t: u64) -> StepScalars<f64> {
         let t = t as f64;
+        let corrected = self.kind.def().bias_corrected;
         StepScalars {
             lr,
-            momentum: self.momentum,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            eps: self.eps,
-            weight_decay: self.weight_decay,
-            step_size: lr / (1.0 - self.beta1.powf(t)),
-            bias2_sqrt: (1.0 - self.beta2.powf(t)).sqrt(),
+            step_size: match corrected {
+                true => lr / (1.0 - self[Hyperparameter::Beta1].powf(t)),
+                false => lr,
+            },
+            bias2_sqrt: match corrected {
+                true => (1.0 - self[Hyperparameter::Beta2].powf(t)).sqrt(),
+                false => 1.0,
+            },
+            hyper: self.values,
         }
     }
 }
 
 /// What one update of one network needs besides a parameter, its gradient
-/// and its state. The WGSL twin is `StepScalars` in vocabulary.wgsl.
+/// and its state, in float64 (the reference) or float32 (the SIMD
+/// trainer's lanes). The WGSL twin, `StepScalars`, is generated from the
+/// same list ([`crate::gpu::shaders::step_scalars_struct`]): lr,
+/// step_size, bias2_sqrt, then every [`Hyperparameter`] by name.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct StepScalars {
-    pub lr: f64,
-    pub momentum: f64,
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-    /// Adam: `lr / (1 - beta1^t)`.
-    pub step_size: f64,
-    /// Adam: `sqrt(1 - beta2^t)`.
-    pub bias2_sqrt: f64,
+pub struct StepScalars<T> {
+    pub lr: T,
+    /// Bias-corrected optimizers: `lr / (1 - beta1^t)`; else `lr`.
+    pub step_size: T,
+    /// Bias-corrected optimizers: `sqrt(1 - beta2^t)`; else 1.
+    pub bias2_sqrt: T,
+    /// By [`Hyperparameter`].
+    pub hyper: [T; Hyperparameter::COUNT],
 }
 
-/// One optimizer's definition.
+impl<T> std::ops::Index<Hyperparameter> for StepScalars<T> {
+    type Output = T;
+    fn index(&self, h: Hyperparameter) -> &T {
+        &self.hyper[h as usize]
+    }
+}
+
+impl StepScalars<f64> {
+    /// The float32 scalars the SIMD lanes and the kernels compute with.
+    pub fn to_f32(&self) -> StepScalars<f32> {
+        StepScalars {
+            lr: self.lr as f32,
+            step_size: self.step_size as f32,
+            bias2_sqrt: self.bias2_sqrt as f32,
+            hyper: self.hyper.map(|v| v as f32),
+        }
+    }
+}
+
+/// The most state values an optimizer keeps per parameter (RMSprop's).
+pub const MAX_STATE_SLOTS: usize = 3;
+
+/// One parameter's optimizer state, slot by slot (unused slots stay 0).
+pub type State<T> = [T; MAX_STATE_SLOTS];
+
+/// One optimizer's definition: its twins side by side.
 pub struct OptimizerDef {
     pub optimizer: Optimizer,
+    /// The hyperparameters it uses with its defaults, in the order the
+    /// summary and the weights metadata list them. Everything that asks
+    /// which settings an optimizer takes (the command line's unused-flag
+    /// check, the metadata, the description) reads this.
+    pub uses: &'static [(Hyperparameter, f64)],
     /// The state kept per parameter, each value starting at 0, by the
     /// names PyTorch's optimizers give it (`momentum_buffer`; Adam's
     /// `exp_avg` and `exp_avg_sq`): weights files store each as a tensor
-    /// `{parameter}.{name}`. At most 2 (the step's state is a pair).
+    /// `{parameter}.{name}`. At most [`MAX_STATE_SLOTS`].
     pub state: &'static [&'static str],
+    /// Whether a step needs Adam's bias corrections
+    /// ([`StepScalars::step_size`], [`StepScalars::bias2_sqrt`]).
+    pub bias_corrected: bool,
     /// The new parameter from the old one, its gradient (of the old
     /// parameters), its state (updated in place) and the step's scalars.
-    pub step: fn(f64, f64, &mut [f64; 2], &StepScalars) -> f64,
-    /// WGSL twin `fn(p: f32, g: f32, s: ptr<function, vec2<f32>>,
-    /// k: StepScalars) -> f32`.
+    pub step: fn(f64, f64, &mut State<f64>, &StepScalars<f64>) -> f64,
+    /// The SIMD trainer's float32 twin, applied lane by lane through
+    /// [`with_optimizer!`].
+    pub lane_step: fn(f32, f32, &mut State<f32>, &StepScalars<f32>) -> f32,
+    /// WGSL twin `fn(p: f32, g: f32, s: ptr<function, vec3<f32>>,
+    /// k: StepScalars) -> f32` in shaders/vocabulary.wgsl.
     pub wgsl: &'static str,
+    /// A rule across hyperparameters beyond each one's range.
+    pub check: fn(&OptimizerConfig) -> Result<(), String>,
 }
 
+use Hyperparameter as H;
+
 /// PyTorch's coupled weight decay: `g + weight_decay p`, skipped at 0.
-fn decayed(p: f64, g: f64, k: &StepScalars) -> f64 {
-    if k.weight_decay == 0.0 {
-        g
+fn decayed(p: f64, g: f64, k: &StepScalars<f64>) -> f64 {
+    let wd = k[H::WeightDecay];
+    if wd == 0.0 { g } else { g + wd * p }
+}
+
+/// [`decayed`] in float32, as one fused multiply-add.
+#[inline(always)]
+fn lane_decayed(p: f32, g: f32, k: &StepScalars<f32>) -> f32 {
+    let wd = k[H::WeightDecay];
+    if wd == 0.0 { g } else { wd.mul_add(p, g) }
+}
+
+/// `start.lerp_(end, w)` in the form torch's lerp takes for the weight.
+fn lerp(start: f64, end: f64, w: f64) -> f64 {
+    if w < 0.5 {
+        start + w * (end - start)
     } else {
-        g + k.weight_decay * p
+        end - (end - start) * (1.0 - w)
     }
 }
+
+/// [`lerp`] in float32.
+#[inline(always)]
+fn lane_lerp(start: f32, end: f32, w: f32) -> f32 {
+    if w < 0.5 {
+        w.mul_add(end - start, start)
+    } else {
+        end - (end - start) * (1.0 - w)
+    }
+}
+
+/// Adam's step from an already decayed (or not) gradient `g`: exp_avg
+/// lerps toward g by 1 - beta1, exp_avg_sq is `v beta2 + (1 - beta2)
+/// g^2`, then `p - step_size m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`.
+fn adam(p: f64, g: f64, s: &mut State<f64>, k: &StepScalars<f64>) -> f64 {
+    s[0] = lerp(s[0], g, 1.0 - k[H::Beta1]);
+    s[1] = s[1] * k[H::Beta2] + (1.0 - k[H::Beta2]) * (g * g);
+    let denom = s[1].sqrt() / k.bias2_sqrt + k[H::Eps];
+    p - k.step_size * (s[0] / denom)
+}
+
+/// [`adam`] in float32.
+#[inline(always)]
+fn lane_adam(p: f32, g: f32, s: &mut State<f32>, k: &StepScalars<f32>) -> f32 {
+    s[0] = lane_lerp(s[0], g, 1.0 - k[H::Beta1]);
+    s[1] = s[1] * k[H::Beta2] + (1.0 - k[H::Beta2]) * (g * g);
+    let denom = s[1].sqrt() / k.bias2_sqrt + k[H::Eps];
+    p - k.step_size * (s[0] / denom)
+}
+
+/// No rule beyond the hyperparameters' ranges.
+fn no_rule(_: &OptimizerConfig) -> Result<(), String> {
+    Ok(())
+}
+
+const ADAM_USES: &[(Hyperparameter, f64)] = &[
+    (H::Beta1, 0.9),
+    (H::Beta2, 0.999),
+    (H::Eps, 1e-8),
+    (H::WeightDecay, 0.0),
+];
 
 /// Every optimizer, in the enum's order (a unit test checks it).
 pub const OPTIMIZERS: &[OptimizerDef] = &[
     OptimizerDef {
         optimizer: Optimizer::Sgd,
+        uses: &[(H::WeightDecay, 0.0)],
         state: &[],
+        bias_corrected: false,
         step: |p, g, _, k| p - k.lr * decayed(p, g, k),
+        lane_step: |p, g, _, k| p - k.lr * lane_decayed(p, g, k),
         wgsl: "sgd_step",
+        check: no_rule,
     },
     OptimizerDef {
         optimizer: Optimizer::Momentum,
+        uses: &[(H::Momentum, 0.9), (H::WeightDecay, 0.0)],
         state: &["momentum_buffer"],
+        bias_corrected: false,
         // The buffer starts at 0, so the first step stores g exactly, as
         // PyTorch's first step copies the gradient.
         step: |p, g, s, k| {
-            s[0] = k.momentum * s[0] + decayed(p, g, k);
+            s[0] = k[H::Momentum] * s[0] + decayed(p, g, k);
+            p - k.lr * s[0]
+        },
+        lane_step: |p, g, s, k| {
+            s[0] = k[H::Momentum].mul_add(s[0], lane_decayed(p, g, k));
             p - k.lr * s[0]
         },
         wgsl: "momentum_step",
+        check: no_rule,
     },
     OptimizerDef {
         optimizer: Optimizer::Nesterov,
+        uses: &[(H::Momentum, 0.9), (H::WeightDecay, 0.0)],
         state: &["momentum_buffer"],
+        bias_corrected: false,
         step: |p, g, s, k| {
             let g = decayed(p, g, k);
-            s[0] = k.momentum * s[0] + g;
-            p - k.lr * (g + k.momentum * s[0])
+            s[0] = k[H::Momentum] * s[0] + g;
+            p - k.lr * (g + k[H::Momentum] * s[0])
+        },
+        lane_step: |p, g, s, k| {
+            let d = lane_decayed(p, g, k);
+            s[0] = k[H::Momentum].mul_add(s[0], d);
+            p - k.lr * k[H::Momentum].mul_add(s[0], d)
         },
         wgsl: "nesterov_step",
+        check: |c| match c[H::Momentum] == 0.0 {
+            true => Err("--optimizer nesterov needs --momentum > 0 (as PyTorch's SGD)".into()),
+            false => Ok(()),
+        },
     },
     OptimizerDef {
         optimizer: Optimizer::Adam,
+        uses: ADAM_USES,
         state: &["exp_avg", "exp_avg_sq"],
+        bias_corrected: true,
+        step: |p, g, s, k| adam(p, decayed(p, g, k), s, k),
+        lane_step: |p, g, s, k| lane_adam(p, lane_decayed(p, g, k), s, k),
+        wgsl: "adam_step",
+        check: no_rule,
+    },
+    OptimizerDef {
+        optimizer: Optimizer::Adamw,
+        // PyTorch's AdamW default weight_decay is 0.01.
+        uses: &[
+            (H::Beta1, 0.9),
+            (H::Beta2, 0.999),
+            (H::Eps, 1e-8),
+            (H::WeightDecay, 0.01),
+        ],
+        state: &["exp_avg", "exp_avg_sq"],
+        bias_corrected: true,
+        // Decoupled decay: param.mul_(1 - lr * weight_decay), then Adam's
+        // step with the gradient as it is.
+        step: |p, g, s, k| adam(p * (1.0 - k.lr * k[H::WeightDecay]), g, s, k),
+        lane_step: |p, g, s, k| lane_adam(p * (1.0 - k.lr * k[H::WeightDecay]), g, s, k),
+        wgsl: "adamw_step",
+        check: no_rule,
+    },
+    OptimizerDef {
+        optimizer: Optimizer::Rmsprop,
+        uses: &[
+            (H::Alpha, 0.99),
+            (H::Eps, 1e-8),
+            (H::Momentum, 0.0),
+            (H::Centered, 0.0),
+            (H::WeightDecay, 0.0),
+        ],
+        state: &["square_avg", "momentum_buffer", "grad_avg"],
+        bias_corrected: false,
+        // square_avg = alpha v + (1 - alpha) g^2; centered: grad_avg lerps
+        // toward g by 1 - alpha and avg = sqrt(v - grad_avg^2), else
+        // sqrt(v); avg + eps divides g, through a momentum buffer when
+        // momentum > 0.
         step: |p, g, s, k| {
             let g = decayed(p, g, k);
-            // exp_avg.lerp_(g, 1 - beta1), in the form torch's lerp takes
-            // for that weight.
-            let w = 1.0 - k.beta1;
-            s[0] = if w < 0.5 {
-                s[0] + w * (g - s[0])
+            let alpha = k[H::Alpha];
+            s[0] = s[0] * alpha + (1.0 - alpha) * (g * g);
+            let avg = if k[H::Centered] != 0.0 {
+                s[2] = lerp(s[2], g, 1.0 - alpha);
+                (s[0] - s[2] * s[2]).sqrt()
             } else {
-                g - (g - s[0]) * (1.0 - w)
-            };
-            s[1] = s[1] * k.beta2 + (1.0 - k.beta2) * (g * g);
-            let denom = s[1].sqrt() / k.bias2_sqrt + k.eps;
-            p - k.step_size * (s[0] / denom)
+                s[0].sqrt()
+            } + k[H::Eps];
+            if k[H::Momentum] > 0.0 {
+                s[1] = s[1] * k[H::Momentum] + g / avg;
+                p - k.lr * s[1]
+            } else {
+                p - k.lr * (g / avg)
+            }
         },
-        wgsl: "adam_step",
+        lane_step: |p, g, s, k| {
+            let g = lane_decayed(p, g, k);
+            let alpha = k[H::Alpha];
+            s[0] = s[0] * alpha + (1.0 - alpha) * (g * g);
+            let avg = if k[H::Centered] != 0.0 {
+                s[2] = lane_lerp(s[2], g, 1.0 - alpha);
+                (s[0] - s[2] * s[2]).sqrt()
+            } else {
+                s[0].sqrt()
+            } + k[H::Eps];
+            if k[H::Momentum] > 0.0 {
+                s[1] = s[1] * k[H::Momentum] + g / avg;
+                p - k.lr * s[1]
+            } else {
+                p - k.lr * (g / avg)
+            }
+        },
+        wgsl: "rmsprop_step",
+        check: no_rule,
     },
 ];
 
+/// `with_optimizer!(kind, DEF => expr)`: `expr` with `DEF` a constant
+/// `&OptimizerDef` of `kind`, one arm per entry (exhaustive, so a new
+/// optimizer that lacks its arm does not compile), so the SIMD trainer's
+/// call of `DEF.lane_step` is direct and inline.
+macro_rules! with_optimizer {
+    ($kind:expr, $def:ident => $body:expr) => {{
+        use $crate::vocab::{OPTIMIZERS, Optimizer, OptimizerDef};
+        match $kind {
+            Optimizer::Sgd => {
+                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Sgd as usize];
+                $body
+            }
+            Optimizer::Momentum => {
+                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Momentum as usize];
+                $body
+            }
+            Optimizer::Nesterov => {
+                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Nesterov as usize];
+                $body
+            }
+            Optimizer::Adam => {
+                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Adam as usize];
+                $body
+            }
+            Optimizer::Adamw => {
+                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Adamw as usize];
+                $body
+            }
+            Optimizer::Rmsprop => {
+                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Rmsprop as usize];
+                $body
+            }
+        }
+    }};
+}
+pub(crate) use with_optimizer;
+
 impl Optimizer {
     /// Every optimizer, in the table's order.
-    pub const ALL: [Optimizer; 4] = [
+    pub const ALL: [Optimizer; 6] = [
         Optimizer::Sgd,
         Optimizer::Momentum,
         Optimizer::Nesterov,
         Optimizer::Adam,
+        Optimizer::Adamw,
+        Optimizer::Rmsprop,
     ];
 
     pub fn def(self) -> &'static OptimizerDef {
@@ -726,6 +1061,21 @@ impl Optimizer {
     /// The optimizer's command-line name.
     pub fn name(self) -> &'static str {
         value_name(self)
+    }
+
+    /// The optimizers that use `h`, by name: "momentum, nesterov or
+    /// rmsprop".
+    pub fn users_of(h: Hyperparameter) -> String {
+        let users: Vec<&str> = Optimizer::ALL
+            .iter()
+            .filter(|o| o.def().uses.iter().any(|&(used, _)| used == h))
+            .map(|o| o.name())
+            .collect();
+        match users.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
     }
 }
 
@@ -766,6 +1116,7 @@ display_as_value_name!(Activation, Loss, Optimizer);
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Hyperparameter as H;
 
     #[test]
     fn tables_follow_their_enums_order() {
@@ -781,6 +1132,108 @@ mod tests {
         assert_eq!(ACTIVATIONS.len(), Activation::value_variants().len());
         assert_eq!(LOSSES.len(), Loss::value_variants().len());
         assert_eq!(OPTIMIZERS.len(), Optimizer::value_variants().len());
+        assert_eq!(Optimizer::ALL.len(), OPTIMIZERS.len());
+        for (i, h) in Hyperparameter::ALL.iter().enumerate() {
+            assert_eq!(*h as usize, i, "{h:?}");
+        }
+    }
+
+    #[test]
+    fn optimizer_entries_give_pytorchs_defaults_and_their_state() {
+        let of = OptimizerConfig::of;
+        // torch.optim.RMSprop(lr, alpha=0.99, eps=1e-08, weight_decay=0,
+        // momentum=0, centered=False); AdamW(betas=(0.9, 0.999),
+        // eps=1e-08, weight_decay=0.01); Adam's weight_decay=0. Momentum
+        // and nesterov take 0.9 (PyTorch's SGD default 0 is plain SGD).
+        let rmsprop = of(Optimizer::Rmsprop);
+        assert_eq!(
+            [H::Alpha, H::Eps, H::Momentum, H::Centered, H::WeightDecay].map(|h| rmsprop[h]),
+            [0.99, 1e-8, 0.0, 0.0, 0.0]
+        );
+        let adamw = of(Optimizer::Adamw);
+        assert_eq!(
+            [H::Beta1, H::Beta2, H::Eps, H::WeightDecay].map(|h| adamw[h]),
+            [0.9, 0.999, 1e-8, 0.01]
+        );
+        assert_eq!(of(Optimizer::Adam)[H::WeightDecay], 0.0);
+        assert_eq!(of(Optimizer::Momentum)[H::Momentum], 0.9);
+        for def in OPTIMIZERS {
+            assert!(def.state.len() <= MAX_STATE_SLOTS, "{:?}", def.optimizer);
+            assert!(
+                def.uses.iter().any(|&(h, _)| h == H::WeightDecay),
+                "{:?}: every optimizer takes a weight decay",
+                def.optimizer
+            );
+            // Every default passes the ranges and the entry's own rule.
+            of(def.optimizer).validate().unwrap();
+        }
+        assert_eq!(
+            rmsprop.state_names(),
+            ["square_avg", "momentum_buffer", "grad_avg"]
+        );
+        assert_eq!(adamw.state_names(), ["exp_avg", "exp_avg_sq"]);
+    }
+
+    #[test]
+    fn descriptions_and_users_come_from_the_entries() {
+        let of = OptimizerConfig::of;
+        assert_eq!(of(Optimizer::Sgd).describe(), "sgd");
+        assert_eq!(
+            of(Optimizer::Sgd).with(H::WeightDecay, 0.5).describe(),
+            "sgd (weight_decay=0.5)"
+        );
+        assert_eq!(
+            of(Optimizer::Adam).describe(),
+            "adam (beta1=0.9, beta2=0.999, eps=1e-8)"
+        );
+        assert_eq!(
+            of(Optimizer::Adamw).describe(),
+            "adamw (beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01)"
+        );
+        assert_eq!(
+            of(Optimizer::Rmsprop).with(H::Centered, 1.0).describe(),
+            "rmsprop (alpha=0.99, eps=1e-8, momentum=0, centered=true)"
+        );
+        assert_eq!(Optimizer::users_of(H::Alpha), "rmsprop");
+        assert_eq!(Optimizer::users_of(H::Beta1), "adam or adamw");
+        assert_eq!(
+            Optimizer::users_of(H::Momentum),
+            "momentum, nesterov or rmsprop"
+        );
+        // A hyperparameter the optimizer does not use is not checked.
+        of(Optimizer::Sgd).with(H::Beta1, 2.0).validate().unwrap();
+        let err = of(Optimizer::Adamw).with(H::Beta1, 2.0).validate();
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("--beta1 2 must be in [0, 1)")
+        );
+        let err = of(Optimizer::Nesterov).with(H::Momentum, 0.0).validate();
+        assert!(
+            err.unwrap_err()
+                .to_string()
+                .contains("nesterov needs --momentum > 0")
+        );
+    }
+
+    #[test]
+    fn adamw_decays_the_parameter_and_rmsprop_divides_by_the_root_mean_square() {
+        // One step from zero state at t = 1 by hand: AdamW p (1 - lr wd)
+        // then Adam's first step, lr sign(g) (m = (1 - b1) g, v = (1 -
+        // b2) g^2 and the corrections cancel them, eps aside).
+        let (p, g, lr) = (2.0, 0.5, 0.1);
+        let adamw = OptimizerConfig::of(Optimizer::Adamw).with(H::Eps, 1e-12);
+        let mut s = [0.0; MAX_STATE_SLOTS];
+        let q = (Optimizer::Adamw.def().step)(p, g, &mut s, &adamw.scalars(lr, 1));
+        assert!((q - (p * (1.0 - lr * 0.01) - lr)).abs() < 1e-10, "{q}");
+        // RMSprop: v = (1 - alpha) g^2, p - lr g / sqrt(v) = p - lr /
+        // sqrt(1 - alpha) for g > 0.
+        let rmsprop = OptimizerConfig::of(Optimizer::Rmsprop).with(H::Eps, 1e-12);
+        let mut s = [0.0; MAX_STATE_SLOTS];
+        let q = (Optimizer::Rmsprop.def().step)(p, g, &mut s, &rmsprop.scalars(lr, 1));
+        assert!((q - (p - lr / 0.01f64.sqrt())).abs() < 1e-9, "{q}");
+        assert_eq!(s[1], 0.0, "no momentum buffer at momentum 0");
+        assert_eq!(s[2], 0.0, "no grad_avg when not centered");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use crate::error::Error;
 use crate::model::ModelSpec;
 use crate::output::TemporaryFile;
 use crate::training::NetworkOutcome;
-use crate::vocab::Optimizer;
+use crate::vocab::Hyperparameter;
 
 /// The `format` metadata value of the files this version writes.
 pub const FORMAT: &str = "gputrain-weights-2";
@@ -224,18 +224,14 @@ fn recorded_fields(spec: &ModelSpec) -> Vec<(&'static str, String)> {
         ("freeze_bias", spec.freeze_bias.to_string()),
         ("optimizer", o.kind.name().to_string()),
     ];
-    match o.kind {
-        Optimizer::Sgd => {}
-        Optimizer::Momentum | Optimizer::Nesterov => {
-            fields.push(("momentum", o.momentum.to_string()))
-        }
-        Optimizer::Adam => fields.extend([
-            ("beta1", o.beta1.to_string()),
-            ("beta2", o.beta2.to_string()),
-            ("eps", o.eps.to_string()),
-        ]),
+    // The hyperparameters the optimizer's entry lists, weight_decay last
+    // (where files from before the list put it).
+    let (decay, rest): (Vec<_>, Vec<_>) = o
+        .hyperparameters()
+        .partition(|(h, _)| *h == Hyperparameter::WeightDecay);
+    for (h, value) in rest.into_iter().chain(decay) {
+        fields.push((h.name(), h.format(value)));
     }
-    fields.push(("weight_decay", o.weight_decay.to_string()));
     let (size, shuffle) = match spec.batching {
         Some(b) => (b.size.to_string(), b.shuffle.to_string()),
         None => ("full".to_string(), "false".to_string()),

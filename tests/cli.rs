@@ -1312,7 +1312,7 @@ fn networks_stream_through_in_blocks() {
 #[test]
 fn bad_optimizer_batch_and_task_arguments_are_rejected() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--optimizer", "rmsprop"], "--optimizer"),
+        (&["--optimizer", "lbfgs"], "--optimizer"),
         (
             &["--optimizer", "momentum", "--momentum", "1"],
             "--momentum 1 must be in [0, 1)",
@@ -1343,11 +1343,56 @@ fn bad_optimizer_batch_and_task_arguments_are_rejected() {
         ),
         (
             &["--beta1", "0.5"],
-            "--beta1 applies to --optimizer adam only",
+            "--beta1 applies to --optimizer adam or adamw only, but the optimizer is sgd",
         ),
         (
             &["--optimizer", "adam", "--momentum", "0.5"],
-            "--momentum applies to --optimizer momentum and nesterov only",
+            "--momentum applies to --optimizer momentum, nesterov or rmsprop only",
+        ),
+        (
+            &["--optimizer", "adamw", "--momentum", "0.9"],
+            "--momentum applies to --optimizer momentum, nesterov or rmsprop only, but the \
+             optimizer is adamw",
+        ),
+        (
+            &["--optimizer", "adam", "--alpha", "0.9"],
+            "--alpha applies to --optimizer rmsprop only, but the optimizer is adam",
+        ),
+        (
+            &["--centered"],
+            "--centered applies to --optimizer rmsprop only, but the optimizer is sgd",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--beta2", "0.9"],
+            "--beta2 applies to --optimizer adam or adamw only",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--alpha", "1.5"],
+            "--alpha 1.5 must be in [0, 1]",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--alpha", "-0.01"],
+            "--alpha -0.01 must be in [0, 1]",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--eps", "0"],
+            "--eps 0 must be a finite number > 0",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--momentum", "1"],
+            "--momentum 1 must be in [0, 1)",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--weight-decay", "-0.5"],
+            "--weight-decay -0.5 must be a finite number >= 0",
+        ),
+        (
+            &["--optimizer", "adamw", "--beta1", "1"],
+            "--beta1 1 must be in [0, 1)",
+        ),
+        (
+            &["--optimizer", "adamw", "--weight-decay", "-0.01"],
+            "--weight-decay -0.01 must be a finite number >= 0",
         ),
         (
             &["--task", "xor", "--batch-size", "0"],
@@ -1470,7 +1515,7 @@ fn minibatch_and_optimizer_runs_report_them_and_agree_across_backends() {
         ]))
     };
     let (cpu, gpu) = (run("cpu"), run("gpu"));
-    assert_eq!(cpu["optimizer"], "adam (betas 0.9, 0.999, eps 1e-8)");
+    assert_eq!(cpu["optimizer"], "adam (beta1=0.9, beta2=0.999, eps=1e-8)");
     assert_eq!(cpu["batches"], "batches of 16, shuffled");
     let (c, g) = (
         cpu["final_loss"]["median"].as_f64().unwrap(),

@@ -171,7 +171,7 @@ const CPU: &[&str] = &["--backend", "cpu"];
 const SIMD: &[&str] = &["--backend", "simd"];
 const FUSED: &[&str] = &["--backend", "gpu", "--kernel", "fused"];
 const LAYERED: &[&str] = &["--backend", "gpu", "--kernel", "layered"];
-const OPTIMIZERS: [&str; 4] = ["sgd", "momentum", "nesterov", "adam"];
+const OPTIMIZERS: [&str; 6] = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"];
 
 #[test]
 fn resuming_on_the_cpu_equals_one_run_for_every_optimizer() {
@@ -335,6 +335,31 @@ fn a_file_that_cannot_be_continued_exactly_is_refused() {
             && err.contains(file),
         "{err}"
     );
+    // Another optimizer's file, and one of another hyperparameter.
+    let rmsprop = Outputs::new(&dir, "rmsprop");
+    let slow = replacing(TRAINING, "--lr", "0.001");
+    let slow = strs(&slow);
+    let flags = ["--optimizer", "rmsprop", "--centered", "--epochs", "20"];
+    run_ok(&[&slow[..], CPU, &flags, &rmsprop.args()].concat());
+    let from_rmsprop = |extra: &[&str]| {
+        let file = arg(&rmsprop.weights);
+        run_err(&[&slow[..], CPU, &["--resume", file], extra].concat(), 1)
+    };
+    let err = from_rmsprop(&["--optimizer", "adamw"]);
+    assert!(
+        err.contains("optimizer 'rmsprop', but this run's optimizer is 'adamw'"),
+        "{err}"
+    );
+    let err = from_rmsprop(&["--optimizer", "rmsprop", "--alpha", "0.9", "--centered"]);
+    assert!(
+        err.contains("alpha '0.99', but this run's alpha is '0.9'"),
+        "{err}"
+    );
+    let err = from_rmsprop(&["--optimizer", "rmsprop"]);
+    assert!(
+        err.contains("centered 'true', but this run's centered is 'false'"),
+        "{err}"
+    );
     let err = resume(&["--loss", "sse"], 1);
     assert!(
         err.contains("loss 'half-sse', but this run's loss is 'sse'"),
@@ -417,7 +442,7 @@ fn a_file_that_cannot_be_continued_exactly_is_refused() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(left.len(), 3, "{left:?}");
+    assert_eq!(left.len(), 5, "{left:?}");
 }
 
 #[test]

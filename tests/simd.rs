@@ -19,6 +19,7 @@ use gputrain::model::{
 };
 use gputrain::simd::Isa;
 use gputrain::training::TrainOptions;
+use gputrain::vocab::Hyperparameter;
 
 /// Every model of the vocabulary on a 3-4-2 network: each hidden
 /// activation x (output activation, loss) pair the loss accepts x
@@ -49,20 +50,23 @@ fn no_effect(spec: &ModelSpec, k: usize) -> bool {
 }
 
 /// float32 lanes vs float64 after 60 epochs (mean over 8 samples; lr 0.2,
-/// momentum and nesterov 0.05, Adam 0.01), 16 networks per model, 960
-/// models. Measured on the 2-core development machine (AVX-512, AMD EPYC
-/// Zen 5): the worst scaled parameter difference |simd - f64| / (1 +
-/// |f64|) was 1.43e-5 (a softmax network; 1.36e-5 without them) and the
-/// worst scaled final-loss difference 8.3e-6 (6.2e-6 before softplus,
-/// SiLU and the GELUs joined); the tolerances are 10x.
-const EVERY_MODEL_PARAM_TOL: f64 = 1.43e-4;
-const EVERY_MODEL_LOSS_TOL: f64 = 8.3e-5;
+/// momentum and nesterov 0.05, Adam and AdamW 0.01, RMSprop 1e-4), 16
+/// networks per model, 1,440 models. Measured on the 2-core development
+/// machine (Intel Xeon with AVX-512, this session's; 2 threads): the
+/// worst scaled parameter difference |simd - f64| / (1 + |f64|) was 3.7e-5
+/// (AdamW on a sigmoid/softmax network with a shared bias; Adam's worst
+/// 1.43e-5, RMSprop's 7.1e-6, the others' at most 5.7e-6) and the worst
+/// scaled final-loss difference 8.7e-6; the tolerances are 10x.
+const EVERY_MODEL_PARAM_TOL: f64 = 3.7e-4;
+const EVERY_MODEL_LOSS_TOL: f64 = 8.7e-5;
 
 #[test]
 fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
     let data = common::synthetic_dataset(3, 2, 8, 4);
     let opts = common::options(60);
     let (mut worst_param, mut worst_loss) = (0.0f64, 0.0f64);
+    // The worst scaled parameter difference of each optimizer, and where.
+    let mut by_optimizer: Vec<(f64, String)> = vec![(0.0, String::new()); Optimizer::ALL.len()];
     let specs = every_model();
     // The walk reaches every entry of every table.
     for a in gputrain::vocab::ACTIVATIONS {
@@ -89,11 +93,28 @@ fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
         };
         // Momentum's steps grow to lr / (1 - 0.9) = 10 lr: at lr 0.2 a
         // linear-output network ran away (float64 reached 1e56, float32
-        // overflowed), so the momentum methods take 0.05.
+        // overflowed), so the momentum methods take 0.05. RMSprop's first
+        // step is lr / sqrt(1 - alpha) = 10 lr per parameter whatever the
+        // gradient, and at lr 0.01 its bang-bang steps across a valley
+        // make the trajectory chaotic: on a 3-4-2 tanh network the float32
+        // and float64 runs parted by 6.5e-8 after 1 epoch, 1.2e-6 after
+        // 20, 7.5e-6 after 40 and 3.6e-4 after 60 (growing 5x every 20
+        // epochs, as rounding noise does in a chaotic map; Adam, whose
+        // running mean smooths the gradient, stayed at 3.4e-6). At lr
+        // 0.001, where RMSprop's steps follow the valley, they agree to
+        // 3.1e-7 after 60 epochs. A ReLU network with the cross-entropy
+        // still parted at lr 0.001: 2.9e-7 after 40 epochs, 2.2e-4 after
+        // 60, in one jump (a hidden ReLU whose inputs cross its kink one
+        // epoch apart in the two precisions; RMSprop then divides the
+        // revived neuron's first tiny gradients by a running average that
+        // decayed while it was dead). At lr 1e-4 (first steps 1e-3) every
+        // model stays within the measured figures below: the regime
+        // tested.
         let lr = match spec.optimizer.kind {
             Optimizer::Sgd => 0.2,
             Optimizer::Momentum | Optimizer::Nesterov => 0.05,
-            Optimizer::Adam => 0.01,
+            Optimizer::Adam | Optimizer::Adamw => 0.01,
+            Optimizer::Rmsprop => 1e-4,
         };
         let lrs = vec![lr; 16];
         let data = common::data_for(spec, &data);
@@ -140,6 +161,10 @@ fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
                     layout.describe(k)
                 );
                 worst_param = worst_param.max(diff);
+                let worst = &mut by_optimizer[spec.optimizer.kind as usize];
+                if diff > worst.0 {
+                    *worst = (diff, format!("{label} network {n} {}", layout.describe(k)));
+                }
             }
         }
     }
@@ -147,6 +172,9 @@ fn every_activation_loss_optimizer_and_bias_mode_agrees_with_the_reference() {
         "{} models: worst scaled parameter difference {worst_param:e}, final loss {worst_loss:e}",
         specs.len()
     );
+    for (kind, (diff, at)) in Optimizer::ALL.iter().zip(&by_optimizer) {
+        eprintln!("  {kind}: worst scaled parameter difference {diff:e} ({at})");
+    }
 }
 
 /// Asserts two SIMD runs gave the same bits: outcomes, parameters, state.
@@ -182,10 +210,7 @@ fn invariance_cases() -> Vec<(ModelSpec, Dataset, TrainOptions)> {
         )
     };
     let moons = ModelSpec {
-        optimizer: OptimizerConfig {
-            weight_decay: 0.01,
-            ..OptimizerConfig::of(Optimizer::Adam)
-        },
+        optimizer: OptimizerConfig::of(Optimizer::Adam).with(Hyperparameter::WeightDecay, 0.01),
         batching: Some(Batching {
             size: 7,
             shuffle: true,

@@ -55,11 +55,13 @@ def train(
     no_shuffle: bool = False,
     # Optimizer
     optimizer: Union[str, Sequence[str]] = "sgd",
-    momentum: Union[_Grid, None] = None,  # 0.9
+    momentum: Union[_Grid, None] = None,  # 0.9; rmsprop 0
     beta1: Union[_Grid, None] = None,  # 0.9
     beta2: Union[_Grid, None] = None,  # 0.999
     eps: Union[_Grid, None] = None,  # 1e-8
-    weight_decay: Union[_Grid, None] = None,  # 0
+    alpha: Union[_Grid, None] = None,  # 0.99
+    centered: bool = False,
+    weight_decay: Union[_Grid, None] = None,  # 0; adamw 0.01
     # Output: files as the command line writes them
     results: Union[_Path, None] = None,
     weights: Union[_Path, None] = None,

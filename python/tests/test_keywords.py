@@ -85,6 +85,9 @@ CASES = {
     "beta1": lambda t, m: run(optimizer="adam", beta1=0.8).metadata["beta1"] == "0.8",
     "beta2": lambda t, m: run(optimizer="adam", beta2=0.99).metadata["beta2"] == "0.99",
     "eps": lambda t, m: run(optimizer="adam", eps=1e-6).metadata["eps"] == "0.000001",
+    "alpha": lambda t, m: run(optimizer="rmsprop", alpha=0.9, lr=0.01).metadata["alpha"] == "0.9",
+    "centered": lambda t, m: run(optimizer="rmsprop", centered=True, lr=0.01).metadata["centered"]
+    == "true",
     "weight_decay": lambda t, m: run(weight_decay=0.01).metadata["weight_decay"] == "0.01",
     "results": lambda t, m: check_files(t, ["r.csv"], results="r.csv"),
     "weights": lambda t, m: check_files(t, ["w.safetensors"], weights="w.safetensors"),

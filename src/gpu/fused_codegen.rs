@@ -15,6 +15,7 @@ use crate::data::Dataset;
 use crate::gpu::status;
 use crate::history::Recording;
 use crate::model::{ModelSpec, ParamLayout, Reduction};
+use crate::vocab::MAX_STATE_SLOTS;
 
 /// Invocations per workgroup of the fused kernel.
 pub const WORKGROUP_SIZE: u32 = 64;
@@ -131,19 +132,19 @@ impl FusedShape<'_> {
             }
             "load_state" => {
                 for i in self.trainable() {
-                    let slots: Vec<String> = (0..2)
+                    let slots: Vec<String> = (0..MAX_STATE_SLOTS)
                         .map(|k| match k < self.state_slots() {
                             true => format!("opt_state[{}u * cfg.stride + n]", k * layout.len + i),
                             false => "0.0".to_string(),
                         })
                         .collect();
-                    let _ = writeln!(out, "    var s{i} = vec2<f32>({});", slots.join(", "));
+                    let _ = writeln!(out, "    var s{i} = vec3<f32>({});", slots.join(", "));
                 }
             }
             "store_parameters" => {
                 for i in self.trainable() {
                     let _ = writeln!(out, "    params[{i}u * cfg.stride + n] = p{i};");
-                    for (k, c) in ["x", "y"].iter().enumerate().take(self.state_slots()) {
+                    for (k, c) in ["x", "y", "z"].iter().enumerate().take(self.state_slots()) {
                         let at = k * layout.len + i;
                         let _ = writeln!(out, "    opt_state[{at}u * cfg.stride + n] = s{i}.{c};");
                     }

@@ -10,6 +10,7 @@ use crate::error::Error;
 use crate::gpu::device::GpuContext;
 use crate::gpu::status;
 use crate::model::ModelSpec;
+use crate::vocab::{Hyperparameter, OptimizerConfig};
 
 /// What the host assumes of a kernel file: its entry points, its bindings
 /// and the Rust layout of the uniform struct it reads. tests/
@@ -121,24 +122,12 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
     }
     let _ = writeln!(
         out,
-        "fn optimizer_step(p: f32, g: f32, s: ptr<function, vec2<f32>>, k: StepScalars) -> f32 \
+        "fn optimizer_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 \
          {{ return {}(p, g, s, k); }}",
         optimizer.wgsl
     );
-    // The hyperparameters, as float32 literals.
-    let o = &spec.optimizer;
-    let _ = writeln!(
-        out,
-        "fn optimizer_scalars(lr: f32, t: f32) -> StepScalars {{ \
-         return step_scalars(lr, t, {:?}, {:?}, {:?}, {:?}, {:?}, {:?}, {:?}); }}",
-        o.momentum as f32,
-        o.beta1 as f32,
-        o.beta2 as f32,
-        wgsl_ln(o.beta1),
-        wgsl_ln(o.beta2),
-        o.eps as f32,
-        o.weight_decay as f32
-    );
+    out.push_str(&step_scalars_struct());
+    out.push_str(&optimizer_scalars("optimizer_scalars", &spec.optimizer));
     let _ = writeln!(
         out,
         "const OPTIMIZER_SLOTS: u32 = {}u;",
@@ -151,6 +140,50 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
     // trainer then shifts each sample's output nets in its output_rows pass.
     let _ = writeln!(out, "const OUTPUT_ROWS: bool = {};", output.normalizes_rows);
     out
+}
+
+/// The WGSL `StepScalars` struct, from the same list as its Rust twin
+/// [`crate::vocab::StepScalars`]: lr, step_size, bias2_sqrt, then every
+/// [`Hyperparameter`] by its name, all f32.
+pub fn step_scalars_struct() -> String {
+    let mut out = String::from(
+        "struct StepScalars {\n    lr: f32,\n    step_size: f32,\n    bias2_sqrt: f32,\n",
+    );
+    for h in Hyperparameter::ALL {
+        let _ = writeln!(out, "    {}: f32,", h.name());
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// `fn {name}(lr: f32, t: f32) -> StepScalars`: the scalars of update `t`
+/// (from 1) for `config`, its hyperparameters as float32 literals and, for
+/// a bias-corrected optimizer, `step_size = lr / (1 - beta1^t)` and
+/// `sqrt(1 - beta2^t)` by `one_minus_power` from ln(beta) computed here in
+/// float64 ([`crate::vocab::StepScalars`]'s twin, field by field).
+pub fn optimizer_scalars(name: &str, config: &OptimizerConfig) -> String {
+    let (step_size, bias2_sqrt) = match config.kind.def().bias_corrected {
+        true => (
+            format!(
+                "lr / one_minus_power({:?}, t)",
+                wgsl_ln(config[Hyperparameter::Beta1])
+            ),
+            format!(
+                "sqrt(one_minus_power({:?}, t))",
+                wgsl_ln(config[Hyperparameter::Beta2])
+            ),
+        ),
+        false => ("lr".to_string(), "1.0".to_string()),
+    };
+    let hyper: Vec<String> = Hyperparameter::ALL
+        .iter()
+        .map(|&h| format!("{:?}", config[h] as f32))
+        .collect();
+    format!(
+        "fn {name}(lr: f32, t: f32) -> StepScalars {{ \
+         return StepScalars(lr, {step_size}, {bias2_sqrt}, {}); }}\n",
+        hyper.join(", ")
+    )
 }
 
 /// `ln(beta)` in float64, as the float32 literal the kernels'

@@ -19,7 +19,10 @@
 use crate::batches::{Batching, EpochOrder};
 use crate::history::{HistoryPlan, NetworkCurve};
 use crate::model::{ModelSpec, Reduction};
-use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig, with_activation, with_loss};
+use crate::vocab::{
+    Activation, Hyperparameter, Loss, MAX_STATE_SLOTS, Optimizer, OptimizerConfig, State,
+    StepScalars, with_activation, with_loss, with_optimizer,
+};
 
 use super::lanes::{self, Lanes};
 
@@ -353,19 +356,35 @@ pub fn loss_delta<const L: usize>(loss: Loss, yhat: Lanes<L>, y: f32, slope: Lan
     with_loss!(loss, DEF => yhat.zip(slope, |yhat, slope| (DEF.lane_delta)(yhat, y, slope)))
 }
 
-/// The scalars of one update, per lane where they depend on the rate.
+/// The scalars of one update: the rate and the bias-corrected step size
+/// per lane, the rest (the run's hyperparameters, Adam's second
+/// correction) shared by the group ([`StepScalars`] in float32).
 #[derive(Clone, Copy)]
 pub struct Step<const L: usize> {
     pub lr: Lanes<L>,
-    /// Adam: `lr / (1 - beta1^t)`.
     pub step_size: Lanes<L>,
-    /// Adam: `sqrt(1 - beta2^t)`.
-    pub bias2_sqrt: f32,
-    pub momentum: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub weight_decay: f32,
+    pub shared: StepScalars<f32>,
+}
+
+impl<const L: usize> Step<L> {
+    /// The same scalars in every lane.
+    pub fn splat(k: StepScalars<f32>) -> Self {
+        Step {
+            lr: Lanes::splat(k.lr),
+            step_size: Lanes::splat(k.step_size),
+            shared: k,
+        }
+    }
+
+    /// Lane `i`'s scalars.
+    #[inline(always)]
+    fn lane(&self, i: usize) -> StepScalars<f32> {
+        StepScalars {
+            lr: self.lr.0[i],
+            step_size: self.step_size.0[i],
+            ..self.shared
+        }
+    }
 }
 
 /// Adam's running powers `beta^t`, kept in float64 and advanced one
@@ -382,90 +401,74 @@ impl Powers {
     fn at(settings: &OptimizerConfig, t: u64) -> Self {
         let t = t as f64;
         Self {
-            beta1: settings.beta1.powf(t),
-            beta2: settings.beta2.powf(t),
+            beta1: settings[Hyperparameter::Beta1].powf(t),
+            beta2: settings[Hyperparameter::Beta2].powf(t),
         }
     }
 
     fn advance(&mut self, settings: &OptimizerConfig) {
-        self.beta1 *= settings.beta1;
-        self.beta2 *= settings.beta2;
+        self.beta1 *= settings[Hyperparameter::Beta1];
+        self.beta2 *= settings[Hyperparameter::Beta2];
     }
 
-    /// The step's scalars: Adam's bias corrections from the powers, the
-    /// others' from the settings alone.
+    /// The step's scalars with the bias corrections from the powers.
     fn step<const L: usize>(&self, settings: &OptimizerConfig, lr: Lanes<L>) -> Step<L> {
-        let mut step = Step::plain(settings, lr);
-        if settings.kind == Optimizer::Adam {
-            step.step_size = lr * Lanes::splat((1.0 / (1.0 - self.beta1)) as f32);
-            step.bias2_sqrt = (1.0 - self.beta2).sqrt() as f32;
-        }
+        let mut step = plain_step(settings, lr);
+        step.step_size = lr * Lanes::splat((1.0 / (1.0 - self.beta1)) as f32);
+        step.shared.bias2_sqrt = (1.0 - self.beta2).sqrt() as f32;
         step
     }
 }
 
-impl<const L: usize> Step<L> {
-    /// The scalars every update shares (all but Adam's corrections).
-    fn plain(settings: &OptimizerConfig, lr: Lanes<L>) -> Self {
-        Step {
-            lr,
-            step_size: lr,
-            bias2_sqrt: 1.0,
-            momentum: settings.momentum as f32,
-            beta1: settings.beta1 as f32,
-            beta2: settings.beta2 as f32,
-            eps: settings.eps as f32,
-            weight_decay: settings.weight_decay as f32,
-        }
+/// The scalars every update shares (all but the bias corrections).
+fn plain_step<const L: usize>(settings: &OptimizerConfig, lr: Lanes<L>) -> Step<L> {
+    Step {
+        lr,
+        step_size: lr,
+        shared: settings.scalars(1.0, 1).to_f32(),
     }
 }
 
-/// PyTorch's coupled weight decay `g + weight_decay p`, skipped at 0.
-#[inline(always)]
-fn decayed<const L: usize>(p: Lanes<L>, g: Lanes<L>, k: &Step<L>) -> Lanes<L> {
-    if k.weight_decay == 0.0 {
-        g
-    } else {
-        Lanes::splat(k.weight_decay).mul_add(p, g)
-    }
-}
+/// The signature of an entry's lane step
+/// ([`crate::vocab::OptimizerDef::lane_step`]).
+type LaneStep = fn(f32, f32, &mut State<f32>, &StepScalars<f32>) -> f32;
 
 /// One optimizer step of a parameter `p` with gradient `g` and its state
-/// `s`: the lane twins of [`crate::vocab::OPTIMIZERS`].
+/// `s`: the entry's lane form ([`crate::vocab::OptimizerDef::lane_step`]),
+/// lane by lane.
 #[inline(always)]
 pub fn optimizer_step<const L: usize>(
     kind: Optimizer,
     p: Lanes<L>,
     g: Lanes<L>,
-    s: &mut [Lanes<L>; 2],
+    s: &mut [Lanes<L>; MAX_STATE_SLOTS],
     k: &Step<L>,
 ) -> Lanes<L> {
-    match kind {
-        Optimizer::Sgd => p - k.lr * decayed(p, g, k),
-        Optimizer::Momentum => {
-            s[0] = Lanes::splat(k.momentum).mul_add(s[0], decayed(p, g, k));
-            p - k.lr * s[0]
+    with_optimizer!(kind, DEF => lane_steps(DEF.lane_step, p, g, s, k))
+}
+
+/// `step` lane by lane over the first `SLOTS` state values (the entry's
+/// own, so SGD's step touches no state and momentum's one slot).
+#[inline(always)]
+fn lane_steps<const L: usize, const SLOTS: usize>(
+    step: LaneStep,
+    p: Lanes<L>,
+    g: Lanes<L>,
+    s: &mut [Lanes<L>; SLOTS],
+    k: &Step<L>,
+) -> Lanes<L> {
+    let mut out = [0.0; L];
+    for i in 0..L {
+        let mut lane = [0.0; MAX_STATE_SLOTS];
+        for (v, slot) in lane.iter_mut().zip(s.iter()) {
+            *v = slot.0[i];
         }
-        Optimizer::Nesterov => {
-            let d = decayed(p, g, k);
-            s[0] = Lanes::splat(k.momentum).mul_add(s[0], d);
-            p - k.lr * Lanes::splat(k.momentum).mul_add(s[0], d)
-        }
-        Optimizer::Adam => {
-            let d = decayed(p, g, k);
-            // exp_avg.lerp_(g, 1 - beta1) in the form torch's lerp takes
-            // for that weight.
-            let w = 1.0 - k.beta1;
-            s[0] = if w < 0.5 {
-                Lanes::splat(w).mul_add(d - s[0], s[0])
-            } else {
-                d - (d - s[0]) * Lanes::splat(1.0 - w)
-            };
-            s[1] = s[1] * Lanes::splat(k.beta2) + Lanes::splat(1.0 - k.beta2) * (d * d);
-            let denom = s[1].map(f32::sqrt) / Lanes::splat(k.bias2_sqrt) + Lanes::splat(k.eps);
-            p - k.step_size * (s[0] / denom)
+        out[i] = step(p.0[i], g.0[i], &mut lane, &k.lane(i));
+        for (slot, v) in s.iter_mut().zip(lane) {
+            slot.0[i] = v;
         }
     }
+    Lanes(out)
 }
 
 /// `f'` of neuron `at`'s output `a`, reading its net input from `net`
@@ -701,28 +704,43 @@ impl<const L: usize> Work<L> {
         scale: f32,
         sheet: &Lanesheet<L>,
     ) {
-        let (p, slots) = (plan.params, plan.slots());
-        let kind = plan.optimizer.kind;
+        // One dispatch per update; the entry's state slots a constant.
+        with_optimizer!(plan.optimizer.kind, DEF => {
+            const SLOTS: usize = DEF.state.len();
+            self.update_with::<SLOTS>(plan, group, k, scale, sheet, DEF.lane_step)
+        })
+    }
+
+    /// [`Work::update`] for an optimizer of `SLOTS` state values whose
+    /// lane step is `step`.
+    #[inline(always)]
+    fn update_with<const SLOTS: usize>(
+        &self,
+        plan: &Plan,
+        group: &mut Group<L>,
+        k: &Step<L>,
+        scale: f32,
+        sheet: &Lanesheet<L>,
+        step: LaneStep,
+    ) {
+        let p = plan.params;
         let scale = Lanes::splat(scale);
         for &i in &plan.trainable {
             let g = match plan.reduction {
                 Reduction::Sum => self.grad[i],
                 Reduction::Mean => self.grad[i] * scale,
             };
-            let mut s = [Lanes::ZERO; 2];
-            for (slot, v) in s.iter_mut().enumerate().take(slots) {
-                *v = group.state[slot * p + i];
-            }
+            let mut s: [Lanes<L>; SLOTS] = std::array::from_fn(|slot| group.state[slot * p + i]);
             let old = group.params[i];
-            let new = optimizer_step(kind, old, g, &mut s, k);
+            let new = lane_steps(step, old, g, &mut s, k);
             if sheet.all_active {
                 group.params[i] = new;
-                for (slot, v) in s.iter().enumerate().take(slots) {
+                for (slot, v) in s.iter().enumerate() {
                     group.state[slot * p + i] = *v;
                 }
             } else {
                 group.params[i] = old.keep_where(&sheet.active, new);
-                for (slot, v) in s.iter().enumerate().take(slots) {
+                for (slot, v) in s.iter().enumerate() {
                     let at = slot * p + i;
                     group.state[at] = group.state[at].keep_where(&sheet.active, *v);
                 }
@@ -801,8 +819,8 @@ pub fn train_group<const L: usize>(
     let samples = plan.data.count;
     let batches = plan.batching.map_or(1, |b| b.batches(samples)) as u64;
     let mut powers = Powers::at(settings, epochs.first * batches + 1);
-    let adam = settings.kind == Optimizer::Adam;
-    let mut step = Step::plain(settings, group.learning_rate);
+    let corrected = settings.kind.def().bias_corrected;
+    let mut step = plain_step(settings, group.learning_rate);
     let mut points = Points::new(plan.history, epochs.first);
     let mut epochs_completed = epochs.count;
     let mut reported = 0;
@@ -830,7 +848,7 @@ pub fn train_group<const L: usize>(
             if !sheet.record(plan, loss, epoch, watch_target) {
                 break;
             }
-            if adam {
+            if corrected {
                 step = powers.step(settings, group.learning_rate);
                 powers.advance(settings);
             }
@@ -865,7 +883,7 @@ pub fn train_group<const L: usize>(
             if !sheet.check_batch(total * Lanes::splat(scale)) {
                 break 'epochs;
             }
-            if adam {
+            if corrected {
                 step = powers.step(settings, group.learning_rate);
                 powers.advance(settings);
             }
