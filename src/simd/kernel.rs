@@ -448,9 +448,30 @@ pub fn optimizer_step<const L: usize>(
 }
 
 /// `step` lane by lane over the first `SLOTS` state values (the entry's
-/// own, so SGD's step touches no state and momentum's one slot).
+/// own, so SGD's step touches no state and momentum's one slot). The lane
+/// loop is compiled twice: once for no weight decay (the default), where
+/// the decay's test folds away, and once for the rest.
 #[inline(always)]
 fn lane_steps<const L: usize, const SLOTS: usize>(
+    step: LaneStep,
+    p: Lanes<L>,
+    g: Lanes<L>,
+    s: &mut [Lanes<L>; SLOTS],
+    k: &Step<L>,
+) -> Lanes<L> {
+    let decay = Hyperparameter::WeightDecay as usize;
+    if k.shared.hyper[decay] == 0.0 {
+        let mut plain = *k;
+        plain.shared.hyper[decay] = 0.0;
+        lane_loop(step, p, g, s, &plain)
+    } else {
+        lane_loop(step, p, g, s, k)
+    }
+}
+
+/// [`lane_steps`]' loop over the lanes.
+#[inline(always)]
+fn lane_loop<const L: usize, const SLOTS: usize>(
     step: LaneStep,
     p: Lanes<L>,
     g: Lanes<L>,
