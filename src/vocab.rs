@@ -13,7 +13,7 @@
 //! Adding an optimizer: a variant of [`Optimizer`], its entry in
 //! [`OPTIMIZERS`] (the hyperparameters it uses with their defaults, its
 //! state's names, its f64 and lane steps, its WGSL function's name) and
-//! its arm in [`with_optimizer!`], the WGSL function in
+//! its name in [`with_optimizer!`]'s list, the WGSL function in
 //! `shaders/vocabulary.wgsl`, a README line. A new hyperparameter is a
 //! [`Hyperparameter`] variant (the WGSL `StepScalars` and the step scalars
 //! follow from it) and its flag in `cli::OptimizerArgs`.
@@ -439,32 +439,39 @@ pub const LOSSES: &[LossDef] = &[
     },
 ];
 
-/// `with_loss!(loss, DEF => expr)`: `expr` with `DEF` a constant
-/// `&LossDef` of `loss`, one arm per entry (the match is exhaustive, so a
-/// new loss that lacks its arm does not compile), so the SIMD trainer's
-/// calls of `DEF.lane_value` and `DEF.lane_delta` are direct and inline.
-macro_rules! with_loss {
-    ($loss:expr, $def:ident => $body:expr) => {{
-        use $crate::vocab::{LOSSES, Loss, LossDef};
-        match $loss {
-            Loss::HalfSse => {
-                const $def: &LossDef = &LOSSES[Loss::HalfSse as usize];
+/// `entry_match!(value, TABLE, Enum, Def, [Variant, ...], DEF => expr)`:
+/// the exhaustive match behind [`with_loss!`] and [`with_optimizer!`], one
+/// arm per variant with `DEF` that variant's entry of `TABLE` as a
+/// constant, so calls through it are direct and inline. A new entry whose
+/// variant is missing from the list does not compile.
+macro_rules! entry_match {
+    ($value:expr, $table:ident, $ty:ident, $def_ty:ident, [$($variant:ident),+ $(,)?],
+     $def:ident => $body:expr) => {{
+        use $crate::vocab::{$def_ty, $table, $ty};
+        match $value {
+            $($ty::$variant => {
+                const $def: &$def_ty = &$table[$ty::$variant as usize];
                 $body
-            }
-            Loss::Sse => {
-                const $def: &LossDef = &LOSSES[Loss::Sse as usize];
-                $body
-            }
-            Loss::CrossEntropy => {
-                const $def: &LossDef = &LOSSES[Loss::CrossEntropy as usize];
-                $body
-            }
-            Loss::CategoricalCrossEntropy => {
-                const $def: &LossDef = &LOSSES[Loss::CategoricalCrossEntropy as usize];
-                $body
-            }
+            })+
         }
     }};
+}
+pub(crate) use entry_match;
+
+/// `with_loss!(loss, DEF => expr)`: `expr` with `DEF` a constant
+/// `&LossDef` of `loss` ([`entry_match!`]), so the SIMD trainer's calls of
+/// `DEF.lane_value` and `DEF.lane_delta` are direct and inline.
+macro_rules! with_loss {
+    ($loss:expr, $def:ident => $body:expr) => {
+        $crate::vocab::entry_match!(
+            $loss,
+            LOSSES,
+            Loss,
+            LossDef,
+            [HalfSse, Sse, CrossEntropy, CategoricalCrossEntropy],
+            $def => $body
+        )
+    };
 }
 pub(crate) use with_loss;
 
@@ -1007,39 +1014,19 @@ pub const OPTIMIZERS: &[OptimizerDef] = &[
 ];
 
 /// `with_optimizer!(kind, DEF => expr)`: `expr` with `DEF` a constant
-/// `&OptimizerDef` of `kind`, one arm per entry (exhaustive, so a new
-/// optimizer that lacks its arm does not compile), so the SIMD trainer's
-/// call of `DEF.lane_step` is direct and inline.
+/// `&OptimizerDef` of `kind` ([`entry_match!`]), so the SIMD trainer's call
+/// of `DEF.lane_step` is direct and inline.
 macro_rules! with_optimizer {
-    ($kind:expr, $def:ident => $body:expr) => {{
-        use $crate::vocab::{OPTIMIZERS, Optimizer, OptimizerDef};
-        match $kind {
-            Optimizer::Sgd => {
-                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Sgd as usize];
-                $body
-            }
-            Optimizer::Momentum => {
-                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Momentum as usize];
-                $body
-            }
-            Optimizer::Nesterov => {
-                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Nesterov as usize];
-                $body
-            }
-            Optimizer::Adam => {
-                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Adam as usize];
-                $body
-            }
-            Optimizer::Adamw => {
-                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Adamw as usize];
-                $body
-            }
-            Optimizer::Rmsprop => {
-                const $def: &OptimizerDef = &OPTIMIZERS[Optimizer::Rmsprop as usize];
-                $body
-            }
-        }
-    }};
+    ($kind:expr, $def:ident => $body:expr) => {
+        $crate::vocab::entry_match!(
+            $kind,
+            OPTIMIZERS,
+            Optimizer,
+            OptimizerDef,
+            [Sgd, Momentum, Nesterov, Adam, Adamw, Rmsprop],
+            $def => $body
+        )
+    };
 }
 pub(crate) use with_optimizer;
 

@@ -72,36 +72,25 @@ impl Suite {
         let mut rows = Vec::new();
         for workload in &self.workloads {
             let initial = workload.initial()?;
+            // Every row of the workload: (engine, strategy, where).
+            let mut plan: Vec<(Engine, Strategy, String)> = Vec::new();
             for ctx in &contexts {
-                let engine = Engine::Gpu(ctx.clone());
                 for strategy in self.strategies(ctx, workload, log) {
-                    log(&format!(
-                        "{} on {} ({strategy})",
-                        workload.name, ctx.adapter.name
-                    ));
-                    rows.push(measure(
-                        &engine,
-                        workload,
-                        strategy,
-                        &initial,
-                        self.seconds,
-                    )?);
+                    let on = format!("{} ({strategy})", ctx.adapter.name);
+                    plan.push((Engine::Gpu(ctx.clone()), strategy, on));
                 }
             }
-            let mut cpu = Vec::new();
             if matches!(self.backends, BackendFilter::All | BackendFilter::Simd) {
                 let isa = Isa::chosen()?;
-                cpu.push((
-                    Engine::Simd(isa),
-                    format!("the SIMD trainer ({})", isa.name()),
-                ));
+                let on = format!("the SIMD trainer ({})", isa.name());
+                plan.push((Engine::Simd(isa), Strategy::Auto, on));
             }
             if matches!(self.backends, BackendFilter::All | BackendFilter::Cpu) {
-                cpu.push((Engine::Reference, "the CPU reference".to_string()));
+                let on = "the CPU reference".to_string();
+                plan.push((Engine::Reference, Strategy::Auto, on));
             }
-            for (engine, name) in cpu {
-                log(&format!("{} on {name}", workload.name));
-                let strategy = Strategy::Auto;
+            for (engine, strategy, on) in plan {
+                log(&format!("{} on {on}", workload.name));
                 rows.push(measure(
                     &engine,
                     workload,
