@@ -199,7 +199,8 @@ fn loss_categorical_cross_entropy_delta(yhat: f32, y: f32, slope: f32) -> f32 {
 // ---- gradient computed from the old parameters, the parameter's state
 // ---- (slots x, y, z as the entry's state names them; zero at the start),
 // ---- and the step's scalars k. StepScalars (lr, step_size, bias2_sqrt,
-// ---- then every hyperparameter by its PyTorch name) is generated from
+// ---- every hyperparameter by its PyTorch name, then one_minus_{name},
+// ---- each 1 - value computed in float64 as PyTorch passes it) is generated from
 // ---- the Rust list (src/gpu/shaders.rs, step_scalars_struct), as is
 // ---- optimizer_scalars, which fills it for the run's hyperparameters.
 
@@ -247,8 +248,8 @@ fn nesterov_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) ->
 // exp_avg.lerp_(g, 1 - beta1); exp_avg_sq * beta2 + (1 - beta2) g^2; then
 // p - step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
 fn adam_moments(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
-    (*s).x = torch_lerp((*s).x, g, 1.0 - k.beta1);
-    (*s).y = (*s).y * k.beta2 + (1.0 - k.beta2) * (g * g);
+    (*s).x = torch_lerp((*s).x, g, k.one_minus_beta1);
+    (*s).y = (*s).y * k.beta2 + k.one_minus_beta2 * (g * g);
     let denom = sqrt((*s).y) / k.bias2_sqrt + k.eps;
     return p - k.step_size * ((*s).x / denom);
 }
@@ -267,10 +268,10 @@ fn adamw_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f3
 // g / (avg + eps), through momentum_buffer (y) when momentum > 0.
 fn rmsprop_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> f32 {
     let d = decayed(p, g, k);
-    (*s).x = (*s).x * k.alpha + (1.0 - k.alpha) * (d * d);
+    (*s).x = (*s).x * k.alpha + k.one_minus_alpha * (d * d);
     var avg = sqrt((*s).x);
     if k.centered != 0.0 {
-        (*s).z = torch_lerp((*s).z, d, 1.0 - k.alpha);
+        (*s).z = torch_lerp((*s).z, d, k.one_minus_alpha);
         avg = sqrt((*s).x - (*s).z * (*s).z);
     }
     avg = avg + k.eps;

@@ -741,6 +741,7 @@ impl OptimizerConfig {
                 false => 1.0,
             },
             hyper: self.values,
+            complement: self.values.map(|v| 1.0 - v),
         }
     }
 }
@@ -759,6 +760,18 @@ pub struct StepScalars<T> {
     pub bias2_sqrt: T,
     /// By [`Hyperparameter`].
     pub hyper: [T; Hyperparameter::COUNT],
+    /// `1 - value` of each, computed in float64 (as PyTorch passes
+    /// `1 - beta2` to its float32 kernels; `1 - float32(0.999)` would be
+    /// 1.3e-5 too small, relative, at every step).
+    pub complement: [T; Hyperparameter::COUNT],
+}
+
+impl<T: Copy> StepScalars<T> {
+    /// `1 - h`, from float64.
+    #[inline(always)]
+    pub fn one_minus(&self, h: Hyperparameter) -> T {
+        self.complement[h as usize]
+    }
 }
 
 impl<T> std::ops::Index<Hyperparameter> for StepScalars<T> {
@@ -776,6 +789,7 @@ impl StepScalars<f64> {
             step_size: self.step_size as f32,
             bias2_sqrt: self.bias2_sqrt as f32,
             hyper: self.hyper.map(|v| v as f32),
+            complement: self.complement.map(|v| v as f32),
         }
     }
 }
@@ -853,8 +867,8 @@ fn lane_lerp(start: f32, end: f32, w: f32) -> f32 {
 /// lerps toward g by 1 - beta1, exp_avg_sq is `v beta2 + (1 - beta2)
 /// g^2`, then `p - step_size m / (sqrt(v) / sqrt(1 - beta2^t) + eps)`.
 fn adam(p: f64, g: f64, s: &mut State<f64>, k: &StepScalars<f64>) -> f64 {
-    s[0] = lerp(s[0], g, 1.0 - k[H::Beta1]);
-    s[1] = s[1] * k[H::Beta2] + (1.0 - k[H::Beta2]) * (g * g);
+    s[0] = lerp(s[0], g, k.one_minus(H::Beta1));
+    s[1] = s[1] * k[H::Beta2] + k.one_minus(H::Beta2) * (g * g);
     let denom = s[1].sqrt() / k.bias2_sqrt + k[H::Eps];
     p - k.step_size * (s[0] / denom)
 }
@@ -862,8 +876,8 @@ fn adam(p: f64, g: f64, s: &mut State<f64>, k: &StepScalars<f64>) -> f64 {
 /// [`adam`] in float32.
 #[inline(always)]
 fn lane_adam(p: f32, g: f32, s: &mut State<f32>, k: &StepScalars<f32>) -> f32 {
-    s[0] = lane_lerp(s[0], g, 1.0 - k[H::Beta1]);
-    s[1] = s[1] * k[H::Beta2] + (1.0 - k[H::Beta2]) * (g * g);
+    s[0] = lane_lerp(s[0], g, k.one_minus(H::Beta1));
+    s[1] = s[1] * k[H::Beta2] + k.one_minus(H::Beta2) * (g * g);
     let denom = s[1].sqrt() / k.bias2_sqrt + k[H::Eps];
     p - k.step_size * (s[0] / denom)
 }
@@ -977,9 +991,9 @@ pub const OPTIMIZERS: &[OptimizerDef] = &[
         step: |p, g, s, k| {
             let g = decayed(p, g, k);
             let alpha = k[H::Alpha];
-            s[0] = s[0] * alpha + (1.0 - alpha) * (g * g);
+            s[0] = s[0] * alpha + k.one_minus(H::Alpha) * (g * g);
             let avg = if k[H::Centered] != 0.0 {
-                s[2] = lerp(s[2], g, 1.0 - alpha);
+                s[2] = lerp(s[2], g, k.one_minus(H::Alpha));
                 (s[0] - s[2] * s[2]).sqrt()
             } else {
                 s[0].sqrt()
@@ -994,9 +1008,9 @@ pub const OPTIMIZERS: &[OptimizerDef] = &[
         lane_step: |p, g, s, k| {
             let g = lane_decayed(p, g, k);
             let alpha = k[H::Alpha];
-            s[0] = s[0] * alpha + (1.0 - alpha) * (g * g);
+            s[0] = s[0] * alpha + k.one_minus(H::Alpha) * (g * g);
             let avg = if k[H::Centered] != 0.0 {
-                s[2] = lane_lerp(s[2], g, 1.0 - alpha);
+                s[2] = lane_lerp(s[2], g, k.one_minus(H::Alpha));
                 (s[0] - s[2] * s[2]).sqrt()
             } else {
                 s[0].sqrt()
@@ -1201,6 +1215,18 @@ mod tests {
                 .to_string()
                 .contains("nesterov needs --momentum > 0")
         );
+    }
+
+    #[test]
+    fn complements_are_taken_in_float64() {
+        let k = OptimizerConfig::of(Optimizer::Adam)
+            .with(H::Beta2, 0.99999)
+            .scalars(0.1, 1)
+            .to_f32();
+        assert_eq!(k.one_minus(H::Beta2), (1.0f64 - 0.99999) as f32);
+        // Not 1 - float32(0.99999), 1.4e-4 larger.
+        assert_ne!(k.one_minus(H::Beta2), 1.0 - 0.99999f32);
+        assert_eq!(k.one_minus(H::Beta1), (1.0f64 - 0.9) as f32);
     }
 
     #[test]

@@ -79,17 +79,22 @@ pub struct EpochChunker {
 }
 
 impl EpochChunker {
-    /// `network_count` sets the first guess: about a million
-    /// network-epochs, which is milliseconds on any adapter. No submission
-    /// runs more than `most` epochs.
-    pub fn new(fixed: Option<u32>, target: Duration, network_count: usize, most: u32) -> Self {
-        let first = (1_000_000 / network_count.max(1)).clamp(1, 1024) as u32;
+    /// The first submission is one epoch, the calibration: its time
+    /// sizes the next (at most 8x larger), so every submission's expected
+    /// time is known from a measured one and the stuck-device timeout
+    /// ([`crate::gpu::options::submission_timeout`]) scales with the
+    /// device's real speed; only the first waits on the fixed floor. (A
+    /// first guess of a million network-epochs, 1,024 epochs for 1,000
+    /// networks, took longer than that floor for a wide layered model on
+    /// a loaded lavapipe, and a healthy device was reported lost.) No
+    /// submission runs more than `most` epochs.
+    pub fn new(fixed: Option<u32>, target: Duration, most: u32) -> Self {
         let most = most.max(1);
         Self {
             fixed,
             most,
             target,
-            next: fixed.unwrap_or(first).clamp(1, most),
+            next: fixed.unwrap_or(1).clamp(1, most),
             previous: None,
         }
     }
@@ -160,7 +165,7 @@ mod tests {
 
     #[test]
     fn epoch_chunker_grows_towards_target() {
-        let mut c = EpochChunker::new(None, Duration::from_millis(100), 1_000_000, LLVMPIPE);
+        let mut c = EpochChunker::new(None, Duration::from_millis(100), LLVMPIPE);
         assert_eq!(c.next_chunk(1000), 1);
         c.record(1, Duration::from_millis(1));
         assert_eq!(c.next_chunk(1000), 8);
@@ -168,23 +173,56 @@ mod tests {
         assert_eq!(c.next_chunk(1000), 64);
         c.record(64, Duration::from_millis(64));
         assert_eq!(c.next_chunk(1000), 100);
-        let fixed = EpochChunker::new(Some(7), Duration::from_millis(100), 10, LLVMPIPE);
+        let fixed = EpochChunker::new(Some(7), Duration::from_millis(100), LLVMPIPE);
         assert_eq!(fixed.next_chunk(3), 3);
-        let mut fast = EpochChunker::new(None, Duration::from_secs(10), 1, LLVMPIPE);
-        fast.record(1024, Duration::from_micros(1));
-        assert_eq!(fast.next_chunk(u64::MAX), 8192);
-        fast.record(8192, Duration::from_micros(1));
-        assert_eq!(fast.next_chunk(u64::MAX), LLVMPIPE);
-        let fixed = EpochChunker::new(Some(1_000_000), Duration::from_millis(100), 10, LLVMPIPE);
+        // A fast adapter: 1, 8, 64, ... up to the loop cap.
+        let mut fast = EpochChunker::new(None, Duration::from_secs(10), LLVMPIPE);
+        let mut sizes = Vec::new();
+        for _ in 0..7 {
+            sizes.push(fast.next_chunk(u64::MAX));
+            fast.record(*sizes.last().unwrap(), Duration::from_micros(1));
+        }
+        assert_eq!(sizes, [1, 8, 64, 512, 4096, 32768, LLVMPIPE]);
+        let fixed = EpochChunker::new(Some(1_000_000), Duration::from_millis(100), LLVMPIPE);
         assert_eq!(fixed.next_chunk(u64::MAX), LLVMPIPE);
         // Without a loop cap, a fast adapter's submissions keep growing.
-        let mut uncapped = EpochChunker::new(None, Duration::from_secs(10), 1, u32::MAX);
-        for _ in 0..4 {
+        let mut uncapped = EpochChunker::new(None, Duration::from_secs(10), u32::MAX);
+        for _ in 0..8 {
             uncapped.record(uncapped.next_chunk(u64::MAX), Duration::from_micros(1));
         }
-        assert_eq!(uncapped.next_chunk(u64::MAX), 1024 * 8 * 8 * 8 * 8);
-        let fixed = EpochChunker::new(Some(1_000_000), Duration::from_millis(100), 10, u32::MAX);
+        assert_eq!(uncapped.next_chunk(u64::MAX), 8u32.pow(8));
+        let fixed = EpochChunker::new(Some(1_000_000), Duration::from_millis(100), u32::MAX);
         assert_eq!(fixed.next_chunk(u64::MAX), 1_000_000);
+    }
+
+    #[test]
+    fn a_slow_device_is_sized_from_its_first_epoch_and_never_waits_past_its_timeout() {
+        use crate::gpu::options::{DEVICE_WAIT_FLOOR, submission_timeout};
+        // A device 10,000x slower than lavapipe at its best: 40 s an epoch
+        // (a wide layered model on a loaded machine). The first submission
+        // is one epoch; each later one is sized from what was measured, so
+        // its real time stays within the timeout the driver gives it (the
+        // slowest epoch so far times the epochs, DEVICE_WAIT_FACTOR over).
+        let per_epoch = Duration::from_secs(40);
+        let mut c = EpochChunker::new(None, Duration::from_millis(100), LLVMPIPE);
+        let mut slowest: Option<Duration> = None;
+        for n in 0..6 {
+            let epochs = c.next_chunk(u64::MAX);
+            if n == 0 {
+                assert_eq!(epochs, 1, "the first submission calibrates");
+            }
+            let took = per_epoch * epochs;
+            let timeout = submission_timeout(slowest.map(|s| s * epochs));
+            assert!(
+                took < timeout,
+                "{epochs} epochs take {took:?}, timeout {timeout:?}"
+            );
+            if n == 0 {
+                assert_eq!(timeout, DEVICE_WAIT_FLOOR);
+            }
+            c.record(epochs, took);
+            slowest = Some(slowest.map_or(per_epoch, |s| s.max(per_epoch)));
+        }
     }
 
     #[test]
@@ -193,7 +231,7 @@ mod tests {
         // takes about the 0.1 s target, so it tries two, sees the line,
         // and grows until the 85 ms is a tenth: (0.85 - 0.085) / 0.005.
         let cost = |e: u32| Duration::from_secs_f64(0.085 + 0.005 * e as f64);
-        let mut c = EpochChunker::new(None, Duration::from_millis(100), 1_000_000, LLVMPIPE);
+        let mut c = EpochChunker::new(None, Duration::from_millis(100), LLVMPIPE);
         let mut sizes = Vec::new();
         for _ in 0..6 {
             let e = c.next_chunk(u64::MAX);
@@ -204,7 +242,7 @@ mod tests {
         assert!((152..=153).contains(&sizes[5]), "{sizes:?}");
         // A slow first submission (shader compilation, say): the larger
         // one is faster, which gives no line, so it explores again.
-        let mut warm_up = EpochChunker::new(None, Duration::from_millis(100), 1_000_000, LLVMPIPE);
+        let mut warm_up = EpochChunker::new(None, Duration::from_millis(100), LLVMPIPE);
         warm_up.record(1, Duration::from_millis(150));
         assert_eq!(warm_up.next_chunk(u64::MAX), 2);
         warm_up.record(2, cost(2));

@@ -91,7 +91,6 @@ pub(crate) fn train_chunked(
     let mut chunker = EpochChunker::new(
         gpu.epochs_per_submission,
         gpu.submission_target,
-        total.min(capacity),
         kernel.max_epochs_per_submission(),
     );
     let timer = if gpu.kernel_timing {

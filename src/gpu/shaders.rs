@@ -143,14 +143,18 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
 }
 
 /// The WGSL `StepScalars` struct, from the same list as its Rust twin
-/// [`crate::vocab::StepScalars`]: lr, step_size, bias2_sqrt, then every
-/// [`Hyperparameter`] by its name, all f32.
+/// [`crate::vocab::StepScalars`]: lr, step_size, bias2_sqrt, every
+/// [`Hyperparameter`] by its name, then `one_minus_{name}` of each, all
+/// f32.
 pub fn step_scalars_struct() -> String {
     let mut out = String::from(
         "struct StepScalars {\n    lr: f32,\n    step_size: f32,\n    bias2_sqrt: f32,\n",
     );
     for h in Hyperparameter::ALL {
         let _ = writeln!(out, "    {}: f32,", h.name());
+    }
+    for h in Hyperparameter::ALL {
+        let _ = writeln!(out, "    one_minus_{}: f32,", h.name());
     }
     out.push_str("}\n");
     out
@@ -175,9 +179,15 @@ pub fn optimizer_scalars(name: &str, config: &OptimizerConfig) -> String {
         ),
         false => ("lr".to_string(), "1.0".to_string()),
     };
+    // Each value, then each 1 - value computed in float64.
     let hyper: Vec<String> = Hyperparameter::ALL
         .iter()
         .map(|&h| format!("{:?}", config[h] as f32))
+        .chain(
+            Hyperparameter::ALL
+                .iter()
+                .map(|&h| format!("{:?}", (1.0 - config[h]) as f32)),
+        )
         .collect();
     format!(
         "fn {name}(lr: f32, t: f32) -> StepScalars {{ \

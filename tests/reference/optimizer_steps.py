@@ -70,8 +70,12 @@ cases = [
     ('Adamw', 'adamw', 0.05, {'WeightDecay': 0.5}),
     ('Rmsprop', 'rmsprop', 0.01, {'Momentum': 0.0}),
     ('Rmsprop', 'rmsprop', 0.01, {'Momentum': 0.9, 'Centered': 1.0, 'WeightDecay': 0.01, 'Alpha': 0.9}),
+    # 1 - beta near 1 in float32 is far from float32(1 - beta): 1 -
+    # float32(0.99999) is 1.4e-4 too large, relative.
+    ('Adam', 'adam', 0.05, {'Beta2': 0.99999}),
+    ('Rmsprop', 'rmsprop', 0.01, {'Momentum': 0.0, 'Alpha': 0.99999}),
 ]
-names = {'Momentum': 'mu', 'WeightDecay': 'wd', 'Alpha': 'alpha', 'Centered': 'centered'}
+names = {'Momentum': 'mu', 'WeightDecay': 'wd', 'Alpha': 'alpha', 'Centered': 'centered', 'Beta2': 'b2'}
 for name, kind, lr, hyper in cases:
     args = {names[h]: (bool(v) if h == 'Centered' else v) for h, v in hyper.items()}
     p, s0, s1 = run(kind, lr=lr, **args)
