@@ -21,7 +21,9 @@ use crate::model::ModelSpec;
 use crate::simd::Isa;
 use crate::trainer::{Block, Trained};
 use crate::training::NetworkMetrics;
-use crate::training::{NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates};
+use crate::training::{
+    NetworkOutcome, Progress, StopFlag, TrainOptions, check_learning_rates, learning_rate_problem,
+};
 use crate::weights::{Precision, ReadFor, ResumeBlock, WeightsReader};
 use std::sync::Arc;
 
@@ -70,8 +72,14 @@ impl FromStr for LearningRate {
     fn from_str(s: &str) -> Result<Self, Error> {
         let number = |t: &str| -> Result<f64, Error> {
             match t.trim().parse::<f64>() {
-                Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-                _ => Err(Error::Config(format!(
+                Ok(v) => match learning_rate_problem(v) {
+                    None => Ok(v),
+                    Some(problem) => Err(Error::Config(format!(
+                        "--lr '{s}': '{}': {problem} (use 0.5, or a sweep such as 0.05..5)",
+                        t.trim()
+                    ))),
+                },
+                Err(_) => Err(Error::Config(format!(
                     "--lr '{s}': '{}' must be a finite number > 0 (use 0.5, or a sweep such as 0.05..5)",
                     t.trim()
                 ))),

@@ -90,17 +90,39 @@ pub struct NetworkOutcome {
 /// Validates the learning rates of networks `first..`: finite and
 /// positive. The error names the first bad network and its rate.
 pub fn check_learning_rates(first: usize, learning_rates: &[f64]) -> Result<(), String> {
-    match learning_rates
-        .iter()
-        .enumerate()
-        .find(|(_, lr)| !(lr.is_finite() && **lr > 0.0))
-    {
-        Some((i, lr)) => Err(format!(
-            "learning rate of network {} is {lr}; it must be a finite number > 0",
-            first + i
-        )),
-        None => Ok(()),
+    for (i, &lr) in learning_rates.iter().enumerate() {
+        if let Some(problem) = learning_rate_problem(lr) {
+            // Extreme rates in exponent form (1e-50, not fifty digits).
+            let shown = match lr != 0.0 && !(1e-4..1e16).contains(&lr.abs()) {
+                true => format!("{lr:e}"),
+                false => lr.to_string(),
+            };
+            return Err(format!(
+                "learning rate of network {} is {shown}: {problem}",
+                first + i
+            ));
+        }
     }
+    Ok(())
+}
+
+/// Why `lr` cannot be a learning rate, if it cannot: it must be a finite
+/// number > 0 whose float32 value is a normal number, since the GPU and
+/// SIMD trainers train in float32 and every weights file keeps the rate
+/// in float32 (1e-50 would be 0 there, training nothing; 1e300 infinite;
+/// a subnormal rate loses its precision).
+pub fn learning_rate_problem(lr: f64) -> Option<&'static str> {
+    if !(lr.is_finite() && lr > 0.0) {
+        return Some("it must be a finite number > 0");
+    }
+    let single = lr as f32;
+    if single == 0.0 || single.is_subnormal() {
+        return Some("it must be at least 1.2e-38, float32's smallest normal number");
+    }
+    if single.is_infinite() {
+        return Some("it must be below 3.4e38, float32's largest number");
+    }
+    None
 }
 
 /// Where a run stands, reported between epoch chunks.
@@ -141,4 +163,36 @@ pub struct NetworkMetrics {
     pub eval_loss: Option<f64>,
     /// Accuracy on the held-out data (class targets only).
     pub eval_accuracy: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_rates_must_be_normal_float32_numbers() {
+        for lr in [0.5, 1e-30, f32::MIN_POSITIVE as f64, 3e38] {
+            assert_eq!(learning_rate_problem(lr), None, "{lr}");
+        }
+        for lr in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                learning_rate_problem(lr),
+                Some("it must be a finite number > 0")
+            );
+        }
+        // 0 in float32, then subnormal, then infinite.
+        for lr in [1e-50, 1e-39, 1e-45] {
+            assert!(
+                learning_rate_problem(lr).unwrap().contains("1.2e-38"),
+                "{lr}"
+            );
+        }
+        assert!(learning_rate_problem(1e300).unwrap().contains("3.4e38"));
+        let err = check_learning_rates(7, &[0.5, 1e-50]).unwrap_err();
+        assert_eq!(
+            err,
+            "learning rate of network 8 is 1e-50: it must be at least 1.2e-38, float32's \
+             smallest normal number"
+        );
+    }
 }

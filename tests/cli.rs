@@ -315,6 +315,28 @@ fn bad_command_lines_get_one_clear_error() {
     assert_rejected(&["--lr", "-1"], 2, "--lr");
     assert_rejected(&["--lr", "NaN"], 2, "--lr");
     assert_rejected(&["--lr", "5..0.05"], 2, "smaller rate to the larger");
+    // Rates float32 cannot hold: 0 (trains nothing), infinite, subnormal.
+    assert_rejected(
+        &["--lr", "1e-50"],
+        2,
+        "'--lr <LR>': '1e-50': the rate 1e-50: it must be at least 1.2e-38, float32's smallest \
+         normal number",
+    );
+    assert_rejected(
+        &["--lr", "1e300"],
+        2,
+        "'1e300': the rate 1e300: it must be below 3.4e38, float32's largest number",
+    );
+    assert_rejected(
+        &["--lr", "1e-40..0.1"],
+        2,
+        "--lr '1e-40..0.1': '1e-40': it must be at least 1.2e-38",
+    );
+    assert_rejected(
+        &["--lr", "0.1,1e-39", "--backend", "cpu"],
+        2,
+        "the rate 1e-39: it must be at least 1.2e-38",
+    );
     assert_rejected(
         &["--task", "xor", "--init", "tutorial"],
         2,

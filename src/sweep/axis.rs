@@ -7,6 +7,7 @@
 
 use crate::init::Init;
 use crate::run::LearningRate;
+use crate::training::learning_rate_problem;
 
 /// A grid flag's values, in the order given (one for a plain run).
 #[derive(Clone, Debug, PartialEq)]
@@ -106,6 +107,11 @@ pub fn learning_rates(s: &str) -> Result<Vec<LearningRate>, String> {
     let values = numbers(s)?;
     if let Some(bad) = values.iter().find(|v| **v <= 0.0) {
         return Err(format!("'{s}': the rate {bad} must be > 0"));
+    }
+    for &v in &values {
+        if let Some(problem) = learning_rate_problem(v) {
+            return Err(format!("'{s}': the rate {v:e}: {problem}"));
+        }
     }
     Ok(values.into_iter().map(LearningRate::Fixed).collect())
 }
