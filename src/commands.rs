@@ -160,10 +160,6 @@ fn output_paths(args: &TrainArgs, scratch: Option<&std::path::Path>) -> Result<O
     let out = &args.output;
     let history = out.history.is_some();
     if let Some(dir) = &out.out {
-        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
-            path: dir.clone(),
-            source: e,
-        })?;
         return Ok(OutputPaths::directory(dir, history));
     }
     let spare = scratch.map(|dir| OutputPaths::directory(dir, history));
@@ -177,6 +173,46 @@ fn output_paths(args: &TrainArgs, scratch: Option<&std::path::Path>) -> Result<O
         summary: None,
         run: None,
     })
+}
+
+/// A run's inputs and outputs, each with its flag, checked apart
+/// ([`crate::output::check_distinct`]) before any work: every model's
+/// weights file, the figure, and with `--out` the directory's files.
+fn check_train_paths(args: &TrainArgs, paths: &OutputPaths, models: usize) -> Result<(), Error> {
+    let named = |flag: &str, path: &Option<PathBuf>| path.clone().map(|p| (flag.to_string(), p));
+    let inputs: Vec<(String, PathBuf)> = [
+        named("--data", &args.data.data),
+        named("--eval-data", &args.data.eval_data),
+        named("--init-weights", &args.training.init_weights),
+        named("--resume", &args.training.resume),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    let out = &args.output;
+    let flag = |given: &str| match out.out.is_some() {
+        true => "--out".to_string(),
+        false => given.to_string(),
+    };
+    let mut outputs: Vec<(String, PathBuf)> = Vec::new();
+    let mut add = |given: &str, path: &Option<PathBuf>| {
+        if let Some(path) = path {
+            outputs.push((flag(given), path.clone()));
+        }
+    };
+    add("--results", &paths.results);
+    for k in 0..models.max(1) {
+        add("--weights", &paths.weights_file(k, models.max(1)));
+    }
+    add("--groups", &paths.groups);
+    add("--history-out", &paths.history_out);
+    add("--history-csv", &paths.history_csv);
+    add("--out", &paths.summary);
+    add("--out", &paths.run);
+    if let Some(plot) = &out.plot {
+        outputs.push(("--plot".to_string(), plot.clone()));
+    }
+    crate::output::check_distinct(&inputs, &outputs)
 }
 
 /// [`train_with`]'s work.
@@ -214,6 +250,13 @@ fn train_run(
         ));
     }
     let paths = output_paths(args, scratch)?;
+    check_train_paths(args, &paths, sweep.models())?;
+    if let Some(dir) = &out.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+    }
     paths.check()?;
     if let Some(plot) = &out.plot {
         check_writable(plot)?;
@@ -610,6 +653,15 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
             "--json needs --out FILE.csv: without it the predictions go to standard output".into(),
         ));
     }
+    let inputs = [
+        ("--weights".to_string(), args.weights.clone()),
+        ("--data".to_string(), args.data.clone()),
+    ];
+    let outputs: Vec<(String, PathBuf)> = [("--out", &args.out), ("--scores", &args.scores)]
+        .into_iter()
+        .filter_map(|(flag, path)| path.clone().map(|p| (flag.to_string(), p)))
+        .collect();
+    crate::output::check_distinct(&inputs, &outputs)?;
     for path in [&args.out, &args.scores].into_iter().flatten() {
         check_writable(path)?;
     }

@@ -17,6 +17,78 @@ fn io_error(path: &Path, source: std::io::Error) -> Error {
     }
 }
 
+/// A path's identity for comparing files: canonical (links followed)
+/// where it exists, else its directory's canonical path joined with its
+/// name, else the path made absolute.
+fn identity(path: &Path) -> PathBuf {
+    if let Ok(canonical) = std::fs::canonicalize(path) {
+        return canonical;
+    }
+    let parent = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    match (std::fs::canonicalize(parent), path.file_name()) {
+        (Ok(dir), Some(name)) => dir.join(name),
+        _ => std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()),
+    }
+}
+
+/// Checks, before any work, a command's outputs against its inputs and
+/// against each other, each named by the flag that gave it: no output is
+/// an input (canonicalised, links followed), no two outputs are one file,
+/// and every output is a new name or a regular file (a directory, a FIFO,
+/// a device or a symbolic link, which the finished file would replace, is
+/// refused).
+pub fn check_distinct(
+    inputs: &[(String, PathBuf)],
+    outputs: &[(String, PathBuf)],
+) -> Result<(), Error> {
+    let named = |flag: &str, path: &Path| format!("{flag} {}", path.display());
+    let mut seen: Vec<(PathBuf, String)> = Vec::new();
+    for (flag, path) in outputs {
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::Config(format!(
+                    "{} is a symbolic link: an output is written as a new file, which would \
+                     replace the link; name the file itself",
+                    named(flag, path)
+                )));
+            }
+            Ok(m) if m.is_dir() => {
+                return Err(Error::Config(format!(
+                    "{} is a directory: an output must be a file (a new name or a regular file)",
+                    named(flag, path)
+                )));
+            }
+            Ok(m) if !m.is_file() => {
+                return Err(Error::Config(format!(
+                    "{} is not a regular file (a FIFO or a device?): an output must be a new \
+                     name or a regular file",
+                    named(flag, path)
+                )));
+            }
+            _ => {}
+        }
+        let id = identity(path);
+        if let Some((input_flag, input)) = inputs.iter().find(|(_, p)| identity(p) == id) {
+            return Err(Error::Config(format!(
+                "{} is also {}: an output never replaces an input; give it another name",
+                named(flag, path),
+                named(input_flag, input)
+            )));
+        }
+        if let Some((_, other)) = seen.iter().find(|(p, _)| *p == id) {
+            return Err(Error::Config(format!(
+                "{} is also {other}: two outputs cannot be one file",
+                named(flag, path)
+            )));
+        }
+        seen.push((id, named(flag, path)));
+    }
+    Ok(())
+}
+
 /// Checks, before any work starts, that `path` can be created: its
 /// directory exists and is writable.
 pub fn check_writable(path: &Path) -> Result<(), Error> {
@@ -26,12 +98,29 @@ pub fn check_writable(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// The most bytes of a file name on the usual file systems (ext4, XFS,
+/// APFS, NTFS).
+const NAME_MAX: usize = 255;
+
+/// The temporary name a file is written under beside `path`:
+/// `.{name}.{pid}.{n}.tmp`, the name cut (at a character boundary) so the
+/// whole stays within [`NAME_MAX`] bytes, `n` counting this process's
+/// temporaries so two cut names never meet.
 fn temporary_path(path: &Path) -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let tail = format!(".{}.{n}.tmp", std::process::id());
+    let room = NAME_MAX - 1 - tail.len();
+    let mut cut = name.len().min(room);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    path.with_file_name(format!(".{}{tail}", &name[..cut]))
 }
 
 /// A file being written next to its target, which appears under the

@@ -1547,3 +1547,171 @@ fn minibatch_and_optimizer_runs_report_them_and_agree_across_backends() {
     // relative on lavapipe; 1e-4 leaves room for any adapter's rounding.
     assert!((c - g).abs() <= 1e-4 * c.abs(), "cpu {c} vs gpu {g}");
 }
+
+/// No output replaces an input, two outputs are never one file, and an
+/// output must be a new name or a regular file: each case refused before
+/// any work with both flags named, exit 2, every input byte for byte as
+/// it was and nothing new left in the directory.
+#[test]
+fn an_output_never_replaces_an_input_or_another_output() {
+    let dir = temp_dir("distinct-paths");
+    let path = |name: &str| dir.join(name);
+    let s = |p: &Path| p.to_str().unwrap().to_string();
+    std::fs::write(path("data.csv"), "0,0,0\n0,1,1\n1,0,1\n1,1,0\n").unwrap();
+    let base = [
+        "--layers",
+        "2,3,1",
+        "--networks",
+        "4",
+        "--epochs",
+        "5",
+        "-q",
+    ];
+    let trained = gputrain(
+        &[
+            &base[..],
+            &[
+                "--data",
+                &s(&path("data.csv")),
+                "--weights",
+                &s(&path("w.safetensors")),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        trained.status.success(),
+        "{}",
+        String::from_utf8_lossy(&trained.stderr)
+    );
+    std::fs::create_dir(path("a-directory")).unwrap();
+    std::os::unix::fs::symlink(path("data.csv"), path("link.csv")).unwrap();
+    let fifo = Command::new("mkfifo")
+        .arg(path("fifo.csv"))
+        .status()
+        .unwrap();
+    assert!(fifo.success());
+    let before = |name: &str| std::fs::read(path(name)).unwrap();
+    let (data, weights) = (before("data.csv"), before("w.safetensors"));
+    let listing = || {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let files = listing();
+    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<String>>();
+    let data_arg = s(&path("data.csv"));
+    let train =
+        |extra: &[&str]| owned(&[&base[..], &["--data", data_arg.as_str()], extra].concat());
+    let (d, w, r) = (
+        s(&path("data.csv")),
+        s(&path("w.safetensors")),
+        s(&path("r.csv")),
+    );
+    let (link, fifo, folder) = (
+        s(&path("link.csv")),
+        s(&path("fifo.csv")),
+        s(&path("a-directory")),
+    );
+    let (out_dir, as_results) = (s(&dir), s(&path("results.csv")));
+    let relative = format!("{}/./data.csv", dir.display());
+    let cases: Vec<(Vec<String>, String)> = vec![
+        (
+            train(&["--results", &d]),
+            format!("--results {d} is also --data {d}"),
+        ),
+        (
+            train(&["--results", &relative]),
+            format!("is also --data {d}"),
+        ),
+        (
+            train(&["--init-weights", &w, "--weights", &w]),
+            format!("--weights {w} is also --init-weights {w}"),
+        ),
+        (
+            train(&["--resume", &w, "--weights", &w]),
+            format!("--weights {w} is also --resume {w}"),
+        ),
+        (
+            train(&["--results", &r, "--weights", &r]),
+            format!("--weights {r} is also --results {r}"),
+        ),
+        (train(&["--results", &folder]), "is a directory".into()),
+        (train(&["--results", &fifo]), "is not a regular file".into()),
+        (train(&["--results", &link]), "is a symbolic link".into()),
+        // --out's files are outputs too: its results.csv is the data here.
+        (
+            owned(&[&base[..], &["--data", &as_results, "--out", &out_dir]].concat()),
+            "is also --data".into(),
+        ),
+        (
+            owned(&["predict", "--weights", &w, "--data", &d, "--out", &d]),
+            format!("--out {d} is also --data {d}"),
+        ),
+        (
+            owned(&["predict", "--weights", &w, "--data", &d, "--scores", &w]),
+            format!("--scores {w} is also --weights {w}"),
+        ),
+    ];
+    // The --out case needs its data file under the output's name.
+    std::fs::copy(path("data.csv"), path("results.csv")).unwrap();
+    let files_with_results = listing();
+    for (args, needle) in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = gputrain(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        let first = stderr
+            .lines()
+            .find(|l| l.starts_with("error"))
+            .unwrap_or("");
+        assert!(
+            first.contains(needle.as_str()),
+            "{args:?}: {first:?} should say {needle:?}"
+        );
+        assert_eq!(before("data.csv"), data, "{args:?} changed the data");
+        assert_eq!(
+            before("w.safetensors"),
+            weights,
+            "{args:?} changed the weights"
+        );
+        assert_eq!(listing(), files_with_results, "{args:?} left files behind");
+    }
+    assert_eq!(before("results.csv"), data);
+    assert!(files.len() + 1 == files_with_results.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A legal file name of 250 bytes is written: the temporary name beside
+/// it stays within the file system's 255 bytes.
+#[test]
+fn a_long_output_name_is_written() {
+    let dir = temp_dir("long-name");
+    let name = format!("{}.csv", "r".repeat(246));
+    assert_eq!(name.len(), 250);
+    let results = dir.join(&name);
+    let out = gputrain(&[
+        "--task",
+        "xor",
+        "--networks",
+        "3",
+        "--epochs",
+        "5",
+        "-q",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&results).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the results file: {left:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
