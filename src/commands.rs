@@ -26,9 +26,76 @@ use std::path::PathBuf;
 /// Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells expect.
 pub const EXIT_INTERRUPTED: u8 = 130;
 
+/// The signal that asked the run to stop (0: none yet): set by the signal
+/// handler, read for the exit code, 128 + the signal as shells report it
+/// (130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+static STOP_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The exit code of a stopped run: 128 + the signal that stopped it.
+fn exit_stopped() -> u8 {
+    match STOP_SIGNAL.load(std::sync::atomic::Ordering::Relaxed) {
+        signal @ 1..=127 => 128 + signal as u8,
+        _ => EXIT_INTERRUPTED,
+    }
+}
+
+/// The first Ctrl-C, SIGTERM (Slurm's at a time limit or scancel) or
+/// SIGHUP asks the run to stop after the current chunk (outputs are still
+/// written, resumable); a second one ends the process at once.
+#[cfg(unix)]
+fn stop_on_signals() -> StopFlag {
+    use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
+    use std::sync::atomic::Ordering;
+    extern "C" fn on_signal(signal: nix::libc::c_int) {
+        // Only async-signal-safe work here: an atomic, and _exit.
+        if STOP_SIGNAL
+            .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst)
+            .is_err()
+        {
+            unsafe { nix::libc::_exit(128 + signal) };
+        }
+    }
+    let stop = StopFlag::new();
+    let action = SigAction::new(
+        SigHandler::Handler(on_signal),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only touches an atomic and calls _exit.
+        if let Err(e) = unsafe { sigaction(signal, &action) } {
+            eprintln!("note: {signal} will end the run without writing outputs ({e})");
+        }
+    }
+    // A watcher passes the signal on to the run and says so.
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            let signal = STOP_SIGNAL.load(Ordering::SeqCst);
+            if signal == 0 {
+                continue;
+            }
+            let name = Signal::try_from(signal).map_or("a signal", |s| s.as_str());
+            let what = match signal == nix::libc::SIGINT {
+                true => "interrupt".to_string(),
+                false => format!("{name} received"),
+            };
+            eprintln!(
+                "\n{what}: stopping after the current chunk and writing the outputs \
+                 (a second signal, or Ctrl-C again, quits at once)"
+            );
+            flag.request();
+            return;
+        }
+    });
+    stop
+}
+
 /// The first Ctrl-C asks the run to stop after the current chunk (outputs
 /// are still written); a second one ends the process at once.
-fn stop_on_ctrl_c() -> StopFlag {
+#[cfg(not(unix))]
+fn stop_on_signals() -> StopFlag {
     let stop = StopFlag::new();
     let flag = stop.clone();
     let installed = ctrlc::set_handler(move || {
@@ -81,7 +148,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
                     eprintln!("{message}");
                 }
             },
-            stop: stop_on_ctrl_c(),
+            stop: stop_on_signals(),
         },
     );
     line.finish();
@@ -100,7 +167,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(if summary.interrupted {
-        ExitCode::from(EXIT_INTERRUPTED)
+        ExitCode::from(exit_stopped())
     } else if passed {
         ExitCode::SUCCESS
     } else {

@@ -913,7 +913,14 @@ fn kernel_flag_selects_the_strategy_and_layered_passes_verify() {
 /// Starts a run that would take hours, sends SIGINT once it is under way,
 /// and checks the outputs record the epochs actually completed.
 fn interrupt_run(backend: &str) {
-    let dir = temp_dir(&format!("interrupt-{backend}"));
+    stop_run(backend, "INT", 130, "interrupt: stopping");
+}
+
+/// A run on `backend` stopped by `signal` (kill's name) after 3 s: exit
+/// `code`, `said` on stderr, and every output written with the epochs
+/// each network completed, the weights resumable.
+fn stop_run(backend: &str, signal: &str, code: i32, said: &str) {
+    let dir = temp_dir(&format!("stop-{signal}-{backend}"));
     let results = dir.join("results.csv");
     let weights = dir.join("weights.safetensors");
     let args = [
@@ -931,13 +938,10 @@ fn interrupt_run(backend: &str) {
         "--weights",
         weights.to_str().unwrap(),
     ];
-    let out = common::interrupted(&args, std::time::Duration::from_secs(3));
+    let out = common::signalled(signal, &args, std::time::Duration::from_secs(3));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{backend}: {stderr}");
-    assert!(
-        stderr.contains("interrupt: stopping"),
-        "{backend}: {stderr}"
-    );
+    assert_eq!(out.status.code(), Some(code), "{backend}: {stderr}");
+    assert!(stderr.contains(said), "{backend}: {stderr}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
     assert_eq!(json["interrupted"], true, "{json}");
     // The fewest any network completed: none for the CPU reference, whose
@@ -978,6 +982,15 @@ fn ctrl_c_on_the_cpu_writes_outputs_with_epochs_completed_and_exits_130() {
 #[test]
 fn ctrl_c_on_the_simd_trainer_writes_outputs_with_epochs_completed_and_exits_130() {
     interrupt_run("simd");
+}
+
+/// Slurm's SIGTERM (at a job's time limit, on scancel) is a first Ctrl-C:
+/// the work is kept, exit 143 (128 + 15); SIGHUP alike with 129.
+#[test]
+fn sigterm_keeps_the_work_as_ctrl_c_does_and_exits_143() {
+    stop_run("simd", "TERM", 143, "SIGTERM received: stopping");
+    stop_run("gpu", "TERM", 143, "SIGTERM received: stopping");
+    stop_run("cpu", "HUP", 129, "SIGHUP received: stopping");
 }
 
 /// `--backend auto` trains on a hardware GPU when wgpu's choice is one,

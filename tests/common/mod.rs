@@ -444,6 +444,12 @@ pub fn run_err(args: &[&str], code: i32) -> String {
 /// Starts gputrain with `args` (outputs discarded but stderr), sends it
 /// SIGINT (Ctrl-C) after `after`, and waits for it to end.
 pub fn interrupted(args: &[&str], after: std::time::Duration) -> Output {
+    signalled("INT", args, after)
+}
+
+/// Runs gputrain with `args`, sends it `signal` (kill's name: INT, TERM,
+/// HUP) after `after`, and waits for it to end.
+pub fn signalled(signal: &str, args: &[&str], after: std::time::Duration) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_gputrain"))
         .args(args)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
@@ -453,11 +459,11 @@ pub fn interrupted(args: &[&str], after: std::time::Duration) -> Output {
         .expect("start gputrain");
     std::thread::sleep(after);
     let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args([&format!("-{signal}"), &child.id().to_string()])
         .status()
         .expect("run kill");
-    assert!(sent.success(), "kill -INT {}", child.id());
+    assert!(sent.success(), "kill -{signal} {}", child.id());
     child
         .wait_with_output()
-        .expect("gputrain ends after Ctrl-C")
+        .expect("gputrain ends after the signal")
 }
