@@ -537,6 +537,18 @@ impl Drop for RemoveOnDrop {
 
 /// Runs `gputrain merge`: joins shard directories into one run's files.
 pub fn merge(args: &MergeArgs) -> Result<ExitCode, Error> {
+    if let Some(shard) = args
+        .shards
+        .iter()
+        .find(|shard| crate::output::same_path(shard, &args.out))
+    {
+        return Err(Error::Config(format!(
+            "--out {} is also the shard {}: the merged files would replace that shard's; \
+             give merge a directory of its own",
+            args.out.display(),
+            shard.display()
+        )));
+    }
     let summary = crate::sweep::merge::merge(&args.shards, &args.out)?;
     if !args.quiet {
         let text = match args.json {

@@ -34,6 +34,12 @@ fn identity(path: &Path) -> PathBuf {
     }
 }
 
+/// Whether `a` and `b` name one file or directory (canonicalised, links
+/// followed; a new name by its directory's canonical path).
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    identity(a) == identity(b)
+}
+
 /// Checks, before any work, a command's outputs against its inputs and
 /// against each other, each named by the flag that gave it: no output is
 /// an input (canonicalised, links followed), no two outputs are one file,

@@ -448,6 +448,29 @@ fn bad_sweeps_shards_and_merges_get_one_clear_error() {
         "fingerprint",
         &merged,
     );
+    // Into one of its own shards: refused before anything is read, the
+    // shard as it was.
+    let shard_files = |d: &Path| -> Vec<(std::ffi::OsString, Vec<u8>)> {
+        let mut files: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.file_name(), std::fs::read(e.path()).unwrap())
+            })
+            .collect();
+        files.sort();
+        files
+    };
+    let before = shard_files(&b);
+    let b_again = format!("{}/.", b.display());
+    let result = gputrain(&["merge", "--out", &b_again, arg(&a), arg(&b), arg(&c)]);
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is also the shard") && stderr.contains("its own"),
+        "{stderr}"
+    );
+    assert_eq!(shard_files(&b), before, "the shard changed");
     // The same configuration trained on another backend: not the same
     // bytes, so refused, and no directory left behind.
     let gpu = dir.join("s1of3-gpu");
