@@ -655,11 +655,17 @@ pub struct OutputArgs {
     /// merge` joins shards' directories into the same files.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["results", "weights", "history_out", "history_csv", "groups"])]
     pub out: Option<PathBuf>,
+    /// With --out: replace the files of an earlier run in the directory
+    /// (those this run does not write are removed once it has finished);
+    /// without it a directory holding a run's files is refused.
+    #[arg(long, requires = "out")]
+    pub overwrite: bool,
 }
 
 impl Default for OutputArgs {
     fn default() -> Self {
         Self {
+            overwrite: false,
             results: None,
             weights: None,
             json: false,

@@ -282,6 +282,25 @@ fn check_train_paths(args: &TrainArgs, paths: &OutputPaths, models: usize) -> Re
     crate::output::check_distinct(&inputs, &outputs)
 }
 
+/// Whether this run wrote `path` (one of its outputs).
+fn written(paths: &OutputPaths, path: &std::path::Path, models: usize) -> bool {
+    let models = models.max(1);
+    let mut outputs = vec![
+        &paths.results,
+        &paths.groups,
+        &paths.history_out,
+        &paths.history_csv,
+        &paths.summary,
+        &paths.run,
+    ]
+    .into_iter()
+    .flatten()
+    .cloned()
+    .collect::<Vec<PathBuf>>();
+    outputs.extend((0..models).filter_map(|k| paths.weights_file(k, models)));
+    outputs.iter().any(|o| o == path)
+}
+
 /// [`train_with`]'s work.
 fn train_run(
     args: &TrainArgs,
@@ -318,11 +337,25 @@ fn train_run(
     }
     let paths = output_paths(args, scratch)?;
     check_train_paths(args, &paths, sweep.models())?;
+    // An --out directory belongs to one run: its lock for the run's
+    // lifetime, and an earlier run's files only replaced on --overwrite.
+    let mut lock = None;
+    let mut earlier = Vec::new();
     if let Some(dir) = &out.out {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io {
             path: dir.clone(),
             source: e,
         })?;
+        lock = Some(crate::output::DirLock::acquire(dir)?);
+        earlier = crate::output::run_files_in(dir);
+        if !earlier.is_empty() && !out.overwrite {
+            return Err(Error::Config(format!(
+                "--out {} already holds a run's files ({}): give --overwrite to replace them, \
+                 or choose another --out",
+                dir.display(),
+                earlier.join(", ")
+            )));
+        }
     }
     paths.check()?;
     if let Some(plot) = &out.plot {
@@ -388,6 +421,16 @@ fn train_run(
     };
     let passed = finished.passed;
     let summary = finished.persist()?;
+    // --overwrite: the earlier run's files this run did not write go.
+    if let Some(dir) = &out.out {
+        for name in &earlier {
+            let path = dir.join(name);
+            if !written(&paths, &path, sweep.models()) {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+    drop(lock);
     if let (Some(path), Some(points)) = (&out.plot, &summary.history) {
         let curves = crate::plot::Curves {
             points: points.clone(),

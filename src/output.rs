@@ -34,6 +34,103 @@ fn identity(path: &Path) -> PathBuf {
     }
 }
 
+/// The lock file a run holds in its `--out` directory.
+pub const LOCK_FILE: &str = ".gputrain.lock";
+
+/// A run's hold on its `--out` directory: [`LOCK_FILE`] created
+/// exclusively, holding the process id and the host; removed when
+/// dropped. A lock whose process is gone (on this host) is stale and
+/// taken over.
+pub struct DirLock {
+    path: PathBuf,
+}
+
+/// This host's name (Linux; empty elsewhere).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+impl DirLock {
+    pub fn acquire(dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(LOCK_FILE);
+        let host = host_name();
+        for _ in 0..2 {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    writeln!(file, "{} {host}", std::process::id())
+                        .map_err(|e| io_error(&path, e))?;
+                    return Ok(Self { path });
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                    let mut words = holder.split_whitespace();
+                    let (pid, on) = (words.next().unwrap_or("?"), words.next().unwrap_or(""));
+                    let gone =
+                        on == host && !host.is_empty() && !Path::new("/proc").join(pid).exists();
+                    if gone {
+                        let _ = std::fs::remove_file(&path);
+                        continue;
+                    }
+                    return Err(Error::Config(format!(
+                        "--out {} is in use by another run (process {pid}{}): wait for it to \
+                         finish or choose another --out (if no run is using it, remove {})",
+                        dir.display(),
+                        match on.is_empty() {
+                            true => String::new(),
+                            false => format!(" on {on}"),
+                        },
+                        path.display()
+                    )));
+                }
+                Err(e) => return Err(io_error(&path, e)),
+            }
+        }
+        Err(Error::Config(format!(
+            "--out {}: cannot take its lock {}",
+            dir.display(),
+            path.display()
+        )))
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Whether `name` is one a run writes into an `--out` directory.
+pub fn is_run_file(name: &str) -> bool {
+    const NAMES: [&str; 6] = [
+        "results.csv",
+        "groups.csv",
+        "summary.json",
+        "run.json",
+        "history.safetensors",
+        "history.csv",
+    ];
+    NAMES.contains(&name) || (name.starts_with("weights") && name.ends_with(".safetensors"))
+}
+
+/// The files of a run already in `dir`, by name, sorted.
+pub fn run_files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| is_run_file(n))
+        .collect();
+    names.sort();
+    names
+}
+
 /// Whether `a` and `b` name one file or directory (canonicalised, links
 /// followed; a new name by its directory's canonical path).
 pub fn same_path(a: &Path, b: &Path) -> bool {

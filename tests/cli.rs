@@ -1728,3 +1728,101 @@ fn a_long_output_name_is_written() {
     assert_eq!(left.len(), 1, "only the results file: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An --out directory belongs to one run: a second run is refused while
+/// the first holds its lock (a lock whose process is gone is taken
+/// over), an earlier run's files only give way to --overwrite, which then
+/// removes the ones the new run does not write, and no lock is left.
+#[test]
+fn an_out_directory_belongs_to_one_run() {
+    let dir = temp_dir("out-owner");
+    let out = dir.join("run");
+    let o = out.to_str().unwrap();
+    let base = [
+        "--task",
+        "xor",
+        "--networks",
+        "4",
+        "--epochs",
+        "5",
+        "-q",
+        "--out",
+        o,
+    ];
+    let with = |extra: &[&str]| gputrain(&[&base[..], extra].concat());
+    let names = || {
+        let mut n: Vec<String> = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    let first = with(&["--history", "1"]);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let after_first = names();
+    assert!(
+        after_first.contains(&"history.csv".to_string()),
+        "{after_first:?}"
+    );
+    assert!(
+        !after_first.contains(&".gputrain.lock".to_string()),
+        "{after_first:?}"
+    );
+    let results = std::fs::read(out.join("results.csv")).unwrap();
+    // A rerun without --overwrite: refused, nothing changed.
+    let again = with(&[]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("already holds a run's files (")
+            && stderr.contains("history.csv")
+            && stderr.contains("--overwrite"),
+        "{stderr}"
+    );
+    assert_eq!(names(), after_first);
+    assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), results);
+    // Held by a live process (pid 1 on this host): refused at once.
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let lock = out.join(".gputrain.lock");
+    std::fs::write(&lock, format!("1 {}", host.trim())).unwrap();
+    let held = with(&["--overwrite"]);
+    let stderr = String::from_utf8_lossy(&held.stderr);
+    assert_eq!(held.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another run (process 1 on"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(out.join("results.csv")).unwrap(), results);
+    // A stale lock (no such process) is taken over; --overwrite replaces
+    // the files and removes the curves this run does not record.
+    std::fs::write(&lock, format!("4000000000 {}", host.trim())).unwrap();
+    let replaced = with(&["--overwrite", "--seed", "3"]);
+    assert!(
+        replaced.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replaced.stderr)
+    );
+    let now = names();
+    assert!(!now.contains(&"history.csv".to_string()), "{now:?}");
+    assert!(!now.contains(&"history.safetensors".to_string()), "{now:?}");
+    assert!(!now.contains(&".gputrain.lock".to_string()), "{now:?}");
+    assert!(now.contains(&"results.csv".to_string()) && now.contains(&"run.json".to_string()));
+    assert_ne!(std::fs::read(out.join("results.csv")).unwrap(), results);
+    // --overwrite needs --out.
+    let alone = gputrain(&[
+        "--task",
+        "xor",
+        "--networks",
+        "4",
+        "--epochs",
+        "5",
+        "--overwrite",
+    ]);
+    assert_eq!(alone.status.code(), Some(2));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -74,6 +74,7 @@ def train(
     plot: Union[_Path, None] = None,
     groups: Union[_Path, None] = None,
     out: Union[_Path, None] = None,
+    overwrite: bool = False,
     # Device
     backend: Literal["auto", "gpu", "simd", "cpu"] = "auto",
     threads: Union[int, None] = None,  # one per core

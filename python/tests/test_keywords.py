@@ -101,6 +101,10 @@ CASES = {
     "plot": lambda t, m: check_files(t, ["p.svg"], history=5, plot="p.svg"),
     "groups": lambda t, m: check_files(t, ["g.csv"], groups="g.csv"),
     "out": lambda t, m: check_files(t, ["d/results.csv", "d/summary.json"], out=t / "d"),
+    "overwrite": lambda t, m: (
+        run(out=t / "o"),
+        run(out=t / "o", overwrite=True, seed=3).networks == 4,
+    )[1],
     "backend": lambda t, m: run(backend="cpu").summary["strategy"] == "reference-f64",
     "threads": lambda t, m: "1 thread" in run(threads=1).summary["adapter"],
     "adapter": lambda t, m: run(backend="gpu", adapter=0).summary["backend"] == "gpu",
