@@ -112,7 +112,7 @@ pub struct BenchArgs {
     pub kernel: KernelFilter,
     /// Seconds each row's timed run may take; a row runs the workload's
     /// epochs or as many as fit [default: 10, or 0.5 with --quick].
-    #[arg(long, value_parser = positive_f64)]
+    #[arg(long, value_parser = positive_f64, allow_negative_numbers = true)]
     pub seconds: Option<f64>,
     /// No notes on stderr.
     #[arg(long, short)]
@@ -180,7 +180,16 @@ fn grid_of<T: Clone + Send + Sync + 'static>(
     move |s| parse(s).map(Grid)
 }
 
+/// An adapter by index or name substring; an empty name (which every
+/// adapter's name contains) is refused.
 fn parse_adapter(s: &str) -> Result<AdapterChoice, String> {
+    if s.trim().is_empty() {
+        return Err(
+            "an empty name matches every adapter: give an index or part of a name (see \
+             `gputrain adapters`)"
+                .to_string(),
+        );
+    }
     s.parse::<AdapterChoice>().map_err(|e| match e {})
 }
 

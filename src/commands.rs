@@ -7,11 +7,13 @@ use std::process::ExitCode;
 use crate::bench::{self, Report};
 use serde::Serialize;
 
-use crate::cli::{BenchArgs, DataCommandArgs, MergeArgs, PlotCommand, PredictArgs, TrainArgs};
+use crate::cli::{
+    AdapterArg, BenchArgs, DataCommandArgs, MergeArgs, PlotCommand, PredictArgs, TrainArgs,
+};
 use crate::data::load_prediction_csv;
 use crate::error::Error;
 use crate::evaluation::Score;
-use crate::gpu::list_adapters;
+use crate::gpu::{AdapterChoice, list_adapters};
 use crate::memory;
 use crate::output::check_writable;
 use crate::predict::{Ensemble, ScoreSummary};
@@ -387,12 +389,17 @@ fn train_run(
             args.device.adapter
         )));
     }
-    if several.is_some()
-        && matches!(
-            args.device.backend,
-            BackendChoice::Simd | BackendChoice::Cpu
-        )
-    {
+    let on_cpu = matches!(
+        args.device.backend,
+        BackendChoice::Simd | BackendChoice::Cpu
+    );
+    if on_cpu && several.is_none() && args.device.adapter != AdapterArg::One(AdapterChoice::Auto) {
+        return Err(Error::Config(format!(
+            "--adapter {} names a GPU, but --backend {} trains on the CPU: drop one of them",
+            args.device.adapter, args.device.backend
+        )));
+    }
+    if several.is_some() && on_cpu {
         return Err(Error::Config(format!(
             "--adapter {} splits the run over GPU devices, but --backend {} trains on the CPU",
             args.device.adapter, args.device.backend

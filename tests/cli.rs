@@ -315,6 +315,25 @@ fn bad_command_lines_get_one_clear_error() {
     assert_rejected(&["--lr", "-1"], 2, "--lr");
     assert_rejected(&["--lr", "NaN"], 2, "--lr");
     assert_rejected(&["--lr", "5..0.05"], 2, "smaller rate to the larger");
+    assert_rejected(&["--adapter", ""], 2, "an empty name matches every adapter");
+    assert_rejected(
+        &["--adapter", "99", "--backend", "cpu"],
+        2,
+        "--adapter 99 names a GPU, but --backend cpu trains on the CPU",
+    );
+    assert_rejected(
+        &["--adapter", "llvm", "--backend", "simd"],
+        2,
+        "but --backend simd trains on the CPU",
+    );
+    // A negative number is a value, not a flag.
+    let bench = gputrain(&["bench", "--seconds", "-1"]);
+    let stderr = String::from_utf8_lossy(&bench.stderr);
+    assert_eq!(bench.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("'-1' must be a finite number > 0"),
+        "{stderr}"
+    );
     // Rates float32 cannot hold: 0 (trains nothing), infinite, subnormal.
     assert_rejected(
         &["--lr", "1e-50"],
