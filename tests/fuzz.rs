@@ -315,3 +315,81 @@ proptest! {
         parse_and_configure(&args);
     }
 }
+
+/// Two shards of one small run (xor, 6 networks, 2 shards), made once by
+/// the binary.
+fn shard_pair() -> &'static (PathBuf, PathBuf) {
+    static SHARDS: std::sync::OnceLock<(PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    SHARDS.get_or_init(|| {
+        let dirs = (scratch("shard-0"), scratch("shard-1"));
+        for (i, dir) in [&dirs.0, &dirs.1].into_iter().enumerate() {
+            let _ = std::fs::remove_dir_all(dir);
+            let shard = format!("{i}/2");
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_gputrain"))
+                .args(["--task", "xor", "--networks", "6", "--epochs", "5", "-q"])
+                .args(["--shard", &shard, "--out", dir.to_str().unwrap()])
+                .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        dirs
+    })
+}
+
+/// The numbers of a run.json an edit may change, as JSON pointers.
+const RUN_FIELDS: [&str; 9] = [
+    "/shard/0",
+    "/shard/1",
+    "/ids/0",
+    "/ids/1",
+    "/networks",
+    "/points",
+    "/replicates",
+    "/models/0/ids/0",
+    "/models/0/ids/1",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// merge reads a shard whose run.json had its numbers edited: a
+    /// merge or an error, never a panic.
+    #[test]
+    fn merge_never_panics_on_an_edited_run_json(
+        edits in proptest::collection::vec(
+            (0..RUN_FIELDS.len(), prop_oneof![
+                Just(0u64), Just(1), Just(2), Just(3), Just(5), Just(6), Just(7),
+                Just(u32::MAX as u64), Just(u64::MAX), any::<u64>(),
+            ]),
+            1..4,
+        ),
+        case in any::<u32>(),
+    ) {
+        let (first, second) = shard_pair();
+        let dir = scratch(&format!("edited-{case}"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for entry in std::fs::read_dir(first).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), dir.join(entry.file_name())).unwrap();
+        }
+        let run = dir.join("run.json");
+        let mut json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&run).unwrap()).unwrap();
+        for (field, value) in &edits {
+            if let Some(slot) = json.pointer_mut(RUN_FIELDS[*field]) {
+                *slot = serde_json::Value::from(*value);
+            }
+        }
+        std::fs::write(&run, json.to_string()).unwrap();
+        let out = scratch(&format!("merged-{case}"));
+        let _ = gputrain::sweep::merge::merge(&[dir.clone(), second.clone()], &out);
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_dir_all(&out);
+    }
+}

@@ -61,6 +61,9 @@ impl ShardDir {
                 format!("has format '{}', not {RUN_FORMAT}", record.format),
             ));
         }
+        record
+            .check()
+            .map_err(|why| bad(&dir.join(RUN_FILE), format!("{why} (edited or damaged?)")))?;
         let summary = read_json(dir, SUMMARY_FILE)?;
         Ok(Self {
             dir: dir.to_path_buf(),

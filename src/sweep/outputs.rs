@@ -126,6 +126,48 @@ pub struct RunRecord {
 pub const RUN_FORMAT: &str = "gputrain-run-1";
 
 impl RunRecord {
+    /// What a run.json gputrain wrote always satisfies, whatever the run:
+    /// the reason it does not (an edited or damaged file), so that merge
+    /// refuses it instead of failing on the way.
+    pub fn check(&self) -> Result<(), String> {
+        let [index, count] = self.shard;
+        if count == 0 || index >= count {
+            return Err(format!("says shard {index}/{count}, which no run writes"));
+        }
+        if self.points == 0 || self.replicates == 0 {
+            return Err(format!(
+                "says {} grid points of {} replicates: both are at least 1",
+                self.points, self.replicates
+            ));
+        }
+        if self.points.checked_mul(self.replicates) != Some(self.networks) {
+            return Err(format!(
+                "says {} networks, but {} points x {} replicates",
+                self.networks, self.points, self.replicates
+            ));
+        }
+        let [first, end] = self.ids;
+        if first > end || end > self.networks {
+            return Err(format!(
+                "says it holds ids {first}..{end} of {} networks",
+                self.networks
+            ));
+        }
+        for m in &self.models {
+            let [a, b] = m.ids;
+            if a > b || b > self.networks {
+                return Err(format!(
+                    "says its weights file {} holds ids {a}..{b} of {} networks",
+                    m.file, self.networks
+                ));
+            }
+        }
+        if self.weights && self.models.is_empty() {
+            return Err("says it has weights but names no weights file".to_string());
+        }
+        Ok(())
+    }
+
     pub fn of(sweep: &Sweep, shard: Shard, range: &Range<usize>, paths: &OutputPaths) -> Self {
         let models = sweep.models();
         Self {
