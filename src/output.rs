@@ -434,6 +434,22 @@ impl TensorFile {
             Ok(serde_json::Value::Object(map)) => map,
             _ => return Err(bad("its header is not a JSON object")),
         };
+        // Every tensor's data must be in the file: a truncated file is
+        // named as one, not met as a short read halfway through a merge.
+        let end = header
+            .values()
+            .filter_map(|t| t.get("data_offsets")?.as_array()?.get(1)?.as_u64())
+            .max()
+            .unwrap_or(0);
+        let data = size - 8 - length;
+        if end > data {
+            return Err(Error::Merge {
+                path: path.to_path_buf(),
+                message: format!(
+                    "is truncated: its tensors need {end} bytes of data, the file holds {data}"
+                ),
+            });
+        }
         Ok(Self {
             path: path.to_path_buf(),
             file,

@@ -1152,7 +1152,10 @@ pub fn read(path: &Path, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
 /// in bounded memory. The files must record the same model, settings and
 /// backend; the merged file's epochs are the fewest any part completed.
 /// Returns the complete file, not yet in place.
-pub fn merge_files(out: &Path, parts: &[PathBuf]) -> Result<TemporaryFile, Error> {
+pub fn merge_files(out: &Path, parts: &[(PathBuf, usize)]) -> Result<TemporaryFile, Error> {
+    let expected: Vec<usize> = parts.iter().map(|(_, n)| *n).collect();
+    let parts: Vec<PathBuf> = parts.iter().map(|(p, _)| p.clone()).collect();
+    let parts = &parts[..];
     use crate::output::TensorFile;
     let files: Vec<TensorFile> = parts
         .iter()
@@ -1176,7 +1179,7 @@ pub fn merge_files(out: &Path, parts: &[PathBuf]) -> Result<TemporaryFile, Error
     let varying = ["epochs", "interrupted"];
     let mut fewest = u64::MAX;
     let mut networks = 0usize;
-    for (file, path) in files.iter().zip(parts) {
+    for (i, (file, path)) in files.iter().zip(parts).enumerate() {
         for (key, value) in first.metadata_map() {
             let key = key.as_str();
             if !varying.contains(&key) && file.metadata(key) != Some(value.as_str()) {
@@ -1194,6 +1197,13 @@ pub fn merge_files(out: &Path, parts: &[PathBuf]) -> Result<TemporaryFile, Error
         let epochs = file.metadata("epochs").and_then(|e| e.parse::<u64>().ok());
         fewest = fewest.min(epochs.ok_or_else(|| bad(path, "has no epochs metadata".into()))?);
         let rows = file.rows(&tensors[0].0)?;
+        let says = expected[i];
+        if rows != says {
+            return Err(bad(
+                path,
+                format!("holds {rows} networks, but its shard's run.json says {says}"),
+            ));
+        }
         for (name, dtype, shape, _) in &tensors {
             let (d, s, _, _) = file.tensor_info(name)?;
             if &d != dtype || s[1..] != shape[..] || s[0] != rows {

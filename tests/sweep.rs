@@ -471,6 +471,46 @@ fn bad_sweeps_shards_and_merges_get_one_clear_error() {
         "{stderr}"
     );
     assert_eq!(shard_files(&b), before, "the shard changed");
+    // A shard whose weights file is cut short, and one whose weights hold
+    // another count of networks than its run.json (shard 0/2's three in
+    // place of 1/3's two): each named, nothing merged.
+    let copy_of = |from: &Path, name: &str| {
+        let to = dir.join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+        to
+    };
+    let cut = copy_of(&b, "cut");
+    let weights = cut.join("weights.safetensors");
+    let len = std::fs::metadata(&weights).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&weights)
+        .unwrap()
+        .set_len(len - 40)
+        .unwrap();
+    assert_refused(
+        &["merge", "--out", m, arg(&a), arg(&cut), arg(&c)],
+        1,
+        "weights.safetensors: is truncated: its tensors need",
+        &merged,
+    );
+    let half = shard(0, 2, "0.5");
+    let swapped = copy_of(&b, "swapped");
+    std::fs::copy(
+        half.join("weights.safetensors"),
+        swapped.join("weights.safetensors"),
+    )
+    .unwrap();
+    assert_refused(
+        &["merge", "--out", m, arg(&a), arg(&swapped), arg(&c)],
+        1,
+        "holds 3 networks, but its shard's run.json says 2",
+        &merged,
+    );
     // The same configuration trained on another backend: not the same
     // bytes, so refused, and no directory left behind.
     let gpu = dir.join("s1of3-gpu");

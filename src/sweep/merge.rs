@@ -381,10 +381,14 @@ pub fn join(
         let Some(out) = paths.weights_file(k, models) else {
             break;
         };
-        let parts: Vec<PathBuf> = shards
+        // Each part with the networks its shard's run.json says it holds.
+        let parts: Vec<(PathBuf, usize)> = shards
             .iter()
             .filter(|s| s.record.ids[0].max(model.ids[0]) < s.record.ids[1].min(model.ids[1]))
-            .map(|s| s.dir.join(&model.file))
+            .map(|s| {
+                let held = s.record.ids[1].min(model.ids[1]) - s.record.ids[0].max(model.ids[0]);
+                (s.dir.join(&model.file), held)
+            })
             .collect();
         if !parts.is_empty() {
             files.push(crate::weights::merge_files(&out, &parts)?);
