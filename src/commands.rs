@@ -263,21 +263,11 @@ fn check_train_paths(args: &TrainArgs, paths: &OutputPaths, models: usize) -> Re
         true => "--out".to_string(),
         false => given.to_string(),
     };
-    let mut outputs: Vec<(String, PathBuf)> = Vec::new();
-    let mut add = |given: &str, path: &Option<PathBuf>| {
-        if let Some(path) = path {
-            outputs.push((flag(given), path.clone()));
-        }
-    };
-    add("--results", &paths.results);
-    for k in 0..models.max(1) {
-        add("--weights", &paths.weights_file(k, models.max(1)));
-    }
-    add("--groups", &paths.groups);
-    add("--history-out", &paths.history_out);
-    add("--history-csv", &paths.history_csv);
-    add("--out", &paths.summary);
-    add("--out", &paths.run);
+    let mut outputs: Vec<(String, PathBuf)> = paths
+        .files(models)
+        .into_iter()
+        .map(|(given, path)| (flag(given), path))
+        .collect();
     if let Some(plot) = &out.plot {
         outputs.push(("--plot".to_string(), plot.clone()));
     }
@@ -286,21 +276,7 @@ fn check_train_paths(args: &TrainArgs, paths: &OutputPaths, models: usize) -> Re
 
 /// Whether this run wrote `path` (one of its outputs).
 fn written(paths: &OutputPaths, path: &std::path::Path, models: usize) -> bool {
-    let models = models.max(1);
-    let mut outputs = vec![
-        &paths.results,
-        &paths.groups,
-        &paths.history_out,
-        &paths.history_csv,
-        &paths.summary,
-        &paths.run,
-    ]
-    .into_iter()
-    .flatten()
-    .cloned()
-    .collect::<Vec<PathBuf>>();
-    outputs.extend((0..models).filter_map(|k| paths.weights_file(k, models)));
-    outputs.iter().any(|o| o == path)
+    paths.files(models).iter().any(|(_, file)| file == path)
 }
 
 /// [`train_with`]'s work.

@@ -79,6 +79,29 @@ impl OutputPaths {
     }
 
     /// Checks, before any work, that every output can be created.
+    /// Every file these paths write for a run of `models` models, each
+    /// with the flag that names it: the one list the checks before a run
+    /// and `--overwrite`'s clean-up read.
+    pub fn files(&self, models: usize) -> Vec<(&'static str, PathBuf)> {
+        let models = models.max(1);
+        let mut files = Vec::new();
+        let mut add = |flag: &'static str, path: Option<PathBuf>| {
+            if let Some(path) = path {
+                files.push((flag, path));
+            }
+        };
+        add("--results", self.results.clone());
+        for k in 0..models {
+            add("--weights", self.weights_file(k, models));
+        }
+        add("--groups", self.groups.clone());
+        add("--history-out", self.history_out.clone());
+        add("--history-csv", self.history_csv.clone());
+        add("--out", self.summary.clone());
+        add("--out", self.run.clone());
+        files
+    }
+
     pub fn check(&self) -> Result<(), Error> {
         let all = [
             &self.results,
