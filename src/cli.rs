@@ -475,7 +475,7 @@ pub struct TrainingArgs {
     /// Learning rate; a list 0.1,0.5,2 or a log grid 0.05..5:8 is a grid
     /// axis; 0.05..5 without a count spreads rates log-evenly over each
     /// point's networks [default: 0.5, or the rates in --init-weights].
-    #[arg(long, value_parser = grid_of(axis::learning_rates))]
+    #[arg(long, value_parser = grid_of(axis::learning_rates), allow_hyphen_values = true)]
     pub lr: Option<Grid<LearningRate>>,
     /// Initialisation: xavier, he (for ReLU), uniform:A, or tutorial (seed
     /// 003's weights); a list such as uniform:0.5,1,2 or uniform:0.1..10:5
@@ -525,21 +525,21 @@ pub struct OptimizerArgs {
     /// [default: 0], in [0, 1).
     /// Like every number below, a list (0.5,0.9) or log grid (0.5..0.99:4)
     /// is a grid axis.
-    #[arg(long, value_name = "MU", value_parser = grid_of(axis::numbers))]
+    #[arg(long, value_name = "MU", value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
     pub momentum: Option<Grid<f64>>,
     /// The first-moment decay of adam and adamw, in [0, 1) [default: 0.9].
-    #[arg(long, value_parser = grid_of(axis::numbers))]
+    #[arg(long, value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
     pub beta1: Option<Grid<f64>>,
     /// The second-moment decay of adam and adamw, in [0, 1) [default:
     /// 0.999].
-    #[arg(long, value_parser = grid_of(axis::numbers))]
+    #[arg(long, value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
     pub beta2: Option<Grid<f64>>,
     /// The denominator term of adam, adamw and rmsprop, > 0 [default:
     /// 1e-8].
-    #[arg(long, value_parser = grid_of(axis::numbers))]
+    #[arg(long, value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
     pub eps: Option<Grid<f64>>,
     /// RMSprop's smoothing constant, in [0, 1] [default: 0.99].
-    #[arg(long, value_parser = grid_of(axis::numbers))]
+    #[arg(long, value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
     pub alpha: Option<Grid<f64>>,
     /// RMSprop: divide by the centered second moment (the gradient's
     /// variance estimate), as PyTorch's centered=True.
@@ -548,7 +548,7 @@ pub struct OptimizerArgs {
     /// L2 decay: L * p added to every gradient (PyTorch's weight_decay),
     /// or with adamw decoupled, p scaled by 1 - lr L each step [default:
     /// 0; adamw 0.01].
-    #[arg(long, value_name = "L", value_parser = grid_of(axis::numbers))]
+    #[arg(long, value_name = "L", value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
     pub weight_decay: Option<Grid<f64>>,
 }
 
@@ -1202,9 +1202,12 @@ impl TrainArgs {
             ));
         }
         let range = spec.target_rule().with_classes(classes);
+        let load = |flag: &str, path: &std::path::Path| {
+            load_csv(path, inputs, outputs, range).map_err(|e| layers_against(e, flag, &spec))
+        };
         let data = match (arrays, &self.data.data) {
             (Some(a), _) => a.to_dataset(inputs, outputs, range)?,
-            (None, Some(path)) => load_csv(path, inputs, outputs, range)?,
+            (None, Some(path)) => load("--data", path)?,
             (None, None) => {
                 let task = task.unwrap_or(Task::Tutorial);
                 let holdout = self.data.holdout.is_some();
@@ -1216,7 +1219,7 @@ impl TrainArgs {
                 let eval = a.to_dataset(inputs, outputs, range)?;
                 (data, Some(eval))
             }
-            (None, Some(path), _) => (data, Some(load_csv(path, inputs, outputs, range)?)),
+            (None, Some(path), _) => (data, Some(load("--eval-data", path)?)),
             (None, None, Some(fraction)) => {
                 let seed = self.data.drawn.data_seed.unwrap_or(0);
                 let (train, held) = data.hold_out(fraction, seed)?;
@@ -1275,5 +1278,33 @@ impl TrainArgs {
         };
         config.validate()?;
         Ok(config)
+    }
+}
+
+/// A data file whose width disagrees with the networks' shape, as the
+/// usage error it is: `--layers` and the file's flag both named.
+fn layers_against(error: crate::Error, flag: &str, spec: &ModelSpec) -> crate::Error {
+    match error {
+        crate::Error::DataWidth {
+            origin,
+            line,
+            columns,
+            inputs,
+            targets,
+            expected,
+        } => crate::Error::Config(format!(
+            "--layers {} takes {inputs} inputs and gives {} outputs, so {flag} {} needs \
+             {inputs} inputs + {targets}{} = {expected} columns, but its line {line} has \
+             {columns}",
+            spec.topology,
+            spec.topology.outputs(),
+            origin.display(),
+            if targets.contains("class") {
+                " (--targets class)"
+            } else {
+                ""
+            },
+        )),
+        other => other,
     }
 }

@@ -214,6 +214,7 @@ pub fn train_with(
     scratch: Option<&std::path::Path>,
     hooks: Hooks,
 ) -> Result<Trained, Error> {
+    crate::gpu::device::check_environment()?;
     let created = args.output.out.as_ref().filter(|dir| !dir.exists());
     let result = train_run(args, sweep, scratch, hooks);
     if let (Err(_), Some(dir)) = (&result, created) {
@@ -589,6 +590,7 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode, Error> {
 /// Runs `gputrain bench`: measures every row, then prints the table (or
 /// JSON) on stdout; what it is measuring goes to stderr.
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
+    crate::gpu::device::check_environment()?;
     let suite = args.to_suite()?;
     let setup = args.peer_setup();
     if let Some(setup) = &setup {
@@ -701,6 +703,7 @@ pub fn adapters_json() -> Vec<serde_json::Value> {
 
 /// Runs `gputrain adapters`.
 pub fn adapters(json: bool) -> Result<ExitCode, Error> {
+    crate::gpu::device::check_environment()?;
     if json {
         println!("{}", serde_json::Value::Array(adapters_json()));
         return Ok(ExitCode::SUCCESS);
@@ -753,6 +756,7 @@ pub struct PredictSummary {
 /// (or their ensemble's) as CSV, and with targets their scores. Output
 /// files are written whole or not at all.
 pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
+    crate::gpu::device::check_environment()?;
     if args.json && args.out.is_none() {
         return Err(Error::Config(
             "--json needs --out FILE.csv: without it the predictions go to standard output".into(),

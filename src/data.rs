@@ -765,14 +765,26 @@ pub fn parse_csv(
         }
         if record.len() != expected {
             let targets = match rule.classes {
-                true => "1 class column (--targets class)".to_string(),
+                true => "1 class column".to_string(),
                 false => format!("{outputs} targets"),
             };
+            if x.is_empty() {
+                // The first data row: the file and the networks disagree.
+                return Err(Error::DataWidth {
+                    origin: path.to_path_buf(),
+                    line,
+                    columns: record.len(),
+                    inputs,
+                    targets,
+                    expected,
+                });
+            }
             return Err(Error::data(
                 path,
                 Some(line),
                 format!(
-                    "has {} columns, but {inputs} inputs + {targets} need {expected}",
+                    "has {} columns, but {inputs} inputs + {targets} need {expected} (as the \
+                     rows above)",
                     record.len()
                 ),
             ));

@@ -19,6 +19,21 @@ pub enum Error {
         message: String,
     },
 
+    /// A data file whose first row is not as wide as the networks need
+    /// (the networks' shape and the file disagree: a face names the
+    /// setting that gave the shape). Later rows of another width are
+    /// [`Error::Data`].
+    #[error("{}:{line}: has {columns} columns, but {inputs} inputs + {targets} need {expected}", origin.display())]
+    DataWidth {
+        origin: PathBuf,
+        line: usize,
+        columns: usize,
+        inputs: usize,
+        /// What the targets take: "2 targets", "1 class column".
+        targets: String,
+        expected: usize,
+    },
+
     /// A shard directory or file that `merge` cannot join.
     #[error("merge: {}: {message}", path.display())]
     Merge { path: PathBuf, message: String },

@@ -1037,9 +1037,12 @@ impl WeightsReader {
     /// Reads networks `first..first + learning_rates.len()` into `params`
     /// (their vectors back to back) and `learning_rates`, and for a resumed
     /// run `resume`'s state, epochs and target epochs. A non-finite value
-    /// is refused, naming the network and tensor, except in the parameters
-    /// and state of a resumed run (a diverged network's, kept as they
-    /// were).
+    /// is refused, naming the network and tensor, except in a resumed
+    /// network that diverged: one whose parameters hold a non-finite value
+    /// (kept as they were, with its state). Training never leaves a
+    /// non-finite optimizer state beside finite parameters (the step that
+    /// makes a moment or buffer NaN or inf makes the parameter so too), so
+    /// that is refused as damage.
     pub fn read_block(
         &mut self,
         first: usize,
@@ -1058,6 +1061,10 @@ impl WeightsReader {
             message: format!("holds the non-finite value {v} in '{name}' of network {index}"),
         };
         let resuming = resume.is_some();
+        // Per network: a parameter is non-finite (it diverged), and the
+        // first non-finite state value, with its tensor.
+        let mut diverged = vec![false; count];
+        let mut bad_state: Vec<Option<(String, f64)>> = vec![None; count];
         for t in 0..self.slots.len() {
             let (slot, at, dtype) = &self.slots[t];
             let (values, per_network, at, dtype) = (slot.values, slot.per_network(), *at, *dtype);
@@ -1087,11 +1094,30 @@ impl WeightsReader {
             let (into, stride, offset) = target;
             let may_be_non_finite = resuming && values != Values::LearningRate;
             for (n, chunk) in floats.chunks_exact(per_network).enumerate() {
-                if !may_be_non_finite && let Some(v) = chunk.iter().find(|v| !v.is_finite()) {
-                    return Err(non_finite(&name, first + n, *v));
+                if let Some(v) = chunk.iter().find(|v| !v.is_finite()) {
+                    match values {
+                        _ if !may_be_non_finite => return Err(non_finite(&name, first + n, *v)),
+                        Values::Params(_) => diverged[n] = true,
+                        _ => {
+                            bad_state[n].get_or_insert_with(|| (name.clone(), *v));
+                        }
+                    }
                 }
                 into[n * stride + offset..][..per_network].copy_from_slice(chunk);
             }
+        }
+        let damaged = bad_state.iter().zip(&diverged).enumerate();
+        let mut damaged = damaged
+            .filter_map(|(n, (bad, &diverged))| bad.as_ref().filter(|_| !diverged).map(|b| (n, b)));
+        if let Some((n, (name, v))) = damaged.next() {
+            return Err(Error::WeightsFile {
+                path: self.path.clone(),
+                message: format!(
+                    "holds the non-finite value {v} in '{name}' of network {}, whose parameters \
+                     are finite: training never leaves such a state (a damaged file)",
+                    first + n
+                ),
+            });
         }
         if let Some(r) = resume {
             let keep = self.resume.as_ref().is_some_and(|rec| rec.keep_targets);

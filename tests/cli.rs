@@ -313,6 +313,24 @@ fn bad_command_lines_get_one_clear_error() {
     );
     assert_rejected(&["--lr", "0"], 2, "--lr");
     assert_rejected(&["--lr", "-1"], 2, "--lr");
+    // A value that starts with '-' is the flag's value, not another flag.
+    assert_rejected(
+        &["--lr", "-1..5"],
+        2,
+        "--lr '-1..5': '-1': it must be a finite number > 0",
+    );
+    assert_rejected(
+        &[
+            "--optimizer",
+            "momentum",
+            "--momentum",
+            "-0.5,0.9",
+            "--networks",
+            "4",
+        ],
+        2,
+        "--momentum -0.5 must be in [0, 1)",
+    );
     assert_rejected(&["--lr", "NaN"], 2, "--lr");
     assert_rejected(&["--lr", "5..0.05"], 2, "smaller rate to the larger");
     assert_rejected(&["--adapter", ""], 2, "an empty name matches every adapter");
@@ -555,8 +573,11 @@ fn softmax_needs_its_loss_its_classes_and_distributions() {
     );
     rejected(
         softmax(&rows, &["--targets", "class"]),
-        1,
-        "rows.csv:1: has 5 columns, but 2 inputs + 1 class column (--targets class) need 3",
+        2,
+        &format!(
+            "--layers 2-4-3 takes 2 inputs and gives 3 outputs, so --data {rows} needs 2 \
+             inputs + 1 class column (--targets class) = 3 columns, but its line 1 has 5"
+        ),
     );
     assert_rejected(
         &[spirals[0], spirals[1], "--targets", "class"],
@@ -1844,4 +1865,163 @@ fn an_out_directory_belongs_to_one_run() {
     ]);
     assert_eq!(alone.status.code(), Some(2));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_data_file_of_another_width_than_the_layers_is_a_usage_error_naming_both() {
+    let dir = temp_dir("width");
+    let narrow = write(&dir, "narrow.csv", "x1,x2,y\n0,0,0\n1,1,1\n");
+    let good = write(&dir, "good.csv", "0,0,0\n1,1,1\n");
+    assert_rejected(
+        &["--data", &narrow, "--layers", "3-2-1"],
+        2,
+        &format!(
+            "--layers 3-2-1 takes 3 inputs and gives 1 outputs, so --data {narrow} needs 3 \
+             inputs + 1 targets = 4 columns, but its line 2 has 3"
+        ),
+    );
+    assert_rejected(
+        &["--data", &good, "--eval-data", &narrow, "--layers", "2-2-2"],
+        2,
+        &format!("so --data {good} needs 2 inputs + 2 targets = 4 columns, but its line 1 has 3"),
+    );
+    let wide = write(&dir, "wide.csv", "0,0,0,0\n");
+    assert_rejected(
+        &["--data", &good, "--eval-data", &wide, "--layers", "2-2-1"],
+        2,
+        &format!(
+            "so --eval-data {wide} needs 2 inputs + 1 targets = 3 columns, but its line 1 has 4"
+        ),
+    );
+    // A row unlike the rows above it is the file's fault: exit 1, its line.
+    let ragged = write(&dir, "ragged.csv", "0,0,0\n1,1,1,1\n");
+    assert_rejected(
+        &["--data", &ragged, "--layers", "2-2-1"],
+        1,
+        "ragged.csv:2: has 4 columns, but 2 inputs + 1 targets need 3 (as the rows above)",
+    );
+}
+
+#[test]
+fn a_misspelt_wgpu_environment_is_refused_whatever_the_backend() {
+    for backend in ["auto", "simd", "cpu", "gpu"] {
+        let out = common::gputrain_env(
+            &[
+                "--backend",
+                backend,
+                "--networks",
+                "2",
+                "--epochs",
+                "2",
+                "-q",
+            ],
+            &[("WGPU_BACKEND", "vulkn")],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--backend {backend}: {stderr}");
+        assert!(
+            stderr.starts_with("error: WGPU_BACKEND=vulkn names an unknown backend 'vulkn'"),
+            "--backend {backend}: {stderr}"
+        );
+        assert!(out.stdout.is_empty(), "--backend {backend}");
+    }
+    let out = common::gputrain_env(&["adapters"], &[("WGPU_POWER_PREF", "fastest")]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("WGPU_POWER_PREF=fastest is not low"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A valid one passes: the run trains on the CPU.
+    let out = common::gputrain_env(
+        &[
+            "--backend",
+            "simd",
+            "--networks",
+            "2",
+            "--epochs",
+            "2",
+            "-q",
+        ],
+        &[("WGPU_BACKEND", "vulkan")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_non_finite_optimizer_state_beside_finite_parameters_is_refused_on_resume() {
+    let dir = temp_dir("nanstate");
+    let path = dir.join("adam.safetensors");
+    let train = |extra: &[&str]| {
+        let args = [
+            &[
+                "--task",
+                "xor",
+                "--networks",
+                "3",
+                "--optimizer",
+                "adam",
+                "-q",
+            ][..],
+            extra,
+        ]
+        .concat();
+        gputrain(&args)
+    };
+    let out = train(&["--epochs", "5", "--weights", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metadata = metadata_of(&path);
+    let edit = |name: &str, network: usize, value: f64, tensors: &mut Vec<_>| {
+        let tensors: &mut Vec<(String, Vec<usize>, Vec<f64>)> = tensors;
+        let t = tensors.iter_mut().find(|t| t.0 == name).unwrap();
+        let per_network = t.2.len() / 3;
+        t.2[network * per_network] = value;
+    };
+    let mut tensors = read_tensors(&path);
+    edit("layers.0.weight.exp_avg_sq", 1, f64::INFINITY, &mut tensors);
+    let damaged = dir.join("damaged.safetensors");
+    write_tensors(&damaged, &tensors, Some(&metadata));
+    let resumed = dir.join("resumed.safetensors");
+    let resume = |from: &Path| {
+        train(&[
+            "--epochs",
+            "10",
+            "--resume",
+            from.to_str().unwrap(),
+            "--weights",
+            resumed.to_str().unwrap(),
+        ])
+    };
+    let out = resume(&damaged);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(
+            "holds the non-finite value inf in 'layers.0.weight.exp_avg_sq' of network 1, whose \
+             parameters are finite"
+        ),
+        "{stderr}"
+    );
+    assert!(!resumed.exists(), "nothing written");
+    // The same state beside a non-finite parameter is a diverged network's,
+    // kept as it was: the resume goes on and reports it.
+    edit("layers.0.weight", 1, f64::NAN, &mut tensors);
+    let diverged = dir.join("diverged.safetensors");
+    write_tensors(&diverged, &tensors, Some(&metadata));
+    let out = resume(&diverged);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("diverged (NaN/Inf): 1 of 3"), "{stdout}");
 }

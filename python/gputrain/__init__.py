@@ -17,6 +17,7 @@ flags, draws the progress bar and turns the run's files into NumPy arrays.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import operator
@@ -142,8 +143,19 @@ _ONE_D_HINTS = {
 def _float_matrix(argument, name, value):
     """A 2-D float64 array from an array-like, or a ValueError naming it."""
     try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as e:
+        raw = np.asarray(value)
+        if raw.dtype.kind == "c":
+            # float64 would drop the imaginary part (NumPy's ComplexWarning).
+            raise ValueError(
+                f"{argument}: {name} is complex ({raw.dtype}); the networks take real "
+                f"numbers (np.real({name}) if the imaginary part is zero)"
+            )
+        array = np.asarray(raw, dtype=np.float64)
+    except ValueError as e:
+        if str(e).startswith(f"{argument}: "):
+            raise
+        raise ValueError(f"{argument}: {name} must be a 2-D array of numbers: {e}") from None
+    except TypeError as e:
         raise ValueError(f"{argument}: {name} must be a 2-D array of numbers: {e}") from None
     if array.ndim != 2:
         raise ValueError(
@@ -295,6 +307,22 @@ def adapters() -> list[dict]:
     return json.loads(_native.adapters())
 
 
+@contextlib.contextmanager
+def _naming(origins):
+    """Errors raised inside name each user's file where the native layer
+    saw its private copy (`origins`: copy -> the user's path)."""
+    try:
+        yield
+    except (ValueError, OSError) as e:
+        message = str(e)
+        renamed = message
+        for copy, origin in origins.items():
+            renamed = renamed.replace(copy, origin)
+        if renamed == message:
+            raise
+        raise type(e)(renamed) from None
+
+
 def load(path) -> Run:
     """The networks of a weights file (`--weights`, `Run.save`) as a Run:
     `weights`, `learning_rate`, `target_epoch`, `epochs_completed`,
@@ -304,11 +332,14 @@ def load(path) -> Run:
     scratch = tempfile.TemporaryDirectory(prefix="gputrain-", ignore_cleanup_errors=True)
     copy = os.path.join(scratch.name, "weights.safetensors")
     _native.copy_file(path, copy)
-    # Read once here, so a file that is not a weights file fails now.
-    tensors, metadata = _native.read_tensors(copy)
+    # Read once here, so a file that is not a weights file fails now; its
+    # errors name the user's file, not the private copy.
+    with _naming({copy: path}):
+        tensors, metadata = _native.read_tensors(copy)
     if metadata.get("format", "").split("-")[0:2] != ["gputrain", "weights"]:
         raise ValueError(f"weights file {path}: not a gputrain weights file (no format metadata)")
     run = Run(scratch, summary=None, results=None, weights_files=[copy], history_file=None)
+    run._origins = {copy: path}
     run._weights = tensors
     run._metadata = metadata
     return run
@@ -324,6 +355,7 @@ class Run:
 
     def __init__(self, scratch, summary, results, weights_files, history_file, passed=True):
         self._scratch = scratch  # the run's files live as long as the Run
+        self._origins = {}  # a scratch copy -> the user's file it copies (load)
         self.summary = summary
         self._results_file = results
         self._results = None
@@ -470,7 +502,8 @@ class Run:
         for name, value in (("backend", backend), ("adapter", adapter)):
             if not isinstance(value, str):
                 raise TypeError(f"{name}={value!r}: expected a string")
-        outputs, _adapter, notes = _native.predict(self._weights_files[0], x, backend, adapter)
+        with _naming(self._origins):
+            outputs, _adapter, notes = _native.predict(self._weights_files[0], x, backend, adapter)
         for note in notes:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
         return outputs

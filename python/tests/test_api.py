@@ -1,6 +1,8 @@
 """The keywords, the typed stub and the errors of gputrain's Python API."""
 
 import ast
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +127,8 @@ def test_data_arrays_are_checked_naming_argument_row_and_column():
         ((np.where(np.arange(8).reshape(4, 2) == 5, np.nan, x), y), r"data: X row 2, column 1 is NaN"),
         ((x, np.array([[0.0], [1.0], [1.5], [0.0]])), r"data: Y row 2, column 0 is 1.5, outside \[0, 1\]"),
         ((x, [["a"], ["b"], ["c"], ["d"]]), r"data: Y must be a 2-D array of numbers"),
+        ((x + 1j, y), r"data: X is complex \(complex128\); the networks take real numbers"),
+        ((x, [[0j], [1], [1], [0]]), r"data: Y is complex \(complex128\)"),
     ]
     for data, pattern in cases:
         with pytest.raises(ValueError, match=pattern):
@@ -139,6 +143,20 @@ def test_data_arrays_are_checked_naming_argument_row_and_column():
         gputrain.train(**SMALL).predict(np.zeros((2, 3)))
     with pytest.raises(ValueError, match=r"X row 0, column 1 is inf"):
         gputrain.train(**SMALL).predict([[0.0, np.inf]])
+    with pytest.raises(ValueError, match=r"predict: X is complex \(complex64\)"):
+        gputrain.train(**SMALL).predict(np.zeros((2, 2), np.complex64))
+
+
+def test_a_damaged_weights_file_is_named_as_the_user_gave_it(tmp_path):
+    (path,) = gputrain.train(**SMALL).save(tmp_path / "w.safetensors")
+    data = open(path, "rb").read()
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError) as raised:
+        gputrain.load(damaged)
+    message = str(raised.value)
+    assert str(damaged) in message, message
+    assert tempfile.gettempdir() + os.sep + "gputrain-" not in message, message
 
 
 def test_any_float_array_layout_gives_the_same_run():

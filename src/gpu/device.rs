@@ -137,6 +137,60 @@ pub unsafe fn quiet_display_probe() {
     }
 }
 
+/// The backend names wgpu reads from `WGPU_BACKEND` (a comma list).
+const WGPU_BACKEND_NAMES: [&str; 10] = [
+    "vulkan", "vk", "dx12", "d3d12", "metal", "mtl", "opengl", "gles", "gl", "webgpu",
+];
+
+/// Refuses a `WGPU_BACKEND` or `WGPU_POWER_PREF` that wgpu would ignore
+/// (it only logs a warning no one sees, then searches every backend or
+/// none). Checked by every command that may open a GPU, whatever
+/// `--backend` says, so a misspelling is never silent.
+pub fn check_environment() -> Result<(), Error> {
+    check_wgpu_backend(std::env::var("WGPU_BACKEND").ok().as_deref())?;
+    check_power_pref(std::env::var("WGPU_POWER_PREF").ok().as_deref())
+}
+
+fn check_wgpu_backend(value: Option<&str>) -> Result<(), Error> {
+    let Some(value) = value else { return Ok(()) };
+    let known = |name: &str| WGPU_BACKEND_NAMES.contains(&name) || name == "noop";
+    let names: Vec<String> = value.split(',').map(|b| b.trim().to_lowercase()).collect();
+    let unknown: Vec<&String> = names
+        .iter()
+        .filter(|b| !b.is_empty() && !known(b))
+        .collect();
+    if unknown.is_empty() && names.iter().any(|b| !b.is_empty()) {
+        return Ok(());
+    }
+    let what = match unknown.as_slice() {
+        [] => "names no backend".to_string(),
+        [one] => format!("names an unknown backend '{one}'"),
+        many => format!(
+            "names unknown backends {}",
+            many.iter()
+                .map(|b| format!("'{b}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    Err(Error::Config(format!(
+        "WGPU_BACKEND={value} {what}: wgpu knows {} (a comma list); unset it to search \
+         every backend",
+        WGPU_BACKEND_NAMES.join(", ")
+    )))
+}
+
+fn check_power_pref(value: Option<&str>) -> Result<(), Error> {
+    match value.map(str::to_lowercase).as_deref() {
+        None | Some("low" | "high" | "none") => Ok(()),
+        Some(_) => Err(Error::Config(format!(
+            "WGPU_POWER_PREF={} is not low, high or none; unset it for wgpu's preference \
+             (high)",
+            value.unwrap_or_default()
+        ))),
+    }
+}
+
 fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
 }
@@ -337,5 +391,45 @@ impl GpuContext {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wgpu_backend_names_wgpu_reads_pass_and_others_are_refused() {
+        for ok in [
+            None,
+            Some("vulkan"),
+            Some("VK"),
+            Some("gl, vulkan"),
+            Some("noop"),
+        ] {
+            assert!(check_wgpu_backend(ok).is_ok(), "{ok:?}");
+        }
+        let message = |v| check_wgpu_backend(Some(v)).unwrap_err().to_string();
+        assert_eq!(
+            message("vulkn"),
+            "WGPU_BACKEND=vulkn names an unknown backend 'vulkn': wgpu knows vulkan, vk, dx12, \
+             d3d12, metal, mtl, opengl, gles, gl, webgpu (a comma list); unset it to search \
+             every backend"
+        );
+        assert!(message("vulkan,metl,dx13").contains("unknown backends 'metl', 'dx13'"));
+        assert!(message("").contains("names no backend"));
+        assert!(message(" , ").contains("names no backend"));
+    }
+
+    #[test]
+    fn power_preference_is_low_high_or_none() {
+        for ok in [None, Some("low"), Some("HIGH"), Some("none")] {
+            assert!(check_power_pref(ok).is_ok(), "{ok:?}");
+        }
+        let e = check_power_pref(Some("fast")).unwrap_err().to_string();
+        assert!(
+            e.starts_with("WGPU_POWER_PREF=fast is not low, high or none"),
+            "{e}"
+        );
     }
 }
