@@ -5,12 +5,13 @@
 //! their names and the error for an unknown one come from one place.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::batches::Batching;
 use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
-use crate::data::{Task, TaskOptions, load_csv};
+use crate::data::{Dataset, Task, TaskOptions, load_csv};
 use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
 use crate::init::Init;
 use crate::model::{
@@ -1062,6 +1063,7 @@ impl TrainArgs {
             _ => {}
         }
         let mut list = Vec::with_capacity(points);
+        let mut cache = DataCache::default();
         for g in 0..points {
             let mut args = self.clone();
             let mut rest = g;
@@ -1085,7 +1087,7 @@ impl TrainArgs {
                 // Checked against the whole grid above.
                 args.output.verify = None;
             }
-            let config = args.to_config()?;
+            let config = args.to_config_with(&mut cache)?;
             list.push(crate::sweep::Point { labels, config });
         }
         let axes = swept
@@ -1102,6 +1104,12 @@ impl TrainArgs {
     /// Validates the arguments into a run configuration. Errors name the
     /// flags involved.
     pub fn to_config(&self) -> Result<RunConfig, crate::Error> {
+        self.to_config_with(&mut DataCache::default())
+    }
+
+    /// [`Self::to_config`], taking the data from `cache` where an earlier
+    /// point of the same arguments read it (and leaving it there).
+    fn to_config_with(&self, cache: &mut DataCache) -> Result<RunConfig, crate::Error> {
         let usage = crate::Error::Config;
         let (model, training) = (&self.model, &self.training);
         let arrays = self.data.arrays.as_deref();
@@ -1202,30 +1210,15 @@ impl TrainArgs {
             ));
         }
         let range = spec.target_rule().with_classes(classes);
-        let load = |flag: &str, path: &std::path::Path| {
-            load_csv(path, inputs, outputs, range).map_err(|e| layers_against(e, flag, &spec))
-        };
-        let data = match (arrays, &self.data.data) {
-            (Some(a), _) => a.to_dataset(inputs, outputs, range)?,
-            (None, Some(path)) => load("--data", path)?,
-            (None, None) => {
-                let task = task.unwrap_or(Task::Tutorial);
-                let holdout = self.data.holdout.is_some();
-                task.generate(&self.data.drawn.options_with(Some(task), holdout)?)
+        let key = (inputs, outputs, range);
+        let (data, eval) = match cache.0.iter().find(|(k, ..)| *k == key) {
+            Some((_, data, eval)) => (data.clone(), eval.clone()),
+            None => {
+                let (data, eval) = self.load_data(&spec, task, range)?;
+                let (data, eval) = (Arc::new(data), eval.map(Arc::new));
+                cache.0.push((key, data.clone(), eval.clone()));
+                (data, eval)
             }
-        };
-        let (data, eval) = match (eval_arrays, &self.data.eval_data, self.data.holdout) {
-            (Some(a), _, _) => {
-                let eval = a.to_dataset(inputs, outputs, range)?;
-                (data, Some(eval))
-            }
-            (None, Some(path), _) => (data, Some(load("--eval-data", path)?)),
-            (None, None, Some(fraction)) => {
-                let seed = self.data.drawn.data_seed.unwrap_or(0);
-                let (train, held) = data.hold_out(fraction, seed)?;
-                (train, Some(held))
-            }
-            (None, None, None) => (data, None),
         };
         let start = match (&training.init_weights, &training.resume) {
             (Some(path), _) => Start::WeightsFile(path.clone()),
@@ -1279,7 +1272,62 @@ impl TrainArgs {
         config.validate()?;
         Ok(config)
     }
+
+    /// The training data and the held-out data the networks of `spec`
+    /// train on and are scored on, read or drawn.
+    fn load_data(
+        &self,
+        spec: &ModelSpec,
+        task: Option<Task>,
+        range: crate::data::TargetRule,
+    ) -> Result<(Dataset, Option<Dataset>), crate::Error> {
+        let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
+        let (arrays, eval_arrays) = (
+            self.data.arrays.as_deref(),
+            self.data.eval_arrays.as_deref(),
+        );
+        let load = |flag: &str, path: &std::path::Path| {
+            load_csv(path, inputs, outputs, range).map_err(|e| layers_against(e, flag, spec))
+        };
+        let data = match (arrays, &self.data.data) {
+            (Some(a), _) => a.to_dataset(inputs, outputs, range)?,
+            (None, Some(path)) => load("--data", path)?,
+            (None, None) => {
+                let task = task.unwrap_or(Task::Tutorial);
+                let holdout = self.data.holdout.is_some();
+                task.generate(&self.data.drawn.options_with(Some(task), holdout)?)
+            }
+        };
+        Ok(
+            match (eval_arrays, &self.data.eval_data, self.data.holdout) {
+                (Some(a), _, _) => {
+                    let eval = a.to_dataset(inputs, outputs, range)?;
+                    (data, Some(eval))
+                }
+                (None, Some(path), _) => (data, Some(load("--eval-data", path)?)),
+                (None, None, Some(fraction)) => {
+                    let seed = self.data.drawn.data_seed.unwrap_or(0);
+                    let (train, held) = data.hold_out(fraction, seed)?;
+                    (train, Some(held))
+                }
+                (None, None, None) => (data, None),
+            },
+        )
+    }
 }
+
+/// The data sets a sweep's points train on, each read (or drawn) once and
+/// shared: the points of one command line differ in their data only where
+/// their networks' input and output widths or target rules do.
+#[derive(Default)]
+struct DataCache(Vec<DataEntry>);
+
+/// Inputs, outputs and target rule; the training and held-out data.
+type DataEntry = (
+    (usize, usize, crate::data::TargetRule),
+    Arc<Dataset>,
+    Option<Arc<Dataset>>,
+);
 
 /// A data file whose width disagrees with the networks' shape, as the
 /// usage error it is: `--layers` and the file's flag both named.

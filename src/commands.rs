@@ -348,7 +348,7 @@ fn train_run(
             .clone();
         config.networks = range.len().max(1);
         config.population = config.networks;
-        memory::check_host(&config, verify)?;
+        memory::check_host(&config, &sweep, verify)?;
     }
     let run = RangeRun {
         sweep: &sweep,

@@ -7,11 +7,15 @@
 //! in chunks that fit the adapter's buffer limits, so the device never
 //! limits how many networks a run may have, only how fast it goes.
 
+use std::sync::Arc;
+
 use crate::backend::cpu_threads;
+use crate::data::Dataset;
 use crate::error::Error;
 use crate::report::tally_bytes_per_network;
 use crate::run::{BackendChoice, RunConfig, block_bytes_per_network, block_networks};
 use crate::simd::lanes::{AVX512_LANES, group_width, scratch_values};
+use crate::sweep::Sweep;
 
 /// The program itself: code, the wgpu instance and device, pipelines,
 /// buffers in flight. Measured (`/usr/bin/time`, peak resident): a
@@ -53,14 +57,22 @@ impl HostNeed {
     pub fn of(config: &RunConfig, verify: usize) -> Self {
         let p = config.spec.layout().len as u64;
         let block = block_networks(config) as u64 * block_bytes_per_network(&config.spec);
-        let data =
-            8 * (config.data.inputs + config.data.outputs) as u64 * config.data.samples() as u64;
+        let data = dataset_bytes(&config.data) + config.eval.as_deref().map_or(0, dataset_bytes);
         Self {
             summary: (config.networks as u64).saturating_mul(tally_bytes_per_network(config)),
             block,
             verify: verify.min(config.networks) as u64 * (2 * 8 * p + 64),
             fixed: PROGRAM_BYTES + data,
             workspace: simd_workspace_bytes(config),
+        }
+    }
+
+    /// The same for a point of `sweep`: the data every point shares
+    /// counted once, with what the grid's points keep.
+    pub fn in_sweep(self, sweep: &Sweep) -> Self {
+        Self {
+            fixed: PROGRAM_BYTES + sweep_bytes(sweep),
+            ..self
         }
     }
 
@@ -71,6 +83,30 @@ impl HostNeed {
             .saturating_add(self.fixed)
             .saturating_add(self.workspace)
     }
+}
+
+/// A data set's values in memory.
+fn dataset_bytes(data: &Dataset) -> u64 {
+    8 * (data.x.len() + data.y.len()) as u64
+}
+
+/// What a sweep holds: every distinct data set once (its points share
+/// them), and each point's configuration and labels.
+pub fn sweep_bytes(sweep: &Sweep) -> u64 {
+    let mut seen: Vec<*const Dataset> = Vec::new();
+    let mut bytes = 0;
+    for point in &sweep.points {
+        let c = &point.config;
+        for data in std::iter::once(&c.data).chain(&c.eval) {
+            if !seen.contains(&Arc::as_ptr(data)) {
+                seen.push(Arc::as_ptr(data));
+                bytes += dataset_bytes(data);
+            }
+        }
+        let labels: usize = point.labels.iter().map(|l| l.capacity() + 24).sum();
+        bytes += (std::mem::size_of_val(point) + labels) as u64;
+    }
+    bytes
 }
 
 /// Host memory this process may still use: the kernel's MemAvailable,
@@ -163,11 +199,13 @@ pub fn refuse_if_too_large(
     )))
 }
 
-/// [`refuse_if_too_large`] against this machine, where it can tell.
-pub fn check_host(config: &RunConfig, verify: usize) -> Result<(), Error> {
+/// [`refuse_if_too_large`] against this machine, where it can tell, for
+/// `config`, a point of `sweep`.
+pub fn check_host(config: &RunConfig, sweep: &Sweep, verify: usize) -> Result<(), Error> {
     match available_host_bytes() {
         Some((available, source)) => {
-            refuse_if_too_large(config, &HostNeed::of(config, verify), available, source)
+            let need = HostNeed::of(config, verify).in_sweep(sweep);
+            refuse_if_too_large(config, &need, available, source)
         }
         None => Ok(()),
     }
@@ -186,7 +224,7 @@ mod tests {
     fn config(networks: usize) -> RunConfig {
         RunConfig {
             spec: ModelSpec::default(),
-            data: Task::Tutorial.dataset(),
+            data: Task::Tutorial.dataset().into(),
             eval: None,
             networks,
             first_network: 0,
@@ -224,9 +262,9 @@ mod tests {
         // XOR's class targets add its accuracy, held-out data two more.
         let mut xor = config(1);
         xor.spec.topology = crate::model::Topology::new(vec![2, 3, 1]).unwrap();
-        xor.data = Task::Xor.dataset();
+        xor.data = Task::Xor.dataset().into();
         assert_eq!(tally_bytes_per_network(&xor), 32);
-        xor.eval = Some(Task::Xor.dataset());
+        xor.eval = Some(Task::Xor.dataset().into());
         assert_eq!(tally_bytes_per_network(&xor), 48);
         assert_eq!(a.block, b.block);
         assert!(a.block <= crate::run::HOST_BLOCK_BYTES);

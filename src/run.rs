@@ -170,10 +170,11 @@ pub struct PointStarts {
 #[derive(Clone, Debug)]
 pub struct RunConfig {
     pub spec: ModelSpec,
-    pub data: Dataset,
+    /// Shared: a grid's points that train on the same data hold one copy.
+    pub data: Arc<Dataset>,
     /// Held-out data every network is evaluated on after training
     /// (`--eval-data`, `--holdout`).
-    pub eval: Option<Dataset>,
+    pub eval: Option<Arc<Dataset>>,
     pub networks: usize,
     /// The run's networks are replicates `first_network..first_network +
     /// networks` of a population of `population` (a shard's part of a grid
@@ -678,7 +679,7 @@ pub fn execute(
     let plan = config.history_plan();
     let recording = plan.map(|plan| Recording {
         plan,
-        eval: config.eval.as_ref(),
+        eval: config.eval.as_deref(),
     });
     let trainer = engine.trainer(&TrainerSetup {
         spec: &config.spec,
@@ -772,7 +773,7 @@ pub fn execute(
             n = end;
         }
         seconds += started.elapsed().as_secs_f64();
-        let (spec, eval) = (&config.spec, config.eval.as_ref());
+        let (spec, eval) = (&config.spec, config.eval.as_deref());
         let metrics = block_metrics(spec, &config.data, eval, params, &outcomes);
         if let (Some(history), Some(plan)) = (&mut history, &plan) {
             history.complete(plan, &outcomes, &metrics);

@@ -535,3 +535,77 @@ fn bad_sweeps_shards_and_merges_get_one_clear_error() {
     std::fs::remove_dir_all(&dir).unwrap();
     std::fs::remove_dir_all(&plain).unwrap();
 }
+
+/// The arguments of `gputrain` (no subcommand), parsed.
+fn parsed(args: &[&str]) -> gputrain::cli::TrainArgs {
+    use clap::Parser;
+    let argv = std::iter::once("gputrain").chain(args.iter().copied());
+    gputrain::cli::Cli::try_parse_from(argv).unwrap().train
+}
+
+#[test]
+fn a_grid_reads_its_data_once_and_its_points_share_it() {
+    let dir = temp_dir("shared-data");
+    let csv = dir.join("rows.csv");
+    let rows: String = (0..2_000)
+        .map(|i| format!("{},{},{}\n", i % 7, i % 3, i % 2))
+        .collect();
+    std::fs::write(&csv, rows).unwrap();
+    let args = parsed(&[
+        "--data",
+        arg(&csv),
+        "--eval-data",
+        arg(&csv),
+        "--layers",
+        "2-3-1",
+        "--lr",
+        "0.1..1:50",
+        "--init",
+        "uniform:0.5,1,2,4",
+        "--replicates",
+        "1",
+    ]);
+    let sweep = args.to_sweep().unwrap();
+    assert_eq!(sweep.points.len(), 200);
+    let first = &sweep.points[0].config;
+    for (k, p) in sweep.points.iter().enumerate() {
+        assert!(
+            std::sync::Arc::ptr_eq(&p.config.data, &first.data),
+            "point {k}'s data"
+        );
+        let (eval, first_eval) = (p.config.eval.as_ref(), first.eval.as_ref());
+        assert!(
+            std::sync::Arc::ptr_eq(eval.unwrap(), first_eval.unwrap()),
+            "point {k}"
+        );
+    }
+    // The data (2,000 rows x 3 values x 8 bytes, twice: training and
+    // held-out) is counted once, not 200 times; each point adds its
+    // configuration.
+    let data = 2 * 2_000 * 3 * 8;
+    let bytes = gputrain::memory::sweep_bytes(&sweep);
+    let per_point = (bytes - data) / 200;
+    assert!(
+        bytes > data && per_point < 2_000,
+        "{bytes} B: {per_point} B a point"
+    );
+    // Points of other widths (a --layers axis) train on data read for them.
+    let wide = dir.join("wide.csv");
+    std::fs::write(&wide, "1,2,1,0\n4,5,0,1\n").unwrap();
+    let args = parsed(&[
+        "--data",
+        arg(&wide),
+        "--layers",
+        "3-2-1",
+        "--layers",
+        "2-2-2",
+        "--networks",
+        "2",
+    ]);
+    let sweep = args.to_sweep().unwrap();
+    let (one, two) = (&sweep.points[0].config.data, &sweep.points[1].config.data);
+    assert_eq!(
+        (one.inputs, one.outputs, two.inputs, two.outputs),
+        (3, 1, 2, 2)
+    );
+}

@@ -61,7 +61,7 @@ impl Workload {
     pub fn config(&self) -> RunConfig {
         RunConfig {
             spec: self.spec.clone(),
-            data: self.data.clone(),
+            data: std::sync::Arc::new(self.data.clone()),
             eval: None,
             networks: self.networks,
             first_network: 0,
@@ -319,7 +319,7 @@ mod tests {
         );
         let mut narrow = standard()[6].config();
         narrow.spec.output_activation = crate::model::Activation::Sigmoid;
-        narrow.data.y[5] = -0.5;
+        std::sync::Arc::make_mut(&mut narrow.data).y[5] = -0.5;
         let err = narrow.validate().unwrap_err().to_string();
         assert!(
             err.contains("sample 1, target 6: -0.5 is outside [0, 1]"),

@@ -517,7 +517,7 @@ impl RangeRun<'_> {
             seconds,
             verify,
             notes,
-            first.eval.as_ref(),
+            first.eval.as_deref(),
         );
         summary.strategy = self.strategies(engine, base)?;
         summary.history = history_tally.map(HistoryTally::points);
