@@ -123,6 +123,9 @@ impl GroupTally {
                 g.diverged += 1;
                 continue;
             }
+            if !o.evaluated() {
+                continue; // never started: no loss to count
+            }
             g.losses.push(o.final_loss);
             if let Some(a) = m.train_accuracy {
                 g.accuracies.push(a as f32);

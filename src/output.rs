@@ -365,11 +365,12 @@ impl ResultsWriter {
                         cells
                     }
                 };
+                // Empty where the network was never evaluated.
+                let loss = cell(o.evaluated().then_some(o.final_loss));
                 writeln!(
                     out,
-                    "{}{grid},{lr},{},{target},{},{},{},{},{}",
+                    "{}{grid},{lr},{loss},{target},{},{},{},{},{}",
                     first + i,
-                    o.final_loss,
                     u8::from(o.diverged),
                     o.epochs_completed,
                     cell(m.train_accuracy),

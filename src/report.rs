@@ -79,6 +79,9 @@ pub struct Summary {
     pub reached_target: usize,
     pub median_target_epoch: Option<u32>,
     pub diverged: usize,
+    /// Networks a stop came before: not trained or evaluated in this run.
+    #[serde(default)]
+    pub not_started: usize,
     /// Accuracy on the training data (class targets only).
     pub train_accuracy: Option<Quantiles>,
     /// Networks at 100% training accuracy (class targets only).
@@ -185,6 +188,7 @@ pub struct Tally {
     eval_losses: Vec<f32>,
     eval_accuracies: Vec<f32>,
     diverged: usize,
+    not_started: usize,
     network_epochs: f64,
     fewest_epochs: Option<u64>,
     /// The best network so far and the loss it is best by.
@@ -260,7 +264,8 @@ impl Tally {
         params: Option<&[f64]>,
     ) {
         self.networks += 1;
-        if !o.diverged {
+        self.not_started += usize::from(!o.evaluated());
+        if !o.diverged && o.evaluated() {
             self.finite_losses.push(o.final_loss);
             self.train_accuracies
                 .extend(m.train_accuracy.map(|a| a as f32));
@@ -313,6 +318,9 @@ impl Tally {
         let range = block.first..block.first + block.len();
         for &index in self.verify_indices.iter().filter(|i| range.contains(i)) {
             let i = index - block.first;
+            if !block.outcomes[i].evaluated() {
+                continue; // never started: nothing to check
+            }
             self.checked.push(CheckedNetwork {
                 index,
                 learning_rate: block.learning_rates[i],
@@ -370,6 +378,7 @@ pub fn summarize(
         reached_target: 0,
         median_target_epoch: None,
         diverged: 0,
+        not_started: 0,
         train_accuracy: None,
         solved: None,
         eval_data: eval.map(|e| format!("{}, {} samples", e.name, e.samples())),
@@ -400,6 +409,7 @@ pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
         eval_losses,
         eval_accuracies,
         diverged,
+        not_started,
         network_epochs,
         fewest_epochs,
         best,
@@ -426,6 +436,7 @@ pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
         .get(target_epochs.len().saturating_sub(1) / 2)
         .copied();
     summary.diverged = diverged;
+    summary.not_started = not_started;
     summary.solved = (!train_accuracies.is_empty())
         .then(|| train_accuracies.iter().filter(|&&a| a == 1.0).count());
     summary.train_accuracy = quantiles(train_accuracies);
@@ -503,6 +514,13 @@ pub fn render(s: &Summary) -> String {
         line(format!(
             "interrupted: every network completed at least {} of {} epochs (the results file has each network's count)",
             s.epochs_completed, s.epochs
+        ));
+    }
+    if s.not_started > 0 {
+        line(format!(
+            "not started: {} of {} networks (the stop came before them: not trained or \
+             evaluated; a resume trains them)",
+            s.not_started, s.networks
         ));
     }
     line(format!(

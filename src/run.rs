@@ -477,7 +477,16 @@ impl Starting {
     /// Fills networks `first..` (as many as `block.learning_rates` holds)
     /// with their starting parameters, optimizer state, learning rates,
     /// epochs done and target epochs already reached.
-    fn fill(&mut self, config: &RunConfig, first: usize, block: BlockStart) -> Result<(), Error> {
+    /// With `initialise` false, a fresh start's parameters are left as
+    /// they are (a block the run will never start, whose parameters no
+    /// output keeps).
+    fn fill(
+        &mut self,
+        config: &RunConfig,
+        first: usize,
+        block: BlockStart,
+        initialise: bool,
+    ) -> Result<(), Error> {
         let BlockStart {
             params,
             state,
@@ -490,6 +499,7 @@ impl Starting {
         epochs_done.fill(0);
         target_epochs.fill(None);
         match self {
+            Starting::Init { .. } if !initialise => {}
             Starting::Init { init, seed } => {
                 let p = config.spec.layout().len;
                 for (i, net) in params.chunks_exact_mut(p).enumerate() {
@@ -662,8 +672,11 @@ pub fn backend_for(
 /// Trains every network of `config`, a block at a time ([`block_networks`]):
 /// each block is filled from `start`, trained by `engine` with progress
 /// reports, and handed to `sink`. Once `stop` is requested, the current
-/// block ends early and later ones are evaluated untrained, each outcome
-/// recording the epochs its network completed. Returns the seconds spent
+/// block ends early, each outcome recording the epochs its network
+/// completed, and later blocks are never started
+/// ([`NetworkOutcome::not_started`]): not trained or evaluated, and
+/// initialised only with `keep_unstarted` (a weights file, which holds
+/// their starting parameters for a resume). Returns the seconds spent
 /// training.
 pub fn execute(
     config: &RunConfig,
@@ -672,6 +685,7 @@ pub fn execute(
     progress: &mut dyn FnMut(&Progress),
     stop: &StopFlag,
     sink: &mut dyn FnMut(&TrainedBlock) -> Result<(), Error>,
+    keep_unstarted: bool,
 ) -> Result<f64, Error> {
     config.options.validate()?;
     let block = block_networks(config);
@@ -709,6 +723,10 @@ pub fn execute(
         let learning_rates = &mut learning_rates[..count];
         let state = &mut state[..count * per_state];
         let (epochs_done, kept_targets) = (&mut epochs_done[..count], &mut kept_targets[..count]);
+        // A block that a stop came before is never started: not trained
+        // or evaluated, and initialised only for a file that keeps its
+        // starting parameters (a resume starts from them).
+        let started = !stop.is_requested();
         start.fill(
             config,
             first,
@@ -719,8 +737,33 @@ pub fn execute(
                 epochs_done,
                 target_epochs: kept_targets,
             },
+            started || keep_unstarted,
         )?;
-        params.copy_from_slice(initial);
+        if started || keep_unstarted {
+            params.copy_from_slice(initial);
+        }
+        if !started {
+            let outcomes: Vec<NetworkOutcome> = (0..count)
+                .map(|n| NetworkOutcome::not_started(epochs_done[n], kept_targets[n]))
+                .collect();
+            let metrics = vec![NetworkMetrics::default(); count];
+            let history = plan.map(|plan| {
+                let mut history = HistoryBlock::new(&plan, count);
+                history.complete(&plan, &outcomes, &metrics);
+                history
+            });
+            sink(&TrainedBlock {
+                first,
+                initial,
+                params,
+                state,
+                learning_rates,
+                outcomes: &outcomes,
+                metrics: &metrics,
+                history: history.as_ref(),
+            })?;
+            continue;
+        }
         // Networks in runs of equal epochs done, each trained on from its
         // own epoch: a fresh block is one run, a block resumed after a
         // Ctrl-C a few (the chunk that was stopped, those after it).

@@ -87,6 +87,26 @@ pub struct NetworkOutcome {
     pub epochs_completed: u64,
 }
 
+impl NetworkOutcome {
+    /// A network a stop came before: it trained no epoch in this run and
+    /// was not evaluated (its final loss NaN, not diverged). A resumed one
+    /// keeps the epochs and target epoch it had.
+    pub fn not_started(epochs_completed: u64, target_epoch: Option<u32>) -> Self {
+        Self {
+            final_loss: f64::NAN,
+            target_epoch,
+            diverged: false,
+            epochs_completed,
+        }
+    }
+
+    /// Whether the run evaluated the network ([`Self::not_started`]'s are
+    /// not).
+    pub fn evaluated(&self) -> bool {
+        self.diverged || !self.final_loss.is_nan()
+    }
+}
+
 /// Validates the learning rates of networks `first..`: finite and
 /// positive. The error names the first bad network and its rate.
 pub fn check_learning_rates(first: usize, learning_rates: &[f64]) -> Result<(), String> {

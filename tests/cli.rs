@@ -2025,3 +2025,85 @@ fn a_non_finite_optimizer_state_beside_finite_parameters_is_refused_on_resume() 
     );
     assert!(stdout.contains("diverged (NaN/Inf): 1 of 3"), "{stdout}");
 }
+
+/// A stop that comes before a block of networks begins leaves that block
+/// never started: not initialised (without a weights file), trained or
+/// evaluated, its rows with an empty final loss and 0 epochs, and the
+/// summary counts them; a weights file keeps their starting parameters,
+/// so a resume trains them.
+#[test]
+fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
+    let dir = temp_dir("not-started");
+    let (results, weights) = (dir.join("results.csv"), dir.join("w.safetensors"));
+    // About 1M parameters a network: 9 networks a host block, so 20 make
+    // 3 blocks, and the stop (at 1.5 s, in the first block's 20 epochs
+    // of about 0.1 s each) comes before the last.
+    let args = |extra: &[&str]| -> Vec<String> {
+        let base = [
+            "--task",
+            "xor",
+            "--layers",
+            "2-1000-1000-1",
+            "--networks",
+            "20",
+        ];
+        let base = base.iter().chain(["--backend", "simd", "--json"].iter());
+        let results = ["--results", results.to_str().unwrap()];
+        base.chain(results.iter())
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect()
+    };
+    let first = args(&["--epochs", "20", "--weights", weights.to_str().unwrap()]);
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let out = common::signalled("INT", &first, std::time::Duration::from_millis(1500));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON summary");
+    let not_started = json["not_started"].as_u64().unwrap() as usize;
+    assert!(not_started >= 2, "the last block never starts: {json}");
+    let csv = std::fs::read_to_string(&results).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|r| r.split(',').collect())
+        .collect();
+    let empty: Vec<&Vec<&str>> = rows.iter().filter(|r| r[2].is_empty()).collect();
+    assert_eq!(empty.len(), not_started, "{csv}");
+    for row in &empty {
+        assert_eq!((row[4], row[5], row[6]), ("0", "0", ""), "{row:?}");
+    }
+    // The never-started are the last networks, after every started one.
+    let first_empty = rows.iter().position(|r| r[2].is_empty()).unwrap();
+    assert_eq!(first_empty, 20 - not_started, "{csv}");
+    assert!(
+        rows[..first_empty]
+            .iter()
+            .all(|r| r[2].parse::<f64>().is_ok())
+    );
+    // A resume trains every network to the run's 20 epochs.
+    let resumed = dir.join("resumed.safetensors");
+    let again = args(&[
+        "--resume",
+        weights.to_str().unwrap(),
+        "--weights",
+        resumed.to_str().unwrap(),
+    ]);
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let out = gputrain(&again);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (json["not_started"].as_u64(), json["interrupted"].as_bool()),
+        (Some(0), Some(false))
+    );
+    let csv = std::fs::read_to_string(&results).unwrap();
+    for row in csv.lines().skip(1) {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert!(cells[2].parse::<f64>().is_ok() && cells[5] == "20", "{row}");
+    }
+}

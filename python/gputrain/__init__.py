@@ -421,7 +421,8 @@ class Run:
     @property
     def final_loss(self) -> np.ndarray | None:
         """float64 [networks]: each network's loss after training (NaN or inf
-        where it diverged), in the loss and reduction of the run."""
+        where it diverged; NaN with epochs_completed 0 where a stop came
+        before it started), in the loss and reduction of the run."""
         return self._column("final_loss")
 
     @property

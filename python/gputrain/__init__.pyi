@@ -109,7 +109,8 @@ class Run:
         """The results CSV's columns by name (empty cells NaN)."""
     @property
     def final_loss(self) -> npt.NDArray[np.float64] | None:
-        """[networks]: the loss after training (NaN or inf if diverged)."""
+        """[networks]: the loss after training (NaN or inf if diverged; NaN
+        if a stop came before it started)."""
     @property
     def target_epoch(self) -> npt.NDArray[np.float64]:
         """[networks]: first epoch at or below target_loss; NaN if never."""

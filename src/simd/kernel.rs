@@ -915,9 +915,16 @@ pub fn train_group<const L: usize>(
     // target first reached by the last update.
     let final_loss = work.loss(plan, group.params, &plan.data);
     let mut diverged = sheet.diverged;
-    let finite = final_loss.finite();
-    for (i, d) in diverged.iter_mut().enumerate() {
-        *d |= !finite[i] || group.params.iter().any(|p| !p.finite()[i]);
+    // One pass over the parameters, every lane at once.
+    let mut finite = final_loss.finite();
+    for p in group.params.iter() {
+        let f = p.finite();
+        for (all, f) in finite.iter_mut().zip(f) {
+            *all &= f;
+        }
+    }
+    for (d, f) in diverged.iter_mut().zip(finite) {
+        *d |= !f;
     }
     let mut target_epoch = sheet.target_epoch;
     if let Some(target) = plan.target_loss {

@@ -260,7 +260,8 @@ impl Columns {
             id: whole(self.network, "network")? as usize,
             learning_rate: number(self.learning_rate, "learning_rate")?,
             outcome: NetworkOutcome {
-                final_loss: number(self.final_loss, "final_loss")?,
+                // Empty: a network a stop came before.
+                final_loss: optional(self.final_loss, "final_loss")?.unwrap_or(f64::NAN),
                 target_epoch: target,
                 diverged: whole(self.diverged, "diverged")? == 1,
                 epochs_completed: whole(self.epochs_completed, "epochs_completed")?,

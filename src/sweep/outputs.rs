@@ -424,6 +424,7 @@ impl RangeRun<'_> {
             }
             let first_id = sweep.first_id(part);
             let range_start = self.range.start;
+            let keep_unstarted = model.is_some();
             seconds += run::execute(
                 &config,
                 engine,
@@ -488,6 +489,7 @@ impl RangeRun<'_> {
                     }
                     Ok(())
                 },
+                keep_unstarted,
             )?;
             done_before += config.networks as u64 * options.epochs;
         }
