@@ -272,8 +272,81 @@ pub fn train_network_until(
     learning_rate: f64,
     options: &TrainOptions,
     stop: &(dyn Fn() -> bool + Sync),
-    mut history: Option<(&Recording, &mut NetworkCurve)>,
+    history: Option<(&Recording, &mut NetworkCurve)>,
 ) -> NetworkOutcome {
+    let run = Storage::Float64;
+    train_stored(
+        spec,
+        data,
+        params,
+        state,
+        learning_rate,
+        options,
+        stop,
+        history,
+        run,
+    )
+}
+
+/// How a twin stores what it trains.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Storage {
+    /// The reference: every value in float64.
+    Float64,
+    /// Float64 arithmetic, but every parameter and optimizer state value
+    /// rounded to float32 after each update, as a float32 trainer stores
+    /// them: `--verify`'s yardstick of how much float32 storage alone
+    /// moves a network ([`train_network_in_float32_storage`]).
+    Float32,
+}
+
+/// [`train_network`] storing the parameters and the optimizer state in
+/// float32 after every update (from the float32 rounding of `params`),
+/// the arithmetic in float64: what a float32 trainer's rounding alone
+/// does to the network. Where this twin and the reference separate,
+/// training amplifies float32-sized differences (a fast, chaotic or
+/// saturating regime) and float32 cannot match float64 there.
+pub fn train_network_in_float32_storage(
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    learning_rate: f64,
+    options: &TrainOptions,
+) -> NetworkOutcome {
+    for p in params.iter_mut() {
+        *p = *p as f32 as f64;
+    }
+    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
+    let (never, run) = (&|| false, Storage::Float32);
+    train_stored(
+        spec,
+        data,
+        params,
+        &mut state,
+        learning_rate,
+        options,
+        never,
+        None,
+        run,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn train_stored(
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    state: &mut [f64],
+    learning_rate: f64,
+    options: &TrainOptions,
+    stop: &(dyn Fn() -> bool + Sync),
+    mut history: Option<(&Recording, &mut NetworkCurve)>,
+    storage: Storage,
+) -> NetworkOutcome {
+    let round = |v: f64| match storage {
+        Storage::Float64 => v,
+        Storage::Float32 => v as f32 as f64,
+    };
     let (math, layout) = (Math::new(spec), spec.layout());
     let p = layout.len;
     let slots = math.optimizer.state.len();
@@ -301,9 +374,9 @@ pub fn train_network_until(
             for (k, v) in s.iter_mut().enumerate().take(slots) {
                 *v = state[k * p + i];
             }
-            params[i] = (math.optimizer.step)(params[i], grad[i], &mut s, &scalars);
+            params[i] = round((math.optimizer.step)(params[i], grad[i], &mut s, &scalars));
             for (k, v) in s.iter().enumerate().take(slots) {
-                state[k * p + i] = *v;
+                state[k * p + i] = round(*v);
             }
         }
     };
