@@ -241,16 +241,30 @@ pub fn train_network(
     learning_rate: f64,
     options: &TrainOptions,
 ) -> NetworkOutcome {
+    train_fresh(spec, data, params, learning_rate, options, Storage::Float64)
+}
+
+/// One network from fresh optimizer state, storing its values as `storage`.
+fn train_fresh(
+    spec: &ModelSpec,
+    data: &Dataset,
+    params: &mut [f64],
+    learning_rate: f64,
+    options: &TrainOptions,
+    storage: Storage,
+) -> NetworkOutcome {
     let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
-    train_network_until(
+    let never = &|| false;
+    train_stored(
         spec,
         data,
         params,
         &mut state,
         learning_rate,
         options,
-        &|| false,
+        never,
         None,
+        storage,
     )
 }
 
@@ -316,19 +330,7 @@ pub fn train_network_in_float32_storage(
     for p in params.iter_mut() {
         *p = *p as f32 as f64;
     }
-    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
-    let (never, run) = (&|| false, Storage::Float32);
-    train_stored(
-        spec,
-        data,
-        params,
-        &mut state,
-        learning_rate,
-        options,
-        never,
-        None,
-        run,
-    )
+    train_fresh(spec, data, params, learning_rate, options, Storage::Float32)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -726,7 +726,7 @@ pub fn execute(
         // A block that a stop came before is never started: not trained
         // or evaluated, and initialised only for a file that keeps its
         // starting parameters (a resume starts from them).
-        let started = !stop.is_requested();
+        let begun = !stop.is_requested();
         start.fill(
             config,
             first,
@@ -737,40 +737,23 @@ pub fn execute(
                 epochs_done,
                 target_epochs: kept_targets,
             },
-            started || keep_unstarted,
+            begun || keep_unstarted,
         )?;
-        if started || keep_unstarted {
+        if begun || keep_unstarted {
             params.copy_from_slice(initial);
-        }
-        if !started {
-            let outcomes: Vec<NetworkOutcome> = (0..count)
-                .map(|n| NetworkOutcome::not_started(epochs_done[n], kept_targets[n]))
-                .collect();
-            let metrics = vec![NetworkMetrics::default(); count];
-            let history = plan.map(|plan| {
-                let mut history = HistoryBlock::new(&plan, count);
-                history.complete(&plan, &outcomes, &metrics);
-                history
-            });
-            sink(&TrainedBlock {
-                first,
-                initial,
-                params,
-                state,
-                learning_rates,
-                outcomes: &outcomes,
-                metrics: &metrics,
-                history: history.as_ref(),
-            })?;
-            continue;
         }
         // Networks in runs of equal epochs done, each trained on from its
         // own epoch: a fresh block is one run, a block resumed after a
         // Ctrl-C a few (the chunk that was stopped, those after it).
         let mut outcomes = Vec::with_capacity(count);
-        let mut history = plan.map(|plan| HistoryBlock::new(&plan, 0));
+        let mut history = plan.map(|plan| HistoryBlock::new(&plan, if begun { 0 } else { count }));
+        if !begun {
+            let never =
+                (0..count).map(|n| NetworkOutcome::not_started(epochs_done[n], kept_targets[n]));
+            outcomes.extend(never);
+        }
         let started = Instant::now();
-        let mut n = 0;
+        let mut n = if begun { 0 } else { count };
         while n < count {
             let from = epochs_done[n];
             let end = n + epochs_done[n..].iter().take_while(|&&d| d == from).count();
@@ -817,7 +800,10 @@ pub fn execute(
         }
         seconds += started.elapsed().as_secs_f64();
         let (spec, eval) = (&config.spec, config.eval.as_deref());
-        let metrics = block_metrics(spec, &config.data, eval, params, &outcomes);
+        let metrics = match begun {
+            true => block_metrics(spec, &config.data, eval, params, &outcomes),
+            false => vec![NetworkMetrics::default(); count],
+        };
         if let (Some(history), Some(plan)) = (&mut history, &plan) {
             history.complete(plan, &outcomes, &metrics);
         }

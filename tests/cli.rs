@@ -2116,7 +2116,7 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
 /// 5.5e-3 (before, the run failed at 1.0 on network 40).
 #[test]
 fn verify_leaves_out_networks_too_sensitive_to_compare_and_checks_the_rest() {
-    let out = gputrain(&[
+    let sweep = [
         "--task",
         "moons",
         "--lr",
@@ -2129,8 +2129,8 @@ fn verify_leaves_out_networks_too_sensitive_to_compare_and_checks_the_rest() {
         "5000",
         "--backend",
         "simd",
-        "--json",
-    ]);
+    ];
+    let out = gputrain(&[&sweep[..], &["--json"]].concat());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -2154,20 +2154,7 @@ fn verify_leaves_out_networks_too_sensitive_to_compare_and_checks_the_rest() {
         verify["max_prediction_diff"].as_f64().unwrap() <= 1e-3,
         "{verify}"
     );
-    let text = gputrain(&[
-        "--task",
-        "moons",
-        "--lr",
-        "0.05..5",
-        "--networks",
-        "50",
-        "--verify",
-        "50",
-        "--epochs",
-        "5000",
-        "--backend",
-        "simd",
-    ]);
+    let text = gputrain(&sweep);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(
         text.contains(&format!(
