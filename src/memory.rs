@@ -7,15 +7,13 @@
 //! in chunks that fit the adapter's buffer limits, so the device never
 //! limits how many networks a run may have, only how fast it goes.
 
-use std::sync::Arc;
-
 use crate::backend::cpu_threads;
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::report::tally_bytes_per_network;
 use crate::run::{BackendChoice, RunConfig, block_bytes_per_network, block_networks};
 use crate::simd::lanes::{AVX512_LANES, group_width, scratch_values};
-use crate::sweep::Sweep;
+use crate::sweep::{Sweep, distinct_data};
 
 /// The program itself: code, the wgpu instance and device, pipelines,
 /// buffers in flight. Measured (`/usr/bin/time`, peak resident): a
@@ -93,20 +91,18 @@ fn dataset_bytes(data: &Dataset) -> u64 {
 /// What a sweep holds: every distinct data set once (its points share
 /// them), and each point's configuration and labels.
 pub fn sweep_bytes(sweep: &Sweep) -> u64 {
-    let mut seen: Vec<*const Dataset> = Vec::new();
-    let mut bytes = 0;
-    for point in &sweep.points {
-        let c = &point.config;
-        for data in std::iter::once(&c.data).chain(&c.eval) {
-            if !seen.contains(&Arc::as_ptr(data)) {
-                seen.push(Arc::as_ptr(data));
-                bytes += dataset_bytes(data);
-            }
-        }
-        let labels: usize = point.labels.iter().map(|l| l.capacity() + 24).sum();
-        bytes += (std::mem::size_of_val(point) + labels) as u64;
-    }
-    bytes
+    let data: u64 = distinct_data(&sweep.points)
+        .into_iter()
+        .map(|d| dataset_bytes(d))
+        .sum();
+    let points: usize = sweep
+        .points
+        .iter()
+        .map(|p| {
+            std::mem::size_of_val(p) + p.labels.iter().map(|l| l.capacity() + 24).sum::<usize>()
+        })
+        .sum();
+    data + points as u64
 }
 
 /// Host memory this process may still use: the kernel's MemAvailable,

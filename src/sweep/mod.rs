@@ -193,6 +193,20 @@ impl std::fmt::Write for Fnv {
     }
 }
 
+/// The data sets `points` train and are scored on, each once (points
+/// share them: [`RunConfig::data`]), in the order points first use them.
+pub fn distinct_data(points: &[Point]) -> Vec<&Arc<Dataset>> {
+    let mut sets: Vec<&Arc<Dataset>> = Vec::new();
+    for c in points.iter().map(|p| &p.config) {
+        for data in std::iter::once(&c.data).chain(&c.eval) {
+            if !sets.iter().any(|s| Arc::ptr_eq(s, data)) {
+                sets.push(data);
+            }
+        }
+    }
+    sets
+}
+
 /// The configuration's fingerprint, 16 hex digits: this build's version,
 /// the grid, R, and each point's model, data (every value), held-out data,
 /// start, learning rate, options and history; not the backend, adapter,
@@ -207,22 +221,22 @@ pub fn fingerprint(axes: &[Axis], points: &[Point], replicates: usize) -> String
     );
     // Every value of each data set, hashed once however many points share
     // it (a 100,000-point grid on one CSV formats it once).
-    let mut hashed: Vec<(*const Dataset, u64)> = Vec::new();
-    let mut digest = |data: &Arc<Dataset>| {
-        let at = Arc::as_ptr(data);
-        match hashed.iter().find(|(p, _)| *p == at) {
-            Some(&(_, d)) => d,
-            None => {
-                let mut d = Fnv(0xcbf2_9ce4_8422_2325);
-                let _ = write!(d, "{data:?}");
-                hashed.push((at, d.0));
-                d.0
-            }
-        }
+    let sets = distinct_data(points);
+    let digests: Vec<u64> = sets
+        .iter()
+        .map(|data| {
+            let mut d = Fnv(0xcbf2_9ce4_8422_2325);
+            let _ = write!(d, "{data:?}");
+            d.0
+        })
+        .collect();
+    let digest = |data: &Arc<Dataset>| {
+        let k = sets.iter().position(|s| Arc::ptr_eq(s, data));
+        digests[k.expect("every point's data is among the distinct sets")]
     };
     for p in points {
         let c = &p.config;
-        let (data, eval) = (digest(&c.data), c.eval.as_ref().map(&mut digest));
+        let (data, eval) = (digest(&c.data), c.eval.as_ref().map(digest));
         let _ = write!(
             h,
             "|{:?} {:?} {data:x} {eval:x?} {:?} {:?} {:?} {:?}",
