@@ -17,10 +17,11 @@ use crate::init::Init;
 use crate::model::{
     Activation, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
 };
+use crate::plan::{Devices, OutputPlan, TrainPlan, VerifyPlan};
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
 use crate::sweep::Sweep;
 use crate::sweep::axis::{self, Grid};
-use crate::sweep::shard::ShardArg;
+use crate::sweep::shard::{Shard, ShardArg};
 use crate::training::TrainOptions;
 use crate::vocab::Hyperparameter;
 
@@ -96,6 +97,11 @@ pub struct BenchArgs {
     /// Print the rows as JSON on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Also write the whole report as one Markdown document: the command
+    /// that makes it again, the date, the machine and its adapters, the
+    /// method, every row, the fastest row per workload and the peers.
+    #[arg(long, value_name = "FILE.md")]
+    pub report: Option<PathBuf>,
     /// Only these workloads: tutorial-10k, tutorial-momentum,
     /// tutorial-adam, tutorial-100k, tutorial-1m, xor, wide, moons-minibatch
     /// (comma-separated or repeated) [default: all].
@@ -984,6 +990,97 @@ impl TrainArgs {
             .into_iter()
             .map(|a| (a.flag, a.labels))
             .collect()
+    }
+
+    /// Validates the arguments into the run's plan, once: the sweep
+    /// ([`Self::to_sweep`]), the outputs, the shard (`auto` read from the
+    /// scheduler's environment), the devices and `--verify`, with every
+    /// rule between flags checked here.
+    pub fn to_plan(&self) -> Result<TrainPlan, crate::Error> {
+        crate::gpu::device::check_environment()?;
+        let usage = crate::Error::Config;
+        let out = &self.output;
+        let sweep = self.to_sweep()?;
+        if self.scale.shard.is_some() && out.out.is_none() {
+            return Err(usage(
+                "--shard needs --out DIR: each shard writes a directory, which `gputrain merge` \
+                 joins with the others"
+                    .into(),
+            ));
+        }
+        let shard = match &self.scale.shard {
+            Some(arg) => {
+                let count = self.scale.shard_count.map(|k| k as usize);
+                arg.resolve(count, &|name| std::env::var(name).ok())?
+            }
+            None => Shard::WHOLE,
+        };
+        if shard.count > 1 && out.verify.is_some() {
+            return Err(usage(
+                "--verify cannot be combined with --shard yet: verify a shard's networks with \
+                 `gputrain predict`, or run --verify without sharding"
+                    .into(),
+            ));
+        }
+        let device = &self.device;
+        if !matches!(device.adapter, AdapterArg::One(_)) && out.verify.is_some() {
+            return Err(usage(format!(
+                "--verify cannot be combined with --adapter {} yet: verify on one device",
+                device.adapter
+            )));
+        }
+        let on_cpu = matches!(device.backend, BackendChoice::Simd | BackendChoice::Cpu);
+        let one_named = device.adapter != AdapterArg::One(AdapterChoice::Auto);
+        if on_cpu && one_named && !matches!(device.adapter, AdapterArg::One(_)) {
+            return Err(usage(format!(
+                "--adapter {} splits the run over GPU devices, but --backend {} trains on the CPU",
+                device.adapter, device.backend
+            )));
+        }
+        if on_cpu && one_named {
+            return Err(usage(format!(
+                "--adapter {} names a GPU, but --backend {} trains on the CPU: drop one of them",
+                device.adapter, device.backend
+            )));
+        }
+        let devices = match device.adapter.several()? {
+            Some(adapters) => Devices::Several(adapters),
+            None => Devices::One,
+        };
+        let named =
+            |flag: &str, path: &Option<PathBuf>| path.clone().map(|p| (flag.to_string(), p));
+        let inputs = [
+            named("--data", &self.data.data),
+            named("--eval-data", &self.data.eval_data),
+            named("--init-weights", &self.training.init_weights),
+            named("--resume", &self.training.resume),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let outputs = OutputPlan {
+            directory: out.out.clone(),
+            overwrite: out.overwrite,
+            results: out.results.clone(),
+            weights: out.weights.clone(),
+            groups: out.groups.clone(),
+            history_out: out.history_out.clone(),
+            history_csv: out.history_csv.clone(),
+            plot: out.plot.clone(),
+            history: out.history.is_some(),
+            inputs,
+        };
+        Ok(TrainPlan {
+            sweep,
+            outputs,
+            shard,
+            devices,
+            verify: out.verify.map(|networks| VerifyPlan {
+                networks,
+                tolerance: out.verify_tolerance,
+            }),
+            seed: self.training.seed,
+        })
     }
 
     /// Validates the arguments into a sweep: the grid's points in order,

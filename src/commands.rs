@@ -7,15 +7,14 @@ use std::process::ExitCode;
 use crate::bench::{self, Report};
 use serde::Serialize;
 
-use crate::cli::{
-    AdapterArg, BenchArgs, DataCommandArgs, MergeArgs, PlotCommand, PredictArgs, TrainArgs,
-};
+use crate::cli::{BenchArgs, DataCommandArgs, MergeArgs, PlotCommand, PredictArgs, TrainArgs};
 use crate::data::load_prediction_csv;
 use crate::error::Error;
 use crate::evaluation::Score;
-use crate::gpu::{AdapterChoice, list_adapters};
+use crate::gpu::list_adapters;
 use crate::memory;
 use crate::output::check_writable;
+use crate::plan::{Devices, OutputPlan, TrainPlan};
 use crate::predict::{Ensemble, ScoreSummary};
 use crate::progress::ProgressLine;
 use crate::report;
@@ -135,13 +134,12 @@ pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
 /// Returns exit code 1 when `--verify` fails and 130 when Ctrl-C stopped
 /// the run (after writing the outputs).
 pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
-    let out = &args.output;
-    let quiet = out.quiet;
-    let sweep = args.to_sweep()?;
+    let quiet = args.output.quiet;
+    let json = args.output.json;
+    let plan = args.to_plan()?;
     let mut line = ProgressLine::new(quiet);
     let trained = train_with(
-        args,
-        sweep,
+        plan,
         None,
         Hooks {
             progress: &mut |p| line.update(p),
@@ -162,7 +160,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
             eprintln!("note: {note}");
         }
     }
-    let text = if out.json {
+    let text = if json {
         summary_json(&summary)
     } else {
         report::render(&summary)
@@ -198,25 +196,22 @@ pub struct Trained {
     pub models: usize,
 }
 
-/// Trains what `args` describe (`sweep`: their [`TrainArgs::to_sweep`])
-/// and writes its outputs, as `gputrain train` does (the command adds the
-/// report on stdout and the exit code; the Python package calls this
-/// too). With `scratch`, the results, the
-/// weights and (with --history) the curves that `args` do not send
-/// elsewhere are written into that directory under `--out`'s names. The
-/// network outputs are written as blocks finish (under temporary names,
-/// renamed together at the end), and the summary keeps a few bytes per
-/// network. A failed run leaves no trace: a directory `--out` made is
-/// removed.
+/// Trains `plan` ([`TrainArgs::to_plan`]) and writes its outputs, as
+/// `gputrain train` does (the command adds the report on stdout and the
+/// exit code; the Python package calls this too). With `scratch`, the
+/// results, the weights and (with --history) the curves that the plan
+/// does not send elsewhere are written into that directory under `--out`'s
+/// names. The network outputs are written as blocks finish (under
+/// temporary names, renamed together at the end), and the summary keeps a
+/// few bytes per network. A failed run leaves no trace: a directory
+/// `--out` made is removed.
 pub fn train_with(
-    args: &TrainArgs,
-    sweep: crate::sweep::Sweep,
+    plan: TrainPlan,
     scratch: Option<&std::path::Path>,
     hooks: Hooks,
 ) -> Result<Trained, Error> {
-    crate::gpu::device::check_environment()?;
-    let created = args.output.out.as_ref().filter(|dir| !dir.exists());
-    let result = train_run(args, sweep, scratch, hooks);
+    let created = plan.outputs.directory.clone().filter(|dir| !dir.exists());
+    let result = train_run(&plan, scratch, hooks);
     if let (Err(_), Some(dir)) = (&result, created) {
         // Empty: its files were never renamed into place.
         let _ = std::fs::remove_dir(dir);
@@ -224,43 +219,11 @@ pub fn train_with(
     result
 }
 
-/// Where a run's outputs go: `--out DIR`'s names, or the files the flags
-/// name, with the unnamed ones in `scratch` where there is one.
-fn output_paths(args: &TrainArgs, scratch: Option<&std::path::Path>) -> Result<OutputPaths, Error> {
-    let out = &args.output;
-    let history = out.history.is_some();
-    if let Some(dir) = &out.out {
-        return Ok(OutputPaths::directory(dir, history));
-    }
-    let spare = scratch.map(|dir| OutputPaths::directory(dir, history));
-    let spare = |pick: fn(OutputPaths) -> Option<PathBuf>| spare.clone().and_then(pick);
-    Ok(OutputPaths {
-        results: out.results.clone().or_else(|| spare(|p| p.results)),
-        weights: out.weights.clone().or_else(|| spare(|p| p.weights)),
-        groups: out.groups.clone(),
-        history_out: out.history_out.clone().or_else(|| spare(|p| p.history_out)),
-        history_csv: out.history_csv.clone(),
-        summary: None,
-        run: None,
-    })
-}
-
-/// A run's inputs and outputs, each with its flag, checked apart
+/// A run's inputs and outputs, each with its setting, checked apart
 /// ([`crate::output::check_distinct`]) before any work: every model's
-/// weights file, the figure, and with `--out` the directory's files.
-fn check_train_paths(args: &TrainArgs, paths: &OutputPaths, models: usize) -> Result<(), Error> {
-    let named = |flag: &str, path: &Option<PathBuf>| path.clone().map(|p| (flag.to_string(), p));
-    let inputs: Vec<(String, PathBuf)> = [
-        named("--data", &args.data.data),
-        named("--eval-data", &args.data.eval_data),
-        named("--init-weights", &args.training.init_weights),
-        named("--resume", &args.training.resume),
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    let out = &args.output;
-    let flag = |given: &str| match out.out.is_some() {
+/// weights file, the figure, and with a directory the directory's files.
+fn check_train_paths(plan: &OutputPlan, paths: &OutputPaths, models: usize) -> Result<(), Error> {
+    let flag = |given: &str| match plan.directory.is_some() {
         true => "--out".to_string(),
         false => given.to_string(),
     };
@@ -269,10 +232,10 @@ fn check_train_paths(args: &TrainArgs, paths: &OutputPaths, models: usize) -> Re
         .into_iter()
         .map(|(given, path)| (flag(given), path))
         .collect();
-    if let Some(plot) = &out.plot {
+    if let Some(plot) = &plan.plot {
         outputs.push(("--plot".to_string(), plot.clone()));
     }
-    crate::output::check_distinct(&inputs, &outputs)
+    crate::output::check_distinct(&plan.inputs, &outputs)
 }
 
 /// Whether this run wrote `path` (one of its outputs).
@@ -282,8 +245,7 @@ fn written(paths: &OutputPaths, path: &std::path::Path, models: usize) -> bool {
 
 /// [`train_with`]'s work.
 fn train_run(
-    args: &TrainArgs,
-    sweep: crate::sweep::Sweep,
+    plan: &TrainPlan,
     scratch: Option<&std::path::Path>,
     hooks: Hooks,
 ) -> Result<Trained, Error> {
@@ -292,42 +254,27 @@ fn train_run(
         log,
         stop,
     } = hooks;
-    let out = &args.output;
-    if args.scale.shard.is_some() && out.out.is_none() {
-        return Err(Error::Config(
-            "--shard needs --out DIR: each shard writes a directory, which `gputrain merge` \
-             joins with the others"
-                .into(),
-        ));
-    }
-    let shard = match &args.scale.shard {
-        Some(arg) => {
-            let count = args.scale.shard_count.map(|k| k as usize);
-            arg.resolve(count, &|name| std::env::var(name).ok())?
-        }
-        None => Shard::WHOLE,
-    };
-    if shard.count > 1 && out.verify.is_some() {
-        return Err(Error::Config(
-            "--verify cannot be combined with --shard yet: verify a shard's networks with \
-             `gputrain predict`, or run --verify without sharding"
-                .into(),
-        ));
-    }
-    let paths = output_paths(args, scratch)?;
-    check_train_paths(args, &paths, sweep.models())?;
+    let TrainPlan {
+        sweep,
+        outputs,
+        shard,
+        ..
+    } = plan;
+    let shard = *shard;
+    let paths = outputs.paths(scratch);
+    check_train_paths(outputs, &paths, sweep.models())?;
     // An --out directory belongs to one run: its lock for the run's
     // lifetime, and an earlier run's files only replaced on --overwrite.
     let mut lock = None;
     let mut earlier = Vec::new();
-    if let Some(dir) = &out.out {
+    if let Some(dir) = &outputs.directory {
         std::fs::create_dir_all(dir).map_err(|e| Error::Io {
             path: dir.clone(),
             source: e,
         })?;
         lock = Some(crate::output::DirLock::acquire(dir)?);
         earlier = crate::output::run_files_in(dir);
-        if !earlier.is_empty() && !out.overwrite {
+        if !earlier.is_empty() && !outputs.overwrite {
             return Err(Error::Config(format!(
                 "--out {} already holds a run's files ({}): give --overwrite to replace them, \
                  or choose another --out",
@@ -337,54 +284,30 @@ fn train_run(
         }
     }
     paths.check()?;
-    if let Some(plot) = &out.plot {
+    if let Some(plot) = &outputs.plot {
         check_writable(plot)?;
     }
     let range = shard.range(sweep.networks());
-    let verify = out.verify.unwrap_or(0);
+    let verify = plan.verify.map_or(0, |v| v.networks);
     for k in 0..sweep.models() {
         let mut config = sweep.points[sweep.model_ids(k).start / sweep.replicates.max(1)]
             .config
             .clone();
         config.networks = range.len().max(1);
         config.population = config.networks;
-        memory::check_host(&config, &sweep, verify)?;
+        memory::check_host(&config, sweep, verify)?;
     }
     let run = RangeRun {
-        sweep: &sweep,
+        sweep,
         shard,
         range: range.clone(),
         paths: &paths,
-        verify,
-        verify_tolerance: out.verify_tolerance,
-        seed: args.training.seed,
+        verify: plan.verify,
+        seed: plan.seed,
     };
-    let several = args.device.adapter.several()?;
-    if several.is_some() && out.verify.is_some() {
-        return Err(Error::Config(format!(
-            "--verify cannot be combined with --adapter {} yet: verify on one device",
-            args.device.adapter
-        )));
-    }
-    let on_cpu = matches!(
-        args.device.backend,
-        BackendChoice::Simd | BackendChoice::Cpu
-    );
-    if on_cpu && several.is_none() && args.device.adapter != AdapterArg::One(AdapterChoice::Auto) {
-        return Err(Error::Config(format!(
-            "--adapter {} names a GPU, but --backend {} trains on the CPU: drop one of them",
-            args.device.adapter, args.device.backend
-        )));
-    }
-    if several.is_some() && on_cpu {
-        return Err(Error::Config(format!(
-            "--adapter {} splits the run over GPU devices, but --backend {} trains on the CPU",
-            args.device.adapter, args.device.backend
-        )));
-    }
-    let finished = match several {
-        Some(adapters) => several_devices(&run, &adapters, progress, log, &stop)?,
-        None => {
+    let finished = match &plan.devices {
+        Devices::Several(adapters) => several_devices(&run, adapters, progress, log, &stop)?,
+        Devices::One => {
             let (engine, backend) = run::open_backend(&sweep.points[0].config)?;
             if let Some(note) = &backend.note {
                 log(&format!("note: {note}"));
@@ -406,7 +329,7 @@ fn train_run(
     let passed = finished.passed;
     let summary = finished.persist()?;
     // --overwrite: the earlier run's files this run did not write go.
-    if let Some(dir) = &out.out {
+    if let Some(dir) = &outputs.directory {
         for name in &earlier {
             let path = dir.join(name);
             if !written(&paths, &path, sweep.models()) {
@@ -415,7 +338,7 @@ fn train_run(
         }
     }
     drop(lock);
-    if let (Some(path), Some(points)) = (&out.plot, &summary.history) {
+    if let (Some(path), Some(points)) = (&outputs.plot, &summary.history) {
         let curves = crate::plot::Curves {
             points: points.clone(),
             networks: summary.networks as u64,
@@ -592,6 +515,10 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode, Error> {
 pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
     crate::gpu::device::check_environment()?;
     let suite = args.to_suite()?;
+    if let Some(path) = &args.report {
+        crate::output::check_distinct(&[], &[("--report".to_string(), path.clone())])?;
+        check_writable(path)?;
+    }
     let setup = args.peer_setup();
     if let Some(setup) = &setup {
         setup.check()?;
@@ -629,7 +556,31 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
         rows,
         machine: crate::backend::cpu_name(crate::backend::cpu_threads(None).0),
         peers,
+        adapters: match suite.backends {
+            bench::BackendFilter::Cpu | bench::BackendFilter::Simd => Vec::new(),
+            _ => list_adapters()
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{a}; max storage binding {} MiB, {} invocations a workgroup, \
+                         timestamp queries {}",
+                        a.max_storage_buffer_binding_size >> 20,
+                        a.max_compute_invocations_per_workgroup,
+                        if a.timestamp_queries { "yes" } else { "no" }
+                    )
+                })
+                .collect(),
+        },
     };
+    if let Some(path) = &args.report {
+        let words: Vec<String> = std::env::args().skip(1).collect();
+        let context = bench::ReportContext {
+            command: format!("gputrain {}", words.join(" ")),
+            date: utc_now(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        write_whole(path, &bench::render_markdown(&report, &context))?;
+    }
     let text = if args.json {
         serde_json::to_string_pretty(&report).expect("the report is plain data") + "\n"
     } else {
@@ -922,6 +873,29 @@ fn write_whole(path: &std::path::Path, text: &str) -> Result<(), Error> {
         .write_all(text.as_bytes())
         .map_err(|e| file.error(e))?;
     file.persist()
+}
+
+/// The time now in UTC as `YYYY-MM-DD HH:MM` (the civil date from the
+/// days since 1970 by Howard Hinnant's `civil_from_days`).
+fn utc_now() -> String {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs()) as i64;
+    let (days, rest) = (seconds.div_euclid(86_400), seconds.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60
+    )
 }
 
 /// The predict summary for people.

@@ -1,5 +1,5 @@
 //! The float64 CPU reference trainer: plain code that mirrors the math in
-//! DESIGN.md term by term, run over networks in parallel with rayon.
+//! docs/design.md term by term, run over networks in parallel with rayon.
 //!
 //! Names follow the seeds: `net` is a neuron's weighted input, `out` its
 //! activation's output, `delta` = dE/dnet. Every formula (activations, their

@@ -29,6 +29,7 @@ pub mod lane_math;
 pub mod memory;
 pub mod model;
 pub mod output;
+pub mod plan;
 pub mod plot;
 pub mod predict;
 pub mod progress;

@@ -718,6 +718,14 @@ impl VerifyReport {
 /// tolerance below that is not excused by it.
 const AMPLIFIED: f64 = 1e-5;
 
+/// `--verify K`: re-train K networks spread over the population in
+/// float64 and compare predictions within `tolerance` ([`verify`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VerifyPlan {
+    pub networks: usize,
+    pub tolerance: f64,
+}
+
 /// Re-trains the `checked` networks with the float64 reference from their
 /// starting parameters and compares predictions over the whole data set
 /// and parameters with what the run trained. A network beyond the

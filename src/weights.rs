@@ -36,7 +36,7 @@ const HEADER_LENGTH_BYTES: u64 = 8;
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
 /// The number type the backend trained in. A file keeps its parameters
-/// and learning rates in float32 (DESIGN.md's format) and its optimizer
+/// and learning rates in float32 (docs/design.md's format) and its optimizer
 /// state in this precision; from the float64 CPU reference it adds the
 /// exact parameters and rates as `{name}.float64`, so a resumed run
 /// continues from exactly the values it stopped at.
@@ -175,7 +175,7 @@ fn tensor_slots(spec: &ModelSpec) -> Vec<TensorSlot> {
 const FLOAT64: &str = ".float64";
 
 /// What a file of `precision` holds: [`tensor_slots`], the parameters and
-/// learning rates in float32 as DESIGN.md fixes them, the optimizer state
+/// learning rates in float32 as docs/design.md fixes them, the optimizer state
 /// in the backend's precision, and, from the float64 CPU reference, the
 /// exact parameters and rates again as `{name}.float64` (what a resume or
 /// `--init-weights` reads, so a CPU run continues bit for bit).

@@ -224,7 +224,7 @@ fn check_gradient_by_finite_differences(spec: &ModelSpec, data: &Dataset, params
     }
 }
 
-/// Seed 003's worked example, one step: DESIGN.md's numbers to 1e-12 on
+/// Seed 003's worked example, one step: docs/design.md's numbers to 1e-12 on
 /// the CPU; in float32 on the GPU the worst difference measured on lavapipe
 /// was 2.6e-8 on every path (the SIMD trainer's too), so 2.6e-7.
 fn seed_network_one_step(path: Path) {

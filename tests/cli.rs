@@ -1110,55 +1110,6 @@ fn progress_never_reaches_a_pipe() {
 }
 
 #[test]
-fn readme_examples_run_as_written() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    let block = readme
-        .split("## Using it")
-        .nth(1)
-        .and_then(|rest| rest.split("```sh\n").nth(1))
-        .and_then(|rest| rest.split("```").next())
-        .expect("README has a ```sh block under '## Using it'");
-    let commands: Vec<String> = block
-        .replace("\\\n", " ")
-        .lines()
-        .map(str::trim)
-        .filter(|l| l.starts_with("gputrain"))
-        .map(String::from)
-        .collect();
-    assert!(commands.len() >= 6, "found {commands:?}");
-    let dir = temp_dir("readme");
-    // The example's own data file: 3 inputs, 2 targets.
-    let rows: Vec<String> = (0..12)
-        .map(|i| {
-            format!(
-                "{},{},{},{},{}",
-                i % 2,
-                i % 3,
-                (i % 4) as f64 / 3.0,
-                0.2,
-                0.8
-            )
-        })
-        .collect();
-    std::fs::write(dir.join("samples.csv"), rows.join("\n") + "\n").unwrap();
-    for command in &commands {
-        let args: Vec<&str> = command.split_whitespace().skip(1).collect();
-        let out = Command::new(env!("CARGO_BIN_EXE_gputrain"))
-            .args(&args)
-            .current_dir(&dir)
-            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-            .output()
-            .expect("run gputrain");
-        assert!(
-            out.status.success(),
-            "README example `{command}` failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-#[test]
 fn bench_measures_every_strategy_and_the_cpu_as_json() {
     let out = gputrain(&[
         "bench",
@@ -2163,4 +2114,54 @@ fn verify_leaves_out_networks_too_sensitive_to_compare_and_checks_the_rest() {
         )),
         "{text}"
     );
+}
+
+#[test]
+fn bench_report_is_one_markdown_file_that_names_its_command() {
+    let dir = temp_dir("bench-report");
+    let report = dir.join("performance.md");
+    let out = gputrain(&[
+        "bench",
+        "--quick",
+        "--backend",
+        "simd",
+        "--workload",
+        "xor",
+        "--seconds",
+        "0.05",
+        "--report",
+        report.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(text.starts_with("# gputrain benchmark report"), "{text}");
+    assert!(
+        text.contains("--workload xor --seconds 0.05 --report"),
+        "the command that makes it again: {text}"
+    );
+    assert!(text.contains("| xor (2-3-1, 4 samples) |"), "{text}");
+    assert!(text.contains("simd-f32/"), "{text}");
+    // A report that cannot be written is refused before any measuring.
+    let nowhere = dir.join("missing").join("r.md");
+    let out = gputrain(&[
+        "bench",
+        "--quick",
+        "--backend",
+        "simd",
+        "--workload",
+        "xor",
+        "--report",
+        nowhere.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("r.md") && !stderr.contains("bench: xor"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }

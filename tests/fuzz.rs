@@ -237,7 +237,7 @@ fn parse_and_configure(args: &[String]) {
         return;
     };
     let _ = match &cli.command {
-        Some(Command::Train(args)) => args.to_sweep().map(|_| ()),
+        Some(Command::Train(args)) => args.to_plan().map(|_| ()),
         Some(Command::Bench(args)) => args.to_suite().map(|_| ()),
         Some(Command::Data(args)) => args.drawn.options(Some(args.task)).map(|_| ()),
         // Parsing is what predict's and plot's flags do before reading
@@ -246,7 +246,7 @@ fn parse_and_configure(args: &[String]) {
         | Some(Command::Predict(_))
         | Some(Command::Plot(_))
         | Some(Command::Merge(_)) => Ok(()),
-        None => cli.train.to_sweep().map(|_| ()),
+        None => cli.train.to_plan().map(|_| ()),
     };
 }
 

@@ -63,7 +63,7 @@ fn seed_network_twenty_thousand_epochs_within_1e_4() {
         &predicted,
         &[0.010633774372091731, 0.9893773083483602],
         2,
-        // DESIGN.md's contract is 1e-4; lavapipe measured 2.7e-7.
+        // docs/design.md's contract is 1e-4; lavapipe measured 2.7e-7.
         2.7e-6,
         |j| format!("output {j}"),
     );

@@ -1,5 +1,5 @@
 //! The float64 CPU reference reproduces every number of seed 003's worked
-//! example as fixed in DESIGN.md.
+//! example as fixed in docs/design.md.
 
 mod common;
 
@@ -85,7 +85,7 @@ fn twenty_thousand_epochs_match_seed() {
 
 #[test]
 fn frozen_bias_ten_thousand_epochs_match_rounded_figures() {
-    // DESIGN.md gives these to 5 significant digits (the article rounds), so
+    // docs/design.md gives these to 5 significant digits (the article rounds), so
     // the tolerance is half a unit in the last printed digit.
     let mut spec = common::tutorial_spec();
     spec.freeze_bias = true;

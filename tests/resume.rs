@@ -510,7 +510,7 @@ fn a_resumed_file_records_the_state_as_pytorch_names_it() {
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let buffer = file.tensor("layers.1.weight.momentum_buffer").unwrap();
     assert_eq!(buffer.dtype(), safetensors::Dtype::F64);
-    // DESIGN.md's float32 parameters, and the exact float64 ones beside.
+    // docs/design.md's float32 parameters, and the exact float64 ones beside.
     let weight = file.tensor("layers.1.weight").unwrap();
     assert_eq!(weight.dtype(), safetensors::Dtype::F32);
     let exact = file.tensor("layers.1.weight.float64").unwrap();

@@ -298,7 +298,7 @@ fn start(
     }
     // The arguments as a whole (the grid, the data against the model),
     // here, so a mistake raises at once rather than from the thread.
-    let sweep = py.detach(|| args.to_sweep()).map_err(to_py)?;
+    let plan = py.detach(|| args.to_plan()).map_err(to_py)?;
     let shared = Arc::new(Shared::default());
     let worker = Arc::clone(&shared);
     std::thread::Builder::new()
@@ -307,8 +307,7 @@ fn start(
             let s = &worker;
             let result = caught(|| {
                 commands::train_with(
-                    &args,
-                    sweep,
+                    plan,
                     Some(&scratch),
                     Hooks {
                         progress: &mut |p| {

@@ -10,7 +10,7 @@ from safetensors.numpy import load_file
 
 import gputrain
 
-# DESIGN.md's figures for seed 003 after 20,000 epochs (lr 0.5, the
+# docs/design.md's figures for seed 003 after 20,000 epochs (lr 0.5, the
 # tutorial's weights and shared biases): the float64 reference reproduces
 # them to 1e-12 (tests/reference_numbers.rs).
 SEED_OUTPUTS_20000 = [0.010633774372091731, 0.9893773083483602]

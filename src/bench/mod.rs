@@ -15,5 +15,5 @@ pub use flops::{FLOP_FORMULA, flops_per_network_epoch};
 pub use peers::{PeerRow, PeerSetup, PeerStatus};
 pub use runner::Row;
 pub use suite::{BackendFilter, KernelFilter, Suite};
-pub use table::{Report, render};
+pub use table::{Report, ReportContext, render, render_markdown};
 pub use workloads::{Workload, standard};

@@ -50,6 +50,10 @@ pub struct Row {
     pub kernel_seconds: Option<f64>,
     /// Networks whose loss or parameters became NaN/Inf.
     pub diverged: usize,
+    /// A GPU row of the strategy `--kernel auto` picks for the workload on
+    /// this adapter (set by the suite; false for the CPU rows).
+    #[serde(default)]
+    pub auto: bool,
     /// Median final loss of the others (shows the run trained).
     pub median_final_loss: Option<f64>,
 }
@@ -154,6 +158,7 @@ fn row(
         gflops_per_second: rate * flops / 1e9,
         kernel_seconds: timed.kernel_seconds,
         diverged: timed.outcomes.iter().filter(|o| o.diverged).count(),
+        auto: false,
         median_final_loss: Quantiles::of(&mut finals).map(|q| q.median),
     }
 }

@@ -72,32 +72,34 @@ impl Suite {
         let mut rows = Vec::new();
         for workload in &self.workloads {
             let initial = workload.initial()?;
-            // Every row of the workload: (engine, strategy, where).
-            let mut plan: Vec<(Engine, Strategy, String)> = Vec::new();
+            // Every row of the workload: (engine, strategy, where, the
+            // strategy auto picks there).
+            let mut plan: Vec<(Engine, Strategy, String, bool)> = Vec::new();
             for ctx in &contexts {
+                let spec = &workload.spec;
+                let auto =
+                    choose_strategy(spec, workload.data.samples(), Strategy::Auto, &ctx.quirks)
+                        .ok();
                 for strategy in self.strategies(ctx, workload, log) {
                     let on = format!("{} ({strategy})", ctx.adapter.name);
-                    plan.push((Engine::Gpu(ctx.clone()), strategy, on));
+                    let picked = auto == Some(strategy);
+                    plan.push((Engine::Gpu(ctx.clone()), strategy, on, picked));
                 }
             }
             if matches!(self.backends, BackendFilter::All | BackendFilter::Simd) {
                 let isa = Isa::chosen()?;
                 let on = format!("the SIMD trainer ({})", isa.name());
-                plan.push((Engine::Simd(isa), Strategy::Auto, on));
+                plan.push((Engine::Simd(isa), Strategy::Auto, on, false));
             }
             if matches!(self.backends, BackendFilter::All | BackendFilter::Cpu) {
                 let on = "the CPU reference".to_string();
-                plan.push((Engine::Reference, Strategy::Auto, on));
+                plan.push((Engine::Reference, Strategy::Auto, on, false));
             }
-            for (engine, strategy, on) in plan {
+            for (engine, strategy, on, auto) in plan {
                 log(&format!("{} on {on}", workload.name));
-                rows.push(measure(
-                    &engine,
-                    workload,
-                    strategy,
-                    &initial,
-                    self.seconds,
-                )?);
+                let mut row = measure(&engine, workload, strategy, &initial, self.seconds)?;
+                row.auto = auto;
+                rows.push(row);
             }
         }
         Ok(rows)

@@ -19,6 +19,19 @@ pub struct Report {
     pub machine: String,
     /// `--peers`: each peer on each workload it implements.
     pub peers: Vec<PeerRow>,
+    /// Every adapter the rows could run on: name, backend, type, driver
+    /// and the limits that size the runs.
+    #[serde(default)]
+    pub adapters: Vec<String>,
+}
+
+/// What a Markdown report says of where and how it was made.
+pub struct ReportContext {
+    /// The command that made it, which makes it again.
+    pub command: String,
+    /// When it was made (UTC, `YYYY-MM-DD HH:MM`).
+    pub date: String,
+    pub version: String,
 }
 
 /// `1.23e8`-style figures: three significant digits.
@@ -66,6 +79,11 @@ fn aligned(cells: &[Vec<String>], text: usize) -> String {
 
 /// The peers' table: each peer's rate and gputrain's against it.
 fn render_peers(peers: &[PeerRow]) -> String {
+    aligned(&peer_cells(peers), 4)
+}
+
+/// The peers' table's cells, a header row first.
+fn peer_cells(peers: &[PeerRow]) -> Vec<Vec<String>> {
     let header = [
         "peer",
         "workload",
@@ -116,7 +134,7 @@ fn render_peers(peers: &[PeerRow]) -> String {
             figure(p.worst_relative_loss_difference, &|v| format!("{v:.1e}")),
         ]);
     }
-    aligned(&cells, 4)
+    cells
 }
 
 pub fn render(report: &Report) -> String {
@@ -181,6 +199,144 @@ pub fn render(report: &Report) -> String {
     out
 }
 
+/// A Markdown table: `cells` with a header row first; the first `text`
+/// columns left-aligned and the rest (numbers) right-aligned.
+fn markdown_table(cells: &[Vec<String>], text: usize) -> String {
+    let line = |row: &[String]| format!("| {} |\n", row.join(" | "));
+    let mut out = line(&cells[0]);
+    let rule: Vec<String> = (0..cells[0].len())
+        .map(|c| if c < text { "---" } else { "---:" }.to_string())
+        .collect();
+    out.push_str(&line(&rule));
+    for row in &cells[1..] {
+        out.push_str(&line(row));
+    }
+    out
+}
+
+/// A figure for a table cell, with `-` for none.
+fn cell(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or("-".to_string(), f)
+}
+
+/// The report as one self-contained Markdown document (`gputrain bench
+/// --report FILE.md`): where and when it ran and how to make it again,
+/// the machine and its adapters, how rows are measured, every row, the
+/// fastest row of each workload, and the peers.
+pub fn render_markdown(report: &Report, context: &ReportContext) -> String {
+    let mut out = String::from("# gputrain benchmark report\n\n");
+    out.push_str(&format!(
+        "Made {} UTC by gputrain {} with\n\n```\n{}\n```\n\nwhich makes this file again \
+         on the machine it runs on. Each figure holds for this machine only.\n\n",
+        context.date, context.version, context.command
+    ));
+    out.push_str("## Machine\n\n");
+    out.push_str(&format!(
+        "- CPU (the SIMD trainer, the float64 reference and the peers): {}\n",
+        report.machine
+    ));
+    if report.adapters.is_empty() {
+        out.push_str("- GPU adapters: none measured\n");
+    }
+    for adapter in &report.adapters {
+        out.push_str(&format!("- adapter: {adapter}\n"));
+    }
+    out.push_str(&format!(
+        "\n## Method\n\nA row first probes with growing epoch counts (a warm-up, not \
+         counted), then times one run of the workload's epochs or as many as fit {} s. \
+         wall s covers upload, training, evaluation and readback, not the pipeline build; \
+         GPU s is the device time inside the training passes from timestamp queries ('-' \
+         where the adapter has none). Throughput is network-epochs/s; net-samples/s is that \
+         times the samples, the figure to compare across data sizes. {}. auto: the \
+         strategy `--kernel auto` picks for that workload on that adapter.\n\n",
+        report.seconds_per_row, report.flop_formula
+    ));
+    out.push_str("## Rows\n\n");
+    let mut cells = vec![
+        [
+            "workload",
+            "adapter",
+            "strategy",
+            "auto",
+            "networks",
+            "epochs",
+            "wall s",
+            "net-epochs/s",
+            "net-samples/s",
+            "GFLOP/s",
+            "GPU s",
+        ]
+        .map(String::from)
+        .to_vec(),
+    ];
+    for r in &report.rows {
+        cells.push(vec![
+            format!("{} ({}, {} samples)", r.workload, r.topology, r.samples),
+            r.adapter.clone(),
+            r.strategy.clone(),
+            if r.auto { "yes" } else { "" }.to_string(),
+            r.networks.to_string(),
+            r.epochs.to_string(),
+            format!("{:.3}", r.wall_seconds),
+            sci(r.network_epochs_per_second),
+            sci(r.network_samples_per_second),
+            format!("{:.1}", r.gflops_per_second),
+            cell(r.kernel_seconds, |k| format!("{k:.3}")),
+        ]);
+    }
+    out.push_str(&markdown_table(&cells, 4));
+    out.push_str("\n## Fastest row of each workload\n\n");
+    let mut cells = vec![
+        ["workload", "fastest", "net-epochs/s", "next", "ahead by"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    let mut workloads: Vec<&str> = Vec::new();
+    for r in &report.rows {
+        if !workloads.contains(&r.workload.as_str()) {
+            workloads.push(&r.workload);
+        }
+    }
+    for w in workloads {
+        let mut rows: Vec<&Row> = report.rows.iter().filter(|r| r.workload == w).collect();
+        rows.sort_by(|a, b| {
+            b.network_epochs_per_second
+                .total_cmp(&a.network_epochs_per_second)
+        });
+        let name = |r: &Row| format!("{} on {}", r.strategy, r.adapter);
+        let next = rows.get(1);
+        cells.push(vec![
+            w.to_string(),
+            name(rows[0]),
+            sci(rows[0].network_epochs_per_second),
+            next.map_or("-".to_string(), |r| name(r)),
+            next.map_or("-".to_string(), |r| {
+                format!(
+                    "{:.2}x",
+                    rows[0].network_epochs_per_second / r.network_epochs_per_second.max(1e-300)
+                )
+            }),
+        ]);
+    }
+    out.push_str(&markdown_table(&cells, 2));
+    out.push_str("\n## Peers\n\n");
+    if report.peers.is_empty() {
+        out.push_str("Not measured: `gputrain bench --peers` runs them.\n");
+    } else {
+        let cells = peer_cells(&report.peers);
+        out.push_str(&markdown_table(&cells, 4));
+        out.push_str(&format!(
+            "\nPeers: benches/peers/soa_peers.py, struct of arrays, float32, from the \
+             workload's initial weights; each first trains {} epochs and must match the \
+             float64 reference's final losses (agrees to: worst |loss - reference| / (1e-3 + \
+             reference)), then is timed without its compilation or warm-up. gputrain is: the \
+             workload's fastest row against the peer, in network-epochs/s.\n",
+            crate::bench::peers::CHECK_EPOCHS
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +358,7 @@ mod tests {
             gflops_per_second: 5.6,
             kernel_seconds: kernel,
             diverged: 0,
+            auto: strategy == "fused",
             median_final_loss: Some(0.01),
         }
     }
@@ -215,6 +372,7 @@ mod tests {
             rows: vec![row("fused", Some(0.4)), row("reference-f64", None)],
             machine: "AMD EPYC, 2 threads".into(),
             peers: Vec::new(),
+            adapters: vec!["llvmpipe (Vulkan, Cpu, driver llvmpipe)".into()],
         };
         let text = render(&report);
         let lines: Vec<&str> = text.lines().collect();
@@ -235,5 +393,44 @@ mod tests {
         let at = lines[0].find("networks").unwrap();
         assert!(lines[2][..at].ends_with("  "), "{text}");
         assert!(text.contains("FLOP per network-epoch"), "{text}");
+    }
+
+    #[test]
+    fn markdown_report_holds_the_command_the_machine_and_every_row() {
+        let mut fast = row("fused", Some(0.4));
+        fast.network_epochs_per_second = 8.0e7;
+        let report = Report {
+            quick: false,
+            seconds_per_row: 5.0,
+            flop_formula: FLOP_FORMULA,
+            rows: vec![fast, row("reference-f64", None)],
+            machine: "Intel Xeon, 2 threads".into(),
+            peers: Vec::new(),
+            adapters: vec!["llvmpipe (Vulkan, Cpu, driver llvmpipe)".into()],
+        };
+        let context = ReportContext {
+            command: "gputrain bench --report docs/performance.md".into(),
+            date: "2026-12-02 07:00".into(),
+            version: "0.1.0".into(),
+        };
+        let text = render_markdown(&report, &context);
+        assert!(text.starts_with("# gputrain benchmark report"), "{text}");
+        for needle in [
+            "gputrain bench --report docs/performance.md",
+            "2026-12-02 07:00 UTC",
+            "Intel Xeon, 2 threads",
+            "- adapter: llvmpipe",
+            "FLOP per network-epoch",
+            "| xor (2-3-1, 4 samples) | llvmpipe | fused | yes | 10000 | 2000 | 0.500 | 8.00e7 |",
+            "| xor | fused on llvmpipe | 8.00e7 | reference-f64 on llvmpipe | 2.00x |",
+            "Not measured: `gputrain bench --peers`",
+        ] {
+            assert!(text.contains(needle), "no {needle:?} in:\n{text}");
+        }
+        // Every table line has as many cells as its header.
+        for table in text.split("\n\n").filter(|t| t.starts_with("| ")) {
+            let widths: Vec<usize> = table.lines().map(|l| l.matches(" | ").count()).collect();
+            assert!(widths.iter().all(|&w| w == widths[0]), "{table}");
+        }
     }
 }

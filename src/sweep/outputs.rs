@@ -15,7 +15,7 @@ use crate::error::Error;
 use crate::groups::{self, GroupTally};
 use crate::history::{HistoryTally, HistoryWriter};
 use crate::output::{GridCells, ResultsWriter, TemporaryFile, check_writable};
-use crate::report::{self, GridAxis, Summary, Tally};
+use crate::report::{self, GridAxis, Summary, Tally, VerifyPlan};
 use crate::run::{self, BackendInfo, Starting, TrainedBlock};
 use crate::sweep::Sweep;
 use crate::sweep::shard::Shard;
@@ -312,9 +312,8 @@ pub struct RangeRun<'a> {
     pub shard: Shard,
     pub range: Range<usize>,
     pub paths: &'a OutputPaths,
-    /// `--verify K` (a run of one point only).
-    pub verify: usize,
-    pub verify_tolerance: f64,
+    /// Re-train and compare (a run of one point only).
+    pub verify: Option<VerifyPlan>,
     /// `--seed`, which weights files record.
     pub seed: u64,
 }
@@ -356,7 +355,7 @@ impl RangeRun<'_> {
             )?),
             _ => None,
         };
-        let verify = report::spread(self.range.len(), self.verify);
+        let verify = report::spread(self.range.len(), self.verify.map_or(0, |v| v.networks));
         let mut tally = Tally::new(self.range.len(), with_target, verify);
         let mut group_tally = GroupTally::new(sweep.points.len(), sweep.replicates, with_target);
         let mut history_tally = plan.map(|p| HistoryTally::new(&p, self.range.len(), with_target));
@@ -497,13 +496,14 @@ impl RangeRun<'_> {
             files.push(finish_model(done, options.epochs)?);
         }
         // Each point's networks against its own model.
+        let tolerance = self.verify.map_or(0.0, |v| v.tolerance);
         let verify = tally
             .checked()
             .chunk_by(|a, b| a.index / replicates == b.index / replicates)
             .map(|checked| {
                 let point = &sweep.points[checked[0].index / replicates].config;
                 let (spec, data) = (&point.spec, &point.data);
-                report::verify(spec, data, &options, checked, self.verify_tolerance)
+                report::verify(spec, data, &options, checked, tolerance)
             })
             .reduce(report::VerifyReport::combine);
         let passed = verify.as_ref().is_none_or(|v| v.passed);

@@ -295,7 +295,7 @@ pub fn data_for(spec: &ModelSpec, data: &Dataset) -> Dataset {
     data
 }
 
-/// DESIGN.md: seed 003's parameters after one step, in our layout (w1..w4,
+/// docs/design.md: seed 003's parameters after one step, in our layout (w1..w4,
 /// b1, w5..w8, b2).
 pub const SEED_ONE_STEP: [f64; 10] = [
     0.149780716132763,
