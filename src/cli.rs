@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::plan::{Devices, OutputPlan, TrainPlan, VerifyPlan};
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
+use crate::setting::{Setting, settings};
 use crate::sweep::Sweep;
 use crate::sweep::axis::{self, Grid};
 use crate::sweep::shard::{Shard, ShardArg};
@@ -346,18 +347,18 @@ impl DrawArgs {
             seed: self.data_seed.unwrap_or(defaults.seed),
         };
         if options.samples == 0 {
-            return Err(usage("--samples must be at least 1".into()));
+            return Err(usage(format!("{} must be at least 1", Setting("samples"))));
         }
         if options.samples > MAX_DRAWN_SAMPLES {
             return Err(usage(format!(
-                "--samples {} exceeds the maximum of {MAX_DRAWN_SAMPLES}",
-                options.samples
+                "{} exceeds the maximum of {MAX_DRAWN_SAMPLES}",
+                Setting("samples").is(options.samples)
             )));
         }
         if !(options.noise.is_finite() && options.noise >= 0.0) {
             return Err(usage(format!(
-                "--noise {} must be a finite number >= 0",
-                options.noise
+                "{} must be a finite number >= 0",
+                Setting("noise").is(options.noise)
             )));
         }
         Ok(options)
@@ -588,8 +589,9 @@ impl OptimizerArgs {
             };
             if !config.uses(h) {
                 return Err(crate::Error::Config(format!(
-                    "--{} applies to --optimizer {} only, but the optimizer is {kind}",
-                    h.name().replace('_', "-"),
+                    "{} applies to {} {} only, but the optimizer is {kind}",
+                    Setting(h.name()),
+                    settings::OPTIMIZER,
                     Optimizer::users_of(h)
                 )));
             }
@@ -648,7 +650,7 @@ pub struct OutputArgs {
     #[arg(long, value_name = "K")]
     pub history: Option<u64>,
     /// Every network's curves as safetensors: `loss` (and `eval_loss`)
-    /// [networks, points] float32, `epochs` [points] int64.
+    /// `[networks, points]` float32, `epochs` `[points]` int64.
     #[arg(long, value_name = "FILE.safetensors", requires = "history")]
     pub history_out: Option<PathBuf>,
     /// The population's loss quantiles at each recorded epoch as CSV
@@ -1047,13 +1049,12 @@ impl TrainArgs {
             Some(adapters) => Devices::Several(adapters),
             None => Devices::One,
         };
-        let named =
-            |flag: &str, path: &Option<PathBuf>| path.clone().map(|p| (flag.to_string(), p));
+        let named = |setting: Setting, path: &Option<PathBuf>| path.clone().map(|p| (setting, p));
         let inputs = [
-            named("--data", &self.data.data),
-            named("--eval-data", &self.data.eval_data),
-            named("--init-weights", &self.training.init_weights),
-            named("--resume", &self.training.resume),
+            named(settings::DATA, &self.data.data),
+            named(settings::EVAL_DATA, &self.data.eval_data),
+            named(settings::INIT_WEIGHTS, &self.training.init_weights),
+            named(settings::RESUME, &self.training.resume),
         ]
         .into_iter()
         .flatten()
@@ -1105,15 +1106,18 @@ impl TrainArgs {
         let shape = || {
             swept
                 .iter()
-                .map(|a| format!("{} {}", a.flag, a.labels.len()))
+                .map(|a| format!("{} {}", Setting(&a.flag[2..]), a.labels.len()))
                 .collect::<Vec<_>>()
                 .join(" x ")
         };
         let replicates = match (self.training.networks, self.training.replicates) {
             (Some(n), Some(r)) if n != points as u64 * r => {
                 return Err(usage(format!(
-                    "--networks {n} and --replicates {r} disagree: the grid has {points} \
-                     points, so --replicates {r} makes {} networks (give one of the two)",
+                    "{} and {} disagree: the grid has {points} points, so {} makes {} networks \
+                     (give one of the two)",
+                    settings::NETWORKS.is(n),
+                    settings::REPLICATES.is(r),
+                    settings::REPLICATES.is(r),
                     points as u64 * r
                 )));
             }
@@ -1122,10 +1126,12 @@ impl TrainArgs {
                 let n = n.unwrap_or(DEFAULT_NETWORKS);
                 if n % points as u64 != 0 {
                     return Err(usage(format!(
-                        "--networks {n} does not divide evenly over the grid's {points} points \
-                         ({}); give --replicates R (networks per point) or --networks a \
-                         multiple of {points}",
-                        shape()
+                        "{} does not divide evenly over the grid's {points} points ({}); give \
+                         {} R (networks per point) or {} a multiple of {points}",
+                        settings::NETWORKS.is(n),
+                        shape(),
+                        settings::REPLICATES,
+                        settings::NETWORKS
                     )));
                 }
                 n / points as u64
@@ -1138,8 +1144,8 @@ impl TrainArgs {
         }
         if points > 1 {
             let start = [
-                ("--init-weights", self.training.init_weights.is_some()),
-                ("--resume", self.training.resume.is_some()),
+                (settings::INIT_WEIGHTS, self.training.init_weights.is_some()),
+                (settings::RESUME, self.training.resume.is_some()),
             ];
             if let Some((flag, _)) = start.iter().find(|(_, given)| *given) {
                 return Err(usage(format!(
@@ -1150,11 +1156,18 @@ impl TrainArgs {
         }
         let total = points as u64 * replicates;
         match self.output.verify {
-            Some(0) => return Err(usage("--verify needs at least 1 network".into())),
+            Some(0) => {
+                return Err(usage(format!(
+                    "{} needs at least 1 network",
+                    settings::VERIFY
+                )));
+            }
             Some(k) if points > 1 && k as u64 > total => {
                 return Err(usage(format!(
-                    "--verify {k} asks for more networks than the grid has ({points} points x \
-                     {replicates}); use --verify {total} or fewer"
+                    "{} asks for more networks than the grid has ({points} points x \
+                     {replicates}); use {} or fewer",
+                    settings::VERIFY.is(k),
+                    settings::VERIFY.is(total)
                 )));
             }
             _ => {}
@@ -1251,10 +1264,13 @@ impl TrainArgs {
                     )));
                 }
                 return Err(usage(format!(
-                    "--data {} needs --layers (e.g. --layers 3,4,2: the first width is the \
-                     number of input columns, the last the number of target columns)",
-                    path.as_ref()
-                        .map_or(String::new(), |p| p.display().to_string())
+                    "{} needs {} (e.g. {}: the first width is the number of input columns, the \
+                     last the number of target columns)",
+                    settings::DATA.is(path
+                        .as_ref()
+                        .map_or(String::new(), |p| p.display().to_string())),
+                    settings::LAYERS,
+                    settings::LAYERS.is("3,4,2")
                 )));
             }
         };
@@ -1277,11 +1293,18 @@ impl TrainArgs {
             optimizer: self.optimizer.to_config()?,
             batching: match training.batch_size.as_ref().map(|g| g.0[0]) {
                 None if training.no_shuffle => {
-                    return Err(usage(
-                        "--no-shuffle needs --batch-size (one full batch has no order)".into(),
-                    ));
+                    return Err(usage(format!(
+                        "{} needs {} (one full batch has no order)",
+                        Setting("no_shuffle"),
+                        settings::BATCH_SIZE
+                    )));
                 }
-                Some(0) => return Err(usage("--batch-size must be at least 1".into())),
+                Some(0) => {
+                    return Err(usage(format!(
+                        "{} must be at least 1",
+                        settings::BATCH_SIZE
+                    )));
+                }
                 Some(size) => Some(Batching {
                     size,
                     shuffle: !training.no_shuffle,
@@ -1295,16 +1318,18 @@ impl TrainArgs {
         let classes = self.data.targets == TargetFormat::Class;
         if classes && outputs < 2 {
             return Err(usage(format!(
-                "--targets class needs at least 2 outputs (one per class), but the last of \
-                 --layers is {outputs}"
+                "{} needs at least 2 outputs (one per class), but the last of {} is {outputs}",
+                settings::TARGETS.is("class"),
+                settings::LAYERS
             )));
         }
         if classes && self.data.arrays.is_none() && self.data.data.is_none() {
-            return Err(usage(
-                "--targets class reads class labels from --data (or data=(X, Y)); a --task \
-                 has its targets already"
-                    .into(),
-            ));
+            return Err(usage(format!(
+                "{} reads class labels from {}; a {} has its targets already",
+                settings::TARGETS.is("class"),
+                settings::DATA,
+                settings::TASK
+            )));
         }
         let range = spec.target_rule().with_classes(classes);
         let key = (inputs, outputs, range);
@@ -1336,11 +1361,18 @@ impl TrainArgs {
         };
         let networks = training.networks.unwrap_or(DEFAULT_NETWORKS);
         match self.output.verify {
-            Some(0) => return Err(usage("--verify needs at least 1 network".into())),
+            Some(0) => {
+                return Err(usage(format!(
+                    "{} needs at least 1 network",
+                    settings::VERIFY
+                )));
+            }
             Some(k) if k as u64 > networks => {
                 return Err(usage(format!(
-                    "--verify {k} asks for more networks than the run has (--networks \
-                     {networks}); use --verify {networks} or fewer"
+                    "{} asks for more networks than the run has ({}); use {} or fewer",
+                    settings::VERIFY.is(k),
+                    settings::NETWORKS.is(networks),
+                    settings::VERIFY.is(networks)
                 )));
             }
             _ => {}
@@ -1383,12 +1415,12 @@ impl TrainArgs {
             self.data.arrays.as_deref(),
             self.data.eval_arrays.as_deref(),
         );
-        let load = |flag: &str, path: &std::path::Path| {
-            load_csv(path, inputs, outputs, range).map_err(|e| layers_against(e, flag, spec))
+        let load = |setting: Setting, path: &std::path::Path| {
+            load_csv(path, inputs, outputs, range).map_err(|e| layers_against(e, setting, spec))
         };
         let data = match (arrays, &self.data.data) {
             (Some(a), _) => a.to_dataset(inputs, outputs, range)?,
-            (None, Some(path)) => load("--data", path)?,
+            (None, Some(path)) => load(settings::DATA, path)?,
             (None, None) => {
                 let task = task.unwrap_or(Task::Tutorial);
                 let holdout = self.data.holdout.is_some();
@@ -1401,7 +1433,7 @@ impl TrainArgs {
                     let eval = a.to_dataset(inputs, outputs, range)?;
                     (data, Some(eval))
                 }
-                (None, Some(path), _) => (data, Some(load("--eval-data", path)?)),
+                (None, Some(path), _) => (data, Some(load(settings::EVAL_DATA, path)?)),
                 (None, None, Some(fraction)) => {
                     let seed = self.data.drawn.data_seed.unwrap_or(0);
                     let (train, held) = data.hold_out(fraction, seed)?;
@@ -1428,7 +1460,7 @@ type DataEntry = (
 
 /// A data file whose width disagrees with the networks' shape, as the
 /// usage error it is: `--layers` and the file's flag both named.
-fn layers_against(error: crate::Error, flag: &str, spec: &ModelSpec) -> crate::Error {
+fn layers_against(error: crate::Error, setting: Setting, spec: &ModelSpec) -> crate::Error {
     match error {
         crate::Error::DataWidth {
             origin,
@@ -1438,16 +1470,15 @@ fn layers_against(error: crate::Error, flag: &str, spec: &ModelSpec) -> crate::E
             targets,
             expected,
         } => crate::Error::Config(format!(
-            "--layers {} takes {inputs} inputs and gives {} outputs, so {flag} {} needs \
-             {inputs} inputs + {targets}{} = {expected} columns, but its line {line} has \
-             {columns}",
-            spec.topology,
+            "{} takes {inputs} inputs and gives {} outputs, so {} needs {inputs} inputs + \
+             {targets}{} = {expected} columns, but its line {line} has {columns}",
+            settings::LAYERS.is(&spec.topology),
             spec.topology.outputs(),
-            origin.display(),
+            setting.is(origin.display()),
             if targets.contains("class") {
-                " (--targets class)"
+                format!(" ({})", settings::TARGETS.is("class"))
             } else {
-                ""
+                String::new()
             },
         )),
         other => other,

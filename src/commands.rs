@@ -19,6 +19,7 @@ use crate::predict::{Ensemble, ScoreSummary};
 use crate::progress::ProgressLine;
 use crate::report;
 use crate::run::{self, BackendChoice};
+use crate::setting::Setting;
 use crate::sweep::outputs::{Finished, OutputPaths, RangeRun, RunRecord, summary_json};
 use crate::sweep::shard::Shard;
 use crate::training::{Progress, StopFlag};
@@ -223,17 +224,17 @@ pub fn train_with(
 /// ([`crate::output::check_distinct`]) before any work: every model's
 /// weights file, the figure, and with a directory the directory's files.
 fn check_train_paths(plan: &OutputPlan, paths: &OutputPaths, models: usize) -> Result<(), Error> {
-    let flag = |given: &str| match plan.directory.is_some() {
-        true => "--out".to_string(),
-        false => given.to_string(),
+    let setting = |given: Setting| match plan.directory.is_some() {
+        true => Setting("out"),
+        false => given,
     };
-    let mut outputs: Vec<(String, PathBuf)> = paths
+    let mut outputs: Vec<(Setting, PathBuf)> = paths
         .files(models)
         .into_iter()
-        .map(|(given, path)| (flag(given), path))
+        .map(|(given, path)| (setting(given), path))
         .collect();
     if let Some(plot) = &plan.plot {
-        outputs.push(("--plot".to_string(), plot.clone()));
+        outputs.push((Setting("plot"), plot.clone()));
     }
     crate::output::check_distinct(&plan.inputs, &outputs)
 }
@@ -516,7 +517,7 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
     crate::gpu::device::check_environment()?;
     let suite = args.to_suite()?;
     if let Some(path) = &args.report {
-        crate::output::check_distinct(&[], &[("--report".to_string(), path.clone())])?;
+        crate::output::check_distinct(&[], &[(Setting("report"), path.clone())])?;
         check_writable(path)?;
     }
     let setup = args.peer_setup();
@@ -714,13 +715,16 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
         ));
     }
     let inputs = [
-        ("--weights".to_string(), args.weights.clone()),
-        ("--data".to_string(), args.data.clone()),
+        (Setting("weights"), args.weights.clone()),
+        (Setting("data"), args.data.clone()),
     ];
-    let outputs: Vec<(String, PathBuf)> = [("--out", &args.out), ("--scores", &args.scores)]
-        .into_iter()
-        .filter_map(|(flag, path)| path.clone().map(|p| (flag.to_string(), p)))
-        .collect();
+    let outputs: Vec<(Setting, PathBuf)> = [
+        (Setting("out"), &args.out),
+        (Setting("scores"), &args.scores),
+    ]
+    .into_iter()
+    .filter_map(|(setting, path)| path.clone().map(|p| (setting, p)))
+    .collect();
     crate::output::check_distinct(&inputs, &outputs)?;
     for path in [&args.out, &args.scores].into_iter().flatten() {
         check_writable(path)?;

@@ -10,8 +10,8 @@ use rayon::prelude::*;
 
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::history::{HistoryBlock, NetworkCurve, Recording};
 use crate::model::{ModelSpec, ParamLayout};
+use crate::recording::{HistoryBlock, NetworkCurve, Recording};
 use crate::trainer::{Block, Control, Trained, Trainer, drive};
 use crate::training::{NetworkOutcome, TrainOptions};
 use crate::vocab::{ActivationDef, LossDef, OptimizerConfig, OptimizerDef};

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::error::Error;
+use crate::setting::settings::{HOLDOUT, TARGETS, TASK};
 
 /// `S` samples of (inputs, targets), row-major, float64.
 #[derive(Clone, Debug, PartialEq)]
@@ -69,14 +70,16 @@ impl Dataset {
         let samples = self.samples();
         if !(fraction.is_finite() && fraction > 0.0 && fraction < 1.0) {
             return Err(Error::Config(format!(
-                "--holdout {fraction} must lie strictly between 0 and 1"
+                "{} must lie strictly between 0 and 1",
+                HOLDOUT.is(fraction)
             )));
         }
         let held = (fraction * samples as f64).round() as usize;
         if held == 0 || held == samples {
             return Err(Error::Config(format!(
-                "--holdout {fraction} of the {samples} samples of {} holds out {held}, leaving \
-                 {}; both parts need at least one sample",
+                "{} of the {samples} samples of {} holds out {held}, leaving {}; both parts \
+                 need at least one sample",
+                HOLDOUT.is(fraction),
                 self.name,
                 if held == 0 {
                     "no sample to evaluate on"
@@ -232,8 +235,9 @@ impl TargetRule {
                 return Err(RowError {
                     column: Some(0),
                     message: format!(
-                        "class {label} is not a whole number in [0, {outputs}) (--targets class: \
-                         one label column, {outputs} classes from the last of layers)"
+                        "class {label} is not a whole number in [0, {outputs}) ({}: one label \
+                         column, {outputs} classes from the last of layers)",
+                        TARGETS.is("class")
                     ),
                     outside: None,
                 });
@@ -515,7 +519,7 @@ impl std::str::FromStr for Task {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self, Error> {
-        let bad = |why: String| Error::Config(format!("--task '{s}': {why}"));
+        let bad = |why: String| Error::Config(format!("{}: {why}", TASK.is(format!("'{s}'"))));
         Ok(match s {
             "tutorial" => Task::Tutorial,
             "xor" => Task::Xor,

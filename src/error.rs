@@ -1,18 +1,22 @@
 //! The library's typed errors. Every message names what is wrong and, where
-//! there is one, the file, line, flag or kernel involved.
+//! there is one, the file, line, setting or kernel involved. Settings are
+//! named as values ([`crate::setting`]) and spelled by the face that shows
+//! the error: the command line's flags by default.
 
 use std::path::PathBuf;
 
+use crate::setting::render;
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid topology: {0}")]
+    #[error("invalid topology: {}", render(.0))]
     Topology(String),
 
-    #[error("{0}")]
+    #[error("{}", render(.0))]
     Config(String),
 
     /// A data set that cannot be used. `line` is 1-based.
-    #[error("{}{}: {message}", origin.display(), line.map(|l| format!(":{l}")).unwrap_or_default())]
+    #[error("{}{}: {}", origin.display(), line.map(|l| format!(":{l}")).unwrap_or_default(), render(message))]
     Data {
         origin: PathBuf,
         line: Option<usize>,
@@ -35,10 +39,10 @@ pub enum Error {
     },
 
     /// A shard directory or file that `merge` cannot join.
-    #[error("merge: {}: {message}", path.display())]
+    #[error("merge: {}: {}", path.display(), render(message))]
     Merge { path: PathBuf, message: String },
 
-    #[error("initialisation: {0}")]
+    #[error("initialisation: {}", render(.0))]
     Init(String),
 
     #[error("{}: {source}", path.display())]
@@ -48,7 +52,7 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    #[error("weights file {}: {message}", path.display())]
+    #[error("weights file {}: {}", path.display(), render(message))]
     WeightsFile { path: PathBuf, message: String },
 
     #[error(
@@ -88,11 +92,11 @@ pub enum Error {
     #[error("GPU error: {0}")]
     Gpu(String),
 
-    #[error("does not fit on the GPU: {0}")]
+    #[error("does not fit on the GPU: {}", render(.0))]
     TooLarge(String),
 
     /// A run that cannot fit in host memory, refused before any work.
-    #[error("not enough memory: {0}")]
+    #[error("not enough memory: {}", render(.0))]
     HostMemory(String),
 }
 

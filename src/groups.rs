@@ -91,7 +91,7 @@ struct Group {
     eval_accuracies: Vec<f32>,
 }
 
-/// Every point's [`Group`].
+/// Every point's `Group`.
 #[derive(Clone, Debug)]
 pub struct GroupTally {
     groups: Vec<Group>,
@@ -312,7 +312,7 @@ const CSV_COLUMNS: &str = "first_network,networks,reached,reached_share,reached_
      median_train_accuracy,median_eval_loss,median_eval_accuracy";
 
 /// The groups as CSV: `point`, one column per grid axis, then
-/// [`CSV_COLUMNS`]; empty cells where a figure does not apply.
+/// `CSV_COLUMNS`; empty cells where a figure does not apply.
 pub fn csv_text(columns: &[&str], groups: &[GroupStats]) -> String {
     let mut text = String::from("point");
     for c in columns {

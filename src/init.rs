@@ -12,6 +12,7 @@ use rand_core::{Rng, SeedableRng};
 
 use crate::error::Error;
 use crate::model::{BiasMode, ModelSpec};
+use crate::setting::settings::INIT;
 
 /// How initial parameters are drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -74,9 +75,11 @@ pub fn check(spec: &ModelSpec, init: Init) -> Result<(), Error> {
         && (spec.topology.widths() != [2, 2, 2] || spec.bias != BiasMode::Shared)
     {
         return Err(Error::Init(format!(
-            "--init tutorial holds seed 003's weights for a 2-2-2 network with shared biases; \
-             this run is {} with {} biases",
-            spec.topology, spec.bias
+            "{} holds seed 003's weights for a 2-2-2 network with shared biases; this run is \
+             {} with {} biases",
+            INIT.is("tutorial"),
+            spec.topology,
+            spec.bias
         )));
     }
     Ok(())

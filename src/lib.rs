@@ -8,7 +8,7 @@
 //! (tasks and CSV), [`init`] (per-network initialisation), [`training`]
 //! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
 //! kernels, the fused and layered trainers, forward passes), [`predict`]
-//! (selection, scores and ensembles of trained networks), [`bench`] (the
+//! (selection, scores and ensembles of trained networks), [`mod@bench`] (the
 //! standard throughput workloads and their report), [`sweep`] (grids,
 //! shards and their merge), [`groups`] (statistics by grid point).
 
@@ -33,8 +33,10 @@ pub mod plan;
 pub mod plot;
 pub mod predict;
 pub mod progress;
+pub mod recording;
 pub mod report;
 pub mod run;
+pub mod setting;
 pub mod simd;
 pub mod stats;
 pub mod sweep;

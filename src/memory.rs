@@ -12,6 +12,7 @@ use crate::data::Dataset;
 use crate::error::Error;
 use crate::report::tally_bytes_per_network;
 use crate::run::{BackendChoice, RunConfig, block_bytes_per_network, block_networks};
+use crate::setting::settings::{NETWORKS, SEED, THREADS, VERIFY};
 use crate::simd::lanes::{AVX512_LANES, group_width, scratch_values};
 use crate::sweep::{Sweep, distinct_data};
 
@@ -168,24 +169,24 @@ pub fn refuse_if_too_large(
     let per_network = tally_bytes_per_network(config);
     let fits = room / per_network;
     Err(Error::HostMemory(format!(
-        "--networks {} needs about {} of host memory ({} B per network for the summary, {} for \
-         a block of networks in flight, {} for the data and the program{}{}), but this machine \
-         has {} available ({source}); the GPU is not the limit (networks go to it in chunks \
-         that fit its buffers). Use at most about {fits} networks per run (runs with different \
-         --seed values give independent populations), or a machine with more memory",
-        config.networks,
+        "{} needs about {} of host memory ({} B per network for the summary, {} for a block of \
+         networks in flight, {} for the data and the program{}{}), but this machine has {} \
+         available ({source}); the GPU is not the limit (networks go to it in chunks that fit \
+         its buffers). Use at most about {fits} networks per run (runs with different {SEED} \
+         values give independent populations), or a machine with more memory",
+        NETWORKS.is(config.networks),
         human(need.total()),
         per_network,
         human(need.block),
         human(need.fixed),
         if need.verify > 0 {
-            format!(", {} for --verify", human(need.verify))
+            format!(", {} for {VERIFY}", human(need.verify))
         } else {
             String::new()
         },
         if need.workspace > 0 {
             format!(
-                ", {} for the SIMD trainer's groups in flight (fewer with --threads)",
+                ", {} for the SIMD trainer's groups in flight (fewer with {THREADS})",
                 human(need.workspace)
             )
         } else {

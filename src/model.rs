@@ -13,6 +13,7 @@ use clap::ValueEnum;
 
 use crate::batches::Batching;
 use crate::error::Error;
+use crate::setting::settings::{ACTIVATION, LOSS, OUTPUT_ACTIVATION};
 pub use crate::vocab::{ACTIVATIONS, Activation, Loss, Optimizer, OptimizerConfig};
 
 /// Widest layer accepted. Far beyond what the fused kernel keeps in registers;
@@ -224,23 +225,26 @@ impl ModelSpec {
                 .map(|a| a.activation.name())
                 .collect();
             return Err(Error::Config(format!(
-                "--output-activation {} is not available for the output layer; expected one of: {}",
-                self.output_activation,
+                "{} is not available for the output layer; expected one of: {}",
+                OUTPUT_ACTIVATION.is(self.output_activation),
                 allowed.join(", ")
             )));
         }
         if !self.activation.def().as_hidden {
             return Err(Error::Config(format!(
-                "--activation {} is for the output layer only (--output-activation {0})",
-                self.activation
+                "{} is for the output layer only ({})",
+                ACTIVATION.is(self.activation),
+                OUTPUT_ACTIVATION.is(self.activation)
             )));
         }
         if let Some(needed) = self.loss.def().requires_output
             && needed != self.output_activation
         {
             return Err(Error::Config(format!(
-                "--loss {} needs --output-activation {needed}, but the output activation is {}",
-                self.loss, self.output_activation
+                "{} needs {}, but the output activation is {}",
+                LOSS.is(self.loss),
+                OUTPUT_ACTIVATION.is(needed),
+                self.output_activation
             )));
         }
         // Softmax with a squared loss is refused: its delta would need the
@@ -250,15 +254,16 @@ impl ModelSpec {
             && needed != self.loss
         {
             return Err(Error::Config(format!(
-                "--output-activation {} needs --loss {needed}, but the loss is {}",
-                self.output_activation, self.loss
+                "{} needs {}, but the loss is {}",
+                OUTPUT_ACTIVATION.is(self.output_activation),
+                LOSS.is(needed),
+                self.loss
             )));
         }
         if self.output_activation.def().normalizes_rows && self.topology.outputs() < 2 {
             return Err(Error::Config(format!(
-                "--output-activation {} needs at least 2 outputs (one per class), but the \
-                 last layer has {}",
-                self.output_activation,
+                "{} needs at least 2 outputs (one per class), but the last layer has {}",
+                OUTPUT_ACTIVATION.is(self.output_activation),
                 self.topology.outputs()
             )));
         }

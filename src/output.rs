@@ -7,6 +7,8 @@ use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::setting::Setting;
+use crate::setting::settings::OUT;
 use crate::training::NetworkMetrics;
 use crate::training::NetworkOutcome;
 
@@ -78,9 +80,9 @@ impl DirLock {
                         continue;
                     }
                     return Err(Error::Config(format!(
-                        "--out {} is in use by another run (process {pid}{}): wait for it to \
-                         finish or choose another --out (if no run is using it, remove {})",
-                        dir.display(),
+                        "{} is in use by another run (process {pid}{}): wait for it to finish \
+                         or choose another {OUT} (if no run is using it, remove {})",
+                        OUT.is(dir.display()),
                         match on.is_empty() {
                             true => String::new(),
                             false => format!(" on {on}"),
@@ -92,8 +94,8 @@ impl DirLock {
             }
         }
         Err(Error::Config(format!(
-            "--out {}: cannot take its lock {}",
-            dir.display(),
+            "{}: cannot take its lock {}",
+            OUT.is(dir.display()),
             path.display()
         )))
     }
@@ -144,10 +146,10 @@ pub fn same_path(a: &Path, b: &Path) -> bool {
 /// a device or a symbolic link, which the finished file would replace, is
 /// refused).
 pub fn check_distinct(
-    inputs: &[(String, PathBuf)],
-    outputs: &[(String, PathBuf)],
+    inputs: &[(Setting, PathBuf)],
+    outputs: &[(Setting, PathBuf)],
 ) -> Result<(), Error> {
-    let named = |flag: &str, path: &Path| format!("{flag} {}", path.display());
+    let named = |setting: &Setting, path: &Path| setting.is(path.display()).to_string();
     let mut seen: Vec<(PathBuf, String)> = Vec::new();
     for (flag, path) in outputs {
         match std::fs::symlink_metadata(path) {
@@ -537,7 +539,7 @@ impl TensorFile {
     }
 
     /// Copies tensor `name`, `rows` rows of `row_bytes`, into `out` at
-    /// byte `at`, in pieces of at most [`COPY_BUFFER`].
+    /// byte `at`, in pieces of at most `COPY_BUFFER`.
     pub fn copy_rows(
         &self,
         name: &str,

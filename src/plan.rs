@@ -11,6 +11,7 @@
 use std::path::PathBuf;
 
 pub use crate::report::VerifyPlan;
+use crate::setting::Setting;
 use crate::sweep::Sweep;
 use crate::sweep::outputs::OutputPaths;
 use crate::sweep::shard::Shard;
@@ -47,8 +48,8 @@ pub struct OutputPlan {
     pub plot: Option<PathBuf>,
     /// The run records learning curves.
     pub history: bool,
-    /// The files the run reads, each with its setting's name.
-    pub inputs: Vec<(String, PathBuf)>,
+    /// The files the run reads, each with its setting.
+    pub inputs: Vec<(Setting, PathBuf)>,
 }
 
 impl OutputPlan {

@@ -15,6 +15,7 @@ use crate::evaluation::Score;
 use crate::gpu::{AdapterChoice, GpuContext, GpuPredictor, predict_supports};
 use crate::model::ModelSpec;
 use crate::run::BackendChoice;
+use crate::setting::settings::{DATA, NETWORKS_SELECT};
 use crate::stats::Quantiles;
 
 /// The outputs of trained networks, and where they were computed.
@@ -107,8 +108,8 @@ impl FromStr for Selection {
         }
         let bad = |why: String| {
             Error::Config(format!(
-                "--networks-select '{s}': {why} (expected all, best, or indices and ranges \
-                 such as 0,5,10-19)"
+                "{}: {why} (expected all, best, or indices and ranges such as 0,5,10-19)",
+                NETWORKS_SELECT.is(format!("'{s}'"))
             ))
         };
         let index = |t: &str| {
@@ -141,18 +142,18 @@ impl Selection {
             Selection::All => Ok((0..networks).collect()),
             Selection::Best => {
                 let losses = losses.ok_or_else(|| {
-                    Error::Config(
-                        "--networks-select best ranks networks by their loss on --data, \
-                         which needs targets in it (inputs then targets on every row)"
-                            .into(),
-                    )
+                    Error::Config(format!(
+                        "{} ranks networks by their loss on {DATA}, which needs targets in it \
+                         (inputs then targets on every row)",
+                        NETWORKS_SELECT.is("best")
+                    ))
                 })?;
                 Ok(best(losses).into_iter().collect())
             }
             Selection::List(list) => {
                 if let Some(&bad) = list.iter().find(|&&i| i >= networks) {
                     return Err(Error::Config(format!(
-                        "--networks-select: network {bad} is not in the file, which holds \
+                        "{NETWORKS_SELECT}: network {bad} is not in the file, which holds \
                          networks 0 to {}",
                         networks - 1
                     )));

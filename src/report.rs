@@ -732,7 +732,7 @@ pub struct VerifyPlan {
 /// tolerance is compared with a second twin, the same training with
 /// float32 storage ([`cpu::train_network_in_float32_storage`]): within the
 /// tolerance of it, it passes; else, if the two twins separate by more
-/// than a tenth of the tolerance (and at least [`AMPLIFIED`]), float32
+/// than a tenth of the tolerance (and at least `AMPLIFIED`), float32
 /// rounding is amplified there and
 /// the network is reported as too sensitive to compare
 /// ([`VerifyReport::sensitive`]); else it fails. A wrong kernel differs

@@ -15,9 +15,12 @@ use crate::data::Dataset;
 use crate::error::Error;
 use crate::evaluation::block_metrics;
 use crate::gpu::{AdapterChoice, AdapterSummary, GpuContext, GpuOptions, Strategy, chosen_adapter};
-use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
+use crate::recording::{HistoryBlock, HistoryPlan, Recording};
+use crate::setting::settings::{
+    BATCH_SIZE, EPOCHS, HISTORY, INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME,
+};
 use crate::simd::Isa;
 use crate::trainer::{Block, Trained};
 use crate::training::NetworkMetrics;
@@ -75,12 +78,14 @@ impl FromStr for LearningRate {
                 Ok(v) => match learning_rate_problem(v) {
                     None => Ok(v),
                     Some(problem) => Err(Error::Config(format!(
-                        "--lr '{s}': '{}': {problem} (use 0.5, or a sweep such as 0.05..5)",
+                        "{}: '{}': {problem} (use 0.5, or a sweep such as 0.05..5)",
+                        LR.is(format!("'{s}'")),
                         t.trim()
                     ))),
                 },
                 Err(_) => Err(Error::Config(format!(
-                    "--lr '{s}': '{}' must be a finite number > 0 (use 0.5, or a sweep such as 0.05..5)",
+                    "{}: '{}' must be a finite number > 0 (use 0.5, or a sweep such as 0.05..5)",
+                    LR.is(format!("'{s}'")),
                     t.trim()
                 ))),
             }
@@ -91,7 +96,8 @@ impl FromStr for LearningRate {
                 let (from, to) = (number(a)?, number(b)?);
                 if from >= to {
                     return Err(Error::Config(format!(
-                        "--lr '{s}': a sweep goes from the smaller rate to the larger, e.g. 0.05..5"
+                        "{}: a sweep goes from the smaller rate to the larger, e.g. 0.05..5",
+                        LR.is(format!("'{s}'"))
                     )));
                 }
                 Ok(LearningRate::LogSweep { from, to })
@@ -213,9 +219,9 @@ impl RunConfig {
         spec.validate()?;
         if spec.topology.inputs() != data.inputs || spec.topology.outputs() != data.outputs {
             return Err(Error::Config(format!(
-                "--layers {} takes {} inputs and gives {} outputs, but the data ({}) has \
-                 {} inputs and {} targets",
-                spec.topology,
+                "{} takes {} inputs and gives {} outputs, but the data ({}) has {} inputs \
+                 and {} targets",
+                LAYERS.is(&spec.topology),
                 spec.topology.inputs(),
                 spec.topology.outputs(),
                 data.name,
@@ -238,8 +244,8 @@ impl RunConfig {
             && b.size > data.samples()
         {
             return Err(Error::Config(format!(
-                "--batch-size {} is larger than the data ({}), which has {} samples",
-                b.size,
+                "{} is larger than the data ({}), which has {} samples",
+                BATCH_SIZE.is(b.size),
                 data.name,
                 data.samples()
             )));
@@ -247,22 +253,22 @@ impl RunConfig {
         self.options.validate()?;
         match (self.history, &self.start) {
             (Some(0), _) => {
-                return Err(Error::Config(
-                    "--history 0: record every K epochs with K at least 1".into(),
-                ));
+                return Err(Error::Config(format!(
+                    "{}: record every K epochs with K at least 1",
+                    HISTORY.is(0)
+                )));
             }
             (Some(_), Start::Resume { .. }) => {
-                return Err(Error::Config(
-                    "--history cannot be combined with --resume yet: the curve before the \
-                     resume is not in the weights file (record it in the first run, or resume \
-                     without --history)"
-                        .into(),
-                ));
+                return Err(Error::Config(format!(
+                    "{HISTORY} cannot be combined with {RESUME} yet: the curve before the resume \
+                     is not in the weights file (record it in the first run, or resume without \
+                     {HISTORY})"
+                )));
             }
             _ => {}
         }
         if self.networks == 0 {
-            return Err(Error::Config("--networks must be at least 1".into()));
+            return Err(Error::Config(format!("{NETWORKS} must be at least 1")));
         }
         let points = self.points.as_ref().map_or(1, |p| p.inits.len());
         if self.first_network + self.networks > self.population * points {
@@ -274,10 +280,9 @@ impl RunConfig {
             )));
         }
         if self.first_network > 0 && self.start.file().is_some() {
-            return Err(Error::Config(
-                "a weights file (--init-weights, --resume) starts a whole run, not a shard of one"
-                    .into(),
-            ));
+            return Err(Error::Config(format!(
+                "a weights file ({INIT_WEIGHTS}, {RESUME}) starts a whole run, not a shard of one"
+            )));
         }
         if let Start::Init { init, .. } = self.start {
             crate::init::check(spec, init)?;
@@ -402,9 +407,9 @@ impl Starting {
             return Err(Error::WeightsFile {
                 path,
                 message: format!(
-                    "holds {} networks, but --networks is {}",
+                    "holds {} networks, but the run has {}",
                     reader.networks(),
-                    config.networks
+                    NETWORKS.is(config.networks)
                 ),
             });
         }
@@ -420,10 +425,10 @@ impl Starting {
             }
             if config.options.epochs < record.most_epochs {
                 return Err(Error::Config(format!(
-                    "--epochs {}: a network in {} has already completed {} epochs; with \
-                     --resume, --epochs is the total every network trains to (default: the \
-                     {} its run asked for)",
-                    config.options.epochs,
+                    "{}: a network in {} has already completed {} epochs; with {RESUME}, \
+                     {EPOCHS} is the total every network trains to (default: the {} its run \
+                     asked for)",
+                    EPOCHS.is(config.options.epochs),
                     path.display(),
                     record.most_epochs,
                     record.planned_epochs

@@ -16,7 +16,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::history::HistoryBlock;
+use crate::recording::HistoryBlock;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
 /// A block of networks to train in place.

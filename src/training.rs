@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::Error;
+use crate::setting::settings::{EPOCHS, STOP_AT_TARGET, TARGET_LOSS};
 
 /// The largest epoch count a run accepts (epoch indices travel as `u32`).
 pub const MAX_EPOCHS: u64 = u32::MAX as u64 - 1;
@@ -43,27 +44,29 @@ impl TrainOptions {
     pub fn validate(&self) -> Result<(), Error> {
         if self.epochs > MAX_EPOCHS {
             return Err(Error::Config(format!(
-                "--epochs {} exceeds the maximum of {MAX_EPOCHS}",
-                self.epochs
+                "{} exceeds the maximum of {MAX_EPOCHS}",
+                EPOCHS.is(self.epochs)
             )));
         }
         if self.first_epoch.saturating_add(self.epochs) > MAX_EPOCHS {
             return Err(Error::Config(format!(
-                "{} epochs already trained plus --epochs {} exceed the maximum of {MAX_EPOCHS}",
-                self.first_epoch, self.epochs
+                "{} epochs already trained plus {} exceed the maximum of {MAX_EPOCHS}",
+                self.first_epoch,
+                EPOCHS.is(self.epochs)
             )));
         }
         if let Some(t) = self.target_loss
             && !(t.is_finite() && t >= 0.0)
         {
             return Err(Error::Config(format!(
-                "--target-loss {t} must be a finite number >= 0"
+                "{} must be a finite number >= 0",
+                TARGET_LOSS.is(t)
             )));
         }
         if self.stop_at_target && self.target_loss.is_none() {
-            return Err(Error::Config(
-                "--stop-at-target needs --target-loss".to_string(),
-            ));
+            return Err(Error::Config(format!(
+                "{STOP_AT_TARGET} needs {TARGET_LOSS}"
+            )));
         }
         Ok(())
     }

@@ -13,7 +13,7 @@
 //! Adding an optimizer: a variant of [`Optimizer`], its entry in
 //! [`OPTIMIZERS`] (the hyperparameters it uses with their defaults, its
 //! state's names, its f64 and lane steps, its WGSL function's name) and
-//! its name in [`with_optimizer!`]'s list, the WGSL function in
+//! its name in `with_optimizer!`'s list, the WGSL function in
 //! `shaders/vocabulary.wgsl`, a README line. A new hyperparameter is a
 //! [`Hyperparameter`] variant (the WGSL `StepScalars` and the step scalars
 //! follow from it) and its flag in `cli::OptimizerArgs`.
@@ -21,6 +21,7 @@
 use clap::ValueEnum;
 
 use crate::lane_math as lanes;
+use crate::setting::settings::{MOMENTUM, OPTIMIZER};
 
 /// One activation's definition: its twins side by side.
 pub struct ActivationDef {
@@ -349,7 +350,7 @@ pub struct LossDef {
     pub wgsl_delta: &'static str,
     /// The SIMD trainer's float32 twins of `value` (z, yhat, y) and
     /// `delta` (yhat, y, slope), applied lane by lane through
-    /// [`with_loss!`].
+    /// `with_loss!`.
     pub lane_value: fn(f32, f32, f32) -> f32,
     pub lane_delta: fn(f32, f32, f32) -> f32,
     /// The only output activation this loss is defined for, if any.
@@ -688,8 +689,11 @@ impl OptimizerConfig {
     pub fn validate(&self) -> Result<(), crate::Error> {
         for (h, value) in self.hyperparameters() {
             if let Err(reason) = h.check(value) {
-                let flag = h.name().replace('_', "-");
-                return Err(crate::Error::Config(format!("--{flag} {value} {reason}")));
+                let setting = crate::setting::Setting(h.name());
+                return Err(crate::Error::Config(format!(
+                    "{} {reason}",
+                    setting.is(value)
+                )));
             }
         }
         (self.kind.def().check)(self).map_err(crate::Error::Config)
@@ -820,7 +824,7 @@ pub struct OptimizerDef {
     /// parameters), its state (updated in place) and the step's scalars.
     pub step: fn(f64, f64, &mut State<f64>, &StepScalars<f64>) -> f64,
     /// The SIMD trainer's float32 twin, applied lane by lane through
-    /// [`with_optimizer!`].
+    /// `with_optimizer!`.
     pub lane_step: fn(f32, f32, &mut State<f32>, &StepScalars<f32>) -> f32,
     /// WGSL twin `fn(p: f32, g: f32, s: ptr<function, vec3<f32>>,
     /// k: StepScalars) -> f32` in shaders/vocabulary.wgsl.
@@ -941,7 +945,11 @@ pub const OPTIMIZERS: &[OptimizerDef] = &[
         },
         wgsl: "nesterov_step",
         check: |c| match c[H::Momentum] == 0.0 {
-            true => Err("--optimizer nesterov needs --momentum > 0 (as PyTorch's SGD)".into()),
+            true => Err(format!(
+                "{} needs {} > 0 (as PyTorch's SGD)",
+                OPTIMIZER.is("nesterov"),
+                MOMENTUM
+            )),
             false => Ok(()),
         },
     },

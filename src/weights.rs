@@ -1,7 +1,7 @@
 //! Weights files in safetensors (float32), readable from NumPy and PyTorch:
 //! `layers.{l}.weight` [networks, n_{l+1}, n_l], `layers.{l}.bias`
 //! [networks, n_{l+1}] (per-neuron) or [networks, 1] (shared), absent for
-//! `none`, and `learning_rate` [networks]; metadata records the topology,
+//! `none`, and `learning_rate` `[networks]`; metadata records the topology,
 //! bias mode, activations, loss, reduction, epochs and seed.
 //!
 //! Both directions stream: [`WeightsWriter`] and [`WeightsReader`] move a
@@ -19,6 +19,7 @@ use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use crate::error::Error;
 use crate::model::ModelSpec;
 use crate::output::TemporaryFile;
+use crate::setting::settings::RESUME;
 use crate::training::NetworkOutcome;
 use crate::vocab::Hyperparameter;
 
@@ -572,7 +573,7 @@ fn check_metadata(
         Some(FORMAT_WITHOUT_STATE) | None if !resume => {}
         Some(FORMAT_WITHOUT_STATE) | None => {
             return Err(no_state(&format!(
-                "format '{FORMAT_WITHOUT_STATE}', written before --resume existed"
+                "format '{FORMAT_WITHOUT_STATE}', written before {RESUME} existed"
             )));
         }
         Some(format) => {
@@ -869,7 +870,7 @@ impl WeightsReader {
                         format!("which a {} needs", describe(spec))
                     }
                     _ => format!(
-                        "which --resume needs for {} with {}",
+                        "which {RESUME} needs for {} with {}",
                         spec.optimizer.kind.name(),
                         describe(spec)
                     ),

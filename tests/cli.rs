@@ -2165,3 +2165,31 @@ fn bench_report_is_one_markdown_file_that_names_its_command() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn every_named_setting_is_a_flag() {
+    use clap::CommandFactory;
+    let cli = gputrain::cli::Cli::command();
+    let mut flags: Vec<String> = cli
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(String::from))
+        .collect();
+    for sub in cli.get_subcommands() {
+        flags.extend(
+            sub.get_arguments()
+                .filter_map(|a| a.get_long().map(String::from)),
+        );
+    }
+    for setting in gputrain::setting::settings::ALL {
+        assert!(
+            flags.contains(&setting.flag_name()),
+            "setting {} is no flag of gputrain",
+            setting.0
+        );
+    }
+    // And the optimizers' hyperparameters, named by their entries.
+    for h in gputrain::vocab::Hyperparameter::ALL {
+        let name = gputrain::setting::Setting(h.name()).flag_name();
+        assert!(flags.contains(&name), "hyperparameter {name} is no flag");
+    }
+}

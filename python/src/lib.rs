@@ -24,6 +24,7 @@ use gputrain::Error;
 use gputrain::cli::TrainArgs;
 use gputrain::commands::{self, Hooks, Trained};
 use gputrain::data::Arrays;
+use gputrain::setting::{self, Face};
 use gputrain::sweep::outputs::{OutputPaths, summary_json};
 use gputrain::training::StopFlag;
 
@@ -40,7 +41,8 @@ create_exception!(
 /// a file that cannot be read or written `OSError`, a run too large for
 /// memory `MemoryError`, the rest [`TrainingError`].
 fn to_py(e: Error) -> PyErr {
-    let message = e.to_string();
+    // Settings named as keywords: `momentum=1.5`, not `--momentum 1.5`.
+    let message = setting::with_face(Face::Python, || e.to_string());
     match e {
         Error::Config(_)
         | Error::Topology(_)

@@ -78,28 +78,60 @@ def test_values_of_the_wrong_type_raise_type_error():
         gputrain.train(data=np.zeros((4, 3)), **SMALL)
 
 
+# The command line's message, and the Python one where the core names
+# settings: each face spells them in its own words (`--momentum`,
+# `momentum`; `--layers 3-3-1`, `layers=[3, 3, 1]`).
 @pytest.mark.parametrize(
-    "kwargs, cli_args, names_keyword",
+    "kwargs, cli_args, names_keyword, in_python",
     [
-        (dict(networks=0), ["--networks", "0"], True),
-        (dict(lr=-1.0), ["--lr", "-1.0"], True),
-        (dict(activation="swish"), ["--activation", "swish"], True),
-        (dict(lr=(5.0, 0.05)), ["--lr", "5.0..0.05"], True),
-        (dict(momentum=0.5), ["--momentum", "0.5"], False),
-        (dict(stop_at_target=True), ["--stop-at-target"], False),
-        (dict(task="xor", layers=[3, 3, 1]), ["--task", "xor", "--layers", "3,3,1"], False),
-        (dict(networks=10, lr=[0.1, 0.5, 1.0]), ["--networks", "10", "--lr", "0.1,0.5,1.0"], False),
+        (dict(networks=0), ["--networks", "0"], True, None),
+        (dict(lr=-1.0), ["--lr", "-1.0"], True, None),
+        (dict(activation="swish"), ["--activation", "swish"], True, None),
+        (dict(lr=(5.0, 0.05)), ["--lr", "5.0..0.05"], True, None),
+        (
+            dict(momentum=0.5),
+            ["--momentum", "0.5"],
+            False,
+            "momentum applies to optimizer momentum, nesterov or rmsprop only, but the "
+            "optimizer is sgd",
+        ),
+        (dict(stop_at_target=True), ["--stop-at-target"], False, None),
+        (
+            dict(task="xor", layers=[3, 3, 1]),
+            ["--task", "xor", "--layers", "3,3,1"],
+            False,
+            "layers=[3, 3, 1] takes 3 inputs and gives 1 outputs, but the data (xor) has 2 "
+            "inputs and 1 targets",
+        ),
+        (
+            dict(networks=10, lr=[0.1, 0.5, 1.0]),
+            ["--networks", "10", "--lr", "0.1,0.5,1.0"],
+            False,
+            "networks=10 does not divide evenly over the grid's 3 points (lr 3); give "
+            "replicates R (networks per point) or networks a multiple of 3",
+        ),
+        (
+            dict(optimizer="nesterov", momentum=0.0),
+            ["--optimizer", "nesterov", "--momentum", "0.0"],
+            False,
+            "optimizer='nesterov' needs momentum > 0 (as PyTorch's SGD)",
+        ),
     ],
 )
 def test_bad_values_raise_value_error_with_the_command_lines_message(
-    kwargs, cli_args, names_keyword, cli
+    kwargs, cli_args, names_keyword, in_python, cli
 ):
     done = cli(*cli_args, "--epochs", "1", "-q", check=False)
     assert done.returncode == 2, done.stderr
     message = done.stderr.strip().splitlines()[0].removeprefix("error: ")
     with pytest.raises(ValueError) as raised:
         gputrain.train(epochs=1, progress=False, **kwargs)
-    assert message in str(raised.value), f"CLI: {message!r}\nPython: {raised.value}"
+    expected = in_python or message
+    assert expected in str(raised.value), f"CLI: {message!r}\nPython: {raised.value}"
+    if in_python:
+        # The core's message names keywords, never the command line's flags.
+        assert "--" not in str(raised.value), str(raised.value)
+        assert "--" in message, message
     if names_keyword:
         # A refused value names its keyword, as the user wrote it.
         (name, value), = kwargs.items()

@@ -13,7 +13,7 @@ use crate::bench::flops::flops_per_network_epoch;
 use crate::bench::workloads::Workload;
 use crate::error::Error;
 use crate::gpu::{GpuOptions, Strategy};
-use crate::history::Recording;
+use crate::recording::Recording;
 use crate::stats::Quantiles;
 use crate::trainer::{Block, uncontrolled};
 use crate::training::{NetworkOutcome, TrainOptions};

@@ -12,7 +12,7 @@ use crate::gpu::chunking::EpochChunker;
 use crate::gpu::device::GpuContext;
 use crate::gpu::options::{GpuOptions, submission_timeout};
 use crate::gpu::timing::PassTimer;
-use crate::history::HistoryBlock;
+use crate::recording::HistoryBlock;
 use crate::trainer::Trained;
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 

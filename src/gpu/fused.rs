@@ -21,8 +21,9 @@ use crate::gpu::quirks::AdapterQuirks;
 use crate::gpu::shaders;
 use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
-use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::model::ModelSpec;
+use crate::recording::{HistoryBlock, HistoryPlan, Recording};
+use crate::setting::settings::HISTORY;
 use crate::training::{NetworkOutcome, TrainOptions};
 
 pub const KERNEL: &str = "fused_train.wgsl";
@@ -483,8 +484,8 @@ pub(crate) fn check_history_fits(ctx: &GpuContext, loss_words: u64) -> Result<()
     let limit = ctx.limits.max_storage_buffer_binding_size;
     if 4 * loss_words > limit {
         return Err(Error::TooLarge(format!(
-            "--history: {} recorded losses per network take {} bytes, more than the {limit} \
-             adapter '{}' binds; record fewer points (a larger --history K)",
+            "{HISTORY}: {} recorded losses per network take {} bytes, more than the {limit} \
+             adapter '{}' binds; record fewer points (a larger {HISTORY} K)",
             loss_words - 1,
             4 * loss_words,
             ctx.adapter.name

@@ -13,8 +13,8 @@ use std::fmt::Write;
 use crate::batches;
 use crate::data::Dataset;
 use crate::gpu::status;
-use crate::history::Recording;
 use crate::model::{ModelSpec, ParamLayout, Reduction};
+use crate::recording::Recording;
 use crate::vocab::MAX_STATE_SLOTS;
 
 /// Invocations per workgroup of the fused kernel.

@@ -21,8 +21,8 @@ use crate::gpu::quirks::AdapterQuirks;
 use crate::gpu::shaders;
 use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
-use crate::history::{HistoryBlock, HistoryPlan, Recording};
 use crate::model::{BiasMode, ModelSpec};
+use crate::recording::{HistoryBlock, HistoryPlan, Recording};
 use crate::training::{NetworkOutcome, TrainOptions};
 
 pub const KERNEL: &str = "layered_train.wgsl";

@@ -4,7 +4,7 @@
 //! [`STATUS_WORDS`] words in the status buffer, word `w` of network `n` at
 //! `w * stride + n` (stride: the chunk's capacity).
 
-use crate::history::{HistoryBlock, HistoryPlan};
+use crate::recording::{HistoryBlock, HistoryPlan};
 use crate::training::{NetworkOutcome, TrainOptions};
 
 /// Word: the first epoch whose loss was at or below the target.

@@ -13,8 +13,8 @@ use crate::gpu::fused::{FusedTrainer, fused_supports};
 use crate::gpu::layered::LayeredTrainer;
 use crate::gpu::options::{GpuOptions, LayeredVariant};
 use crate::gpu::quirks::AdapterQuirks;
-use crate::history::Recording;
 use crate::model::ModelSpec;
+use crate::recording::Recording;
 use crate::trainer::{Block, Control, Trained, Trainer};
 use crate::training::TrainOptions;
 

@@ -17,8 +17,8 @@
 )]
 
 use crate::batches::{Batching, EpochOrder};
-use crate::history::{HistoryPlan, NetworkCurve};
 use crate::model::{ModelSpec, Reduction};
+use crate::recording::{HistoryPlan, NetworkCurve};
 use crate::vocab::{
     Activation, Hyperparameter, Loss, MAX_STATE_SLOTS, Optimizer, OptimizerConfig, State,
     StepScalars, with_activation, with_loss, with_optimizer,
@@ -186,7 +186,7 @@ impl Plan {
 
     /// Epochs between a group's checks for progress and a stop, a power
     /// of two: [`STOP_CHECK_EPOCHS`], fewer for large networks
-    /// ([`CHECK_WORK`]).
+    /// (`CHECK_WORK`).
     pub fn check_every(&self) -> u64 {
         let work = (self.params * self.data.count.max(1)) as u64;
         let most = (CHECK_WORK / work).clamp(1, STOP_CHECK_EPOCHS);
@@ -825,7 +825,7 @@ impl Points {
 }
 
 /// Trains one group for `epochs`, in place. Written once and compiled per
-/// instruction set by the entry points in [`super::dispatch`], which is
+/// instruction set by the entry points in `super::dispatch`, which is
 /// why every helper it calls is `#[inline(always)]`.
 #[inline(always)]
 pub fn train_group<const L: usize>(

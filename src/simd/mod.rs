@@ -20,8 +20,8 @@ use rayon::prelude::*;
 
 use crate::data::Dataset;
 use crate::error::Error;
-use crate::history::{HistoryBlock, NetworkCurve, Recording};
 use crate::model::ModelSpec;
+use crate::recording::{HistoryBlock, NetworkCurve, Recording};
 use crate::trainer::{Block, Control, Shared, Trained, Trainer, drive};
 use crate::training::{NetworkOutcome, TrainOptions};
 

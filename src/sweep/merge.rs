@@ -11,14 +11,15 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::groups::{self, GroupTally};
-use crate::history::{HistoryBlock, HistoryPlan, HistoryTally, HistoryWriter};
+use crate::groups;
+use crate::history::{HistoryBlock, HistoryPlan, HistoryWriter};
 use crate::output::{TemporaryFile, TensorFile};
-use crate::report::{Summary, Tally, apply_tally};
+use crate::report::{Summary, apply_tally};
 use crate::sweep::outputs::{
     self, HISTORY_FILE, OutputPaths, RESULTS_FILE, RUN_FILE, RUN_FORMAT, RunRecord, SUMMARY_FILE,
 };
 use crate::sweep::shard::Shard;
+use crate::sweep::tallies::Tallies;
 use crate::training::NetworkMetrics;
 use crate::training::NetworkOutcome;
 
@@ -396,11 +397,7 @@ pub fn join(
         }
     }
     let with_target = first.summary.target_loss.is_some();
-    let mut tally = Tally::new(networks, with_target, Vec::new());
-    tally.set_replicates(record.replicates);
-    let mut group_tally = GroupTally::new(record.points, record.replicates, with_target);
     let mut history = None;
-    let mut history_tally = None;
     if first.record.history {
         let path = first.dir.join(HISTORY_FILE);
         let (plan, target, fingerprint) = history_plan(&TensorFile::open(&path)?, &path)?;
@@ -415,8 +412,16 @@ pub fn join(
             None => None,
         };
         history = Some((plan, writer));
-        history_tally = Some(HistoryTally::new(&plan, networks, with_target));
     }
+    let plan = history.as_ref().map(|(plan, _)| *plan);
+    let mut tallies = Tallies::new(
+        networks,
+        record.points,
+        record.replicates,
+        with_target,
+        Vec::new(),
+        plan.as_ref(),
+    );
     let mut results = match &paths.results {
         Some(path) => Some(TemporaryFile::create(path)?),
         None => None,
@@ -425,146 +430,16 @@ pub fn join(
     let mut seconds = 0.0;
     let mut notes = first.summary.notes.clone();
     for shard in shards {
-        let path = shard.dir.join(RESULTS_FILE);
-        let file = std::fs::File::open(&path).map_err(|e| Error::Io {
-            path: path.clone(),
-            source: e,
-        })?;
-        let mut reader = BufReader::with_capacity(1 << 20, file);
-        let mut buffer = String::new();
-        // The next line into `buffer`, without its line end; false at the end.
-        let mut next_line = |buffer: &mut String| -> Result<bool, Error> {
-            buffer.clear();
-            let read = reader.read_line(buffer).map_err(|e| Error::Io {
-                path: path.clone(),
-                source: e,
-            })?;
-            while buffer.ends_with(['\n', '\r']) {
-                buffer.pop();
-            }
-            Ok(read > 0)
-        };
-        if !next_line(&mut buffer)? {
-            return Err(bad(&path, "is empty: no header"));
-        }
-        let head = buffer.clone();
-        match &header {
-            None => {
-                if let Some(results) = &mut results {
-                    writeln!(results.handle(), "{head}").map_err(|e| results.error(e))?;
-                }
-                header = Some(head.clone());
-            }
-            Some(h) if *h != head => {
-                return Err(bad(
-                    &path,
-                    "has other columns than the first shard's results",
-                ));
-            }
-            Some(_) => {}
-        }
-        let columns = Columns::of(&path, &head)?;
-        let curves = match &history {
-            Some(_) => {
-                let p = shard.dir.join(HISTORY_FILE);
-                Some(TensorFile::open(&p)?)
-            }
-            None => None,
-        };
-        if let Some(curves) = &curves {
-            let rows = curves.rows("loss")?;
-            if rows != shard.record.ids[1] - shard.record.ids[0] {
-                return Err(bad(
-                    &shard.dir.join(HISTORY_FILE),
-                    "holds other networks than run.json says",
-                ));
-            }
-            if let Some((_, Some(writer))) = &mut history {
-                writer.copy_from(shard.record.ids[0] - whole.ids[0], curves)?;
-            }
-        }
-        let mut next = shard.record.ids[0];
-        let mut line = 1;
-        let mut chunk: Vec<Row> = Vec::with_capacity(CHUNK);
-        loop {
-            let more = next_line(&mut buffer)?;
-            let text = more.then_some(buffer.as_str());
-            if let Some(text) = text {
-                line += 1;
-                let row = columns.parse(&path, line, text)?;
-                if row.id != next || next >= shard.record.ids[1] {
-                    return Err(Error::Data {
-                        origin: path.clone(),
-                        line: Some(line),
-                        message: format!(
-                            "network {} where network {next} was expected (this shard holds \
-                             {}..{})",
-                            row.id, shard.record.ids[0], shard.record.ids[1]
-                        ),
-                    });
-                }
-                next += 1;
-                if let Some(results) = &mut results {
-                    let out = results.handle();
-                    let written = out
-                        .write_all(text.as_bytes())
-                        .and_then(|_| out.write_all(b"\n"));
-                    written.map_err(|e| results.error(e))?;
-                }
-                chunk.push(row);
-            }
-            if chunk.len() == CHUNK || (text.is_none() && !chunk.is_empty()) {
-                let first_in_chunk = chunk[0].id - shard.record.ids[0];
-                let outcomes: Vec<NetworkOutcome> = chunk.iter().map(|r| r.outcome).collect();
-                for r in &chunk {
-                    let point = r.id / record.replicates.max(1);
-                    tally.record_network(r.id, r.learning_rate, &r.outcome, &r.metrics, None);
-                    group_tally.record(point, &[r.outcome], &[r.metrics]);
-                }
-                if let (Some((plan, _)), Some(curves), Some(tally)) =
-                    (&history, &curves, &mut history_tally)
-                {
-                    let points = plan.points();
-                    let rows = curves.rows("loss")?;
-                    let read = |name: &str| -> Result<Vec<f64>, Error> {
-                        let values = curves.read_f32_rows(
-                            name,
-                            rows,
-                            points,
-                            first_in_chunk,
-                            chunk.len(),
-                        )?;
-                        Ok(values.into_iter().map(f64::from).collect())
-                    };
-                    let block = HistoryBlock {
-                        points,
-                        train: read("loss")?,
-                        eval: if plan.eval {
-                            read("eval_loss")?
-                        } else {
-                            Vec::new()
-                        },
-                        recorded: vec![0; chunk.len()],
-                    };
-                    tally.record(&block, &outcomes);
-                }
-                chunk.clear();
-            }
-            if text.is_none() {
-                break;
-            }
-        }
-        if next != shard.record.ids[1] {
-            return Err(bad(
-                &path,
-                format!(
-                    "ends at network {next}, but this shard holds {}..{}",
-                    shard.record.ids[0], shard.record.ids[1]
-                ),
-            ));
-        }
+        join_shard(
+            shard,
+            whole,
+            &mut header,
+            &mut results,
+            &mut history,
+            &mut tallies,
+        )?;
         if let Some(best) = &shard.summary.best {
-            tally.offer_best(best.clone());
+            tallies.run.offer_best(best.clone());
         }
         seconds += shard.summary.wall_seconds;
         let (a, b) = (&first.summary, &shard.summary);
@@ -584,11 +459,10 @@ pub fn join(
     files.extend(results);
     let mut summary = first.summary.clone();
     summary.notes = notes;
-    apply_tally(&mut summary, tally, seconds);
-    summary.history = history_tally.map(HistoryTally::points);
     let labels = |point: usize| point_labels(&summary, point);
-    let mut stats = group_tally.finish(&labels);
-    stats.retain(|g| g.networks > 0);
+    let (tally, curves, stats) = tallies.finish(&labels);
+    apply_tally(&mut summary, tally, seconds);
+    summary.history = curves;
     summary.best_point = match summary.grid.as_slice() {
         [axis] => groups::best_point(&axis.flag, &stats),
         _ => None,
@@ -598,4 +472,148 @@ pub fn join(
         files.push(writer.into_file());
     }
     Ok((summary, files))
+}
+
+/// One shard's results rows into `results` (its header checked against
+/// the others', `header`) and its curves into the history file, each
+/// network into `tallies`, in id order; the rows' ids and count checked
+/// against its run.json.
+fn join_shard(
+    shard: &ShardDir,
+    whole: &RunRecord,
+    header: &mut Option<String>,
+    results: &mut Option<TemporaryFile>,
+    history: &mut Option<(HistoryPlan, Option<HistoryWriter>)>,
+    tallies: &mut Tallies,
+) -> Result<(), Error> {
+    let path = shard.dir.join(RESULTS_FILE);
+    let file = std::fs::File::open(&path).map_err(|e| Error::Io {
+        path: path.clone(),
+        source: e,
+    })?;
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let mut buffer = String::new();
+    // The next line into `buffer`, without its line end; false at the end.
+    let mut next_line = |buffer: &mut String| -> Result<bool, Error> {
+        buffer.clear();
+        let read = reader.read_line(buffer).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e,
+        })?;
+        while buffer.ends_with(['\n', '\r']) {
+            buffer.pop();
+        }
+        Ok(read > 0)
+    };
+    if !next_line(&mut buffer)? {
+        return Err(bad(&path, "is empty: no header"));
+    }
+    let head = buffer.clone();
+    match header {
+        None => {
+            if let Some(results) = results.as_mut() {
+                writeln!(results.handle(), "{head}").map_err(|e| results.error(e))?;
+            }
+            *header = Some(head.clone());
+        }
+        Some(h) if *h != head => {
+            return Err(bad(
+                &path,
+                "has other columns than the first shard's results",
+            ));
+        }
+        Some(_) => {}
+    }
+    let columns = Columns::of(&path, &head)?;
+    let curves = match history {
+        Some(_) => {
+            let p = shard.dir.join(HISTORY_FILE);
+            Some(TensorFile::open(&p)?)
+        }
+        None => None,
+    };
+    if let Some(curves) = &curves {
+        let rows = curves.rows("loss")?;
+        if rows != shard.record.ids[1] - shard.record.ids[0] {
+            return Err(bad(
+                &shard.dir.join(HISTORY_FILE),
+                "holds other networks than run.json says",
+            ));
+        }
+        if let Some((_, Some(writer))) = history.as_mut() {
+            writer.copy_from(shard.record.ids[0] - whole.ids[0], curves)?;
+        }
+    }
+    let mut next = shard.record.ids[0];
+    let mut line = 1;
+    let mut chunk: Vec<Row> = Vec::with_capacity(CHUNK);
+    loop {
+        let more = next_line(&mut buffer)?;
+        let text = more.then_some(buffer.as_str());
+        if let Some(text) = text {
+            line += 1;
+            let row = columns.parse(&path, line, text)?;
+            if row.id != next || next >= shard.record.ids[1] {
+                return Err(Error::Data {
+                    origin: path.clone(),
+                    line: Some(line),
+                    message: format!(
+                        "network {} where network {next} was expected (this shard holds \
+                         {}..{})",
+                        row.id, shard.record.ids[0], shard.record.ids[1]
+                    ),
+                });
+            }
+            next += 1;
+            if let Some(results) = results.as_mut() {
+                let out = results.handle();
+                let written = out
+                    .write_all(text.as_bytes())
+                    .and_then(|_| out.write_all(b"\n"));
+                written.map_err(|e| results.error(e))?;
+            }
+            chunk.push(row);
+        }
+        if chunk.len() == CHUNK || (text.is_none() && !chunk.is_empty()) {
+            let first_in_chunk = chunk[0].id - shard.record.ids[0];
+            let outcomes: Vec<NetworkOutcome> = chunk.iter().map(|r| r.outcome).collect();
+            for r in &chunk {
+                tallies.record_network(r.id, r.learning_rate, &r.outcome, &r.metrics);
+            }
+            if let (Some((plan, _)), Some(curves)) = (&*history, &curves) {
+                let points = plan.points();
+                let rows = curves.rows("loss")?;
+                let read = |name: &str| -> Result<Vec<f64>, Error> {
+                    let values =
+                        curves.read_f32_rows(name, rows, points, first_in_chunk, chunk.len())?;
+                    Ok(values.into_iter().map(f64::from).collect())
+                };
+                let block = HistoryBlock {
+                    points,
+                    train: read("loss")?,
+                    eval: if plan.eval {
+                        read("eval_loss")?
+                    } else {
+                        Vec::new()
+                    },
+                    recorded: vec![0; chunk.len()],
+                };
+                tallies.record_history(&block, &outcomes);
+            }
+            chunk.clear();
+        }
+        if text.is_none() {
+            break;
+        }
+    }
+    if next != shard.record.ids[1] {
+        return Err(bad(
+            &path,
+            format!(
+                "ends at network {next}, but this shard holds {}..{}",
+                shard.record.ids[0], shard.record.ids[1]
+            ),
+        ));
+    }
+    Ok(())
 }

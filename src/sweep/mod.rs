@@ -20,6 +20,7 @@ pub mod axis;
 pub mod merge;
 pub mod outputs;
 pub mod shard;
+pub mod tallies;
 
 use std::fmt::Write as _;
 use std::ops::Range;

@@ -12,13 +12,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::Engine;
 use crate::error::Error;
-use crate::groups::{self, GroupTally};
-use crate::history::{HistoryTally, HistoryWriter};
+use crate::groups;
+use crate::history::HistoryWriter;
 use crate::output::{GridCells, ResultsWriter, TemporaryFile, check_writable};
-use crate::report::{self, GridAxis, Summary, Tally, VerifyPlan};
-use crate::run::{self, BackendInfo, Starting, TrainedBlock};
+use crate::report::{self, GridAxis, Summary, VerifyPlan};
+use crate::run::{self, BackendInfo, RunConfig, Starting, TrainedBlock};
+use crate::setting::Setting;
 use crate::sweep::Sweep;
 use crate::sweep::shard::Shard;
+use crate::sweep::tallies::{Tallies, point_runs};
 use crate::training::{Progress, StopFlag};
 use crate::weights::{BlockValues, WeightsMetadata, WeightsWriter};
 
@@ -82,23 +84,24 @@ impl OutputPaths {
     /// Every file these paths write for a run of `models` models, each
     /// with the flag that names it: the one list the checks before a run
     /// and `--overwrite`'s clean-up read.
-    pub fn files(&self, models: usize) -> Vec<(&'static str, PathBuf)> {
+    pub fn files(&self, models: usize) -> Vec<(Setting, PathBuf)> {
+        use crate::setting::settings::{GROUPS, HISTORY_CSV, HISTORY_OUT, OUT, RESULTS, WEIGHTS};
         let models = models.max(1);
         let mut files = Vec::new();
-        let mut add = |flag: &'static str, path: Option<PathBuf>| {
+        let mut add = |setting: Setting, path: Option<PathBuf>| {
             if let Some(path) = path {
-                files.push((flag, path));
+                files.push((setting, path));
             }
         };
-        add("--results", self.results.clone());
+        add(RESULTS, self.results.clone());
         for k in 0..models {
-            add("--weights", self.weights_file(k, models));
+            add(WEIGHTS, self.weights_file(k, models));
         }
-        add("--groups", self.groups.clone());
-        add("--history-out", self.history_out.clone());
-        add("--history-csv", self.history_csv.clone());
-        add("--out", self.summary.clone());
-        add("--out", self.run.clone());
+        add(GROUPS, self.groups.clone());
+        add(HISTORY_OUT, self.history_out.clone());
+        add(HISTORY_CSV, self.history_csv.clone());
+        add(OUT, self.summary.clone());
+        add(OUT, self.run.clone());
         files
     }
 
@@ -304,6 +307,160 @@ struct ModelWriter {
     writer: WeightsWriter,
 }
 
+/// Where a run's trained blocks go: the results CSV, the curves file and
+/// each model's weights file as the paths ask, and the tallies behind the
+/// summary. Blocks come in id order, each with global ids.
+struct RunWriter<'a> {
+    run: &'a RangeRun<'a>,
+    results: Option<ResultsWriter>,
+    curves: Option<HistoryWriter>,
+    model: Option<ModelWriter>,
+    tallies: Tallies,
+    /// Finished files (one per model done so far).
+    files: Vec<TemporaryFile>,
+    /// The axes the results CSV names apart from `learning_rate`.
+    labelled: Vec<usize>,
+}
+
+impl<'a> RunWriter<'a> {
+    fn open(run: &'a RangeRun<'a>) -> Result<Self, Error> {
+        let (sweep, paths) = (run.sweep, run.paths);
+        let first = &sweep.points[0].config;
+        let plan = first.history_plan();
+        let columns: Vec<&str> = sweep.axes.iter().map(|a| a.column).collect();
+        let results = match &paths.results {
+            Some(path) => Some(ResultsWriter::create(path, &columns)?),
+            None => None,
+        };
+        let curves = match (&paths.history_out, &plan) {
+            (Some(path), Some(plan)) => Some(HistoryWriter::create(
+                path,
+                plan,
+                run.range.len(),
+                first.options.target_loss,
+                paths.run.is_some().then_some(sweep.fingerprint.as_str()),
+            )?),
+            _ => None,
+        };
+        let verify = report::spread(run.range.len(), run.verify.map_or(0, |v| v.networks));
+        let tallies = Tallies::new(
+            run.range.len(),
+            sweep.points.len(),
+            sweep.replicates,
+            first.options.target_loss.is_some(),
+            verify,
+            plan.as_ref(),
+        );
+        Ok(Self {
+            run,
+            results,
+            curves,
+            model: None,
+            tallies,
+            files: Vec::new(),
+            labelled: (0..sweep.axes.len())
+                .filter(|&a| sweep.axes[a].column != "learning_rate")
+                .collect(),
+        })
+    }
+
+    /// Opens model `k`'s weights file (where one is asked for) unless it
+    /// is the one open, finishing the one before.
+    fn start_model(
+        &mut self,
+        k: usize,
+        config: &RunConfig,
+        info: &BackendInfo,
+    ) -> Result<(), Error> {
+        if self.model.as_ref().is_some_and(|m| m.model == k) {
+            return Ok(());
+        }
+        if let Some(done) = self.model.take() {
+            self.files.push(finish_model(done, config.options.epochs)?);
+        }
+        let (run, sweep) = (self.run, self.run.sweep);
+        let Some(path) = run.paths.weights_file(k, sweep.models()) else {
+            return Ok(());
+        };
+        let ids = sweep.model_ids(k);
+        let (from, to) = (ids.start.max(run.range.start), ids.end.min(run.range.end));
+        let meta = WeightsMetadata {
+            epochs: config.options.epochs,
+            planned_epochs: config.options.epochs,
+            seed: run.seed,
+            interrupted: false,
+            trained_on: info.trained_on(),
+            target_loss: config.options.target_loss,
+            precision: info.precision(),
+            // Files of a run directory (--out) carry it; a plain --weights
+            // file stays the bytes a resume reproduces.
+            fingerprint: run.paths.run.is_some().then(|| sweep.fingerprint.clone()),
+        };
+        let writer = WeightsWriter::create(&path, &config.spec, to - from, &meta)?;
+        self.model = Some(ModelWriter {
+            model: k,
+            first: from,
+            fewest_epochs: None,
+            writer,
+        });
+        Ok(())
+    }
+
+    /// One trained block into every output and the tallies.
+    fn block(&mut self, block: &TrainedBlock) -> Result<(), Error> {
+        let sweep = self.run.sweep;
+        let replicates = sweep.replicates.max(1);
+        self.tallies.record_block(block);
+        if let Some(results) = &mut self.results {
+            for (point, at) in point_runs(block.first, block.len(), replicates) {
+                let id = block.first + at.start;
+                let labels: Vec<String> = self
+                    .labelled
+                    .iter()
+                    .map(|&a| sweep.points[point].labels[a].clone())
+                    .collect();
+                let cells = (!sweep.axes.is_empty()).then_some(GridCells {
+                    point,
+                    first_replicate: id - point * replicates,
+                    labels: &labels,
+                });
+                let (o, m) = (&block.outcomes[at.clone()], &block.metrics[at.clone()]);
+                results.write_block(id, cells, &block.learning_rates[at], o, m)?;
+            }
+        }
+        if let (Some(history), Some(curves)) = (block.history, &mut self.curves) {
+            curves.write_block(block.first - self.run.range.start, history)?;
+        }
+        if let Some(m) = &mut self.model {
+            for o in block.outcomes {
+                let done = o.epochs_completed;
+                m.fewest_epochs = Some(m.fewest_epochs.map_or(done, |e| e.min(done)));
+            }
+            m.writer.write_block(
+                block.first - m.first,
+                BlockValues {
+                    params: block.params,
+                    state: block.state,
+                    learning_rates: block.learning_rates,
+                    outcomes: block.outcomes,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The tallies and every file, complete (`epochs`: the run's planned).
+    fn finish(mut self, epochs: u64) -> Result<(Tallies, Vec<TemporaryFile>), Error> {
+        if let Some(done) = self.model.take() {
+            self.files.push(finish_model(done, epochs)?);
+        }
+        self.files
+            .extend(self.results.map(ResultsWriter::into_file));
+        self.files.extend(self.curves.map(HistoryWriter::into_file));
+        Ok((self.tallies, self.files))
+    }
+}
+
 /// Trains the networks `range` of `sweep` (all of it, or a shard's), a
 /// part (a point's replicates) after another, on `engine`, writing
 /// `paths`; `base` is the backend [`run::open_backend`] opened.
@@ -332,53 +489,16 @@ impl RangeRun<'_> {
         progress: &mut dyn FnMut(&Progress),
         stop: &StopFlag,
     ) -> Result<Finished, Error> {
-        let (sweep, paths) = (self.sweep, self.paths);
+        let sweep = self.sweep;
         let first = &sweep.points[0].config;
-        let plan = first.history_plan();
-        let with_target = first.options.target_loss.is_some();
-        let columns: Vec<&str> = sweep.axes.iter().map(|a| a.column).collect();
-        // The axes the results CSV names apart from `learning_rate`.
-        let labelled: Vec<usize> = (0..sweep.axes.len())
-            .filter(|&a| sweep.axes[a].column != "learning_rate")
-            .collect();
-        let mut results = match &paths.results {
-            Some(path) => Some(ResultsWriter::create(path, &columns)?),
-            None => None,
-        };
-        let mut curves = match (&paths.history_out, &plan) {
-            (Some(path), Some(plan)) => Some(HistoryWriter::create(
-                path,
-                plan,
-                self.range.len(),
-                first.options.target_loss,
-                paths.run.is_some().then_some(sweep.fingerprint.as_str()),
-            )?),
-            _ => None,
-        };
-        let verify = report::spread(self.range.len(), self.verify.map_or(0, |v| v.networks));
-        let mut tally = Tally::new(self.range.len(), with_target, verify);
-        let mut group_tally = GroupTally::new(sweep.points.len(), sweep.replicates, with_target);
-        let mut history_tally = plan.map(|p| HistoryTally::new(&p, self.range.len(), with_target));
-        let mut files = Vec::new();
-        let mut model: Option<ModelWriter> = None;
+        let mut out = RunWriter::open(self)?;
         let mut seconds = 0.0;
         let mut notes: Vec<String> = Vec::new();
         let total = self.total();
         let mut done_before = 0u64;
-        let models = sweep.models();
         let segments = sweep.segments(self.range.clone());
         let single = segments.len() == 1;
         let mut options = first.options;
-        let replicates = sweep.replicates.max(1);
-        // A point's values on the axes the results CSV names.
-        let labels_of = |point: usize| -> Vec<String> {
-            labelled
-                .iter()
-                .map(|&a| sweep.points[point].labels[a].clone())
-                .collect()
-        };
-        let grid = !sweep.axes.is_empty();
-        tally.set_replicates(sweep.replicates);
         for parts in segments {
             let mut config = sweep.segment_config(&parts);
             let part = &parts[0];
@@ -391,39 +511,9 @@ impl RangeRun<'_> {
                     notes.push(note);
                 }
             }
-            let k = sweep.model_of[part.point];
-            if model.as_ref().is_none_or(|m| m.model != k) {
-                if let Some(done) = model.take() {
-                    files.push(finish_model(done, options.epochs)?);
-                }
-                if let Some(path) = paths.weights_file(k, models) {
-                    let ids = sweep.model_ids(k);
-                    let (from, to) = (ids.start.max(self.range.start), ids.end.min(self.range.end));
-                    let meta = WeightsMetadata {
-                        epochs: config.options.epochs,
-                        planned_epochs: config.options.epochs,
-                        seed: self.seed,
-                        interrupted: false,
-                        trained_on: info.trained_on(),
-                        target_loss: config.options.target_loss,
-                        precision: info.precision(),
-                        // Files of a run directory (--out) carry it; a
-                        // plain --weights file stays the bytes a resume
-                        // reproduces.
-                        fingerprint: paths.run.is_some().then(|| sweep.fingerprint.clone()),
-                    };
-                    let writer = WeightsWriter::create(&path, &config.spec, to - from, &meta)?;
-                    model = Some(ModelWriter {
-                        model: k,
-                        first: from,
-                        fewest_epochs: None,
-                        writer,
-                    });
-                }
-            }
+            out.start_model(sweep.model_of[part.point], &config, &info)?;
             let first_id = sweep.first_id(part);
-            let range_start = self.range.start;
-            let keep_unstarted = model.is_some();
+            let keep_unstarted = out.model.is_some();
             seconds += run::execute(
                 &config,
                 engine,
@@ -438,63 +528,19 @@ impl RangeRun<'_> {
                 },
                 stop,
                 &mut |block| {
-                    let block = TrainedBlock {
+                    out.block(&TrainedBlock {
                         first: first_id + block.first,
                         ..*block
-                    };
-                    tally.record(&block, block.metrics);
-                    // The block in runs of one grid point each.
-                    let mut i = 0;
-                    while i < block.len() {
-                        let id = block.first + i;
-                        let point = id / replicates;
-                        let end = ((point + 1) * replicates - block.first).min(block.len());
-                        let (o, m) = (&block.outcomes[i..end], &block.metrics[i..end]);
-                        group_tally.record(point, o, m);
-                        if let Some(results) = &mut results {
-                            let labels = labels_of(point);
-                            let cells = grid.then_some(GridCells {
-                                point,
-                                first_replicate: id - point * replicates,
-                                labels: &labels,
-                            });
-                            let lr = &block.learning_rates[i..end];
-                            results.write_block(id, cells, lr, o, m)?;
-                        }
-                        i = end;
-                    }
-                    if let Some(history) = block.history {
-                        if let Some(tally) = &mut history_tally {
-                            tally.record(history, block.outcomes);
-                        }
-                        if let Some(curves) = &mut curves {
-                            curves.write_block(block.first - range_start, history)?;
-                        }
-                    }
-                    if let Some(m) = &mut model {
-                        for o in block.outcomes {
-                            let done = o.epochs_completed;
-                            m.fewest_epochs = Some(m.fewest_epochs.map_or(done, |e| e.min(done)));
-                        }
-                        m.writer.write_block(
-                            block.first - m.first,
-                            BlockValues {
-                                params: block.params,
-                                state: block.state,
-                                learning_rates: block.learning_rates,
-                                outcomes: block.outcomes,
-                            },
-                        )?;
-                    }
-                    Ok(())
+                    })
                 },
                 keep_unstarted,
             )?;
             done_before += config.networks as u64 * options.epochs;
         }
-        if let Some(done) = model.take() {
-            files.push(finish_model(done, options.epochs)?);
-        }
+        let (tallies, mut files) = out.finish(options.epochs)?;
+        let labels = |point: usize| sweep.points[point].labels.clone();
+        let (mut tally, history, stats) = tallies.finish(&labels);
+        let replicates = sweep.replicates.max(1);
         // Each point's networks against its own model.
         let tolerance = self.verify.map_or(0.0, |v| v.tolerance);
         let verify = tally
@@ -522,17 +568,8 @@ impl RangeRun<'_> {
             first.eval.as_deref(),
         );
         summary.strategy = self.strategies(engine, base)?;
-        summary.history = history_tally.map(HistoryTally::points);
-        let labels = |point: usize| sweep.points[point].labels.clone();
-        let mut stats = group_tally.finish(&labels);
-        stats.retain(|g| g.networks > 0);
+        summary.history = history;
         complete_summary(&mut summary, sweep, stats);
-        if let Some(results) = results {
-            files.push(results.into_file());
-        }
-        if let Some(curves) = curves {
-            files.push(curves.into_file());
-        }
         files.extend(self.summary_files(&summary)?);
         Ok(Finished {
             summary,

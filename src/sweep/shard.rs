@@ -5,6 +5,7 @@ use std::ops::Range;
 use std::str::FromStr;
 
 use crate::error::Error;
+use crate::setting::settings::{SHARD, SHARD_COUNT};
 
 /// Shard `index` of `count`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +45,7 @@ impl FromStr for ShardArg {
         if s == "auto" {
             return Ok(ShardArg::Auto);
         }
-        let bad = |why: &str| Error::Config(format!("--shard '{s}': {why}"));
+        let bad = |why: &str| Error::Config(format!("{}: {why}", SHARD.is(format!("'{s}'"))));
         let (i, k) = s
             .split_once('/')
             .ok_or_else(|| bad("expected I/K (e.g. 0/4: the first of 4 shards) or auto"))?;
@@ -79,8 +80,10 @@ impl ShardArg {
             ShardArg::Given(shard) => {
                 if let Some(k) = shard_count.filter(|&k| k != shard.count) {
                     return Err(Error::Config(format!(
-                        "--shard {shard} and --shard-count {k} disagree (--shard-count is for \
-                         --shard auto)"
+                        "{} and {} disagree ({SHARD_COUNT} is for {})",
+                        SHARD.is(shard),
+                        SHARD_COUNT.is(k),
+                        SHARD.is("auto")
                     )));
                 }
                 return Ok(*shard);
@@ -91,7 +94,10 @@ impl ShardArg {
             match env(name) {
                 None => Ok(None),
                 Some(v) => v.trim().parse::<usize>().map(Some).map_err(|_| {
-                    Error::Config(format!("--shard auto: {name}={v} is not a whole number"))
+                    Error::Config(format!(
+                        "{}: {name}={v} is not a whole number",
+                        SHARD.is("auto")
+                    ))
                 }),
             }
         };
@@ -103,42 +109,43 @@ impl ShardArg {
                 (None, None) => match number("SLURM_ARRAY_TASK_MAX")? {
                     Some(max) if max >= min => max - min + 1,
                     _ => {
-                        return Err(Error::Config(
-                            "--shard auto: SLURM_ARRAY_TASK_ID is set but neither \
-                             SLURM_ARRAY_TASK_COUNT nor SLURM_ARRAY_TASK_MAX is; give \
-                             --shard-count K"
-                                .into(),
-                        ));
+                        return Err(Error::Config(format!(
+                            "{}: SLURM_ARRAY_TASK_ID is set but neither SLURM_ARRAY_TASK_COUNT \
+                             nor SLURM_ARRAY_TASK_MAX is; give {SHARD_COUNT} K",
+                            SHARD.is("auto")
+                        )));
                     }
                 },
             };
             let index = id.checked_sub(min).ok_or_else(|| {
                 Error::Config(format!(
-                    "--shard auto: SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}"
+                    "{}: SLURM_ARRAY_TASK_ID {id} is below SLURM_ARRAY_TASK_MIN {min}",
+                    SHARD.is("auto")
                 ))
             })?;
             (index, count, "SLURM_ARRAY_TASK_ID")
         } else if let Some(index) = number("JOB_COMPLETION_INDEX")? {
             let count = given.ok_or_else(|| {
-                Error::Config(
-                    "--shard auto: JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) is set; give \
-                     the job's completions as --shard-count K"
-                        .into(),
-                )
+                Error::Config(format!(
+                    "{}: JOB_COMPLETION_INDEX (a Kubernetes Indexed Job) is set; give the job's \
+                     completions as {SHARD_COUNT} K",
+                    SHARD.is("auto")
+                ))
             })?;
             (index, count, "JOB_COMPLETION_INDEX")
         } else {
-            return Err(Error::Config(
-                "--shard auto: neither SLURM_ARRAY_TASK_ID (a Slurm job array, sbatch \
-                 --array=0-3) nor JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, with \
-                 --shard-count K) is set; give --shard I/K instead"
-                    .into(),
-            ));
+            return Err(Error::Config(format!(
+                "{}: neither SLURM_ARRAY_TASK_ID (a Slurm job array, sbatch --array=0-3) nor \
+                 JOB_COMPLETION_INDEX (a Kubernetes Indexed Job, with {SHARD_COUNT} K) is set; \
+                 give {} instead",
+                SHARD.is("auto"),
+                SHARD.is("I/K")
+            )));
         };
         if count == 0 || index >= count {
             return Err(Error::Config(format!(
-                "--shard auto: {source} gives shard {index} of {count}: shards are numbered 0 \
-                 to K-1"
+                "{}: {source} gives shard {index} of {count}: shards are numbered 0 to K-1",
+                SHARD.is("auto")
             )));
         }
         Ok(Shard { index, count })
