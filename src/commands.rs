@@ -20,7 +20,7 @@ use crate::progress::ProgressLine;
 use crate::report;
 use crate::run::{self, BackendChoice};
 use crate::setting::Setting;
-use crate::sweep::outputs::{Finished, OutputPaths, RangeRun, RunRecord, summary_json};
+use crate::sweep::outputs::{Finished, Kept, OutputPaths, RangeRun, RunRecord, summary_json};
 use crate::sweep::shard::Shard;
 use crate::training::{Progress, StopFlag};
 use std::path::PathBuf;
@@ -141,7 +141,7 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     let mut line = ProgressLine::new(quiet);
     let trained = train_with(
         plan,
-        None,
+        false,
         Hooks {
             progress: &mut |p| line.update(p),
             log: &mut |message| {
@@ -195,24 +195,24 @@ pub struct Trained {
     /// [`OutputPaths::weights_file`]).
     pub paths: OutputPaths,
     pub models: usize,
+    /// The outputs kept in memory (`train_with`'s `keep`).
+    pub kept: Kept,
 }
 
 /// Trains `plan` ([`TrainArgs::to_plan`]) and writes its outputs, as
 /// `gputrain train` does (the command adds the report on stdout and the
-/// exit code; the Python package calls this too). With `scratch`, the
-/// results, the weights and (with --history) the curves that the plan
-/// does not send elsewhere are written into that directory under `--out`'s
-/// names. The network outputs are written as blocks finish (under
-/// temporary names, renamed together at the end), and the summary keeps a
-/// few bytes per network. A failed run leaves no trace: a directory
-/// `--out` made is removed.
-pub fn train_with(
-    plan: TrainPlan,
-    scratch: Option<&std::path::Path>,
-    hooks: Hooks,
-) -> Result<Trained, Error> {
+/// exit code; the Python package calls this too). With `keep`, the
+/// results table, and the weights and (with --history) the curves that
+/// the plan sends to no file, are kept in memory ([`Trained::kept`]); the
+/// bytes are those the files would hold. (Split over several devices,
+/// whose parts are joined from files, they are written to a temporary
+/// directory and read back.) The network outputs are written as blocks
+/// finish (under temporary names, renamed together at the end), and the
+/// summary keeps a few bytes per network. A failed run leaves no trace: a
+/// directory `--out` made is removed.
+pub fn train_with(plan: TrainPlan, keep: bool, hooks: Hooks) -> Result<Trained, Error> {
     let created = plan.outputs.directory.clone().filter(|dir| !dir.exists());
-    let result = train_run(&plan, scratch, hooks);
+    let result = train_run(&plan, keep, hooks);
     if let (Err(_), Some(dir)) = (&result, created) {
         // Empty: its files were never renamed into place.
         let _ = std::fs::remove_dir(dir);
@@ -245,11 +245,7 @@ fn written(paths: &OutputPaths, path: &std::path::Path, models: usize) -> bool {
 }
 
 /// [`train_with`]'s work.
-fn train_run(
-    plan: &TrainPlan,
-    scratch: Option<&std::path::Path>,
-    hooks: Hooks,
-) -> Result<Trained, Error> {
+fn train_run(plan: &TrainPlan, keep: bool, hooks: Hooks) -> Result<Trained, Error> {
     let Hooks {
         progress,
         log,
@@ -262,7 +258,13 @@ fn train_run(
         ..
     } = plan;
     let shard = *shard;
-    let paths = outputs.paths(scratch);
+    // Several devices' parts are joined from files: what is kept goes
+    // through a temporary directory there.
+    let joined = match (keep, &plan.devices) {
+        (true, Devices::Several(_)) => Some(RemoveOnDrop::temporary("joined")?),
+        _ => None,
+    };
+    let paths = outputs.paths(joined.as_ref().map(|dir| dir.0.as_path()));
     check_train_paths(outputs, &paths, sweep.models())?;
     // An --out directory belongs to one run: its lock for the run's
     // lifetime, and an earlier run's files only replaced on --overwrite.
@@ -296,7 +298,7 @@ fn train_run(
             .clone();
         config.networks = range.len().max(1);
         config.population = config.networks;
-        memory::check_host(&config, sweep, verify)?;
+        memory::check_host(&config, sweep, verify, keep)?;
     }
     let run = RangeRun {
         sweep,
@@ -305,6 +307,7 @@ fn train_run(
         paths: &paths,
         verify: plan.verify,
         seed: plan.seed,
+        keep: keep && joined.is_none(),
     };
     let finished = match &plan.devices {
         Devices::Several(adapters) => several_devices(&run, adapters, progress, log, &stop)?,
@@ -328,7 +331,10 @@ fn train_run(
         }
     };
     let passed = finished.passed;
-    let summary = finished.persist()?;
+    let (summary, mut kept) = finished.persist()?;
+    if let Some(dir) = &joined {
+        kept = Kept::read_back(&paths, &dir.0, sweep.models())?;
+    }
     // --overwrite: the earlier run's files this run did not write go.
     if let Some(dir) = &outputs.directory {
         for name in &earlier {
@@ -351,8 +357,13 @@ fn train_run(
     Ok(Trained {
         summary,
         passed,
-        paths,
+        paths: match joined {
+            // Gone with the directory: the outputs named are the plan's.
+            Some(_) => outputs.paths(None),
+            None => paths,
+        },
         models: sweep.models(),
+        kept,
     })
 }
 
@@ -474,11 +485,24 @@ fn several_devices(
         summary,
         passed: true,
         files,
+        kept: Kept::default(),
     })
 }
 
 /// Removes a scratch directory when dropped.
 struct RemoveOnDrop(PathBuf);
+
+impl RemoveOnDrop {
+    /// A new directory in the system's temporary directory.
+    fn temporary(purpose: &str) -> Result<Self, Error> {
+        let dir = std::env::temp_dir().join(format!(".gputrain-{purpose}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::Io {
+            path: dir.clone(),
+            source: e,
+        })?;
+        Ok(Self(dir))
+    }
+}
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -661,9 +685,15 @@ pub fn adapters(json: bool) -> Result<ExitCode, Error> {
         return Ok(ExitCode::SUCCESS);
     }
     let adapters = list_adapters();
+    let unreached = crate::gpu::hardware::unreached(|| adapters.clone());
     if adapters.is_empty() {
-        return Err(Error::NoAdapter {
-            detail: String::new(),
+        return Err(match unreached {
+            Some(u) => Error::GpuUnreached {
+                diagnosis: u.to_string(),
+            },
+            None => Error::NoAdapter {
+                detail: String::new(),
+            },
         });
     }
     for a in &adapters {
@@ -679,6 +709,9 @@ pub fn adapters(json: bool) -> Result<ExitCode, Error> {
         if let Some(quirk) = a.quirks.describe() {
             println!("    quirk: {quirk}");
         }
+    }
+    if let Some(u) = unreached {
+        eprintln!("note: {u}");
     }
     Ok(ExitCode::SUCCESS)
 }

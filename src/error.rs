@@ -62,6 +62,12 @@ pub enum Error {
     )]
     NoAdapter { detail: String },
 
+    /// A hardware GPU the system shows and wgpu does not reach (no Vulkan
+    /// driver for it: [`crate::gpu::hardware`]), where the GPU was asked
+    /// for. Holds the diagnosis with its fix.
+    #[error("{diagnosis}. Or train on the CPU: {}", render(&crate::setting::settings::BACKEND.is("simd").to_string()))]
+    GpuUnreached { diagnosis: String },
+
     #[error("no adapter matches '{wanted}'; adapters found: {available}")]
     AdapterNotFound { wanted: String, available: String },
 

@@ -13,14 +13,14 @@
 //! parameters no longer change, so its later points are its final loss. A
 //! point beyond the epochs an interrupted run completed is NaN.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::SeekFrom;
 use std::path::Path;
 
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::output::TemporaryFile;
+use crate::output::{Sink, Written};
 pub use crate::recording::{HistoryBlock, HistoryPlan, NetworkCurve, Recording};
 use crate::stats::Quantiles;
 use crate::training::NetworkOutcome;
@@ -170,10 +170,11 @@ pub fn csv_text(points: &[HistoryPoint], eval: bool) -> String {
 
 /// Writes the per-network curves as safetensors, a block at a time:
 /// `loss` [networks, points] float32, `eval_loss` likewise with held-out
-/// data, `epochs` `[points]` int64. Renamed into place by
-/// [`HistoryWriter::finish`]; dropped unfinished, it leaves nothing.
+/// data, `epochs` `[points]` int64, into a file (renamed into place with
+/// the run's other outputs) or memory: [`HistoryWriter::written`].
+/// Dropped unfinished, it leaves nothing.
 pub struct HistoryWriter {
-    file: TemporaryFile,
+    file: Sink,
     plan: HistoryPlan,
     networks: usize,
     data_start: u64,
@@ -183,7 +184,7 @@ impl HistoryWriter {
     /// `target_loss` goes into the metadata, for the plots' target line,
     /// and the configuration's `fingerprint` where the run has one.
     pub fn create(
-        path: &Path,
+        target: Option<&Path>,
         plan: &HistoryPlan,
         networks: usize,
         target_loss: Option<f64>,
@@ -237,7 +238,7 @@ impl HistoryWriter {
         let sorted = serde_json::to_value(&header).expect("a header is plain data");
         let mut json = serde_json::to_vec(&sorted).expect("a header is plain data");
         json.resize(json.len().next_multiple_of(8), b' ');
-        let mut file = TemporaryFile::create(path)?;
+        let mut file = Sink::create(target)?;
         let data_start = 8 + json.len() as u64;
         let epochs: Vec<u8> = plan
             .epochs_recorded()
@@ -288,13 +289,10 @@ impl HistoryWriter {
         Ok(())
     }
 
-    pub fn finish(self) -> Result<(), Error> {
-        self.file.persist()
-    }
-
-    /// The complete file, to persist with the run's other outputs.
-    pub fn into_file(self) -> TemporaryFile {
-        self.file
+    /// The complete file (to persist with the run's other outputs), or
+    /// bytes.
+    pub fn written(self) -> Written {
+        self.file.written()
     }
 
     /// Copies networks `first..` from `shard`, a history file of the same

@@ -40,6 +40,7 @@ pub mod setting;
 pub mod simd;
 pub mod stats;
 pub mod sweep;
+pub mod table;
 pub mod trainer;
 pub mod training;
 pub mod vocab;

@@ -35,6 +35,28 @@ pub struct HostNeed {
     pub fixed: u64,
     /// The SIMD trainer's scratch space ([`simd_workspace_bytes`]).
     pub workspace: u64,
+    /// The outputs kept in memory rather than written (the Python
+    /// package's: [`kept_bytes_per_network`] for every network).
+    pub kept: u64,
+}
+
+/// What a run that keeps its outputs in memory holds per network: the
+/// results table's columns (eleven of 8 bytes, and a label per grid axis
+/// beyond the rate), the weights file's bytes (float64 twins where the
+/// reference may train) and the learning curves (float32 per point, twice
+/// with held-out data). An upper bound: a file a keyword names is not
+/// kept.
+pub fn kept_bytes_per_network(config: &RunConfig, axes: usize) -> u64 {
+    let precision = match config.backend {
+        BackendChoice::Cpu => crate::weights::Precision::F64,
+        _ => crate::weights::Precision::F32,
+    };
+    let table = 11 * 8 + 32 * axes as u64;
+    let weights = crate::weights::file_bytes_per_network(&config.spec, precision);
+    let curves = config.history_plan().map_or(0, |plan| {
+        4 * plan.points() as u64 * (1 + u64::from(plan.eval))
+    });
+    table + weights + curves
 }
 
 /// The SIMD trainer's scratch space when the run may use it (`simd`, or
@@ -63,6 +85,16 @@ impl HostNeed {
             verify: verify.min(config.networks) as u64 * (2 * 8 * p + 64),
             fixed: PROGRAM_BYTES + data,
             workspace: simd_workspace_bytes(config),
+            kept: 0,
+        }
+    }
+
+    /// The same for a run that keeps its outputs in memory (see
+    /// [`kept_bytes_per_network`]; `axes`: the grid's).
+    pub fn keeping(self, config: &RunConfig, axes: usize) -> Self {
+        Self {
+            kept: (config.networks as u64).saturating_mul(kept_bytes_per_network(config, axes)),
+            ..self
         }
     }
 
@@ -81,6 +113,7 @@ impl HostNeed {
             .saturating_add(self.verify)
             .saturating_add(self.fixed)
             .saturating_add(self.workspace)
+            .saturating_add(self.kept)
     }
 }
 
@@ -166,17 +199,18 @@ pub fn refuse_if_too_large(
         return Ok(());
     }
     let room = available.saturating_sub(need.block + need.verify + need.fixed + need.workspace);
-    let per_network = tally_bytes_per_network(config);
+    let kept_per_network = need.kept / (config.networks as u64).max(1);
+    let per_network = tally_bytes_per_network(config) + kept_per_network;
     let fits = room / per_network;
     Err(Error::HostMemory(format!(
         "{} needs about {} of host memory ({} B per network for the summary, {} for a block of \
-         networks in flight, {} for the data and the program{}{}), but this machine has {} \
+         networks in flight, {} for the data and the program{}{}{}), but this machine has {} \
          available ({source}); the GPU is not the limit (networks go to it in chunks that fit \
          its buffers). Use at most about {fits} networks per run (runs with different {SEED} \
          values give independent populations), or a machine with more memory",
         NETWORKS.is(config.networks),
         human(need.total()),
-        per_network,
+        tally_bytes_per_network(config),
         human(need.block),
         human(need.fixed),
         if need.verify > 0 {
@@ -192,16 +226,34 @@ pub fn refuse_if_too_large(
         } else {
             String::new()
         },
+        if need.kept > 0 {
+            format!(
+                ", {} for the results, weights and curves kept in memory ({kept_per_network} B \
+                 per network; name files for them to write them instead)",
+                human(need.kept)
+            )
+        } else {
+            String::new()
+        },
         human(available),
     )))
 }
 
 /// [`refuse_if_too_large`] against this machine, where it can tell, for
-/// `config`, a point of `sweep`.
-pub fn check_host(config: &RunConfig, sweep: &Sweep, verify: usize) -> Result<(), Error> {
+/// `config`, a point of `sweep`; with `keep`, the outputs kept in memory
+/// count too.
+pub fn check_host(
+    config: &RunConfig,
+    sweep: &Sweep,
+    verify: usize,
+    keep: bool,
+) -> Result<(), Error> {
     match available_host_bytes() {
         Some((available, source)) => {
-            let need = HostNeed::of(config, verify).in_sweep(sweep);
+            let mut need = HostNeed::of(config, verify).in_sweep(sweep);
+            if keep {
+                need = need.keeping(config, sweep.axes.len());
+            }
             refuse_if_too_large(config, &need, available, source)
         }
         None => Ok(()),
@@ -286,6 +338,40 @@ mod tests {
         assert_eq!(HostNeed::of(&wide, 0).workspace, 0);
         wide.backend = BackendChoice::Cpu;
         assert_eq!(HostNeed::of(&wide, 0).workspace, 0);
+    }
+
+    #[test]
+    fn outputs_kept_in_memory_count_their_bytes() {
+        // The seeds' network: 10 float32 parameters, a float32 rate, two
+        // int64 epochs (60 B of weights file), and eleven 8-byte columns
+        // of the results table.
+        let mut run = config(1000);
+        assert_eq!(kept_bytes_per_network(&run, 0), 88 + 4 * 10 + 4 + 8 + 8);
+        // A grid axis's label; float64 twins from the reference; the
+        // curves at 5 points of one float32 each.
+        assert_eq!(kept_bytes_per_network(&run, 1), 88 + 32 + 60);
+        run.backend = BackendChoice::Cpu;
+        assert_eq!(kept_bytes_per_network(&run, 0), 88 + 60 + 8 * 10 + 8);
+        run.backend = BackendChoice::Auto;
+        run.options.epochs = 100;
+        run.history = Some(25);
+        assert_eq!(kept_bytes_per_network(&run, 0), 88 + 60 + 4 * 5);
+        let need = HostNeed::of(&run, 0);
+        assert_eq!(
+            need.keeping(&run, 0).total() - need.total(),
+            1000 * (88 + 60 + 20)
+        );
+        // And the refusal says so.
+        let huge = config(2_000_000_000);
+        let need = HostNeed::of(&huge, 0).keeping(&huge, 0);
+        let Err(Error::HostMemory(message)) = refuse_if_too_large(&huge, &need, 8 << 30, "test")
+        else {
+            panic!("2e9 networks kept in memory cannot fit in 8 GiB");
+        };
+        assert!(
+            message.contains("kept in memory (148 B per network"),
+            "{message}"
+        );
     }
 
     #[test]

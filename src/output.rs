@@ -286,6 +286,70 @@ impl Drop for TemporaryFile {
     }
 }
 
+/// A writer that also seeks: what a file or a buffer in memory is to the
+/// writers of safetensors files, which fill their tensors block by block.
+pub trait WriteSeek: Write + Seek {}
+impl<T: Write + Seek> WriteSeek for T {}
+
+/// Where a writer's bytes go: a [`TemporaryFile`] that becomes its target
+/// at the end, or memory, for outputs no file is asked for (the Python
+/// package keeps a run's weights and curves so, and writes a file only
+/// on `save`). Either way the bytes are the same.
+pub enum Sink {
+    File(TemporaryFile),
+    Memory(std::io::Cursor<Vec<u8>>),
+}
+
+/// A [`Sink`] written to the end.
+pub enum Written {
+    File(TemporaryFile),
+    Memory(Vec<u8>),
+}
+
+impl Sink {
+    /// A temporary file for `target`, or memory for `None`.
+    pub fn create(target: Option<&Path>) -> Result<Self, Error> {
+        Ok(match target {
+            Some(path) => Sink::File(TemporaryFile::create(path)?),
+            None => Sink::Memory(std::io::Cursor::new(Vec::new())),
+        })
+    }
+
+    /// For writes and seeks.
+    pub fn handle(&mut self) -> &mut dyn WriteSeek {
+        match self {
+            Sink::File(file) => file.handle(),
+            Sink::Memory(cursor) => cursor,
+        }
+    }
+
+    /// An I/O error, against the target's name.
+    pub fn error(&self, source: std::io::Error) -> Error {
+        match self {
+            Sink::File(file) => file.error(source),
+            Sink::Memory(_) => io_error(Path::new("(memory)"), source),
+        }
+    }
+
+    /// Truncates or extends the output to `bytes`.
+    pub fn set_len(&mut self, bytes: u64) -> Result<(), Error> {
+        match self {
+            Sink::File(file) => file.set_len(bytes),
+            Sink::Memory(cursor) => {
+                cursor.get_mut().resize(bytes as usize, 0);
+                Ok(())
+            }
+        }
+    }
+
+    pub fn written(self) -> Written {
+        match self {
+            Sink::File(file) => Written::File(file),
+            Sink::Memory(cursor) => Written::Memory(cursor.into_inner()),
+        }
+    }
+}
+
 /// The results CSV, a row per network as blocks of them finish: index,
 /// learning rate, final loss, target epoch (empty if never reached),
 /// diverged (0/1), epochs completed (the run's epochs unless it was
@@ -546,7 +610,7 @@ impl TensorFile {
         dtype: safetensors::Dtype,
         rows: usize,
         row_bytes: usize,
-        out: &mut TemporaryFile,
+        out: &mut Sink,
         at: u64,
     ) -> Result<(), Error> {
         let from = self.rows_at(name, dtype, rows, row_bytes)?;

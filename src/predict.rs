@@ -44,9 +44,26 @@ pub fn forward(
     adapter: &AdapterChoice,
 ) -> Result<Forward, Error> {
     let mut notes = Vec::new();
-    let ctx = match backend {
-        BackendChoice::Cpu | BackendChoice::Simd => None,
-        choice => match GpuContext::open(adapter) {
+    let unreached = match (backend, adapter) {
+        (BackendChoice::Auto | BackendChoice::Gpu, AdapterChoice::Auto) => {
+            crate::gpu::hardware::unreached(crate::gpu::list_adapters)
+        }
+        _ => None,
+    };
+    let ctx = match (backend, unreached) {
+        (BackendChoice::Cpu | BackendChoice::Simd, _) => None,
+        // A hardware GPU that wgpu cannot reach: not its software
+        // stand-in unless that is named.
+        (BackendChoice::Gpu, Some(u)) => {
+            return Err(Error::GpuUnreached {
+                diagnosis: u.to_string(),
+            });
+        }
+        (_, Some(u)) => {
+            notes.push(format!("{u}. Predicting on the CPU reference instead"));
+            None
+        }
+        (choice, None) => match GpuContext::open(adapter) {
             Ok(ctx) => match (predict_supports(spec), choice) {
                 (Ok(()), _) => Some(ctx),
                 (Err(e), BackendChoice::Auto) => {

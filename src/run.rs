@@ -14,7 +14,10 @@ use crate::backend::{Backend, Engine, TrainerSetup, cpu_threads};
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::evaluation::block_metrics;
-use crate::gpu::{AdapterChoice, AdapterSummary, GpuContext, GpuOptions, Strategy, chosen_adapter};
+use crate::gpu::{
+    AdapterChoice, AdapterSummary, GpuContext, GpuOptions, Strategy, chosen_adapter, hardware,
+    list_adapters,
+};
 use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::recording::{HistoryBlock, HistoryPlan, Recording};
@@ -614,23 +617,40 @@ impl BackendInfo {
 /// Opens the backend the configuration asks for. `Auto` takes a hardware
 /// GPU where wgpu's choice of adapter is one, or the GPU when `--adapter`
 /// or `--kernel` names one; else (a software adapter such as lavapipe, or
-/// none) the SIMD trainer.
+/// none) the SIMD trainer, saying so in the note where the system shows a
+/// hardware GPU that wgpu cannot reach ([`hardware::unreached`]). Asked
+/// for the GPU without an adapter named, a run on such a machine is
+/// refused rather than left to crawl on a software adapter.
 pub fn open_backend(config: &RunConfig) -> Result<(Engine, BackendInfo), Error> {
     let (threads, threads_note) = cpu_threads(config.threads);
-    let on_cpu = |engine: Engine, detail: String| -> Result<(Engine, BackendInfo), Error> {
+    let on_cpu = |engine: Engine,
+                  detail: String,
+                  why: Option<String>|
+     -> Result<(Engine, BackendInfo), Error> {
+        let note = match (why, &threads_note) {
+            (Some(why), Some(threads)) => Some(format!("{why}\nnote: {threads}")),
+            (why, threads) => why.or_else(|| threads.clone()),
+        };
         let info = BackendInfo {
             backend: engine.backend(&config.spec, config.data.samples(), config.strategy)?,
             adapter: None,
             cpu: Some(format!("{detail}{threads} threads")),
-            note: threads_note.clone(),
+            note,
         };
         Ok((engine, info))
     };
-    let simd = || {
+    let simd = |why: Option<String>| {
         let isa = Isa::chosen()?;
-        on_cpu(Engine::Simd(isa), format!("{}, ", isa.name()))
+        on_cpu(Engine::Simd(isa), format!("{}, ", isa.name()), why)
     };
     let gpu = || -> Result<(Engine, BackendInfo), Error> {
+        if config.adapter == AdapterChoice::Auto
+            && let Some(unreached) = hardware::unreached(list_adapters)
+        {
+            return Err(Error::GpuUnreached {
+                diagnosis: unreached.to_string(),
+            });
+        }
         let engine = Engine::Gpu(Arc::new(GpuContext::open(&config.adapter)?));
         let Engine::Gpu(ctx) = &engine else {
             unreachable!("a GPU engine was just built")
@@ -644,8 +664,8 @@ pub fn open_backend(config: &RunConfig) -> Result<(Engine, BackendInfo), Error> 
         Ok((engine, info))
     };
     match config.backend {
-        BackendChoice::Cpu => on_cpu(Engine::Reference, String::new()),
-        BackendChoice::Simd => simd(),
+        BackendChoice::Cpu => on_cpu(Engine::Reference, String::new(), None),
+        BackendChoice::Simd => simd(None),
         BackendChoice::Gpu => gpu(),
         // Naming an adapter or a kernel asks for the GPU.
         BackendChoice::Auto
@@ -655,7 +675,10 @@ pub fn open_backend(config: &RunConfig) -> Result<(Engine, BackendInfo), Error> 
         }
         BackendChoice::Auto => match chosen_adapter(&config.adapter) {
             Ok(adapter) if !adapter.is_software() => gpu(),
-            Ok(_) | Err(Error::NoAdapter { .. }) => simd(),
+            Ok(_) | Err(Error::NoAdapter { .. }) => simd(
+                hardware::unreached(list_adapters)
+                    .map(|u| format!("{u}. Training on the SIMD trainer instead")),
+            ),
             Err(e) => Err(e),
         },
     }

@@ -11,14 +11,14 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 
 use crate::error::Error;
 use crate::model::ModelSpec;
-use crate::output::TemporaryFile;
+use crate::output::{Sink, TemporaryFile, Written};
 use crate::setting::settings::RESUME;
 use crate::training::NetworkOutcome;
 use crate::vocab::Hyperparameter;
@@ -202,6 +202,12 @@ fn written_slots(spec: &ModelSpec, precision: Precision) -> Vec<TensorSlot> {
 
 /// Where each tensor's data starts (bytes after the header), and where the
 /// data ends.
+/// The bytes a weights file of `spec` in `precision` holds per network
+/// (its tensors' data; the header is a few kilobytes).
+pub fn file_bytes_per_network(spec: &ModelSpec, precision: Precision) -> u64 {
+    data_starts(&written_slots(spec, precision), 1).1
+}
+
 fn data_starts(slots: &[TensorSlot], networks: usize) -> (Vec<u64>, u64) {
     let mut starts = Vec::with_capacity(slots.len());
     let mut at = 0u64;
@@ -296,7 +302,7 @@ fn header_bytes(
 /// file renamed into place by [`WeightsWriter::finish`]; dropped unfinished
 /// (an error on the way), it leaves nothing behind.
 pub struct WeightsWriter {
-    file: TemporaryFile,
+    file: Sink,
     spec: ModelSpec,
     meta: WeightsMetadata,
     slots: Vec<TensorSlot>,
@@ -328,6 +334,17 @@ impl WeightsWriter {
         networks: usize,
         meta: &WeightsMetadata,
     ) -> Result<Self, Error> {
+        Self::into_sink(Sink::create(Some(path))?, spec, networks, meta)
+    }
+
+    /// As [`Self::create`], into `sink` (a file, or memory: the same
+    /// bytes).
+    pub fn into_sink(
+        sink: Sink,
+        spec: &ModelSpec,
+        networks: usize,
+        meta: &WeightsMetadata,
+    ) -> Result<Self, Error> {
         let slots = written_slots(spec, meta.precision);
         // The widest values the header can hold: 20 digits, "false".
         let widest = WeightsMetadata {
@@ -339,7 +356,7 @@ impl WeightsWriter {
             (header_bytes(spec, &slots, networks, &widest).len() as u64).next_multiple_of(8);
         let (starts, end) = data_starts(&slots, networks);
         Ok(Self {
-            file: TemporaryFile::create(path)?,
+            file: sink,
             spec: spec.clone(),
             meta: meta.clone(),
             slots,
@@ -416,8 +433,8 @@ impl WeightsWriter {
     }
 
     /// Writes the header (see [`Self::finish`]) and gives the complete
-    /// file, to be persisted with the run's other outputs.
-    pub fn complete(mut self, epochs: u64, interrupted: bool) -> Result<TemporaryFile, Error> {
+    /// file (to be persisted with the run's other outputs) or bytes.
+    pub fn complete(mut self, epochs: u64, interrupted: bool) -> Result<Written, Error> {
         let meta = WeightsMetadata {
             epochs,
             interrupted,
@@ -433,14 +450,17 @@ impl WeightsWriter {
         // Exactly the header and data, even where no block was written.
         let end = self.data_offset() + self.end;
         self.file.set_len(end)?;
-        Ok(self.file)
+        Ok(self.file.written())
     }
 
     /// Writes the header with the epochs completed (the fewest of any
     /// network) and whether the run was interrupted, and renames the file
     /// into place.
     pub fn finish(self, epochs: u64, interrupted: bool) -> Result<(), Error> {
-        self.complete(epochs, interrupted)?.persist()
+        match self.complete(epochs, interrupted)? {
+            Written::File(file) => file.persist(),
+            Written::Memory(_) => Ok(()),
+        }
     }
 }
 
@@ -686,18 +706,77 @@ fn other_optimizer_state(spec: &ModelSpec, name: &str) -> bool {
     })
 }
 
+/// Where a weights file is read from: the file itself, or its bytes in
+/// memory (a Python `Run`'s weights, which no file holds), named by
+/// `origin` in errors.
+#[derive(Clone, Debug)]
+pub enum Source {
+    Path(PathBuf),
+    Bytes {
+        bytes: std::sync::Arc<[u8]>,
+        origin: PathBuf,
+    },
+}
+
+impl Source {
+    /// The name errors give.
+    pub fn origin(&self) -> &Path {
+        match self {
+            Source::Path(path) => path,
+            Source::Bytes { origin, .. } => origin,
+        }
+    }
+
+    fn open(&self) -> std::io::Result<(Reading, u64)> {
+        Ok(match self {
+            Source::Path(path) => {
+                let file = File::open(path)?;
+                let length = file.metadata()?.len();
+                (Reading::File(file), length)
+            }
+            Source::Bytes { bytes, .. } => (
+                Reading::Bytes(std::io::Cursor::new(bytes.clone())),
+                bytes.len() as u64,
+            ),
+        })
+    }
+}
+
+/// A [`Source`] open for reading.
+enum Reading {
+    File(File),
+    Bytes(std::io::Cursor<std::sync::Arc<[u8]>>),
+}
+
+impl Read for Reading {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Reading::File(f) => f.read(buf),
+            Reading::Bytes(c) => c.read(buf),
+        }
+    }
+}
+
+impl Seek for Reading {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        match self {
+            Reading::File(f) => f.seek(to),
+            Reading::Bytes(c) => c.seek(to),
+        }
+    }
+}
+
 /// Opens a safetensors file and reads its header: the file, the header,
 /// and where the data starts. Errors name the file and what is wrong.
-fn read_header(path: &Path) -> Result<(File, Metadata, u64), Error> {
+fn read_header(source: &Source) -> Result<(Reading, Metadata, u64), Error> {
+    let path = source.origin();
     let bad = |message: String| Error::WeightsFile {
         path: path.to_path_buf(),
         message,
     };
-    let mut file = File::open(path).map_err(|e| bad(format!("cannot read: {e}")))?;
-    let length = file
-        .metadata()
-        .map_err(|e| bad(format!("cannot read: {e}")))?
-        .len();
+    let (mut file, length) = source
+        .open()
+        .map_err(|e| bad(format!("cannot read: {e}")))?;
     let not_safetensors = |why: String| bad(format!("not a safetensors file ({why})"));
     let mut opening = [0u8; HEADER_LENGTH_BYTES as usize];
     file.read_exact(&mut opening).map_err(|_| {
@@ -739,11 +818,17 @@ fn read_header(path: &Path) -> Result<(File, Metadata, u64), Error> {
 /// field, is refused naming what is missing; activations absent from
 /// older files are sigmoid.
 pub fn recorded_model(path: &Path) -> Result<ModelSpec, Error> {
+    recorded_model_in(&Source::Path(path.to_path_buf()))
+}
+
+/// [`recorded_model`] of a file or bytes.
+pub fn recorded_model_in(source: &Source) -> Result<ModelSpec, Error> {
+    let path = source.origin();
     let bad = |message: String| Error::WeightsFile {
         path: path.to_path_buf(),
         message,
     };
-    let (_, header, _) = read_header(path)?;
+    let (_, header, _) = read_header(source)?;
     let metadata = header.metadata().clone().ok_or_else(|| {
         bad(
             "has no gputrain metadata (topology, bias, activations, loss), which give \
@@ -798,7 +883,7 @@ pub fn recorded_model(path: &Path) -> Result<ModelSpec, Error> {
 /// the header against the run.
 pub struct WeightsReader {
     path: PathBuf,
-    file: File,
+    file: Reading,
     /// Each tensor the run reads, its absolute file offset and dtype.
     slots: Vec<(TensorSlot, u64, Dtype)>,
     networks: usize,
@@ -822,11 +907,17 @@ impl WeightsReader {
     /// differences accepted), and every tensor's name, dtype and shape must
     /// fit it.
     pub fn open(path: &Path, spec: &ModelSpec, purpose: ReadFor) -> Result<Self, Error> {
+        Self::open_source(&Source::Path(path.to_path_buf()), spec, purpose)
+    }
+
+    /// [`Self::open`] of a file or bytes.
+    pub fn open_source(source: &Source, spec: &ModelSpec, purpose: ReadFor) -> Result<Self, Error> {
+        let path = source.origin();
         let bad = |message: String| Error::WeightsFile {
             path: path.to_path_buf(),
             message,
         };
-        let (file, header, data_offset) = read_header(path)?;
+        let (file, header, data_offset) = read_header(source)?;
         let (notes, resume) =
             check_metadata(header.metadata().as_ref(), spec, purpose).map_err(bad)?;
         let tensors = header.tensors();
@@ -1160,7 +1251,12 @@ pub struct LoadedWeights {
 /// Reads a whole weights file's parameters and learning rates for `spec`
 /// (see [`WeightsReader`]).
 pub fn read(path: &Path, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
-    let mut reader = WeightsReader::open(path, spec, ReadFor::Init)?;
+    read_source(&Source::Path(path.to_path_buf()), spec)
+}
+
+/// [`read`] of a file or bytes.
+pub fn read_source(source: &Source, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
+    let mut reader = WeightsReader::open_source(source, spec, ReadFor::Init)?;
     let networks = reader.networks();
     let mut params = vec![0.0; networks * spec.layout().len];
     let mut learning_rates = vec![0.0; networks];
@@ -1273,7 +1369,7 @@ pub fn merge_files(out: &Path, parts: &[(PathBuf, usize)]) -> Result<TemporaryFi
     let room = (header(&u64::MAX.to_string(), "false").len() as u64).next_multiple_of(8);
     let mut text = header(&fewest.to_string(), &(fewest < planned).to_string());
     text.resize(room as usize, b' ');
-    let mut file = TemporaryFile::create(out)?;
+    let mut file = Sink::create(Some(out))?;
     let opened = file
         .handle()
         .write_all(&room.to_le_bytes())
@@ -1293,5 +1389,8 @@ pub fn merge_files(out: &Path, parts: &[(PathBuf, usize)]) -> Result<TemporaryFi
         }
     }
     file.set_len(at)?;
-    Ok(file)
+    match file.written() {
+        Written::File(file) => Ok(file),
+        Written::Memory(_) => unreachable!("a merge writes a file"),
+    }
 }

@@ -1058,6 +1058,116 @@ fn auto_prefers_a_hardware_gpu_and_else_the_simd_trainer() {
     );
 }
 
+/// A GPU machine without a Vulkan driver, played by a fake device node
+/// (`GPUTRAIN_DEV_DIR`'s folder holding `nvidia0`) and a Vulkan loader
+/// pointed at a driver list without the machine's drivers
+/// (`VK_DRIVER_FILES`): `--backend auto` says so once, with the fix, and
+/// trains on the SIMD trainer; `--backend gpu` and `--kernel` fail with
+/// that message and write nothing; an adapter named is still used; without
+/// the node nothing is said.
+#[test]
+fn a_gpu_without_a_vulkan_driver_is_named_with_its_fix() {
+    let dir = temp_dir("no-vulkan");
+    let dev = dir.join("dev");
+    std::fs::create_dir_all(&dev).unwrap();
+    for node in ["nvidia0", "nvidiactl", "nvidia-uvm"] {
+        std::fs::write(dev.join(node), b"").unwrap();
+    }
+    let dev_dir = dev.to_str().unwrap();
+    let missing = dir.join("no-such-driver.json");
+    let driver_files = missing.to_str().unwrap();
+    let visible = format!(
+        "an NVIDIA GPU is visible ({dev_dir}/nvidia0) but wgpu finds no Vulkan driver for it"
+    );
+    let fix = format!(
+        "Fix: VK_DRIVER_FILES={driver_files} leaves the NVIDIA driver out of the Vulkan loader's list"
+    );
+    let env = [
+        ("GPUTRAIN_DEV_DIR", dev_dir),
+        ("VK_DRIVER_FILES", driver_files),
+    ];
+    let base = ["--networks", "4", "--epochs", "5"];
+
+    let out = common::gputrain_env(&[&base[..], &["--json"]].concat(), &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(stderr.matches(&visible).count(), 1, "{stderr}");
+    assert!(stderr.contains(&fix), "{stderr}");
+    assert!(
+        stderr.contains("Training on the SIMD trainer instead"),
+        "{stderr}"
+    );
+    let json = json_of(&out);
+    assert_eq!(
+        (&json["backend"], &json["strategy"]),
+        (&"cpu".into(), &"simd-f32".into()),
+        "{json}"
+    );
+
+    let results = dir.join("results.csv");
+    for asks_gpu in [&["--backend", "gpu"][..], &["--kernel", "fused"]] {
+        let args = [
+            &base[..],
+            asks_gpu,
+            &["--results", results.to_str().unwrap()],
+        ]
+        .concat();
+        let out = common::gputrain_env(&args, &env);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{asks_gpu:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {visible}")),
+            "{asks_gpu:?}: {stderr}"
+        );
+        assert!(stderr.contains(&fix), "{stderr}");
+        assert!(
+            stderr
+                .trim_end()
+                .ends_with("Or train on the CPU: --backend simd"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty() && !results.exists(), "{asks_gpu:?}");
+    }
+
+    // With the software driver in reach, it is named as what was found.
+    let lavapipe = [("GPUTRAIN_DEV_DIR", dev_dir)];
+    let out = common::gputrain_env(&[&base[..], &["--json"]].concat(), &lavapipe);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&visible) && stderr.contains("(only the software adapter llvmpipe"),
+        "{stderr}"
+    );
+    let out = common::gputrain_env(&["adapters"], &lavapipe);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("llvmpipe"));
+    assert!(stderr.starts_with(&format!("note: {visible}")), "{stderr}");
+    // Named, the software adapter is what the user asked for.
+    let out = common::gputrain_env(
+        &[
+            &base[..],
+            &["--backend", "gpu", "--adapter", "llvmpipe", "--json"],
+        ]
+        .concat(),
+        &lavapipe,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("is visible"), "{stderr}");
+    assert_eq!(json_of(&out)["backend"], "gpu");
+
+    // No GPU node: not a word, as on every machine without a GPU.
+    std::fs::remove_file(dev.join("nvidia0")).unwrap();
+    let out = common::gputrain_env(&base, &env);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("is visible") && !stderr.contains("note:"),
+        "{stderr}"
+    );
+}
+
 /// `--threads` sets the CPU trainers' threads: 0 is refused; more than the
 /// machine runs at once are lowered, with a note; the results do not
 /// depend on it.

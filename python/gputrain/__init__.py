@@ -17,13 +17,11 @@ flags, draws the progress bar and turns the run's files into NumPy arrays.
 
 from __future__ import annotations
 
-import contextlib
 import difflib
 import json
 import operator
 import os
 import sys
-import tempfile
 import warnings
 
 import numpy as np
@@ -234,8 +232,7 @@ def train(**kwargs) -> Run:
     if eval_path is not None:
         argv += ["--eval-data", eval_path]
     quiet = bool(kwargs.get("quiet", False))
-    scratch = tempfile.TemporaryDirectory(prefix="gputrain-", ignore_cleanup_errors=True)
-    job = _native.start(argv, scratch.name, data, eval_data)
+    job = _native.start(argv, data, eval_data)
     bar = _Progress(progress and not quiet)
     try:
         while not job.wait(0.1):
@@ -246,8 +243,8 @@ def train(**kwargs) -> Run:
         # Ctrl-C (KeyboardInterrupt) or anything else: ask the run to stop
         # after its current chunk, give it a moment to, and let the
         # exception through within about a second; a thread still
-        # finishing its chunk ends on its own, and its files go with the
-        # scratch directory.
+        # finishing its chunk ends on its own, and what it kept in memory
+        # goes with it.
         job.cancel()
         job.wait(0.5)
         raise
@@ -255,7 +252,7 @@ def train(**kwargs) -> Run:
         bar.close()
     _say(job.messages(), quiet)
     result = job.result()
-    run = Run._trained(result, scratch)
+    run = Run._trained(result)
     _say([f"note: {n}" for n in run.summary.get("notes", [])], quiet)
     verify = run.summary.get("verify")
     if verify is not None and not verify["passed"]:
@@ -307,39 +304,38 @@ def adapters() -> list[dict]:
     return json.loads(_native.adapters())
 
 
-@contextlib.contextmanager
-def _naming(origins):
-    """Errors raised inside name each user's file where the native layer
-    saw its private copy (`origins`: copy -> the user's path)."""
-    try:
-        yield
-    except (ValueError, OSError) as e:
-        message = str(e)
-        renamed = message
-        for copy, origin in origins.items():
-            renamed = renamed.replace(copy, origin)
-        if renamed == message:
-            raise
-        raise type(e)(renamed) from None
+# safetensors' dtypes as NumPy's (little-endian, as the format stores them).
+_DTYPES = {"F32": "<f4", "F64": "<f8", "I64": "<i8"}
+
+
+def _tensors_of(buffer, origin):
+    """A safetensors file's tensors as read-only NumPy views of its bytes
+    (`buffer`, a uint8 array), checked whole by the native module (errors
+    name `origin`), and its metadata."""
+    buffer.flags.writeable = False
+    layout, metadata = _native.tensor_layout(buffer, origin)
+    tensors = {}
+    for name, dtype, shape, offset in layout:
+        dtype = np.dtype(_DTYPES[dtype])
+        count = int(np.prod(shape, dtype=np.int64))
+        view = np.frombuffer(buffer, dtype=dtype, count=count, offset=offset)
+        tensors[name] = view.reshape(shape)
+    return tensors, metadata
 
 
 def load(path) -> Run:
     """The networks of a weights file (`--weights`, `Run.save`) as a Run:
     `weights`, `learning_rate`, `target_epoch`, `epochs_completed`,
     `metadata` and `predict`; the training's own results (`final_loss`,
-    `summary`, ...) are not in the file and are None."""
+    `summary`, ...) are not in the file and are None. The file is read
+    once, into memory: changing it later changes nothing here."""
     path = os.fspath(path)
-    scratch = tempfile.TemporaryDirectory(prefix="gputrain-", ignore_cleanup_errors=True)
-    copy = os.path.join(scratch.name, "weights.safetensors")
-    _native.copy_file(path, copy)
-    # Read once here, so a file that is not a weights file fails now; its
-    # errors name the user's file, not the private copy.
-    with _naming({copy: path}):
-        tensors, metadata = _native.read_tensors(copy)
+    buffer = _native.read_file(path)
+    # Checked now, so a file that is not a weights file fails here.
+    tensors, metadata = _tensors_of(buffer, path)
     if metadata.get("format", "").split("-")[0:2] != ["gputrain", "weights"]:
         raise ValueError(f"weights file {path}: not a gputrain weights file (no format metadata)")
-    run = Run(scratch, summary=None, results=None, weights_files=[copy], history_file=None)
-    run._origins = {copy: path}
+    run = Run(summary=None, results=None, weights=[buffer], history=None, origin=path)
     run._weights = tensors
     run._metadata = metadata
     return run
@@ -351,29 +347,40 @@ class Run:
 
     Per-network arrays have one entry per network, in network id order:
     final_loss, target_epoch, diverged, learning_rate, epochs_completed.
+
+    The run's outputs live in memory, unless a keyword named a file for
+    one (`weights=`, `history_out=`, `results=`, `out=`): the results
+    table, and each model's weights and the learning curves as the bytes
+    their files would hold, of which `weights` and `history` are read-only
+    views (`.copy()` one to change it). `save` writes those bytes.
     """
 
-    def __init__(self, scratch, summary, results, weights_files, history_file, passed=True):
-        self._scratch = scratch  # the run's files live as long as the Run
-        self._origins = {}  # a scratch copy -> the user's file it copies (load)
+    def __init__(self, summary, results, weights, history, passed=True, origin="the run's weights"):
         self.summary = summary
-        self._results_file = results
+        # (name, column) pairs from the native module, typed on first use.
+        self._columns = results
         self._results = None
-        self._weights_files = weights_files
-        self._history_file = history_file
+        # Per model: the file a keyword named, or its bytes (uint8).
+        self._weights_sources = weights
+        # The curves' file, or their bytes; None without history.
+        self._history_source = history
+        self._origin = origin
         self._weights = None
         self._metadata = None
         self._history = None
         self.passed = passed
 
     @classmethod
-    def _trained(cls, result, scratch):
+    def _trained(cls, result):
+        weights = result["weight_files"] or result["weight_buffers"]
+        history = result["history_file"]
+        if history is None:
+            history = result["history_buffer"]
         return cls(
-            scratch,
             summary=json.loads(result["summary"]),
             results=result["results"],
-            weights_files=result["weights"],
-            history_file=result["history"],
+            weights=weights,
+            history=history,
             passed=result["passed"],
         )
 
@@ -401,9 +408,9 @@ class Run:
         eval_accuracy (and point, replicate and a column per axis in a
         grid). Empty cells are NaN. `pandas.DataFrame(run.results)` makes
         the table. None for a Run from `load`."""
-        if self._results is None and self._results_file is not None:
+        if self._results is None and self._columns is not None:
             columns = {}
-            for name, column in _native.read_results(self._results_file):
+            for name, column in self._columns:
                 column = np.asarray(column)
                 if name == "diverged":
                     column = column.astype(bool)
@@ -413,6 +420,7 @@ class Run:
                     column = column.astype(np.float64)
                 columns[name] = column
             self._results = columns
+            self._columns = None
         return self._results
 
     def _column(self, name):
@@ -464,15 +472,25 @@ class Run:
         `learning_rate`, `epochs_completed`, `target_epoch`; from the
         float64 CPU reference also `{name}.float64`)."""
         if self._weights is None:
-            if len(self._weights_files) != 1:
-                raise ValueError(
-                    f"this run trained {len(self._weights_files)} models (a grid over the "
-                    f"model's flags): their weights are in separate files; "
-                    f"Run.save(path) writes them as NAME-k.safetensors, and "
-                    f"gputrain.load reads each"
-                )
-            self._weights, self._metadata = _native.read_tensors(self._weights_files[0])
+            self._weights, self._metadata = _tensors_of(*self._source(self._only_model()))
         return self._weights
+
+    def _only_model(self):
+        """The one model's weights source, or the several-models error."""
+        if len(self._weights_sources) != 1:
+            raise ValueError(
+                f"this run trained {len(self._weights_sources)} models (a grid over the "
+                f"model's flags): their weights are in separate files; "
+                f"Run.save(path) writes them as NAME-k.safetensors, and "
+                f"gputrain.load reads each"
+            )
+        return self._weights_sources[0]
+
+    def _source(self, source):
+        """(bytes, name for errors) of a file or of bytes kept."""
+        if isinstance(source, str):
+            return _native.read_file(source), source
+        return source, self._origin
 
     @property
     def metadata(self) -> dict:
@@ -486,8 +504,9 @@ class Run:
         """With history=K: `epochs` int64 [points] and every network's
         `loss` (and with held-out data `eval_loss`) float32 [networks,
         points]; the population's quantiles are in summary["history"]."""
-        if self._history is None and self._history_file is not None:
-            self._history = _native.read_tensors(self._history_file)[0]
+        if self._history is None and self._history_source is not None:
+            buffer, origin = self._source(self._history_source)
+            self._history = _tensors_of(buffer, origin)[0]
         return self._history
 
     def predict(self, X, backend: str = "auto", adapter: str = "auto") -> np.ndarray:
@@ -497,14 +516,12 @@ class Run:
         backend: "auto" (the GPU where an adapter is found, else the CPU),
         "gpu" (float32 forward passes), or "cpu" (the float64 reference,
         from the file's float64 parameters where the run kept them)."""
-        if len(self._weights_files) != 1:
-            self.weights  # raises the several-models explanation
+        source = self._only_model()
         x = _float_matrix("predict", "X", X)
         for name, value in (("backend", backend), ("adapter", adapter)):
             if not isinstance(value, str):
                 raise TypeError(f"{name}={value!r}: expected a string")
-        with _naming(self._origins):
-            outputs, _adapter, notes = _native.predict(self._weights_files[0], x, backend, adapter)
+        outputs, _adapter, notes = _native.predict(source, x, backend, adapter, self._origin)
         for note in notes:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
         return outputs
@@ -514,7 +531,10 @@ class Run:
         for this run (byte for byte), whole or not at all; a grid of several
         models writes one file per model, NAME-k.EXT. Returns the paths."""
         path = os.fspath(path)
-        targets = _native.weights_files(path, len(self._weights_files))
-        for source, target in zip(self._weights_files, targets):
-            _native.copy_file(source, target)
+        targets = _native.weights_files(path, len(self._weights_sources))
+        for source, target in zip(self._weights_sources, targets):
+            if isinstance(source, str):
+                _native.copy_file(source, target)
+            else:
+                _native.write_file(source, target)
         return targets

@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use clap::{ArgAction, Args, FromArgMatches};
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray2};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::create_exception;
 use pyo3::exceptions::{PyMemoryError, PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
@@ -26,7 +26,9 @@ use gputrain::commands::{self, Hooks, Trained};
 use gputrain::data::Arrays;
 use gputrain::setting::{self, Face};
 use gputrain::sweep::outputs::{OutputPaths, summary_json};
+use gputrain::table::{Column, ResultsTable};
 use gputrain::training::StopFlag;
+use gputrain::weights::Source;
 
 create_exception!(
     _native,
@@ -255,39 +257,76 @@ impl Job {
     }
 
     /// The finished run: the summary as `--json` prints it, whether
-    /// `--verify` passed, and its files: results CSV, weights files (one
-    /// per model) and learning curves. Raises the run's error.
+    /// `--verify` passed, the results table's columns, each model's
+    /// weights (the file a flag named, or the file's bytes kept in memory
+    /// as a uint8 array) and the learning curves likewise. Raises the
+    /// run's error.
     fn result<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let taken = self.shared.result.lock().expect("result lock").take();
         let trained = match taken {
             None => return Err(PyRuntimeError::new_err("the run has not finished")),
             Some(result) => result.map_err(Failure::into_py)?,
         };
+        let Trained {
+            summary,
+            passed,
+            paths,
+            models,
+            kept,
+        } = trained;
         let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-        let weights: Vec<String> = (0..trained.models)
-            .filter_map(|k| trained.paths.weights_file(k, trained.models))
+        let weight_files: Vec<String> = (0..models)
+            .filter_map(|k| paths.weights_file(k, models))
             .map(|p| p.display().to_string())
             .collect();
+        let buffers: Vec<Bound<'py, PyAny>> = kept
+            .weights
+            .into_iter()
+            .map(|bytes| PyArray1::from_vec(py, bytes).into_any())
+            .collect();
         let out = PyDict::new(py);
-        out.set_item("summary", summary_json(&trained.summary))?;
-        out.set_item("passed", trained.passed)?;
-        out.set_item("results", path(&trained.paths.results))?;
-        out.set_item("weights", weights)?;
-        out.set_item("history", path(&trained.paths.history_out))?;
+        out.set_item("summary", summary_json(&summary))?;
+        out.set_item("passed", passed)?;
+        let columns = match kept.results {
+            Some(table) => Some(table_to_py(py, table)?),
+            None => None,
+        };
+        out.set_item("results", columns)?;
+        out.set_item("weight_files", weight_files)?;
+        out.set_item("weight_buffers", buffers)?;
+        out.set_item("history_file", path(&paths.history_out))?;
+        let history = kept.history.map(|b| PyArray1::from_vec(py, b).into_any());
+        out.set_item("history_buffer", history)?;
         Ok(out)
     }
 }
 
+/// A results table as (name, column) pairs: int64 and float64 arrays,
+/// lists of text.
+fn table_to_py(py: Python<'_>, table: ResultsTable) -> PyResult<Vec<(String, Py<PyAny>)>> {
+    table
+        .columns
+        .into_iter()
+        .map(|(name, column)| {
+            let value = match column {
+                Column::Ints(v) => PyArray1::from_vec(py, v).into_any().unbind(),
+                Column::Floats(v) => PyArray1::from_vec(py, v).into_any().unbind(),
+                Column::Text(v) => v.into_pyobject(py)?.into_any().unbind(),
+            };
+            Ok((name, value))
+        })
+        .collect()
+}
+
 /// Starts a training run of the `gputrain train` flags `argv`, with the
 /// training samples `data` and held-out samples `eval_data` as float64
-/// arrays `(X, Y)` where given, writing the outputs no flag names into
-/// `scratch`. Bad flags and bad arrays raise here, before any work.
+/// arrays `(X, Y)` where given, keeping in memory the outputs no flag
+/// names. Bad flags and bad arrays raise here, before any work.
 #[pyfunction]
-#[pyo3(signature = (argv, scratch, data=None, eval_data=None))]
+#[pyo3(signature = (argv, data=None, eval_data=None))]
 fn start(
     py: Python<'_>,
     argv: Vec<String>,
-    scratch: PathBuf,
     data: Option<(PyReadonlyArray2<'_, f64>, PyReadonlyArray2<'_, f64>)>,
     eval_data: Option<(PyReadonlyArray2<'_, f64>, PyReadonlyArray2<'_, f64>)>,
 ) -> PyResult<Job> {
@@ -310,7 +349,7 @@ fn start(
             let result = caught(|| {
                 commands::train_with(
                     plan,
-                    Some(&scratch),
+                    true,
                     Hooks {
                         progress: &mut |p| {
                             s.done.store(p.network_epochs_done, Ordering::Relaxed);
@@ -375,6 +414,53 @@ fn read_tensors<'py>(
     Ok((tensors, metadata))
 }
 
+/// Where each tensor of a safetensors file's bytes lies (`buffer`, a
+/// uint8 array; `origin` names it in errors), checked whole: (name,
+/// dtype "F32" | "F64" | "I64", shape, offset of its first byte in
+/// `buffer`), sorted by name, and the file's metadata. The package makes
+/// its arrays views of the bytes, without a copy.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn tensor_layout<'py>(
+    py: Python<'py>,
+    buffer: PyReadonlyArray1<'py, u8>,
+    origin: PathBuf,
+) -> PyResult<(Vec<(String, String, Vec<usize>, usize)>, Bound<'py, PyDict>)> {
+    let bytes = buffer.as_slice()?;
+    let bad = |m: String| {
+        to_py(Error::WeightsFile {
+            path: origin.clone(),
+            message: m,
+        })
+    };
+    let (header_length, header) = safetensors::SafeTensors::read_metadata(bytes)
+        .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+    let data_start = 8 + header_length;
+    let mut tensors = Vec::new();
+    for (name, info) in header.tensors() {
+        let dtype = match info.dtype {
+            safetensors::Dtype::F32 => "F32",
+            safetensors::Dtype::F64 => "F64",
+            safetensors::Dtype::I64 => "I64",
+            other => return Err(bad(format!("tensor {name} has dtype {other:?}"))),
+        };
+        tensors.push((
+            name.clone(),
+            dtype.to_string(),
+            info.shape.clone(),
+            data_start + info.data_offsets.0,
+        ));
+    }
+    tensors.sort();
+    let metadata = PyDict::new(py);
+    if let Some(map) = header.metadata() {
+        for (k, v) in map {
+            metadata.set_item(k, v)?;
+        }
+    }
+    Ok((tensors, metadata))
+}
+
 /// Little-endian values of one dtype as an array of `shape`.
 fn typed<'py, T>(py: Python<'py>, data: &[u8], shape: &[usize]) -> PyResult<Bound<'py, PyAny>>
 where
@@ -402,79 +488,27 @@ macro_rules! from_le {
 }
 from_le!(f32, f64, i64);
 
-/// A column of a results CSV, typed by its cells.
-enum Column {
-    /// Every cell an integer.
-    Ints(Vec<i64>),
-    /// Every cell a number or empty (NaN).
-    Floats(Vec<f64>),
-    Text(Vec<String>),
-}
-
-/// A results CSV as (name, column) in header order: an int64 array where
-/// every cell is an integer, a float64 array (NaN for an empty cell) where
-/// every cell is a number or empty, else a list of the text. Parsed
-/// without the GIL.
+/// A results CSV as (name, column) in header order (see
+/// [`ResultsTable::read_csv`]): an int64 array where every cell is an
+/// integer, a float64 array (NaN for an empty cell) where every cell is a
+/// number or empty, else a list of the text. Parsed without the GIL.
 #[pyfunction]
 fn read_results(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, Py<PyAny>)>> {
-    let columns = py.detach(|| parse_results(&path)).map_err(to_py)?;
-    columns
-        .into_iter()
-        .map(|(name, column)| {
-            let value = match column {
-                Column::Ints(v) => PyArray1::from_vec(py, v).into_any().unbind(),
-                Column::Floats(v) => PyArray1::from_vec(py, v).into_any().unbind(),
-                Column::Text(v) => v.into_pyobject(py)?.into_any().unbind(),
-            };
-            Ok((name, value))
-        })
-        .collect()
+    let table = py.detach(|| ResultsTable::read_csv(&path)).map_err(to_py)?;
+    table_to_py(py, table)
 }
 
-fn parse_results(path: &Path) -> Result<Vec<(String, Column)>, Error> {
-    let bad =
-        |e: csv::Error| Error::data(path, e.position().map(|p| p.line() as usize), e.to_string());
-    let mut reader = csv::Reader::from_path(path).map_err(bad)?;
-    let names: Vec<String> = reader
-        .headers()
-        .map_err(bad)?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    // Each column's cells back to back, with where each ends: no
-    // allocation per cell.
-    let mut text: Vec<(Vec<u8>, Vec<usize>)> = vec![(Vec::new(), Vec::new()); names.len()];
-    let mut record = csv::ByteRecord::new();
-    while reader.read_byte_record(&mut record).map_err(bad)? {
-        for ((bytes, ends), cell) in text.iter_mut().zip(record.iter()) {
-            bytes.extend_from_slice(cell);
-            ends.push(bytes.len());
-        }
+/// A weights file named by its path, or its bytes (a uint8 array) with
+/// the name errors give it.
+fn weights_source(weights: &Bound<'_, PyAny>, origin: &str) -> PyResult<Source> {
+    if let Ok(path) = weights.extract::<PathBuf>() {
+        return Ok(Source::Path(path));
     }
-    Ok(names
-        .into_iter()
-        .zip(text)
-        .map(|(name, (bytes, ends))| {
-            let cells = || {
-                let starts = std::iter::once(0).chain(ends.iter().copied());
-                starts
-                    .zip(ends.iter().copied())
-                    .map(|(a, b)| std::str::from_utf8(&bytes[a..b]).unwrap_or("\u{fffd}"))
-            };
-            let float = |c: &str| match c.is_empty() {
-                true => Ok(f64::NAN),
-                false => c.parse::<f64>(),
-            };
-            let typed = if let Ok(ints) = cells().map(str::parse::<i64>).collect() {
-                Column::Ints(ints)
-            } else if let Ok(floats) = cells().map(float).collect() {
-                Column::Floats(floats)
-            } else {
-                Column::Text(cells().map(str::to_string).collect())
-            };
-            (name, typed)
-        })
-        .collect())
+    let buffer: PyReadonlyArray1<'_, u8> = weights.extract()?;
+    Ok(Source::Bytes {
+        bytes: buffer.as_slice()?.into(),
+        origin: PathBuf::from(origin),
+    })
 }
 
 /// The outputs of every network in the weights file `weights` on the
@@ -482,14 +516,15 @@ fn parse_results(path: &Path) -> Result<Vec<(String, Column)>, Error> {
 /// samples, outputs], with the adapter that computed them (None: the
 /// float64 CPU reference) and any notes.
 #[pyfunction]
-#[pyo3(signature = (weights, x, backend="auto", adapter="auto"))]
+#[pyo3(signature = (weights, x, backend="auto", adapter="auto", origin="the run's weights"))]
 #[allow(clippy::type_complexity)]
 fn predict<'py>(
     py: Python<'py>,
-    weights: PathBuf,
+    weights: &Bound<'py, PyAny>,
     x: PyReadonlyArray2<'py, f64>,
     backend: &str,
     adapter: &str,
+    origin: &str,
 ) -> PyResult<(Bound<'py, PyAny>, Option<String>, Vec<String>)> {
     use clap::ValueEnum;
     let backend = gputrain::run::BackendChoice::from_str(backend, false).map_err(|_| {
@@ -501,7 +536,8 @@ fn predict<'py>(
         Ok(choice) => choice,
         Err(never) => match never {},
     };
-    let spec = gputrain::weights::recorded_model(&weights).map_err(to_py)?;
+    let weights = weights_source(weights, origin)?;
+    let spec = gputrain::weights::recorded_model_in(&weights).map_err(to_py)?;
     let (inputs, outputs) = (spec.topology.inputs(), spec.topology.outputs());
     let data = arrays("predict", &x, None)
         .to_dataset(inputs, 0, spec.target_rule())
@@ -509,7 +545,7 @@ fn predict<'py>(
     let samples = data.samples();
     let forward = py.detach(|| {
         caught(|| {
-            let loaded = gputrain::weights::read(&weights, &spec)?;
+            let loaded = gputrain::weights::read_source(&weights, &spec)?;
             gputrain::predict::forward(&spec, &loaded.params, &data, backend, &adapter)
         })
     });
@@ -552,15 +588,36 @@ fn copy_file(py: Python<'_>, from: PathBuf, to: PathBuf) -> PyResult<()> {
 }
 
 fn copy_whole(from: &Path, to: &Path) -> Result<(), Error> {
-    use std::io::Write;
     let bytes = std::fs::read(from).map_err(|e| Error::Io {
         path: from.to_path_buf(),
         source: e,
     })?;
+    write_whole(&bytes, to)
+}
+
+fn write_whole(bytes: &[u8], to: &Path) -> Result<(), Error> {
+    use std::io::Write;
     let mut file = gputrain::output::TemporaryFile::create(to)?;
-    let written = file.handle().write_all(&bytes);
+    let written = file.handle().write_all(bytes);
     written.map_err(|e| file.error(e))?;
     file.persist()
+}
+
+/// Writes `buffer` (a uint8 array: a file's bytes kept in memory) to `to`
+/// whole or not at all.
+#[pyfunction]
+fn write_file(py: Python<'_>, buffer: PyReadonlyArray1<'_, u8>, to: PathBuf) -> PyResult<()> {
+    let bytes = buffer.as_slice()?;
+    py.detach(|| write_whole(bytes, &to)).map_err(to_py)
+}
+
+/// Reads a file whole, as a uint8 array.
+#[pyfunction]
+fn read_file<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyAny>> {
+    let bytes = py
+        .detach(|| std::fs::read(&path))
+        .map_err(|e| to_py(Error::Io { path, source: e }))?;
+    Ok(PyArray1::from_vec(py, bytes).into_any())
 }
 
 #[pymodule]
@@ -586,6 +643,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(adapters, m)?,
         wrap_pyfunction!(weights_files, m)?,
         wrap_pyfunction!(copy_file, m)?,
+        wrap_pyfunction!(write_file, m)?,
+        wrap_pyfunction!(read_file, m)?,
+        wrap_pyfunction!(tensor_layout, m)?,
     ] {
         m.add_function(f)?;
     }

@@ -176,3 +176,49 @@ def test_a_grid_and_a_run_directory(tmp_path, cli):
         "--replicates", "3", "--epochs", "50", "--backend", "simd", "--out", tmp_path / "cli", "-q")
     for name in ["results.csv", "groups.csv", "weights-0.safetensors", "weights-1.safetensors"]:
         assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+
+
+def test_the_results_kept_in_memory_are_the_csvs_values(tmp_path):
+    # A grid with a text axis, held-out data and a target: every column of
+    # the table kept in memory equals the CSV the same run wrote, typed
+    # as the CSV's reader types it.
+    path = tmp_path / "results.csv"
+    run = gputrain.train(task="moons", samples=64, holdout=0.25, layers=[2, 4, 1],
+                         init=["xavier", "uniform:0.5"], lr=[0.5, 2.0], replicates=3,
+                         epochs=60, target_loss=5.0, backend="simd", results=path,
+                         progress=False)
+    kept = run.results
+    from_file = gputrain.Run(None, gputrain._native.read_results(str(path)), [], None).results
+    assert list(kept) == list(from_file)
+    assert run.results["init"].tolist()[::3] == ["xavier", "xavier", "uniform:0.5", "uniform:0.5"]
+    for name, column in from_file.items():
+        assert kept[name].dtype == column.dtype, name
+        if column.dtype.kind == "f":
+            assert np.array_equal(kept[name], column, equal_nan=True), name
+        else:
+            assert np.array_equal(kept[name], column), name
+
+
+def test_a_run_writes_no_temporary_files(tmp_path, monkeypatch):
+    # The outputs no keyword names stay in memory: nothing appears in the
+    # temporary directory (the package used to write its results, weights
+    # and curves there and read them back).
+    import tempfile
+
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    run = gputrain.train(task="xor", layers=[2, 3, 1], networks=8, epochs=40, history=10,
+                         backend="simd", progress=False)
+    assert run.weights["layers.0.weight"].shape == (8, 3, 2)
+    assert run.history["loss"].shape == (8, 5)
+    assert run.predict(np.array([[0.0, 1.0]])).shape == (8, 1, 1)
+    assert list(scratch.iterdir()) == []
+    # Views of the bytes save() writes: read-only, copies change freely.
+    with pytest.raises(ValueError, match="read-only"):
+        run.weights["layers.0.weight"][0, 0, 0] = 1.0
+    copy = run.weights["layers.0.weight"].copy()
+    copy[0, 0, 0] = 1.0
+    saved = run.save(tmp_path / "w.safetensors")
+    assert np.array_equal(load_file(saved[0])["layers.0.weight"], run.weights["layers.0.weight"])

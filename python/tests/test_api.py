@@ -211,3 +211,20 @@ def test_adapters_are_the_command_lines(cli):
     assert gputrain.adapters() == listed
     assert listed, "no adapter: install mesa-vulkan-drivers (lavapipe) for the GPU tests"
     assert {"index", "name", "backend", "device_type", "driver"} <= set(listed[0])
+
+
+def test_a_gpu_without_a_vulkan_driver_is_named_in_pythons_words(monkeypatch, tmp_path):
+    # A fake NVIDIA device node and a Vulkan loader that finds no driver:
+    # a GPU container without the driver's Vulkan part (docs/usage.md).
+    (tmp_path / "nvidia0").write_bytes(b"")
+    monkeypatch.setenv("GPUTRAIN_DEV_DIR", str(tmp_path))
+    monkeypatch.setenv("VK_DRIVER_FILES", str(tmp_path / "no-such-driver.json"))
+    with pytest.raises(RuntimeError) as raised:
+        gputrain.train(networks=4, epochs=5, backend="gpu", progress=False)
+    message = str(raised.value)
+    assert f"an NVIDIA GPU is visible ({tmp_path}/nvidia0)" in message
+    assert "VK_DRIVER_FILES=" in message
+    assert message.endswith("Or train on the CPU: backend='simd'")
+    # auto trains on the SIMD trainer.
+    run = gputrain.train(networks=4, epochs=5, progress=False)
+    assert run.summary["strategy"] == "simd-f32"

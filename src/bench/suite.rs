@@ -115,14 +115,26 @@ impl Suite {
                 .map(AdapterChoice::Index)
                 .collect(),
         };
-        if choices.is_empty() {
-            let error = Error::NoAdapter {
-                detail: String::new(),
+        // A hardware GPU that wgpu cannot reach: its software stand-in
+        // is no measurement of it.
+        let unreached = match &self.adapter {
+            Some(_) => None,
+            None => crate::gpu::hardware::unreached(list_adapters),
+        };
+        if choices.is_empty() || unreached.is_some() {
+            let error = match unreached {
+                Some(u) => Error::GpuUnreached {
+                    diagnosis: u.to_string(),
+                },
+                None => Error::NoAdapter {
+                    detail: String::new(),
+                },
             };
             if self.backends == BackendFilter::Gpu {
                 return Err(error);
             }
             log(&format!("note: {error}; measuring the CPU trainers only"));
+            return Ok(Vec::new());
         }
         choices.iter().map(GpuContext::open).collect()
     }

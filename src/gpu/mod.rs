@@ -1,5 +1,6 @@
 //! The GPU backend. Leaves first: adapter and device setup ([`device`]),
-//! per-adapter quirks ([`quirks`]), tuning knobs ([`options`]), the
+//! per-adapter quirks ([`quirks`]), a GPU the system shows that wgpu
+//! cannot reach ([`hardware`]), tuning knobs ([`options`]), the
 //! kernel/host status protocol ([`status`]), the WGSL sources and their
 //! assembly ([`shaders`]), buffer plumbing ([`buffers`]), work splitting
 //! ([`chunking`]), kernel timing ([`timing`]); then the loop both
@@ -14,6 +15,7 @@ pub mod device;
 pub mod driver;
 pub mod fused;
 pub mod fused_codegen;
+pub mod hardware;
 pub mod layered;
 pub mod options;
 pub mod predict;

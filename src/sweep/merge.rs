@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use crate::error::Error;
 use crate::groups;
 use crate::history::{HistoryBlock, HistoryPlan, HistoryWriter};
-use crate::output::{TemporaryFile, TensorFile};
+use crate::output::{TemporaryFile, TensorFile, Written};
 use crate::report::{Summary, apply_tally};
 use crate::sweep::outputs::{
     self, HISTORY_FILE, OutputPaths, RESULTS_FILE, RUN_FILE, RUN_FORMAT, RunRecord, SUMMARY_FILE,
@@ -403,7 +403,7 @@ pub fn join(
         let (plan, target, fingerprint) = history_plan(&TensorFile::open(&path)?, &path)?;
         let writer = match &paths.history_out {
             Some(out) => Some(HistoryWriter::create(
-                out,
+                Some(out),
                 &plan,
                 networks,
                 target,
@@ -468,8 +468,10 @@ pub fn join(
         _ => None,
     };
     summary.groups = stats;
-    if let Some((_, Some(writer))) = history {
-        files.push(writer.into_file());
+    if let Some((_, Some(writer))) = history
+        && let Written::File(file) = writer.written()
+    {
+        files.push(file);
     }
     Ok((summary, files))
 }

@@ -14,13 +14,14 @@ use crate::backend::Engine;
 use crate::error::Error;
 use crate::groups;
 use crate::history::HistoryWriter;
-use crate::output::{GridCells, ResultsWriter, TemporaryFile, check_writable};
+use crate::output::{GridCells, ResultsWriter, Sink, TemporaryFile, Written, check_writable};
 use crate::report::{self, GridAxis, Summary, VerifyPlan};
 use crate::run::{self, BackendInfo, RunConfig, Starting, TrainedBlock};
 use crate::setting::Setting;
 use crate::sweep::Sweep;
 use crate::sweep::shard::Shard;
 use crate::sweep::tallies::{Tallies, point_runs};
+use crate::table::{ResultsTable, TableWriter};
 use crate::training::{Progress, StopFlag};
 use crate::weights::{BlockValues, WeightsMetadata, WeightsWriter};
 
@@ -273,15 +274,18 @@ pub struct Finished {
     pub passed: bool,
     /// The files, complete, under temporary names.
     pub files: Vec<TemporaryFile>,
+    /// What the run kept in memory.
+    pub kept: Kept,
 }
 
 impl Finished {
-    /// Renames every file into place.
-    pub fn persist(self) -> Result<Summary, Error> {
+    /// Renames every file into place; gives the summary and what was
+    /// kept in memory.
+    pub fn persist(self) -> Result<(Summary, Kept), Error> {
         for file in self.files {
             file.persist()?;
         }
-        Ok(self.summary)
+        Ok((self.summary, self.kept))
     }
 }
 
@@ -313,11 +317,14 @@ struct ModelWriter {
 struct RunWriter<'a> {
     run: &'a RangeRun<'a>,
     results: Option<ResultsWriter>,
+    table: Option<TableWriter>,
     curves: Option<HistoryWriter>,
     model: Option<ModelWriter>,
     tallies: Tallies,
     /// Finished files (one per model done so far).
     files: Vec<TemporaryFile>,
+    /// Weights kept in memory (one per model done so far).
+    weights: Vec<Vec<u8>>,
     /// The axes the results CSV names apart from `learning_rate`.
     labelled: Vec<usize>,
 }
@@ -332,9 +339,13 @@ impl<'a> RunWriter<'a> {
             Some(path) => Some(ResultsWriter::create(path, &columns)?),
             None => None,
         };
+        let table = run
+            .keep
+            .then(|| TableWriter::new(&columns, run.range.len()));
         let curves = match (&paths.history_out, &plan) {
-            (Some(path), Some(plan)) => Some(HistoryWriter::create(
-                path,
+            (None, Some(_)) if !run.keep => None,
+            (path, Some(plan)) => Some(HistoryWriter::create(
+                path.as_deref(),
                 plan,
                 run.range.len(),
                 first.options.target_loss,
@@ -354,10 +365,12 @@ impl<'a> RunWriter<'a> {
         Ok(Self {
             run,
             results,
+            table,
             curves,
             model: None,
             tallies,
             files: Vec::new(),
+            weights: Vec::new(),
             labelled: (0..sweep.axes.len())
                 .filter(|&a| sweep.axes[a].column != "learning_rate")
                 .collect(),
@@ -376,12 +389,14 @@ impl<'a> RunWriter<'a> {
             return Ok(());
         }
         if let Some(done) = self.model.take() {
-            self.files.push(finish_model(done, config.options.epochs)?);
+            let written = finish_model(done, config.options.epochs)?;
+            self.keep(written);
         }
         let (run, sweep) = (self.run, self.run.sweep);
-        let Some(path) = run.paths.weights_file(k, sweep.models()) else {
+        let path = run.paths.weights_file(k, sweep.models());
+        if path.is_none() && !run.keep {
             return Ok(());
-        };
+        }
         let ids = sweep.model_ids(k);
         let (from, to) = (ids.start.max(run.range.start), ids.end.min(run.range.end));
         let meta = WeightsMetadata {
@@ -396,7 +411,8 @@ impl<'a> RunWriter<'a> {
             // file stays the bytes a resume reproduces.
             fingerprint: run.paths.run.is_some().then(|| sweep.fingerprint.clone()),
         };
-        let writer = WeightsWriter::create(&path, &config.spec, to - from, &meta)?;
+        let sink = Sink::create(path.as_deref())?;
+        let writer = WeightsWriter::into_sink(sink, &config.spec, to - from, &meta)?;
         self.model = Some(ModelWriter {
             model: k,
             first: from,
@@ -411,7 +427,7 @@ impl<'a> RunWriter<'a> {
         let sweep = self.run.sweep;
         let replicates = sweep.replicates.max(1);
         self.tallies.record_block(block);
-        if let Some(results) = &mut self.results {
+        if self.results.is_some() || self.table.is_some() {
             for (point, at) in point_runs(block.first, block.len(), replicates) {
                 let id = block.first + at.start;
                 let labels: Vec<String> = self
@@ -425,7 +441,13 @@ impl<'a> RunWriter<'a> {
                     labels: &labels,
                 });
                 let (o, m) = (&block.outcomes[at.clone()], &block.metrics[at.clone()]);
-                results.write_block(id, cells, &block.learning_rates[at], o, m)?;
+                let rates = &block.learning_rates[at];
+                if let Some(results) = &mut self.results {
+                    results.write_block(id, cells, rates, o, m)?;
+                }
+                if let Some(table) = &mut self.table {
+                    table.write_block(id, cells, rates, o, m);
+                }
             }
         }
         if let (Some(history), Some(curves)) = (block.history, &mut self.curves) {
@@ -449,15 +471,35 @@ impl<'a> RunWriter<'a> {
         Ok(())
     }
 
-    /// The tallies and every file, complete (`epochs`: the run's planned).
-    fn finish(mut self, epochs: u64) -> Result<(Tallies, Vec<TemporaryFile>), Error> {
+    /// A finished output: a file to persist with the others, or bytes
+    /// kept.
+    fn keep(&mut self, written: Written) {
+        match written {
+            Written::File(file) => self.files.push(file),
+            Written::Memory(bytes) => self.weights.push(bytes),
+        }
+    }
+
+    /// The tallies, every file, complete, and what is kept in memory
+    /// (`epochs`: the run's planned).
+    fn finish(mut self, epochs: u64) -> Result<(Tallies, Vec<TemporaryFile>, Kept), Error> {
         if let Some(done) = self.model.take() {
-            self.files.push(finish_model(done, epochs)?);
+            let written = finish_model(done, epochs)?;
+            self.keep(written);
         }
         self.files
             .extend(self.results.map(ResultsWriter::into_file));
-        self.files.extend(self.curves.map(HistoryWriter::into_file));
-        Ok((self.tallies, self.files))
+        let mut kept = Kept {
+            results: self.table.map(TableWriter::finish),
+            weights: self.weights,
+            history: None,
+        };
+        match self.curves.map(HistoryWriter::written) {
+            Some(Written::File(file)) => self.files.push(file),
+            Some(Written::Memory(bytes)) => kept.history = Some(bytes),
+            None => {}
+        }
+        Ok((self.tallies, self.files, kept))
     }
 }
 
@@ -473,6 +515,53 @@ pub struct RangeRun<'a> {
     pub verify: Option<VerifyPlan>,
     /// `--seed`, which weights files record.
     pub seed: u64,
+    /// Keep the outputs no path names in memory ([`Kept`]), with the
+    /// results table always (the Python package).
+    pub keep: bool,
+}
+
+/// The outputs a run keeps in memory ([`RangeRun::keep`]): what the
+/// Python package's `Run` holds instead of files in a scratch directory.
+#[derive(Debug, Default)]
+pub struct Kept {
+    /// The results CSV's columns.
+    pub results: Option<ResultsTable>,
+    /// Each model's weights file, as bytes, where no file is asked for.
+    pub weights: Vec<Vec<u8>>,
+    /// The learning curves' file, as bytes, where no file is asked for.
+    pub history: Option<Vec<u8>>,
+}
+
+impl Kept {
+    /// What a run that wrote `paths` keeps, read back from its files: the
+    /// results table, and the weights and curves written inside `dir`
+    /// (the temporary directory that stood in for the paths not given).
+    pub fn read_back(paths: &OutputPaths, dir: &Path, models: usize) -> Result<Self, Error> {
+        let inside = |path: &Option<PathBuf>| path.as_ref().filter(|p| p.starts_with(dir)).cloned();
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| Error::Io {
+                path: path.to_path_buf(),
+                source: e,
+            })
+        };
+        let results = match &paths.results {
+            Some(path) => Some(ResultsTable::read_csv(path)?),
+            None => None,
+        };
+        let weights = (0..models.max(1))
+            .filter_map(|k| inside(&paths.weights_file(k, models)))
+            .map(|path| read(&path))
+            .collect::<Result<_, _>>()?;
+        let history = match inside(&paths.history_out) {
+            Some(path) => Some(read(&path)?),
+            None => None,
+        };
+        Ok(Self {
+            results,
+            weights,
+            history,
+        })
+    }
 }
 
 impl RangeRun<'_> {
@@ -537,7 +626,7 @@ impl RangeRun<'_> {
             )?;
             done_before += config.networks as u64 * options.epochs;
         }
-        let (tallies, mut files) = out.finish(options.epochs)?;
+        let (tallies, mut files, kept) = out.finish(options.epochs)?;
         let labels = |point: usize| sweep.points[point].labels.clone();
         let (mut tally, history, stats) = tallies.finish(&labels);
         let replicates = sweep.replicates.max(1);
@@ -575,6 +664,7 @@ impl RangeRun<'_> {
             summary,
             passed,
             files,
+            kept,
         })
     }
 
@@ -630,7 +720,7 @@ pub fn summary_files(
     Ok(files)
 }
 
-fn finish_model(done: ModelWriter, planned: u64) -> Result<TemporaryFile, Error> {
+fn finish_model(done: ModelWriter, planned: u64) -> Result<Written, Error> {
     let epochs = done.fewest_epochs.unwrap_or(planned);
     done.writer.complete(epochs, epochs < planned)
 }
