@@ -198,7 +198,8 @@ pub fn cpu_threads(requested: Option<usize>) -> (usize, Option<String>) {
         Some(n) if n > cores => (
             cores,
             Some(format!(
-                "--threads {n}: this machine runs {cores} threads at once; using {cores}"
+                "{}: this machine runs {cores} threads at once; using {cores}",
+                crate::setting::settings::THREADS.is(n)
             )),
         ),
         Some(n) => (n.max(1), None),

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::batches::Batching;
 use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
@@ -29,7 +29,7 @@ use crate::vocab::Hyperparameter;
 #[derive(Debug, Parser)]
 #[command(
     name = "gputrain",
-    version,
+    version = VERSION,
     about = "Train thousands to millions of small neural networks at once on the GPU, \
              checked against a float64 CPU reference",
     args_conflicts_with_subcommands = true,
@@ -68,6 +68,81 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell's completion script for gputrain, e.g.
+    /// `gputrain completions bash > ~/.local/share/bash-completion/completions/gputrain`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `gputrain man | man -l -`, or a
+    /// subcommand's: `gputrain man train`.
+    Man {
+        /// The subcommand whose page to print (default: gputrain's own).
+        #[arg(value_name = "SUBCOMMAND")]
+        command: Option<String>,
+    },
+}
+
+/// `gputrain -V`: the version and the commit it was built from
+/// (`-modified` when tracked files differed from it; `unknown` outside a
+/// git checkout).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GPUTRAIN_COMMIT"),
+    ")"
+);
+
+/// `gputrain --version`: [`VERSION`], the compiler, and the backends this
+/// build has, with the instruction set this processor gives the SIMD
+/// trainer.
+pub fn long_version() -> String {
+    let gpu_apis: Vec<&str> = [
+        (
+            cfg!(any(
+                target_os = "linux",
+                target_os = "windows",
+                target_os = "android"
+            )),
+            "vulkan",
+        ),
+        (cfg!(any(target_os = "macos", target_os = "ios")), "metal"),
+        (cfg!(target_os = "windows"), "dx12"),
+    ]
+    .into_iter()
+    .filter_map(|(built, name)| built.then_some(name))
+    .collect();
+    let isa = crate::simd::Isa::available();
+    let names: Vec<&str> = isa.iter().map(|i| i.name()).collect();
+    format!(
+        "{VERSION}\nbuilt with {}\nbackends: gpu (wgpu {}: {}), simd ({} on this processor, of {}), cpu (float64 reference)",
+        env!("GPUTRAIN_RUSTC"),
+        env!("GPUTRAIN_WGPU"),
+        gpu_apis.join(", "),
+        names[0],
+        names.join(", "),
+    )
+}
+
+impl Cli {
+    /// The command line of this process, `--version` with [`long_version`];
+    /// exits with clap's message and code on a usage error.
+    pub fn from_env() -> Self {
+        Self::from_args(std::env::args_os())
+    }
+
+    /// [`Cli::from_env`] of the words `args` (the program's name first).
+    pub fn from_args<I, T>(args: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command()
+            .long_version(long_version())
+            .get_matches_from(args);
+        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
 }
 
 /// `gputrain merge`'s arguments.
@@ -644,6 +719,11 @@ pub struct OutputArgs {
     /// No progress bar and no notes on stderr.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Progress on stderr: a bar on a terminal and a plain line every 30 s
+    /// otherwise (auto; GPUTRAIN_PROGRESS_SECONDS sets the period), or
+    /// always a bar, always lines, or none.
+    #[arg(long, value_enum, value_name = "STYLE", default_value_t = crate::progress::Style::Auto)]
+    pub progress: crate::progress::Style,
     /// Record every network's loss at epoch 0 and every K epochs (and the
     /// last), with held-out data its evaluation loss too: learning curves
     /// for --history-out, --history-csv and the summary.
@@ -690,6 +770,7 @@ impl Default for OutputArgs {
             verify: None,
             verify_tolerance: 1e-3,
             quiet: false,
+            progress: crate::progress::Style::Auto,
             history: None,
             history_out: None,
             history_csv: None,

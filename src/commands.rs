@@ -2,12 +2,13 @@
 //! `predict` and `adapters`.
 
 use std::io::Write;
-use std::process::ExitCode;
 
 use crate::bench::{self, Report};
 use serde::Serialize;
 
-use crate::cli::{BenchArgs, DataCommandArgs, MergeArgs, PlotCommand, PredictArgs, TrainArgs};
+use crate::cli::{
+    BenchArgs, Cli, Command, DataCommandArgs, MergeArgs, PlotCommand, PredictArgs, TrainArgs,
+};
 use crate::data::load_prediction_csv;
 use crate::error::Error;
 use crate::evaluation::Score;
@@ -116,10 +117,81 @@ fn stop_on_signals() -> StopFlag {
     stop
 }
 
+/// Runs the command `cli` names and gives the process's exit status:
+/// 0, 1 for a failure at run time (or a `--verify` that fails), 2 for a
+/// usage error, 130/143/129 for a run stopped by a signal. An error is
+/// printed as one `error: ...` line on stderr. The `gputrain` binary and
+/// the Python package's `gputrain` command are this function.
+pub fn main(cli: &Cli) -> u8 {
+    let result = match &cli.command {
+        Some(Command::Adapters { json }) => adapters(*json),
+        Some(Command::Train(args)) => train(args),
+        Some(Command::Bench(args)) => bench(args),
+        Some(Command::Data(args)) => data(args),
+        Some(Command::Predict(args)) => predict(args),
+        Some(Command::Plot(figure)) => plot(figure),
+        Some(Command::Merge(args)) => merge(args),
+        Some(Command::Completions { shell }) => completions(*shell),
+        Some(Command::Man { command }) => man(command.as_deref()),
+        None => train(&cli.train),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            match e {
+                Error::Config(_) | Error::Topology(_) | Error::Init(_) => 2,
+                _ => 1,
+            }
+        }
+    }
+}
+
+/// `gputrain completions SHELL`: the shell's completion script on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<u8, Error> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    clap_complete::generate(shell, &mut command, "gputrain", &mut std::io::stdout());
+    Ok(0)
+}
+
+/// `gputrain man [SUBCOMMAND]`: the manual page in roff on stdout.
+fn man(subcommand: Option<&str>) -> Result<u8, Error> {
+    use clap::CommandFactory;
+    let mut command = Cli::command()
+        .long_version(crate::cli::long_version())
+        .display_name("gputrain");
+    command.build();
+    let page = match subcommand {
+        None => command,
+        Some(name) => {
+            let names: Vec<String> = command
+                .get_subcommands()
+                .map(|c| c.get_name().to_string())
+                .filter(|n| n != "help")
+                .collect();
+            let found = command.find_subcommand(name).cloned();
+            let Some(sub) = found else {
+                return Err(Error::Config(format!(
+                    "man {name}: no such subcommand; there are {}",
+                    names.join(", ")
+                )));
+            };
+            sub.name(format!("gputrain-{name}"))
+        }
+    };
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page)
+        .render(&mut roff)
+        .expect("rendering into memory cannot fail");
+    let _ = std::io::stdout().write_all(&roff);
+    Ok(0)
+}
+
 /// Runs `gputrain data`: the task's samples as CSV (a header x0,...,y0,...
 /// then one sample a line, every value as the shortest decimal that reads
 /// back to the same float64), written whole or not at all.
-pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
+pub fn data(args: &DataCommandArgs) -> Result<u8, Error> {
     let data = args.task.generate(&args.drawn.options(Some(args.task))?);
     let mut file = crate::output::TemporaryFile::create(&args.out)?;
     let text = data.to_csv();
@@ -127,38 +199,42 @@ pub fn data(args: &DataCommandArgs) -> Result<ExitCode, Error> {
         .write_all(text.as_bytes())
         .map_err(|e| file.error(e))?;
     file.persist()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Runs `gputrain train`: the sweep's networks (a plain run is a sweep of
 /// one point), or a shard's range of them, on one device or several.
 /// Returns exit code 1 when `--verify` fails and 130 when Ctrl-C stopped
 /// the run (after writing the outputs).
-pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
+pub fn train(args: &TrainArgs) -> Result<u8, Error> {
     let quiet = args.output.quiet;
     let json = args.output.json;
     let plan = args.to_plan()?;
-    let mut line = ProgressLine::new(quiet);
+    let mut line = ProgressLine::new(args.output.progress, quiet)?;
+    let mut last = None;
     let trained = train_with(
         plan,
         false,
         Hooks {
-            progress: &mut |p| line.update(p),
+            progress: &mut |p| {
+                line.update(p);
+                last = Some(*p);
+            },
             log: &mut |message| {
                 if !quiet {
-                    eprintln!("{message}");
+                    eprintln!("{}", crate::setting::render(message));
                 }
             },
             stop: stop_on_signals(),
         },
     );
-    line.finish();
+    line.finish_with(last.as_ref());
     let Trained {
         summary, passed, ..
     } = trained?;
     if !quiet {
         for note in &summary.notes {
-            eprintln!("note: {note}");
+            eprintln!("note: {}", crate::setting::render(note));
         }
     }
     let text = if json {
@@ -168,11 +244,11 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(if summary.interrupted {
-        ExitCode::from(exit_stopped())
+        exit_stopped()
     } else if passed {
-        ExitCode::SUCCESS
+        0
     } else {
-        ExitCode::from(1)
+        1
     })
 }
 
@@ -180,7 +256,8 @@ pub fn train(args: &TrainArgs) -> Result<ExitCode, Error> {
 pub struct Hooks<'a> {
     /// Where the run stands, between chunks (from the training threads).
     pub progress: &'a mut (dyn FnMut(&Progress) + Send),
-    /// A line for the user before training: the adapter, a shard's range.
+    /// A line for the user before training: the adapter, a shard's range
+    /// (settings in it as markers, [`crate::setting::render`] spells them).
     pub log: &'a mut (dyn FnMut(&str) + Send),
     /// Asks the run to stop after the current chunk.
     pub stop: StopFlag,
@@ -511,7 +588,7 @@ impl Drop for RemoveOnDrop {
 }
 
 /// Runs `gputrain merge`: joins shard directories into one run's files.
-pub fn merge(args: &MergeArgs) -> Result<ExitCode, Error> {
+pub fn merge(args: &MergeArgs) -> Result<u8, Error> {
     if let Some(shard) = args
         .shards
         .iter()
@@ -532,12 +609,12 @@ pub fn merge(args: &MergeArgs) -> Result<ExitCode, Error> {
         };
         let _ = std::io::stdout().write_all(text.as_bytes());
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Runs `gputrain bench`: measures every row, then prints the table (or
 /// JSON) on stdout; what it is measuring goes to stderr.
-pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
+pub fn bench(args: &BenchArgs) -> Result<u8, Error> {
     crate::gpu::device::check_environment()?;
     let suite = args.to_suite()?;
     if let Some(path) = &args.report {
@@ -616,13 +693,13 @@ pub fn bench(args: &BenchArgs) -> Result<ExitCode, Error> {
         eprintln!(
             "error: a peer's final losses disagree with the float64 reference (see the table)"
         );
-        return Ok(ExitCode::from(1));
+        return Ok(1);
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Runs `gputrain plot`: one figure, written whole or not at all.
-pub fn plot(figure: &PlotCommand) -> Result<ExitCode, Error> {
+pub fn plot(figure: &PlotCommand) -> Result<u8, Error> {
     match figure {
         PlotCommand::History {
             input,
@@ -651,7 +728,7 @@ pub fn plot(figure: &PlotCommand) -> Result<ExitCode, Error> {
             crate::plot::results(&networks, &name, &out, "--out")?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Every adapter wgpu finds, as `gputrain adapters --json` lists them
@@ -678,11 +755,11 @@ pub fn adapters_json() -> Vec<serde_json::Value> {
 }
 
 /// Runs `gputrain adapters`.
-pub fn adapters(json: bool) -> Result<ExitCode, Error> {
+pub fn adapters(json: bool) -> Result<u8, Error> {
     crate::gpu::device::check_environment()?;
     if json {
         println!("{}", serde_json::Value::Array(adapters_json()));
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
     let adapters = list_adapters();
     let unreached = crate::gpu::hardware::unreached(|| adapters.clone());
@@ -713,7 +790,7 @@ pub fn adapters(json: bool) -> Result<ExitCode, Error> {
     if let Some(u) = unreached {
         eprintln!("note: {u}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// What `gputrain predict` reports (text, or `--json`).
@@ -740,7 +817,7 @@ pub struct PredictSummary {
 /// Runs `gputrain predict`: the chosen networks' outputs on every sample
 /// (or their ensemble's) as CSV, and with targets their scores. Output
 /// files are written whole or not at all.
-pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
+pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
     crate::gpu::device::check_environment()?;
     if args.json && args.out.is_none() {
         return Err(Error::Config(
@@ -900,7 +977,7 @@ pub fn predict(args: &PredictArgs) -> Result<ExitCode, Error> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(0)
 }
 
 /// Writes `text` to `path` under a temporary name, renamed when complete.

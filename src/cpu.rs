@@ -23,10 +23,18 @@ struct Math {
     loss: &'static LossDef,
     optimizer: &'static OptimizerDef,
     settings: OptimizerConfig,
+    /// What every value computed is rounded to.
+    values: Precision,
+    /// The draws of [`Precision::Dithered`] so far.
+    draws: std::cell::Cell<u64>,
 }
 
 impl Math {
     fn new(spec: &ModelSpec) -> Self {
+        Self::in_precision(spec, Precision::Float64)
+    }
+
+    fn in_precision(spec: &ModelSpec, values: Precision) -> Self {
         Self {
             activations: (0..spec.topology.weight_layers())
                 .map(|l| spec.layer_activation(l).def())
@@ -34,8 +42,42 @@ impl Math {
             loss: spec.loss.def(),
             optimizer: spec.optimizer.kind.def(),
             settings: spec.optimizer,
+            values,
+            draws: std::cell::Cell::new(0),
         }
     }
+
+    /// `v` as this run keeps it: as it is, or rounded to float32.
+    #[inline(always)]
+    fn r(&self, v: f64) -> f64 {
+        match self.values {
+            Precision::Float64 => v,
+            Precision::Float32 => v as f32 as f64,
+            Precision::Dithered(seed) => {
+                let n = self.draws.get();
+                self.draws.set(n + 1);
+                stochastic_round(v, splitmix64(seed ^ splitmix64(n)))
+            }
+        }
+    }
+}
+
+/// `v` rounded to one of its two float32 neighbours, the farther with
+/// probability its share of their distance (stochastic rounding: no bias,
+/// each rounding error below one float32 ulp), by the draw `bits`.
+fn stochastic_round(v: f64, bits: u64) -> f64 {
+    let near = v as f32;
+    if near as f64 == v || !near.is_finite() {
+        return near as f64;
+    }
+    let far = if (near as f64) < v {
+        near.next_up()
+    } else {
+        near.next_down()
+    };
+    let share = (v - near as f64).abs() / (far as f64 - near as f64).abs();
+    let draw = (bits >> 11) as f64 * (1.0 / (1u64 << 53) as f64);
+    (if draw < share { far } else { near }) as f64
 }
 
 /// Scratch space for one network: the outputs of every layer (layer 0 is the
@@ -60,8 +102,14 @@ impl Workspace {
 /// Forward pass of one sample; leaves every layer's output in `ws.out` and
 /// every weight layer's net inputs in `ws.net` (a row form's logits
 /// unshifted: its outputs are `f(z_j - lse(z))`).
+/// In float32 values ([`Precision::Float32`]) the input, every
+/// multiply-add of a net input (rounded once, as a fused multiply-add
+/// is), the shift and every output are float32: each activation's float64
+/// formula, its result rounded.
 fn forward(math: &Math, layout: &ParamLayout, params: &[f64], input: &[f64], ws: &mut Workspace) {
-    ws.out[0].copy_from_slice(input);
+    for (x, v) in ws.out[0].iter_mut().zip(input) {
+        *x = math.r(*v);
+    }
     for (l, layer) in layout.layers.iter().enumerate() {
         let activation = math.activations[l];
         let (before, after) = ws.out.split_at_mut(l + 1);
@@ -69,16 +117,16 @@ fn forward(math: &Math, layout: &ParamLayout, params: &[f64], input: &[f64], ws:
         for j in 0..outputs.len() {
             let mut net = layer.bias_index(j).map_or(0.0, |b| params[b]);
             for (k, a) in inputs.iter().enumerate() {
-                net += params[layer.weight_index(j, k)] * a;
+                net = math.r(net + params[layer.weight_index(j, k)] * a);
             }
             ws.net[l][j] = net;
         }
         let shift = match activation.normalizes_rows {
-            true => crate::vocab::log_sum_exp(&ws.net[l]),
+            true => math.r(crate::vocab::log_sum_exp(&ws.net[l])),
             false => 0.0,
         };
         for (out, net) in outputs.iter_mut().zip(&ws.net[l]) {
-            *out = (activation.f)(net - shift);
+            *out = math.r((activation.f)(math.r(net - shift)));
         }
     }
 }
@@ -186,39 +234,40 @@ fn loss_and_gradient_over(
         // -(target - out) * f'(net).
         for (j, delta) in ws.delta[last].iter_mut().enumerate() {
             let out = ws.out[last + 1][j];
-            let slope = (output.derivative)(ws.net[last][j], out);
-            *delta = (math.loss.delta)(out, target[j], slope);
+            let slope = math.r((output.derivative)(ws.net[last][j], out));
+            *delta = math.r((math.loss.delta)(out, math.r(target[j]), slope));
         }
         // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), using
         // the weights from before this epoch's update.
         for l in (1..=last).rev() {
             let layer = &layout.layers[l];
-            let derivative = math.activations[l - 1].derivative;
+            let below = math.activations[l - 1];
             let (lower, upper) = ws.delta.split_at_mut(l);
             for (k, delta_prev) in lower[l - 1].iter_mut().enumerate() {
-                let back: f64 = upper[0]
-                    .iter()
-                    .enumerate()
-                    .map(|(j, d)| params[layer.weight_index(j, k)] * d)
-                    .sum();
-                *delta_prev = back * derivative(ws.net[l - 1][k], ws.out[l][k]);
+                let back = upper[0].iter().enumerate().fold(0.0, |sum, (j, d)| {
+                    math.r(sum + params[layer.weight_index(j, k)] * d)
+                });
+                let slope = math.r((below.derivative)(ws.net[l - 1][k], ws.out[l][k]));
+                *delta_prev = math.r(back * slope);
             }
         }
         // dE/dW[j][k] = delta_j * out_prev_k; dE/db = delta (summed for shared).
         for (l, layer) in layout.layers.iter().enumerate() {
             for (j, delta) in ws.delta[l].iter().enumerate() {
                 for (k, out_prev) in ws.out[l].iter().enumerate() {
-                    grad[layer.weight_index(j, k)] += delta * out_prev;
+                    let g = &mut grad[layer.weight_index(j, k)];
+                    *g = math.r(*g + delta * out_prev);
                 }
                 if let Some(b) = layer.bias_index(j) {
-                    grad[b] += delta;
+                    grad[b] = math.r(grad[b] + delta);
                 }
             }
         }
     }
     let factor = spec.reduction.factor(count);
     if factor != 1.0 {
-        grad.iter_mut().for_each(|g| *g *= factor);
+        let factor = math.r(factor);
+        grad.iter_mut().for_each(|g| *g = math.r(*g * factor));
     }
     total * factor
 }
@@ -241,17 +290,24 @@ pub fn train_network(
     learning_rate: f64,
     options: &TrainOptions,
 ) -> NetworkOutcome {
-    train_fresh(spec, data, params, learning_rate, options, Storage::Float64)
+    train_fresh(
+        spec,
+        data,
+        params,
+        learning_rate,
+        options,
+        Precision::Float64,
+    )
 }
 
-/// One network from fresh optimizer state, storing its values as `storage`.
+/// One network from fresh optimizer state, its values kept in `values`.
 fn train_fresh(
     spec: &ModelSpec,
     data: &Dataset,
     params: &mut [f64],
     learning_rate: f64,
     options: &TrainOptions,
-    storage: Storage,
+    values: Precision,
 ) -> NetworkOutcome {
     let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
     let never = &|| false;
@@ -264,7 +320,7 @@ fn train_fresh(
         options,
         never,
         None,
-        storage,
+        values,
     )
 }
 
@@ -288,7 +344,7 @@ pub fn train_network_until(
     stop: &(dyn Fn() -> bool + Sync),
     history: Option<(&Recording, &mut NetworkCurve)>,
 ) -> NetworkOutcome {
-    let run = Storage::Float64;
+    let run = Precision::Float64;
     train_stored(
         spec,
         data,
@@ -302,35 +358,62 @@ pub fn train_network_until(
     )
 }
 
-/// How a twin stores what it trains.
+/// What a twin rounds the values it computes to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Storage {
+enum Precision {
     /// The reference: every value in float64.
     Float64,
-    /// Float64 arithmetic, but every parameter and optimizer state value
-    /// rounded to float32 after each update, as a float32 trainer stores
-    /// them: `--verify`'s yardstick of how much float32 storage alone
-    /// moves a network ([`train_network_in_float32_storage`]).
+    /// The reference's training in float32 values: the data, every
+    /// multiply-add of a net input and of a backpropagated sum (rounded
+    /// once, as a fused multiply-add), every gradient sum, the step's
+    /// scalars, and every parameter and optimizer state value after each
+    /// update rounded to float32; the activations, their slopes and the
+    /// loss's delta by their float64 formulas, each result rounded (a
+    /// float32 function within an ulp or two of the formula, as the
+    /// trainers' are). `--verify`'s yardstick of what float32 arithmetic
+    /// does to a network ([`train_network_in_float32`]).
     Float32,
+    /// As `Float32`, but every value rounded up or down at random (seeded
+    /// by the value held), without bias: float32-sized noise at every
+    /// operation, as another float32 trainer's order of operations and
+    /// function approximations give.
+    Dithered(u64),
 }
 
-/// [`train_network`] storing the parameters and the optimizer state in
-/// float32 after every update (from the float32 rounding of `params`),
-/// the arithmetic in float64: what a float32 trainer's rounding alone
-/// does to the network. Where this twin and the reference separate,
-/// training amplifies float32-sized differences (a fast, chaotic or
-/// saturating regime) and float32 cannot match float64 there.
-pub fn train_network_in_float32_storage(
+/// [`train_network`] with every value rounded to float32 as a float32
+/// trainer computes it (from the float32 rounding of `params`): float32 arithmetic with each formula of the
+/// vocabulary rounded once. With `nudge` > 0 every value, the start's too,
+/// is rounded up or down at random instead, seeded by `nudge`: another float32 rounding of the same
+/// training, as another float32 trainer's order of operations gives.
+/// Where such twins and the reference separate, training amplifies
+/// float32-sized differences (a fast, chaotic or saturating regime: a
+/// sigmoid whose float32 output is exactly 1 has a zero slope) and
+/// float32 cannot match float64 there.
+pub fn train_network_in_float32(
     spec: &ModelSpec,
     data: &Dataset,
     params: &mut [f64],
     learning_rate: f64,
     options: &TrainOptions,
+    nudge: u64,
 ) -> NetworkOutcome {
+    let values = match nudge {
+        0 => Precision::Float32,
+        seed => Precision::Dithered(seed),
+    };
+    let math = Math::in_precision(spec, values);
     for p in params.iter_mut() {
-        *p = *p as f32 as f64;
+        *p = math.r(*p);
     }
-    train_fresh(spec, data, params, learning_rate, options, Storage::Float32)
+    train_fresh(spec, data, params, learning_rate, options, values)
+}
+
+/// SplitMix64's output for `x`: a well-mixed 64-bit value.
+fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -343,13 +426,10 @@ fn train_stored(
     options: &TrainOptions,
     stop: &(dyn Fn() -> bool + Sync),
     mut history: Option<(&Recording, &mut NetworkCurve)>,
-    storage: Storage,
+    values: Precision,
 ) -> NetworkOutcome {
-    let round = |v: f64| match storage {
-        Storage::Float64 => v,
-        Storage::Float32 => v as f32 as f64,
-    };
-    let (math, layout) = (Math::new(spec), spec.layout());
+    let (math, layout) = (Math::in_precision(spec, values), spec.layout());
+    let round = |v: f64| math.r(v);
     let p = layout.len;
     let slots = math.optimizer.state.len();
     assert_eq!(
@@ -368,6 +448,10 @@ fn train_stored(
     // One update with the gradient in `grad`: update number `t` of the run.
     let mut update = |params: &mut [f64], grad: &[f64], t: u64| {
         let scalars = math.settings.scalars(learning_rate, t);
+        let scalars = match math.values {
+            Precision::Float64 => scalars,
+            Precision::Float32 | Precision::Dithered(_) => scalars.to_f32().to_f64(),
+        };
         for (i, frozen) in frozen.iter().enumerate() {
             if *frozen {
                 continue;
@@ -611,5 +695,31 @@ impl Population<'_> {
                 (outcome, curve.unwrap_or_default())
             })
             .unzip()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stochastic_rounding_picks_a_float32_neighbour_without_bias() {
+        // A quarter of the way from 1 to the next float32 up.
+        let (lo, hi) = (1.0f32, 1.0f32.next_up());
+        let v = 1.0 + 0.25 * (hi as f64 - 1.0);
+        let draws = 100_000u64;
+        let mut up = 0;
+        for n in 0..draws {
+            let r = stochastic_round(v, splitmix64(n));
+            assert!(r == lo as f64 || r == hi as f64, "{r}");
+            up += (r == hi as f64) as u64;
+        }
+        // Binomial(1e5, 0.25): standard deviation 137; 6 of them.
+        let share = up as f64 / draws as f64;
+        assert!((share - 0.25).abs() < 0.0083, "{share}");
+        // Negative values and exact ones.
+        assert_eq!(stochastic_round(-1.5, 7), -1.5);
+        let r = stochastic_round(-v, splitmix64(3));
+        assert!(r == -(lo as f64) || r == -(hi as f64), "{r}");
     }
 }

@@ -262,7 +262,8 @@ impl TargetRule {
                 message: format!(
                     "the targets sum to {sum}, but softmax targets are a distribution over the \
                      classes and must sum to 1 (one-hot rows, or one class column with \
-                     --targets class)"
+                     {})",
+                    TARGETS.is("class")
                 ),
                 outside: None,
             });

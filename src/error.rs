@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use crate::setting::render;
+use crate::setting::settings::{ADAPTER, BACKEND};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -58,14 +59,16 @@ pub enum Error {
     #[error(
         "no GPU adapter found{detail}. Install a GPU driver with Vulkan support, or Mesa's \
          software driver (Debian/Ubuntu: apt-get install mesa-vulkan-drivers), or train on \
-         the CPU (--backend simd, or --backend cpu for the float64 reference)"
+         the CPU ({}, or {} for the float64 reference)",
+        render(&BACKEND.is("simd").to_string()),
+        render(&BACKEND.is("cpu").to_string())
     )]
     NoAdapter { detail: String },
 
     /// A hardware GPU the system shows and wgpu does not reach (no Vulkan
     /// driver for it: [`crate::gpu::hardware`]), where the GPU was asked
     /// for. Holds the diagnosis with its fix.
-    #[error("{diagnosis}. Or train on the CPU: {}", render(&crate::setting::settings::BACKEND.is("simd").to_string()))]
+    #[error("{diagnosis}. Or train on the CPU: {}", render(&BACKEND.is("simd").to_string()))]
     GpuUnreached { diagnosis: String },
 
     #[error("no adapter matches '{wanted}'; adapters found: {available}")]
@@ -86,8 +89,10 @@ pub enum Error {
     #[error(
         "adapter '{adapter}' did not finish a submission within {waited:.1} s{}; the device \
          is stuck or lost (a GPU reset, a driver fault). Run again; if it recurs, try \
-         --adapter, or --backend cpu",
-        expected.map(|e| format!(" (expected about {e:.2} s)")).unwrap_or_default()
+         {}, or {}",
+        expected.map(|e| format!(" (expected about {e:.2} s)")).unwrap_or_default(),
+        render(&ADAPTER.to_string()),
+        render(&BACKEND.is("cpu").to_string())
     )]
     DeviceTimeout {
         adapter: String,

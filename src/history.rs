@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::Error;
 use crate::output::{Sink, Written};
 pub use crate::recording::{HistoryBlock, HistoryPlan, NetworkCurve, Recording};
+use crate::setting::settings::{HISTORY_CSV, HISTORY_OUT};
 use crate::stats::Quantiles;
 use crate::training::NetworkOutcome;
 
@@ -336,7 +337,7 @@ pub fn read_file(
     let fields = metadata.metadata().clone().unwrap_or_default();
     if fields.get("format").map(String::as_str) != Some(FORMAT) {
         return Err(bad(format!(
-            "not a gputrain history file (written by --history-out): its metadata has no \
+            "not a gputrain history file (written by {HISTORY_OUT}): its metadata has no \
              format '{FORMAT}'"
         )));
     }
@@ -418,8 +419,8 @@ pub fn parse_csv(path: &Path, text: &str) -> Result<Vec<HistoryPoint>, Error> {
             return Err(bad(
                 1,
                 format!(
-                    "not a gputrain history: expected a --history-csv file (header '{}') or a \
-                     --history-out safetensors file",
+                    "not a gputrain history: expected a {HISTORY_CSV} file (header '{}') or a \
+                     {HISTORY_OUT} safetensors file",
                     csv_header(false)
                 ),
             ));

@@ -517,8 +517,9 @@ pub fn read_results(path: &Path) -> Result<Vec<FinalLoss>, Error> {
         bad(
             1,
             format!(
-                "not a gputrain results CSV (written by --results): its header is '{}', \
+                "not a gputrain results CSV (written by {}): its header is '{}', \
                  expected '{}'",
+                crate::setting::settings::RESULTS,
                 header,
                 crate::output::RESULTS_HEADER.trim()
             ),

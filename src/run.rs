@@ -464,8 +464,9 @@ impl Starting {
             .collect();
         if let Some(lr) = config.learning_rate {
             notes.push(format!(
-                "weights file {}: its learning rates are replaced by --lr {lr}",
-                path.display()
+                "weights file {}: its learning rates are replaced by {}",
+                path.display(),
+                LR.is(lr)
             ));
         }
         if let Some(record) = reader.resume() {

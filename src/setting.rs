@@ -158,6 +158,7 @@ pub mod settings {
     pub const HOLDOUT: Setting = Setting("holdout");
     pub const INIT: Setting = Setting("init");
     pub const INIT_WEIGHTS: Setting = Setting("init_weights");
+    pub const KERNEL: Setting = Setting("kernel");
     pub const LAYERS: Setting = Setting("layers");
     pub const LOSS: Setting = Setting("loss");
     pub const LR: Setting = Setting("lr");
@@ -198,6 +199,7 @@ pub mod settings {
         HOLDOUT,
         INIT,
         INIT_WEIGHTS,
+        KERNEL,
         LAYERS,
         LOSS,
         LR,

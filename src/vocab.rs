@@ -785,6 +785,19 @@ impl<T> std::ops::Index<Hyperparameter> for StepScalars<T> {
     }
 }
 
+impl StepScalars<f32> {
+    /// The float32 scalars as float64 (exactly).
+    pub fn to_f64(&self) -> StepScalars<f64> {
+        StepScalars {
+            lr: self.lr as f64,
+            step_size: self.step_size as f64,
+            bias2_sqrt: self.bias2_sqrt as f64,
+            hyper: self.hyper.map(|v| v as f64),
+            complement: self.complement.map(|v| v as f64),
+        }
+    }
+}
+
 impl StepScalars<f64> {
     /// The float32 scalars the SIMD lanes and the kernels compute with.
     pub fn to_f32(&self) -> StepScalars<f32> {

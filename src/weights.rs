@@ -19,7 +19,7 @@ use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 use crate::error::Error;
 use crate::model::ModelSpec;
 use crate::output::{Sink, TemporaryFile, Written};
-use crate::setting::settings::RESUME;
+use crate::setting::settings::{INIT, INIT_WEIGHTS, RESUME, SEED, TARGET_LOSS};
 use crate::training::NetworkOutcome;
 use crate::vocab::Hyperparameter;
 
@@ -572,7 +572,7 @@ fn check_metadata(
     let no_state = |why: &str| {
         format!(
             "has no optimizer state and epoch counts to resume from ({why}); \
-             --init-weights starts from its parameters with fresh optimizer state"
+             {INIT_WEIGHTS} starts from its parameters with fresh optimizer state"
         )
     };
     let Some(metadata) = metadata else {
@@ -614,15 +614,15 @@ fn check_metadata(
         if on_difference == OnDifference::Refuse {
             return Err(format!(
                 "was written for {field} '{found}', but this run's {field} is '{wanted}' \
-                 (use matching flags, or start from --init)"
+                 (give the settings it was written for, or start from {INIT})"
             ));
         }
         if resume {
             return Err(format!(
                 "was trained with {field} '{found}', but this run's {field} is '{wanted}' \
-                 (--resume continues the same training: give the flags it was trained \
-                 with, or start from its parameters with fresh optimizer state by \
-                 --init-weights)"
+                 ({RESUME} continues the same training: give the settings it was \
+                 trained with, or start from its parameters with fresh optimizer state by \
+                 {INIT_WEIGHTS})"
             ));
         }
         notes.push(format!(
@@ -667,9 +667,9 @@ fn check_metadata(
     if shuffled && field("seed") != Some(seed.as_str()) {
         return Err(format!(
             "was trained with seed '{}', but this run's seed is '{seed}', and the seed sets \
-             the minibatch order (--resume continues the same training: give --seed {})",
+             the minibatch order ({RESUME} continues the same training: give {})",
             field("seed").unwrap_or("none"),
-            field("seed").unwrap_or("0")
+            SEED.is(field("seed").unwrap_or("0"))
         ));
     }
     let planned =
@@ -679,8 +679,10 @@ fn check_metadata(
     let keep_targets = recorded_target == run_target;
     if !keep_targets {
         notes.push(format!(
-            "was trained with --target-loss {recorded_target}, this run has {run_target}: \
-             target epochs count from the resumed epoch"
+            "was trained with {}, this run has {}: target epochs count from the \
+             resumed epoch",
+            TARGET_LOSS.is(recorded_target),
+            TARGET_LOSS.is(run_target)
         ));
     }
     Ok((

@@ -117,3 +117,59 @@ fn modules_import_each_other_without_cycles() {
         }
     }
 }
+
+/// The modules that face the user and so spell flags: the command line's
+/// parser and commands, and `bench` (a command of the binary only, which
+/// names its own flags).
+const FACES: &[&str] = &["cli", "commands", "main", "bench"];
+
+/// No module below the faces spells a flag of `gputrain train` or
+/// `predict` in its code: a message names a setting as a value
+/// (`gputrain::setting`), and each face spells it in its own words.
+#[test]
+fn no_core_module_spells_a_flag() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    files.sort();
+    let flags: Vec<String> = gputrain::setting::settings::ALL
+        .iter()
+        .map(|s| format!("--{}", s.flag_name()))
+        .collect();
+    let mut found = Vec::new();
+    let mut scanned = 0;
+    for file in &files {
+        let relative = file.strip_prefix(&src).unwrap();
+        let first = relative.components().next().unwrap().as_os_str();
+        let name = first.to_str().unwrap().trim_end_matches(".rs");
+        if FACES.contains(&name) || name == "setting" {
+            continue;
+        }
+        scanned += 1;
+        let text = std::fs::read_to_string(file).unwrap();
+        let text = text.split("#[cfg(test)]").next().unwrap_or("");
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or("");
+            for flag in &flags {
+                let spelt = code.match_indices(flag.as_str()).any(|(at, _)| {
+                    let next = code[at + flag.len()..].chars().next();
+                    !next.is_some_and(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                });
+                if spelt {
+                    found.push(format!(
+                        "{}:{}: {flag}: {}",
+                        file.display(),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(scanned > 20, "the scan found too few files: {scanned}");
+    assert!(
+        found.is_empty(),
+        "core modules spell flags (name the setting: crate::setting::settings):\n  {}",
+        found.join("\n  ")
+    );
+}

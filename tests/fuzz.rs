@@ -245,7 +245,9 @@ fn parse_and_configure(args: &[String]) {
         Some(Command::Adapters { .. })
         | Some(Command::Predict(_))
         | Some(Command::Plot(_))
-        | Some(Command::Merge(_)) => Ok(()),
+        | Some(Command::Merge(_))
+        | Some(Command::Completions { .. })
+        | Some(Command::Man { .. }) => Ok(()),
         None => cli.train.to_plan().map(|_| ()),
     };
 }

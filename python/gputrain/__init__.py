@@ -22,6 +22,7 @@ import json
 import operator
 import os
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -178,28 +179,60 @@ def _samples(argument, value):
     )
 
 
-class _Progress:
-    """A progress bar over the run's network-epochs: tqdm's (a widget in
-    notebooks) in a notebook or a terminal, nothing in a log file."""
+_PROGRESS_STYLES = ("auto", "bar", "lines", "none")
 
-    def __init__(self, enabled):
+
+class _Progress:
+    """Progress over the run's network-epochs, as the command shows it: in
+    a notebook or a terminal tqdm's bar (a widget in notebooks with
+    ipywidgets, text without); elsewhere (a Slurm log, nohup, CI) the
+    command's plain line every GPUTRAIN_PROGRESS_SECONDS (30) seconds, on
+    stderr, and a last one at the end if any was printed."""
+
+    def __init__(self, style):
         self.bar = None
         self.done = 0
-        if not enabled:
+        self.total = 0
+        self.every = None
+        self.started = time.monotonic()
+        self.last = self.started
+        self.logged = False
+        if style == "none":
             return
-        notebook = "ipykernel" in sys.modules
-        if not notebook and not (hasattr(sys.stderr, "isatty") and sys.stderr.isatty()):
+        if style == "auto":
+            notebook = "ipykernel" in sys.modules
+            terminal = hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+            style = "bar" if notebook or terminal else "lines"
+        if style == "lines":
+            every = _native.progress_seconds()
+            self.every = every if every > 0 else None
             return
         try:
-            from tqdm.auto import tqdm
+            from tqdm import tqdm
         except ImportError:
             return
+        if "ipykernel" in sys.modules:
+            try:
+                import ipywidgets  # noqa: F401  (the widget needs it)
+                from tqdm.notebook import tqdm
+            except ImportError:
+                pass  # text bar; tqdm.auto would warn (TqdmWarning)
         self.bar = tqdm(
             total=0, unit="net-epoch", unit_scale=True, desc="training", dynamic_ncols=True
         )
 
     def update(self, done, total):
-        if self.bar is None or total == 0:
+        if total == 0:
+            return
+        self.total = total
+        if self.every is not None:
+            self.done = max(self.done, done)
+            now = time.monotonic()
+            if now - self.last >= self.every:
+                self.last = now
+                self._line()
+            return
+        if self.bar is None:
             return
         if self.bar.total != total:
             self.bar.total = total
@@ -208,9 +241,17 @@ class _Progress:
             self.bar.update(done - self.done)
             self.done = done
 
+    def _line(self):
+        self.logged = True
+        line = _native.progress_line(self.done, self.total, time.monotonic() - self.started)
+        print(line, file=sys.stderr, flush=True)
+
     def close(self):
         if self.bar is not None:
             self.bar.close()
+        if self.logged:
+            self.logged = False
+            self._line()
 
 
 def _say(lines, quiet):
@@ -222,8 +263,13 @@ def _say(lines, quiet):
 def train(**kwargs) -> Run:
     # The docstring is built below from the command line's flags.
     progress = kwargs.get("progress", True)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"progress={progress!r}: expected True or False")
+    if isinstance(progress, (bool, np.bool_)):
+        progress = "auto" if progress else "none"
+    if progress not in _PROGRESS_STYLES:
+        raise TypeError(
+            f"progress={progress!r}: expected True, False or one of "
+            + ", ".join(repr(p) for p in _PROGRESS_STYLES)
+        )
     argv = _argv(kwargs)
     data_path, data = _samples("data", kwargs.get("data"))
     eval_path, eval_data = _samples("eval_data", kwargs.get("eval_data"))
@@ -233,7 +279,7 @@ def train(**kwargs) -> Run:
         argv += ["--eval-data", eval_path]
     quiet = bool(kwargs.get("quiet", False))
     job = _native.start(argv, data, eval_data)
-    bar = _Progress(progress and not quiet)
+    bar = _Progress("none" if quiet else progress)
     try:
         while not job.wait(0.1):
             bar.update(*job.progress())
@@ -282,7 +328,10 @@ def _train_doc():
         "    NaN, a wrong shape or a target outside the output activation's range",
         "    raises ValueError naming the argument, row and column.",
         "eval_data: held-out (X, Y) or a CSV path, scored after training.",
-        "progress: draw a progress bar in a terminal or notebook (default True).",
+        "progress: True (default) or 'auto' draws a progress bar in a terminal or",
+        "    notebook and a plain line every 30 s elsewhere (a job log;",
+        "    GPUTRAIN_PROGRESS_SECONDS sets the period); 'bar', 'lines', or",
+        "    False / 'none'.",
         "",
     ]
     for name in sorted(_FLAGS):
@@ -295,6 +344,12 @@ def _train_doc():
 
 
 train.__doc__ = _train_doc()
+
+
+def _main() -> None:
+    """The `gputrain` command the wheel installs: the same command line as
+    the Rust binary (`cargo install --path .`), run by the same code."""
+    sys.exit(_native.main(["gputrain", *sys.argv[1:]]))
 
 
 def adapters() -> list[dict]:

@@ -85,7 +85,7 @@ def train(
     shard: Union[str, None] = None,
     shard_count: Union[int, None] = None,
     # This package's own
-    progress: bool = True,
+    progress: bool | Literal["auto", "bar", "lines", "none"] = True,
 ) -> Run:
     """Trains a population of networks (see `help(gputrain.train)` for
     every keyword's meaning, from the command line's help)."""

@@ -285,7 +285,8 @@ impl Job {
             .map(|bytes| PyArray1::from_vec(py, bytes).into_any())
             .collect();
         let out = PyDict::new(py);
-        out.set_item("summary", summary_json(&summary))?;
+        let summary = setting::with_face(Face::Python, || summary_json(&summary));
+        out.set_item("summary", summary)?;
         out.set_item("passed", passed)?;
         let columns = match kept.results {
             Some(table) => Some(table_to_py(py, table)?),
@@ -355,7 +356,10 @@ fn start(
                             s.done.store(p.network_epochs_done, Ordering::Relaxed);
                             s.total.store(p.network_epochs_total, Ordering::Relaxed);
                         },
-                        log: &mut |line| s.log.lock().expect("log lock").push(line.to_string()),
+                        log: &mut |line| {
+                            let line = setting::with_face(Face::Python, || setting::render(line));
+                            s.log.lock().expect("log lock").push(line)
+                        },
                         stop: s.stop.clone(),
                     },
                 )
@@ -543,10 +547,13 @@ fn predict<'py>(
         .to_dataset(inputs, 0, spec.target_rule())
         .map_err(to_py)?;
     let samples = data.samples();
+    // The notes render errors as text: in Python's words.
     let forward = py.detach(|| {
-        caught(|| {
-            let loaded = gputrain::weights::read_source(&weights, &spec)?;
-            gputrain::predict::forward(&spec, &loaded.params, &data, backend, &adapter)
+        setting::with_face(Face::Python, || {
+            caught(|| {
+                let loaded = gputrain::weights::read_source(&weights, &spec)?;
+                gputrain::predict::forward(&spec, &loaded.params, &data, backend, &adapter)
+            })
         })
     });
     let gputrain::predict::Forward {
@@ -558,6 +565,34 @@ fn predict<'py>(
     let networks = values.len() / (samples * outputs).max(1);
     let array = PyArray1::from_vec(py, values).reshape([networks, samples, outputs])?;
     Ok((array.into_any(), adapter, notes))
+}
+
+/// The `gputrain` command of the wheel (`[project.scripts]`): runs the
+/// command line `argv` (the program's name first) exactly as the binary
+/// does, without the GIL, and gives its exit status. `--help`, `--version`
+/// and a usage error print clap's text and end the process, as the binary.
+#[pyfunction]
+fn main(py: Python<'_>, argv: Vec<String>) -> u8 {
+    py.detach(|| commands::main(&gputrain::cli::Cli::from_args(argv)))
+}
+
+/// The plain progress line a log gets (`gputrain::progress::log_line`):
+/// `done` of `total` network-epochs after `elapsed` seconds.
+#[pyfunction]
+fn progress_line(done: u64, total: u64, elapsed: f64) -> String {
+    let p = gputrain::training::Progress {
+        network_epochs_done: done,
+        network_epochs_total: total,
+    };
+    gputrain::progress::log_line(&p, elapsed)
+}
+
+/// How often a log gets a progress line, in seconds (0: never), from
+/// GPUTRAIN_PROGRESS_SECONDS as the command reads it; ValueError for a
+/// value that is not a number of seconds.
+#[pyfunction]
+fn progress_seconds() -> PyResult<f64> {
+    gputrain::progress::log_every().map_err(to_py)
 }
 
 /// Every adapter wgpu finds, as JSON (`gputrain adapters --json`).
@@ -646,6 +681,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(write_file, m)?,
         wrap_pyfunction!(read_file, m)?,
         wrap_pyfunction!(tensor_layout, m)?,
+        wrap_pyfunction!(main, m)?,
+        wrap_pyfunction!(progress_line, m)?,
+        wrap_pyfunction!(progress_seconds, m)?,
     ] {
         m.add_function(f)?;
     }

@@ -72,7 +72,7 @@ def test_values_of_the_wrong_type_raise_type_error():
         gputrain.train(seed=True, **SMALL)
     with pytest.raises(TypeError, match=r"seed=\{\}: expected a number"):
         gputrain.train(seed={}, **SMALL)
-    with pytest.raises(TypeError, match=r"progress='yes': expected True or False"):
+    with pytest.raises(TypeError, match=r"progress='yes': expected True, False or one of 'auto', 'bar', 'lines', 'none'"):
         gputrain.train(**{**SMALL, "progress": "yes"})
     with pytest.raises(TypeError, match=r"data= takes \(X, Y\)"):
         gputrain.train(data=np.zeros((4, 3)), **SMALL)

@@ -11,6 +11,7 @@ import sys
 import threading
 import types
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -110,20 +111,94 @@ def test_a_progress_bar_in_a_terminal_and_none_when_asked(monkeypatch):
     # In a notebook (a Jupyter kernel loaded) there is a bar, though its
     # output is no terminal: tqdm.auto draws a widget there, or text where
     # the kernel has no widgets, as here.
+    # And no warning: tqdm.auto warns (TqdmWarning) where ipywidgets is
+    # missing.
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
     notebook = io.StringIO()
     monkeypatch.setattr("sys.stderr", notebook)
-    gputrain.train(**args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        gputrain.train(**args)
     assert "net-epoch" in notebook.getvalue()
 
 
-def test_notes_go_to_stderr_unless_quiet(monkeypatch):
+def test_a_log_gets_the_commands_progress_lines(monkeypatch):
+    # Without a terminal, a plain line every GPUTRAIN_PROGRESS_SECONDS
+    # (30 by default), as the command prints them, and a last one.
+    args = dict(task="xor", layers=[2, 8, 1], networks=20_000, epochs=3_000, backend="simd")
+    monkeypatch.setenv("GPUTRAIN_PROGRESS_SECONDS", "0.05")
+    log = io.StringIO()
+    monkeypatch.setattr("sys.stderr", log)
+    gputrain.train(**args)
+    lines = [l for l in log.getvalue().splitlines() if l.startswith("progress: ")]
+    total = 20_000 * 3_000
+    assert len(lines) >= 2, log.getvalue()
+    assert lines[-1].startswith(f"progress: 100.0% ({total} of {total} network-epochs) after")
+    assert "network-epochs/s," in lines[0]
+    # progress= chooses: lines on a terminal too; none; a bad period is a
+    # ValueError naming the variable.
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    gputrain.train(progress="lines", **args)
+    assert "progress: " in terminal.getvalue() and "net-epoch" not in terminal.getvalue()
+    quiet = io.StringIO()
+    monkeypatch.setattr("sys.stderr", quiet)
+    gputrain.train(progress="none", **args)
+    assert quiet.getvalue() == ""
+    monkeypatch.setenv("GPUTRAIN_PROGRESS_SECONDS", "soon")
+    with pytest.raises(ValueError, match='GPUTRAIN_PROGRESS_SECONDS="soon"'):
+        gputrain.train(progress="lines", **args)
+
+
+def test_the_wheel_installs_the_command(tmp_path):
+    # `pip install .` puts a gputrain command beside the interpreter that
+    # runs the binary's own code: the same version line, exit codes and
+    # files as the package's train().
+    command = os.path.join(os.path.dirname(sys.executable), "gputrain")
+    assert os.access(command, os.X_OK), f"{command}: pip install . installs no command"
+    version = subprocess.run([command, "--version"], capture_output=True, text=True,
+                             timeout=60)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.startswith(f"gputrain {gputrain.__version__} (commit "), version.stdout
+    assert "backends: gpu (wgpu" in version.stdout
+    flags = ["--task", "xor", "--layers", "2,3,1", "--networks", "6", "--epochs", "40",
+             "--backend", "simd", "-q"]
+    done = subprocess.run([command, *flags, "--results", str(tmp_path / "cli.csv")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "6 networks" in done.stdout, done.stdout
+    gputrain.train(task="xor", layers=[2, 3, 1], networks=6, epochs=40, backend="simd",
+                   quiet=True, results=tmp_path / "py.csv")
+    def rows(name):
+        # Timing aside (no timing column is in the results CSV).
+        return (tmp_path / name).read_text()
+    assert rows("cli.csv") == rows("py.csv")
+    bad = subprocess.run([command, "--networks", "0"], capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: "), bad.stderr
+    assert "--networks" in bad.stderr
+
+
+def test_notes_go_to_stderr_unless_quiet(monkeypatch, tmp_path):
     err = io.StringIO()
     monkeypatch.setattr("sys.stderr", err)
-    # More threads than the machine runs at once are lowered, with a note.
+    # More threads than the machine runs at once are lowered, with a note
+    # naming the keyword as Python spells it.
     gputrain.train(task="xor", layers=[2, 3, 1], networks=4, epochs=10, backend="simd",
                    threads=4096, progress=False)
-    assert "note:" in err.getvalue(), err.getvalue()
+    assert "note: threads=4096: this machine runs" in err.getvalue(), err.getvalue()
+    # A summary's note too: a weights file's rates replaced by lr=.
+    weights = tmp_path / "w.safetensors"
+    gputrain.train(task="xor", layers=[2, 3, 1], networks=4, epochs=10, backend="simd",
+                   weights=weights, progress=False)
+    err = io.StringIO()
+    monkeypatch.setattr("sys.stderr", err)
+    run = gputrain.train(task="xor", layers=[2, 3, 1], networks=4, epochs=10,
+                         backend="simd", init_weights=weights, lr=0.1, progress=False)
+    note = f"weights file {weights}: its learning rates are replaced by lr=0.1"
+    assert note in run.summary["notes"], run.summary["notes"]
+    assert f"note: {note}" in err.getvalue(), err.getvalue()
+    assert "--" not in err.getvalue(), err.getvalue()
     quiet = io.StringIO()
     monkeypatch.setattr("sys.stderr", quiet)
     gputrain.train(task="xor", layers=[2, 3, 1], networks=4, epochs=10, backend="simd",

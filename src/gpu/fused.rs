@@ -23,7 +23,7 @@ use crate::gpu::status;
 use crate::gpu::timing::{PassTimer, pass_descriptor};
 use crate::model::ModelSpec;
 use crate::recording::{HistoryBlock, HistoryPlan, Recording};
-use crate::setting::settings::HISTORY;
+use crate::setting::settings::{BACKEND, HISTORY, KERNEL as KERNEL_SETTING};
 use crate::training::{NetworkOutcome, TrainOptions};
 
 pub const KERNEL: &str = "fused_train.wgsl";
@@ -130,20 +130,22 @@ pub fn fused_supports(
     if p > FUSED_MAX_PARAMETERS {
         return Err(Error::TooLarge(format!(
             "a {} network has {p} parameters; the fused GPU kernel holds at most \
-             {FUSED_MAX_PARAMETERS} per network (use --kernel layered or auto)",
-            spec.topology
+             {FUSED_MAX_PARAMETERS} per network (use {} or auto)",
+            spec.topology,
+            KERNEL_SETTING.is("layered")
         )));
     }
     let per_epoch = buffered_loop_iterations_per_epoch(spec, samples);
     if per_epoch > limit {
         return Err(Error::TooLarge(format!(
             "{samples} samples{}: one epoch of the fused GPU kernel loops {per_epoch} times, \
-             more than the {limit} this adapter allows (use --kernel layered or auto)",
+             more than the {limit} this adapter allows (use {} or auto)",
             if spec.batching.is_some() {
                 " in minibatches"
             } else {
                 ""
-            }
+            },
+            KERNEL_SETTING.is("layered")
         )));
     }
     Ok(())
@@ -204,7 +206,8 @@ impl<'a> FusedTrainer<'a> {
             return Err(Error::TooLarge(format!(
                 "with the held-out data's history, one epoch of the fused GPU kernel loops \
                  {per_epoch} times, more than the {quirk_limit} this adapter allows (use \
-                 fewer held-out samples, or --backend cpu)"
+                 fewer held-out samples, or {})",
+                BACKEND.is("cpu")
             )));
         }
         let max_epochs_per_submission = match ctx.quirks.max_loop_iterations {

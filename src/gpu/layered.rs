@@ -258,7 +258,8 @@ impl LayeredPlan {
         let too_large = |what: String| {
             Error::TooLarge(format!(
                 "{what}; the adapter binds at most {max_bytes} bytes per buffer. Use fewer \
-                 samples or narrower layers, or --backend cpu"
+                 samples or narrower layers, or {}",
+                crate::setting::settings::BACKEND.is("cpu")
             ))
         };
         let input_bytes = 4 * input_rows * widths[0] as u64;

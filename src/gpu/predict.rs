@@ -107,8 +107,9 @@ pub fn predict_supports(spec: &ModelSpec) -> Result<(), Error> {
     if p > FUSED_MAX_PARAMETERS {
         return Err(Error::TooLarge(format!(
             "a {} network has {p} parameters; the GPU predict kernel holds at most \
-             {FUSED_MAX_PARAMETERS} per network (use --backend cpu)",
-            spec.topology
+             {FUSED_MAX_PARAMETERS} per network (use {})",
+            spec.topology,
+            crate::setting::settings::BACKEND.is("cpu")
         )));
     }
     Ok(())

@@ -43,8 +43,9 @@ fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, name: &str) -> Result<T
         let why = match e.kind() {
             std::io::ErrorKind::NotFound if !dir.is_dir() => "is not a directory".to_string(),
             std::io::ErrorKind::NotFound => format!(
-                "is not a shard directory: it has no {name} (gputrain --shard I/K --out DIR \
-                 writes one)"
+                "is not a shard directory: it has no {name} (a run with {} {} writes one)",
+                crate::setting::settings::SHARD.is("I/K"),
+                crate::setting::settings::OUT.is("DIR")
             ),
             _ => format!("cannot read {name}: {e}"),
         };

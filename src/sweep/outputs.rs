@@ -17,7 +17,7 @@ use crate::history::HistoryWriter;
 use crate::output::{GridCells, ResultsWriter, Sink, TemporaryFile, Written, check_writable};
 use crate::report::{self, GridAxis, Summary, VerifyPlan};
 use crate::run::{self, BackendInfo, RunConfig, Starting, TrainedBlock};
-use crate::setting::Setting;
+use crate::setting::{Setting, render};
 use crate::sweep::Sweep;
 use crate::sweep::shard::Shard;
 use crate::sweep::tallies::{Tallies, point_runs};
@@ -290,8 +290,14 @@ impl Finished {
 }
 
 /// The summary as JSON, as `--json` prints it and summary.json holds it.
+/// The summary as JSON, its notes naming settings in the current face's
+/// words ([`crate::setting::with_face`]).
 pub fn summary_json(summary: &Summary) -> String {
-    serde_json::to_string_pretty(summary).expect("the summary is plain data") + "\n"
+    let rendered = Summary {
+        notes: summary.notes.iter().map(|n| render(n)).collect(),
+        ..summary.clone()
+    };
+    serde_json::to_string_pretty(&rendered).expect("the summary is plain data") + "\n"
 }
 
 /// `text` as a complete temporary file for `path`.
