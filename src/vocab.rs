@@ -785,29 +785,30 @@ impl<T> std::ops::Index<Hyperparameter> for StepScalars<T> {
     }
 }
 
+impl<T: Copy> StepScalars<T> {
+    /// Every scalar through `f`, the complements too (not recomputed).
+    fn map<U>(&self, f: impl Fn(T) -> U) -> StepScalars<U> {
+        StepScalars {
+            lr: f(self.lr),
+            step_size: f(self.step_size),
+            bias2_sqrt: f(self.bias2_sqrt),
+            hyper: self.hyper.map(&f),
+            complement: self.complement.map(&f),
+        }
+    }
+}
+
 impl StepScalars<f32> {
     /// The float32 scalars as float64 (exactly).
     pub fn to_f64(&self) -> StepScalars<f64> {
-        StepScalars {
-            lr: self.lr as f64,
-            step_size: self.step_size as f64,
-            bias2_sqrt: self.bias2_sqrt as f64,
-            hyper: self.hyper.map(|v| v as f64),
-            complement: self.complement.map(|v| v as f64),
-        }
+        self.map(f64::from)
     }
 }
 
 impl StepScalars<f64> {
     /// The float32 scalars the SIMD lanes and the kernels compute with.
     pub fn to_f32(&self) -> StepScalars<f32> {
-        StepScalars {
-            lr: self.lr as f32,
-            step_size: self.step_size as f32,
-            bias2_sqrt: self.bias2_sqrt as f32,
-            hyper: self.hyper.map(|v| v as f32),
-            complement: self.complement.map(|v| v as f32),
-        }
+        self.map(|v| v as f32)
     }
 }
 
