@@ -106,10 +106,9 @@ pub struct ProgressLine {
 }
 
 impl ProgressLine {
-    /// Progress in `style` (none when `quiet`); reads
+    /// Progress in `style` (none when `quiet`); lines read
     /// [`LOG_EVERY_VARIABLE`]: a number of seconds, not negative.
     pub fn new(style: Style, quiet: bool) -> Result<Self, crate::Error> {
-        let every = log_every()?;
         let style = match style {
             Style::Auto if std::io::stderr().is_terminal() => Style::Bar,
             Style::Auto => Style::Lines,
@@ -118,8 +117,11 @@ impl ProgressLine {
         let mode = match style {
             _ if quiet => Mode::Off,
             Style::Bar => Mode::Terminal,
-            Style::Lines if every > 0.0 => Mode::Log(Duration::from_secs_f64(every)),
-            _ => Mode::Off,
+            Style::Lines => match log_every()? {
+                0.0 => Mode::Off,
+                every => Mode::Log(Duration::from_secs_f64(every)),
+            },
+            Style::None | Style::Auto => Mode::Off,
         };
         Ok(Self {
             mode,

@@ -48,12 +48,18 @@ fn named_modules(line: &str) -> Vec<String> {
     found
 }
 
-#[test]
-fn modules_import_each_other_without_cycles() {
+/// src/ and every source file under it, in order.
+fn source_files() -> (PathBuf, Vec<PathBuf>) {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
     files.sort();
+    (src, files)
+}
+
+#[test]
+fn modules_import_each_other_without_cycles() {
+    let (src, files) = source_files();
     let modules: BTreeSet<String> = files.iter().filter_map(|f| module_of(&src, f)).collect();
     // module -> (named module -> the first place that names it)
     let mut edges: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
@@ -128,10 +134,7 @@ const FACES: &[&str] = &["cli", "commands", "main", "bench"];
 /// (`gputrain::setting`), and each face spells it in its own words.
 #[test]
 fn no_core_module_spells_a_flag() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&src, &mut files);
-    files.sort();
+    let (src, files) = source_files();
     let flags: Vec<String> = gputrain::setting::settings::ALL
         .iter()
         .map(|s| format!("--{}", s.flag_name()))

@@ -1220,7 +1220,7 @@ fn progress_never_reaches_a_pipe() {
 }
 
 /// Without a terminal (a Slurm log), a plain progress line once a period
-/// (GPUTRAIN_PROGRESS_SECONDS, a minute by default, so the short run above
+/// (GPUTRAIN_PROGRESS_SECONDS, 30 s by default, so the short run above
 /// prints none), and a last one with what was done; never a redrawn bar.
 #[test]
 fn a_log_gets_a_progress_line_once_a_period() {
