@@ -22,7 +22,7 @@ use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::recording::{HistoryBlock, HistoryPlan, Recording};
 use crate::setting::settings::{
-    BATCH_SIZE, EPOCHS, HISTORY, INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME,
+    BATCH_SIZE, EPOCHS, HISTORY, INIT, INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME,
 };
 use crate::simd::Isa;
 use crate::trainer::{Block, Trained};
@@ -319,6 +319,10 @@ pub struct TrainedBlock<'a> {
     pub state: &'a [f64],
     pub learning_rates: &'a [f64],
     pub outcomes: &'a [NetworkOutcome],
+    /// Networks a stop came before that no run ever started: never
+    /// initialised, their `initial` and `params` meaningless
+    /// ([`crate::weights::NEVER_STARTED`]).
+    pub never_started: &'a [bool],
     /// Accuracy and held-out figures of every network
     /// ([`crate::evaluation::block_metrics`]).
     pub metrics: &'a [NetworkMetrics],
@@ -406,6 +410,24 @@ impl Starting {
             ),
         };
         let reader = WeightsReader::open(&path, &config.spec, purpose)?;
+        if let Some(n) = reader.first_never_started() {
+            let message = match (reader.resume(), reader.recorded_init()) {
+                (None, _) => Some(format!(
+                    "network {n} was never started (the run that wrote it was stopped \
+                     before it), so it has no parameters to start from; {RESUME} the \
+                     file to train it"
+                )),
+                (Some(_), None) => Some(format!(
+                    "network {n} was never started, and the file records no {INIT} to \
+                     start it by (a grid's file, or one started from {INIT_WEIGHTS}); \
+                     rerun that run"
+                )),
+                (Some(_), Some(_)) => None,
+            };
+            if let Some(message) = message {
+                return Err(Error::WeightsFile { path, message });
+            }
+        }
         if reader.networks() != config.networks {
             return Err(Error::WeightsFile {
                 path,
@@ -439,6 +461,16 @@ impl Starting {
             }
         }
         Ok(Starting::File(reader))
+    }
+
+    /// How networks never started are initialised (by init and seed
+    /// keyed on the network's index), for the weights file to record: a
+    /// fresh start's `--init`, or a resumed file's record.
+    pub fn recorded_init(&self) -> Option<(Init, u64)> {
+        match self {
+            Starting::Init { init, seed } => Some((*init, *seed)),
+            Starting::File(reader) => reader.resume().and(reader.recorded_init()),
+        }
     }
 
     /// Network-epochs the start has already done (a resumed file's).
@@ -486,9 +518,12 @@ impl Starting {
     /// Fills networks `first..` (as many as `block.learning_rates` holds)
     /// with their starting parameters, optimizer state, learning rates,
     /// epochs done and target epochs already reached.
-    /// With `initialise` false, a fresh start's parameters are left as
-    /// they are (a block the run will never start, whose parameters no
-    /// output keeps).
+    /// With `initialise` false (a block the run will never start), a
+    /// fresh start's networks are not initialised but marked never
+    /// started, as are a resumed file's never-started ones; with it, those
+    /// are initialised by the file's recorded init and seed, as the run
+    /// that wrote it would have. `--init-weights` from a file with
+    /// never-started networks is refused.
     fn fill(
         &mut self,
         config: &RunConfig,
@@ -502,13 +537,15 @@ impl Starting {
             learning_rates,
             epochs_done,
             target_epochs,
+            never_started,
         } = block;
         // Fresh optimizer state: zero, as PyTorch's buffers start.
         state.fill(0.0);
         epochs_done.fill(0);
         target_epochs.fill(None);
+        never_started.fill(false);
         match self {
-            Starting::Init { .. } if !initialise => {}
+            Starting::Init { .. } if !initialise => never_started.fill(true),
             Starting::Init { init, seed } => {
                 let p = config.spec.layout().len;
                 for (i, net) in params.chunks_exact_mut(p).enumerate() {
@@ -526,12 +563,29 @@ impl Starting {
                 }
             }
             Starting::File(reader) => {
-                let resume = reader.resume().is_some().then_some(ResumeBlock {
-                    state,
+                let resuming = reader.resume().is_some();
+                let resume = resuming.then_some(ResumeBlock {
+                    state: &mut *state,
                     epochs_completed: epochs_done,
                     target_epochs,
                 });
-                reader.read_block(first, params, learning_rates, resume)?
+                // Never-started networks only in a resumed file that
+                // records how to start them ([`Starting::open`]).
+                let never = reader.read_block(first, params, learning_rates, resume)?;
+                never_started.copy_from_slice(&never);
+                if let (true, Some((init, seed))) = (initialise, reader.recorded_init()) {
+                    // As the run that wrote the file would have started
+                    // them (keyed on the network's index), with fresh state.
+                    let p = config.spec.layout().len;
+                    let per_state = config.spec.optimizer.state_slots() * p;
+                    for n in (0..never.len()).filter(|&n| never[n]) {
+                        let id = (config.first_network + first + n) as u64;
+                        let start = network_parameters(&config.spec, init, seed, id);
+                        params[n * p..(n + 1) * p].copy_from_slice(&start);
+                        state[n * per_state..(n + 1) * per_state].fill(0.0);
+                        never_started[n] = false;
+                    }
+                }
             }
         }
         if let Some(points) = &config.points {
@@ -572,6 +626,8 @@ struct BlockStart<'a> {
     learning_rates: &'a mut [f64],
     epochs_done: &'a mut [u64],
     target_epochs: &'a mut [Option<u32>],
+    /// Set for each network no run has started (see [`Starting::fill`]).
+    never_started: &'a mut [bool],
 }
 
 /// The learning rate when neither `--lr` nor a weights file gives one:
@@ -703,9 +759,9 @@ pub fn backend_for(
 /// reports, and handed to `sink`. Once `stop` is requested, the current
 /// block ends early, each outcome recording the epochs its network
 /// completed, and later blocks are never started
-/// ([`NetworkOutcome::not_started`]): not trained or evaluated, and
-/// initialised only with `keep_unstarted` (a weights file, which holds
-/// their starting parameters for a resume). Returns the seconds spent
+/// ([`NetworkOutcome::not_started`]): not trained, evaluated or
+/// initialised (a weights file marks them, and a resume starts them:
+/// [`crate::weights::NEVER_STARTED`]). Returns the seconds spent
 /// training.
 pub fn execute(
     config: &RunConfig,
@@ -714,7 +770,6 @@ pub fn execute(
     progress: &mut dyn FnMut(&Progress),
     stop: &StopFlag,
     sink: &mut dyn FnMut(&TrainedBlock) -> Result<(), Error>,
-    keep_unstarted: bool,
 ) -> Result<f64, Error> {
     config.options.validate()?;
     let block = block_networks(config);
@@ -746,15 +801,17 @@ pub fn execute(
     let mut learning_rates = vec![0.0; block];
     let mut epochs_done = vec![0u64; block];
     let mut kept_targets = vec![None; block];
+    let mut never_started = vec![false; block];
     for first in (0..config.networks).step_by(block) {
         let count = block.min(config.networks - first);
         let (initial, params) = (&mut initial[..count * p], &mut params[..count * p]);
         let learning_rates = &mut learning_rates[..count];
         let state = &mut state[..count * per_state];
         let (epochs_done, kept_targets) = (&mut epochs_done[..count], &mut kept_targets[..count]);
-        // A block that a stop came before is never started: not trained
-        // or evaluated, and initialised only for a file that keeps its
-        // starting parameters (a resume starts from them).
+        let never_started = &mut never_started[..count];
+        // A block that a stop came before is never started: not trained,
+        // evaluated or initialised (a resumed file's networks are read, to
+        // be kept as they were).
         let begun = !stop.is_requested();
         start.fill(
             config,
@@ -765,10 +822,11 @@ pub fn execute(
                 learning_rates,
                 epochs_done,
                 target_epochs: kept_targets,
+                never_started,
             },
-            begun || keep_unstarted,
+            begun,
         )?;
-        if begun || keep_unstarted {
+        if !never_started.iter().all(|&m| m) {
             params.copy_from_slice(initial);
         }
         // Networks in runs of equal epochs done, each trained on from its
@@ -843,6 +901,7 @@ pub fn execute(
             state,
             learning_rates,
             outcomes: &outcomes,
+            never_started,
             metrics: &metrics,
             history: history.as_ref(),
         })?;

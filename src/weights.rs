@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, Metadata, TensorInfo};
 
 use crate::error::Error;
+use crate::init::Init;
 use crate::model::ModelSpec;
 use crate::output::{Sink, TemporaryFile, Written};
 use crate::setting::settings::{INIT, INIT_WEIGHTS, RESUME, SEED, TARGET_LOSS};
@@ -79,7 +80,19 @@ pub struct WeightsMetadata {
     /// The configuration's fingerprint ([`crate::sweep::fingerprint`]),
     /// where the run has one.
     pub fingerprint: Option<String>,
+    /// How the run initialised its networks (`--init`, keyed on `seed`
+    /// and the network's index), where one rule does: a plain run from
+    /// initialisation. A resume starts the networks a stop came before
+    /// (never started: [`NEVER_STARTED`]) by it.
+    pub init: Option<Init>,
 }
+
+/// The `epochs_completed` of a network a stop came before: never started,
+/// never initialised, its parameters and optimizer state never written
+/// (zeros: the file's unwritten bytes). A resume initialises it by the
+/// file's `init` and `seed` metadata; predict and `--init-weights` refuse
+/// it (Python's predict gives it NaN).
+pub const NEVER_STARTED: i64 = -1;
 
 /// Which values of a network a tensor holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -289,6 +302,9 @@ fn header_bytes(
     if let Some(fingerprint) = &meta.fingerprint {
         metadata.insert("fingerprint".to_string(), fingerprint.clone());
     }
+    if let Some(init) = &meta.init {
+        metadata.insert("init".to_string(), init.to_string());
+    }
     let header =
         Metadata::new(Some(metadata), tensors).expect("the tensors are laid out back to back");
     // Through serde_json's sorted map: the metadata is a HashMap, whose
@@ -323,6 +339,9 @@ pub struct BlockValues<'a> {
     pub state: &'a [f64],
     pub learning_rates: &'a [f64],
     pub outcomes: &'a [NetworkOutcome],
+    /// Networks a stop came before, never initialised: only their rate is
+    /// written, and [`NEVER_STARTED`] as their epochs.
+    pub never_started: &'a [bool],
 }
 
 impl WeightsWriter {
@@ -395,39 +414,65 @@ impl WeightsWriter {
             "optimizer state per rate"
         );
         assert_eq!(block.outcomes.len(), count, "one outcome per rate");
+        assert_eq!(block.never_started.len(), count, "one mark per rate");
         assert!(first + count <= self.networks, "block beyond the file");
+        // Runs of networks alike in being started or not: a never-started
+        // network's parameters and state are not written at all (a stop
+        // before most of a large population writes little).
+        let mut runs = Vec::new();
+        let mut n = 0;
+        while n < count {
+            let never = block.never_started[n];
+            let len = block.never_started[n..]
+                .iter()
+                .take_while(|&&m| m == never)
+                .count();
+            runs.push((n..n + len, never));
+            n += len;
+        }
         for t in 0..self.slots.len() {
-            let slot = &self.slots[t];
-            let per_network = slot.per_network();
-            let size = slot.dtype.bitsize() / 8;
-            let store = |v: f64, bytes: &mut Vec<u8>| match slot.dtype {
+            let (values, dtype) = (self.slots[t].values, self.slots[t].dtype);
+            let per_network = self.slots[t].per_network();
+            let size = dtype.bitsize() / 8;
+            let store = |v: f64, bytes: &mut Vec<u8>| match dtype {
                 Dtype::F64 => bytes.extend_from_slice(&v.to_le_bytes()),
                 _ => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
             };
-            let mut bytes = Vec::with_capacity(size * per_network * count);
-            for n in 0..count {
-                match slot.values {
-                    Values::Params(offset) => {
-                        let values = &block.params[n * p + offset..][..per_network];
-                        values.iter().for_each(|&v| store(v, &mut bytes));
-                    }
-                    Values::State(k, offset) => {
-                        let values = &block.state[n * per_state + k * p + offset..][..per_network];
-                        values.iter().for_each(|&v| store(v, &mut bytes));
-                    }
-                    Values::LearningRate => store(block.learning_rates[n], &mut bytes),
-                    Values::EpochsCompleted => {
-                        let done = block.outcomes[n].epochs_completed as i64;
-                        bytes.extend_from_slice(&done.to_le_bytes());
-                    }
-                    Values::TargetEpoch => {
-                        let target = block.outcomes[n].target_epoch.map_or(-1, i64::from);
-                        bytes.extend_from_slice(&target.to_le_bytes());
+            let per_network_values = matches!(values, Values::Params(_) | Values::State(..));
+            for (run, never) in &runs {
+                if *never && per_network_values {
+                    continue;
+                }
+                let mut bytes = Vec::with_capacity(size * per_network * run.len());
+                for n in run.clone() {
+                    match values {
+                        Values::Params(offset) => {
+                            let values = &block.params[n * p + offset..][..per_network];
+                            values.iter().for_each(|&v| store(v, &mut bytes));
+                        }
+                        Values::State(k, offset) => {
+                            let values =
+                                &block.state[n * per_state + k * p + offset..][..per_network];
+                            values.iter().for_each(|&v| store(v, &mut bytes));
+                        }
+                        Values::LearningRate => store(block.learning_rates[n], &mut bytes),
+                        Values::EpochsCompleted => {
+                            let done = match never {
+                                true => NEVER_STARTED,
+                                false => block.outcomes[n].epochs_completed as i64,
+                            };
+                            bytes.extend_from_slice(&done.to_le_bytes());
+                        }
+                        Values::TargetEpoch => {
+                            let target = block.outcomes[n].target_epoch.map_or(-1, i64::from);
+                            bytes.extend_from_slice(&target.to_le_bytes());
+                        }
                     }
                 }
+                let at = first + run.start;
+                let at = self.data_offset() + self.starts[t] + (at * per_network * size) as u64;
+                self.write_at(at, &bytes)?;
             }
-            let at = self.data_offset() + self.starts[t] + (first * per_network * size) as u64;
-            self.write_at(at, &bytes)?;
         }
         Ok(())
     }
@@ -492,6 +537,7 @@ pub fn write(
             state,
             learning_rates,
             outcomes: &outcomes,
+            never_started: &vec![false; networks],
         },
     )?;
     writer.finish(meta.epochs, meta.interrupted)
@@ -697,6 +743,26 @@ fn check_metadata(
     ))
 }
 
+/// The `init` and `seed` a file records (see [`WeightsMetadata::init`]),
+/// or `None` where it records no init.
+fn recorded_init(
+    metadata: Option<&HashMap<String, String>>,
+) -> Result<Option<(Init, u64)>, String> {
+    let Some(init) = metadata.and_then(|m| m.get("init")) else {
+        return Ok(None);
+    };
+    let init: Init = init
+        .parse()
+        .map_err(|e: Error| format!("metadata field 'init': {e}"))?;
+    let seed = metadata
+        .and_then(|m| m.get("seed"))
+        .map_or("0", String::as_str);
+    let seed = seed
+        .parse()
+        .map_err(|_| format!("metadata field 'seed' is '{seed}', not a whole number"))?;
+    Ok(Some((init, seed)))
+}
+
 /// The tensor names `--init-weights` accepts beside the run's own: any
 /// optimizer's state of the run's parameters (fresh state is used).
 fn other_optimizer_state(spec: &ModelSpec, name: &str) -> bool {
@@ -893,6 +959,11 @@ pub struct WeightsReader {
     state_slots: usize,
     notes: Vec<String>,
     resume: Option<ResumeRecord>,
+    /// The file's `init` and `seed` metadata: how its never-started
+    /// networks start.
+    init: Option<(Init, u64)>,
+    /// The first network never started ([`NEVER_STARTED`]), if any.
+    first_never_started: Option<usize>,
 }
 
 /// The resumed values of a block: optimizer state (network after network,
@@ -922,6 +993,7 @@ impl WeightsReader {
         let (file, header, data_offset) = read_header(source)?;
         let (notes, resume) =
             check_metadata(header.metadata().as_ref(), spec, purpose).map_err(bad)?;
+        let init = recorded_init(header.metadata().as_ref()).map_err(bad)?;
         let tensors = header.tensors();
         let mut names: Vec<&str> = tensors.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -1022,21 +1094,28 @@ impl WeightsReader {
             state_slots: spec.optimizer.state_slots(),
             notes,
             resume,
+            init,
+            first_never_started: None,
         };
-        if reader.resume.is_some() {
+        if reader.slot(Values::EpochsCompleted).is_some() {
             reader.count_epochs()?;
         }
         Ok(reader)
     }
 
     /// Reads every network's epochs completed once, for the most and the
-    /// total (a run's remaining work and the `--epochs` check).
+    /// total (a run's remaining work and the `--epochs` check) and the
+    /// first never started.
     fn count_epochs(&mut self) -> Result<(), Error> {
         const STEP: usize = 1 << 20;
         let (mut most, mut total) = (0u64, 0u64);
         for first in (0..self.networks).step_by(STEP) {
             let count = STEP.min(self.networks - first);
-            for done in self.read_epochs(first, count)? {
+            for (n, done) in self.read_epochs(first, count)?.into_iter().enumerate() {
+                let Some(done) = done else {
+                    self.first_never_started.get_or_insert(first + n);
+                    continue;
+                };
                 most = most.max(done);
                 total = total.saturating_add(done);
             }
@@ -1109,23 +1188,40 @@ impl WeightsReader {
             .collect())
     }
 
-    fn read_epochs(&mut self, first: usize, count: usize) -> Result<Vec<u64>, Error> {
+    /// Networks `first..first + count`'s epochs completed, `None` for one
+    /// never started ([`NEVER_STARTED`]).
+    fn read_epochs(&mut self, first: usize, count: usize) -> Result<Vec<Option<u64>>, Error> {
         let raw = self.read_integers(Values::EpochsCompleted, first, count)?;
         raw.iter()
             .enumerate()
-            .map(|(n, &done)| {
-                u64::try_from(done)
+            .map(|(n, &done)| match done {
+                NEVER_STARTED => Ok(None),
+                done => u64::try_from(done)
                     .ok()
                     .filter(|&d| d <= crate::training::MAX_EPOCHS)
+                    .map(Some)
                     .ok_or_else(|| Error::WeightsFile {
                         path: self.path.clone(),
                         message: format!(
-                            "holds {done} in '{EPOCHS_COMPLETED}' of network {}, not an epoch count",
+                            "holds {done} in '{EPOCHS_COMPLETED}' of network {}, not an epoch \
+                             count (or {NEVER_STARTED}: never started)",
                             first + n
                         ),
-                    })
+                    }),
             })
             .collect()
+    }
+
+    /// How the file's never-started networks start: its `init` and `seed`
+    /// metadata (`None` where it records no init: a grid's file, or one
+    /// started from `--init-weights`).
+    pub fn recorded_init(&self) -> Option<(Init, u64)> {
+        self.init
+    }
+
+    /// The first network the file marks never started ([`NEVER_STARTED`]).
+    pub fn first_never_started(&self) -> Option<usize> {
+        self.first_never_started
     }
 
     /// Reads networks `first..first + learning_rates.len()` into `params`
@@ -1137,18 +1233,30 @@ impl WeightsReader {
     /// non-finite optimizer state beside finite parameters (the step that
     /// makes a moment or buffer NaN or inf makes the parameter so too), so
     /// that is refused as damage.
+    ///
+    /// Returns which networks were never started ([`NEVER_STARTED`]):
+    /// their parameters and state are NaN, their epochs 0, and the caller
+    /// starts or refuses them.
     pub fn read_block(
         &mut self,
         first: usize,
         params: &mut [f64],
         learning_rates: &mut [f64],
         mut resume: Option<ResumeBlock>,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<bool>, Error> {
         let count = learning_rates.len();
         let p = self.parameter_count;
         let per_state = self.state_slots * p;
         assert_eq!(params.len(), count * p, "one parameter vector per rate");
         assert!(first + count <= self.networks, "block beyond the file");
+        let epochs = match self.slot(Values::EpochsCompleted) {
+            Some(_) => Some(self.read_epochs(first, count)?),
+            None => None,
+        };
+        let never_started: Vec<bool> = match &epochs {
+            Some(epochs) => epochs.iter().map(Option::is_none).collect(),
+            None => vec![false; count],
+        };
         let path = self.path.clone();
         let non_finite = |name: &str, index: usize, v: f64| Error::WeightsFile {
             path: path.clone(),
@@ -1188,6 +1296,12 @@ impl WeightsReader {
             let (into, stride, offset) = target;
             let may_be_non_finite = resuming && values != Values::LearningRate;
             for (n, chunk) in floats.chunks_exact(per_network).enumerate() {
+                let into = &mut into[n * stride + offset..][..per_network];
+                if never_started[n] && values != Values::LearningRate {
+                    // Never written: whatever the bytes, no values.
+                    into.fill(f64::NAN);
+                    continue;
+                }
                 if let Some(v) = chunk.iter().find(|v| !v.is_finite()) {
                     match values {
                         _ if !may_be_non_finite => return Err(non_finite(&name, first + n, *v)),
@@ -1197,7 +1311,7 @@ impl WeightsReader {
                         }
                     }
                 }
-                into[n * stride + offset..][..per_network].copy_from_slice(chunk);
+                into.copy_from_slice(chunk);
             }
         }
         let damaged = bad_state.iter().zip(&diverged).enumerate();
@@ -1215,8 +1329,10 @@ impl WeightsReader {
         }
         if let Some(r) = resume {
             let keep = self.resume.as_ref().is_some_and(|rec| rec.keep_targets);
-            r.epochs_completed
-                .copy_from_slice(&self.read_epochs(first, count)?);
+            let epochs = epochs.expect("resumable files have the tensor");
+            for (into, done) in r.epochs_completed.iter_mut().zip(&epochs) {
+                *into = done.unwrap_or(0);
+            }
             let targets = self.read_integers(Values::TargetEpoch, first, count)?;
             for (n, (into, &t)) in r.target_epochs.iter_mut().zip(&targets).enumerate() {
                 let done = r.epochs_completed[n];
@@ -1236,7 +1352,7 @@ impl WeightsReader {
                 };
             }
         }
-        Ok(())
+        Ok(never_started)
     }
 }
 
@@ -1248,6 +1364,9 @@ pub struct LoadedWeights {
     pub networks: usize,
     /// See [`WeightsReader::notes`].
     pub notes: Vec<String>,
+    /// The networks never started ([`NEVER_STARTED`]), in order; their
+    /// parameters are NaN.
+    pub never_started: Vec<usize>,
 }
 
 /// Reads a whole weights file's parameters and learning rates for `spec`
@@ -1262,12 +1381,13 @@ pub fn read_source(source: &Source, spec: &ModelSpec) -> Result<LoadedWeights, E
     let networks = reader.networks();
     let mut params = vec![0.0; networks * spec.layout().len];
     let mut learning_rates = vec![0.0; networks];
-    reader.read_block(0, &mut params, &mut learning_rates, None)?;
+    let never = reader.read_block(0, &mut params, &mut learning_rates, None)?;
     Ok(LoadedWeights {
         params,
         learning_rates,
         networks,
         notes: reader.notes,
+        never_started: (0..networks).filter(|&n| never[n]).collect(),
     })
 }
 

@@ -2147,10 +2147,12 @@ fn a_non_finite_optimizer_state_beside_finite_parameters_is_refused_on_resume() 
 }
 
 /// A stop that comes before a block of networks begins leaves that block
-/// never started: not initialised (without a weights file), trained or
-/// evaluated, its rows with an empty final loss and 0 epochs, and the
-/// summary counts them; a weights file keeps their starting parameters,
-/// so a resume trains them.
+/// never started: not initialised, trained or evaluated, its rows with an
+/// empty final loss and 0 epochs, and the summary counts them; the
+/// weights file marks them (epochs_completed -1, parameters never
+/// written: zeros) beside the run's init and seed, predict and
+/// --init-weights refuse them by name, and a resume initialises them as
+/// the run would have: its file is byte for byte an uninterrupted run's.
 #[test]
 fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
     let dir = temp_dir("not-started");
@@ -2201,6 +2203,93 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
             .iter()
             .all(|r| r[2].parse::<f64>().is_ok())
     );
+    // The file marks them, and never wrote their parameters.
+    let tensors = read_tensors(&weights);
+    let tensor = |name: &str| &tensors.iter().find(|t| t.0 == name).unwrap().2;
+    let epochs = tensor("epochs_completed");
+    for (n, &e) in epochs.iter().enumerate() {
+        match n < first_empty {
+            true => assert!(e >= 0.0, "network {n}: epochs_completed {e}"),
+            false => assert_eq!(e, -1.0, "network {n}: epochs_completed"),
+        }
+    }
+    let weight = tensor("layers.1.weight");
+    let per_network = weight.len() / 20;
+    for n in 0..20 {
+        let values = &weight[n * per_network..(n + 1) * per_network];
+        let zeros = values.iter().all(|&v| v == 0.0);
+        assert_eq!(
+            zeros,
+            n >= first_empty,
+            "network {n}: layers.1.weight all zero"
+        );
+    }
+    let metadata = metadata_of(&weights);
+    assert_eq!(
+        (metadata["init"].as_str(), metadata["seed"].as_str()),
+        ("xavier", "0")
+    );
+    // predict and --init-weights refuse them, naming them.
+    let xor = dir.join("xor.csv");
+    std::fs::write(&xor, "0,0,0\n0,1,1\n1,0,1\n1,1,0\n").unwrap();
+    let predicted = dir.join("predicted.csv");
+    let (w, x, p) = (
+        weights.to_str().unwrap(),
+        xor.to_str().unwrap(),
+        predicted.to_str().unwrap(),
+    );
+    let out = gputrain(&["predict", "--weights", w, "--data", x, "--out", p]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let never = format!("networks {first_empty}-19");
+    let trained = format!("--networks-select 0-{}", first_empty - 1);
+    assert!(
+        stderr.contains(&format!(
+            "holds {not_started} of 20 networks never started ({never}"
+        )) && stderr.contains(&trained),
+        "{stderr}"
+    );
+    assert!(!predicted.exists(), "nothing written");
+    let chosen = format!("0-{}", first_empty - 1);
+    let out = gputrain(&[
+        "predict",
+        "--weights",
+        w,
+        "--data",
+        x,
+        "--networks-select",
+        &chosen,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let again = args(&["--epochs", "1", "--init-weights", w]);
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let out = gputrain(&again);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("network {first_empty} was never started")),
+        "{stderr}"
+    );
+    // A file that records no init (a grid's) cannot start them.
+    let mut bare = metadata.clone();
+    bare.remove("init");
+    let no_init = dir.join("no-init.safetensors");
+    write_tensors(&no_init, &tensors, Some(&bare));
+    let again = args(&["--resume", no_init.to_str().unwrap()]);
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let out = gputrain(&again);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "network {first_empty} was never started, and the file records no --init"
+        )),
+        "{stderr}"
+    );
     // A resume trains every network to the run's 20 epochs.
     let resumed = dir.join("resumed.safetensors");
     let again = args(&[
@@ -2226,6 +2315,20 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
         let cells: Vec<&str> = row.split(',').collect();
         assert!(cells[2].parse::<f64>().is_ok() && cells[5] == "20", "{row}");
     }
+    // The never-started networks began as the run would have begun them.
+    let whole = dir.join("whole.safetensors");
+    let once = args(&["--epochs", "20", "--weights", whole.to_str().unwrap()]);
+    let once: Vec<&str> = once.iter().map(String::as_str).collect();
+    let out = gputrain(&once);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(&resumed).unwrap() == std::fs::read(&whole).unwrap(),
+        "the resumed file differs from an uninterrupted run's"
+    );
 }
 
 /// `--verify` on a learning-rate sweep into a fast, chaotic regime (moons,

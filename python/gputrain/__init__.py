@@ -514,10 +514,11 @@ class Run:
     @property
     def epochs_completed(self) -> np.ndarray:
         """int64 [networks]: epochs each network trained (fewer than asked
-        only for an interrupted run)."""
+        only for an interrupted run; 0 where a stop came before it started)."""
         if self.results is not None:
             return self.results["epochs_completed"]
-        return self.weights["epochs_completed"]
+        # The file marks a network never started with -1.
+        return np.maximum(self.weights["epochs_completed"], 0)
 
     @property
     def weights(self) -> dict:
@@ -525,7 +526,9 @@ class Run:
         (`layers.{l}.weight` [networks, n_{l+1}, n_l] float32,
         `layers.{l}.bias`, optimizer state `layers.{l}.weight.{state}`,
         `learning_rate`, `epochs_completed`, `target_epoch`; from the
-        float64 CPU reference also `{name}.float64`)."""
+        float64 CPU reference also `{name}.float64`). A network a stop came
+        before it started has `epochs_completed` -1, and its parameters and
+        state were never written (zeros)."""
         if self._weights is None:
             self._weights, self._metadata = _tensors_of(*self._source(self._only_model()))
         return self._weights
@@ -566,7 +569,8 @@ class Run:
 
     def predict(self, X, backend: str = "auto", adapter: str = "auto") -> np.ndarray:
         """Every network's outputs on the samples X (a 2-D float array
-        [samples, inputs]), as float64 [networks, samples, outputs].
+        [samples, inputs]), as float64 [networks, samples, outputs]; NaN for
+        a network a stop came before it started.
 
         backend: "auto" (the GPU where an adapter is found, else the CPU),
         "gpu" (float32 forward passes), or "cpu" (the float64 reference,

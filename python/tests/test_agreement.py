@@ -222,3 +222,29 @@ def test_a_run_writes_no_temporary_files(tmp_path, monkeypatch):
     copy[0, 0, 0] = 1.0
     saved = run.save(tmp_path / "w.safetensors")
     assert np.array_equal(load_file(saved[0])["layers.0.weight"], run.weights["layers.0.weight"])
+
+
+def test_a_file_with_networks_a_stop_came_before(tmp_path):
+    # A stopped run's file marks a never-started network with
+    # epochs_completed -1 and leaves its parameters unwritten (zeros), as
+    # the command writes it after a stop before the network's block.
+    run = gputrain.train(task="xor", layers=[2, 4, 1], networks=4, epochs=100,
+                         backend="simd", progress=False)
+    (path,) = run.save(tmp_path / "w.safetensors")
+    tensors = load_file(path)
+    metadata = gputrain.load(path).metadata
+    tensors["epochs_completed"][2:] = -1
+    for name in tensors:
+        if name.startswith("layers."):
+            tensors[name][2:] = 0
+    from safetensors.numpy import save_file
+
+    stopped = str(tmp_path / "stopped.safetensors")
+    save_file(tensors, stopped, metadata=metadata)
+    loaded = gputrain.load(stopped)
+    # As the results table counts them: 0 epochs.
+    assert loaded.epochs_completed.tolist() == [100, 100, 0, 0]
+    x = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+    outputs = loaded.predict(x, backend="cpu")
+    assert np.all(np.isnan(outputs[2:])), outputs
+    assert np.array_equal(outputs[:2], run.predict(x, backend="cpu")[:2])

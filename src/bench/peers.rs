@@ -127,6 +127,7 @@ impl PeerSetup {
             target_loss: None,
             precision: Precision::F64,
             fingerprint: None,
+            init: None,
         };
         crate::weights::write(&weights, &workload.spec, &initial, &[], &rates, &meta)?;
         write_data(&data, workload)?;

@@ -14,6 +14,7 @@ use crate::backend::Engine;
 use crate::error::Error;
 use crate::groups;
 use crate::history::HistoryWriter;
+use crate::init::Init;
 use crate::output::{GridCells, ResultsWriter, Sink, TemporaryFile, Written, check_writable};
 use crate::report::{self, GridAxis, Summary, VerifyPlan};
 use crate::run::{self, BackendInfo, RunConfig, Starting, TrainedBlock};
@@ -384,12 +385,14 @@ impl<'a> RunWriter<'a> {
     }
 
     /// Opens model `k`'s weights file (where one is asked for) unless it
-    /// is the one open, finishing the one before.
+    /// is the one open, finishing the one before; `init` is how its
+    /// networks start ([`WeightsMetadata::init`]).
     fn start_model(
         &mut self,
         k: usize,
         config: &RunConfig,
         info: &BackendInfo,
+        init: Option<(Init, u64)>,
     ) -> Result<(), Error> {
         if self.model.as_ref().is_some_and(|m| m.model == k) {
             return Ok(());
@@ -408,7 +411,9 @@ impl<'a> RunWriter<'a> {
         let meta = WeightsMetadata {
             epochs: config.options.epochs,
             planned_epochs: config.options.epochs,
-            seed: run.seed,
+            // A resumed file's own seed, which its never-started networks
+            // start by.
+            seed: init.map_or(run.seed, |(_, seed)| seed),
             interrupted: false,
             trained_on: info.trained_on(),
             target_loss: config.options.target_loss,
@@ -416,6 +421,7 @@ impl<'a> RunWriter<'a> {
             // Files of a run directory (--out) carry it; a plain --weights
             // file stays the bytes a resume reproduces.
             fingerprint: run.paths.run.is_some().then(|| sweep.fingerprint.clone()),
+            init: init.map(|(init, _)| init),
         };
         let sink = Sink::create(path.as_deref())?;
         let writer = WeightsWriter::into_sink(sink, &config.spec, to - from, &meta)?;
@@ -471,6 +477,7 @@ impl<'a> RunWriter<'a> {
                     state: block.state,
                     learning_rates: block.learning_rates,
                     outcomes: block.outcomes,
+                    never_started: block.never_started,
                 },
             )?;
         }
@@ -606,9 +613,12 @@ impl RangeRun<'_> {
                     notes.push(note);
                 }
             }
-            out.start_model(sweep.model_of[part.point], &config, &info)?;
+            // One rule starts every network of a plain run (a grid's
+            // networks are keyed on their replicate: a resume cannot take
+            // one up).
+            let init = start.recorded_init().filter(|_| sweep.points.len() == 1);
+            out.start_model(sweep.model_of[part.point], &config, &info, init)?;
             let first_id = sweep.first_id(part);
-            let keep_unstarted = out.model.is_some();
             seconds += run::execute(
                 &config,
                 engine,
@@ -628,7 +638,6 @@ impl RangeRun<'_> {
                         ..*block
                     })
                 },
-                keep_unstarted,
             )?;
             done_before += config.networks as u64 * options.epochs;
         }
