@@ -8,7 +8,7 @@
 //! failing case names the path, the model, the network, the parameter
 //! (layers.1.weight[0][2]) and both values.
 
-mod common;
+use crate::common;
 
 use gputrain::backend::Engine;
 use gputrain::batches::Batching;

@@ -2,7 +2,7 @@
 //! queries changes no result and stays within the wall time, and a
 //! measured row's figures follow from its own measurements.
 
-mod common;
+use crate::common;
 
 use std::time::Instant;
 

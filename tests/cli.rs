@@ -1,7 +1,7 @@
 //! The gputrain command: seed 003's numbers through the CLI, weights files,
 //! --verify, and one clear error with the right exit code for bad input.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -2198,6 +2198,10 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
     // The never-started are the last networks, after every started one.
     let first_empty = rows.iter().position(|r| r[2].is_empty()).unwrap();
     assert_eq!(first_empty, 20 - not_started, "{csv}");
+    assert!(
+        first_empty > 0,
+        "the stop came before the first block began (a machine loaded past 1.5 s of start-up)"
+    );
     assert!(
         rows[..first_empty]
             .iter()

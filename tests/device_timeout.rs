@@ -3,7 +3,7 @@
 //! hang. A real stuck device cannot be made on demand, so the test gives a
 //! long submission (about 2 s on lavapipe) a 1 ms allowance.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

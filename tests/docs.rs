@@ -8,7 +8,7 @@
 //! file in the repository points outside it, and every relative link of
 //! the documentation reaches a file.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -3,7 +3,7 @@
 //! `--holdout` split, in the results CSV and the summary; the same figures
 //! `gputrain predict` gives for those networks on that data.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! random mutations of valid inputs, and random argument lists drawn from
 //! the real flags and awkward values must each give a value or an error,
 //! never a panic. Case counts are kept small (CI runs them every time);
-//! `PROPTEST_CASES=100000 cargo test --test fuzz` fuzzes for longer.
+//! `PROPTEST_CASES=100000 cargo test --test suite fuzz::` fuzzes for longer.
 
 use std::path::{Path, PathBuf};
 

@@ -10,7 +10,7 @@
 //! (seed step, vocabulary, frozen biases, targets, divergence) is in
 //! tests/agreement.rs; here what is the fused kernel's own.
 
-mod common;
+use crate::common;
 
 use gputrain::cpu;
 use gputrain::data::{Dataset, TargetRule, Task, load_csv};

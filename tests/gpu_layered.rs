@@ -9,7 +9,7 @@
 //! LOSS_TOL, 10x the worst measured). What every strategy must do is in
 //! tests/agreement.rs; here what is the layered kernels' own.
 
-mod common;
+use crate::common;
 
 use gputrain::cpu;
 use gputrain::data::Dataset;

@@ -2,7 +2,7 @@
 //! mode, loss and reduction over several topologies; sse is exactly twice
 //! half-sse and mean is sum / S.
 
-mod common;
+use crate::common;
 
 use gputrain::cpu;
 use gputrain::init::{Init, network_parameters};

@@ -5,7 +5,7 @@
 //! with; stopped, diverged and interrupted networks; the files; the
 //! refusals.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

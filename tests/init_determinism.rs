@@ -1,6 +1,6 @@
 //! Network i's initial parameters depend only on (seed, i).
 
-mod common;
+use crate::common;
 
 use gputrain::init::{Init, check, network_parameters, population_parameters};
 use gputrain::model::{BiasMode, Loss, Reduction};

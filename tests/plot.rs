@@ -4,7 +4,7 @@
 //! valid SVG or PNG of 800 x 600 whose text carries the title and axis
 //! labels; inputs of the wrong kind are refused with nothing written.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -3,7 +3,7 @@
 //! scores on data with targets, and one clear error for bad input, with
 //! no output file left behind.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

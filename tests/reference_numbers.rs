@@ -1,7 +1,7 @@
 //! The float64 CPU reference reproduces every number of seed 003's worked
 //! example as fixed in docs/design.md.
 
-mod common;
+use crate::common;
 
 use approx::assert_abs_diff_eq;
 use gputrain::cpu;

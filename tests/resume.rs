@@ -6,7 +6,7 @@
 //! cannot be continued exactly is refused, naming the field and both
 //! values; `--init-weights` keeps its meaning (fresh optimizer state).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

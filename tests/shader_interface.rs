@@ -5,7 +5,7 @@
 //! file (entry points, bindings, the uniform struct's layout) matches the
 //! WGSL as naga reflects it.
 
-mod common;
+use crate::common;
 
 use gputrain::data::{Dataset, Task};
 use gputrain::gpu::buffers::{self, Access};

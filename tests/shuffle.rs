@@ -2,7 +2,7 @@
 //! src/batches.rs, bit for bit: the GPU kernels and the CPU reference must
 //! visit the same samples in the same order every epoch.
 
-mod common;
+use crate::common;
 
 use gputrain::batches::{Batching, EpochOrder, wgsl_constants};
 use gputrain::gpu::buffers::{self, Access, Binding};

@@ -6,7 +6,7 @@
 //! not a multiple of the lane count included) or on the instruction set;
 //! a stop request ending every group at a check, as a shorter run.
 
-mod common;
+use crate::common;
 
 use common::{Run as SimdRun, simd_run};
 

@@ -2,7 +2,7 @@
 //! run's files, several devices at once, and one clear error for each bad
 //! input.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

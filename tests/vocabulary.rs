@@ -4,7 +4,7 @@
 //! points: zero, tiny, moderate and large |z|, the saturation regions, and
 //! NaN passing through. A new entry is tested the moment it is added.
 
-mod common;
+use crate::common;
 
 use gputrain::gpu::buffers::{self, Access, Binding};
 use gputrain::gpu::shaders::{self, VOCABULARY_FILE};

@@ -1,8 +1,6 @@
 //! Helpers shared by the integration tests: model specs, the seed-003
 //! network, and float comparisons that name the network and parameter.
 
-#![allow(dead_code, reason = "each test binary uses a different subset")]
-
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -146,21 +144,6 @@ pub fn simd_run(
         ..TrainerSetup::new(spec, data, lrs.len())
     };
     run_on(&Engine::Simd(isa), &setup, initial, lrs, opts, stop)
-}
-
-/// Trains `params` in place on the SIMD trainer with this processor's
-/// widest instruction set on two threads.
-pub fn simd_train(
-    spec: &ModelSpec,
-    data: &Dataset,
-    params: &mut [f64],
-    lrs: &[f64],
-    opts: &TrainOptions,
-) -> Vec<NetworkOutcome> {
-    let on = (gputrain::simd::Isa::detect(), 2);
-    let run = simd_run(on, spec, data, params, lrs, opts, &|| false);
-    params.copy_from_slice(&run.params);
-    run.outcomes
 }
 
 /// Every model of the vocabulary on a `widths` network: each hidden
