@@ -2176,6 +2176,10 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
             .map(|s| s.to_string())
             .collect()
     };
+    let run = |extra: &[&str]| {
+        let words = args(extra);
+        gputrain(&words.iter().map(String::as_str).collect::<Vec<_>>())
+    };
     let first = args(&["--epochs", "20", "--weights", weights.to_str().unwrap()]);
     let first: Vec<&str> = first.iter().map(String::as_str).collect();
     let out = common::signalled("INT", &first, std::time::Duration::from_millis(1500));
@@ -2269,9 +2273,7 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let again = args(&["--epochs", "1", "--init-weights", w]);
-    let again: Vec<&str> = again.iter().map(String::as_str).collect();
-    let out = gputrain(&again);
+    let out = run(&["--epochs", "1", "--init-weights", w]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -2283,9 +2285,7 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
     bare.remove("init");
     let no_init = dir.join("no-init.safetensors");
     write_tensors(&no_init, &tensors, Some(&bare));
-    let again = args(&["--resume", no_init.to_str().unwrap()]);
-    let again: Vec<&str> = again.iter().map(String::as_str).collect();
-    let out = gputrain(&again);
+    let out = run(&["--resume", no_init.to_str().unwrap()]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -2296,14 +2296,12 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
     );
     // A resume trains every network to the run's 20 epochs.
     let resumed = dir.join("resumed.safetensors");
-    let again = args(&[
+    let out = run(&[
         "--resume",
         weights.to_str().unwrap(),
         "--weights",
         resumed.to_str().unwrap(),
     ]);
-    let again: Vec<&str> = again.iter().map(String::as_str).collect();
-    let out = gputrain(&again);
     assert!(
         out.status.success(),
         "{}",
@@ -2321,9 +2319,7 @@ fn networks_a_stop_comes_before_are_recorded_as_not_started_and_resume() {
     }
     // The never-started networks began as the run would have begun them.
     let whole = dir.join("whole.safetensors");
-    let once = args(&["--epochs", "20", "--weights", whole.to_str().unwrap()]);
-    let once: Vec<&str> = once.iter().map(String::as_str).collect();
-    let out = gputrain(&once);
+    let out = run(&["--epochs", "20", "--weights", whole.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
