@@ -420,15 +420,11 @@ impl WeightsWriter {
         // network's parameters and state are not written at all (a stop
         // before most of a large population writes little).
         let mut runs = Vec::new();
-        let mut n = 0;
-        while n < count {
-            let never = block.never_started[n];
-            let len = block.never_started[n..]
-                .iter()
-                .take_while(|&&m| m == never)
-                .count();
-            runs.push((n..n + len, never));
-            n += len;
+        for run in block.never_started.chunk_by(|a, b| a == b) {
+            let start = runs
+                .last()
+                .map_or(0, |(r, _): &(std::ops::Range<usize>, bool)| r.end);
+            runs.push((start..start + run.len(), run[0]));
         }
         for t in 0..self.slots.len() {
             let (values, dtype) = (self.slots[t].values, self.slots[t].dtype);
