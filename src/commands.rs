@@ -814,57 +814,6 @@ pub struct PredictSummary {
     pub notes: Vec<String>,
 }
 
-/// Indices as `--networks-select` writes them: ascending runs joined,
-/// e.g. `0-8,12`.
-fn index_ranges(indices: impl IntoIterator<Item = usize>) -> String {
-    let mut runs: Vec<(usize, usize)> = Vec::new();
-    for i in indices {
-        match runs.last_mut() {
-            Some((_, end)) if *end + 1 == i => *end = i,
-            _ => runs.push((i, i)),
-        }
-    }
-    let run = |&(a, b): &(usize, usize)| match a == b {
-        true => a.to_string(),
-        false => format!("{a}-{b}"),
-    };
-    runs.iter().map(run).collect::<Vec<_>>().join(",")
-}
-
-/// Refuses a prediction by networks that a stop came before (never
-/// started, no parameters), naming them and the trained ones to choose.
-fn refuse_never_started(
-    path: &std::path::Path,
-    loaded: &crate::weights::LoadedWeights,
-    chosen: &[usize],
-) -> Result<(), Error> {
-    let never = &loaded.never_started;
-    if !chosen.iter().any(|n| never.binary_search(n).is_ok()) {
-        return Ok(());
-    }
-    let started = (0..loaded.networks).filter(|n| never.binary_search(n).is_err());
-    let started = index_ranges(started);
-    let choose = match started.is_empty() {
-        true => String::new(),
-        false => format!(
-            "; {} predicts by the trained ones",
-            crate::setting::settings::NETWORKS_SELECT.is(started)
-        ),
-    };
-    Err(Error::WeightsFile {
-        path: path.to_path_buf(),
-        message: format!(
-            "holds {} of {} networks never started (networks {}: the run that wrote it was \
-             stopped before them), which have no parameters to predict by; {} the file \
-             trains them{choose}",
-            never.len(),
-            loaded.networks,
-            index_ranges(never.iter().copied()),
-            crate::setting::settings::RESUME
-        ),
-    })
-}
-
 /// Runs `gputrain predict`: the chosen networks' outputs on every sample
 /// (or their ensemble's) as CSV, and with targets their scores. Output
 /// files are written whole or not at all.
@@ -912,7 +861,7 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
     let chosen = args
         .networks_select
         .indices(loaded.networks, losses.as_deref())?;
-    refuse_never_started(&args.weights, &loaded, &chosen)?;
+    crate::predict::refuse_never_started(&args.weights, &loaded, &chosen)?;
     let per_network = data.samples() * outputs;
     let need = (chosen.len() * per_network) as u64 * (8 + 4) + (chosen.len() * p) as u64 * 8;
     if let Some((available, source)) = crate::memory::available_host_bytes()

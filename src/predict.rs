@@ -15,8 +15,9 @@ use crate::evaluation::Score;
 use crate::gpu::{AdapterChoice, GpuContext, GpuPredictor, predict_supports};
 use crate::model::ModelSpec;
 use crate::run::BackendChoice;
-use crate::setting::settings::{DATA, NETWORKS_SELECT};
+use crate::setting::settings::{DATA, NETWORKS_SELECT, RESUME};
 use crate::stats::Quantiles;
+use crate::weights::LoadedWeights;
 
 /// The outputs of trained networks, and where they were computed.
 #[derive(Clone, Debug, PartialEq)]
@@ -181,6 +182,57 @@ impl Selection {
     }
 }
 
+/// Indices as `--networks-select` writes them: ascending runs joined,
+/// e.g. `0-8,12`.
+pub fn index_ranges(indices: impl IntoIterator<Item = usize>) -> String {
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for i in indices {
+        match runs.last_mut() {
+            Some((_, end)) if *end + 1 == i => *end = i,
+            _ => runs.push((i, i)),
+        }
+    }
+    let run = |&(a, b): &(usize, usize)| match a == b {
+        true => a.to_string(),
+        false => format!("{a}-{b}"),
+    };
+    runs.iter().map(run).collect::<Vec<_>>().join(",")
+}
+
+/// Refuses a prediction by networks that a stop came before (never
+/// started, no parameters), naming them and the trained ones to choose.
+pub fn refuse_never_started(
+    path: &std::path::Path,
+    loaded: &LoadedWeights,
+    chosen: &[usize],
+) -> Result<(), Error> {
+    let never = &loaded.never_started;
+    if !chosen.iter().any(|n| never.binary_search(n).is_ok()) {
+        return Ok(());
+    }
+    let started = (0..loaded.networks).filter(|n| never.binary_search(n).is_err());
+    let started = index_ranges(started);
+    let choose = match started.is_empty() {
+        true => String::new(),
+        false => format!(
+            "; {} predicts by the trained ones",
+            NETWORKS_SELECT.is(started)
+        ),
+    };
+    Err(Error::WeightsFile {
+        path: path.to_path_buf(),
+        message: format!(
+            "holds {} of {} networks never started (networks {}: the run that wrote it was \
+             stopped before them), which have no parameters to predict by; {} the file \
+             trains them{choose}",
+            never.len(),
+            loaded.networks,
+            index_ranges(never.iter().copied()),
+            RESUME
+        ),
+    })
+}
+
 /// The index of the lowest finite loss (the first of equals).
 pub fn best(losses: &[f64]) -> Option<usize> {
     losses
@@ -298,6 +350,20 @@ mod tests {
         assert!(err.contains("needs targets"), "{err}");
         let losses = [0.3, f64::NAN, 0.1, 0.1];
         assert_eq!(Selection::Best.indices(4, Some(&losses)).unwrap(), [2]);
+    }
+
+    #[test]
+    fn index_ranges_are_what_networks_select_reads() {
+        let indices = [0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 14, 15];
+        let text = index_ranges(indices);
+        assert_eq!(text, "0-8,12,14-15");
+        let read = text
+            .parse::<Selection>()
+            .unwrap()
+            .indices(16, None)
+            .unwrap();
+        assert_eq!(read, indices);
+        assert_eq!(index_ranges([]), "");
     }
 
     #[test]

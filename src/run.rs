@@ -563,8 +563,7 @@ impl Starting {
                 }
             }
             Starting::File(reader) => {
-                let resuming = reader.resume().is_some();
-                let resume = resuming.then_some(ResumeBlock {
+                let resume = reader.resume().is_some().then_some(ResumeBlock {
                     state: &mut *state,
                     epochs_completed: epochs_done,
                     target_epochs,

@@ -419,13 +419,13 @@ impl WeightsWriter {
         // Runs of networks alike in being started or not: a never-started
         // network's parameters and state are not written at all (a stop
         // before most of a large population writes little).
-        let mut runs = Vec::new();
-        for run in block.never_started.chunk_by(|a, b| a == b) {
-            let start = runs
-                .last()
-                .map_or(0, |(r, _): &(std::ops::Range<usize>, bool)| r.end);
-            runs.push((start..start + run.len(), run[0]));
-        }
+        let mut start = 0;
+        let runs: Vec<_> = (block.never_started.chunk_by(|a, b| a == b))
+            .map(|run| {
+                start += run.len();
+                (start - run.len()..start, run[0])
+            })
+            .collect();
         for t in 0..self.slots.len() {
             let (values, dtype) = (self.slots[t].values, self.slots[t].dtype);
             let per_network = self.slots[t].per_network();
