@@ -465,7 +465,9 @@ pub struct DataCommandArgs {
 #[derive(Debug, Clone, Subcommand)]
 pub enum PlotCommand {
     /// The population's loss against epoch: median, 10%-90% and min-max
-    /// bands, log scale, the held-out median and the target line if any.
+    /// bands, log scale, the held-out median and the target line if any;
+    /// of a grid's --history-out file, one median and band per point (or
+    /// --by axis) and the share that reached the target by each epoch.
     History {
         /// A --history-csv file, or a --history-out safetensors file.
         input: PathBuf,
@@ -476,6 +478,12 @@ pub enum PlotCommand {
         /// Draw this target loss (a --history-out file records its own).
         #[arg(long, value_parser = non_negative_f64)]
         target_loss: Option<f64>,
+        /// Of a grid's --history-out file (its --out directory's
+        /// summary.json names the grid): one curve per value of this axis
+        /// column, e.g. learning_rate [default: one per grid point, or per
+        /// value of the first axis of at most 10 values].
+        #[arg(long)]
+        by: Option<String>,
     },
     /// The final losses of a --results CSV: a histogram with log bins, or
     /// for a learning-rate sweep the rate against the final loss, log-log,
@@ -487,6 +495,23 @@ pub enum PlotCommand {
         /// with .svg].
         #[arg(long, short)]
         out: Option<PathBuf>,
+    },
+    /// A grid's statistics per point (a --groups CSV) along one axis: the
+    /// share that reached the target (or solved the task) with Wilson 95%
+    /// error bars, one line per value of the other axes, and the median
+    /// epoch to the target with its IQR (without a target, the median
+    /// final loss with its 10%-90% range).
+    Groups {
+        /// A --groups CSV file (groups.csv of an --out directory).
+        input: PathBuf,
+        /// The figure: .svg or .png, 800 x 600 [default: the input's name
+        /// with .svg].
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+        /// The axis along the figure, by its column in the CSV (e.g.
+        /// learning_rate) [default: the numeric axis with the most values].
+        #[arg(long)]
+        x: Option<String>,
     },
 }
 
@@ -737,9 +762,10 @@ pub struct OutputArgs {
     /// (epoch,min,p10,median,p90,max,reached_target,networks,diverged).
     #[arg(long, value_name = "FILE.csv", requires = "history")]
     pub history_csv: Option<PathBuf>,
-    /// Draw the learning curves at the end (.svg or .png), as `gputrain
-    /// plot history` does.
-    #[arg(long, value_name = "FILE.svg", requires = "history")]
+    /// Draw a figure at the end (.svg or .png): on a grid the grouped
+    /// statistics, as `gputrain plot groups` does; otherwise the learning
+    /// curves, as `gputrain plot history` does (which needs --history).
+    #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
     /// Statistics per grid point as CSV: networks, share that reached
     /// the target (Wilson 95% interval), epochs to target (median and
@@ -1084,6 +1110,14 @@ impl TrainArgs {
         let usage = crate::Error::Config;
         let out = &self.output;
         let sweep = self.to_sweep()?;
+        if out.plot.is_some() && out.history.is_none() && sweep.points.len() < 2 {
+            return Err(usage(
+                "--plot draws the learning curves of a run without a grid: give --history N \
+                 (the epochs between points) too; on a grid (e.g. --lr 0.1,1,10) it draws the \
+                 grouped statistics"
+                    .into(),
+            ));
+        }
         if self.scale.shard.is_some() && out.out.is_none() {
             return Err(usage(
                 "--shard needs --out DIR: each shard writes a directory, which `gputrain merge` \

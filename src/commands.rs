@@ -422,14 +422,8 @@ fn train_run(plan: &TrainPlan, keep: bool, hooks: Hooks) -> Result<Trained, Erro
         }
     }
     drop(lock);
-    if let (Some(path), Some(points)) = (&outputs.plot, &summary.history) {
-        let curves = crate::plot::Curves {
-            points: points.clone(),
-            networks: summary.networks as u64,
-            target_loss: summary.target_loss,
-            source: format!("{}, {}", summary.topology, summary.data),
-        };
-        crate::plot::history(&curves, path, "--plot")?;
+    if let Some(path) = &outputs.plot {
+        plot_at_end(&summary, path)?;
     }
     Ok(Trained {
         summary,
@@ -698,6 +692,35 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Error> {
     Ok(0)
 }
 
+/// `--plot`'s figure: a grid's grouped statistics, or a run's learning
+/// curves (the plan asked for `--history` where there is no grid).
+fn plot_at_end(summary: &crate::report::Summary, path: &std::path::Path) -> Result<(), Error> {
+    let labels = crate::plot::Labels::of(
+        &summary.topology,
+        &summary.data,
+        &summary.loss,
+        &summary.reduction,
+    );
+    if summary.groups.len() > 1 {
+        let grid = crate::plot::groups::Grid {
+            axes: summary.grid.iter().map(|a| a.column.clone()).collect(),
+            groups: summary.groups.clone(),
+        };
+        return crate::plot::groups::figure(&grid, None, &labels, "", path, "--plot");
+    }
+    if let Some(points) = &summary.history {
+        let curves = crate::plot::Curves {
+            points: points.clone(),
+            networks: summary.networks as u64,
+            target_loss: summary.target_loss,
+            source: String::new(),
+            labels,
+        };
+        crate::plot::history(&curves, path, "--plot")?;
+    }
+    Ok(())
+}
+
 /// Runs `gputrain plot`: one figure, written whole or not at all.
 pub fn plot(figure: &PlotCommand) -> Result<u8, Error> {
     match figure {
@@ -705,11 +728,21 @@ pub fn plot(figure: &PlotCommand) -> Result<u8, Error> {
             input,
             out,
             target_loss,
+            by,
         } => {
             let out = out
                 .clone()
                 .unwrap_or_else(|| crate::plot::default_output(input));
             crate::plot::Format::of(&out, "--out")?;
+            let grid = crate::plot::grid_curves::read(
+                input,
+                by.as_deref().map(|b| ("--by", b)),
+                *target_loss,
+            )?;
+            if let Some(grid) = grid {
+                crate::plot::grid_curves::figure(&grid, &out, "--out")?;
+                return Ok(0);
+            }
             let mut curves = crate::plot::read_history(input)?;
             if target_loss.is_some() {
                 curves.target_loss = *target_loss;
@@ -725,7 +758,21 @@ pub fn plot(figure: &PlotCommand) -> Result<u8, Error> {
             let name = input
                 .file_name()
                 .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-            crate::plot::results(&networks, &name, &out, "--out")?;
+            let labels = crate::plot::Labels::beside(input);
+            crate::plot::results(&networks, &name, &labels, &out, "--out")?;
+        }
+        PlotCommand::Groups { input, out, x } => {
+            let out = out
+                .clone()
+                .unwrap_or_else(|| crate::plot::default_output(input));
+            crate::plot::Format::of(&out, "--out")?;
+            let grid = crate::plot::groups::read(input)?;
+            let name = input
+                .file_name()
+                .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+            let labels = crate::plot::Labels::beside(input);
+            let along = x.as_deref().map(|x| ("--x", x));
+            crate::plot::groups::figure(&grid, along, &labels, &name, &out, "--out")?;
         }
     }
     Ok(0)

@@ -306,7 +306,7 @@ fn cell<T: ToString>(v: Option<T>) -> String {
 }
 
 /// The groups CSV's header, after `point` and the axes' columns.
-const CSV_COLUMNS: &str = "first_network,networks,reached,reached_share,reached_low,\
+pub const CSV_COLUMNS: &str = "first_network,networks,reached,reached_share,reached_low,\
      reached_high,target_epoch_q1,target_epoch_median,target_epoch_q3,loss_min,loss_p10,\
      loss_median,loss_p90,loss_max,diverged,solved,solved_share,solved_low,solved_high,\
      median_train_accuracy,median_eval_loss,median_eval_accuracy";

@@ -320,13 +320,73 @@ impl HistoryWriter {
     }
 }
 
-/// The population at every epoch of a history file's bytes (from
-/// [`HistoryWriter`]), its networks and target loss; `path` names it in
-/// errors.
-pub fn read_file(
-    path: &Path,
-    bytes: &[u8],
-) -> Result<(Vec<HistoryPoint>, u64, Option<f64>), Error> {
+/// A `--history-out` file's contents: the recorded epochs, every
+/// network's losses at them (row-major [networks, points]), the held-out
+/// losses where recorded, and the target loss the run had.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Losses {
+    pub epochs: Vec<u64>,
+    pub loss: Vec<f32>,
+    pub eval: Option<Vec<f32>>,
+    pub networks: u64,
+    pub target_loss: Option<f64>,
+}
+
+impl Losses {
+    /// The population of the networks in `ranges` at every recorded epoch; the
+    /// share that reached the target by an epoch counts the networks whose
+    /// loss was at or below it at that recorded epoch or an earlier one
+    /// (the results' `target_epoch` is exact, this is as recorded).
+    /// `ranges` must lie within the file's networks.
+    pub fn points(&self, ranges: &[std::ops::Range<usize>]) -> Vec<HistoryPoint> {
+        let points = self.epochs.len().max(1);
+        let rows = |values: &[f32]| -> Vec<Vec<f32>> {
+            ranges
+                .iter()
+                .flat_map(|r| values[r.start * points..r.end * points].chunks(points))
+                .map(<[f32]>::to_vec)
+                .collect()
+        };
+        let train = rows(&self.loss);
+        let eval = self.eval.as_deref().map(rows);
+        let column = |rows: &[Vec<f32>], q: usize| -> (Option<Quantiles>, u64) {
+            let mut finite: Vec<f64> = rows
+                .iter()
+                .map(|r| r[q])
+                .filter(|v| v.is_finite())
+                .map(f64::from)
+                .collect();
+            let bad = (rows.len() - finite.len()) as u64;
+            (Quantiles::of(&mut finite), bad)
+        };
+        let mut reached = vec![false; train.len()];
+        self.epochs
+            .iter()
+            .enumerate()
+            .map(|(q, &epoch)| {
+                let (loss, non_finite) = column(&train, q);
+                let reached_target = self.target_loss.map(|t| {
+                    for (r, row) in reached.iter_mut().zip(&train) {
+                        *r |= f64::from(row[q]) <= t;
+                    }
+                    reached.iter().filter(|r| **r).count() as f64 / train.len().max(1) as f64
+                });
+                HistoryPoint {
+                    epoch,
+                    networks: train.len() as u64,
+                    diverged: non_finite,
+                    loss,
+                    reached_target,
+                    eval_loss: eval.as_ref().and_then(|e| column(e, q).0),
+                }
+            })
+            .collect()
+    }
+}
+
+/// Reads a `--history-out` file (`bytes` its contents; `path` names it
+/// in errors): every network's losses.
+pub fn read_losses(path: &Path, bytes: &[u8]) -> Result<Losses, Error> {
     let bad = |message: String| Error::Data {
         origin: path.to_path_buf(),
         line: None,
@@ -370,36 +430,32 @@ pub fn read_file(
     };
     let loss = series("loss")?.ok_or_else(|| bad("has no tensor 'loss'".into()))?;
     let eval = series("eval_loss")?;
-    let points = epochs.len().max(1);
-    let networks = (loss.len() / points) as u64;
-    let column = |values: &[f32], q: usize| -> (Option<Quantiles>, u64) {
-        let mut finite: Vec<f64> = values
-            .iter()
-            .skip(q)
-            .step_by(points)
-            .filter(|v| v.is_finite())
-            .map(|&v| f64::from(v))
-            .collect();
-        let bad = networks - finite.len() as u64;
-        (Quantiles::of(&mut finite), bad)
-    };
-    let history = epochs
-        .iter()
-        .enumerate()
-        .map(|(q, &epoch)| {
-            let (loss_q, non_finite) = column(&loss, q);
-            HistoryPoint {
-                epoch,
-                networks,
-                diverged: non_finite,
-                loss: loss_q,
-                reached_target: None,
-                eval_loss: eval.as_ref().and_then(|e| column(e, q).0),
-            }
-        })
-        .collect();
-    let target = fields.get("target_loss").and_then(|t| t.parse().ok());
-    Ok((history, networks, target))
+    let networks = (loss.len() / epochs.len().max(1)) as u64;
+    let target_loss = fields.get("target_loss").and_then(|t| t.parse().ok());
+    Ok(Losses {
+        epochs,
+        loss,
+        eval,
+        networks,
+        target_loss,
+    })
+}
+
+/// Reads a `--history-out` file into the whole population's quantiles
+/// per recorded epoch, with the file's networks and target loss.
+pub fn read_file(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<(Vec<HistoryPoint>, u64, Option<f64>), Error> {
+    let losses = read_losses(path, bytes)?;
+    let whole = 0..losses.networks as usize;
+    let mut points = losses.points(std::slice::from_ref(&whole));
+    // The pooled curve's share is the quantile CSV's, which counts exact
+    // target epochs: the file does not hold them, so it has none.
+    for p in &mut points {
+        p.reached_target = None;
+    }
+    Ok((points, losses.networks, losses.target_loss))
 }
 
 /// Parses a quantile CSV written by [`csv_text`]; `path` names it in
@@ -494,6 +550,44 @@ mod tests {
             diverged: !final_loss.is_finite(),
             epochs_completed,
         }
+    }
+
+    #[test]
+    fn a_files_curves_take_the_networks_asked_for_and_count_the_target_once_reached() {
+        // Three networks x three recorded epochs (0, 10, 20); network 1
+        // dips under the target at epoch 10 and rises again, network 2
+        // diverges at 20.
+        let losses = Losses {
+            epochs: vec![0, 10, 20],
+            loss: vec![
+                0.5,
+                0.3,
+                0.2, //
+                0.5,
+                0.05,
+                0.2, //
+                0.5,
+                0.4,
+                f32::NAN,
+            ],
+            eval: None,
+            networks: 3,
+            target_loss: Some(0.1),
+        };
+        let all = losses.points(std::slice::from_ref(&(0..3)));
+        assert_eq!(all.len(), 3);
+        assert_eq!(all[0].loss.as_ref().unwrap().median, 0.5);
+        // Reached by epoch 10 stays reached at 20, though the loss rose.
+        let shares: Vec<f64> = all.iter().map(|p| p.reached_target.unwrap()).collect();
+        assert_eq!(shares, [0.0, 1.0 / 3.0, 1.0 / 3.0]);
+        assert_eq!(all[2].diverged, 1);
+        assert_eq!(all[2].networks, 3);
+        // Networks 0 and 2 only, as two ranges.
+        let some = losses.points(&[0..1, 2..3]);
+        assert_eq!(some[1].loss.as_ref().unwrap().max, f64::from(0.4f32));
+        assert_eq!(some[1].loss.as_ref().unwrap().min, f64::from(0.3f32));
+        assert_eq!(some[2].reached_target, Some(0.0));
+        assert_eq!(some[2].networks, 2);
     }
 
     #[test]

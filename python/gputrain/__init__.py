@@ -558,6 +558,70 @@ class Run:
         return self._metadata
 
     @property
+    def groups(self) -> dict | None:
+        """The grouped statistics per grid point (the command line's
+        --groups CSV) as NumPy arrays by column name, in grid order: point,
+        a column per grid axis (strings, as the CSV writes them),
+        first_network, networks, reached, reached_share, reached_low,
+        reached_high (the Wilson 95% interval), target_epoch_q1/median/q3,
+        loss_min/p10/median/p90/max, diverged, solved, solved_share,
+        solved_low, solved_high, median_train_accuracy, median_eval_loss,
+        median_eval_accuracy. NaN where a figure does not apply (no target,
+        no classes, no network reached it). `pandas.DataFrame(run.groups)`
+        makes the table. A run without a grid has one point. None for a Run
+        from `load`."""
+        if self.summary is None:
+            return None
+        groups = self.summary["groups"]
+        nan = float("nan")
+
+        def numbers(pick):
+            return np.array([nan if v is None else v for v in map(pick, groups)], dtype=np.float64)
+
+        def counts(pick):
+            return np.array([pick(g) for g in groups], dtype=np.int64)
+
+        def part(name, field):
+            # A field of a figure that may be absent (null in the JSON).
+            return lambda g: g[name][field] if g[name] is not None else None
+
+        table = {"point": counts(lambda g: g["point"])}
+        for k, axis in enumerate(self.summary["grid"]):
+            table[axis["column"]] = np.array([g["values"][k] for g in groups])
+        table["first_network"] = counts(lambda g: g["first_network"])
+        table["networks"] = counts(lambda g: g["networks"])
+        table["reached"] = numbers(part("reached_target", "count"))
+        for field in ("share", "low", "high"):
+            table[f"reached_{field}"] = numbers(part("reached_target", field))
+        for field in ("q1", "median", "q3"):
+            table[f"target_epoch_{field}"] = numbers(part("target_epoch", field))
+        for field in ("min", "p10", "median", "p90", "max"):
+            table[f"loss_{field}"] = numbers(part("final_loss", field))
+        table["diverged"] = counts(lambda g: g["diverged"])
+        table["solved"] = numbers(part("solved", "count"))
+        for field in ("share", "low", "high"):
+            table[f"solved_{field}"] = numbers(part("solved", field))
+        for name in ("median_train_accuracy", "median_eval_loss", "median_eval_accuracy"):
+            table[name] = numbers(lambda g, name=name: g[name])
+        return table
+
+    @property
+    def best(self) -> dict | None:
+        """The network with the lowest final loss, as the summary names it:
+        index (its network id), learning_rate, final_loss, train_accuracy,
+        eval_loss, eval_accuracy (None where they do not apply), and its
+        predictions on the training samples; and for a one-axis grid, the
+        best point (`point`: axis, value, by what and the runner-up, as
+        the summary's best_point). None for a Run from `load`, or when
+        every network diverged."""
+        if self.summary is None or self.summary.get("best") is None:
+            return None
+        best = dict(self.summary["best"])
+        if self.summary.get("best_point") is not None:
+            best["point"] = dict(self.summary["best_point"])
+        return best
+
+    @property
     def history(self) -> dict | None:
         """With history=K: `epochs` int64 [points] and every network's
         `loss` (and with held-out data `eval_loss`) float32 [networks,
@@ -567,14 +631,24 @@ class Run:
             self._history = _tensors_of(buffer, origin)[0]
         return self._history
 
-    def predict(self, X, backend: str = "auto", adapter: str = "auto") -> np.ndarray:
+    def predict(self, X, backend: str = "auto", adapter: str = "auto", ensemble=None):
         """Every network's outputs on the samples X (a 2-D float array
         [samples, inputs]), as float64 [networks, samples, outputs]; NaN for
         a network a stop came before it started.
 
         backend: "auto" (the GPU where an adapter is found, else the CPU),
         "gpu" (float32 forward passes), or "cpu" (the float64 reference,
-        from the file's float64 parameters where the run kept them)."""
+        from the file's float64 parameters where the run kept them).
+
+        ensemble: "mean" or "median" combines the networks per sample and
+        output, as `gputrain predict --ensemble` does, and returns
+        (combined, spread), each float64 [samples, outputs]: the mean with
+        the population standard deviation, or the median with the
+        interquartile range (NumPy's linear quantiles). A network that
+        diverged makes its samples NaN, as on the command line; a run with
+        networks a stop came before is refused, naming them."""
+        if ensemble not in (None, "mean", "median"):
+            raise ValueError(f"ensemble={ensemble!r}: expected None, 'mean' or 'median'")
         source = self._only_model()
         x = _float_matrix("predict", "X", X)
         for name, value in (("backend", backend), ("adapter", adapter)):
@@ -583,7 +657,19 @@ class Run:
         outputs, _adapter, notes = _native.predict(source, x, backend, adapter, self._origin)
         for note in notes:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
-        return outputs
+        if ensemble is None:
+            return outputs
+        never = np.flatnonzero(self.weights["epochs_completed"] < 0)
+        if never.size:
+            shown = ", ".join(str(i) for i in never[:10]) + (", ..." if never.size > 10 else "")
+            raise ValueError(
+                f"ensemble={ensemble!r}: {never.size} networks were never started (a stop came "
+                f"before them: {shown}); resume the run to train them"
+            )
+        if ensemble == "mean":
+            return outputs.mean(axis=0), outputs.std(axis=0)
+        q1, median, q3 = np.percentile(outputs, [25, 50, 75], axis=0)
+        return median, q3 - q1
 
     def save(self, path) -> list[str]:
         """Writes the weights file the command line's --weights PATH writes

@@ -5,7 +5,7 @@ on other flags (it is given in the comment). tests/test_api.py checks this
 file against the command line's own list of flags and defaults."""
 
 import os
-from typing import Literal, Sequence, Union
+from typing import Literal, Sequence, Union, overload
 
 import numpy as np
 import numpy.typing as npt
@@ -132,15 +132,37 @@ class Run:
     def metadata(self) -> dict[str, str]:
         """The weights file's metadata (topology, loss, optimizer, ...)."""
     @property
+    def groups(self) -> dict[str, np.ndarray] | None:
+        """The --groups CSV's columns by name, one entry per grid point
+        (reached share with its Wilson 95% interval, target epochs, loss
+        quantiles, ...); NaN where a figure does not apply."""
+    @property
+    def best(self) -> dict[str, object] | None:
+        """The lowest-loss network (index, learning_rate, final_loss, ...)
+        and, for a one-axis grid, the best point under "point"."""
+    @property
     def history(self) -> dict[str, np.ndarray] | None:
         """With history=K: epochs int64 [points], loss (and eval_loss)
         float32 [networks, points]."""
+    @overload
     def predict(
         self,
         X: npt.ArrayLike,
         backend: Literal["auto", "gpu", "simd", "cpu"] = "auto",
         adapter: str = "auto",
+        ensemble: None = None,
     ) -> npt.NDArray[np.float64]:
         """Outputs [networks, samples, outputs] on X [samples, inputs]."""
+    @overload
+    def predict(
+        self,
+        X: npt.ArrayLike,
+        backend: Literal["auto", "gpu", "simd", "cpu"] = "auto",
+        adapter: str = "auto",
+        *,
+        ensemble: Literal["mean", "median"],
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(combined, spread) [samples, outputs]: mean and standard
+        deviation, or median and interquartile range, over the networks."""
     def save(self, path: _Path) -> list[str]:
         """Writes the weights file --weights PATH writes, byte for byte."""

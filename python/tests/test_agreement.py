@@ -248,3 +248,52 @@ def test_a_file_with_networks_a_stop_came_before(tmp_path):
     outputs = loaded.predict(x, backend="cpu")
     assert np.all(np.isnan(outputs[2:])), outputs
     assert np.array_equal(outputs[:2], run.predict(x, backend="cpu")[:2])
+
+
+def test_groups_best_and_ensembles_are_the_command_lines(tmp_path, cli):
+    # A one-axis grid with a target: run.groups is the groups CSV the run
+    # wrote, column for column; run.best names the lowest-loss network and
+    # the best point; predict(ensemble=) is `gputrain predict --ensemble`.
+    run = gputrain.train(task="xor", lr=[0.5, 2.0, 8.0], replicates=20, epochs=300,
+                         target_loss=0.05, backend="simd", out=tmp_path / "run", progress=False)
+    groups = run.groups
+    lines = (tmp_path / "run" / "groups.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert list(groups) == header
+    rows = [line.split(",") for line in lines[1:]]
+    for k, name in enumerate(header):
+        cells = [r[k] for r in rows]
+        if groups[name].dtype.kind == "U":
+            assert groups[name].tolist() == cells, name
+        else:
+            expected = np.array([float(c) if c else np.nan for c in cells])
+            assert np.array_equal(groups[name].astype(np.float64), expected, equal_nan=True), name
+    assert groups["learning_rate"].tolist() == ["0.5", "2", "8"]
+    assert groups["networks"].tolist() == [20, 20, 20]
+
+    best = run.best
+    assert best["index"] == int(np.argmin(run.final_loss))
+    assert best["final_loss"] == run.final_loss[best["index"]]
+    assert best["point"]["axis"] == "--lr" and best["point"]["value"] in ("0.5", "2", "8")
+
+    x = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
+    (tmp_path / "x.csv").write_text("x0,x1\n0,0\n0,1\n1,0\n1,1\n")
+    outputs = run.predict(x, backend="cpu")
+    for how in ("mean", "median"):
+        combined, spread = run.predict(x, backend="cpu", ensemble=how)
+        assert combined.shape == spread.shape == (4, 1)
+        printed = cli("predict", "--weights", tmp_path / "run" / "weights.safetensors",
+                      "--data", tmp_path / "x.csv", "--ensemble", how, "--backend", "cpu",
+                      "-q").stdout
+        table = np.array([[float(c) for c in line.split(",")] for line in printed.splitlines()[1:]])
+        # Measured: identical (0.0) for these 60 networks on AMD EPYC. NumPy
+        # sums in 8-way blocks, the command line in order, so other data may
+        # separate them by an ulp or two (2.2e-16 below 1); 1e-14 is ~50 ulps.
+        np.testing.assert_allclose(combined[:, 0], table[:, 1], rtol=0, atol=1e-14)
+        np.testing.assert_allclose(spread[:, 0], table[:, 2], rtol=0, atol=1e-14)
+    mean, std = run.predict(x, backend="cpu", ensemble="mean")
+    np.testing.assert_array_equal(mean, outputs.mean(axis=0))
+    np.testing.assert_array_equal(std, outputs.std(axis=0))
+    with pytest.raises(ValueError, match="ensemble='average'"):
+        run.predict(x, ensemble="average")
+    assert gputrain.load(tmp_path / "run" / "weights.safetensors").groups is None
