@@ -59,6 +59,12 @@ pub enum Command {
     /// Join the directories of a sharded run (--shard I/K --out DIR) into
     /// the files one unsharded run writes, byte for byte (timing aside).
     Merge(MergeArgs),
+    /// Train again the run an --out directory holds, by the command its
+    /// run.json records (a shard's with its --shard), into a new
+    /// directory: the same files, timing aside, on the same backend and
+    /// build. Relative paths in the command (--data FILE) are read from
+    /// the current directory.
+    Rerun(RerunArgs),
     /// Draw a run's learning curves or final losses as SVG or PNG.
     #[command(subcommand)]
     Plot(PlotCommand),
@@ -84,15 +90,8 @@ pub enum Command {
     },
 }
 
-/// `gputrain -V`: the version and the commit it was built from
-/// (`-modified` when tracked files differed from it; `unknown` outside a
-/// git checkout).
-pub const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("GPUTRAIN_COMMIT"),
-    ")"
-);
+/// `gputrain -V`.
+pub use crate::VERSION;
 
 /// `gputrain --version`: [`VERSION`], the compiler, and the backends this
 /// build has, with the instruction set this processor gives the SIMD
@@ -138,11 +137,137 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let matches = Self::command()
-            .long_version(long_version())
-            .get_matches_from(args);
-        Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+        let command = Self::command().long_version(long_version());
+        let argv: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+        let mut matches = command.clone().get_matches_from(&argv);
+        let train = match matches.subcommand() {
+            Some(("train", sub)) => sub,
+            _ => &matches,
+        };
+        if let Some(argv) = with_recorded_flags(&argv, train) {
+            matches = command.get_matches_from(argv);
+        }
+        let mut cli = Self::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+        let words = argv
+            .iter()
+            .skip(1)
+            .map(|w| w.to_string_lossy().into_owned());
+        match &mut cli.command {
+            Some(Command::Train(args)) => {
+                args.command = words.skip_while(|w| w != "train").skip(1).collect()
+            }
+            None => cli.train.command = words.collect(),
+            Some(_) => {}
+        }
+        cli
     }
+}
+
+/// The value [`TrainPlan::command`] gives `--data` and `--eval-data` for
+/// samples handed over in memory.
+pub const IN_MEMORY: &str = "(arrays)";
+
+/// `--resume FILE` alone: the run's networks, model and plan that the file
+/// records, as the flags `argv` leaves to their defaults (`matches` says
+/// which it gives), appended to `argv`: `--networks` (unless
+/// `--replicates` is given), `--layers`, `--bias`, `--activation`,
+/// `--output-activation`, `--loss`, `--reduction`, `--freeze-bias`,
+/// `--optimizer` with its hyperparameters (unless `--optimizer` is
+/// given), `--batch-size`, `--no-shuffle`, `--seed`, `--target-loss` and
+/// `--stop-at-target` (`--epochs` defaults to the file's planned total anyway). None without
+/// `--resume`, with nothing to add, or when the file cannot be read (the
+/// resume then refuses it, naming what is wrong). A flag given keeps its
+/// value; one other than the file's is refused as before, naming the
+/// field. The data is not in the file: `--task` or `--data` stay the
+/// command line's.
+pub fn with_recorded_flags(
+    argv: &[std::ffi::OsString],
+    matches: &clap::ArgMatches,
+) -> Option<Vec<std::ffi::OsString>> {
+    use clap::parser::ValueSource;
+    let path = matches.try_get_one::<PathBuf>("resume").ok()??;
+    let (networks, meta) = crate::weights::recorded_run(path).ok()?;
+    let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+    let recorded = |field: &str| meta.get(field).map(String::as_str);
+    let mut extra: Vec<String> = Vec::new();
+    let mut add = |id: &str, value: Option<&str>| {
+        extra.push(format!("--{}", id.replace('_', "-")));
+        extra.extend(value.map(String::from));
+    };
+    if !given("networks") && !given("replicates") && networks > 0 {
+        add("networks", Some(&networks.to_string()));
+    }
+    let valued = [
+        ("layers", "topology"),
+        ("bias", "bias"),
+        ("activation", "activation"),
+        ("output_activation", "output_activation"),
+        ("loss", "loss"),
+        ("reduction", "reduction"),
+        ("optimizer", "optimizer"),
+        ("seed", "seed"),
+    ];
+    let optimizer_given = given("optimizer");
+    for (id, field) in valued {
+        if let (false, Some(value)) = (given(id), recorded(field)) {
+            add(id, Some(value));
+        }
+    }
+    if !given("freeze_bias") && recorded("freeze_bias") == Some("true") {
+        add("freeze_bias", None);
+    }
+    // The file's optimizer's hyperparameters, unless the command line
+    // names another optimizer (whose flags these might not be).
+    for h in Hyperparameter::ALL.into_iter().filter(|_| !optimizer_given) {
+        match (given(h.name()), recorded(h.name())) {
+            (true, _) | (_, None) => {}
+            (false, Some(value)) if h.is_switch() => {
+                if value == "true" {
+                    add(h.name(), None);
+                }
+            }
+            (false, Some(value)) => add(h.name(), Some(value)),
+        }
+    }
+    if let Some(size) = recorded("batch_size").filter(|&s| s != "full") {
+        if !given("batch_size") {
+            add("batch_size", Some(size));
+        }
+        if !given("no_shuffle") && recorded("shuffle") == Some("false") {
+            add("no_shuffle", None);
+        }
+    }
+    if let (false, Some(target)) = (given("target_loss"), recorded("target_loss"))
+        && target != "none"
+    {
+        add("target_loss", Some(target));
+    }
+    if !given("stop_at_target") && recorded("stop_at_target") == Some("true") {
+        add("stop_at_target", None);
+    }
+    if extra.is_empty() {
+        return None;
+    }
+    Some(
+        argv.iter()
+            .cloned()
+            .chain(extra.into_iter().map(Into::into))
+            .collect(),
+    )
+}
+
+/// `gputrain rerun`'s arguments.
+#[derive(Debug, Args)]
+pub struct RerunArgs {
+    /// The directory of the run (`--out DIR`), holding its run.json.
+    pub dir: PathBuf,
+    /// Where the new run writes [default: DIR-rerun].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Flags added to the recorded command, after `--`: `-- --backend cpu`
+    /// (a flag given twice is a usage error, as on any command line).
+    #[arg(last = true, allow_hyphen_values = true)]
+    pub flags: Vec<String>,
 }
 
 /// `gputrain merge`'s arguments.
@@ -851,6 +976,10 @@ impl Default for DeviceArgs {
 #[derive(Debug, Clone, Default, Args)]
 #[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
+    /// The words that gave these arguments, after the program's name and
+    /// a `train` (the Python package's: its keywords' flags); not a flag.
+    #[arg(skip)]
+    pub command: Vec<String>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -1196,7 +1325,48 @@ impl TrainArgs {
                 tolerance: out.verify_tolerance,
             }),
             seed: self.training.seed,
+            command: self.recorded_command(),
         })
+    }
+
+    /// [`TrainPlan::command`]: the words of [`Self::command`] without
+    /// `--out`, `--overwrite`, `--shard`, `--shard-count`, `--adapter`,
+    /// `--threads`, `--quiet`, `--json` and `--progress` (the same run,
+    /// wherever it writes, whichever shard and on however many devices or
+    /// threads: every part of a sweep records the one command),
+    /// with `--data`/`--eval-data` `(arrays)` for samples handed over in
+    /// memory, which no command line can give again.
+    fn recorded_command(&self) -> Vec<String> {
+        const VALUED: [&str; 6] = [
+            "--out",
+            "--shard",
+            "--shard-count",
+            "--adapter",
+            "--threads",
+            "--progress",
+        ];
+        const SWITCHES: [&str; 4] = ["--overwrite", "--quiet", "-q", "--json"];
+        let mut words = Vec::with_capacity(self.command.len());
+        let mut rest = self.command.iter();
+        while let Some(word) = rest.next() {
+            let flag = word.split_once('=').map_or(word.as_str(), |(flag, _)| flag);
+            if VALUED.contains(&flag) {
+                if flag == word {
+                    rest.next();
+                }
+            } else if !SWITCHES.contains(&word.as_str()) {
+                words.push(word.clone());
+            }
+        }
+        for (given, flag) in [
+            (self.data.arrays.is_some(), "--data"),
+            (self.data.eval_arrays.is_some(), "--eval-data"),
+        ] {
+            if given {
+                words.extend([flag.to_string(), IN_MEMORY.to_string()]);
+            }
+        }
+        words
     }
 
     /// Validates the arguments into a sweep: the grid's points in order,

@@ -131,6 +131,7 @@ pub fn main(cli: &Cli) -> u8 {
         Some(Command::Predict(args)) => predict(args),
         Some(Command::Plot(figure)) => plot(figure),
         Some(Command::Merge(args)) => merge(args),
+        Some(Command::Rerun(args)) => rerun(args),
         Some(Command::Completions { shell }) => completions(*shell),
         Some(Command::Man { command }) => man(command.as_deref()),
         None => train(&cli.train),
@@ -145,6 +146,62 @@ pub fn main(cli: &Cli) -> u8 {
             }
         }
     }
+}
+
+/// `gputrain rerun DIR`: the command DIR's run.json records, with `--out`
+/// the new directory (and a shard's `--shard I/K`), run as `gputrain
+/// train`; the line it runs goes to stderr first.
+fn rerun(args: &crate::cli::RerunArgs) -> Result<u8, Error> {
+    let path = args.dir.join(crate::sweep::outputs::RUN_FILE);
+    let refuse = |why: String| Error::Config(format!("rerun: {}: {why}", path.display()));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        refuse(match e.kind() {
+            std::io::ErrorKind::NotFound => format!(
+                "not found; {} is not a run directory (a run with {} writes one)",
+                args.dir.display(),
+                crate::setting::settings::OUT.is("DIR")
+            ),
+            _ => format!("cannot read it: {e}"),
+        })
+    })?;
+    let record: RunRecord = serde_json::from_str(&text)
+        .map_err(|e| refuse(format!("is not gputrain's run.json: {e}")))?;
+    if record.command.is_empty() {
+        return Err(refuse(format!(
+            "records no command (gputrain {} wrote it, before run.json held one); run              the flags it was trained with again",
+            record.version
+        )));
+    }
+    if record.command.iter().any(|w| w == crate::cli::IN_MEMORY) {
+        return Err(refuse(
+            "the run trained on arrays handed over from Python, which no command line              can give again; train it from Python again, or save the arrays as CSV and              give --data"
+                .to_string(),
+        ));
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        let dir = args.dir.to_string_lossy();
+        PathBuf::from(format!("{}-rerun", dir.trim_end_matches('/')))
+    });
+    let mut argv: Vec<String> = ["gputrain", "train"].map(String::from).to_vec();
+    argv.extend(record.command.iter().cloned());
+    argv.extend(["--out".to_string(), out.to_string_lossy().into_owned()]);
+    if let [index, count] = record.shard
+        && count > 1
+    {
+        argv.extend(["--shard".to_string(), format!("{index}/{count}")]);
+    }
+    argv.extend(args.flags.iter().cloned());
+    let version = env!("CARGO_PKG_VERSION");
+    if record.version != version {
+        eprintln!(
+            "note: gputrain {} wrote {}; this is {version}, whose numbers may differ",
+            record.version,
+            path.display()
+        );
+    }
+    let line: Vec<String> = argv.iter().map(|w| shell_word(w)).collect();
+    eprintln!("rerun: {}", line.join(" "));
+    Ok(main(&Cli::from_args(&argv)))
 }
 
 /// `gputrain completions SHELL`: the shell's completion script on stdout.
@@ -230,7 +287,11 @@ pub fn train(args: &TrainArgs) -> Result<u8, Error> {
     );
     line.finish_with(last.as_ref());
     let Trained {
-        summary, passed, ..
+        summary,
+        passed,
+        paths,
+        models,
+        ..
     } = trained?;
     if !quiet {
         for note in &summary.notes {
@@ -243,6 +304,11 @@ pub fn train(args: &TrainArgs) -> Result<u8, Error> {
         report::render(&summary)
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
+    // A stopped run's one weights file finishes it (a grid's cannot yet).
+    if let (true, false, 1, Some(written)) = (summary.interrupted, quiet, models, &paths.weights) {
+        let argv: Vec<String> = std::env::args().collect();
+        eprintln!("to finish the run: {}", resume_command(&argv, written));
+    }
     Ok(if summary.interrupted {
         exit_stopped()
     } else if passed {
@@ -250,6 +316,55 @@ pub fn train(args: &TrainArgs) -> Result<u8, Error> {
     } else {
         1
     })
+}
+
+/// The command that finishes a stopped run: `argv` (this one's words)
+/// with `--resume WRITTEN`, the weights file the stop left, and the
+/// outputs that would overwrite it renamed (`--weights W.safetensors` to
+/// `W-resumed.safetensors`, `--out DIR` to `DIR-resumed`: an input is never
+/// an output); without the flags a resume takes from the file instead
+/// (`--init`, `--init-weights`, `--lr`, an earlier `--resume`). Each word
+/// shell-quoted where it needs to be.
+fn resume_command(argv: &[String], written: &std::path::Path) -> String {
+    const DROPPED: [&str; 4] = ["--init", "--init-weights", "--lr", "--resume"];
+    const RENAMED: [&str; 2] = ["--weights", "--out"];
+    let mut words: Vec<String> = argv.iter().take(1).cloned().collect();
+    let mut rest = argv.iter().skip(1);
+    while let Some(word) = rest.next() {
+        let (flag, inline) = match word.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_string())),
+            _ => (word.as_str(), None),
+        };
+        let renamed = RENAMED.contains(&flag);
+        if !renamed && !DROPPED.contains(&flag) {
+            words.push(word.clone());
+            continue;
+        }
+        let value = inline.or_else(|| rest.next().cloned()).unwrap_or_default();
+        if renamed {
+            let resumed = match std::path::Path::new(&value).extension() {
+                Some(ext) if flag == "--weights" => {
+                    let ext = ext.to_string_lossy();
+                    format!("{}-resumed.{ext}", &value[..value.len() - ext.len() - 1])
+                }
+                _ => format!("{}-resumed", value.trim_end_matches('/')),
+            };
+            words.extend([flag.to_string(), resumed]);
+        }
+    }
+    words.extend(["--resume".to_string(), written.display().to_string()]);
+    let quoted: Vec<String> = words.iter().map(|w| shell_word(w)).collect();
+    quoted.join(" ")
+}
+
+/// `word` as a POSIX shell reads it back: as it is when it holds only
+/// characters no shell treats specially, else in single quotes.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-_./:=,+@%".contains(c);
+    match !word.is_empty() && word.chars().all(plain) {
+        true => word.to_string(),
+        false => format!("'{}'", word.replace('\'', "'\\''")),
+    }
 }
 
 /// What the caller of [`train_with`] hears while the run goes on.
@@ -384,6 +499,7 @@ fn train_run(plan: &TrainPlan, keep: bool, hooks: Hooks) -> Result<Trained, Erro
         paths: &paths,
         verify: plan.verify,
         seed: plan.seed,
+        command: &plan.command,
         keep: keep && joined.is_none(),
     };
     let finished = match &plan.devices {
@@ -543,7 +659,7 @@ fn several_devices(
     let seconds = started.elapsed().as_secs_f64();
     let dirs: Vec<PathBuf> = parts.iter().map(|(dir, _, _)| dir.clone()).collect();
     let shards = crate::sweep::merge::open_parts(&dirs)?;
-    let whole = RunRecord::of(run.sweep, run.shard, &run.range, run.paths);
+    let whole = RunRecord::of(run);
     let (mut summary, mut files) = crate::sweep::merge::join(&shards, run.paths, &whole)?;
     let network_epochs = summary.network_epochs_per_second * summary.wall_seconds;
     summary.wall_seconds = seconds;
@@ -700,7 +816,8 @@ fn plot_at_end(summary: &crate::report::Summary, path: &std::path::Path) -> Resu
         &summary.data,
         &summary.loss,
         &summary.reduction,
-    );
+    )
+    .with_samples(summary.samples, summary.eval_samples);
     if summary.groups.len() > 1 {
         let grid = crate::plot::groups::Grid {
             axes: summary.grid.iter().map(|a| a.column.clone()).collect(),
@@ -1124,4 +1241,42 @@ fn render_predict_summary(spec: &crate::model::ModelSpec, s: &PredictSummary) ->
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(line: &str) -> Vec<String> {
+        line.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn a_resume_command_renames_the_weights_and_drops_the_start() {
+        let argv = words(
+            "gputrain --task xor --init he --lr=0.1..1 --weights runs/w.safetensors --epochs 9",
+        );
+        let written = std::path::Path::new("runs/w.safetensors");
+        assert_eq!(
+            resume_command(&argv, written),
+            "gputrain --task xor --weights runs/w-resumed.safetensors --epochs 9 --resume \
+             runs/w.safetensors"
+        );
+        // A resume stopped again: its own --resume gives way to the new file.
+        let argv = words("gputrain train --out runs/a/ --resume old.safetensors");
+        let written = std::path::Path::new("runs/a/weights.safetensors");
+        assert_eq!(
+            resume_command(&argv, written),
+            "gputrain train --out runs/a-resumed --resume runs/a/weights.safetensors"
+        );
+    }
+
+    #[test]
+    fn shell_words_are_quoted_only_where_a_shell_needs_it() {
+        assert_eq!(shell_word("--lr"), "--lr");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
+        assert_eq!(shell_word("$HOME"), "'$HOME'");
+    }
 }

@@ -103,8 +103,18 @@ pub fn block_metrics(
     outcomes: &[NetworkOutcome],
 ) -> Vec<NetworkMetrics> {
     let (train_labels, eval_labels) = (labels(spec, train), eval.and_then(|e| labels(spec, e)));
+    let per_sample = |loss: f64, data: &Dataset| spec.reduction.per_sample(loss, data.samples());
+    let train_loss_per_sample = |outcome: &NetworkOutcome| {
+        (outcome.evaluated() && !outcome.diverged).then(|| per_sample(outcome.final_loss, train))
+    };
     if train_labels.is_none() && eval.is_none() {
-        return vec![NetworkMetrics::default(); outcomes.len()];
+        return outcomes
+            .iter()
+            .map(|o| NetworkMetrics {
+                train_loss_per_sample: train_loss_per_sample(o),
+                ..NetworkMetrics::default()
+            })
+            .collect();
     }
     params
         .par_chunks(spec.layout().len)
@@ -116,10 +126,13 @@ pub fn block_metrics(
             let on = |data: &Dataset, labels: Option<Labels>| {
                 labels.map(|l| accuracy(l, &cpu::outputs(spec, net, data), data))
             };
+            let eval_loss = eval.map(|e| (cpu::loss(spec, net, e), e));
             NetworkMetrics {
                 train_accuracy: on(train, train_labels),
-                eval_loss: eval.map(|e| cpu::loss(spec, net, e)),
+                eval_loss: eval_loss.map(|(l, _)| l),
                 eval_accuracy: eval.and_then(|e| on(e, eval_labels)),
+                train_loss_per_sample: train_loss_per_sample(outcome),
+                eval_loss_per_sample: eval_loss.map(|(l, e)| per_sample(l, e)),
             }
         })
         .collect()

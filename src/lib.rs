@@ -47,3 +47,13 @@ pub mod vocab;
 pub mod weights;
 
 pub use error::Error;
+
+/// This build: its version and the commit it was built from (`-modified`
+/// when tracked files differed from it; `unknown` outside a git
+/// checkout), as `gputrain -V`, summary.json and run.json say it.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("GPUTRAIN_COMMIT"),
+    ")"
+);

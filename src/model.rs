@@ -151,6 +151,16 @@ impl Reduction {
             Reduction::Mean => 1.0 / samples as f64,
         }
     }
+
+    /// A loss over `samples` samples, reduced this way, as the mean over
+    /// them: what compares across row sets of different sizes (training
+    /// and held-out data).
+    pub fn per_sample(self, loss: f64, samples: usize) -> f64 {
+        match self {
+            Reduction::Sum => loss / samples.max(1) as f64,
+            Reduction::Mean => loss,
+        }
+    }
 }
 
 crate::display_as_value_name!(BiasMode, Reduction);

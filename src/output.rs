@@ -354,13 +354,16 @@ impl Sink {
 /// learning rate, final loss, target epoch (empty if never reached),
 /// diverged (0/1), epochs completed (the run's epochs unless it was
 /// interrupted), accuracy on the training data, loss and accuracy on the
-/// held-out data (each empty where it does not apply).
+/// held-out data, and the training and held-out losses as means over their
+/// samples, which compare whatever the reduction (each empty where it does
+/// not apply).
 pub struct ResultsWriter {
     file: TemporaryFile,
 }
 
 pub const RESULTS_HEADER: &str = "network,learning_rate,final_loss,target_epoch,diverged,\
-     epochs_completed,train_accuracy,eval_loss,eval_accuracy\n";
+     epochs_completed,train_accuracy,eval_loss,eval_accuracy,train_loss_per_sample,\
+     eval_loss_per_sample\n";
 
 /// The results CSV's header: with a grid, `point`, `replicate` and a
 /// column per grid axis (but `learning_rate`, which is always there)
@@ -435,13 +438,15 @@ impl ResultsWriter {
                 let loss = cell(o.evaluated().then_some(o.final_loss));
                 writeln!(
                     out,
-                    "{}{grid},{lr},{loss},{target},{},{},{},{},{}",
+                    "{}{grid},{lr},{loss},{target},{},{},{},{},{},{},{}",
                     first + i,
                     u8::from(o.diverged),
                     o.epochs_completed,
                     cell(m.train_accuracy),
                     cell(m.eval_loss),
-                    cell(m.eval_accuracy)
+                    cell(m.eval_accuracy),
+                    cell(m.train_loss_per_sample),
+                    cell(m.eval_loss_per_sample)
                 )?;
             }
             Ok(())

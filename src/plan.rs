@@ -28,6 +28,11 @@ pub struct TrainPlan {
     pub verify: Option<VerifyPlan>,
     /// The run's seed, which weights files record.
     pub seed: u64,
+    /// The command that asked for the run, as its face gave it, without
+    /// where its outputs go, which shard, devices or threads ran it, or how
+    /// it shows progress (run.json and summary.json record it; `gputrain
+    /// rerun` runs it again).
+    pub command: Vec<String>,
 }
 
 /// Where a run writes, and what it reads (so that no output replaces an

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::cpu;
 use crate::data::Dataset;
 use crate::groups::{BestPoint, GroupStats};
-use crate::model::ModelSpec;
+use crate::model::{ModelSpec, Reduction};
 use crate::run::{BackendInfo, RunConfig, TrainedBlock};
 use crate::training::NetworkMetrics;
 use crate::training::{NetworkOutcome, TrainOptions};
@@ -70,6 +70,16 @@ pub struct VerifyReport {
 /// Everything the summary says. Keys are documented in the README.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Summary {
+    /// The gputrain that wrote it ([`crate::VERSION`]).
+    #[serde(default)]
+    pub version: String,
+    /// The run's `--seed`.
+    #[serde(default)]
+    pub seed: u64,
+    /// The command that asked for the run
+    /// ([`crate::plan::TrainPlan::command`]).
+    #[serde(default)]
+    pub command: Vec<String>,
     pub backend: String,
     pub adapter: Option<String>,
     pub strategy: String,
@@ -93,6 +103,10 @@ pub struct Summary {
     pub interrupted: bool,
     /// Fewest epochs any network completed (`epochs` unless interrupted).
     pub epochs_completed: u64,
+    /// Epochs completed, summed over the networks (`networks` x `epochs`
+    /// unless interrupted; a resumed network's earlier epochs count).
+    #[serde(default)]
+    pub network_epochs_completed: u64,
     pub wall_seconds: f64,
     pub network_epochs_per_second: f64,
     pub final_loss: Option<Quantiles>,
@@ -111,6 +125,19 @@ pub struct Summary {
     pub eval_data: Option<String>,
     pub eval_loss: Option<Quantiles>,
     pub eval_accuracy: Option<Quantiles>,
+    /// The training samples the loss sums or averages over.
+    #[serde(default)]
+    pub samples: usize,
+    /// The held-out samples, if any.
+    #[serde(default)]
+    pub eval_samples: Option<usize>,
+    /// `final_loss` as a mean over the training samples: what compares
+    /// with `eval_loss_per_sample` whatever the reduction.
+    #[serde(default)]
+    pub train_loss_per_sample: Option<Quantiles>,
+    /// `eval_loss` as a mean over the held-out samples.
+    #[serde(default)]
+    pub eval_loss_per_sample: Option<Quantiles>,
     pub best: Option<BestNetwork>,
     pub verify: Option<VerifyReport>,
     /// What the run accepted with a note (a weights file's differences).
@@ -125,6 +152,18 @@ pub struct Summary {
     pub groups: Vec<GroupStats>,
     /// A one-axis sweep's best point.
     pub best_point: Option<BestPoint>,
+}
+
+impl Summary {
+    /// The share of the planned network-epochs (`networks` x `epochs`)
+    /// completed: 1 for a run that finished.
+    pub fn done_share(&self) -> f64 {
+        let planned = self.networks as u64 * self.epochs;
+        match planned {
+            0 => 1.0,
+            _ => self.network_epochs_completed as f64 / planned as f64,
+        }
+    }
 }
 
 /// A grid axis, as the summary lists it.
@@ -375,6 +414,9 @@ pub fn summarize(
 ) -> Summary {
     tally.settle_best(spec, data);
     let mut summary = Summary {
+        version: crate::VERSION.to_string(),
+        seed: 0,
+        command: Vec::new(),
         backend: backend.backend.device_kind().to_string(),
         adapter: backend.device(),
         strategy: backend.backend.strategy_name().to_string(),
@@ -392,6 +434,7 @@ pub fn summarize(
         epochs: options.epochs,
         interrupted: false,
         epochs_completed: options.epochs,
+        network_epochs_completed: 0,
         wall_seconds: seconds,
         network_epochs_per_second: 0.0,
         final_loss: None,
@@ -405,6 +448,10 @@ pub fn summarize(
         eval_data: eval.map(|e| format!("{}, {} samples", e.name, e.samples())),
         eval_loss: None,
         eval_accuracy: None,
+        samples: data.samples(),
+        eval_samples: eval.map(Dataset::samples),
+        train_loss_per_sample: None,
+        eval_loss_per_sample: None,
         best: None,
         verify,
         notes,
@@ -445,6 +492,7 @@ pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
     summary.networks = networks;
     summary.interrupted = epochs_completed < summary.epochs;
     summary.epochs_completed = epochs_completed;
+    summary.network_epochs_completed = network_epochs as u64;
     summary.wall_seconds = seconds;
     summary.network_epochs_per_second = if seconds > 0.0 {
         network_epochs / seconds
@@ -463,6 +511,15 @@ pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
     summary.train_accuracy = quantiles(train_accuracies);
     summary.eval_loss = quantiles(eval_losses);
     summary.eval_accuracy = quantiles(eval_accuracies);
+    let reduction = Reduction::ALL
+        .into_iter()
+        .find(|r| r.to_string() == summary.reduction);
+    let per_sample = |q: &Option<Quantiles>, samples: Option<usize>| match (q, samples, reduction) {
+        (Some(q), Some(n), Some(r)) if n > 0 => Some(q.map(|l| r.per_sample(l, n))),
+        _ => None,
+    };
+    summary.train_loss_per_sample = per_sample(&summary.final_loss, Some(summary.samples));
+    summary.eval_loss_per_sample = per_sample(&summary.eval_loss, summary.eval_samples);
     summary.best = best.map(|(_, best)| match best {
         Best::Reported(best) => best,
         Best::Trained { .. } => unreachable!("the best network is settled first"),
@@ -517,10 +574,17 @@ pub fn render(s: &Summary) -> String {
         out.push_str(&text);
         out.push('\n');
     };
+    let trained = match s.interrupted {
+        false => format!("trained {} networks x {} epochs", s.networks, s.epochs),
+        true => format!(
+            "stopped at {:.1}% of {} networks x {} epochs",
+            100.0 * s.done_share(),
+            s.networks,
+            s.epochs
+        ),
+    };
     line(format!(
-        "trained {} networks x {} epochs: {} {} (hidden) / {} (output), {} biases{}, {} loss ({}), data {}",
-        s.networks,
-        s.epochs,
+        "{trained}: {} {} (hidden) / {} (output), {} biases{}, {} loss ({}), data {}",
         s.topology,
         s.activation,
         s.output_activation,
@@ -533,8 +597,12 @@ pub fn render(s: &Summary) -> String {
     line(format!("optimizer: {}, {}", s.optimizer, s.batches));
     if s.interrupted {
         line(format!(
-            "interrupted: every network completed at least {} of {} epochs (the results file has each network's count)",
-            s.epochs_completed, s.epochs
+            "interrupted: {} of {} network-epochs done; every network completed at least {} of \
+             {} epochs (the results file has each network's count)",
+            s.network_epochs_completed,
+            s.networks as u64 * s.epochs,
+            s.epochs_completed,
+            s.epochs
         ));
     }
     if s.not_started > 0 {
@@ -557,11 +625,23 @@ pub fn render(s: &Summary) -> String {
         "wall time: {:.3} s, {:.3e} network-epochs/s",
         s.wall_seconds, s.network_epochs_per_second
     ));
-    if let Some(q) = &s.final_loss {
-        line(format!(
-            "final loss: min {:.4e}  10% {:.4e}  median {:.4e}  90% {:.4e}  max {:.4e}",
+    // "mse summed over 150 samples": what a loss figure is.
+    let over = |samples: usize| {
+        let how = match s.reduction.as_str() {
+            "sum" => "summed",
+            "mean" => "mean",
+            other => other,
+        };
+        format!("{} {how} over {samples} samples", s.loss)
+    };
+    let five = |q: &Quantiles| {
+        format!(
+            "min {:.4e}  10% {:.4e}  median {:.4e}  90% {:.4e}  max {:.4e}",
             q.min, q.p10, q.median, q.p90, q.max
-        ));
+        )
+    };
+    if let Some(q) = &s.final_loss {
+        line(format!("final loss ({}): {}", over(s.samples), five(q)));
     }
     if let Some(t) = s.target_loss {
         line(format!(
@@ -598,9 +678,26 @@ pub fn render(s: &Summary) -> String {
     if let Some(eval) = &s.eval_data {
         line(format!("held-out data: {eval}"));
         if let Some(q) = &s.eval_loss {
+            let samples = s.eval_samples.unwrap_or_default();
+            line(format!("eval loss ({}): {}", over(samples), five(q)));
+        }
+        // Sums over row sets of different sizes do not compare: their
+        // means do.
+        if let (true, Some(train), Some(eval)) = (
+            s.reduction == Reduction::Sum.to_string(),
+            &s.train_loss_per_sample,
+            &s.eval_loss_per_sample,
+        ) {
+            let median = |q: &Quantiles| {
+                format!(
+                    "median {:.4e} (10%-90% {:.4e}-{:.4e})",
+                    q.median, q.p10, q.p90
+                )
+            };
             line(format!(
-                "eval loss: min {:.4e}  10% {:.4e}  median {:.4e}  90% {:.4e}  max {:.4e}",
-                q.min, q.p10, q.median, q.p90, q.max
+                "loss per sample (each sum / its samples): train {}, held-out {}",
+                median(train),
+                median(eval)
             ));
         }
         match &s.eval_accuracy {

@@ -874,6 +874,12 @@ pub fn execute(
             if let (Some(all), Some(curves)) = (&mut history, curves) {
                 all.extend(curves);
             }
+            // What the progress has counted: every epoch asked for, or
+            // after a stop the epochs done (so it never claims the rest).
+            done_before += match stop.is_requested() {
+                false => (end - n) as u64 * (config.options.epochs - from),
+                true => trained.iter().map(|o| o.epochs_completed).sum(),
+            };
             for (outcome, kept) in trained.iter_mut().zip(&kept_targets[n..end]) {
                 outcome.epochs_completed += from;
                 if kept.is_some() {
@@ -881,7 +887,6 @@ pub fn execute(
                 }
             }
             outcomes.extend(trained);
-            done_before += (end - n) as u64 * (config.options.epochs - from);
             n = end;
         }
         seconds += started.elapsed().as_secs_f64();

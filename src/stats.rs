@@ -42,6 +42,18 @@ impl Quantiles {
             max,
         })
     }
+
+    /// Each quantile through `f`: a nondecreasing map (a positive scale)
+    /// keeps them the quantiles of the mapped values.
+    pub fn map(&self, f: impl Fn(f64) -> f64) -> Self {
+        Self {
+            min: f(self.min),
+            p10: f(self.p10),
+            median: f(self.median),
+            p90: f(self.p90),
+            max: f(self.max),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -76,6 +76,8 @@ pub struct TableWriter {
     train_accuracy: Vec<f64>,
     eval_loss: Vec<f64>,
     eval_accuracy: Vec<f64>,
+    train_loss_per_sample: Vec<f64>,
+    eval_loss_per_sample: Vec<f64>,
 }
 
 impl TableWriter {
@@ -106,6 +108,8 @@ impl TableWriter {
             train_accuracy: floats(),
             eval_loss: floats(),
             eval_accuracy: floats(),
+            train_loss_per_sample: floats(),
+            eval_loss_per_sample: floats(),
         }
     }
 
@@ -139,6 +143,9 @@ impl TableWriter {
             self.train_accuracy.push(nan(m.train_accuracy));
             self.eval_loss.push(nan(m.eval_loss));
             self.eval_accuracy.push(nan(m.eval_accuracy));
+            self.train_loss_per_sample
+                .push(nan(m.train_loss_per_sample));
+            self.eval_loss_per_sample.push(nan(m.eval_loss_per_sample));
         }
     }
 
@@ -156,6 +163,14 @@ impl TableWriter {
             ("train_accuracy", Column::Floats(self.train_accuracy)),
             ("eval_loss", Column::Floats(self.eval_loss)),
             ("eval_accuracy", Column::Floats(self.eval_accuracy)),
+            (
+                "train_loss_per_sample",
+                Column::Floats(self.train_loss_per_sample),
+            ),
+            (
+                "eval_loss_per_sample",
+                Column::Floats(self.eval_loss_per_sample),
+            ),
         ];
         let mut labels = self.labels.into_iter();
         let columns = self

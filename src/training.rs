@@ -186,6 +186,12 @@ pub struct NetworkMetrics {
     pub eval_loss: Option<f64>,
     /// Accuracy on the held-out data (class targets only).
     pub eval_accuracy: Option<f64>,
+    /// The final loss as a mean over the training samples
+    /// ([`crate::model::Reduction::per_sample`]), to compare with
+    /// `eval_loss_per_sample` whatever the reduction.
+    pub train_loss_per_sample: Option<f64>,
+    /// The held-out loss as a mean over the held-out samples.
+    pub eval_loss_per_sample: Option<f64>,
 }
 
 #[cfg(test)]

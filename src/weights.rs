@@ -76,6 +76,9 @@ pub struct WeightsMetadata {
     pub trained_on: String,
     /// `--target-loss` of the run, whose target epochs the file keeps.
     pub target_loss: Option<f64>,
+    /// The run stopped updating a network once it reached `target_loss`
+    /// (metadata `stop_at_target`, present only when true).
+    pub stop_at_target: bool,
     pub precision: Precision,
     /// The configuration's fingerprint ([`crate::sweep::fingerprint`]),
     /// where the run has one.
@@ -304,6 +307,9 @@ fn header_bytes(
     }
     if let Some(init) = &meta.init {
         metadata.insert("init".to_string(), init.to_string());
+    }
+    if meta.stop_at_target {
+        metadata.insert("stop_at_target".to_string(), "true".to_string());
     }
     let header =
         Metadata::new(Some(metadata), tensors).expect("the tensors are laid out back to back");
@@ -874,6 +880,20 @@ fn read_header(source: &Source) -> Result<(Reading, Metadata, u64), Error> {
         )));
     }
     Ok((file, header, data_offset))
+}
+
+/// What a weights file records of the run that wrote it: its network
+/// count (the length of tensor `learning_rate`, 0 without one) and its
+/// metadata (none from another tool): what a resume of the file alone
+/// takes as the run's networks, model and plan.
+pub fn recorded_run(path: &Path) -> Result<(usize, HashMap<String, String>), Error> {
+    let (_, header, _) = read_header(&Source::Path(path.to_path_buf()))?;
+    let networks = header
+        .tensors()
+        .get(LEARNING_RATE)
+        .and_then(|info| info.shape.first().copied())
+        .unwrap_or(0);
+    Ok((networks, header.metadata().clone().unwrap_or_default()))
 }
 
 /// The model a weights file records (topology, bias mode, activations,

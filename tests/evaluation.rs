@@ -235,6 +235,91 @@ fn a_holdout_is_drawn_from_the_data_seed() {
     ]);
 }
 
+/// With `--reduction sum` a held-out loss over fewer rows is smaller for
+/// that alone: beside each loss the results, the summary and its JSON give
+/// it as a mean over its own rows, which compares; with `mean` the two are
+/// the losses themselves.
+#[test]
+fn training_and_held_out_losses_compare_per_sample() {
+    let dir = temp_dir("eval-per-sample");
+    for (reduction, train_rows, eval_rows) in [("sum", 75.0, 25.0), ("mean", 1.0, 1.0)] {
+        let out = dir.join(format!("{reduction}.csv"));
+        let args = [
+            "--task",
+            "moons",
+            "--samples",
+            "100",
+            "--noise",
+            "0.2",
+            "--holdout",
+            "0.25",
+            "--layers",
+            "2,6,1",
+            "--networks",
+            "12",
+            "--epochs",
+            "100",
+            "--reduction",
+            reduction,
+            "--backend",
+            "cpu",
+            "--results",
+            arg(&out),
+        ];
+        let text = run_ok(&args);
+        let json: serde_json::Value =
+            serde_json::from_str(&run_ok(&[&args[..], &["--json"]].concat())).unwrap();
+        let csv = std::fs::read_to_string(&out).unwrap();
+        let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+        let column = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        let rows = results(&out);
+        assert_eq!(rows.len(), 12);
+        for row in &rows {
+            let cell = |name: &str| row[column(name)].parse::<f64>().unwrap();
+            // One float64 division of the float64 figure, written in full.
+            for (loss, per_sample, rows) in [
+                ("final_loss", "train_loss_per_sample", train_rows),
+                ("eval_loss", "eval_loss_per_sample", eval_rows),
+            ] {
+                assert_eq!(
+                    cell(per_sample),
+                    cell(loss) / rows,
+                    "{reduction}: network {}: {per_sample} against {loss} / {rows}",
+                    row[0]
+                );
+            }
+        }
+        assert_eq!(json["samples"], 75, "{json}");
+        assert_eq!(json["eval_samples"], 25, "{json}");
+        for (loss, per_sample, rows) in [
+            ("final_loss", "train_loss_per_sample", train_rows),
+            ("eval_loss", "eval_loss_per_sample", eval_rows),
+        ] {
+            for q in ["min", "p10", "median", "p90", "max"] {
+                let (a, b) = (json[loss][q].as_f64(), json[per_sample][q].as_f64());
+                assert_eq!(
+                    b,
+                    a.map(|a| a / rows),
+                    "{reduction}: {per_sample}.{q}: {json}"
+                );
+            }
+        }
+        let how = if reduction == "sum" { "summed" } else { "mean" };
+        for part in [
+            format!("final loss (half-sse {how} over 75 samples): min "),
+            format!("eval loss (half-sse {how} over 25 samples): min "),
+        ] {
+            assert!(text.contains(&part), "{reduction}: no '{part}' in\n{text}");
+        }
+        // A mean already compares: the line is for sums.
+        assert_eq!(
+            text.contains("loss per sample (each sum / its samples): train median "),
+            reduction == "sum",
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn regression_targets_have_no_accuracy() {
     let json = run_ok(&["--networks", "4", "--epochs", "20", "--json", "-q"]);

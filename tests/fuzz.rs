@@ -47,6 +47,7 @@ fn valid_weights() -> Vec<u8> {
         interrupted: true,
         trained_on: "gpu fused on fuzz".into(),
         target_loss: None,
+        stop_at_target: false,
         precision: Precision::F32,
         fingerprint: Some("0123456789abcdef".into()),
         init: Some(gputrain::init::Init::Xavier),
@@ -247,6 +248,7 @@ fn parse_and_configure(args: &[String]) {
         | Some(Command::Predict(_))
         | Some(Command::Plot(_))
         | Some(Command::Merge(_))
+        | Some(Command::Rerun(_))
         | Some(Command::Completions { .. })
         | Some(Command::Man { .. }) => Ok(()),
         None => cli.train.to_plan().map(|_| ()),

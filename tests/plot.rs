@@ -87,13 +87,17 @@ fn every_figure_renders_with_its_labels() {
     ]);
     let curve_labels = ["epoch", "median", "10%-90%", "target 5e-2"];
     assert_svg(&at_end, &curve_labels);
-    // The run knows its model and loss: the title and the axis say them.
+    // The run knows its model, loss and row counts: the title and the
+    // axis say them, and summed losses beside held-out ones are drawn per
+    // sample (2 training rows, 2 held out), the target with them.
     assert_svg(
         &at_end,
         &[
-            "Training loss of 200 networks: 2-3-1 on xor",
+            "Loss per sample of 200 networks: 2-3-1 on xor",
+            "training median",
             "held-out median",
-            "loss (half-sse, summed over samples; log scale)",
+            "loss per sample (half-sse sum / samples; log scale)",
+            "target 5e-2 / 2",
         ],
     );
 

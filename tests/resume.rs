@@ -284,6 +284,141 @@ fn a_run_stopped_by_ctrl_c_on_the_gpu_resumes_exactly() {
     interrupted_run_resumes_exactly(FUSED, "30000");
 }
 
+/// A run stopped by Ctrl-C says how far it got (its last progress line
+/// short of 100%, the summary's "stopped at" and network-epochs done) and
+/// prints the command that finishes it; that command, run as printed,
+/// writes the bytes of one uninterrupted run.
+#[test]
+fn a_stopped_run_prints_how_far_it_got_and_the_command_that_finishes_it() {
+    let dir = temp_dir("stopped-prints-resume");
+    let config = [
+        "--task",
+        "moons",
+        "--samples",
+        "64",
+        "--layers",
+        "2,4,1",
+        "--batch-size",
+        "16",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "0.01..0.1",
+        "--networks",
+        "200",
+        "--backend",
+        "cpu",
+        "--epochs",
+        "7500",
+    ];
+    let (whole, stopped) = (Outputs::new(&dir, "whole"), Outputs::new(&dir, "stopped"));
+    let progress = [(gputrain::progress::LOG_EVERY_VARIABLE, "0.2")];
+    let stopped_args = [&config[..], &stopped.args()].concat();
+    let out = common::signalled_env("INT", &stopped_args, Duration::from_secs(1), &progress);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "still under way after 1 s? {stderr}"
+    );
+    let last = stderr
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("progress: "))
+        .unwrap_or_else(|| panic!("no progress line: {stderr}"));
+    let percent: f64 = last.split('%').next().unwrap().parse().unwrap();
+    assert!(percent < 100.0, "the last progress after a stop: {last}");
+    assert!(stdout.starts_with("stopped at "), "{stdout}");
+    assert!(stdout.contains("network-epochs done"), "{stdout}");
+    let command = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("to finish the run: "))
+        .unwrap_or_else(|| panic!("no resume command: {stderr}"));
+    let words: Vec<&str> = command.split(' ').collect();
+    assert_eq!(words[0], env!("CARGO_BIN_EXE_gputrain"), "{command}");
+    let resumed = Outputs {
+        weights: dir.join("stopped-resumed.safetensors"),
+        results: stopped.results.clone(),
+    };
+    assert!(
+        command.ends_with(&format!(
+            "--weights {} --results {} --resume {}",
+            arg(&resumed.weights),
+            arg(&resumed.results),
+            arg(&stopped.weights)
+        )),
+        "{command}"
+    );
+    run_ok(&words[1..]);
+    run_ok(&[&config[..], &whole.args()].concat());
+    resumed.assert_same_as(&whole, "the printed resume command");
+}
+
+/// `--resume FILE` with the data alone takes the networks, model and plan
+/// the file records: a run of 40 epochs far from every default (topology,
+/// bias, activations, loss, reduction, frozen biases, RMSprop with its
+/// hyperparameters, unshuffled minibatches, seed, target and stopping at
+/// it) resumed to 100
+/// writes the bytes of one run of 100.
+#[test]
+fn resume_alone_takes_the_networks_model_and_plan_from_the_file() {
+    let dir = temp_dir("resume-alone");
+    let data = ["--task", "xor", "--backend", "cpu", "--quiet"];
+    let model = [
+        "--networks",
+        "30",
+        "--layers",
+        "2,3,1",
+        "--bias",
+        "shared",
+        "--activation",
+        "tanh",
+        "--output-activation",
+        "linear",
+        "--loss",
+        "sse",
+        "--reduction",
+        "mean",
+        "--freeze-bias",
+        "--optimizer",
+        "rmsprop",
+        "--alpha",
+        "0.9",
+        "--momentum",
+        "0.5",
+        "--centered",
+        "--weight-decay",
+        "0.01",
+        "--batch-size",
+        "3",
+        "--no-shuffle",
+        "--seed",
+        "9",
+        "--target-loss",
+        "0.3",
+        "--stop-at-target",
+        "--lr",
+        "0.001..0.01",
+    ];
+    let (whole, part, resumed) = (
+        Outputs::new(&dir, "whole"),
+        Outputs::new(&dir, "part"),
+        Outputs::new(&dir, "resumed"),
+    );
+    let config = [&data[..], &model].concat();
+    run_ok(&[&config[..], &["--epochs", "40"], &part.args()].concat());
+    let resume = ["--resume", arg(&part.weights), "--epochs", "100"];
+    run_ok(&[&data[..], &resume, &resumed.args()].concat());
+    run_ok(&[&config[..], &["--epochs", "100"], &whole.args()].concat());
+    resumed.assert_same_as(&whole, "--resume with the data alone");
+    // A flag given keeps its value, and is checked against the file.
+    let other = run_err(&[&data[..], &resume, &["--loss", "half-sse"]].concat(), 1);
+    assert!(other.contains("loss 'sse'"), "{other}");
+}
+
 #[test]
 fn init_weights_takes_the_parameters_with_fresh_optimizer_state() {
     let dir = temp_dir("resume-init-weights");

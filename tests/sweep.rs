@@ -132,6 +132,73 @@ fn shards_merge_into_exactly_one_runs_files() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_same_files(&shards[3], &k8s);
+    // A shard's directory reruns as that shard.
+    let rerun = dir.join("rerun");
+    ok(&["rerun", arg(&shards[3]), "--out", arg(&rerun)]);
+    assert_same_files(&shards[3], &rerun);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// run.json and summary.json record the build's version, the seed and the
+/// command without where it wrote; `gputrain rerun DIR` runs that command
+/// into DIR-rerun (flags after `--` added), giving the same files; a
+/// directory it cannot rerun gets one clear error.
+#[test]
+fn a_run_directory_records_its_command_and_reruns_from_it() {
+    let dir = temp_dir("rerun");
+    let run = dir.join("run");
+    let command = [
+        "--task",
+        "xor",
+        "--networks",
+        "12",
+        "--epochs",
+        "150",
+        "--seed",
+        "5",
+        "--lr",
+        "0.2..2",
+    ];
+    ok(&[&command[..], &["--out", arg(&run), "--quiet"]].concat());
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    for file in ["run.json", "summary.json"] {
+        let record = json(&run.join(file));
+        assert_eq!(record["command"], serde_json::json!(command), "{file}");
+        assert_eq!(record["seed"], 5, "{file}");
+        let version = record["version"].as_str().unwrap().to_string();
+        assert!(
+            version.starts_with(env!("CARGO_PKG_VERSION")),
+            "{file}: {version}"
+        );
+    }
+    let out = gputrain(&["rerun", arg(&run), "--", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let again = dir.join("run-rerun");
+    assert!(
+        stderr.contains(&format!("--out {}", arg(&again))),
+        "the line it runs: {stderr}"
+    );
+    assert_same_files(&run, &again);
+    // Refused: no run directory, a run.json of no command, one of arrays.
+    let err = common::run_err(&["rerun", arg(&dir)], 2);
+    assert!(err.contains("is not a run directory"), "{err}");
+    let edit = |name: &str, command: serde_json::Value| {
+        let edited = dir.join(name);
+        std::fs::create_dir_all(&edited).unwrap();
+        let mut record = json(&run.join("run.json"));
+        record["command"] = command;
+        std::fs::write(edited.join("run.json"), record.to_string()).unwrap();
+        edited
+    };
+    let old = edit("old", serde_json::json!([]));
+    let err = common::run_err(&["rerun", arg(&old)], 2);
+    assert!(err.contains("records no command"), "{err}");
+    let arrays = edit("arrays", serde_json::json!(["--data", "(arrays)"]));
+    let err = common::run_err(&["rerun", arg(&arrays)], 2);
+    assert!(err.contains("arrays handed over from Python"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

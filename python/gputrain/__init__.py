@@ -18,6 +18,7 @@ flags, draws the progress bar and turns the run's files into NumPy arrays.
 from __future__ import annotations
 
 import difflib
+import inspect
 import json
 import operator
 import os
@@ -49,8 +50,33 @@ _FLAGS = {f[0]: f for f in _native.flags()}
 _NOT_KEYWORDS = {"json": "Run.summary holds the summary the flag prints"}
 
 # Keywords this module takes itself: data and eval_data (arrays, or a path
-# it passes on as --data / --eval-data) and progress.
-_OWN = {"data", "eval_data", "progress"}
+# it passes on as --data / --eval-data), progress, and hidden (the hidden
+# widths of array data, which it turns into --layers).
+_OWN = {"data", "eval_data", "progress", "hidden"}
+
+# Other libraries' names for a keyword (PyTorch's, Keras's,
+# scikit-learn's), which an unknown keyword is pointed from.
+_ALIASES = {
+    "learning_rate": "lr",
+    "learning_rate_init": "lr",
+    "n_networks": "networks",
+    "num_networks": "networks",
+    "n_models": "networks",
+    "num_epochs": "epochs",
+    "n_epochs": "epochs",
+    "max_epochs": "epochs",
+    "max_iter": "epochs",
+    "hidden_layer_sizes": "layers",
+    "layer_sizes": "layers",
+    "hidden_layers": "layers",
+    "random_state": "seed",
+    "optim": "optimizer",
+    "solver": "optimizer",
+    "batch": "batch_size",
+    "minibatch_size": "batch_size",
+    "validation_data": "eval_data",
+    "validation_split": "holdout",
+}
 
 # The results CSV's integer columns (the others that hold numbers are
 # float64, NaN where a cell is empty; diverged is bool).
@@ -102,7 +128,8 @@ def _argv(kwargs):
         if name in _NOT_KEYWORDS:
             raise TypeError(f"train() does not take {name!r}: {_NOT_KEYWORDS[name]}")
         if name not in _FLAGS:
-            close = difflib.get_close_matches(name, _keywords(), n=1)
+            close = [_ALIASES[name]] if name in _ALIASES else []
+            close = close or difflib.get_close_matches(name, _keywords(), n=1)
             maybe = f"; did you mean {close[0]!r}?" if close else ""
             raise TypeError(f"train() got an unexpected keyword argument {name!r}{maybe}")
         _, flag, takes_value, repeats, _, _, _ = _FLAGS[name]
@@ -177,6 +204,29 @@ def _samples(argument, value):
         f"{argument}= takes (X, Y), two 2-D arrays of samples (inputs, targets), "
         f"or the path of a CSV file; got {type(value).__name__}"
     )
+
+
+def _hidden_layers(hidden, layers, data):
+    """`hidden=`: the hidden layers' widths alone, X's width before them
+    and Y's after (array data only: a CSV's widths are the layers' to
+    say); a list of lists is a grid of topologies. `layers=` stays the
+    whole topology, so a mistaken data set is still refused, not
+    silently given other input and output layers."""
+    if layers is not None:
+        raise TypeError("give hidden= or layers=, not both")
+    if data is None:
+        raise TypeError(
+            "hidden= takes the input and output widths from data=(X, Y); without "
+            "arrays give the whole topology, layers=[inputs, ..., outputs]"
+        )
+    inputs, outputs = data[0].shape[1], data[1].shape[1]
+    if isinstance(hidden, (int, np.integer)):
+        hidden = [hidden]
+    if not isinstance(hidden, (list, tuple, np.ndarray)):
+        raise TypeError(f"hidden={hidden!r}: expected a list of widths, e.g. hidden=[8]")
+    if len(hidden) and all(isinstance(h, (list, tuple, np.ndarray)) for h in hidden):
+        return [[inputs, *h, outputs] for h in hidden]
+    return [inputs, *hidden, outputs]
 
 
 _PROGRESS_STYLES = ("auto", "bar", "lines", "none")
@@ -270,8 +320,11 @@ def train(**kwargs) -> Run:
             f"progress={progress!r}: expected True, False or one of "
             + ", ".join(repr(p) for p in _PROGRESS_STYLES)
         )
-    argv = _argv(kwargs)
     data_path, data = _samples("data", kwargs.get("data"))
+    if kwargs.get("hidden") is not None:
+        layers = _hidden_layers(kwargs["hidden"], kwargs.get("layers"), data)
+        kwargs = {**kwargs, "layers": layers}
+    argv = _argv(kwargs)
     eval_path, eval_data = _samples("eval_data", kwargs.get("eval_data"))
     if data_path is not None:
         argv += ["--data", data_path]
@@ -328,6 +381,8 @@ def _train_doc():
         "    NaN, a wrong shape or a target outside the output activation's range",
         "    raises ValueError naming the argument, row and column.",
         "eval_data: held-out (X, Y) or a CSV path, scored after training.",
+        "hidden: with data=(X, Y), the hidden layers' widths alone (hidden=[8] on",
+        "    2 inputs and 1 output is layers=[2, 8, 1]); a list of lists is a grid.",
         "progress: True (default) or 'auto' draws a progress bar in a terminal or",
         "    notebook and a plain line every 30 s elsewhere (a job log;",
         "    GPUTRAIN_PROGRESS_SECONDS sets the period); 'bar', 'lines', or",
@@ -344,6 +399,40 @@ def _train_doc():
 
 
 train.__doc__ = _train_doc()
+
+
+def _default_value(text):
+    """A flag's default as Python shows it: a number where it is one."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _train_signature():
+    """`train`'s signature, keyword by keyword from the command line's
+    flags with their defaults (None: the flag's own rule, which the
+    docstring gives), so that `train?` in Jupyter, `help` and IDEs show
+    every keyword; it stays in step with the flags as the docstring
+    does."""
+    keyword = inspect.Parameter.KEYWORD_ONLY
+    own = {"data": None, "eval_data": None, "progress": True, "hidden": None}
+    params = [inspect.Parameter(name, keyword, default=value) for name, value in own.items()]
+    for name in sorted(_FLAGS):
+        _, _, takes_value, _, default, _, hidden = _FLAGS[name]
+        if hidden or name in _NOT_KEYWORDS or name in _OWN:
+            continue
+        if not takes_value:
+            value = False
+        else:
+            value = None if default is None else _default_value(default)
+        params.append(inspect.Parameter(name, keyword, default=value))
+    return inspect.Signature(params, return_annotation="Run")
+
+
+train.__signature__ = _train_signature()
 
 
 def _main() -> None:
@@ -460,8 +549,10 @@ class Run:
         """The results CSV's columns (the command line's --results) as
         NumPy arrays by column name: network, learning_rate, final_loss,
         target_epoch, diverged, epochs_completed, train_accuracy, eval_loss,
-        eval_accuracy (and point, replicate and a column per axis in a
-        grid). Empty cells are NaN. `pandas.DataFrame(run.results)` makes
+        eval_accuracy, train_loss_per_sample, eval_loss_per_sample (the
+        training and held-out losses as means over their own rows, which
+        compare whatever the reduction), and point, replicate and a column
+        per axis in a grid. Empty cells are NaN. `pandas.DataFrame(run.results)` makes
         the table. None for a Run from `load`."""
         if self._results is None and self._columns is not None:
             columns = {}

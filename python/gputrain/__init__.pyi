@@ -25,6 +25,7 @@ def train(
     *,
     # Model
     layers: Union[Sequence[int], Sequence[Sequence[int]], str, None] = None,  # the task's
+    hidden: Union[int, Sequence[int], Sequence[Sequence[int]], None] = None,  # with data=(X, Y): layers=[inputs, *hidden, outputs]
     bias: Union[Literal["per-neuron", "shared", "none"], None] = None,  # shared for tutorial, else per-neuron
     freeze_bias: bool = False,
     activation: Union[str, Sequence[str]] = "sigmoid",

@@ -95,10 +95,20 @@ fn flags() -> Vec<(String, String, bool, bool, Option<String>, String, bool)> {
 /// Parses command-line arguments as `gputrain train` does; the error is
 /// clap's message without its "error: " and its hint about --help.
 fn parse(argv: &[String]) -> Result<TrainArgs, String> {
-    let matches = train_command()
+    let mut matches = train_command()
         .try_get_matches_from(argv)
         .map_err(|e| clap_message(&e))?;
-    TrainArgs::from_arg_matches(&matches).map_err(|e| clap_message(&e))
+    // `resume=` alone: the file's networks, model and plan, as the
+    // command line takes them.
+    let words: Vec<std::ffi::OsString> = argv.iter().map(Into::into).collect();
+    if let Some(argv) = gputrain::cli::with_recorded_flags(&words, &matches) {
+        matches = train_command()
+            .try_get_matches_from(argv)
+            .map_err(|e| clap_message(&e))?;
+    }
+    let mut args = TrainArgs::from_arg_matches(&matches).map_err(|e| clap_message(&e))?;
+    args.command = argv.to_vec();
+    Ok(args)
 }
 
 fn clap_message(e: &clap::Error) -> String {

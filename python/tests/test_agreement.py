@@ -88,6 +88,7 @@ def test_result_columns_keep_their_types_whatever_the_values():
         "network": "i", "point": "i", "replicate": "i", "batch_size": "i",
         "learning_rate": "f", "final_loss": "f", "target_epoch": "f", "diverged": "b",
         "epochs_completed": "i", "train_accuracy": "f", "eval_loss": "f", "eval_accuracy": "f",
+        "train_loss_per_sample": "f", "eval_loss_per_sample": "f",
     }
     assert run.learning_rate.tolist() == [1.0, 1.0, 2.0, 2.0] * 2
 
@@ -197,6 +198,10 @@ def test_the_results_kept_in_memory_are_the_csvs_values(tmp_path):
             assert np.array_equal(kept[name], column, equal_nan=True), name
         else:
             assert np.array_equal(kept[name], column), name
+    # The summed losses per sample: 48 training rows, 16 held out.
+    assert np.array_equal(kept["train_loss_per_sample"], kept["final_loss"] / 48, equal_nan=True)
+    assert np.array_equal(kept["eval_loss_per_sample"], kept["eval_loss"] / 16, equal_nan=True)
+    assert (run.summary["samples"], run.summary["eval_samples"]) == (48, 16)
 
 
 def test_a_run_writes_no_temporary_files(tmp_path, monkeypatch):

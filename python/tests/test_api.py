@@ -54,6 +54,31 @@ def test_the_docstring_documents_every_keyword():
         assert f"\n{name}" in doc, f"{name} is not in help(gputrain.train)"
 
 
+def test_the_signature_lists_every_keyword_with_its_default():
+    """What `train?` in Jupyter and IDEs show: every keyword, keyword-only,
+    with the command line's default."""
+    import inspect
+
+    params = inspect.signature(gputrain.train).parameters
+    assert sorted(params) == gputrain._keywords()
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    assert params["activation"].default == "sigmoid"
+    assert params["seed"].default == 0
+    assert isinstance(params["verify_tolerance"].default, float)
+    assert params["freeze_bias"].default is False
+    assert params["networks"].default is None
+    assert params["progress"].default is True
+
+
+def test_other_libraries_names_point_to_the_keyword():
+    with pytest.raises(TypeError, match=r"'learning_rate'; did you mean 'lr'"):
+        gputrain.train(learning_rate=0.1, **SMALL)
+    with pytest.raises(TypeError, match=r"'hidden_layer_sizes'; did you mean 'layers'"):
+        gputrain.train(hidden_layer_sizes=[3], **SMALL)
+    with pytest.raises(TypeError, match=r"'random_state'; did you mean 'seed'"):
+        gputrain.train(random_state=1, **SMALL)
+
+
 def test_unknown_keywords_raise_type_error_with_a_suggestion():
     with pytest.raises(TypeError, match=r"unexpected keyword argument 'epoch'; did you mean 'epochs'"):
         gputrain.train(epoch=5, **SMALL)

@@ -33,6 +33,8 @@ def check_files(tmp_path, names, **kwargs):
 # effect; tmp_path and monkeypatch are pytest's.
 CASES = {
     "layers": lambda t, m: run(layers=[2, 4, 1]).summary["topology"] == "2-4-1",
+    "hidden": lambda t, m: run(task=None, data=XOR, layers=None, hidden=[4]).summary["topology"]
+    == "2-4-1",
     "bias": lambda t, m: run(bias="none").metadata["bias"] == "none",
     "freeze_bias": lambda t, m: run(freeze_bias=True).summary["freeze_bias"] is True,
     "activation": lambda t, m: run(activation="tanh").summary["activation"] == "tanh",
@@ -127,3 +129,59 @@ def test_every_keyword_has_a_case():
 @pytest.mark.parametrize("keyword", sorted(CASES))
 def test_the_keyword_has_its_flags_effect(keyword, tmp_path, monkeypatch):
     assert CASES[keyword](tmp_path, monkeypatch), f"{keyword} had no effect"
+
+
+def test_resume_alone_takes_the_networks_model_and_plan_from_the_file(tmp_path):
+    """`resume=` with the data alone continues the run the file records
+    (its networks, layers, activation, optimizer and hyperparameter,
+    minibatches, seed), as the command line's --resume does: the same
+    weights as one run."""
+    flags = dict(
+        task="xor",
+        layers=[2, 3, 1],
+        networks=6,
+        activation="tanh",
+        optimizer="adam",
+        beta1=0.8,
+        batch_size=3,
+        seed=4,
+        backend="cpu",
+        progress=False,
+    )
+    (path,) = gputrain.train(**flags, epochs=10).save(tmp_path / "first.safetensors")
+    resumed = gputrain.train(task="xor", resume=path, epochs=25, backend="cpu", progress=False)
+    whole = gputrain.train(**flags, epochs=25)
+    assert sorted(resumed.weights) == sorted(whole.weights)
+    for name, values in whole.weights.items():
+        assert np.array_equal(resumed.weights[name], values), name
+
+
+def test_a_run_directory_records_the_keywords_flags(tmp_path):
+    """run.json and summary.json record the keywords as the command line's
+    flags, the seed and the version; arrays as `(arrays)`, which
+    `gputrain rerun` refuses, naming why."""
+    gputrain.train(data=XOR, layers=[2, 3, 1], networks=4, epochs=20, seed=6, progress=False, out=tmp_path / "d")
+    import json
+
+    for name in ["run.json", "summary.json"]:
+        record = json.loads((tmp_path / "d" / name).read_text())
+        command = record["command"]
+        assert command[command.index("--seed") + 1] == "6", command
+        assert command[-2:] == ["--data", "(arrays)"], command
+        assert record["seed"] == 6 and record["version"].startswith(gputrain.__version__)
+
+
+def test_hidden_gives_the_hidden_widths_of_array_data_alone():
+    """hidden=[3] on XOR's arrays is layers=[2, 3, 1] (the widths of X and
+    Y around it), a list of lists a grid of topologies; it needs arrays and
+    does not go with layers=."""
+    small = dict(task=None, data=XOR, networks=2, epochs=5, backend="cpu", progress=False)
+    assert gputrain.train(**small, hidden=[3]).summary["topology"] == "2-3-1"
+    assert gputrain.train(**small, hidden=[5, 4]).summary["topology"] == "2-5-4-1"
+    assert gputrain.train(**small, hidden=6).summary["topology"] == "2-6-1"
+    grid = gputrain.train(**{**small, "networks": 4}, hidden=[[3], [4]])
+    assert sorted(set(grid.results["layers"])) == ["2-3-1", "2-4-1"]
+    with pytest.raises(TypeError, match="hidden= or layers=, not both"):
+        gputrain.train(**small, hidden=[3], layers=[2, 3, 1])
+    with pytest.raises(TypeError, match=r"hidden= takes the input and output widths from data="):
+        gputrain.train(task="xor", hidden=[3], networks=2, epochs=5, progress=False)

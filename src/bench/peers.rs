@@ -125,6 +125,7 @@ impl PeerSetup {
             interrupted: false,
             trained_on: "initialisation".into(),
             target_loss: None,
+            stop_at_target: false,
             precision: Precision::F64,
             fingerprint: None,
             init: None,

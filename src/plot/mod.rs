@@ -204,6 +204,10 @@ pub struct Labels {
     pub model: Option<String>,
     /// The loss and its reduction, e.g. ("half-sse", "sum").
     pub loss: Option<(String, String)>,
+    /// The training samples and the held-out samples (if any) the losses
+    /// reduce over: with them, curves of summed training and held-out
+    /// losses are drawn per sample, where they compare.
+    pub samples: Option<(usize, Option<usize>)>,
 }
 
 impl Labels {
@@ -212,6 +216,29 @@ impl Labels {
         Labels {
             model: Some(format!("{topology} on {data}")),
             loss: Some((loss.to_string(), reduction.to_string())),
+            samples: None,
+        }
+    }
+
+    /// With the samples the training and held-out losses reduce over.
+    pub fn with_samples(self, samples: usize, eval_samples: Option<usize>) -> Self {
+        Labels {
+            samples: Some((samples, eval_samples)),
+            ..self
+        }
+    }
+
+    /// The divisors that turn summed training and held-out losses into
+    /// means per sample: only where the losses are sums and both sets'
+    /// sizes are known (a mean already compares).
+    fn per_sample(&self) -> Option<(f64, f64)> {
+        match (&self.loss, self.samples) {
+            (Some((_, reduction)), Some((train, Some(eval))))
+                if reduction == "sum" && train > 0 && eval > 0 =>
+            {
+                Some((train as f64, eval as f64))
+            }
+            _ => None,
         }
     }
 
@@ -230,14 +257,25 @@ impl Labels {
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
         };
-        match (
+        let count = |name: &str| {
+            summary
+                .as_ref()
+                .and_then(|s| s.get(name))
+                .and_then(|v| v.as_u64())
+                .map(|n| n as usize)
+        };
+        let labels = match (
             field("topology"),
             field("data"),
             field("loss"),
             field("reduction"),
         ) {
             (Some(t), Some(d), Some(l), Some(r)) => Labels::of(&t, &d, &l, &r),
-            _ => Labels::default(),
+            _ => return Labels::default(),
+        };
+        match count("samples") {
+            Some(n) => labels.with_samples(n, count("eval_samples")),
+            None => labels,
         }
     }
 
@@ -255,6 +293,12 @@ impl Labels {
             }
             None => format!("{what} (log scale)"),
         }
+    }
+
+    /// The axis of summed losses drawn as means per sample.
+    fn per_sample_axis(&self) -> String {
+        let loss = self.loss.as_ref().map_or("loss", |(l, _)| l.as_str());
+        format!("loss per sample ({loss} sum / samples; log scale)")
     }
 
     /// A short axis name for a panel: "final loss (mse, sum)".
@@ -387,8 +431,16 @@ fn clip(text: &str, chars: usize) -> String {
 }
 
 /// Draws `curves` into `path` (.svg or .png).
+/// Summed training and held-out losses are drawn per sample (each set's
+/// sum over its own size), where they compare: a sum over fewer held-out
+/// rows would otherwise sit below the training curve for that alone.
 pub fn history(curves: &Curves, path: &Path, flag: &str) -> Result<(), Error> {
-    let figure = HistoryFigure::new(curves).ok_or_else(|| {
+    let scaled = per_sample(curves);
+    let (curves, per_sample) = match &scaled {
+        Some(scaled) => (scaled, true),
+        None => (curves, false),
+    };
+    let figure = HistoryFigure::new(curves, per_sample).ok_or_else(|| {
         Error::Config(format!(
             "{flag} {}: the curves have no finite positive loss to draw (every network diverged?)",
             path.display()
@@ -397,15 +449,39 @@ pub fn history(curves: &Curves, path: &Path, flag: &str) -> Result<(), Error> {
     render(path, flag, &figure)
 }
 
+/// Curves of summed losses with held-out ones, as means per sample (the
+/// target too, which is the training sum's); none where the losses are
+/// means already, there is no held-out curve, or the sizes are unknown.
+fn per_sample(curves: &Curves) -> Option<Curves> {
+    let held_out = curves.points.iter().any(|p| p.eval_loss.is_some());
+    let (train, eval) = curves.labels.per_sample().filter(|_| held_out)?;
+    let per = |q: &Option<Quantiles>, n: f64| q.as_ref().map(|q| q.map(|l| l / n));
+    Some(Curves {
+        points: curves
+            .points
+            .iter()
+            .map(|p| HistoryPoint {
+                loss: per(&p.loss, train),
+                eval_loss: per(&p.eval_loss, eval),
+                ..p.clone()
+            })
+            .collect(),
+        target_loss: curves.target_loss.map(|t| t / train),
+        ..curves.clone()
+    })
+}
+
 struct HistoryFigure<'a> {
     curves: &'a Curves,
+    /// The losses are the sums' means per sample ([`history`]).
+    per_sample: bool,
     lo: f64,
     hi: f64,
     last: f64,
 }
 
 impl<'a> HistoryFigure<'a> {
-    fn new(curves: &'a Curves) -> Option<Self> {
+    fn new(curves: &'a Curves, per_sample: bool) -> Option<Self> {
         let all = curves.points.iter().flat_map(|p| {
             let q =
                 |q: &Option<Quantiles>| q.iter().flat_map(|q| [q.min, q.max]).collect::<Vec<_>>();
@@ -415,6 +491,7 @@ impl<'a> HistoryFigure<'a> {
         let last = curves.points.last().map_or(1, |p| p.epoch).max(1) as f64;
         Some(Self {
             curves,
+            per_sample,
             lo,
             hi,
             last,
@@ -429,7 +506,11 @@ impl Figure for HistoryFigure<'_> {
         let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
         root.fill(&WHITE).map_err(e)?;
         let title = format!(
-            "Training loss of {} networks: {}",
+            "{} of {} networks: {}",
+            match self.per_sample {
+                true => "Loss per sample",
+                false => "Training loss",
+            },
             curves.networks,
             curves.labels.source(&curves.source)
         );
@@ -445,7 +526,10 @@ impl Figure for HistoryFigure<'_> {
         chart
             .configure_mesh()
             .x_desc("epoch")
-            .y_desc(curves.labels.loss_axis("loss"))
+            .y_desc(match self.per_sample {
+                true => curves.labels.per_sample_axis(),
+                false => curves.labels.loss_axis("loss"),
+            })
             .x_label_formatter(&|v| format!("{v:.0}"))
             .y_label_formatter(&tick)
             .label_style((FAMILY, 15))
@@ -471,6 +555,9 @@ impl Figure for HistoryFigure<'_> {
         let blue = RGBColor(31, 119, 180);
         let orange = RGBColor(255, 127, 14);
         let train: fn(&HistoryPoint) -> &Option<Quantiles> = training_loss;
+        // Training's entries say so beside the held-out ones.
+        let held_out = curves.points.iter().any(|p| p.eval_loss.is_some());
+        let which = if held_out { "training " } else { "" };
         let bands: [(&str, Pick, Pick, f64); 2] = [
             ("min-max", |q| q.min, |q| q.max, 0.12),
             ("10%-90%", |q| q.p10, |q| q.p90, 0.3),
@@ -482,7 +569,7 @@ impl Figure for HistoryFigure<'_> {
                     blue.mix(shade).filled(),
                 )))
                 .map_err(e)?;
-            entries.push((label.to_string(), Mark::Band(blue, shade)));
+            entries.push((format!("{which}{label}"), Mark::Band(blue, shade)));
         }
         chart
             .draw_series(LineSeries::new(
@@ -490,8 +577,8 @@ impl Figure for HistoryFigure<'_> {
                 blue.stroke_width(3),
             ))
             .map_err(e)?;
-        entries.push(("median".to_string(), Mark::Line(blue, 3)));
-        if curves.points.iter().any(|p| p.eval_loss.is_some()) {
+        entries.push((format!("{which}median"), Mark::Line(blue, 3)));
+        if held_out {
             let eval: fn(&HistoryPoint) -> &Option<Quantiles> = held_out_loss;
             chart
                 .draw_series(std::iter::once(Polygon::new(
@@ -512,7 +599,11 @@ impl Figure for HistoryFigure<'_> {
             chart
                 .draw_series(LineSeries::new([(0.0, t), (last, t)], RED.stroke_width(2)))
                 .map_err(e)?;
-            entries.push((format!("target {t:e}"), Mark::Line(RED, 2)));
+            let label = match (self.per_sample, curves.labels.samples) {
+                (true, Some((n, _))) => format!("target {:e} / {n}", t * n as f64),
+                _ => format!("target {t:e}"),
+            };
+            entries.push((label, Mark::Line(RED, 2)));
         }
         draw_legend(&legend, 40, None, &entries)
     }
@@ -889,7 +980,12 @@ pub fn read_results(path: &Path) -> Result<Vec<FinalLoss>, Error> {
     ) else {
         return Err(not_ours());
     };
-    if names.first() != Some(&"network") || !header.trim().ends_with(tail) {
+    // Files written before the per-sample columns end one step earlier.
+    let older = tail
+        .strip_suffix(",train_loss_per_sample,eval_loss_per_sample")
+        .unwrap_or(tail);
+    let trimmed = header.trim();
+    if names.first() != Some(&"network") || !(trimmed.ends_with(tail) || trimmed.ends_with(older)) {
         return Err(not_ours());
     }
     let mut networks = Vec::new();
@@ -950,4 +1046,57 @@ pub fn read_history(path: &Path) -> Result<Curves, Error> {
 /// The default output of `gputrain plot`: the input's name with `.svg`.
 pub fn default_output(input: &Path) -> PathBuf {
     input.with_extension("svg")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn five(v: f64) -> Quantiles {
+        Quantiles {
+            min: v,
+            p10: 2.0 * v,
+            median: 3.0 * v,
+            p90: 4.0 * v,
+            max: 5.0 * v,
+        }
+    }
+
+    fn curves(reduction: &str, eval: bool) -> Curves {
+        Curves {
+            points: vec![HistoryPoint {
+                epoch: 10,
+                networks: 4,
+                diverged: 0,
+                loss: Some(five(30.0)),
+                reached_target: None,
+                eval_loss: eval.then(|| five(10.0)),
+            }],
+            networks: 4,
+            target_loss: Some(1.5),
+            source: String::new(),
+            labels: Labels::of("2-3-1", "moons", "mse", reduction).with_samples(75, Some(25)),
+        }
+    }
+
+    #[test]
+    fn summed_curves_beside_held_out_ones_are_drawn_per_sample() {
+        let scaled = per_sample(&curves("sum", true)).expect("sums with held-out curves");
+        let point = &scaled.points[0];
+        assert_eq!(point.loss, Some(five(30.0).map(|q| q / 75.0)));
+        assert_eq!(point.eval_loss, Some(five(10.0).map(|q| q / 25.0)));
+        assert_eq!(
+            scaled.target_loss,
+            Some(1.5 / 75.0),
+            "the training sum's target"
+        );
+        assert_eq!(point.epoch, 10);
+        // Means compare already; a training curve alone has nothing to
+        // compare with; unknown sizes cannot be divided by.
+        assert_eq!(per_sample(&curves("mean", true)), None);
+        assert_eq!(per_sample(&curves("sum", false)), None);
+        let mut unknown = curves("sum", true);
+        unknown.labels.samples = None;
+        assert_eq!(per_sample(&unknown), None);
+    }
 }

@@ -191,6 +191,9 @@ struct Columns {
     train_accuracy: usize,
     eval_loss: usize,
     eval_accuracy: usize,
+    /// Absent from results files written before these columns existed.
+    train_loss_per_sample: Option<usize>,
+    eval_loss_per_sample: Option<usize>,
 }
 
 impl Columns {
@@ -216,6 +219,8 @@ impl Columns {
             train_accuracy: at("train_accuracy")?,
             eval_loss: at("eval_loss")?,
             eval_accuracy: at("eval_accuracy")?,
+            train_loss_per_sample: at("train_loss_per_sample").ok(),
+            eval_loss_per_sample: at("eval_loss_per_sample").ok(),
         })
     }
 
@@ -272,6 +277,14 @@ impl Columns {
                 train_accuracy: optional(self.train_accuracy, "train_accuracy")?,
                 eval_loss: optional(self.eval_loss, "eval_loss")?,
                 eval_accuracy: optional(self.eval_accuracy, "eval_accuracy")?,
+                train_loss_per_sample: match self.train_loss_per_sample {
+                    Some(i) => optional(i, "train_loss_per_sample")?,
+                    None => None,
+                },
+                eval_loss_per_sample: match self.eval_loss_per_sample {
+                    Some(i) => optional(i, "eval_loss_per_sample")?,
+                    None => None,
+                },
             },
         })
     }

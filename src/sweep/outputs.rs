@@ -148,6 +148,14 @@ pub struct RunRecord {
     pub models: Vec<ModelFile>,
     pub history: bool,
     pub weights: bool,
+    /// The run's `--seed`.
+    #[serde(default)]
+    pub seed: u64,
+    /// The command that asked for the run, without where it wrote or
+    /// which shard it was ([`crate::plan::TrainPlan::command`]): what
+    /// `gputrain rerun` runs again (empty in files from before it).
+    #[serde(default)]
+    pub command: Vec<String>,
 }
 
 /// The `format` of run.json.
@@ -196,7 +204,15 @@ impl RunRecord {
         Ok(())
     }
 
-    pub fn of(sweep: &Sweep, shard: Shard, range: &Range<usize>, paths: &OutputPaths) -> Self {
+    /// The record of `run`.
+    pub fn of(run: &RangeRun) -> Self {
+        let RangeRun {
+            sweep,
+            shard,
+            range,
+            paths,
+            ..
+        } = run;
         let models = sweep.models();
         Self {
             format: RUN_FORMAT.to_string(),
@@ -222,6 +238,8 @@ impl RunRecord {
                 .collect(),
             history: paths.history_out.is_some(),
             weights: paths.weights.is_some(),
+            seed: run.seed,
+            command: run.command.to_vec(),
         }
     }
 }
@@ -417,6 +435,7 @@ impl<'a> RunWriter<'a> {
             interrupted: false,
             trained_on: info.trained_on(),
             target_loss: config.options.target_loss,
+            stop_at_target: config.options.stop_at_target,
             precision: info.precision(),
             // Files of a run directory (--out) carry it; a plain --weights
             // file stays the bytes a resume reproduces.
@@ -528,6 +547,8 @@ pub struct RangeRun<'a> {
     pub verify: Option<VerifyPlan>,
     /// `--seed`, which weights files record.
     pub seed: u64,
+    /// The command that asked for the run ([`crate::plan::TrainPlan::command`]).
+    pub command: &'a [String],
     /// Keep the outputs no path names in memory ([`Kept`]), with the
     /// results table always (the Python package).
     pub keep: bool,
@@ -619,17 +640,23 @@ impl RangeRun<'_> {
             let init = start.recorded_init().filter(|_| sweep.points.len() == 1);
             out.start_model(sweep.model_of[part.point], &config, &info, init)?;
             let first_id = sweep.first_id(part);
+            // The segment's network-epochs as its progress last counted
+            // them (all it asked for unless a stop came first).
+            let mut segment_done = 0;
             seconds += run::execute(
                 &config,
                 engine,
                 &mut start,
-                &mut |p| match single {
-                    // One part (a resume among them) knows its own total.
-                    true => progress(p),
-                    false => progress(&Progress {
-                        network_epochs_done: done_before + p.network_epochs_done,
-                        network_epochs_total: total,
-                    }),
+                &mut |p| {
+                    segment_done = p.network_epochs_done;
+                    match single {
+                        // One part (a resume among them) knows its own total.
+                        true => progress(p),
+                        false => progress(&Progress {
+                            network_epochs_done: done_before + p.network_epochs_done,
+                            network_epochs_total: total,
+                        }),
+                    }
                 },
                 stop,
                 &mut |block| {
@@ -639,7 +666,10 @@ impl RangeRun<'_> {
                     })
                 },
             )?;
-            done_before += config.networks as u64 * options.epochs;
+            done_before += match stop.is_requested() {
+                false => config.networks as u64 * options.epochs,
+                true => segment_done,
+            };
         }
         let (tallies, mut files, kept) = out.finish(options.epochs)?;
         let labels = |point: usize| sweep.points[point].labels.clone();
@@ -673,6 +703,8 @@ impl RangeRun<'_> {
         );
         summary.strategy = self.strategies(engine, base)?;
         summary.history = history;
+        summary.seed = self.seed;
+        summary.command = self.command.to_vec();
         complete_summary(&mut summary, sweep, stats);
         files.extend(self.summary_files(&summary)?);
         Ok(Finished {
@@ -701,7 +733,7 @@ impl RangeRun<'_> {
     /// The files made from the summary: the history and groups CSVs, the
     /// summary's JSON, run.json.
     fn summary_files(&self, summary: &Summary) -> Result<Vec<TemporaryFile>, Error> {
-        let record = RunRecord::of(self.sweep, self.shard, &self.range, self.paths);
+        let record = RunRecord::of(self);
         summary_files(self.paths, summary, &record)
     }
 }

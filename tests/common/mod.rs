@@ -433,8 +433,19 @@ pub fn interrupted(args: &[&str], after: std::time::Duration) -> Output {
 /// Runs gputrain with `args`, sends it `signal` (kill's name: INT, TERM,
 /// HUP) after `after`, and waits for it to end.
 pub fn signalled(signal: &str, args: &[&str], after: std::time::Duration) -> Output {
+    signalled_env(signal, args, after, &[])
+}
+
+/// [`signalled`] with extra environment variables.
+pub fn signalled_env(
+    signal: &str,
+    args: &[&str],
+    after: std::time::Duration,
+    vars: &[(&str, &str)],
+) -> Output {
     let child = Command::new(env!("CARGO_BIN_EXE_gputrain"))
         .args(args)
+        .envs(vars.iter().copied())
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
