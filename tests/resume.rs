@@ -214,32 +214,31 @@ fn resuming_on_the_layered_kernels_equals_one_run_for_every_optimizer() {
     resume_matches_one_run(LAYERED, "momentum", &["--no-shuffle", "--stop-at-target"]);
 }
 
+/// A run long enough to stop by a signal: minibatches and Adam, so that
+/// a resume must restore the shuffle and the optimizer's state.
+const MOONS_TO_STOP: [&str; 14] = [
+    "--task",
+    "moons",
+    "--samples",
+    "64",
+    "--layers",
+    "2,4,1",
+    "--batch-size",
+    "16",
+    "--optimizer",
+    "adam",
+    "--lr",
+    "0.01..0.1",
+    "--networks",
+    "200",
+];
+
 /// Starts a run of `epochs`, sends SIGINT after a second, then resumes
 /// the file it wrote with no `--epochs` (the interrupted run's total) and
 /// compares with one uninterrupted run.
 fn interrupted_run_resumes_exactly(backend: &[&str], epochs: &str) {
     let dir = temp_dir(&format!("interrupt-resume-{}", backend.join("")));
-    let config = [
-        &[
-            "--task",
-            "moons",
-            "--samples",
-            "64",
-            "--layers",
-            "2,4,1",
-            "--batch-size",
-            "16",
-            "--optimizer",
-            "adam",
-            "--lr",
-            "0.01..0.1",
-            "--networks",
-            "200",
-            "--quiet",
-        ][..],
-        backend,
-    ]
-    .concat();
+    let config = [&MOONS_TO_STOP[..], &["--quiet"], backend].concat();
     let (whole, stopped, resumed) = (
         Outputs::new(&dir, "whole"),
         Outputs::new(&dir, "stopped"),
@@ -292,25 +291,10 @@ fn a_run_stopped_by_ctrl_c_on_the_gpu_resumes_exactly() {
 fn a_stopped_run_prints_how_far_it_got_and_the_command_that_finishes_it() {
     let dir = temp_dir("stopped-prints-resume");
     let config = [
-        "--task",
-        "moons",
-        "--samples",
-        "64",
-        "--layers",
-        "2,4,1",
-        "--batch-size",
-        "16",
-        "--optimizer",
-        "adam",
-        "--lr",
-        "0.01..0.1",
-        "--networks",
-        "200",
-        "--backend",
-        "cpu",
-        "--epochs",
-        "7500",
-    ];
+        &MOONS_TO_STOP[..],
+        &["--backend", "cpu", "--epochs", "7500"],
+    ]
+    .concat();
     let (whole, stopped) = (Outputs::new(&dir, "whole"), Outputs::new(&dir, "stopped"));
     let progress = [(gputrain::progress::LOG_EVERY_VARIABLE, "0.2")];
     let stopped_args = [&config[..], &stopped.args()].concat();
