@@ -863,7 +863,14 @@ const SOFTMAX_LOSS_TOL: f64 = 1.5e-6;
 /// rounding and agree with the float64 reference's: measured on lavapipe
 /// (llvmpipe, Mesa 22.3.6) over 64 networks of random weights (uniform
 /// 3) on 4 samples, |sum - 1| at worst 4.2e-7 (3.5 ulp of 1, llvmpipe's
-/// exp) and |gpu - f64| 4.2e-7; the bounds are 10x those.
+/// exp) and |gpu - f64| 4.2e-7 (network 11, sample 0, remeasured
+/// 2026-12-04); the bound is 10x that. The bounds before (4 float32
+/// epsilons, 4.8e-7, and 1e-6: 1.1x and 2.4x the measurement) failed on
+/// an NVIDIA H200, whose `exp` is not llvmpipe's (WGSL allows 3 + 2|x|
+/// ulp); its figures were not kept.
+const SOFTMAX_PREDICT_TOL: f64 = 4.2e-6;
+
+/// The predict kernel's softmax rows, within [`SOFTMAX_PREDICT_TOL`].
 #[test]
 fn softmax_predictions_are_distributions_on_the_gpu() {
     let spec = ModelSpec {
@@ -881,7 +888,10 @@ fn softmax_predictions_are_distributions_on_the_gpu() {
     let x: Vec<f32> = data.x.iter().map(|&v| v as f32).collect();
     let predictor = gputrain::gpu::GpuPredictor::new(common::gpu(), &spec).unwrap();
     let gpu = predictor.predict(&params, &x, data.samples()).unwrap();
-    let (mut worst_sum, mut worst_diff) = (0.0f64, 0.0f64);
+    // The worst |sum - 1| and |gpu - f64| with where they fell, so a
+    // failure names the network, sample and output and both values.
+    let mut worst_sum = (0.0f64, String::new());
+    let mut worst_diff = (0.0f64, String::new());
     let p = spec.layout().len;
     for (n, net) in params.chunks(p).enumerate() {
         let reference = cpu::outputs(&spec, net, &data);
@@ -891,22 +901,29 @@ fn softmax_predictions_are_distributions_on_the_gpu() {
             .enumerate()
         {
             let sum: f64 = row.iter().map(|&v| v as f64).sum();
-            worst_sum = worst_sum.max((sum - 1.0).abs());
-            assert!(
-                (sum - 1.0).abs() <= 4.0 * f32::EPSILON as f64,
-                "network {n}, sample {s}: {row:?} sums to {sum}"
-            );
+            if (sum - 1.0).abs() > worst_sum.0 {
+                worst_sum = (
+                    (sum - 1.0).abs(),
+                    format!("network {n}, sample {s}: {row:?} sums to {sum}"),
+                );
+            }
             for (j, (&g, &r)) in row.iter().zip(want).enumerate() {
                 let diff = (g as f64 - r).abs();
-                worst_diff = worst_diff.max(diff);
-                assert!(
-                    diff <= 1e-6,
-                    "network {n}, sample {s}, output {j}: gpu {g}, f64 {r}"
-                );
+                if diff > worst_diff.0 {
+                    worst_diff = (
+                        diff,
+                        format!("network {n}, sample {s}, output {j}: gpu {g}, f64 {r}"),
+                    );
+                }
             }
         }
     }
-    eprintln!("softmax predict: worst |sum - 1| {worst_sum:e}, worst |gpu - f64| {worst_diff:e}");
+    eprintln!(
+        "softmax predict: worst |sum - 1| {:e} ({}), worst |gpu - f64| {:e} ({})",
+        worst_sum.0, worst_sum.1, worst_diff.0, worst_diff.1
+    );
+    assert!(worst_sum.0 <= SOFTMAX_PREDICT_TOL, "{}", worst_sum.1);
+    assert!(worst_diff.0 <= SOFTMAX_PREDICT_TOL, "{}", worst_diff.1);
 }
 
 agreement_suite!(
