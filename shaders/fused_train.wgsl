@@ -35,6 +35,8 @@ struct FusedConfig {
 @group(0) @binding(0) var<uniform> cfg: FusedConfig;
 // Per sample: SAMPLE_STRIDE values, the inputs then the targets.
 @group(0) @binding(1) var<storage, read> samples: array<f32>;
+// One base rate per network; with a schedule, then the (scale, shift) pair
+// of each of the submission's epochs.
 @group(0) @binding(2) var<storage, read> learning_rates: array<f32>;
 @group(0) @binding(3) var<storage, read_write> params: array<f32>;
 // The status words of src/gpu/status.rs: word w of network n at
@@ -47,6 +49,17 @@ struct FusedConfig {
 
 fn network_index(gid: vec3<u32>) -> u32 {
     return gid.y * cfg.grid_width + gid.x;
+}
+
+// The rate of a network with base rate `lr` at run epoch `epoch` of this
+// submission: with a schedule, its float32 (scale, shift) pair of the
+// epoch (src/schedule.rs) from the table after the networks' rates.
+fn epoch_rate(lr: f32, epoch: u32) -> f32 {
+    if !SCHEDULED {
+        return lr;
+    }
+    let at = cfg.stride + 2u * (epoch - cfg.epoch_base);
+    return scheduled_rate(lr, learning_rates[at], learning_rates[at + 1u]);
 }
 
 fn reached_target(loss: f32) -> bool {
@@ -133,7 +146,7 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
                     break;
                 }
                 // Update number epoch + 1 of the run (Adam's t).
-                let k = optimizer_scalars(lr, f32(epoch + 1u));
+                let k = optimizer_scalars(epoch_rate(lr, epoch), f32(epoch + 1u));
                 let grad_scale = REDUCTION;
 //@update
             } else {
@@ -153,6 +166,7 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
                     }
                 }
                 let keys = epoch_keys(epoch);
+                let rate = epoch_rate(lr, epoch);
                 for (var b = 0u; b < BATCHES; b++) {
                     let first = b * BATCH_SIZE;
                     let count = min(BATCH_SIZE, DATA_SAMPLES - first);
@@ -167,7 +181,7 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
                         break;
                     }
                     // Update number epoch * BATCHES + b + 1 of the run.
-                    let k = optimizer_scalars(lr, f32(epoch) * f32(BATCHES) + f32(b + 1u));
+                    let k = optimizer_scalars(rate, f32(epoch) * f32(BATCHES) + f32(b + 1u));
                     let grad_scale = select(1.0, 1.0 / f32(count), MEAN);
 //@batch_update
                 }

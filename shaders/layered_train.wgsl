@@ -93,6 +93,10 @@ struct LayerOp {
     // Where the op's rows' targets start in `targets`: 0, or after the
     // training data's for the held-out rows.
     target_base: u32,
+    // The run epoch of the submission's first epoch: with a schedule,
+    // epoch e's (scale, shift) pair is at learning_rates[status_stride +
+    // 2 (e - rates_base)], after the networks' rates.
+    rates_base: u32,
 }
 
 const BIAS_NONE: u32 = 0u;
@@ -244,12 +248,22 @@ fn update_parameter(n: u32, i: u32, gradient: f32) {
     if OPTIMIZER_SLOTS > 2u {
         s.z = opt_state[2u * slot + at];
     }
-    var t = f32(op.epoch_base + status[status_word(STATUS_EPOCH, n)]);
+    let counted = status[status_word(STATUS_EPOCH, n)];
+    var t = f32(op.epoch_base + counted);
+    var epoch = op.epoch_base + counted - 1u;
     if BATCHED {
         // Update number epoch_base * BATCHES + batches run + 1.
-        t = f32(op.epoch_base) * f32(BATCHES) + f32(status[status_word(STATUS_STEP, n)] + 1u);
+        let steps = status[status_word(STATUS_STEP, n)];
+        t = f32(op.epoch_base) * f32(BATCHES) + f32(steps + 1u);
+        epoch = op.epoch_base + steps / BATCHES;
     }
-    let k = optimizer_scalars(learning_rates[n], t);
+    var lr = learning_rates[n];
+    if SCHEDULED {
+        // The schedule's float32 pair of the epoch (src/schedule.rs).
+        let at = op.status_stride + 2u * (epoch - op.rates_base);
+        lr = scheduled_rate(lr, learning_rates[at], learning_rates[at + 1u]);
+    }
+    let k = optimizer_scalars(lr, t);
     params[at] = optimizer_step(params[at], gradient * grad_scale(), &s, k);
     if OPTIMIZER_SLOTS > 0u {
         opt_state[at] = s.x;

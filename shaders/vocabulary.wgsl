@@ -284,6 +284,15 @@ fn rmsprop_step(p: f32, g: f32, s: ptr<function, vec3<f32>>, k: StepScalars) -> 
 
 // ---- Helpers every kernel uses.
 
+// ---- Learning-rate schedules (src/schedule.rs). A schedule's rate is
+// affine in the network's base rate: the host computes each epoch's
+// (scale, shift) pair once in float64, and a kernel rounds it to float32
+// and applies it here, as the SIMD trainer does (one fused multiply-add):
+// no cosine or power in float32 on the device.
+fn scheduled_rate(lr: f32, scale: f32, shift: f32) -> f32 {
+    return fma(lr, scale, shift);
+}
+
 // True unless x is NaN or +-inf, read from the exponent bits so that no
 // fast-math assumption in a driver can fold it away.
 fn is_finite(x: f32) -> bool {

@@ -19,6 +19,7 @@ use crate::model::{
 };
 use crate::plan::{Devices, OutputPlan, TrainPlan, VerifyPlan};
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
+use crate::schedule::{Schedule, ScheduleRequest};
 use crate::setting::{Setting, settings};
 use crate::sweep::Sweep;
 use crate::sweep::axis::{self, Grid};
@@ -173,7 +174,8 @@ pub const IN_MEMORY: &str = "(arrays)";
 /// `--replicates` is given), `--layers`, `--bias`, `--activation`,
 /// `--output-activation`, `--loss`, `--reduction`, `--freeze-bias`,
 /// `--optimizer` with its hyperparameters (unless `--optimizer` is
-/// given), `--batch-size`, `--no-shuffle`, `--seed`, `--target-loss` and
+/// given), `--lr-schedule` with its settings (unless another schedule
+/// is given), `--batch-size`, `--no-shuffle`, `--seed`, `--target-loss` and
 /// `--stop-at-target` (`--epochs` defaults to the file's planned total anyway). None without
 /// `--resume`, with nothing to add, or when the file cannot be read (the
 /// resume then refuses it, naming what is wrong). A flag given keeps its
@@ -227,6 +229,31 @@ pub fn with_recorded_flags(
                 }
             }
             (false, Some(value)) => add(h.name(), Some(value)),
+        }
+    }
+    // The file's schedule and its settings, unless the command line names
+    // another schedule.
+    let schedule = recorded("lr_schedule");
+    let schedule_given = match given("lr_schedule") {
+        true => matches
+            .get_many::<Schedule>("lr_schedule")
+            .and_then(|mut v| v.next()),
+        false => None,
+    };
+    if schedule.is_some() && schedule_given.is_none_or(|s| Some(s.name()) == schedule) {
+        let fields = [
+            "lr_schedule",
+            "lr_gamma",
+            "lr_step_size",
+            "lr_t_max",
+            "lr_min",
+            "lr_warmup",
+            "lr_warmup_start",
+        ];
+        for field in fields {
+            if let (false, Some(value)) = (given(field), recorded(field)) {
+                add(field, Some(value));
+            }
         }
     }
     if let Some(size) = recorded("batch_size").filter(|&s| s != "full") {
@@ -785,6 +812,61 @@ pub struct OptimizerArgs {
     pub weight_decay: Option<Grid<f64>>,
 }
 
+/// The learning rate's schedule over the epochs, as
+/// torch.optim.lr_scheduler stepped once per epoch (every minibatch of an
+/// epoch at its rate); each network's base rate (`--lr`) is scheduled.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Learning-rate schedule")]
+pub struct ScheduleArgs {
+    /// constant, step (StepLR), exponential (ExponentialLR) or cosine
+    /// (CosineAnnealingLR); a list such as constant,cosine is a grid axis.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "constant")]
+    pub lr_schedule: Vec<Schedule>,
+    /// The rate's factor: per --lr-step-size epochs (step) [default: 0.1],
+    /// or per epoch (exponential, required); in (0, 1].
+    /// Like every value below, a list (0.5,0.9) or log grid (0.5..0.99:4)
+    /// is a grid axis.
+    #[arg(long, value_name = "GAMMA", value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
+    pub lr_gamma: Option<Grid<f64>>,
+    /// step: epochs between the rate's cuts by --lr-gamma (StepLR's
+    /// step_size).
+    #[arg(long, value_name = "E", value_parser = grid_of(axis::epoch_counts))]
+    pub lr_step_size: Option<Grid<u64>>,
+    /// cosine: the epochs of the half cosine from the base rate down to
+    /// --lr-min (T_max) [default: the run's epochs after the warm-up].
+    #[arg(long, value_name = "T", value_parser = grid_of(axis::epoch_counts))]
+    pub lr_t_max: Option<Grid<u64>>,
+    /// cosine: the rate it anneals to (eta_min), >= 0 [default: 0].
+    #[arg(long, value_name = "RATE", value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
+    pub lr_min: Option<Grid<f64>>,
+    /// Epochs of linear warm-up in front of the schedule (LinearLR, then
+    /// the schedule from its start: SequentialLR) [default: 0].
+    #[arg(long, value_name = "W", value_parser = grid_of(axis::warmup_epochs))]
+    pub lr_warmup: Option<Grid<u64>>,
+    /// The warm-up's first epoch's share of the rate (LinearLR's
+    /// start_factor), in (0, 1] [default: 1/3].
+    #[arg(long, value_name = "F", value_parser = grid_of(axis::numbers), allow_hyphen_values = true)]
+    pub lr_warmup_start: Option<Grid<f64>>,
+}
+
+impl ScheduleArgs {
+    /// The values given (a list's first: a grid point has one).
+    pub fn to_request(&self) -> ScheduleRequest {
+        fn one<T: Copy>(g: &Option<Grid<T>>) -> Option<T> {
+            g.as_ref().map(|g| g.0[0])
+        }
+        ScheduleRequest {
+            kind: self.lr_schedule.first().copied().unwrap_or_default(),
+            gamma: one(&self.lr_gamma),
+            step_size: one(&self.lr_step_size),
+            t_max: one(&self.lr_t_max),
+            eta_min: one(&self.lr_min),
+            warmup: one(&self.lr_warmup),
+            warmup_start: one(&self.lr_warmup_start),
+        }
+    }
+}
+
 impl OptimizerArgs {
     /// The value this face gives `h`, if any (a list's first: a grid
     /// point has one).
@@ -989,6 +1071,8 @@ pub struct TrainArgs {
     #[command(flatten)]
     pub optimizer: OptimizerArgs,
     #[command(flatten)]
+    pub schedule: ScheduleArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
     #[command(flatten)]
     pub device: DeviceArgs,
@@ -1149,7 +1233,8 @@ impl TrainArgs {
     fn axis_defs(&self) -> Vec<AxisDef> {
         let number = |v: &f64| v.to_string();
         let numbers = |g: &Option<Grid<f64>>| g.as_ref().map_or(Vec::new(), |g| g.0.clone());
-        let (m, t, o) = (&self.model, &self.training, &self.optimizer);
+        let whole = |g: &Option<Grid<u64>>| g.as_ref().map_or(Vec::new(), |g| g.0.clone());
+        let (m, t, o, sc) = (&self.model, &self.training, &self.optimizer, &self.schedule);
         vec![
             axis_def(
                 "--layers",
@@ -1197,6 +1282,51 @@ impl TrainArgs {
                 numbers(&o.weight_decay),
                 number,
                 |a, v| a.optimizer.weight_decay = Some(Grid(vec![v])),
+            ),
+            axis_def(
+                "--lr-schedule",
+                "lr_schedule",
+                self.schedule.lr_schedule.clone(),
+                Schedule::to_string,
+                |a, v| a.schedule.lr_schedule = vec![v],
+            ),
+            axis_def(
+                "--lr-gamma",
+                "lr_gamma",
+                numbers(&sc.lr_gamma),
+                number,
+                |a, v| a.schedule.lr_gamma = Some(Grid(vec![v])),
+            ),
+            axis_def(
+                "--lr-step-size",
+                "lr_step_size",
+                whole(&sc.lr_step_size),
+                u64::to_string,
+                |a, v| a.schedule.lr_step_size = Some(Grid(vec![v])),
+            ),
+            axis_def(
+                "--lr-t-max",
+                "lr_t_max",
+                whole(&sc.lr_t_max),
+                u64::to_string,
+                |a, v| a.schedule.lr_t_max = Some(Grid(vec![v])),
+            ),
+            axis_def("--lr-min", "lr_min", numbers(&sc.lr_min), number, |a, v| {
+                a.schedule.lr_min = Some(Grid(vec![v]))
+            }),
+            axis_def(
+                "--lr-warmup",
+                "lr_warmup",
+                whole(&sc.lr_warmup),
+                u64::to_string,
+                |a, v| a.schedule.lr_warmup = Some(Grid(vec![v])),
+            ),
+            axis_def(
+                "--lr-warmup-start",
+                "lr_warmup_start",
+                numbers(&sc.lr_warmup_start),
+                number,
+                |a, v| a.schedule.lr_warmup_start = Some(Grid(vec![v])),
             ),
             axis_def(
                 "--batch-size",
@@ -1576,6 +1706,10 @@ impl TrainArgs {
             loss: model.loss,
             reduction: model.reduction,
             optimizer: self.optimizer.to_config()?,
+            schedule: self
+                .schedule
+                .to_request()
+                .resolve(training.epochs.unwrap_or(crate::training::DEFAULT_EPOCHS))?,
             batching: match training.batch_size.as_ref().map(|g| g.0[0]) {
                 None if training.no_shuffle => {
                     return Err(usage(format!(

@@ -445,9 +445,11 @@ fn train_stored(
     let mut diverged = false;
     let mut epochs_completed = options.epochs;
     let batches = spec.batches(data.samples());
-    // One update with the gradient in `grad`: update number `t` of the run.
-    let mut update = |params: &mut [f64], grad: &[f64], t: u64| {
-        let scalars = math.settings.scalars(learning_rate, t);
+    // One update with the gradient in `grad`: update number `t` of the
+    // run, in run epoch `epoch` (whose rate the schedule gives).
+    let mut update = |params: &mut [f64], grad: &[f64], t: u64, epoch: u64| {
+        let rate = spec.schedule.rate(learning_rate, epoch);
+        let scalars = math.settings.scalars(rate, t);
         let scalars = match math.values {
             Precision::Float64 => scalars,
             Precision::Float32 | Precision::Dithered(_) => scalars.to_f32().to_f64(),
@@ -512,7 +514,7 @@ fn train_stored(
                 EpochEnd::Train => {}
             }
             // Every parameter moves with the gradient of the old parameters.
-            update(params, &grad, run_epoch + 1);
+            update(params, &grad, run_epoch + 1, run_epoch);
             continue;
         };
         // Minibatches: the epoch's loss (for the target and the history)
@@ -544,7 +546,12 @@ fn train_stored(
                 diverged = true;
                 break 'epochs;
             }
-            update(params, &grad, run_epoch * batches as u64 + b as u64 + 1);
+            update(
+                params,
+                &grad,
+                run_epoch * batches as u64 + b as u64 + 1,
+                run_epoch,
+            );
         }
     }
     let final_loss = loss(spec, params, data);

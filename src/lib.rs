@@ -3,7 +3,9 @@
 //! reference that verifies the GPU's results.
 //!
 //! Module map: [`vocab`] (the one table of activations, losses and
-//! optimizers: f64 formula and WGSL building block per entry), [`model`]
+//! optimizers: f64 formula and WGSL building block per entry), [`schedule`]
+//! (learning-rate schedules: one float64 formula per entry, shared by
+//! every trainer), [`model`]
 //! (topology, bias, the model spec, parameter layout), [`data`]
 //! (tasks and CSV), [`init`] (per-network initialisation), [`training`]
 //! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
@@ -36,6 +38,7 @@ pub mod progress;
 pub mod recording;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod setting;
 pub mod simd;
 pub mod stats;

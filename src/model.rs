@@ -13,6 +13,7 @@ use clap::ValueEnum;
 
 use crate::batches::Batching;
 use crate::error::Error;
+use crate::schedule::ScheduleConfig;
 use crate::setting::settings::{ACTIVATION, LOSS, OUTPUT_ACTIVATION};
 pub use crate::vocab::{ACTIVATIONS, Activation, Loss, Optimizer, OptimizerConfig};
 
@@ -182,6 +183,8 @@ pub struct ModelSpec {
     pub reduction: Reduction,
     /// The update rule and its hyperparameters.
     pub optimizer: OptimizerConfig,
+    /// The learning rate's schedule over the epochs (constant: the seeds').
+    pub schedule: ScheduleConfig,
     /// Minibatches (size, shuffling and the order's seed); `None`: every
     /// sample in one batch, the seeds' full-batch gradient descent.
     pub batching: Option<Batching>,
@@ -198,6 +201,7 @@ impl Default for ModelSpec {
             loss: Loss::HalfSse,
             reduction: Reduction::Sum,
             optimizer: OptimizerConfig::sgd(),
+            schedule: ScheduleConfig::default(),
             batching: None,
         }
     }

@@ -95,6 +95,9 @@ pub struct Summary {
     /// The update rule with its hyperparameters, e.g. "adam (betas 0.9,
     /// 0.999, eps 1e-8)".
     pub optimizer: String,
+    /// The learning rate's schedule with its settings, e.g. "constant",
+    /// "cosine (lr_t_max=2000, lr_min=0)".
+    pub lr_schedule: String,
     /// "full batch", or e.g. "batches of 64, shuffled".
     pub batches: String,
     pub networks: usize,
@@ -429,6 +432,7 @@ pub fn summarize(
         loss: spec.loss.to_string(),
         reduction: spec.reduction.to_string(),
         optimizer: spec.optimizer.describe(),
+        lr_schedule: spec.schedule.describe(),
         batches: batches_text(spec, data),
         networks: 0,
         epochs: options.epochs,
@@ -594,7 +598,13 @@ pub fn render(s: &Summary) -> String {
         s.reduction,
         s.data
     ));
-    line(format!("optimizer: {}, {}", s.optimizer, s.batches));
+    match s.lr_schedule.as_str() {
+        "constant" => line(format!("optimizer: {}, {}", s.optimizer, s.batches)),
+        schedule => line(format!(
+            "optimizer: {}, learning rate {schedule}, {}",
+            s.optimizer, s.batches
+        )),
+    }
     if s.interrupted {
         line(format!(
             "interrupted: {} of {} network-epochs done; every network completed at least {} of \

@@ -162,6 +162,13 @@ pub mod settings {
     pub const LAYERS: Setting = Setting("layers");
     pub const LOSS: Setting = Setting("loss");
     pub const LR: Setting = Setting("lr");
+    pub const LR_GAMMA: Setting = Setting("lr_gamma");
+    pub const LR_MIN: Setting = Setting("lr_min");
+    pub const LR_SCHEDULE: Setting = Setting("lr_schedule");
+    pub const LR_STEP_SIZE: Setting = Setting("lr_step_size");
+    pub const LR_T_MAX: Setting = Setting("lr_t_max");
+    pub const LR_WARMUP: Setting = Setting("lr_warmup");
+    pub const LR_WARMUP_START: Setting = Setting("lr_warmup_start");
     pub const MOMENTUM: Setting = Setting("momentum");
     pub const NETWORKS: Setting = Setting("networks");
     pub const NETWORKS_SELECT: Setting = Setting("networks_select");
@@ -203,6 +210,13 @@ pub mod settings {
         LAYERS,
         LOSS,
         LR,
+        LR_GAMMA,
+        LR_MIN,
+        LR_SCHEDULE,
+        LR_STEP_SIZE,
+        LR_T_MAX,
+        LR_WARMUP,
+        LR_WARMUP_START,
         MOMENTUM,
         NETWORKS,
         NETWORKS_SELECT,

@@ -255,6 +255,10 @@ fn recorded_fields(spec: &ModelSpec) -> Vec<(&'static str, String)> {
     for (h, value) in rest.into_iter().chain(decay) {
         fields.push((h.name(), h.format(value)));
     }
+    fields.push(("lr_schedule", spec.schedule.kind.name().to_string()));
+    for (setting, value) in spec.schedule.fields() {
+        fields.push((setting.0, value));
+    }
     let (size, shuffle) = match spec.batching {
         Some(b) => (b.size.to_string(), b.shuffle.to_string()),
         None => ("full".to_string(), "false".to_string()),
@@ -583,6 +587,8 @@ fn recorded_settings(
                 "topology" | "bias" => (OnDifference::Refuse, None),
                 "activation" | "output_activation" => (OnDifference::Refuse, Some("sigmoid")),
                 "loss" | "reduction" | "freeze_bias" => (OnDifference::NoteOrRefuseResume, None),
+                // Files from before schedules trained at a constant rate.
+                "lr_schedule" => (OnDifference::ResumeOnly, Some("constant")),
                 _ => (OnDifference::ResumeOnly, None),
             };
             (field, run, on_difference, older)

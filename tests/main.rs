@@ -25,6 +25,7 @@ mod plot;
 mod predict;
 mod reference_numbers;
 mod resume;
+mod schedules;
 mod shader_interface;
 mod shuffle;
 mod simd;

@@ -1,6 +1,7 @@
 //! Exact resume: E1 epochs, then `--resume` to E1 + E2, gives the bytes of
 //! one run of E1 + E2 epochs (weights file and results CSV), for every
-//! optimizer, with shuffled minibatches, on the CPU reference, the SIMD
+//! optimizer and with a learning-rate schedule, with shuffled
+//! minibatches, on the CPU reference, the SIMD
 //! trainer and both GPU strategies; so does a run stopped by Ctrl-C and
 //! resumed. A file that
 //! cannot be continued exactly is refused, naming the field and both
@@ -172,6 +173,18 @@ const SIMD: &[&str] = &["--backend", "simd"];
 const FUSED: &[&str] = &["--backend", "gpu", "--kernel", "fused"];
 const LAYERED: &[&str] = &["--backend", "gpu", "--kernel", "layered"];
 const OPTIMIZERS: [&str; 6] = ["sgd", "momentum", "nesterov", "adam", "adamw", "rmsprop"];
+/// A schedule that changes the rate at every epoch of both parts (the
+/// resume goes on from epoch 30 of the warm-up's cosine).
+const SCHEDULED: &[&str] = &[
+    "--lr-schedule",
+    "cosine",
+    "--lr-t-max",
+    "60",
+    "--lr-warmup",
+    "10",
+    "--lr-min",
+    "0.001",
+];
 
 #[test]
 fn resuming_on_the_cpu_equals_one_run_for_every_optimizer() {
@@ -180,6 +193,12 @@ fn resuming_on_the_cpu_equals_one_run_for_every_optimizer() {
     }
     // Weight decay, and networks that stop updating at their target.
     resume_matches_one_run(CPU, "adam", &["--weight-decay", "0.01", "--stop-at-target"]);
+    resume_matches_one_run(CPU, "adam", SCHEDULED);
+    resume_matches_one_run(
+        CPU,
+        "sgd",
+        &["--lr-schedule", "step", "--lr-step-size", "7"],
+    );
 }
 
 #[test]
@@ -192,6 +211,7 @@ fn resuming_on_the_simd_trainer_equals_one_run_for_every_optimizer() {
         "adam",
         &["--weight-decay", "0.01", "--stop-at-target"],
     );
+    resume_matches_one_run(SIMD, "adam", SCHEDULED);
 }
 
 #[test]
@@ -204,6 +224,7 @@ fn resuming_on_the_fused_kernel_equals_one_run_for_every_optimizer() {
         "nesterov",
         &["--weight-decay", "0.01", "--stop-at-target"],
     );
+    resume_matches_one_run(FUSED, "adam", SCHEDULED);
 }
 
 #[test]
@@ -212,6 +233,7 @@ fn resuming_on_the_layered_kernels_equals_one_run_for_every_optimizer() {
         resume_matches_one_run(LAYERED, optimizer, &[]);
     }
     resume_matches_one_run(LAYERED, "momentum", &["--no-shuffle", "--stop-at-target"]);
+    resume_matches_one_run(LAYERED, "adam", SCHEDULED);
 }
 
 /// A run long enough to stop by a signal: minibatches and Adam, so that

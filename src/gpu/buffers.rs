@@ -4,6 +4,7 @@
 
 use crate::error::Error;
 use crate::gpu::device::GpuContext;
+use crate::schedule::ScheduleConfig;
 
 /// How a kernel reads one of its buffers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,4 +185,45 @@ pub fn split_words<'w>(mut words: &'w [u32], sizes: &[u64]) -> Vec<&'w [u32]> {
             head
         })
         .collect()
+}
+
+/// Epochs of a learning-rate schedule's table that one submission reads:
+/// their float32 (scale, shift) pairs after the networks' rates in the
+/// `learning_rates` buffer (128 KiB). A scheduled run's submissions are at
+/// most this long.
+pub const SCHEDULE_TABLE_EPOCHS: u32 = 1 << 14;
+
+/// Bytes of the `learning_rates` buffer for `capacity` networks: their
+/// rates, then the schedule's table where the run has one.
+pub fn learning_rates_bytes(schedule: &ScheduleConfig, capacity: usize) -> u64 {
+    let table = match schedule.is_constant() {
+        true => 0,
+        false => 8 * SCHEDULE_TABLE_EPOCHS as u64,
+    };
+    4 * capacity as u64 + table
+}
+
+/// Writes the schedule's pairs of run epochs `epochs` (at most
+/// [`SCHEDULE_TABLE_EPOCHS`]) after the `capacity` networks' rates in
+/// `learning_rates`; nothing for a constant rate.
+pub fn write_schedule_table(
+    ctx: &GpuContext,
+    learning_rates: &wgpu::Buffer,
+    capacity: usize,
+    schedule: &ScheduleConfig,
+    epochs: std::ops::Range<u64>,
+) {
+    if schedule.is_constant() || epochs.is_empty() {
+        return;
+    }
+    assert!(
+        epochs.end - epochs.start <= SCHEDULE_TABLE_EPOCHS as u64,
+        "a submission reads at most the table's epochs"
+    );
+    let table = schedule.table(epochs);
+    ctx.queue.write_buffer(
+        learning_rates,
+        4 * capacity as u64,
+        bytemuck::cast_slice(&table),
+    );
 }

@@ -214,6 +214,10 @@ impl<'a> FusedTrainer<'a> {
             Some(limit) => ((limit as u64).saturating_sub(LOOP_OVERHEAD) / per_epoch).max(1) as u32,
             None => u32::MAX,
         };
+        let max_epochs_per_submission = match spec.schedule.is_constant() {
+            true => max_epochs_per_submission,
+            false => max_epochs_per_submission.min(buffers::SCHEDULE_TABLE_EPOCHS),
+        };
 
         let (bind_group_layout, pipeline_layout) = buffers::layouts(ctx, KERNEL, BINDINGS);
         let mut pipelines =
@@ -272,7 +276,7 @@ impl<'a> FusedTrainer<'a> {
             contents: bytemuck::cast_slice(&samples),
             usage: wgpu::BufferUsages::STORAGE,
         });
-        let rates_bytes = 4 * capacity as u64;
+        let rates_bytes = buffers::learning_rates_bytes(&spec.schedule, capacity);
         let learning_rates = storage_buffer(ctx, "learning rates", rates_bytes, copy_both);
         let params = storage_buffer(ctx, "parameters", params_bytes, copy_both);
         let status_buffer = storage_buffer(ctx, "status", status_bytes, copy_both);
@@ -434,6 +438,14 @@ impl ChunkKernel for FusedTrainer<'_> {
         timer: Option<&PassTimer>,
     ) {
         let config = self.config(count, epoch_base, epochs, options);
+        let first = epoch_base as u64;
+        buffers::write_schedule_table(
+            self.ctx,
+            &self.buffers.learning_rates,
+            self.capacity,
+            &self.spec.schedule,
+            first..first + epochs as u64,
+        );
         self.dispatch(&self.train, config, self.grid(count), false, timer);
     }
 

@@ -158,6 +158,9 @@ pub struct LayerOp {
     /// 1: the rows are the current minibatch's (see [`RowSet`]).
     mapped: u32,
     target_base: u32,
+    /// The run epoch of the submission's first epoch, where the
+    /// schedule's table starts.
+    rates_base: u32,
 }
 
 /// What the host assumes of the kernel file.
@@ -186,6 +189,7 @@ pub const INTERFACE: shaders::KernelInterface = shaders::KernelInterface {
         epoch_base,
         mapped,
         target_base,
+        rates_base,
     }),
 };
 
@@ -516,7 +520,8 @@ impl<'a> LayeredTrainer<'a> {
         let status_bytes = status::bytes(plan.capacity);
         let loss_bytes = 4 * status::loss_words(plan.capacity, history.as_ref());
         let params = storage_buffer(ctx, "parameters", params_bytes, copy_both);
-        let learning_rates = storage_buffer(ctx, "learning rates", 4 * cap, copy_both);
+        let rates_bytes = buffers::learning_rates_bytes(&spec.schedule, plan.capacity);
+        let learning_rates = storage_buffer(ctx, "learning rates", rates_bytes, copy_both);
         let status_buffer = storage_buffer(ctx, "status", status_bytes, copy_both);
         let final_loss = storage_buffer(ctx, "final loss", loss_bytes, copy_both);
         let state_slots = spec.optimizer.state_slots();
@@ -586,7 +591,7 @@ impl<'a> LayeredTrainer<'a> {
     }
 
     /// Writes one `LayerOp` per weight layer and row set.
-    fn write_ops(&self, count: usize, options: &TrainOptions, final_epoch: u32) {
+    fn write_ops(&self, count: usize, options: &TrainOptions, final_epoch: u32, rates_base: u32) {
         let layout = self.spec.layout();
         let widths = self.spec.topology.widths();
         let rows = self.plan.row_stride as u32;
@@ -623,6 +628,7 @@ impl<'a> LayeredTrainer<'a> {
                         true => (self.samples * widths[widths.len() - 1]) as u32,
                         false => 0,
                     },
+                    rates_base,
                 };
                 let at = self.op_slot(set, l) as usize;
                 bytes[at..at + std::mem::size_of::<LayerOp>()]
@@ -817,7 +823,10 @@ impl ChunkKernel for LayeredTrainer<'_> {
     /// Epochs are separate dispatches here, not a shader loop: the
     /// adapter's loop limit does not bound a submission.
     fn max_epochs_per_submission(&self) -> u32 {
-        u32::MAX
+        match self.spec.schedule.is_constant() {
+            true => u32::MAX,
+            false => buffers::SCHEDULE_TABLE_EPOCHS,
+        }
     }
 
     fn parameter_count(&self) -> usize {
@@ -863,7 +872,15 @@ impl ChunkKernel for LayeredTrainer<'_> {
         options: &TrainOptions,
         timer: Option<&PassTimer>,
     ) {
-        self.write_ops(count, options, 0);
+        self.write_ops(count, options, 0, epoch_base);
+        let first = epoch_base as u64;
+        buffers::write_schedule_table(
+            self.ctx,
+            &self.buffers.learning_rates,
+            self.plan.capacity,
+            &self.spec.schedule,
+            first..first + epochs as u64,
+        );
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&pass_descriptor(timer));
@@ -886,7 +903,7 @@ impl ChunkKernel for LayeredTrainer<'_> {
         final_epoch: u32,
         options: &TrainOptions,
     ) -> Result<(Vec<NetworkOutcome>, Option<HistoryBlock>), Error> {
-        self.write_ops(count, options, final_epoch);
+        self.write_ops(count, options, final_epoch, final_epoch);
         let last = self.spec.topology.weight_layers() - 1;
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {

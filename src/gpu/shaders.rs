@@ -136,6 +136,13 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
     // Whether the hidden layers' derivative reads their net inputs, which
     // the layered trainer then keeps in the deltas' slots until backward.
     let _ = writeln!(out, "const HIDDEN_NEEDS_NET: bool = {};", hidden.needs_net);
+    // Whether the learning rate follows a schedule: the kernels then read
+    // each epoch's pair from the table after the networks' rates.
+    let _ = writeln!(
+        out,
+        "const SCHEDULED: bool = {};",
+        !spec.schedule.is_constant()
+    );
     // Whether the output activation is a row form (softmax): the layered
     // trainer then shifts each sample's output nets in its output_rows pass.
     let _ = writeln!(out, "const OUTPUT_ROWS: bool = {};", output.normalizes_rows);

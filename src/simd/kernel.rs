@@ -19,6 +19,7 @@
 use crate::batches::{Batching, EpochOrder};
 use crate::model::{ModelSpec, Reduction};
 use crate::recording::{HistoryPlan, NetworkCurve};
+use crate::schedule::ScheduleConfig;
 use crate::vocab::{
     Activation, Hyperparameter, Loss, MAX_STATE_SLOTS, Optimizer, OptimizerConfig, State,
     StepScalars, with_activation, with_loss, with_optimizer,
@@ -115,6 +116,7 @@ pub struct Plan {
     loss: Loss,
     reduction: Reduction,
     optimizer: OptimizerConfig,
+    schedule: ScheduleConfig,
     batching: Option<Batching>,
     data: Samples,
     eval: Option<Samples>,
@@ -170,6 +172,7 @@ impl Plan {
             loss: spec.loss,
             reduction: spec.reduction,
             optimizer: spec.optimizer,
+            schedule: spec.schedule,
             batching: spec.batching,
             data,
             eval,
@@ -842,6 +845,10 @@ pub fn train_group<const L: usize>(
     let mut powers = Powers::at(settings, epochs.first * batches + 1);
     let corrected = settings.kind.def().bias_corrected;
     let mut step = plain_step(settings, group.learning_rate);
+    // A schedule's rate for the epoch: the float64 pair of the epoch
+    // (src/schedule.rs) in float32, one multiply-add per lane.
+    let scheduled = !plan.schedule.is_constant();
+    let mut lr = group.learning_rate;
     let mut points = Points::new(plan.history, epochs.first);
     let mut epochs_completed = epochs.count;
     let mut reported = 0;
@@ -858,6 +865,14 @@ pub fn train_group<const L: usize>(
             }
         }
         let epoch = epochs.first + e;
+        if scheduled {
+            let (scale, shift) = plan.schedule.pair(epoch);
+            let (scale, shift) = (Lanes::splat(scale as f32), Lanes::splat(shift as f32));
+            lr = group.learning_rate.mul_add(scale, shift);
+            if !corrected {
+                (step.lr, step.step_size) = (lr, lr);
+            }
+        }
         let Some(batching) = plan.batching else {
             // Full batch: the loss of the current parameters comes with
             // their gradient.
@@ -870,7 +885,7 @@ pub fn train_group<const L: usize>(
                 break;
             }
             if corrected {
-                step = powers.step(settings, group.learning_rate);
+                step = powers.step(settings, lr);
                 powers.advance(settings);
             }
             work.update(plan, group, &step, full_factor, &sheet);
@@ -905,7 +920,7 @@ pub fn train_group<const L: usize>(
                 break 'epochs;
             }
             if corrected {
-                step = powers.step(settings, group.learning_rate);
+                step = powers.step(settings, lr);
                 powers.advance(settings);
             }
             work.update(plan, group, &step, scale, &sheet);

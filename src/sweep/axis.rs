@@ -119,12 +119,29 @@ pub fn learning_rates(s: &str) -> Result<Vec<LearningRate>, String> {
 /// `--batch-size`: whole numbers >= 1, a list, or a log grid rounded to
 /// whole numbers (which must stay distinct).
 pub fn batch_sizes(s: &str) -> Result<Vec<usize>, String> {
-    let mut sizes = Vec::new();
+    whole_numbers(s, 1, "a batch size")
+}
+
+/// `--lr-step-size`, `--lr-t-max`: epochs >= 1, as [`batch_sizes`].
+pub fn epoch_counts(s: &str) -> Result<Vec<u64>, String> {
+    whole_numbers(s, 1, "a number of epochs").map(|v| v.into_iter().map(|n| n as u64).collect())
+}
+
+/// `--lr-warmup`: epochs >= 0, as [`batch_sizes`].
+pub fn warmup_epochs(s: &str) -> Result<Vec<u64>, String> {
+    whole_numbers(s, 0, "a number of epochs").map(|v| v.into_iter().map(|n| n as u64).collect())
+}
+
+/// Whole numbers >= `least` (`what` says what one is, for errors): a
+/// number, a list, or a log grid rounded to whole numbers (which must stay
+/// distinct).
+fn whole_numbers(s: &str, least: usize, what: &str) -> Result<Vec<usize>, String> {
+    let mut values = Vec::new();
     for item in s.split(',') {
         match grid(s, item)? {
-            Some(points) => sizes.extend(points.iter().map(|v| v.round() as usize)),
+            Some(points) => values.extend(points.iter().map(|v| v.round() as usize)),
             None => match item.trim().parse::<usize>() {
-                Ok(b) => sizes.push(b),
+                Ok(b) => values.push(b),
                 Err(_) if item.trim().is_empty() => {
                     return Err(format!("'{s}' has an empty item (e.g. 16,32,64)"));
                 }
@@ -134,11 +151,11 @@ pub fn batch_sizes(s: &str) -> Result<Vec<usize>, String> {
             },
         }
     }
-    if let Some(&0) = sizes.iter().find(|&&b| b == 0) {
-        return Err(format!("'{s}': a batch size must be at least 1"));
+    if values.iter().any(|&b| b < least) {
+        return Err(format!("'{s}': {what} must be at least {least}"));
     }
-    no_repeats(s, &sizes)?;
-    Ok(sizes)
+    no_repeats(s, &values)?;
+    Ok(values)
 }
 
 /// `--init`: `xavier`, `he`, `tutorial`, `uniform:A`, or a list of them;
