@@ -4,7 +4,7 @@
 // src/gpu/fused_codegen.rs from the vocabulary's generic names
 // (hidden_activation, output_activation, loss_value, loss_delta,
 // optimizer_step); it also prepends the constants WORKGROUP_SIZE, SAMPLES,
-// SAMPLE_STRIDE, REDUCTION (1, or 1 / SAMPLES for the mean), which
+// SAMPLE_STRIDE, SCHEDULE_VECS, REDUCTION (1, or 1 / SAMPLES for the mean), which
 // scales the reported loss and the full-batch gradient, MEAN, and the
 // minibatch constants of src/batches.rs (BATCHES, BATCH_SIZE, SHUFFLE...).
 // With a history (src/gpu/status.rs: HISTORY, HISTORY_EVERY,
@@ -35,8 +35,6 @@ struct FusedConfig {
 @group(0) @binding(0) var<uniform> cfg: FusedConfig;
 // Per sample: SAMPLE_STRIDE values, the inputs then the targets.
 @group(0) @binding(1) var<storage, read> samples: array<f32>;
-// One base rate per network; with a schedule, then the (scale, shift) pair
-// of each of the submission's epochs.
 @group(0) @binding(2) var<storage, read> learning_rates: array<f32>;
 @group(0) @binding(3) var<storage, read_write> params: array<f32>;
 // The status words of src/gpu/status.rs: word w of network n at
@@ -46,6 +44,10 @@ struct FusedConfig {
 // Optimizer state, OPTIMIZER_SLOTS values per parameter: slot k of
 // parameter i of network n at [(k * P + i) * stride + n].
 @group(0) @binding(6) var<storage, read_write> opt_state: array<f32>;
+// With a schedule, the (scale, shift) pair of each of the submission's
+// epochs in .xy of a vec4 (src/gpu/fused.rs: schedule_epochs): a uniform,
+// so that every invocation's read of its epoch's pair is one broadcast.
+@group(0) @binding(7) var<uniform> schedule: array<vec4<f32>, SCHEDULE_VECS>;
 
 fn network_index(gid: vec3<u32>) -> u32 {
     return gid.y * cfg.grid_width + gid.x;
@@ -53,13 +55,17 @@ fn network_index(gid: vec3<u32>) -> u32 {
 
 // The rate of a network with base rate `lr` at run epoch `epoch` of this
 // submission: with a schedule, its float32 (scale, shift) pair of the
-// epoch (src/schedule.rs) from the table after the networks' rates.
+// epoch (src/schedule.rs) from the schedule table.
 fn epoch_rate(lr: f32, epoch: u32) -> f32 {
     if !SCHEDULED {
         return lr;
     }
-    let at = cfg.stride + 2u * (epoch - cfg.epoch_base);
-    return scheduled_rate(lr, learning_rates[at], learning_rates[at + 1u]);
+    let i = epoch - cfg.epoch_base;
+    if !SCHEDULE_SHIFT {
+        // The same float32 as fma(lr, scale, 0), one load fewer.
+        return lr * schedule[i].x;
+    }
+    return scheduled_rate(lr, schedule[i].x, schedule[i].y);
 }
 
 fn reached_target(loss: f32) -> bool {

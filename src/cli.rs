@@ -331,8 +331,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE.md")]
     pub report: Option<PathBuf>,
     /// Only these workloads: tutorial-10k, tutorial-momentum,
-    /// tutorial-adam, tutorial-100k, tutorial-1m, xor, wide, moons-minibatch
-    /// (comma-separated or repeated) [default: all].
+    /// tutorial-adam, tutorial-cosine, tutorial-100k, tutorial-1m, xor,
+    /// wide, moons-minibatch, tutorial-history, softmax (comma-separated or
+    /// repeated) [default: all].
     #[arg(long, value_delimiter = ',')]
     pub workload: Vec<String>,
     /// One adapter by index or name substring [default: every adapter].

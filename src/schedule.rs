@@ -1,7 +1,7 @@
 //! Learning-rate schedules, each defined once: torch.optim.lr_scheduler's
 //! StepLR, ExponentialLR and CosineAnnealingLR, and LinearLR as a warm-up
 //! in front of any of them (PyTorch's SequentialLR([LinearLR, main],
-//! milestones=[W])), stepped once per epoch as PyTorch's usual loop does:
+//! milestones=\[W\])), stepped once per epoch as PyTorch's usual loop does:
 //!
 //! ```text
 //! for epoch in range(epochs):
@@ -332,6 +332,19 @@ impl ScheduleConfig {
         self.kind == Schedule::Constant && self.warmup == 0
     }
 
+    /// Whether any epoch's pair has a nonzero shift (only a minimum rate,
+    /// `eta_min`, makes one): without, a kernel reads the scale alone, and
+    /// `lr x scale` is the same float32 as `fma(lr, scale, 0)`.
+    pub fn has_shift(&self) -> bool {
+        self.eta_min != 0.0
+            && self
+                .kind
+                .def()
+                .uses
+                .iter()
+                .any(|(u, _)| *u == ScheduleSetting::Min)
+    }
+
     /// `(scale, shift)` at run epoch `e`: a network with base rate `lr`
     /// trains epoch `e` at `lr x scale + shift`.
     pub fn pair(&self, e: u64) -> (f64, f64) {
@@ -427,6 +440,30 @@ mod tests {
         for e in [0, 1, 1000, u32::MAX as u64] {
             assert_eq!(c.rate(0.3, e), 0.3);
             assert_eq!(c.pair(e), (1.0, 0.0));
+        }
+    }
+
+    /// The fused kernel reads only the scale when `has_shift` is false:
+    /// every pair's shift must then be exactly zero.
+    #[test]
+    fn a_shift_comes_only_from_a_minimum_rate() {
+        for kind in Schedule::ALL {
+            for eta_min in [0.0, 1e-3] {
+                for warmup in [0, 5] {
+                    let request = ScheduleRequest {
+                        kind,
+                        step_size: (kind == Schedule::Step).then_some(7),
+                        gamma: (kind == Schedule::Exponential).then_some(0.9),
+                        eta_min: (kind == Schedule::Cosine).then_some(eta_min),
+                        warmup: Some(warmup),
+                        ..ScheduleRequest::default()
+                    };
+                    let c = request.resolve(40).unwrap();
+                    let shifts = (0..60).any(|e| c.pair(e).1 != 0.0);
+                    assert_eq!(c.has_shift(), shifts, "{}", c.describe());
+                    assert_eq!(shifts, kind == Schedule::Cosine && eta_min > 0.0);
+                }
+            }
         }
     }
 

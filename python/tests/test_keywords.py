@@ -91,6 +91,24 @@ CASES = {
     "centered": lambda t, m: run(optimizer="rmsprop", centered=True, lr=0.01).metadata["centered"]
     == "true",
     "weight_decay": lambda t, m: run(weight_decay=0.01).metadata["weight_decay"] == "0.01",
+    "lr_schedule": lambda t, m: run(lr_schedule="cosine").metadata["lr_schedule"] == "cosine"
+    and not np.array_equal(loss_of(lr_schedule="cosine"), loss_of()),
+    "lr_gamma": lambda t, m: run(lr_schedule="exponential", lr_gamma=0.9).metadata["lr_gamma"]
+    == "0.9"
+    and not np.array_equal(
+        loss_of(lr_schedule="exponential", lr_gamma=0.9),
+        loss_of(lr_schedule="exponential", lr_gamma=0.5),
+    ),
+    "lr_step_size": lambda t, m: run(lr_schedule="step", lr_step_size=5).metadata["lr_step_size"]
+    == "5",
+    "lr_t_max": lambda t, m: run(lr_schedule="cosine", lr_t_max=10).metadata["lr_t_max"] == "10",
+    "lr_min": lambda t, m: run(lr_schedule="cosine", lr_min=0.01).metadata["lr_min"] == "0.01",
+    "lr_warmup": lambda t, m: run(lr_warmup=5).metadata["lr_warmup"] == "5"
+    and not np.array_equal(loss_of(lr_warmup=5), loss_of()),
+    "lr_warmup_start": lambda t, m: run(lr_warmup=5, lr_warmup_start=0.5).metadata[
+        "lr_warmup_start"
+    ]
+    == "0.5",
     "results": lambda t, m: check_files(t, ["r.csv"], results="r.csv"),
     "weights": lambda t, m: check_files(t, ["w.safetensors"], weights="w.safetensors"),
     "verify": lambda t, m: run(verify=2).summary["verify"]["passed"] is True,

@@ -70,8 +70,8 @@ pub struct PeerRow {
 /// 552 (the wide workload) Numba was still compiling after three minutes.
 pub const MAX_PROGRAM_SIZE: usize = 4_096;
 
-/// Whether the peers implement `workload`: sigmoid layers, SGD, full
-/// batch, and a program of at most [`MAX_PROGRAM_SIZE`].
+/// Whether the peers implement `workload`: sigmoid layers, SGD at a
+/// constant rate, full batch, and a program of at most [`MAX_PROGRAM_SIZE`].
 pub fn supports(workload: &Workload) -> bool {
     let spec = &workload.spec;
     workload.data.samples() * spec.layout().len <= MAX_PROGRAM_SIZE
@@ -79,6 +79,7 @@ pub fn supports(workload: &Workload) -> bool {
         && spec.output_activation == crate::model::Activation::Sigmoid
         && spec.optimizer.kind == crate::vocab::Optimizer::Sgd
         && spec.batching.is_none()
+        && spec.schedule.is_constant()
         && !spec.freeze_bias
         && workload.history.is_none()
 }

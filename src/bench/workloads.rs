@@ -118,10 +118,11 @@ impl Workload {
 pub const BENCH_SEED: u64 = 0;
 
 /// Names of the standard workloads, in report order.
-pub const WORKLOAD_NAMES: [&str; 10] = [
+pub const WORKLOAD_NAMES: [&str; 11] = [
     "tutorial-10k",
     "tutorial-momentum",
     "tutorial-adam",
+    "tutorial-cosine",
     "tutorial-100k",
     "tutorial-1m",
     "xor",
@@ -166,6 +167,9 @@ pub const WIDE_DATA_SALT: u64 = 8328;
 ///   optimizers' cost is read against SGD's in the same table (rates
 ///   chosen so that no network diverges: a diverged network stops
 ///   updating and would flatter the figure);
+/// - `tutorial-cosine`: the headline run with a learning-rate schedule
+///   (100 epochs of warm-up, then a cosine over the rest), read against
+///   `tutorial-10k` for a schedule's cost;
 /// - `tutorial-100k`: the same network at 100,000 networks x 2,000
 ///   epochs, where the peers' per-call overheads matter less;
 /// - `tutorial-1m`: the same network at 1,000,000 networks;
@@ -214,6 +218,20 @@ pub fn standard() -> Vec<Workload> {
             ..tutorial()
         }
         .with_optimizer(Optimizer::Adam, 0.01),
+        {
+            let mut cosine = Workload {
+                name: "tutorial-cosine",
+                ..tutorial()
+            };
+            cosine.spec.schedule = crate::schedule::ScheduleRequest {
+                kind: crate::schedule::Schedule::Cosine,
+                warmup: Some(100),
+                ..Default::default()
+            }
+            .resolve(cosine.epochs)
+            .expect("a valid schedule");
+            cosine
+        },
         Workload {
             name: "tutorial-100k",
             networks: 100_000,
@@ -309,7 +327,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", w.name));
         }
         // The same validation refuses what train refuses.
-        let mut bad = standard()[5].config();
+        let mut bad = named("xor").config();
         bad.spec.loss = crate::model::Loss::CrossEntropy;
         bad.spec.output_activation = crate::model::Activation::Tanh;
         let err = bad.validate().unwrap_err().to_string();
@@ -317,7 +335,7 @@ mod tests {
             err.contains("--loss cross-entropy needs --output-activation sigmoid"),
             "{err}"
         );
-        let mut narrow = standard()[6].config();
+        let mut narrow = named("wide").config();
         narrow.spec.output_activation = crate::model::Activation::Sigmoid;
         std::sync::Arc::make_mut(&mut narrow.data).y[5] = -0.5;
         let err = narrow.validate().unwrap_err().to_string();
@@ -327,26 +345,39 @@ mod tests {
         );
     }
 
+    fn named(name: &str) -> Workload {
+        standard().into_iter().find(|w| w.name == name).unwrap()
+    }
+
     #[test]
     fn standard_workloads_match_their_names() {
         let all = standard();
         let names: Vec<&str> = all.iter().map(|w| w.name).collect();
         assert_eq!(names, WORKLOAD_NAMES);
-        let tutorial = &all[0];
+        let by = |name: &str| all.iter().find(|w| w.name == name).unwrap();
+        let tutorial = by("tutorial-10k");
         assert_eq!(tutorial.spec.topology.to_string(), "2-2-2");
         assert_eq!((tutorial.networks, tutorial.epochs), (10_000, 20_000));
-        assert_eq!(all[1].spec.optimizer.kind, Optimizer::Momentum);
-        assert_eq!(all[2].spec.optimizer.kind, Optimizer::Adam);
-        assert_eq!((all[3].networks, all[3].epochs), (100_000, 2_000));
-        assert_eq!(all[4].networks, 1_000_000);
-        assert_eq!(all[5].data.samples(), 4);
-        let moons = &all[7];
+        assert_eq!(
+            by("tutorial-momentum").spec.optimizer.kind,
+            Optimizer::Momentum
+        );
+        assert_eq!(by("tutorial-adam").spec.optimizer.kind, Optimizer::Adam);
+        let cosine = by("tutorial-cosine");
+        assert_eq!((cosine.networks, cosine.epochs), (10_000, 20_000));
+        assert_eq!(cosine.spec.schedule.kind, crate::schedule::Schedule::Cosine);
+        assert_eq!(cosine.spec.schedule.warmup, 100);
+        let big = by("tutorial-100k");
+        assert_eq!((big.networks, big.epochs), (100_000, 2_000));
+        assert_eq!(by("tutorial-1m").networks, 1_000_000);
+        assert_eq!(by("xor").data.samples(), 4);
+        let moons = by("moons-minibatch");
         assert_eq!(moons.data.samples(), 1_024);
         assert_eq!(moons.spec.batches(moons.data.samples()), 16);
-        let wide = &all[6];
+        let wide = by("wide");
         assert_eq!(wide.spec.layout().len, 552);
         assert_eq!((wide.data.samples(), wide.data.inputs), (64, 8));
-        let softmax = &all[9];
+        let softmax = by("softmax");
         assert_eq!(softmax.spec.layout().len, 1_210);
         assert_eq!((softmax.data.samples(), softmax.data.outputs), (256, 10));
         // Every class is present, every row one-hot.

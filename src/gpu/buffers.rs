@@ -187,14 +187,15 @@ pub fn split_words<'w>(mut words: &'w [u32], sizes: &[u64]) -> Vec<&'w [u32]> {
         .collect()
 }
 
-/// Epochs of a learning-rate schedule's table that one submission reads:
-/// their float32 (scale, shift) pairs after the networks' rates in the
-/// `learning_rates` buffer (128 KiB). A scheduled run's submissions are at
-/// most this long.
+/// Epochs of a learning-rate schedule's table that one layered submission
+/// reads: their float32 (scale, shift) pairs after the networks' rates in
+/// the `learning_rates` buffer (128 KiB). A scheduled run's layered
+/// submissions are at most this long.
 pub const SCHEDULE_TABLE_EPOCHS: u32 = 1 << 14;
 
-/// Bytes of the `learning_rates` buffer for `capacity` networks: their
-/// rates, then the schedule's table where the run has one.
+/// Bytes of the layered kernel's `learning_rates` buffer for `capacity`
+/// networks: their rates, then the schedule's table where the run has
+/// one.
 pub fn learning_rates_bytes(schedule: &ScheduleConfig, capacity: usize) -> u64 {
     let table = match schedule.is_constant() {
         true => 0,
@@ -203,27 +204,37 @@ pub fn learning_rates_bytes(schedule: &ScheduleConfig, capacity: usize) -> u64 {
     4 * capacity as u64 + table
 }
 
-/// Writes the schedule's pairs of run epochs `epochs` (at most
-/// [`SCHEDULE_TABLE_EPOCHS`]) after the `capacity` networks' rates in
-/// `learning_rates`; nothing for a constant rate.
+/// Writes the schedule's pairs of run epochs `epochs` into `buffer` from
+/// byte `offset` on, one (scale, shift) pair at the start of each row of
+/// `row_floats` floats (2: interleaved; 4: a uniform array of vec4s);
+/// nothing for a constant rate.
 pub fn write_schedule_table(
     ctx: &GpuContext,
-    learning_rates: &wgpu::Buffer,
-    capacity: usize,
+    buffer: &wgpu::Buffer,
+    offset: u64,
     schedule: &ScheduleConfig,
     epochs: std::ops::Range<u64>,
+    row_floats: usize,
 ) {
     if schedule.is_constant() || epochs.is_empty() {
         return;
     }
+    let pairs = schedule.table(epochs);
+    let table: Vec<f32> = match row_floats {
+        2 => pairs,
+        _ => pairs
+            .chunks(2)
+            .flat_map(|pair| {
+                let mut row = vec![0.0; row_floats];
+                row[..2].copy_from_slice(pair);
+                row
+            })
+            .collect(),
+    };
     assert!(
-        epochs.end - epochs.start <= SCHEDULE_TABLE_EPOCHS as u64,
+        offset + 4 * table.len() as u64 <= buffer.size(),
         "a submission reads at most the table's epochs"
     );
-    let table = schedule.table(epochs);
-    ctx.queue.write_buffer(
-        learning_rates,
-        4 * capacity as u64,
-        bytemuck::cast_slice(&table),
-    );
+    ctx.queue
+        .write_buffer(buffer, offset, bytemuck::cast_slice(&table));
 }

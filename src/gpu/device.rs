@@ -324,6 +324,8 @@ impl GpuContext {
             max_storage_buffers_per_shader_stage: supported
                 .max_storage_buffers_per_shader_stage
                 .min(8),
+            // The fused kernel's schedule table (fused::schedule_epochs).
+            max_uniform_buffer_binding_size: supported.max_uniform_buffer_binding_size.min(1 << 16),
             ..wgpu::Limits::downlevel_defaults()
         };
         let timestamp_queries = adapter.features().contains(wgpu::Features::TIMESTAMP_QUERY);

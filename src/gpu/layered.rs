@@ -877,9 +877,10 @@ impl ChunkKernel for LayeredTrainer<'_> {
         buffers::write_schedule_table(
             self.ctx,
             &self.buffers.learning_rates,
-            self.plan.capacity,
+            4 * self.plan.capacity as u64,
             &self.spec.schedule,
             first..first + epochs as u64,
+            2,
         );
         let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
         {

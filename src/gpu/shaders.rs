@@ -137,11 +137,19 @@ pub fn vocabulary_prelude(spec: &ModelSpec) -> String {
     // the layered trainer then keeps in the deltas' slots until backward.
     let _ = writeln!(out, "const HIDDEN_NEEDS_NET: bool = {};", hidden.needs_net);
     // Whether the learning rate follows a schedule: the kernels then read
-    // each epoch's pair from the table after the networks' rates.
+    // each epoch's pair from a table (fused: a uniform; layered: after the
+    // networks' rates).
     let _ = writeln!(
         out,
         "const SCHEDULED: bool = {};",
         !spec.schedule.is_constant()
+    );
+    // Whether a pair's shift can be nonzero (a cosine's minimum rate):
+    // without, the fused kernel reads only the scale.
+    let _ = writeln!(
+        out,
+        "const SCHEDULE_SHIFT: bool = {};",
+        spec.schedule.has_shift()
     );
     // Whether the output activation is a row form (softmax): the layered
     // trainer then shifts each sample's output nets in its output_rows pass.

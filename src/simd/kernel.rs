@@ -196,6 +196,16 @@ impl Plan {
         1 << most.ilog2()
     }
 
+    /// The schedule's pairs of `count` epochs from run epoch `first`
+    /// ([`crate::schedule::ScheduleConfig::table`]); none for a constant
+    /// rate.
+    pub fn schedule_table(&self, first: u64, count: u64) -> Vec<f32> {
+        match self.schedule.is_constant() {
+            true => Vec::new(),
+            false => self.schedule.table(first..first + count),
+        }
+    }
+
     /// Optimizer state values per parameter.
     pub fn slots(&self) -> usize {
         self.optimizer.state_slots()
@@ -231,6 +241,10 @@ pub struct Epochs<'a> {
     /// Told the epochs done since it was last told, at every check
     /// ([`Plan::check_every`]) and at the end.
     pub done: &'a (dyn Fn(u64) + Sync),
+    /// The schedule's float32 (scale, shift) pairs of the run's first
+    /// epochs, interleaved ([`Plan::schedule_table`]); later epochs compute
+    /// their own (the same values).
+    pub rates: &'a [f32],
 }
 
 /// Scratch space for one group: every layer's outputs (from the inputs
@@ -866,8 +880,14 @@ pub fn train_group<const L: usize>(
         }
         let epoch = epochs.first + e;
         if scheduled {
-            let (scale, shift) = plan.schedule.pair(epoch);
-            let (scale, shift) = (Lanes::splat(scale as f32), Lanes::splat(shift as f32));
+            let (scale, shift) = match epochs.rates.get(2 * e as usize..2 * e as usize + 2) {
+                Some(pair) => (pair[0], pair[1]),
+                None => {
+                    let (scale, shift) = plan.schedule.pair(epoch);
+                    (scale as f32, shift as f32)
+                }
+            };
+            let (scale, shift) = (Lanes::splat(scale), Lanes::splat(shift));
             lr = group.learning_rate.mul_add(scale, shift);
             if !corrected {
                 (step.lr, step.step_size) = (lr, lr);

@@ -29,6 +29,10 @@ pub use dispatch::{ISA_VARIABLE, Isa};
 use kernel::{Epochs, Group, GroupOutcome, Plan, Samples};
 use lanes::{AVX512_LANES, Lanes, NARROW_LANES, SMALL_LANES, group_width};
 
+/// The most epochs of a learning-rate schedule's table a call computes
+/// ahead for its groups (8 MiB of float32 pairs).
+pub const SCHEDULE_TABLE_EPOCHS: u64 = 1 << 20;
+
 /// The trainer for one run's model, data and curves.
 pub struct SimdTrainer<'a> {
     pub spec: &'a ModelSpec,
@@ -108,6 +112,13 @@ impl SimdTrainer<'_> {
         let (p, slots) = (plan.params, plan.slots());
         let (params_in, state_in): (&[f64], &[f64]) = (params, state);
         let stop = || shared.stopping();
+        // A schedule's pairs of the run's first epochs, computed once for
+        // every group (a cosine per epoch and group measured 10% of the
+        // headline run); epochs beyond the table compute theirs.
+        let rates = plan.schedule_table(
+            options.first_epoch,
+            options.epochs.min(SCHEDULE_TABLE_EPOCHS),
+        );
         let trained = self.pool.install(|| {
             (0..networks.div_ceil(L))
                 .into_par_iter()
@@ -130,6 +141,7 @@ impl SimdTrainer<'_> {
                         count: options.epochs,
                         stop: &stop,
                         done: &report,
+                        rates: &rates,
                     };
                     let mut group = Group {
                         params: &mut lanes.params,
