@@ -675,6 +675,10 @@ pub struct PredictArgs {
     /// gives the topology, bias mode, activations and loss.
     #[arg(long, value_name = "FILE.safetensors")]
     pub weights: PathBuf,
+    /// Run the parameters the file kept after this many epochs (a run's
+    /// --snapshots) instead of the final ones.
+    #[arg(long, value_name = "EPOCH")]
+    pub snapshot: Option<u64>,
     /// Samples to predict: each row the inputs, or the inputs then the
     /// targets (then each network's loss and accuracy are reported); an
     /// optional header row.
@@ -970,6 +974,13 @@ pub struct OutputArgs {
     /// (epoch,min,p10,median,p90,max,reached_target,networks,diverged).
     #[arg(long, value_name = "FILE.csv", requires = "history")]
     pub history_csv: Option<PathBuf>,
+    /// Keep every network's parameters after these epochs (0: the initial
+    /// ones; increasing, none beyond --epochs), e.g. 0,10,100, in the
+    /// weights file as `snapshot.{epoch}.layers.{l}.weight` and `.bias`
+    /// float32 `[networks, ...]`, for rewinding and interpolation;
+    /// `gputrain predict --snapshot EPOCH` runs them.
+    #[arg(long, value_name = "EPOCHS", value_delimiter = ',')]
+    pub snapshots: Vec<u64>,
     /// Draw a figure at the end (.svg or .png): on a grid the grouped
     /// statistics, as `gputrain plot groups` does; otherwise the learning
     /// curves, as `gputrain plot history` does (which needs --history).
@@ -1008,6 +1019,7 @@ impl Default for OutputArgs {
             history: None,
             history_out: None,
             history_csv: None,
+            snapshots: Vec::new(),
             plot: None,
             groups: None,
             out: None,
@@ -1806,6 +1818,7 @@ impl TrainArgs {
             population: networks as usize,
             points: None,
             history: self.output.history,
+            snapshots: self.output.snapshots.clone(),
             learning_rate: training.lr.as_ref().map(|g| g.0[0]),
             start,
             options,

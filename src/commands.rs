@@ -458,6 +458,15 @@ fn train_run(plan: &TrainPlan, keep: bool, hooks: Hooks) -> Result<Trained, Erro
     };
     let paths = outputs.paths(joined.as_ref().map(|dir| dir.0.as_path()));
     check_train_paths(outputs, &paths, sweep.models())?;
+    let snapshots = &sweep.points[0].config.snapshots;
+    if !snapshots.is_empty() && !keep && paths.weights_file(0, sweep.models()).is_none() {
+        return Err(Error::Config(format!(
+            "{} keeps the parameters at those epochs in the weights file: give {} or {}",
+            crate::setting::settings::SNAPSHOTS,
+            crate::setting::settings::WEIGHTS.is("FILE"),
+            crate::setting::settings::OUT.is("DIR")
+        )));
+    }
     // An --out directory belongs to one run: its lock for the run's
     // lifetime, and an earlier run's files only replaced on --overwrite.
     let mut lock = None;
@@ -1016,7 +1025,8 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
             args.data.display()
         )));
     }
-    let loaded = crate::weights::read(&args.weights, &spec)?;
+    let source = crate::weights::Source::Path(args.weights.clone());
+    let loaded = crate::weights::read_snapshot(&source, &spec, args.snapshot)?;
     let p = spec.layout().len;
     let all_scores = targets.then(|| crate::evaluation::scores(&spec, &loaded.params, &data));
     let losses: Option<Vec<f64>> = all_scores

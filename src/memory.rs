@@ -52,7 +52,8 @@ pub fn kept_bytes_per_network(config: &RunConfig, axes: usize) -> u64 {
         _ => crate::weights::Precision::F32,
     };
     let table = 11 * 8 + 32 * axes as u64;
-    let weights = crate::weights::file_bytes_per_network(&config.spec, precision);
+    let weights =
+        crate::weights::file_bytes_per_network(&config.spec, precision, config.snapshots.len());
     let curves = config.history_plan().map_or(0, |plan| {
         4 * plan.points() as u64 * (1 + u64::from(plan.eval))
     });
@@ -280,6 +281,7 @@ mod tests {
             population: networks,
             points: None,
             history: None,
+            snapshots: Vec::new(),
             learning_rate: None,
             start: Start::Init {
                 init: Init::Xavier,

@@ -94,9 +94,14 @@ impl NetworkCurve {
         }
     }
 
-    /// Records point `q`: the points come in order, none skipped.
+    /// Records point `q`: the points come in order, none skipped after
+    /// the first (a run trained on from a later epoch, a segment of one
+    /// with `--snapshots`, starts past the earlier points).
     pub fn record(&mut self, q: usize, train: f64, eval: Option<f64>) {
-        debug_assert_eq!(q, self.recorded as usize, "points in order");
+        debug_assert!(
+            q == self.recorded as usize || (self.recorded == 0 && q > 0),
+            "points in order"
+        );
         self.train[q] = train;
         if let Some(e) = eval {
             self.eval[q] = e;
@@ -154,6 +159,27 @@ impl HistoryBlock {
         self.train.extend(other.train);
         self.eval.extend(other.eval);
         self.recorded.extend(other.recorded);
+    }
+
+    /// The points `later` recorded after this block's, for every network
+    /// not `finished`: the curves of a run trained in segments, each on
+    /// from where the last ended ([`crate::trainer::Trained::then`]).
+    pub fn continue_with(&mut self, later: &HistoryBlock, finished: &[bool]) {
+        assert_eq!(self.points, later.points, "the same plan");
+        assert_eq!(self.networks(), later.networks(), "the same networks");
+        let points = self.points;
+        for n in (0..self.networks()).filter(|&n| !finished[n]) {
+            let (from, to) = (self.recorded[n] as usize, later.recorded[n] as usize);
+            if to <= from {
+                continue;
+            }
+            let row = n * points;
+            self.train[row + from..row + to].copy_from_slice(&later.train[row + from..row + to]);
+            if !self.eval.is_empty() {
+                self.eval[row + from..row + to].copy_from_slice(&later.eval[row + from..row + to]);
+            }
+            self.recorded[n] = later.recorded[n];
+        }
     }
 
     /// Network `n`'s training-loss curve.

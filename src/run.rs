@@ -22,7 +22,7 @@ use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::recording::{HistoryBlock, HistoryPlan, Recording};
 use crate::setting::settings::{
-    BATCH_SIZE, EPOCHS, HISTORY, INIT, INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME,
+    BATCH_SIZE, EPOCHS, HISTORY, INIT, INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME, SNAPSHOTS,
 };
 use crate::simd::Isa;
 use crate::trainer::{Block, Trained};
@@ -198,6 +198,10 @@ pub struct RunConfig {
     pub points: Option<std::sync::Arc<PointStarts>>,
     /// Record every network's loss every this many epochs (`--history`).
     pub history: Option<u64>,
+    /// Epochs at which every network's parameters are kept
+    /// (`--snapshots`), increasing, none beyond the run's epochs: the
+    /// parameters after that many epochs (0: the initial ones).
+    pub snapshots: Vec<u64>,
     /// `None`: take the weights file's learning rates.
     pub learning_rate: Option<LearningRate>,
     pub start: Start,
@@ -270,6 +274,13 @@ impl RunConfig {
             }
             _ => {}
         }
+        check_snapshots(&self.snapshots, self.options.epochs)?;
+        if !self.snapshots.is_empty() && matches!(self.start, Start::Resume { .. }) {
+            return Err(Error::Config(format!(
+                "{SNAPSHOTS} cannot be combined with {RESUME} yet: the snapshots before the \
+                 resume are not carried over (take them in the first run)"
+            )));
+        }
         if self.networks == 0 {
             return Err(Error::Config(format!("{NETWORKS} must be at least 1")));
         }
@@ -303,6 +314,33 @@ impl RunConfig {
     }
 }
 
+/// Refuses snapshot epochs that do not increase or lie beyond the run's
+/// `epochs`.
+pub fn check_snapshots(snapshots: &[u64], epochs: u64) -> Result<(), Error> {
+    let list = || {
+        let all: Vec<String> = snapshots.iter().map(u64::to_string).collect();
+        all.join(",")
+    };
+    if let Some(w) = snapshots.windows(2).find(|w| w[1] <= w[0]) {
+        return Err(Error::Config(format!(
+            "{}: the epochs must increase ({} comes after {})",
+            SNAPSHOTS.is(list()),
+            w[1],
+            w[0]
+        )));
+    }
+    if let Some(&last) = snapshots.last()
+        && last > epochs
+    {
+        return Err(Error::Config(format!(
+            "{}: epoch {last} is beyond the run's {}",
+            SNAPSHOTS.is(list()),
+            EPOCHS.is(epochs)
+        )));
+    }
+    Ok(())
+}
+
 /// A block of networks the run has trained, handed to the caller's sink
 /// as soon as it is done; the run then forgets it.
 #[derive(Clone, Copy, Debug)]
@@ -328,6 +366,10 @@ pub struct TrainedBlock<'a> {
     pub metrics: &'a [NetworkMetrics],
     /// Every network's learning curves, completed, with `--history`.
     pub history: Option<&'a HistoryBlock>,
+    /// With `--snapshots`, every network's parameters at each snapshot
+    /// epoch: network `n`'s at snapshot `k` at `(n x snapshots + k) x P`
+    /// (NaN where a stop came first).
+    pub snapshots: &'a [f64],
 }
 
 impl TrainedBlock<'_> {
@@ -375,6 +417,10 @@ pub fn block_networks(config: &RunConfig) -> usize {
     let history = config
         .history_plan()
         .map_or(0, |h| h.block_bytes_per_network());
+    // The snapshots' parameters (f64), and their float32 copy on the way
+    // to the file.
+    let snapshots = 12 * (config.snapshots.len() * config.spec.layout().len) as u64;
+    let history = history + snapshots;
     let by_memory = HOST_BLOCK_BYTES / (block_bytes_per_network(&config.spec) + history);
     (by_memory as usize).clamp(1, config.networks.max(1))
 }
@@ -801,6 +847,8 @@ pub fn execute(
     let mut epochs_done = vec![0u64; block];
     let mut kept_targets = vec![None; block];
     let mut never_started = vec![false; block];
+    let s = config.snapshots.len();
+    let mut snapshots = vec![0.0; block * s * p];
     for first in (0..config.networks).step_by(block) {
         let count = block.min(config.networks - first);
         let (initial, params) = (&mut initial[..count * p], &mut params[..count * p]);
@@ -839,47 +887,93 @@ pub fn execute(
             outcomes.extend(never);
         }
         let started = Instant::now();
+        let snapshots = &mut snapshots[..count * s * p];
+        snapshots.fill(f64::NAN);
         let mut n = if begun { 0 } else { count };
         while n < count {
             let from = epochs_done[n];
             let end = n + epochs_done[n..].iter().take_while(|&&d| d == from).count();
-            let options = TrainOptions {
-                first_epoch: from,
-                epochs: match stop.is_requested() {
-                    true => 0,
-                    false => config.options.epochs - from,
-                },
-                ..config.options
-            };
-            let mut control = |p: &Progress| {
-                progress(&Progress {
-                    network_epochs_done: done_before + p.network_epochs_done,
-                    network_epochs_total: total,
-                });
-                match stop.is_requested() {
-                    true => ControlFlow::Break(()),
-                    false => ControlFlow::Continue(()),
+            // The run's epochs in segments that end at the snapshots: each
+            // trained on from where the last stopped, as a resume does, so
+            // the run is the one without snapshots, bit for bit.
+            let mut ends: Vec<u64> = config
+                .snapshots
+                .iter()
+                .copied()
+                .filter(|&e| e > from)
+                .collect();
+            if ends.last() != Some(&config.options.epochs) {
+                ends.push(config.options.epochs);
+            }
+            let keep = |k: usize, params: &[f64], snapshots: &mut [f64]| {
+                for i in n..end {
+                    snapshots[(i * s + k) * p..][..p].copy_from_slice(&params[i * p..][..p]);
                 }
             };
-            let run = Block {
-                params: &mut params[n * p..end * p],
-                state: &mut state[n * per_state..end * per_state],
-                learning_rates: &learning_rates[n..end],
-            };
+            if let Some(k) = config.snapshots.iter().position(|&e| e == from) {
+                keep(k, params, snapshots);
+            }
+            let mut group: Option<Trained> = None;
+            let mut at = from;
+            for stop_at in ends {
+                if group.is_some() && stop.is_requested() {
+                    break;
+                }
+                let options = TrainOptions {
+                    first_epoch: at,
+                    epochs: match stop.is_requested() {
+                        true => 0,
+                        false => stop_at - at,
+                    },
+                    ..config.options
+                };
+                let mut control = |p: &Progress| {
+                    progress(&Progress {
+                        network_epochs_done: done_before + p.network_epochs_done,
+                        network_epochs_total: total,
+                    });
+                    match stop.is_requested() {
+                        true => ControlFlow::Break(()),
+                        false => ControlFlow::Continue(()),
+                    }
+                };
+                let run = Block {
+                    params: &mut params[n * p..end * p],
+                    state: &mut state[n * per_state..end * per_state],
+                    learning_rates: &learning_rates[n..end],
+                };
+                let trained = trainer.train(run, &options, &mut control)?;
+                let stopped = stop.is_requested();
+                // What the progress has counted: every epoch asked for, or
+                // after a stop the epochs done (so it never claims the rest).
+                done_before += match stopped {
+                    false => (end - n) as u64 * options.epochs,
+                    true => trained.outcomes.iter().map(|o| o.epochs_completed).sum(),
+                };
+                let complete = trained
+                    .outcomes
+                    .iter()
+                    .all(|o| o.epochs_completed == options.epochs);
+                if let (false, Some(k)) = (
+                    stopped && !complete,
+                    config.snapshots.iter().position(|&e| e == stop_at),
+                ) {
+                    keep(k, params, snapshots);
+                }
+                group = Some(match group {
+                    None => trained,
+                    Some(before) => before.then(trained, config.options.stop_at_target, at),
+                });
+                at = stop_at;
+            }
             let Trained {
                 outcomes: mut trained,
                 history: curves,
                 ..
-            } = trainer.train(run, &options, &mut control)?;
+            } = group.expect("at least the segment to the run's end");
             if let (Some(all), Some(curves)) = (&mut history, curves) {
                 all.extend(curves);
             }
-            // What the progress has counted: every epoch asked for, or
-            // after a stop the epochs done (so it never claims the rest).
-            done_before += match stop.is_requested() {
-                false => (end - n) as u64 * (config.options.epochs - from),
-                true => trained.iter().map(|o| o.epochs_completed).sum(),
-            };
             for (outcome, kept) in trained.iter_mut().zip(&kept_targets[n..end]) {
                 outcome.epochs_completed += from;
                 if kept.is_some() {
@@ -908,6 +1002,7 @@ pub fn execute(
             never_started,
             metrics: &metrics,
             history: history.as_ref(),
+            snapshots,
         })?;
     }
     Ok(seconds)

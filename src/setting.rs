@@ -181,6 +181,8 @@ pub mod settings {
     pub const RESUME: Setting = Setting("resume");
     pub const SEED: Setting = Setting("seed");
     pub const SHARD: Setting = Setting("shard");
+    pub const SNAPSHOT: Setting = Setting("snapshot");
+    pub const SNAPSHOTS: Setting = Setting("snapshots");
     pub const SHARD_COUNT: Setting = Setting("shard_count");
     pub const STOP_AT_TARGET: Setting = Setting("stop_at_target");
     pub const TARGET_LOSS: Setting = Setting("target_loss");
@@ -229,6 +231,8 @@ pub mod settings {
         RESUME,
         SEED,
         SHARD,
+        SNAPSHOT,
+        SNAPSHOTS,
         SHARD_COUNT,
         STOP_AT_TARGET,
         TARGET_LOSS,

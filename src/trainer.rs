@@ -46,6 +46,49 @@ pub struct Trained {
     pub kernel_seconds: Option<f64>,
 }
 
+impl Trained {
+    /// This call's training followed by `later`'s, which trained the same
+    /// block on from where this one ended (a run in segments, as a resume
+    /// continues): each network's epochs add up; a network that had
+    /// finished before `later` (diverged, or stopped at its target with
+    /// `stop_at_target`) keeps this call's outcome and curve, as one
+    /// uninterrupted call would have left them; the others take `later`'s
+    /// outcome with their first target epoch, and the curve points
+    /// `later` recorded. `later` started at run epoch `at`: a network that
+    /// reached its target exactly there (at this call's last check) is
+    /// still running for it, as it was in one call, which records that
+    /// epoch's point before it stops.
+    pub fn then(mut self, later: Trained, stop_at_target: bool, at: u64) -> Trained {
+        assert_eq!(self.outcomes.len(), later.outcomes.len(), "the same block");
+        let stopped = |t: Option<u32>| stop_at_target && t.is_some_and(|t| u64::from(t) < at);
+        let finished: Vec<bool> = self
+            .outcomes
+            .iter()
+            .map(|o| o.diverged || stopped(o.target_epoch))
+            .collect();
+        for ((before, after), &done) in self.outcomes.iter_mut().zip(&later.outcomes).zip(&finished)
+        {
+            let epochs_completed = before.epochs_completed + after.epochs_completed;
+            if !done {
+                *before = NetworkOutcome {
+                    target_epoch: before.target_epoch.or(after.target_epoch),
+                    ..*after
+                };
+            }
+            before.epochs_completed = epochs_completed;
+        }
+        if let (Some(curves), Some(more)) = (&mut self.history, &later.history) {
+            curves.continue_with(more, &finished);
+        }
+        let seconds = match (self.kernel_seconds, later.kernel_seconds) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        };
+        self.kernel_seconds = seconds;
+        self
+    }
+}
+
 /// Progress and stop in one: called with the network-epochs done so far
 /// (at least every [`PROGRESS_EVERY`] on the CPU trainers, after every
 /// submission on the GPU); `Break` asks the trainer to stop, after which

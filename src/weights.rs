@@ -20,7 +20,9 @@ use crate::error::Error;
 use crate::init::Init;
 use crate::model::ModelSpec;
 use crate::output::{Sink, TemporaryFile, Written};
-use crate::setting::settings::{INIT, INIT_WEIGHTS, RESUME, SEED, TARGET_LOSS};
+use crate::setting::settings::{
+    INIT, INIT_WEIGHTS, RESUME, SEED, SNAPSHOT, SNAPSHOTS, TARGET_LOSS,
+};
 use crate::training::NetworkOutcome;
 use crate::vocab::Hyperparameter;
 
@@ -88,6 +90,9 @@ pub struct WeightsMetadata {
     /// initialisation. A resume starts the networks a stop came before
     /// (never started: [`NEVER_STARTED`]) by it.
     pub init: Option<Init>,
+    /// The epochs whose parameters the file keeps as snapshots
+    /// (`--snapshots`; metadata `snapshots`, present only when some).
+    pub snapshots: Vec<u64>,
 }
 
 /// The `epochs_completed` of a network a stop came before: never started,
@@ -107,6 +112,8 @@ enum Values {
     LearningRate,
     EpochsCompleted,
     TargetEpoch,
+    /// Parameters from this offset in snapshot `k` ([`snapshot_name`]).
+    Snapshot(usize, usize),
 }
 
 /// One tensor of a population: its name, what it holds and its shape per
@@ -187,6 +194,35 @@ fn tensor_slots(spec: &ModelSpec) -> Vec<TensorSlot> {
         .collect()
 }
 
+/// The name of parameter tensor `name` (`layers.0.weight`) in the snapshot
+/// of epoch `epoch`: `snapshot.100.layers.0.weight`.
+pub fn snapshot_name(epoch: u64, name: &str) -> String {
+    format!("{SNAPSHOT_PREFIX}{epoch}.{name}")
+}
+
+const SNAPSHOT_PREFIX: &str = "snapshot.";
+/// The metadata field listing a file's snapshot epochs.
+const SNAPSHOTS_FIELD: &str = "snapshots";
+
+/// The snapshot tensors of a file for `spec` with snapshots at `epochs`,
+/// after every other: each snapshot's parameters, float32.
+fn snapshot_slots(spec: &ModelSpec, epochs: &[u64]) -> Vec<TensorSlot> {
+    let mut slots = Vec::new();
+    for (k, &epoch) in epochs.iter().enumerate() {
+        for slot in parameter_slots(spec) {
+            let Values::Params(offset) = slot.values else {
+                unreachable!("parameter slots only")
+            };
+            slots.push(TensorSlot {
+                name: snapshot_name(epoch, &slot.name),
+                values: Values::Snapshot(k, offset),
+                ..slot
+            });
+        }
+    }
+    slots
+}
+
 /// The suffix of the float64 companions a file from the CPU reference
 /// carries beside its float32 parameters and learning rates.
 const FLOAT64: &str = ".float64";
@@ -196,7 +232,7 @@ const FLOAT64: &str = ".float64";
 /// in the backend's precision, and, from the float64 CPU reference, the
 /// exact parameters and rates again as `{name}.float64` (what a resume or
 /// `--init-weights` reads, so a CPU run continues bit for bit).
-fn written_slots(spec: &ModelSpec, precision: Precision) -> Vec<TensorSlot> {
+fn written_slots(spec: &ModelSpec, precision: Precision, snapshots: &[u64]) -> Vec<TensorSlot> {
     let mut slots = Vec::new();
     for mut slot in tensor_slots(spec) {
         match slot.values {
@@ -213,6 +249,7 @@ fn written_slots(spec: &ModelSpec, precision: Precision) -> Vec<TensorSlot> {
         }
         slots.push(slot);
     }
+    slots.extend(snapshot_slots(spec, snapshots));
     slots
 }
 
@@ -220,8 +257,9 @@ fn written_slots(spec: &ModelSpec, precision: Precision) -> Vec<TensorSlot> {
 /// data ends.
 /// The bytes a weights file of `spec` in `precision` holds per network
 /// (its tensors' data; the header is a few kilobytes).
-pub fn file_bytes_per_network(spec: &ModelSpec, precision: Precision) -> u64 {
-    data_starts(&written_slots(spec, precision), 1).1
+pub fn file_bytes_per_network(spec: &ModelSpec, precision: Precision, snapshots: usize) -> u64 {
+    let snapshots: Vec<u64> = (0..snapshots as u64).collect();
+    data_starts(&written_slots(spec, precision, &snapshots), 1).1
 }
 
 fn data_starts(slots: &[TensorSlot], networks: usize) -> (Vec<u64>, u64) {
@@ -315,6 +353,10 @@ fn header_bytes(
     if meta.stop_at_target {
         metadata.insert("stop_at_target".to_string(), "true".to_string());
     }
+    if !meta.snapshots.is_empty() {
+        let epochs: Vec<String> = meta.snapshots.iter().map(u64::to_string).collect();
+        metadata.insert(SNAPSHOTS_FIELD.to_string(), epochs.join(","));
+    }
     let header =
         Metadata::new(Some(metadata), tensors).expect("the tensors are laid out back to back");
     // Through serde_json's sorted map: the metadata is a HashMap, whose
@@ -352,6 +394,9 @@ pub struct BlockValues<'a> {
     /// Networks a stop came before, never initialised: only their rate is
     /// written, and [`NEVER_STARTED`] as their epochs.
     pub never_started: &'a [bool],
+    /// The snapshots' parameters ([`crate::run::TrainedBlock::snapshots`];
+    /// empty without).
+    pub snapshots: &'a [f64],
 }
 
 impl WeightsWriter {
@@ -374,7 +419,7 @@ impl WeightsWriter {
         networks: usize,
         meta: &WeightsMetadata,
     ) -> Result<Self, Error> {
-        let slots = written_slots(spec, meta.precision);
+        let slots = written_slots(spec, meta.precision, &meta.snapshots);
         // The widest values the header can hold: 20 digits, "false".
         let widest = WeightsMetadata {
             epochs: u64::MAX,
@@ -425,6 +470,11 @@ impl WeightsWriter {
         );
         assert_eq!(block.outcomes.len(), count, "one outcome per rate");
         assert_eq!(block.never_started.len(), count, "one mark per rate");
+        assert_eq!(
+            block.snapshots.len(),
+            count * self.meta.snapshots.len() * p,
+            "every snapshot of every network"
+        );
         assert!(first + count <= self.networks, "block beyond the file");
         // Runs of networks alike in being started or not: a never-started
         // network's parameters and state are not written at all (a stop
@@ -444,7 +494,10 @@ impl WeightsWriter {
                 Dtype::F64 => bytes.extend_from_slice(&v.to_le_bytes()),
                 _ => bytes.extend_from_slice(&(v as f32).to_le_bytes()),
             };
-            let per_network_values = matches!(values, Values::Params(_) | Values::State(..));
+            let per_network_values = matches!(
+                values,
+                Values::Params(_) | Values::State(..) | Values::Snapshot(..)
+            );
             for (run, never) in &runs {
                 if *never && per_network_values {
                     continue;
@@ -459,6 +512,12 @@ impl WeightsWriter {
                         Values::State(k, offset) => {
                             let values =
                                 &block.state[n * per_state + k * p + offset..][..per_network];
+                            values.iter().for_each(|&v| store(v, &mut bytes));
+                        }
+                        Values::Snapshot(k, offset) => {
+                            let kept = self.meta.snapshots.len();
+                            let values =
+                                &block.snapshots[(n * kept + k) * p + offset..][..per_network];
                             values.iter().for_each(|&v| store(v, &mut bytes));
                         }
                         Values::LearningRate => store(block.learning_rates[n], &mut bytes),
@@ -544,6 +603,7 @@ pub fn write(
             learning_rates,
             outcomes: &outcomes,
             never_started: &vec![false; networks],
+            snapshots: &[],
         },
     )?;
     writer.finish(meta.epochs, meta.interrupted)
@@ -1007,6 +1067,17 @@ impl WeightsReader {
 
     /// [`Self::open`] of a file or bytes.
     pub fn open_source(source: &Source, spec: &ModelSpec, purpose: ReadFor) -> Result<Self, Error> {
+        Self::open_snapshot(source, spec, purpose, None)
+    }
+
+    /// [`Self::open_source`] whose parameters are those of the snapshot
+    /// at epoch `snapshot` (`--snapshots`), where one is asked for.
+    pub fn open_snapshot(
+        source: &Source,
+        spec: &ModelSpec,
+        purpose: ReadFor,
+        snapshot: Option<u64>,
+    ) -> Result<Self, Error> {
         let path = source.origin();
         let bad = |message: String| Error::WeightsFile {
             path: path.to_path_buf(),
@@ -1031,8 +1102,35 @@ impl WeightsReader {
             }
             None => 0,
         };
+        if let Some(epoch) = snapshot {
+            let kept = header
+                .metadata()
+                .as_ref()
+                .and_then(|m| m.get(SNAPSHOTS_FIELD).cloned());
+            let held = kept
+                .as_deref()
+                .is_some_and(|k| k.split(',').any(|e| e == epoch.to_string()));
+            if !held {
+                let has = match kept {
+                    Some(epochs) => format!("its snapshots are at epochs {epochs}"),
+                    None => format!("it holds none (train with {SNAPSHOTS})"),
+                };
+                return Err(bad(format!(
+                    "holds no snapshot at epoch {epoch} ({}): {has}",
+                    SNAPSHOT.is(epoch)
+                )));
+            }
+        }
         let mut slots = Vec::new();
         for slot in tensor_slots(spec) {
+            // The snapshot's parameters, where one is asked for.
+            let slot = match (slot.values, snapshot) {
+                (Values::Params(_), Some(epoch)) => TensorSlot {
+                    name: snapshot_name(epoch, &slot.name),
+                    ..slot
+                },
+                _ => slot,
+            };
             // The exact float64 companion, where the file has one.
             let exact = format!("{}{FLOAT64}", slot.name);
             let slot = match slot.values {
@@ -1093,8 +1191,21 @@ impl WeightsReader {
             let dtype = info.dtype;
             slots.push((slot, data_offset + info.data_offsets.0 as u64, dtype));
         }
+        // Any snapshot's tensors (snapshot.{epoch}.{parameter}).
+        let parameters = parameter_slots(spec);
+        let snapshot_tensor = |name: &str| {
+            let rest = name.strip_prefix(SNAPSHOT_PREFIX);
+            let tensor = rest.and_then(|r| r.split_once('.'));
+            tensor.is_some_and(|(epoch, tensor)| {
+                epoch.parse::<u64>().is_ok() && parameters.iter().any(|s| s.name == tensor)
+            })
+        };
         let known = |name: &str| {
-            name == EPOCHS_COMPLETED
+            snapshot_tensor(name)
+                || parameters
+                    .iter()
+                    .any(|s| s.name == name || format!("{}{FLOAT64}", s.name) == name)
+                || name == EPOCHS_COMPLETED
                 || name == TARGET_EPOCH
                 || slots
                     .iter()
@@ -1399,7 +1510,17 @@ pub fn read(path: &Path, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
 
 /// [`read`] of a file or bytes.
 pub fn read_source(source: &Source, spec: &ModelSpec) -> Result<LoadedWeights, Error> {
-    let mut reader = WeightsReader::open_source(source, spec, ReadFor::Init)?;
+    read_snapshot(source, spec, None)
+}
+
+/// [`read_source`] of the snapshot at epoch `snapshot`, where one is
+/// asked for: its parameters, the file's learning rates.
+pub fn read_snapshot(
+    source: &Source,
+    spec: &ModelSpec,
+    snapshot: Option<u64>,
+) -> Result<LoadedWeights, Error> {
+    let mut reader = WeightsReader::open_snapshot(source, spec, ReadFor::Init, snapshot)?;
     let networks = reader.networks();
     let mut params = vec![0.0; networks * spec.layout().len];
     let mut learning_rates = vec![0.0; networks];

@@ -29,5 +29,6 @@ mod schedules;
 mod shader_interface;
 mod shuffle;
 mod simd;
+mod snapshots;
 mod sweep;
 mod vocabulary;

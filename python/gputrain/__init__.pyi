@@ -63,6 +63,16 @@ def train(
     alpha: Union[_Grid, None] = None,  # 0.99
     centered: bool = False,
     weight_decay: Union[_Grid, None] = None,  # 0; adamw 0.01
+    # Learning-rate schedule (PyTorch's schedulers, stepped once per epoch)
+    lr_schedule: Union[
+        Literal["constant", "step", "exponential", "cosine"], Sequence[str]
+    ] = "constant",
+    lr_gamma: Union[_Grid, None] = None,  # step 0.1; exponential: required
+    lr_step_size: Union[int, Sequence[int], None] = None,
+    lr_t_max: Union[int, Sequence[int], None] = None,  # the epochs after the warm-up
+    lr_min: Union[_Grid, None] = None,  # 0
+    lr_warmup: Union[int, Sequence[int], None] = None,  # 0
+    lr_warmup_start: Union[_Grid, None] = None,  # 1/3
     # Output: files as the command line writes them
     results: Union[_Path, None] = None,
     weights: Union[_Path, None] = None,
@@ -72,6 +82,7 @@ def train(
     history: Union[int, None] = None,
     history_out: Union[_Path, None] = None,
     history_csv: Union[_Path, None] = None,
+    snapshots: Union[Sequence[int], None] = None,  # epochs kept in the weights
     plot: Union[_Path, None] = None,
     groups: Union[_Path, None] = None,
     out: Union[_Path, None] = None,

@@ -130,6 +130,7 @@ impl PeerSetup {
             precision: Precision::F64,
             fingerprint: None,
             init: None,
+            snapshots: Vec::new(),
         };
         crate::weights::write(&weights, &workload.spec, &initial, &[], &rates, &meta)?;
         write_data(&data, workload)?;

@@ -68,6 +68,7 @@ impl Workload {
             population: self.networks,
             points: None,
             history: self.history,
+            snapshots: Vec::new(),
             learning_rate: Some(LearningRate::Fixed(self.learning_rate)),
             start: Start::Init {
                 init: Init::Xavier,

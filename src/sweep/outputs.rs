@@ -441,6 +441,7 @@ impl<'a> RunWriter<'a> {
             // file stays the bytes a resume reproduces.
             fingerprint: run.paths.run.is_some().then(|| sweep.fingerprint.clone()),
             init: init.map(|(init, _)| init),
+            snapshots: config.snapshots.clone(),
         };
         let sink = Sink::create(path.as_deref())?;
         let writer = WeightsWriter::into_sink(sink, &config.spec, to - from, &meta)?;
@@ -497,6 +498,7 @@ impl<'a> RunWriter<'a> {
                     learning_rates: block.learning_rates,
                     outcomes: block.outcomes,
                     never_started: block.never_started,
+                    snapshots: block.snapshots,
                 },
             )?;
         }
