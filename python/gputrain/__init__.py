@@ -722,7 +722,9 @@ class Run:
             self._history = _tensors_of(buffer, origin)[0]
         return self._history
 
-    def predict(self, X, backend: str = "auto", adapter: str = "auto", ensemble=None):
+    def predict(
+        self, X, backend: str = "auto", adapter: str = "auto", ensemble=None, snapshot=None
+    ):
         """Every network's outputs on the samples X (a 2-D float array
         [samples, inputs]), as float64 [networks, samples, outputs]; NaN for
         a network a stop came before it started.
@@ -737,15 +739,25 @@ class Run:
         the population standard deviation, or the median with the
         interquartile range (NumPy's linear quantiles). A network that
         diverged makes its samples NaN, as on the command line; a run with
-        networks a stop came before is refused, naming them."""
+        networks a stop came before is refused, naming them.
+
+        snapshot: an epoch of the run's snapshots (`snapshots=`): the
+        networks' parameters after that many epochs instead of the final
+        ones, as `gputrain predict --snapshot` runs them."""
         if ensemble not in (None, "mean", "median"):
             raise ValueError(f"ensemble={ensemble!r}: expected None, 'mean' or 'median'")
+        if snapshot is not None and (
+            isinstance(snapshot, bool) or not isinstance(snapshot, (int, np.integer)) or snapshot < 0
+        ):
+            raise TypeError(f"snapshot={snapshot!r}: expected an epoch, an integer >= 0")
         source = self._only_model()
         x = _float_matrix("predict", "X", X)
         for name, value in (("backend", backend), ("adapter", adapter)):
             if not isinstance(value, str):
                 raise TypeError(f"{name}={value!r}: expected a string")
-        outputs, _adapter, notes = _native.predict(source, x, backend, adapter, self._origin)
+        outputs, _adapter, notes = _native.predict(
+            source, x, backend, adapter, self._origin, None if snapshot is None else int(snapshot)
+        )
         for note in notes:
             warnings.warn(note, RuntimeWarning, stacklevel=2)
         if ensemble is None:

@@ -163,6 +163,7 @@ class Run:
         backend: Literal["auto", "gpu", "simd", "cpu"] = "auto",
         adapter: str = "auto",
         ensemble: None = None,
+        snapshot: int | None = None,
     ) -> npt.NDArray[np.float64]:
         """Outputs [networks, samples, outputs] on X [samples, inputs]."""
     @overload
@@ -173,6 +174,7 @@ class Run:
         adapter: str = "auto",
         *,
         ensemble: Literal["mean", "median"],
+        snapshot: int | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(combined, spread) [samples, outputs]: mean and standard
         deviation, or median and interquartile range, over the networks."""

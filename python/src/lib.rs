@@ -525,12 +525,13 @@ fn weights_source(weights: &Bound<'_, PyAny>, origin: &str) -> PyResult<Source> 
     })
 }
 
-/// The outputs of every network in the weights file `weights` on the
-/// samples `x` (float64, [samples, inputs]) as an array [networks,
-/// samples, outputs], with the adapter that computed them (None: the
+/// The outputs of every network in the weights file `weights` (its
+/// snapshot at epoch `snapshot`, where one is asked for) on the samples
+/// `x` (float64, [samples, inputs]) as an array [networks, samples,
+/// outputs], with the adapter that computed them (None: the
 /// float64 CPU reference) and any notes.
 #[pyfunction]
-#[pyo3(signature = (weights, x, backend="auto", adapter="auto", origin="the run's weights"))]
+#[pyo3(signature = (weights, x, backend="auto", adapter="auto", origin="the run's weights", snapshot=None))]
 #[allow(clippy::type_complexity)]
 fn predict<'py>(
     py: Python<'py>,
@@ -539,6 +540,7 @@ fn predict<'py>(
     backend: &str,
     adapter: &str,
     origin: &str,
+    snapshot: Option<u64>,
 ) -> PyResult<(Bound<'py, PyAny>, Option<String>, Vec<String>)> {
     use clap::ValueEnum;
     let backend = gputrain::run::BackendChoice::from_str(backend, false).map_err(|_| {
@@ -561,7 +563,7 @@ fn predict<'py>(
     let forward = py.detach(|| {
         setting::with_face(Face::Python, || {
             caught(|| {
-                let loaded = gputrain::weights::read_source(&weights, &spec)?;
+                let loaded = gputrain::weights::read_snapshot(&weights, &spec, snapshot)?;
                 gputrain::predict::forward(&spec, &loaded.params, &data, backend, &adapter)
             })
         })

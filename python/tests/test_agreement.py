@@ -302,3 +302,28 @@ def test_groups_best_and_ensembles_are_the_command_lines(tmp_path, cli):
     with pytest.raises(ValueError, match="ensemble='average'"):
         run.predict(x, ensemble="average")
     assert gputrain.load(tmp_path / "run" / "weights.safetensors").groups is None
+
+
+def test_predict_runs_a_snapshot_as_the_command_line_does(tmp_path, cli):
+    """predict(snapshot=E) runs the parameters the run kept after E epochs:
+    those of the same run trained for E epochs, and the same outputs as
+    `gputrain predict --snapshot E` of the saved file."""
+    small = dict(task="xor", layers=[2, 3, 1], networks=5, backend="simd", progress=False)
+    run = gputrain.train(**small, epochs=30, snapshots=[0, 10])
+    stopped = gputrain.train(**small, epochs=10)
+    x = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
+    at_10 = run.predict(x, backend="cpu", snapshot=10)
+    assert np.array_equal(at_10, stopped.predict(x, backend="cpu"))
+    assert not np.array_equal(at_10, run.predict(x, backend="cpu"))
+    assert np.array_equal(run.weights["snapshot.10.layers.0.weight"], stopped.weights["layers.0.weight"])
+    (path,) = run.save(tmp_path / "run.safetensors")
+    data = tmp_path / "xor.csv"
+    data.write_text("x0,x1\n" + "\n".join(f"{a},{b}" for a, b in x) + "\n")
+    printed = cli("predict", "--weights", path, "--data", data, "--snapshot", "10", "--backend", "cpu")
+    rows = [line.split(",") for line in printed.stdout.strip().splitlines()[1:]]
+    from_cli = np.array([float(r[2]) for r in rows]).reshape(at_10.shape)
+    assert np.array_equal(from_cli, at_10)
+    with pytest.raises(ValueError, match=r"holds no snapshot at epoch 5 \(snapshot=5\)"):
+        run.predict(x, snapshot=5)
+    with pytest.raises(TypeError, match="snapshot=1.5"):
+        run.predict(x, snapshot=1.5)
