@@ -751,6 +751,11 @@ pub struct TrainingArgs {
     /// with fresh optimizer state.
     #[arg(long, value_name = "FILE.safetensors", conflicts_with = "resume")]
     pub init_weights: Option<PathBuf>,
+    /// With --init-weights: start from the parameters the file kept after
+    /// this many epochs (its run's --snapshots) instead of its final ones:
+    /// rewinding, with fresh optimizer state and epochs counted from 0.
+    #[arg(long, value_name = "EPOCH", requires = "init_weights")]
+    pub init_snapshot: Option<u64>,
     /// Continue the training a weights file holds, exactly: its
     /// parameters, optimizer state and epochs (the run's flags must be the
     /// ones it was trained with).
@@ -923,6 +928,7 @@ impl Default for TrainingArgs {
             lr: None,
             init: Grid(vec![Init::Xavier]),
             init_weights: None,
+            init_snapshot: None,
             resume: None,
             seed: 0,
             target_loss: None,
@@ -1775,7 +1781,10 @@ impl TrainArgs {
             }
         };
         let start = match (&training.init_weights, &training.resume) {
-            (Some(path), _) => Start::WeightsFile(path.clone()),
+            (Some(path), _) => Start::WeightsFile {
+                path: path.clone(),
+                snapshot: training.init_snapshot,
+            },
             (None, Some(path)) => Start::Resume {
                 path: path.clone(),
                 epochs_from_file: training.epochs.is_none(),

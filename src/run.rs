@@ -22,7 +22,8 @@ use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::recording::{HistoryBlock, HistoryPlan, Recording};
 use crate::setting::settings::{
-    BATCH_SIZE, EPOCHS, HISTORY, INIT, INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME, SNAPSHOTS,
+    BATCH_SIZE, EPOCHS, HISTORY, INIT, INIT_SNAPSHOT, INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME,
+    SNAPSHOTS,
 };
 use crate::simd::Isa;
 use crate::trainer::{Block, Trained};
@@ -144,9 +145,14 @@ pub enum Start {
         init: Init,
         seed: u64,
     },
-    /// A weights file (`--init-weights`): its parameters with fresh
-    /// optimizer state; its learning rates unless the run gives some.
-    WeightsFile(PathBuf),
+    /// A weights file (`--init-weights`): its parameters (those of its
+    /// snapshot at epoch `snapshot`, `--init-snapshot`, where one is
+    /// asked for) with fresh optimizer state; its learning rates unless the
+    /// run gives some.
+    WeightsFile {
+        path: PathBuf,
+        snapshot: Option<u64>,
+    },
     /// A weights file to continue exactly (`--resume`): parameters,
     /// optimizer state, learning rates (unless the run gives some) and
     /// each network's epochs. The run's epochs are the total each network
@@ -162,7 +168,7 @@ impl Start {
     pub fn file(&self) -> Option<&PathBuf> {
         match self {
             Start::Init { .. } => None,
-            Start::WeightsFile(path) | Start::Resume { path, .. } => Some(path),
+            Start::WeightsFile { path, .. } | Start::Resume { path, .. } => Some(path),
         }
     }
 }
@@ -439,7 +445,7 @@ impl Starting {
     /// ([`Start::Resume`]) and refuses a total below what a network has
     /// already completed.
     pub fn open(config: &mut RunConfig) -> Result<Self, Error> {
-        let (path, purpose) = match &config.start {
+        let (path, purpose, snapshot) = match &config.start {
             Start::Init { init, seed } => {
                 crate::init::check(&config.spec, *init)?;
                 return Ok(Starting::Init {
@@ -447,15 +453,18 @@ impl Starting {
                     seed: *seed,
                 });
             }
-            Start::WeightsFile(path) => (path.clone(), ReadFor::Init),
+            Start::WeightsFile { path, snapshot } => (path.clone(), ReadFor::Init, *snapshot),
             Start::Resume { path, .. } => (
                 path.clone(),
                 ReadFor::Resume {
                     target_loss: config.options.target_loss,
                 },
+                None,
             ),
         };
-        let reader = WeightsReader::open(&path, &config.spec, purpose)?;
+        let source = crate::weights::Source::Path(path.clone());
+        let asked = snapshot.map(|epoch| (INIT_SNAPSHOT, epoch));
+        let reader = WeightsReader::open_snapshot(&source, &config.spec, purpose, asked)?;
         if let Some(n) = reader.first_never_started() {
             let message = match (reader.resume(), reader.recorded_init()) {
                 (None, _) => Some(format!(

@@ -157,6 +157,7 @@ pub mod settings {
     pub const HISTORY_OUT: Setting = Setting("history_out");
     pub const HOLDOUT: Setting = Setting("holdout");
     pub const INIT: Setting = Setting("init");
+    pub const INIT_SNAPSHOT: Setting = Setting("init_snapshot");
     pub const INIT_WEIGHTS: Setting = Setting("init_weights");
     pub const KERNEL: Setting = Setting("kernel");
     pub const LAYERS: Setting = Setting("layers");
@@ -207,6 +208,7 @@ pub mod settings {
         HISTORY_OUT,
         HOLDOUT,
         INIT,
+        INIT_SNAPSHOT,
         INIT_WEIGHTS,
         KERNEL,
         LAYERS,

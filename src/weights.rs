@@ -231,13 +231,20 @@ const FLOAT64: &str = ".float64";
 /// learning rates in float32 as docs/design.md fixes them, the optimizer state
 /// in the backend's precision, and, from the float64 CPU reference, the
 /// exact parameters and rates again as `{name}.float64` (what a resume or
-/// `--init-weights` reads, so a CPU run continues bit for bit).
+/// `--init-weights` reads, so a CPU run continues bit for bit); then the
+/// snapshots' parameters ([`snapshot_slots`]), with their float64
+/// companions from the reference.
 fn written_slots(spec: &ModelSpec, precision: Precision, snapshots: &[u64]) -> Vec<TensorSlot> {
     let mut slots = Vec::new();
-    for mut slot in tensor_slots(spec) {
+    for mut slot in tensor_slots(spec)
+        .into_iter()
+        .chain(snapshot_slots(spec, snapshots))
+    {
         match slot.values {
             Values::State(..) => slot.dtype = precision.dtype(),
-            Values::Params(_) | Values::LearningRate if precision == Precision::F64 => {
+            Values::Params(_) | Values::Snapshot(..) | Values::LearningRate
+                if precision == Precision::F64 =>
+            {
                 slots.push(TensorSlot {
                     name: format!("{}{FLOAT64}", slot.name),
                     values: slot.values,
@@ -249,7 +256,6 @@ fn written_slots(spec: &ModelSpec, precision: Precision, snapshots: &[u64]) -> V
         }
         slots.push(slot);
     }
-    slots.extend(snapshot_slots(spec, snapshots));
     slots
 }
 
@@ -1071,13 +1077,15 @@ impl WeightsReader {
     }
 
     /// [`Self::open_source`] whose parameters are those of the snapshot
-    /// at epoch `snapshot` (`--snapshots`), where one is asked for.
+    /// at epoch `snapshot` (`--snapshots`), where one is asked for, by the
+    /// setting that asks (named if the file does not hold it).
     pub fn open_snapshot(
         source: &Source,
         spec: &ModelSpec,
         purpose: ReadFor,
-        snapshot: Option<u64>,
+        asked: Option<(crate::setting::Setting, u64)>,
     ) -> Result<Self, Error> {
+        let snapshot = asked.map(|(_, epoch)| epoch);
         let path = source.origin();
         let bad = |message: String| Error::WeightsFile {
             path: path.to_path_buf(),
@@ -1102,7 +1110,7 @@ impl WeightsReader {
             }
             None => 0,
         };
-        if let Some(epoch) = snapshot {
+        if let Some((setting, epoch)) = asked {
             let kept = header
                 .metadata()
                 .as_ref()
@@ -1117,7 +1125,7 @@ impl WeightsReader {
                 };
                 return Err(bad(format!(
                     "holds no snapshot at epoch {epoch} ({}): {has}",
-                    SNAPSHOT.is(epoch)
+                    setting.is(epoch)
                 )));
             }
         }
@@ -1197,6 +1205,7 @@ impl WeightsReader {
             let rest = name.strip_prefix(SNAPSHOT_PREFIX);
             let tensor = rest.and_then(|r| r.split_once('.'));
             tensor.is_some_and(|(epoch, tensor)| {
+                let tensor = tensor.strip_suffix(FLOAT64).unwrap_or(tensor);
                 epoch.parse::<u64>().is_ok() && parameters.iter().any(|s| s.name == tensor)
             })
         };
@@ -1520,7 +1529,8 @@ pub fn read_snapshot(
     spec: &ModelSpec,
     snapshot: Option<u64>,
 ) -> Result<LoadedWeights, Error> {
-    let mut reader = WeightsReader::open_snapshot(source, spec, ReadFor::Init, snapshot)?;
+    let asked = snapshot.map(|epoch| (SNAPSHOT, epoch));
+    let mut reader = WeightsReader::open_snapshot(source, spec, ReadFor::Init, asked)?;
     let networks = reader.networks();
     let mut params = vec![0.0; networks * spec.layout().len];
     let mut learning_rates = vec![0.0; networks];

@@ -188,6 +188,47 @@ fn snapshots_equal_runs_stopped_at_those_epochs_on_every_backend() {
     }
 }
 
+/// `--init-weights FILE --init-snapshot E` (rewinding) starts from the
+/// snapshot: the same run as one started from the file of the run stopped
+/// at E, byte for byte (the reference's snapshots carry float64 twins).
+#[test]
+fn a_run_rewound_to_a_snapshot_is_a_run_from_the_stopped_file() {
+    for (name, backend) in BACKENDS {
+        let dir = temp_dir(&format!("snapshots-rewind-{name}"));
+        let file = |n: &str| dir.join(format!("{n}.safetensors"));
+        train(
+            backend,
+            &[
+                "--epochs",
+                "30",
+                "--snapshots",
+                "7",
+                "--weights",
+                arg(&file("with")),
+            ],
+        );
+        train_stopped(backend, 7, &file("stopped"));
+        let again = |from: &[&str], into: &Path| {
+            let rest = ["--epochs", "10", "--weights", arg(into)];
+            train(backend, &[from, &rest].concat());
+        };
+        again(
+            &["--init-weights", arg(&file("with")), "--init-snapshot", "7"],
+            &file("rewound"),
+        );
+        again(
+            &["--init-weights", arg(&file("stopped"))],
+            &file("restarted"),
+        );
+        let (rewound, restarted) = (tensors(&file("rewound")), tensors(&file("restarted")));
+        assert!(rewound == restarted, "{name}: the rewound run differs");
+        if name == "cpu" {
+            assert!(tensors(&file("with")).contains_key("snapshot.7.layers.0.weight.float64"));
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[test]
 fn predict_runs_a_snapshot() {
     let dir = temp_dir("snapshots-predict");
@@ -270,6 +311,19 @@ fn predict_runs_a_snapshot() {
         err.contains("it holds none (train with --snapshots)"),
         "{err}"
     );
+    // --init-snapshot: an epoch the file does not hold, and no file.
+    let err = run_err(
+        &[RUN, &["--init-weights", arg(&with), "--init-snapshot", "8"]].concat(),
+        1,
+    );
+    assert!(
+        err.contains(
+            "holds no snapshot at epoch 8 (--init-snapshot 8): its snapshots are at epochs 7"
+        ),
+        "{err}"
+    );
+    let err = run_err(&[RUN, &["--init-snapshot", "7"]].concat(), 2);
+    assert!(err.contains("--init-weights"), "{err}");
     // A file with snapshots starts and resumes runs as any other.
     let resumed = dir.join("resumed.safetensors");
     let resume = [

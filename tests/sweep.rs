@@ -62,7 +62,8 @@ fn assert_same_files(one: &Path, other: &Path) {
 }
 
 /// The sweep the tests shard: 2 rates x 2 init scales x 15 replicates of
-/// XOR, with a target and curves.
+/// XOR, with a target, curves and snapshots (whose tensors merge as the
+/// others do).
 const SWEEP: &[&str] = &[
     "--task",
     "xor",
@@ -78,6 +79,8 @@ const SWEEP: &[&str] = &[
     "0.05",
     "--history",
     "50",
+    "--snapshots",
+    "0,100",
     "--backend",
     "simd",
     "--quiet",
@@ -102,6 +105,10 @@ fn shards_merge_into_exactly_one_runs_files() {
     merge.extend(shards.iter().rev().map(|s| arg(s)));
     ok(&merge);
     assert_same_files(&single, &merged);
+    let weights = std::fs::read(merged.join("weights.safetensors")).unwrap();
+    let weights = safetensors::SafeTensors::deserialize(&weights).unwrap();
+    let snapshot = weights.tensor("snapshot.100.layers.0.weight").unwrap();
+    assert_eq!(snapshot.shape(), [60, 3, 2]);
     // Slurm's environment picks the shard; Kubernetes' needs the count.
     let auto = dir.join("auto");
     let out = common::gputrain_env(

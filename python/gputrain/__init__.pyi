@@ -48,6 +48,7 @@ def train(
     lr: Union[_Grid, tuple[float, float], None] = None,  # 0.5, or init_weights' rates
     init: Union[str, Sequence[str]] = "xavier",
     init_weights: Union[_Path, None] = None,
+    init_snapshot: Union[int, None] = None,  # with init_weights: a snapshot's epoch
     resume: Union[_Path, None] = None,
     seed: int = 0,
     target_loss: Union[float, None] = None,

@@ -69,6 +69,16 @@ CASES = {
     and np.all(np.diff(run(lr=(0.1, 1.0)).learning_rate) > 0),
     "init": lambda t, m: np.abs(run(init="uniform:0.01", epochs=0).weights["layers.0.weight"]).max()
     <= 0.01,
+    "init_snapshot": lambda t, m: np.array_equal(
+        run(init_weights=saved_weights(t, snapshots=[0]), init_snapshot=0, epochs=0).weights[
+            "layers.0.weight"
+        ],
+        gputrain.load(t / "start.safetensors").weights["snapshot.0.layers.0.weight"],
+    )
+    and not np.array_equal(
+        gputrain.load(t / "start.safetensors").weights["snapshot.0.layers.0.weight"],
+        gputrain.load(t / "start.safetensors").weights["layers.0.weight"],
+    ),
     "init_weights": lambda t, m: np.array_equal(
         run(init_weights=saved_weights(t, init="uniform:0.5"), epochs=0).weights["layers.0.weight"],
         gputrain.load(t / "start.safetensors").weights["layers.0.weight"],
