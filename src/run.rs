@@ -815,8 +815,11 @@ pub fn backend_for(
 /// completed, and later blocks are never started
 /// ([`NetworkOutcome::not_started`]): not trained, evaluated or
 /// initialised (a weights file marks them, and a resume starts them:
-/// [`crate::weights::NEVER_STARTED`]). Returns the seconds spent
-/// training.
+/// [`crate::weights::NEVER_STARTED`]). With `--snapshots` each block
+/// trains in segments that end at the snapshot epochs, each continuing
+/// where the last stopped ([`Trained::then`]), and keeps every network's
+/// parameters at their ends ([`TrainedBlock::snapshots`]). Returns the
+/// seconds spent training.
 pub fn execute(
     config: &RunConfig,
     engine: &Engine,
