@@ -725,7 +725,8 @@ pub struct PredictArgs {
 #[command(next_help_heading = "Training")]
 pub struct TrainingArgs {
     /// Number of independent networks; in a grid, divided evenly over its
-    /// points [default: 10000, or grid points x --replicates].
+    /// points [default: 10000, or grid points x --replicates, or the
+    /// networks of --init-weights' file].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=(u32::MAX as u64)))]
     pub networks: Option<u64>,
     /// Networks per grid point (their ids: point x R + replicate).
@@ -916,6 +917,18 @@ impl OptimizerArgs {
         }
         config.validate()?;
         Ok(config)
+    }
+}
+
+impl TrainingArgs {
+    /// The networks of a run that names no --networks (nor --replicates):
+    /// those of the --init-weights file, which must hold as many as the
+    /// run trains, else the headline run's 10,000.
+    fn default_networks(&self) -> Result<u64, crate::Error> {
+        match &self.init_weights {
+            Some(path) => Ok(crate::weights::recorded_run(path)?.0 as u64),
+            None => Ok(DEFAULT_NETWORKS),
+        }
     }
 }
 
@@ -1557,7 +1570,10 @@ impl TrainArgs {
             }
             (_, Some(r)) => r,
             (n, None) => {
-                let n = n.unwrap_or(DEFAULT_NETWORKS);
+                let n = match n {
+                    Some(n) => n,
+                    None => self.training.default_networks()?,
+                };
                 if n % points as u64 != 0 {
                     return Err(usage(format!(
                         "{} does not divide evenly over the grid's {points} points ({}); give \
@@ -1800,7 +1816,10 @@ impl TrainArgs {
             stop_at_target: training.stop_at_target,
             ..TrainOptions::default()
         };
-        let networks = training.networks.unwrap_or(DEFAULT_NETWORKS);
+        let networks = match training.networks {
+            Some(n) => n,
+            None => training.default_networks()?,
+        };
         match self.output.verify {
             Some(0) => {
                 return Err(usage(format!(

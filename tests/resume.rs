@@ -456,6 +456,36 @@ fn init_weights_takes_the_parameters_with_fresh_optimizer_state() {
     assert_ne!(weight(&continued.weights), weight(&by_init.weights));
 }
 
+/// Without --networks, --init-weights trains the file's networks (as
+/// --resume does); a --networks that differs is refused, naming both.
+#[test]
+fn init_weights_trains_the_files_networks_unless_told_otherwise() {
+    let dir = temp_dir("init-weights-networks");
+    let file = dir.join("seven.safetensors");
+    let xor = ["--task", "xor", "--layers", "2-3-1", "--epochs", "5"];
+    run_ok(&[&xor[..], &["--networks", "7", "--weights", arg(&file)]].concat());
+    let again = dir.join("again.safetensors");
+    run_ok(
+        &[
+            &xor[..],
+            &["--init-weights", arg(&file), "--weights", arg(&again)],
+        ]
+        .concat(),
+    );
+    let bytes = std::fs::read(&again).unwrap();
+    let weights = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(weights.tensor("learning_rate").unwrap().shape(), [7]);
+    let err = run_err(
+        &[&xor[..], &["--init-weights", arg(&file), "--networks", "8"]].concat(),
+        1,
+    );
+    assert!(
+        err.contains("holds 7 networks, but the run has --networks 8"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn a_file_that_cannot_be_continued_exactly_is_refused() {
     let dir = temp_dir("resume-refused");
