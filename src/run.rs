@@ -426,8 +426,8 @@ pub fn block_networks(config: &RunConfig) -> usize {
     // The snapshots' parameters (f64), and their float32 copy on the way
     // to the file.
     let snapshots = 12 * (config.snapshots.len() * config.spec.layout().len) as u64;
-    let history = history + snapshots;
-    let by_memory = HOST_BLOCK_BYTES / (block_bytes_per_network(&config.spec) + history);
+    let per_network = block_bytes_per_network(&config.spec) + history + snapshots;
+    let by_memory = HOST_BLOCK_BYTES / per_network;
     (by_memory as usize).clamp(1, config.networks.max(1))
 }
 
@@ -962,14 +962,16 @@ pub fn execute(
                     false => (end - n) as u64 * options.epochs,
                     true => trained.outcomes.iter().map(|o| o.epochs_completed).sum(),
                 };
-                let complete = trained
-                    .outcomes
-                    .iter()
-                    .all(|o| o.epochs_completed == options.epochs);
-                if let (false, Some(k)) = (
-                    stopped && !complete,
-                    config.snapshots.iter().position(|&e| e == stop_at),
-                ) {
+                // The segment's end is a snapshot's epoch unless a stop
+                // cut it short (its snapshot then stays NaN).
+                let reached = !stopped
+                    || trained
+                        .outcomes
+                        .iter()
+                        .all(|o| o.epochs_completed == options.epochs);
+                if let (true, Some(k)) =
+                    (reached, config.snapshots.iter().position(|&e| e == stop_at))
+                {
                     keep(k, params, snapshots);
                 }
                 group = Some(match group {

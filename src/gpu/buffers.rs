@@ -220,17 +220,13 @@ pub fn write_schedule_table(
         return;
     }
     let pairs = schedule.table(epochs);
-    let table: Vec<f32> = match row_floats {
-        2 => pairs,
-        _ => pairs
-            .chunks(2)
-            .flat_map(|pair| {
-                let mut row = vec![0.0; row_floats];
-                row[..2].copy_from_slice(pair);
-                row
-            })
-            .collect(),
-    };
+    let mut table = vec![0.0f32; pairs.len() / 2 * row_floats];
+    for (row, pair) in table
+        .chunks_exact_mut(row_floats)
+        .zip(pairs.chunks_exact(2))
+    {
+        row[..2].copy_from_slice(pair);
+    }
     assert!(
         offset + 4 * table.len() as u64 <= buffer.size(),
         "a submission reads at most the table's epochs"

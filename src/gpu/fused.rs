@@ -123,10 +123,10 @@ pub fn source_recording(
 /// address for every invocation is a broadcast, and without a shift
 /// (`SCHEDULE_SHIFT`) the kernel reads the scale alone. Measured on the
 /// headline run (10,000 x 20,000, lavapipe on an AMD EPYC Zen 4, 2
-/// threads; cosine with warm-up against constant, 10 alternating runs):
-/// the pairs read from the storage buffer after the rates cost 37%, two
-/// pairs per vec4 with a select 11%, this layout 1.9% (min) and 0.5%
-/// (median).
+/// threads; cosine against constant, sets of 10 alternating runs): the
+/// pairs read from the storage buffer after the rates cost 37%, two pairs
+/// per vec4 with a select 11%, this layout -0.2% to 5.2% (min) and 0.5%
+/// to 5.3% (median) over four sets on a noisy machine, typically 2%.
 pub fn schedule_epochs(limits: &wgpu::Limits) -> u32 {
     let bytes = limits.max_uniform_buffer_binding_size.min(1 << 16);
     (bytes / 16) as u32
