@@ -12,6 +12,7 @@ use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use crate::batches::Batching;
 use crate::bench::{BackendFilter as BenchBackends, KernelFilter, Suite};
 use crate::data::{Dataset, Task, TaskOptions, load_csv};
+use crate::early_stopping::EarlyStopping;
 use crate::gpu::{AdapterChoice, GpuOptions, Strategy};
 use crate::init::Init;
 use crate::model::{
@@ -771,6 +772,16 @@ pub struct TrainingArgs {
     /// Stop updating a network once it reached --target-loss.
     #[arg(long, requires = "target_loss")]
     pub stop_at_target: bool,
+    /// Stop each network once its held-out loss (--eval-data or
+    /// --holdout) has not improved for PATIENCE epochs, and write its best
+    /// weights (Keras's EarlyStopping with restore_best_weights); a list
+    /// or log grid (10,100) is a grid axis.
+    #[arg(long, value_name = "PATIENCE", value_parser = grid_of(axis::epoch_counts))]
+    pub early_stopping: Option<Grid<u64>>,
+    /// With --early-stopping: check the held-out loss every K epochs (and
+    /// after the last) [default: 1]; a list is a grid axis.
+    #[arg(long, value_name = "K", value_parser = grid_of(axis::epoch_counts))]
+    pub eval_every: Option<Grid<u64>>,
     /// Samples per update: an epoch visits every sample once in batches of
     /// B, the last one smaller if need be (1: online training); a list or
     /// log grid (16,32,64 or 1..64:7) is a grid axis [default: every
@@ -946,6 +957,8 @@ impl Default for TrainingArgs {
             seed: 0,
             target_loss: None,
             stop_at_target: false,
+            early_stopping: None,
+            eval_every: None,
             batch_size: None,
             no_shuffle: false,
         }
@@ -1361,6 +1374,20 @@ impl TrainArgs {
                 |a, v| a.schedule.lr_warmup_start = Some(Grid(vec![v])),
             ),
             axis_def(
+                "--early-stopping",
+                "early_stopping",
+                whole(&t.early_stopping),
+                u64::to_string,
+                |a, v| a.training.early_stopping = Some(Grid(vec![v])),
+            ),
+            axis_def(
+                "--eval-every",
+                "eval_every",
+                whole(&t.eval_every),
+                u64::to_string,
+                |a, v| a.training.eval_every = Some(Grid(vec![v])),
+            ),
+            axis_def(
                 "--batch-size",
                 "batch_size",
                 t.batch_size.as_ref().map_or(Vec::new(), |g| g.0.clone()),
@@ -1765,6 +1792,24 @@ impl TrainArgs {
                     seed: training.seed,
                 }),
                 None => None,
+            },
+            early_stopping: match (
+                training.early_stopping.as_ref().map(|g| g.0[0]),
+                training.eval_every.as_ref().map(|g| g.0[0]),
+            ) {
+                (None, None) => None,
+                (None, Some(every)) => {
+                    return Err(usage(format!(
+                        "{} sets how often {} checks the held-out loss: give {} too",
+                        settings::EVAL_EVERY.is(every),
+                        settings::EARLY_STOPPING,
+                        settings::EARLY_STOPPING
+                    )));
+                }
+                (Some(patience), every) => Some(EarlyStopping {
+                    patience,
+                    every: every.unwrap_or(1),
+                }),
             },
         };
         spec.validate()?;

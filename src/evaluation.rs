@@ -93,6 +93,24 @@ pub fn scores(spec: &ModelSpec, params: &[f64], data: &Dataset) -> Vec<Score> {
         .collect()
 }
 
+/// The float64 reference's loss on `eval` of every network in `params`
+/// (vectors back to back) that `active` marks; NaN for the others.
+pub fn held_out_losses(
+    spec: &ModelSpec,
+    eval: &Dataset,
+    params: &[f64],
+    active: &[bool],
+) -> Vec<f64> {
+    params
+        .par_chunks(spec.layout().len)
+        .zip(active)
+        .map(|(net, &on)| match on {
+            true => cpu::loss(spec, net, eval),
+            false => f64::NAN,
+        })
+        .collect()
+}
+
 /// The metrics of a block of trained networks (`params` back to back),
 /// in parallel, by the float64 reference. A diverged network has none.
 pub fn block_metrics(
@@ -133,6 +151,7 @@ pub fn block_metrics(
                 eval_accuracy: eval.and_then(|e| on(e, eval_labels)),
                 train_loss_per_sample: train_loss_per_sample(outcome),
                 eval_loss_per_sample: eval_loss.map(|(l, e)| per_sample(l, e)),
+                ..NetworkMetrics::default()
             }
         })
         .collect()

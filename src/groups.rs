@@ -74,6 +74,12 @@ pub struct GroupStats {
     pub median_train_accuracy: Option<f64>,
     pub median_eval_loss: Option<f64>,
     pub median_eval_accuracy: Option<f64>,
+    /// With early stopping: networks that stopped early (stopped, not
+    /// diverged), and the median of their best epochs.
+    #[serde(default)]
+    pub stopped_early: Option<usize>,
+    #[serde(default)]
+    pub median_best_epoch: Option<u64>,
 }
 
 /// What the groups keep per network as blocks go by: the final loss and
@@ -89,6 +95,9 @@ struct Group {
     accuracies: Vec<f32>,
     eval_losses: Vec<f32>,
     eval_accuracies: Vec<f32>,
+    /// With early stopping: best epochs, and the networks stopped early.
+    best_epochs: Vec<u32>,
+    stopped_early: usize,
 }
 
 /// Every point's `Group`.
@@ -119,6 +128,9 @@ impl GroupTally {
         for (o, m) in outcomes.iter().zip(metrics) {
             g.networks += 1;
             g.target_epochs.extend(o.target_epoch);
+            g.best_epochs
+                .extend(m.best_epoch.map(|e| e.min(u64::from(u32::MAX)) as u32));
+            g.stopped_early += usize::from(m.stopped_epoch.is_some());
             if o.diverged {
                 g.diverged += 1;
                 continue;
@@ -150,6 +162,8 @@ impl GroupTally {
             .enumerate()
             .map(|(point, mut g)| {
                 g.target_epochs.sort_unstable();
+                g.best_epochs.sort_unstable();
+                let early = !g.best_epochs.is_empty() || g.stopped_early > 0;
                 let epochs = &g.target_epochs;
                 let at = |q: f64| epochs[((epochs.len() - 1) as f64 * q).round() as usize];
                 let classes = !g.accuracies.is_empty();
@@ -172,6 +186,11 @@ impl GroupTally {
                     median_train_accuracy: median(g.accuracies),
                     median_eval_loss: median(g.eval_losses),
                     median_eval_accuracy: median(g.eval_accuracies),
+                    stopped_early: early.then_some(g.stopped_early),
+                    median_best_epoch: g
+                        .best_epochs
+                        .get(g.best_epochs.len().saturating_sub(1) / 2)
+                        .map(|&e| u64::from(e)),
                 }
             })
             .collect()
@@ -309,7 +328,15 @@ fn cell<T: ToString>(v: Option<T>) -> String {
 pub const CSV_COLUMNS: &str = "first_network,networks,reached,reached_share,reached_low,\
      reached_high,target_epoch_q1,target_epoch_median,target_epoch_q3,loss_min,loss_p10,\
      loss_median,loss_p90,loss_max,diverged,solved,solved_share,solved_low,solved_high,\
-     median_train_accuracy,median_eval_loss,median_eval_accuracy";
+     median_train_accuracy,median_eval_loss,median_eval_accuracy,stopped_early,\
+     median_best_epoch";
+
+/// [`CSV_COLUMNS`] as files written before early stopping end.
+pub const CSV_COLUMNS_BEFORE_EARLY_STOPPING: &str = "first_network,networks,reached,\
+     reached_share,reached_low,reached_high,target_epoch_q1,target_epoch_median,\
+     target_epoch_q3,loss_min,loss_p10,loss_median,loss_p90,loss_max,diverged,solved,\
+     solved_share,solved_low,solved_high,median_train_accuracy,median_eval_loss,\
+     median_eval_accuracy";
 
 /// The groups as CSV: `point`, one column per grid axis, then
 /// `CSV_COLUMNS`; empty cells where a figure does not apply.
@@ -348,6 +375,8 @@ pub fn csv_text(columns: &[&str], groups: &[GroupStats]) -> String {
             cell(g.median_train_accuracy),
             cell(g.median_eval_loss),
             cell(g.median_eval_accuracy),
+            cell(g.stopped_early),
+            cell(g.median_best_epoch),
         ]);
         text.push_str(&row.join(","));
         text.push('\n');
@@ -374,6 +403,7 @@ pub fn table(flags: &[&str], groups: &[GroupStats]) -> String {
     let target = any(&|g| g.reached_target.is_some());
     let solved = any(&|g| g.solved.is_some());
     let eval = any(&|g| g.median_eval_loss.is_some());
+    let early = any(&|g| g.stopped_early.is_some());
     if target {
         header.extend(["reached (95% CI)".into(), "epochs median [IQR]".into()]);
     }
@@ -387,6 +417,10 @@ pub fn table(flags: &[&str], groups: &[GroupStats]) -> String {
     ]);
     if eval {
         header.push("eval loss median".into());
+    }
+    if early {
+        header.push("stopped early".into());
+        header.push("best epoch median".into());
     }
     let mut rows = vec![header];
     for g in groups {
@@ -416,6 +450,10 @@ pub fn table(flags: &[&str], groups: &[GroupStats]) -> String {
                 g.median_eval_loss
                     .map_or("-".into(), |l| format!("{l:.3e}")),
             );
+        }
+        if early {
+            row.push(g.stopped_early.map_or("-".into(), |n| n.to_string()));
+            row.push(g.median_best_epoch.map_or("-".into(), |e| e.to_string()));
         }
         rows.push(row);
     }

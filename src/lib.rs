@@ -8,7 +8,9 @@
 //! every trainer), [`model`]
 //! (topology, bias, the model spec, parameter layout), [`data`]
 //! (tasks and CSV), [`init`] (per-network initialisation), [`training`]
-//! (options and outcomes), [`cpu`] (the float64 reference), [`gpu`] (device,
+//! (options and outcomes), [`early_stopping`] (stopping each network on
+//! its held-out loss, keeping its best weights), [`cpu`] (the float64
+//! reference), [`gpu`] (device,
 //! kernels, the fused and layered trainers, forward passes), [`predict`]
 //! (selection, scores and ensembles of trained networks), [`mod@bench`] (the
 //! standard throughput workloads and their report), [`sweep`] (grids,
@@ -21,6 +23,7 @@ pub mod cli;
 pub mod commands;
 pub mod cpu;
 pub mod data;
+pub mod early_stopping;
 pub mod error;
 pub mod evaluation;
 pub mod gpu;

@@ -12,6 +12,7 @@ use std::str::FromStr;
 use clap::ValueEnum;
 
 use crate::batches::Batching;
+use crate::early_stopping::EarlyStopping;
 use crate::error::Error;
 use crate::schedule::ScheduleConfig;
 use crate::setting::settings::{ACTIVATION, LOSS, OUTPUT_ACTIVATION};
@@ -188,6 +189,9 @@ pub struct ModelSpec {
     /// Minibatches (size, shuffling and the order's seed); `None`: every
     /// sample in one batch, the seeds' full-batch gradient descent.
     pub batching: Option<Batching>,
+    /// Stop each network once its held-out loss stops improving, keeping
+    /// its best weights (`--early-stopping`); `None`: train every epoch.
+    pub early_stopping: Option<EarlyStopping>,
 }
 
 impl Default for ModelSpec {
@@ -203,6 +207,7 @@ impl Default for ModelSpec {
             optimizer: OptimizerConfig::sgd(),
             schedule: ScheduleConfig::default(),
             batching: None,
+            early_stopping: None,
         }
     }
 }
@@ -232,6 +237,9 @@ impl ModelSpec {
     /// Errors name the flags.
     pub fn validate(&self) -> Result<(), Error> {
         self.optimizer.validate()?;
+        if let Some(rule) = self.early_stopping {
+            rule.validate()?;
+        }
         if !self.output_activation.def().as_output {
             let allowed: Vec<&str> = ACTIVATIONS
                 .iter()

@@ -363,7 +363,7 @@ pub struct ResultsWriter {
 
 pub const RESULTS_HEADER: &str = "network,learning_rate,final_loss,target_epoch,diverged,\
      epochs_completed,train_accuracy,eval_loss,eval_accuracy,train_loss_per_sample,\
-     eval_loss_per_sample\n";
+     eval_loss_per_sample,best_epoch,stopped_epoch\n";
 
 /// The results CSV's header: with a grid, `point`, `replicate` and a
 /// column per grid axis (but `learning_rate`, which is always there)
@@ -420,6 +420,7 @@ impl ResultsWriter {
     ) -> Result<(), Error> {
         let out = self.file.handle();
         let cell = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let epoch = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
         let result = (|| {
             for (i, ((lr, o), m)) in learning_rates.iter().zip(outcomes).zip(metrics).enumerate() {
                 let target = o.target_epoch.map(|e| e.to_string()).unwrap_or_default();
@@ -438,7 +439,7 @@ impl ResultsWriter {
                 let loss = cell(o.evaluated().then_some(o.final_loss));
                 writeln!(
                     out,
-                    "{}{grid},{lr},{loss},{target},{},{},{},{},{},{},{}",
+                    "{}{grid},{lr},{loss},{target},{},{},{},{},{},{},{},{},{}",
                     first + i,
                     u8::from(o.diverged),
                     o.epochs_completed,
@@ -446,7 +447,9 @@ impl ResultsWriter {
                     cell(m.eval_loss),
                     cell(m.eval_accuracy),
                     cell(m.train_loss_per_sample),
-                    cell(m.eval_loss_per_sample)
+                    cell(m.eval_loss_per_sample),
+                    epoch(m.best_epoch),
+                    epoch(m.stopped_epoch)
                 )?;
             }
             Ok(())

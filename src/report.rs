@@ -117,6 +117,17 @@ pub struct Summary {
     pub reached_target: usize,
     pub median_target_epoch: Option<u32>,
     pub diverged: usize,
+    /// The early-stopping rule, e.g. "patience 10, checked every 1
+    /// epochs" (`--early-stopping`, `--eval-every`).
+    #[serde(default)]
+    pub early_stopping: Option<String>,
+    /// With early stopping: networks that stopped before the run's end
+    /// (stopped, not diverged).
+    #[serde(default)]
+    pub stopped_early: Option<usize>,
+    /// With early stopping: the median of the networks' best epochs.
+    #[serde(default)]
+    pub median_best_epoch: Option<u64>,
     /// Networks a stop came before: not trained or evaluated in this run.
     #[serde(default)]
     pub not_started: usize,
@@ -252,6 +263,10 @@ pub struct Tally {
     eval_accuracies: Vec<f32>,
     diverged: usize,
     not_started: usize,
+    /// With early stopping: every network's best epoch, and how many
+    /// stopped early.
+    best_epochs: Vec<u32>,
+    stopped_early: usize,
     network_epochs: f64,
     fewest_epochs: Option<u64>,
     /// The best network so far and the loss it is best by.
@@ -277,7 +292,9 @@ pub fn tally_bytes_per_network(config: &RunConfig) -> u64 {
     // ([`crate::groups::GroupTally`]).
     let per =
         8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes));
-    2 * per + history
+    // The summary's best epochs, with early stopping.
+    let best_epochs = 4 * u64::from(config.spec.early_stopping.is_some());
+    2 * per + history + best_epochs
 }
 
 impl Tally {
@@ -354,6 +371,9 @@ impl Tally {
             }
         }
         self.diverged += usize::from(o.diverged);
+        self.best_epochs
+            .extend(m.best_epoch.map(|e| e.min(u64::from(u32::MAX)) as u32));
+        self.stopped_early += usize::from(m.stopped_epoch.is_some());
         self.target_epochs.extend(o.target_epoch);
         self.network_epochs += o.epochs_completed as f64;
         self.fewest_epochs = Some(
@@ -384,12 +404,20 @@ impl Tally {
             if !block.outcomes[i].evaluated() {
                 continue; // never started: nothing to check
             }
+            // Early stopping gave the network its weights at its best
+            // epoch: a run to that epoch.
+            let outcome = NetworkOutcome {
+                epochs_completed: metrics[i]
+                    .best_epoch
+                    .unwrap_or(block.outcomes[i].epochs_completed),
+                ..block.outcomes[i]
+            };
             self.checked.push(CheckedNetwork {
                 index,
                 learning_rate: block.learning_rates[i],
                 initial: block.initial_network(i).to_vec(),
                 trained: block.network(i).to_vec(),
-                outcome: block.outcomes[i],
+                outcome,
             });
         }
     }
@@ -446,6 +474,11 @@ pub fn summarize(
         reached_target: 0,
         median_target_epoch: None,
         diverged: 0,
+        early_stopping: spec
+            .early_stopping
+            .map(|r| format!("patience {}, checked every {} epochs", r.patience, r.every)),
+        stopped_early: None,
+        median_best_epoch: None,
         not_started: 0,
         train_accuracy: None,
         solved: None,
@@ -482,11 +515,14 @@ pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
         eval_accuracies,
         diverged,
         not_started,
+        mut best_epochs,
+        stopped_early,
         network_epochs,
         fewest_epochs,
         best,
         ..
     } = tally;
+    best_epochs.sort_unstable();
     target_epochs.sort_unstable();
     let quantiles = |values: Vec<f32>| {
         let mut values: Vec<f64> = values.into_iter().map(f64::from).collect();
@@ -509,6 +545,12 @@ pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
         .get(target_epochs.len().saturating_sub(1) / 2)
         .copied();
     summary.diverged = diverged;
+    if summary.early_stopping.is_some() {
+        summary.stopped_early = Some(stopped_early);
+        summary.median_best_epoch = best_epochs
+            .get(best_epochs.len().saturating_sub(1) / 2)
+            .map(|&e| u64::from(e));
+    }
     summary.not_started = not_started;
     summary.solved = (!train_accuracies.is_empty())
         .then(|| train_accuracies.iter().filter(|&&a| a == 1.0).count());
@@ -667,6 +709,16 @@ pub fn render(s: &Summary) -> String {
         "diverged (NaN/Inf): {} of {}",
         s.diverged, s.networks
     ));
+    if let (Some(rule), Some(stopped)) = (&s.early_stopping, s.stopped_early) {
+        line(format!(
+            "early stopping ({rule}): {stopped} of {} stopped early{}; each has its best \
+             weights",
+            s.networks,
+            s.median_best_epoch
+                .map(|e| format!(", median best epoch {e}"))
+                .unwrap_or_default()
+        ));
+    }
     let percent = |v: f64| format!("{:.1}%", 100.0 * v);
     let percents = |q: &Quantiles| {
         format!(

@@ -12,8 +12,9 @@ use std::time::Instant;
 
 use crate::backend::{Backend, Engine, TrainerSetup, cpu_threads};
 use crate::data::Dataset;
+use crate::early_stopping::Watch;
 use crate::error::Error;
-use crate::evaluation::block_metrics;
+use crate::evaluation::{block_metrics, held_out_losses};
 use crate::gpu::{
     AdapterChoice, AdapterSummary, GpuContext, GpuOptions, Strategy, chosen_adapter, hardware,
     list_adapters,
@@ -22,8 +23,8 @@ use crate::init::{Init, network_parameters};
 use crate::model::ModelSpec;
 use crate::recording::{HistoryBlock, HistoryPlan, Recording};
 use crate::setting::settings::{
-    BATCH_SIZE, EPOCHS, HISTORY, INIT, INIT_SNAPSHOT, INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME,
-    SNAPSHOTS,
+    BATCH_SIZE, EARLY_STOPPING, EPOCHS, EVAL_DATA, HISTORY, HOLDOUT, INIT, INIT_SNAPSHOT,
+    INIT_WEIGHTS, LAYERS, LR, NETWORKS, RESUME, SNAPSHOTS,
 };
 use crate::simd::Isa;
 use crate::trainer::{Block, Trained};
@@ -286,6 +287,22 @@ impl RunConfig {
                 "{SNAPSHOTS} cannot be combined with {RESUME} yet: the snapshots before the \
                  resume are not carried over (take them in the first run)"
             )));
+        }
+        if let Some(rule) = spec.early_stopping {
+            if self.eval.is_none() {
+                return Err(Error::Config(format!(
+                    "{} watches the held-out loss: give {EVAL_DATA} FILE or {HOLDOUT} \
+                     FRACTION",
+                    EARLY_STOPPING.is(rule.patience)
+                )));
+            }
+            if matches!(self.start, Start::Resume { .. }) {
+                return Err(Error::Config(format!(
+                    "{EARLY_STOPPING} cannot be combined with {RESUME} yet: each network's \
+                     best weights and epoch so far are not in the weights file (run it \
+                     again, or start from its weights with {INIT_WEIGHTS})"
+                )));
+            }
         }
         if self.networks == 0 {
             return Err(Error::Config(format!("{NETWORKS} must be at least 1")));
@@ -861,6 +878,7 @@ pub fn execute(
     let mut never_started = vec![false; block];
     let s = config.snapshots.len();
     let mut snapshots = vec![0.0; block * s * p];
+    let (mut best_epochs, mut stopped_epochs) = (vec![None; block], vec![None; block]);
     for first in (0..config.networks).step_by(block) {
         let count = block.min(config.networks - first);
         let (initial, params) = (&mut initial[..count * p], &mut params[..count * p]);
@@ -901,90 +919,33 @@ pub fn execute(
         let started = Instant::now();
         let snapshots = &mut snapshots[..count * s * p];
         snapshots.fill(f64::NAN);
+        let (best_epochs, stopped_epochs) =
+            (&mut best_epochs[..count], &mut stopped_epochs[..count]);
+        best_epochs.fill(None);
+        stopped_epochs.fill(None);
         let mut n = if begun { 0 } else { count };
         while n < count {
             let from = epochs_done[n];
             let end = n + epochs_done[n..].iter().take_while(|&&d| d == from).count();
-            // The run's epochs in segments that end at the snapshots: each
-            // trained on from where the last stopped, as a resume does, so
-            // the run is the one without snapshots, bit for bit.
-            let mut ends: Vec<u64> = config
-                .snapshots
-                .iter()
-                .copied()
-                .filter(|&e| e > from)
-                .collect();
-            if ends.last() != Some(&config.options.epochs) {
-                ends.push(config.options.epochs);
-            }
-            let keep = |k: usize, params: &[f64], snapshots: &mut [f64]| {
-                for i in n..end {
-                    snapshots[(i * s + k) * p..][..p].copy_from_slice(&params[i * p..][..p]);
-                }
+            let group = Group {
+                from,
+                params: &mut params[n * p..end * p],
+                state: &mut state[n * per_state..end * per_state],
+                learning_rates: &learning_rates[n..end],
+                snapshots: &mut snapshots[n * s * p..end * s * p],
             };
-            if let Some(k) = config.snapshots.iter().position(|&e| e == from) {
-                keep(k, params, snapshots);
-            }
-            let mut group: Option<Trained> = None;
-            let mut at = from;
-            for stop_at in ends {
-                if group.is_some() && stop.is_requested() {
-                    break;
-                }
-                let options = TrainOptions {
-                    first_epoch: at,
-                    epochs: match stop.is_requested() {
-                        true => 0,
-                        false => stop_at - at,
-                    },
-                    ..config.options
-                };
-                let mut control = |p: &Progress| {
-                    progress(&Progress {
-                        network_epochs_done: done_before + p.network_epochs_done,
-                        network_epochs_total: total,
-                    });
-                    match stop.is_requested() {
-                        true => ControlFlow::Break(()),
-                        false => ControlFlow::Continue(()),
-                    }
-                };
-                let run = Block {
-                    params: &mut params[n * p..end * p],
-                    state: &mut state[n * per_state..end * per_state],
-                    learning_rates: &learning_rates[n..end],
-                };
-                let trained = trainer.train(run, &options, &mut control)?;
-                let stopped = stop.is_requested();
-                // What the progress has counted: every epoch asked for, or
-                // after a stop the epochs done (so it never claims the rest).
-                done_before += match stopped {
-                    false => (end - n) as u64 * options.epochs,
-                    true => trained.outcomes.iter().map(|o| o.epochs_completed).sum(),
-                };
-                // The segment's end is a snapshot's epoch unless a stop
-                // cut it short (its snapshot then stays NaN).
-                let reached = !stopped
-                    || trained
-                        .outcomes
-                        .iter()
-                        .all(|o| o.epochs_completed == options.epochs);
-                if let (true, Some(k)) =
-                    (reached, config.snapshots.iter().position(|&e| e == stop_at))
-                {
-                    keep(k, params, snapshots);
-                }
-                group = Some(match group {
-                    None => trained,
-                    Some(before) => before.then(trained, config.options.stop_at_target, at),
-                });
-                at = stop_at;
-            }
+            let mut counter = Counter {
+                progress: &mut *progress,
+                done_before: &mut done_before,
+                total,
+            };
+            let (trained, watch) =
+                train_group(config, trainer.as_ref(), group, &mut counter, stop)?;
             let Trained {
                 outcomes: mut trained,
                 history: curves,
                 ..
-            } = group.expect("at least the segment to the run's end");
+            } = trained;
             if let (Some(all), Some(curves)) = (&mut history, curves) {
                 all.extend(curves);
             }
@@ -994,15 +955,29 @@ pub fn execute(
                     outcome.target_epoch = *kept;
                 }
             }
+            if let Some(watch) = watch {
+                for i in 0..end - n {
+                    // A diverged network keeps its own weights, not its best.
+                    best_epochs[n + i] = watch.best_epoch(i).filter(|_| !trained[i].diverged);
+                    stopped_epochs[n + i] = watch.stopped_epoch(i);
+                }
+            }
             outcomes.extend(trained);
             n = end;
         }
         seconds += started.elapsed().as_secs_f64();
         let (spec, eval) = (&config.spec, config.eval.as_deref());
-        let metrics = match begun {
+        let mut metrics = match begun {
             true => block_metrics(spec, &config.data, eval, params, &outcomes),
             false => vec![NetworkMetrics::default(); count],
         };
+        for (m, (&best, &stopped)) in metrics
+            .iter_mut()
+            .zip(best_epochs.iter().zip(&*stopped_epochs))
+        {
+            m.best_epoch = best;
+            m.stopped_epoch = stopped;
+        }
         if let (Some(history), Some(plan)) = (&mut history, &plan) {
             history.complete(plan, &outcomes, &metrics);
         }
@@ -1020,4 +995,183 @@ pub fn execute(
         })?;
     }
     Ok(seconds)
+}
+
+/// A group of a block's networks that have done the same epochs, and
+/// their buffers in the block.
+struct Group<'a> {
+    /// The epochs they have done (a resumed block's).
+    from: u64,
+    params: &'a mut [f64],
+    state: &'a mut [f64],
+    learning_rates: &'a [f64],
+    /// Their snapshots, laid out as [`TrainedBlock::snapshots`].
+    snapshots: &'a mut [f64],
+}
+
+/// The run's progress: network-epochs counted before the current
+/// training call, out of `total`.
+struct Counter<'a> {
+    progress: &'a mut dyn FnMut(&Progress),
+    done_before: &'a mut u64,
+    total: u64,
+}
+
+/// Trains a group to the run's epochs in segments that end at the
+/// snapshot epochs and, with early stopping, at its checks: each segment
+/// goes on from where the last stopped, as a resume does, so the run is
+/// the one without segments, bit for bit ([`Trained::then`]). After a
+/// segment it keeps the snapshot that ends there and checks the held-out
+/// loss ([`Watch::check`]). Once every network has stopped early, stopped
+/// at its target or diverged, the rest of the run is not trained: its
+/// epochs count as done and its snapshots are the networks as they
+/// stopped. At the end each network gets its best weights back
+/// ([`Watch::restore`]). Gives the group's training and its watch.
+fn train_group(
+    config: &RunConfig,
+    trainer: &dyn crate::trainer::Trainer,
+    group: Group<'_>,
+    counter: &mut Counter<'_>,
+    stop: &StopFlag,
+) -> Result<(Trained, Option<Watch>), Error> {
+    let Group {
+        from,
+        params,
+        state,
+        learning_rates,
+        snapshots,
+    } = group;
+    let (p, s, count) = (
+        config.spec.layout().len,
+        config.snapshots.len(),
+        learning_rates.len(),
+    );
+    let per_state = config.spec.optimizer.state_slots() * p;
+    let (epochs, stop_at_target) = (config.options.epochs, config.options.stop_at_target);
+    let rule = config.spec.early_stopping;
+    let mut ends: Vec<u64> = config
+        .snapshots
+        .iter()
+        .copied()
+        .filter(|&e| e > from)
+        .collect();
+    if let Some(rule) = rule {
+        ends.extend(rule.checks(from, epochs));
+    }
+    ends.push(epochs);
+    ends.sort_unstable();
+    ends.dedup();
+    let mut watch = rule.map(|_| Watch::new(count, p, per_state));
+    // A network's parameters at a snapshot: as it stopped, once stopped early.
+    let keep = |k: usize, params: &[f64], snapshots: &mut [f64], watch: Option<&Watch>| {
+        for i in 0..count {
+            let stopped = watch.and_then(|w| w.stopped(i).then(|| w.best_params(i)).flatten());
+            let net = stopped.unwrap_or(&params[i * p..][..p]);
+            snapshots[(i * s + k) * p..][..p].copy_from_slice(net);
+        }
+    };
+    if let Some(k) = config.snapshots.iter().position(|&e| e == from) {
+        keep(k, params, snapshots, None);
+    }
+    let mut merged: Option<Trained> = None;
+    let mut at = from;
+    let mut all_stopped = false;
+    for stop_at in ends {
+        if merged.is_some() && stop.is_requested() {
+            break;
+        }
+        if let (Some(w), Some(m)) = (&watch, &merged) {
+            let finished = |n: usize| {
+                let o = &m.outcomes[n];
+                let at_target = stop_at_target && o.target_epoch.is_some_and(|t| u64::from(t) < at);
+                o.diverged || at_target || w.stopped(n)
+            };
+            if (0..count).all(finished) {
+                all_stopped = true;
+                break;
+            }
+        }
+        let options = TrainOptions {
+            first_epoch: at,
+            epochs: match stop.is_requested() {
+                true => 0,
+                false => stop_at - at,
+            },
+            ..config.options
+        };
+        let (done_before, total) = (*counter.done_before, counter.total);
+        let progress = &mut counter.progress;
+        let mut control = |p: &Progress| {
+            progress(&Progress {
+                network_epochs_done: done_before + p.network_epochs_done,
+                network_epochs_total: total,
+            });
+            match stop.is_requested() {
+                true => ControlFlow::Break(()),
+                false => ControlFlow::Continue(()),
+            }
+        };
+        let run = Block {
+            params: &mut *params,
+            state: &mut *state,
+            learning_rates,
+        };
+        let trained = trainer.train(run, &options, &mut control)?;
+        let stopped = stop.is_requested();
+        // What the progress has counted: every epoch asked for, or after a
+        // stop the epochs done (so it never claims the rest).
+        *counter.done_before += match stopped {
+            false => count as u64 * options.epochs,
+            true => trained.outcomes.iter().map(|o| o.epochs_completed).sum(),
+        };
+        // The segment's end is a snapshot's or a check's epoch unless a
+        // stop cut it short (its snapshot then stays NaN).
+        let reached = !stopped
+            || trained
+                .outcomes
+                .iter()
+                .all(|o| o.epochs_completed == options.epochs);
+        let halted = watch.as_ref().map_or_else(Vec::new, Watch::halted);
+        if let (true, Some(k)) = (reached, config.snapshots.iter().position(|&e| e == stop_at)) {
+            keep(k, params, snapshots, watch.as_ref());
+        }
+        let all = match merged {
+            None => trained,
+            Some(before) => before.then(trained, stop_at_target, at, &halted),
+        };
+        if let (true, Some(rule), Some(w), Some(eval)) =
+            (reached, rule, &mut watch, config.eval.as_deref())
+            && rule.is_check(stop_at, epochs)
+        {
+            let active: Vec<bool> = (0..count)
+                .map(|n| !all.outcomes[n].diverged && !w.stopped(n))
+                .collect();
+            let losses = held_out_losses(&config.spec, eval, params, &active);
+            let last = stop_at == epochs;
+            w.check(&rule, stop_at, last, &losses, params, state, &all.outcomes);
+        }
+        merged = Some(all);
+        at = stop_at;
+    }
+    let mut trained = merged.expect("at least the segment to the run's end");
+    if all_stopped {
+        // The rest of the run's epochs count as done, as for a network
+        // stopped at its target.
+        for o in &mut trained.outcomes {
+            o.epochs_completed += epochs - at;
+        }
+        *counter.done_before += count as u64 * (epochs - at);
+        for (k, _) in config
+            .snapshots
+            .iter()
+            .enumerate()
+            .filter(|&(_, &e)| e > at)
+        {
+            keep(k, params, snapshots, watch.as_ref());
+        }
+    }
+    if let Some(w) = &watch {
+        w.restore(params, state, &mut trained.outcomes);
+    }
+    Ok((trained, watch))
 }

@@ -149,8 +149,10 @@ pub mod settings {
     pub const BACKEND: Setting = Setting("backend");
     pub const BATCH_SIZE: Setting = Setting("batch_size");
     pub const DATA: Setting = Setting("data");
+    pub const EARLY_STOPPING: Setting = Setting("early_stopping");
     pub const EPOCHS: Setting = Setting("epochs");
     pub const EVAL_DATA: Setting = Setting("eval_data");
+    pub const EVAL_EVERY: Setting = Setting("eval_every");
     pub const GROUPS: Setting = Setting("groups");
     pub const HISTORY: Setting = Setting("history");
     pub const HISTORY_CSV: Setting = Setting("history_csv");
@@ -200,8 +202,10 @@ pub mod settings {
         BACKEND,
         BATCH_SIZE,
         DATA,
+        EARLY_STOPPING,
         EPOCHS,
         EVAL_DATA,
+        EVAL_EVERY,
         GROUPS,
         HISTORY,
         HISTORY_CSV,

@@ -78,6 +78,8 @@ pub struct TableWriter {
     eval_accuracy: Vec<f64>,
     train_loss_per_sample: Vec<f64>,
     eval_loss_per_sample: Vec<f64>,
+    best_epoch: Vec<f64>,
+    stopped_epoch: Vec<f64>,
 }
 
 impl TableWriter {
@@ -110,6 +112,8 @@ impl TableWriter {
             eval_accuracy: floats(),
             train_loss_per_sample: floats(),
             eval_loss_per_sample: floats(),
+            best_epoch: floats(),
+            stopped_epoch: floats(),
         }
     }
 
@@ -146,6 +150,9 @@ impl TableWriter {
             self.train_loss_per_sample
                 .push(nan(m.train_loss_per_sample));
             self.eval_loss_per_sample.push(nan(m.eval_loss_per_sample));
+            let epoch = |e: Option<u64>| e.map_or(f64::NAN, |e| e as f64);
+            self.best_epoch.push(epoch(m.best_epoch));
+            self.stopped_epoch.push(epoch(m.stopped_epoch));
         }
     }
 
@@ -171,6 +178,8 @@ impl TableWriter {
                 "eval_loss_per_sample",
                 Column::Floats(self.eval_loss_per_sample),
             ),
+            ("best_epoch", Column::Floats(self.best_epoch)),
+            ("stopped_epoch", Column::Floats(self.stopped_epoch)),
         ];
         let mut labels = self.labels.into_iter();
         let columns = self

@@ -57,14 +57,22 @@ impl Trained {
     /// `later` recorded. `later` started at run epoch `at`: a network that
     /// reached its target exactly there (at this call's last check) is
     /// still running for it, as it was in one call, which records that
-    /// epoch's point before it stops.
-    pub fn then(mut self, later: Trained, stop_at_target: bool, at: u64) -> Trained {
+    /// epoch's point before it stops. A network `halted` marks (stopped
+    /// by the run before `later`: early stopping) is finished too.
+    pub fn then(
+        mut self,
+        later: Trained,
+        stop_at_target: bool,
+        at: u64,
+        halted: &[bool],
+    ) -> Trained {
         assert_eq!(self.outcomes.len(), later.outcomes.len(), "the same block");
         let stopped = |t: Option<u32>| stop_at_target && t.is_some_and(|t| u64::from(t) < at);
         let finished: Vec<bool> = self
             .outcomes
             .iter()
-            .map(|o| o.diverged || stopped(o.target_epoch))
+            .enumerate()
+            .map(|(n, o)| o.diverged || stopped(o.target_epoch) || halted.get(n) == Some(&true))
             .collect();
         for ((before, after), &done) in self.outcomes.iter_mut().zip(&later.outcomes).zip(&finished)
         {

@@ -192,6 +192,12 @@ pub struct NetworkMetrics {
     pub train_loss_per_sample: Option<f64>,
     /// The held-out loss as a mean over the held-out samples.
     pub eval_loss_per_sample: Option<f64>,
+    /// With early stopping, the epoch of the lowest held-out loss, whose
+    /// weights the network has ([`crate::early_stopping`]).
+    pub best_epoch: Option<u64>,
+    /// With early stopping, the epoch the network stopped at, if it did
+    /// before the run's end.
+    pub stopped_epoch: Option<u64>,
 }
 
 #[cfg(test)]

@@ -309,6 +309,13 @@ fn recorded_fields(spec: &ModelSpec) -> Vec<(&'static str, String)> {
     };
     fields.push(("batch_size", size));
     fields.push(("shuffle", shuffle));
+    match spec.early_stopping {
+        None => fields.push(("early_stopping", "none".to_string())),
+        Some(rule) => {
+            fields.push(("early_stopping", rule.patience.to_string()));
+            fields.push(("eval_every", rule.every.to_string()));
+        }
+    }
     fields
 }
 
@@ -655,6 +662,8 @@ fn recorded_settings(
                 "loss" | "reduction" | "freeze_bias" => (OnDifference::NoteOrRefuseResume, None),
                 // Files from before schedules trained at a constant rate.
                 "lr_schedule" => (OnDifference::ResumeOnly, Some("constant")),
+                // Files from before early stopping trained every epoch.
+                "early_stopping" => (OnDifference::ResumeOnly, Some("none")),
                 _ => (OnDifference::ResumeOnly, None),
             };
             (field, run, on_difference, older)

@@ -13,6 +13,7 @@ mod cli;
 mod csv_errors;
 mod device_timeout;
 mod docs;
+mod early_stopping;
 mod evaluation;
 mod fuzz;
 mod gpu_fused;

@@ -20,7 +20,7 @@ fn ok(args: &[&str]) -> String {
 
 /// Compares two run directories file by file: the same names, the same
 /// bytes, the summary's timing lines aside.
-fn assert_same_files(one: &Path, other: &Path) {
+pub(crate) fn assert_same_files(one: &Path, other: &Path) {
     let names = |d: &Path| {
         let mut n: Vec<String> = std::fs::read_dir(d)
             .unwrap()

@@ -551,7 +551,9 @@ class Run:
         target_epoch, diverged, epochs_completed, train_accuracy, eval_loss,
         eval_accuracy, train_loss_per_sample, eval_loss_per_sample (the
         training and held-out losses as means over their own rows, which
-        compare whatever the reduction), and point, replicate and a column
+        compare whatever the reduction), best_epoch and stopped_epoch (with
+        early_stopping: the epoch whose weights the network has, and the
+        epoch it stopped at, NaN where it did not), and point, replicate and a column
         per axis in a grid. Empty cells are NaN. `pandas.DataFrame(run.results)` makes
         the table. None for a Run from `load`."""
         if self._results is None and self._columns is not None:
@@ -657,8 +659,9 @@ class Run:
         reached_high (the Wilson 95% interval), target_epoch_q1/median/q3,
         loss_min/p10/median/p90/max, diverged, solved, solved_share,
         solved_low, solved_high, median_train_accuracy, median_eval_loss,
-        median_eval_accuracy. NaN where a figure does not apply (no target,
-        no classes, no network reached it). `pandas.DataFrame(run.groups)`
+        median_eval_accuracy, and with early stopping stopped_early and
+        median_best_epoch. NaN where a figure does not apply (no target,
+        no classes, no network reached it, no early stopping). `pandas.DataFrame(run.groups)`
         makes the table. A run without a grid has one point. None for a Run
         from `load`."""
         if self.summary is None:
@@ -692,8 +695,14 @@ class Run:
         table["solved"] = numbers(part("solved", "count"))
         for field in ("share", "low", "high"):
             table[f"solved_{field}"] = numbers(part("solved", field))
-        for name in ("median_train_accuracy", "median_eval_loss", "median_eval_accuracy"):
-            table[name] = numbers(lambda g, name=name: g[name])
+        for name in (
+            "median_train_accuracy",
+            "median_eval_loss",
+            "median_eval_accuracy",
+            "stopped_early",
+            "median_best_epoch",
+        ):
+            table[name] = numbers(lambda g, name=name: g.get(name))
         return table
 
     @property

@@ -53,6 +53,8 @@ def train(
     seed: int = 0,
     target_loss: Union[float, None] = None,
     stop_at_target: bool = False,
+    early_stopping: Union[int, Sequence[int], None] = None,  # patience, with held-out data
+    eval_every: Union[int, Sequence[int], None] = None,  # 1
     batch_size: Union[int, Sequence[int], str, None] = None,  # every sample in one batch
     no_shuffle: bool = False,
     # Optimizer

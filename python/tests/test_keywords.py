@@ -90,6 +90,17 @@ CASES = {
     "stop_at_target": lambda t, m: np.all(
         run(lr=5.0, epochs=3000, target_loss=0.2, stop_at_target=True).final_loss <= 0.2
     ),
+    "early_stopping": lambda t, m: (
+        lambda r: r.metadata["early_stopping"] == "3"
+        and r.summary["stopped_early"] > 0
+        and np.array_equal(
+            (r.results["best_epoch"] + 3)[r.results["stopped_epoch"] >= 0],
+            r.results["stopped_epoch"][r.results["stopped_epoch"] >= 0],
+        )
+    )(run(**MOONS, holdout=0.3, optimizer="adam", lr=0.3, epochs=300, early_stopping=3)),
+    "eval_every": lambda t, m: (
+        lambda r: r.metadata["eval_every"] == "10" and np.all(r.results["best_epoch"] % 10 == 0)
+    )(run(**MOONS, holdout=0.3, epochs=60, early_stopping=20, eval_every=10)),
     "batch_size": lambda t, m: run(batch_size=2).metadata["batch_size"] == "2",
     "no_shuffle": lambda t, m: run(batch_size=2, no_shuffle=True).metadata["shuffle"] == "false",
     "optimizer": lambda t, m: run(optimizer="adam").metadata["optimizer"] == "adam",

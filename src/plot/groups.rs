@@ -534,7 +534,10 @@ pub fn read(path: &Path) -> Result<Grid, Error> {
     let names: Vec<&str> = header.split(',').collect();
     let expected = crate::groups::CSV_COLUMNS;
     let first = names.iter().position(|n| *n == "first_network");
-    let tail_matches = first.is_some_and(|f| names[f..].join(",") == expected);
+    let tail = first.map(|f| names[f..].join(","));
+    let tail_matches = tail
+        .as_deref()
+        .is_some_and(|t| t == expected || t == crate::groups::CSV_COLUMNS_BEFORE_EARLY_STOPPING);
     let (true, Some(first), true) = (names.first() == Some(&"point"), first, tail_matches) else {
         return Err(bad(
             1,
@@ -633,6 +636,15 @@ pub fn read(path: &Path) -> Result<Grid, Error> {
             median_train_accuracy: value("median_train_accuracy")?,
             median_eval_loss: value("median_eval_loss")?,
             median_eval_accuracy: value("median_eval_accuracy")?,
+            // Absent from files written before early stopping.
+            stopped_early: match names.contains(&"stopped_early") {
+                true => count("stopped_early")?,
+                false => None,
+            },
+            median_best_epoch: match names.contains(&"median_best_epoch") {
+                true => value("median_best_epoch")?.map(|e| e as u64),
+                false => None,
+            },
         });
     }
     if groups.is_empty() {

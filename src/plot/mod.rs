@@ -980,12 +980,19 @@ pub fn read_results(path: &Path) -> Result<Vec<FinalLoss>, Error> {
     ) else {
         return Err(not_ours());
     };
-    // Files written before the per-sample columns end one step earlier.
-    let older = tail
-        .strip_suffix(",train_loss_per_sample,eval_loss_per_sample")
+    // Files written before the early-stopping columns end one step
+    // earlier, and those before the per-sample columns two.
+    let before_early = tail
+        .strip_suffix(",best_epoch,stopped_epoch")
         .unwrap_or(tail);
+    let older = before_early
+        .strip_suffix(",train_loss_per_sample,eval_loss_per_sample")
+        .unwrap_or(before_early);
     let trimmed = header.trim();
-    if names.first() != Some(&"network") || !(trimmed.ends_with(tail) || trimmed.ends_with(older)) {
+    let ours = [tail, before_early, older]
+        .iter()
+        .any(|t| trimmed.ends_with(t));
+    if names.first() != Some(&"network") || !ours {
         return Err(not_ours());
     }
     let mut networks = Vec::new();

@@ -194,6 +194,9 @@ struct Columns {
     /// Absent from results files written before these columns existed.
     train_loss_per_sample: Option<usize>,
     eval_loss_per_sample: Option<usize>,
+    /// Absent from results files written before early stopping.
+    best_epoch: Option<usize>,
+    stopped_epoch: Option<usize>,
 }
 
 impl Columns {
@@ -221,6 +224,8 @@ impl Columns {
             eval_accuracy: at("eval_accuracy")?,
             train_loss_per_sample: at("train_loss_per_sample").ok(),
             eval_loss_per_sample: at("eval_loss_per_sample").ok(),
+            best_epoch: at("best_epoch").ok(),
+            stopped_epoch: at("stopped_epoch").ok(),
         })
     }
 
@@ -259,6 +264,12 @@ impl Columns {
                 .parse::<u64>()
                 .map_err(|_| error(format!("{name} '{}' is not a whole number", cells[i])))
         };
+        let epoch = |column: Option<usize>, name: &str| -> Result<Option<u64>, Error> {
+            match column {
+                Some(i) if !cell(i, name)?.is_empty() => whole(i, name).map(Some),
+                _ => Ok(None),
+            }
+        };
         let target = match cell(self.target_epoch, "target_epoch")? {
             "" => None,
             _ => Some(whole(self.target_epoch, "target_epoch")? as u32),
@@ -285,6 +296,8 @@ impl Columns {
                     Some(i) => optional(i, "eval_loss_per_sample")?,
                     None => None,
                 },
+                best_epoch: epoch(self.best_epoch, "best_epoch")?,
+                stopped_epoch: epoch(self.stopped_epoch, "stopped_epoch")?,
             },
         })
     }
