@@ -305,9 +305,20 @@ pub fn train(args: &TrainArgs) -> Result<u8, Error> {
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
     // A stopped run's one weights file finishes it (a grid's cannot yet).
+    // An early-stopping run's file holds each network's best weights so
+    // far, which a resume cannot go on from.
     if let (true, false, 1, Some(written)) = (summary.interrupted, quiet, models, &paths.weights) {
-        let argv: Vec<String> = std::env::args().collect();
-        eprintln!("to finish the run: {}", resume_command(&argv, written));
+        match summary.early_stopping {
+            Some(_) => eprintln!(
+                "{} holds each network's best weights so far; --early-stopping runs cannot \
+                 be resumed yet: run the command again to finish",
+                written.display()
+            ),
+            None => {
+                let argv: Vec<String> = std::env::args().collect();
+                eprintln!("to finish the run: {}", resume_command(&argv, written));
+            }
+        }
     }
     Ok(if summary.interrupted {
         exit_stopped()

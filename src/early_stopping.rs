@@ -56,14 +56,13 @@ impl EarlyStopping {
         epoch > 0 && (epoch.is_multiple_of(self.every) || epoch == epochs)
     }
 
-    /// The check epochs after `from`, up to `epochs`, in order.
-    pub fn checks(&self, from: u64, epochs: u64) -> Vec<u64> {
-        let first = (from / self.every + 1) * self.every;
-        let mut checks: Vec<u64> = (first..epochs).step_by(self.every as usize).collect();
-        if epochs > from {
-            checks.push(epochs);
-        }
-        checks
+    /// The first check epoch after `after` in a run of `epochs`: the
+    /// next multiple of `every`, or the last epoch.
+    pub fn next_check(&self, after: u64, epochs: u64) -> u64 {
+        let next = (after / self.every)
+            .saturating_add(1)
+            .saturating_mul(self.every);
+        next.min(epochs)
     }
 }
 
@@ -195,10 +194,21 @@ mod tests {
             patience: 3,
             every: 4,
         };
-        assert_eq!(rule.checks(0, 10), vec![4, 8, 10]);
-        assert_eq!(rule.checks(0, 8), vec![4, 8]);
-        assert_eq!(rule.checks(5, 13), vec![8, 12, 13]);
-        assert_eq!(rule.checks(8, 8), Vec::<u64>::new());
+        let checks = |from: u64, epochs: u64| {
+            let mut at = from;
+            std::iter::from_fn(move || {
+                (at < epochs).then(|| {
+                    at = rule.next_check(at, epochs);
+                    at
+                })
+            })
+            .collect::<Vec<u64>>()
+        };
+        assert_eq!(checks(0, 10), vec![4, 8, 10]);
+        assert_eq!(checks(0, 8), vec![4, 8]);
+        assert_eq!(checks(5, 13), vec![8, 12, 13]);
+        assert_eq!(checks(8, 8), Vec::<u64>::new());
+        assert_eq!(rule.next_check(u64::MAX - 1, u64::MAX), u64::MAX);
         assert!(rule.is_check(8, 10) && rule.is_check(10, 10));
         assert!(!rule.is_check(0, 10) && !rule.is_check(9, 10));
         assert!(

@@ -41,7 +41,7 @@ pub struct HostNeed {
 }
 
 /// What a run that keeps its outputs in memory holds per network: the
-/// results table's columns (eleven of 8 bytes, and a label per grid axis
+/// results table's columns (thirteen of 8 bytes, and a label per grid axis
 /// beyond the rate), the weights file's bytes (float64 twins where the
 /// reference may train) and the learning curves (float32 per point, twice
 /// with held-out data). An upper bound: a file a keyword names is not
@@ -51,7 +51,7 @@ pub fn kept_bytes_per_network(config: &RunConfig, axes: usize) -> u64 {
         BackendChoice::Cpu => crate::weights::Precision::F64,
         _ => crate::weights::Precision::F32,
     };
-    let table = 11 * 8 + 32 * axes as u64;
+    let table = 13 * 8 + 32 * axes as u64;
     let weights =
         crate::weights::file_bytes_per_network(&config.spec, precision, config.snapshots.len());
     let curves = config.history_plan().map_or(0, |plan| {

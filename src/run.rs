@@ -443,7 +443,18 @@ pub fn block_networks(config: &RunConfig) -> usize {
     // The snapshots' parameters (f64), and their float32 copy on the way
     // to the file.
     let snapshots = 12 * (config.snapshots.len() * config.spec.layout().len) as u64;
-    let per_network = block_bytes_per_network(&config.spec) + history + snapshots;
+    // Early stopping's best parameters and optimizer state (f64), with
+    // the best loss, epochs and outcome ([`Watch`]).
+    let p = config.spec.layout().len as u64;
+    let watched = 8 * (p + config.spec.optimizer.state_slots() as u64 * p)
+        + 8
+        + 2 * std::mem::size_of::<Option<u64>>() as u64
+        + std::mem::size_of::<Option<NetworkOutcome>>() as u64;
+    let early = match config.spec.early_stopping {
+        Some(_) => watched,
+        None => 0,
+    };
+    let per_network = block_bytes_per_network(&config.spec) + history + snapshots + early;
     let by_memory = HOST_BLOCK_BYTES / per_network;
     (by_memory as usize).clamp(1, config.networks.max(1))
 }
@@ -1049,18 +1060,17 @@ fn train_group(
     let per_state = config.spec.optimizer.state_slots() * p;
     let (epochs, stop_at_target) = (config.options.epochs, config.options.stop_at_target);
     let rule = config.spec.early_stopping;
-    let mut ends: Vec<u64> = config
-        .snapshots
-        .iter()
-        .copied()
-        .filter(|&e| e > from)
-        .collect();
-    if let Some(rule) = rule {
-        ends.extend(rule.checks(from, epochs));
-    }
-    ends.push(epochs);
-    ends.sort_unstable();
-    ends.dedup();
+    // The end of the segment from `at`: the next snapshot, check or the
+    // run's end (worked out as the run goes: a check every epoch of a
+    // long run is too many epochs to list).
+    let next_end = |at: u64| {
+        let snapshot = config.snapshots.iter().copied().find(|&e| e > at);
+        let check = rule.map(|r| r.next_check(at, epochs));
+        [snapshot, check]
+            .into_iter()
+            .flatten()
+            .fold(epochs, u64::min)
+    };
     let mut watch = rule.map(|_| Watch::new(count, p, per_state));
     // A network's parameters at a snapshot: as it stopped, once stopped early.
     let keep = |k: usize, params: &[f64], snapshots: &mut [f64], watch: Option<&Watch>| {
@@ -1076,7 +1086,9 @@ fn train_group(
     let mut merged: Option<Trained> = None;
     let mut at = from;
     let mut all_stopped = false;
-    for stop_at in ends {
+    // At least one segment, of no epochs for a group already done.
+    while merged.is_none() || at < epochs {
+        let stop_at = next_end(at);
         if merged.is_some() && stop.is_requested() {
             break;
         }

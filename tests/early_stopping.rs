@@ -83,7 +83,16 @@ fn early_stopping_writes_a_run_to_each_networks_best_epoch_on_every_backend() {
         let dir = temp_dir(&format!("early-stopping-{name}"));
         let out = dir.join("run");
         let mut args: Vec<&str> = [RUN, EARLY, backend].concat();
-        args.extend(["--epochs", "80", "--snapshots", "80", "--out", arg(&out)]);
+        args.extend([
+            "--epochs",
+            "80",
+            "--snapshots",
+            "80",
+            "--history",
+            "4",
+            "--out",
+            arg(&out),
+        ]);
         // The float64 re-training of --verify goes to each best epoch too.
         if name == "simd" {
             args.extend(["--verify", "6"]);
@@ -150,6 +159,36 @@ fn early_stopping_writes_a_run_to_each_networks_best_epoch_on_every_backend() {
                 }
             }
         }
+        // A stopped network's curve ends at its stop: its later points are
+        // its final loss, that of its best weights.
+        let history = std::fs::read(out.join("history.safetensors")).unwrap();
+        let history = safetensors::SafeTensors::deserialize(&history).unwrap();
+        let floats = |t: &str| -> Vec<f32> {
+            let data = history.tensor(t).unwrap().data().to_vec();
+            data.chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect()
+        };
+        let epochs: Vec<u64> = history
+            .tensor("epochs")
+            .unwrap()
+            .data()
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
+            .collect();
+        let loss = floats("loss");
+        for (n, s) in stopped.iter().enumerate() {
+            let final_loss: f64 = rows_of[n]["final_loss"].parse().unwrap();
+            let curve = &loss[n * epochs.len()..(n + 1) * epochs.len()];
+            for (q, &e) in epochs.iter().enumerate() {
+                if s.is_some_and(|s| e > s) || e == 80 {
+                    assert_eq!(
+                        curve[q], final_loss as f32,
+                        "{name}: network {n}, epoch {e}"
+                    );
+                }
+            }
+        }
         let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
         let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
         assert_eq!(summary["stopped_early"], stops, "{name}");
@@ -191,16 +230,21 @@ fn early_stopping_matches_the_reference_on_every_backend() {
     }
 }
 
+/// [`RUN`] with `replicates` networks per grid point instead of its
+/// networks.
+fn grid_of_replicates(replicates: &'static str) -> Vec<&'static str> {
+    let mut args: Vec<&str> = RUN.to_vec();
+    let at = args.iter().position(|a| *a == "--networks").unwrap();
+    args.splice(at..at + 2, ["--replicates", replicates]);
+    args
+}
+
 #[test]
 fn a_grid_over_patience_counts_networks_stopped_early_per_point() {
     let dir = temp_dir("early-stopping-grid");
     let out = dir.join("grid");
-    let mut args: Vec<&str> = RUN.to_vec();
-    let at = args.iter().position(|a| *a == "--networks").unwrap();
-    args.drain(at..at + 2);
+    let mut args = grid_of_replicates("6");
     args.extend([
-        "--replicates",
-        "6",
         "--early-stopping",
         "2,1000",
         "--epochs",
@@ -313,12 +357,8 @@ fn bad_early_stopping_flags_are_refused_before_any_output() {
 #[test]
 fn shards_of_an_early_stopping_grid_merge_into_the_single_runs_files() {
     let dir = temp_dir("early-stopping-shards");
-    let mut sweep: Vec<&str> = RUN.to_vec();
-    let at = sweep.iter().position(|a| *a == "--networks").unwrap();
-    sweep.drain(at..at + 2);
+    let mut sweep = grid_of_replicates("5");
     sweep.extend([
-        "--replicates",
-        "5",
         "--early-stopping",
         "2,6",
         "--eval-every",
@@ -351,4 +391,37 @@ fn shards_of_an_early_stopping_grid_merge_into_the_single_runs_files() {
     let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
     let stopped = summary["stopped_early"].as_u64().unwrap();
     assert!(stopped > 0, "the shards' networks stop early: {summary}");
+}
+
+#[test]
+fn a_stopped_early_stopping_run_keeps_the_best_weights_so_far_and_says_it_cannot_resume() {
+    let dir = temp_dir("early-stopping-interrupted");
+    let weights = dir.join("w.safetensors");
+    // Never stops early (a patience beyond the run), and takes far more
+    // than a second on the reference: a check every epoch.
+    let mut args: Vec<&str> = RUN.to_vec();
+    args.extend([
+        "--early-stopping",
+        "1000000",
+        "--epochs",
+        "1000000",
+        "--backend",
+        "cpu",
+        "--weights",
+        arg(&weights),
+    ]);
+    let out = common::interrupted(&args, std::time::Duration::from_secs(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("holds each network's best weights so far")
+            && stderr.contains("cannot be resumed yet"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("to finish the run:"), "{stderr}");
+    let bytes = std::fs::read(&weights).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    assert_eq!(meta["interrupted"], "true");
+    assert_eq!(meta["early_stopping"], "1000000");
 }
