@@ -345,23 +345,23 @@ mod tests {
     #[test]
     fn outputs_kept_in_memory_count_their_bytes() {
         // The seeds' network: 10 float32 parameters, a float32 rate, two
-        // int64 epochs (60 B of weights file), and eleven 8-byte columns
+        // int64 epochs (60 B of weights file), and thirteen 8-byte columns
         // of the results table.
         let mut run = config(1000);
-        assert_eq!(kept_bytes_per_network(&run, 0), 88 + 4 * 10 + 4 + 8 + 8);
+        assert_eq!(kept_bytes_per_network(&run, 0), 104 + 4 * 10 + 4 + 8 + 8);
         // A grid axis's label; float64 twins from the reference; the
         // curves at 5 points of one float32 each.
-        assert_eq!(kept_bytes_per_network(&run, 1), 88 + 32 + 60);
+        assert_eq!(kept_bytes_per_network(&run, 1), 104 + 32 + 60);
         run.backend = BackendChoice::Cpu;
-        assert_eq!(kept_bytes_per_network(&run, 0), 88 + 60 + 8 * 10 + 8);
+        assert_eq!(kept_bytes_per_network(&run, 0), 104 + 60 + 8 * 10 + 8);
         run.backend = BackendChoice::Auto;
         run.options.epochs = 100;
         run.history = Some(25);
-        assert_eq!(kept_bytes_per_network(&run, 0), 88 + 60 + 4 * 5);
+        assert_eq!(kept_bytes_per_network(&run, 0), 104 + 60 + 4 * 5);
         let need = HostNeed::of(&run, 0);
         assert_eq!(
             need.keeping(&run, 0).total() - need.total(),
-            1000 * (88 + 60 + 20)
+            1000 * (104 + 60 + 20)
         );
         // And the refusal says so.
         let huge = config(2_000_000_000);
@@ -371,7 +371,7 @@ mod tests {
             panic!("2e9 networks kept in memory cannot fit in 8 GiB");
         };
         assert!(
-            message.contains("kept in memory (148 B per network"),
+            message.contains("kept in memory (164 B per network"),
             "{message}"
         );
     }
