@@ -1013,6 +1013,12 @@ pub struct OutputArgs {
     /// `gputrain predict --snapshot EPOCH` runs them.
     #[arg(long, value_name = "EPOCHS", value_delimiter = ',')]
     pub snapshots: Vec<u64>,
+    /// Write the --snapshots into this safetensors file of their own (with
+    /// the learning rates and the model's metadata) instead of the weights
+    /// file; `gputrain predict --weights FILE --snapshot EPOCH` and
+    /// --init-weights FILE --init-snapshot EPOCH read it.
+    #[arg(long, value_name = "FILE.safetensors")]
+    pub snapshots_out: Option<PathBuf>,
     /// Draw a figure at the end (.svg or .png): on a grid the grouped
     /// statistics, as `gputrain plot groups` does; otherwise the learning
     /// curves, as `gputrain plot history` does (which needs --history).
@@ -1052,6 +1058,7 @@ impl Default for OutputArgs {
             history_out: None,
             history_csv: None,
             snapshots: Vec::new(),
+            snapshots_out: None,
             plot: None,
             groups: None,
             out: None,
@@ -1436,6 +1443,36 @@ impl TrainArgs {
                     .into(),
             ));
         }
+        if let Some(path) = &out.snapshots_out {
+            let flag = settings::SNAPSHOTS_OUT.is(path.display());
+            if out.snapshots.is_empty() {
+                return Err(usage(format!(
+                    "{flag} writes the snapshots: give {} too (e.g. {})",
+                    settings::SNAPSHOTS,
+                    settings::SNAPSHOTS.is("0,100")
+                )));
+            }
+            if self.scale.shard.is_some() {
+                return Err(usage(format!(
+                    "{flag} cannot be combined with {}: each shard keeps its snapshots in its \
+                     directory's weights file, which `gputrain merge` joins",
+                    settings::SHARD
+                )));
+            }
+            if sweep.models() > 1 {
+                return Err(usage(format!(
+                    "{flag} holds one model's snapshots, but the grid has {} models (one \
+                     weights file each): leave the snapshots in the weights files",
+                    sweep.models()
+                )));
+            }
+            if !matches!(self.device.adapter, AdapterArg::One(_)) {
+                return Err(usage(format!(
+                    "{flag} cannot be combined with several adapters yet: leave the \
+                     snapshots in the weights file"
+                )));
+            }
+        }
         if self.scale.shard.is_some() && out.out.is_none() {
             return Err(usage(
                 "--shard needs --out DIR: each shard writes a directory, which `gputrain merge` \
@@ -1500,6 +1537,7 @@ impl TrainArgs {
             groups: out.groups.clone(),
             history_out: out.history_out.clone(),
             history_csv: out.history_csv.clone(),
+            snapshots: out.snapshots_out.clone(),
             plot: out.plot.clone(),
             history: out.history.is_some(),
             inputs,
@@ -1519,15 +1557,16 @@ impl TrainArgs {
     }
 
     /// [`TrainPlan::command`]: the words of [`Self::command`] without
-    /// `--out`, `--overwrite`, `--shard`, `--shard-count`, `--adapter`,
+    /// `--out`, `--snapshots-out`, `--overwrite`, `--shard`, `--shard-count`, `--adapter`,
     /// `--threads`, `--quiet`, `--json` and `--progress` (the same run,
     /// wherever it writes, whichever shard and on however many devices or
     /// threads: every part of a sweep records the one command),
     /// with `--data`/`--eval-data` `(arrays)` for samples handed over in
     /// memory, which no command line can give again.
     fn recorded_command(&self) -> Vec<String> {
-        const VALUED: [&str; 6] = [
+        const VALUED: [&str; 7] = [
             "--out",
+            "--snapshots-out",
             "--shard",
             "--shard-count",
             "--adapter",

@@ -470,12 +470,14 @@ fn train_run(plan: &TrainPlan, keep: bool, hooks: Hooks) -> Result<Trained, Erro
     let paths = outputs.paths(joined.as_ref().map(|dir| dir.0.as_path()));
     check_train_paths(outputs, &paths, sweep.models())?;
     let snapshots = &sweep.points[0].config.snapshots;
-    if !snapshots.is_empty() && !keep && paths.weights_file(0, sweep.models()).is_none() {
+    let kept_in = paths.weights_file(0, sweep.models()).is_some() || paths.snapshots.is_some();
+    if !snapshots.is_empty() && !keep && !kept_in {
         return Err(Error::Config(format!(
-            "{} keeps the parameters at those epochs in the weights file: give {} or {}",
+            "{} keeps the parameters at those epochs in the weights file: give {}, {} or {}",
             crate::setting::settings::SNAPSHOTS,
             crate::setting::settings::WEIGHTS.is("FILE"),
-            crate::setting::settings::OUT.is("DIR")
+            crate::setting::settings::OUT.is("DIR"),
+            crate::setting::settings::SNAPSHOTS_OUT.is("FILE")
         )));
     }
     // An --out directory belongs to one run: its lock for the run's

@@ -49,6 +49,8 @@ pub struct OutputPlan {
     pub groups: Option<PathBuf>,
     pub history_out: Option<PathBuf>,
     pub history_csv: Option<PathBuf>,
+    /// The snapshots' own file (`--snapshots-out`), with a directory too.
+    pub snapshots: Option<PathBuf>,
     /// The learning curves' figure, drawn at the end.
     pub plot: Option<PathBuf>,
     /// The run records learning curves.
@@ -63,7 +65,10 @@ impl OutputPlan {
     /// temporary directory).
     pub fn paths(&self, scratch: Option<&std::path::Path>) -> OutputPaths {
         if let Some(dir) = &self.directory {
-            return OutputPaths::directory(dir, self.history);
+            return OutputPaths {
+                snapshots: self.snapshots.clone(),
+                ..OutputPaths::directory(dir, self.history)
+            };
         }
         let spare = scratch.map(|dir| OutputPaths::directory(dir, self.history));
         let spare = |pick: fn(OutputPaths) -> Option<PathBuf>| spare.clone().and_then(pick);
@@ -78,6 +83,7 @@ impl OutputPlan {
             history_csv: self.history_csv.clone(),
             summary: None,
             run: None,
+            snapshots: self.snapshots.clone(),
         }
     }
 }

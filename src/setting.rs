@@ -186,6 +186,7 @@ pub mod settings {
     pub const SHARD: Setting = Setting("shard");
     pub const SNAPSHOT: Setting = Setting("snapshot");
     pub const SNAPSHOTS: Setting = Setting("snapshots");
+    pub const SNAPSHOTS_OUT: Setting = Setting("snapshots_out");
     pub const SHARD_COUNT: Setting = Setting("shard_count");
     pub const STOP_AT_TARGET: Setting = Setting("stop_at_target");
     pub const TARGET_LOSS: Setting = Setting("target_loss");
@@ -239,6 +240,7 @@ pub mod settings {
         SHARD,
         SNAPSHOT,
         SNAPSHOTS,
+        SNAPSHOTS_OUT,
         SHARD_COUNT,
         STOP_AT_TARGET,
         TARGET_LOSS,

@@ -93,6 +93,10 @@ pub struct WeightsMetadata {
     /// The epochs whose parameters the file keeps as snapshots
     /// (`--snapshots`; metadata `snapshots`, present only when some).
     pub snapshots: Vec<u64>,
+    /// A snapshots file (`--snapshots-out`): the learning rates and the
+    /// snapshots only, no final parameters, state or epochs (metadata
+    /// `contents = "snapshots"`).
+    pub snapshots_only: bool,
 }
 
 /// The `epochs_completed` of a network a stop came before: never started,
@@ -203,6 +207,10 @@ pub fn snapshot_name(epoch: u64, name: &str) -> String {
 const SNAPSHOT_PREFIX: &str = "snapshot.";
 /// The metadata field listing a file's snapshot epochs.
 const SNAPSHOTS_FIELD: &str = "snapshots";
+/// The metadata field that marks a snapshots file (`--snapshots-out`),
+/// and its value.
+const CONTENTS_FIELD: &str = "contents";
+const SNAPSHOTS_ONLY: &str = "snapshots";
 
 /// The snapshot tensors of a file for `spec` with snapshots at `epochs`,
 /// after every other: each snapshot's parameters, float32.
@@ -234,11 +242,18 @@ const FLOAT64: &str = ".float64";
 /// `--init-weights` reads, so a CPU run continues bit for bit); then the
 /// snapshots' parameters ([`snapshot_slots`]), with their float64
 /// companions from the reference.
-fn written_slots(spec: &ModelSpec, precision: Precision, snapshots: &[u64]) -> Vec<TensorSlot> {
+/// A snapshots file ([`WeightsMetadata::snapshots_only`]) holds the
+/// learning rates and the snapshots only.
+fn written_slots(spec: &ModelSpec, meta: &WeightsMetadata) -> Vec<TensorSlot> {
+    let (precision, snapshots) = (meta.precision, &meta.snapshots);
+    let kept = |slot: &TensorSlot| {
+        !meta.snapshots_only || matches!(slot.values, Values::LearningRate | Values::Snapshot(..))
+    };
     let mut slots = Vec::new();
     for mut slot in tensor_slots(spec)
         .into_iter()
         .chain(snapshot_slots(spec, snapshots))
+        .filter(kept)
     {
         match slot.values {
             Values::State(..) => slot.dtype = precision.dtype(),
@@ -264,8 +279,21 @@ fn written_slots(spec: &ModelSpec, precision: Precision, snapshots: &[u64]) -> V
 /// The bytes a weights file of `spec` in `precision` holds per network
 /// (its tensors' data; the header is a few kilobytes).
 pub fn file_bytes_per_network(spec: &ModelSpec, precision: Precision, snapshots: usize) -> u64 {
-    let snapshots: Vec<u64> = (0..snapshots as u64).collect();
-    data_starts(&written_slots(spec, precision, &snapshots), 1).1
+    let meta = WeightsMetadata {
+        epochs: 0,
+        planned_epochs: 0,
+        seed: 0,
+        interrupted: false,
+        trained_on: String::new(),
+        target_loss: None,
+        stop_at_target: false,
+        precision,
+        fingerprint: None,
+        init: None,
+        snapshots: (0..snapshots as u64).collect(),
+        snapshots_only: false,
+    };
+    data_starts(&written_slots(spec, &meta), 1).1
 }
 
 fn data_starts(slots: &[TensorSlot], networks: usize) -> (Vec<u64>, u64) {
@@ -370,6 +398,9 @@ fn header_bytes(
         let epochs: Vec<String> = meta.snapshots.iter().map(u64::to_string).collect();
         metadata.insert(SNAPSHOTS_FIELD.to_string(), epochs.join(","));
     }
+    if meta.snapshots_only {
+        metadata.insert(CONTENTS_FIELD.to_string(), SNAPSHOTS_ONLY.to_string());
+    }
     let header =
         Metadata::new(Some(metadata), tensors).expect("the tensors are laid out back to back");
     // Through serde_json's sorted map: the metadata is a HashMap, whose
@@ -432,7 +463,7 @@ impl WeightsWriter {
         networks: usize,
         meta: &WeightsMetadata,
     ) -> Result<Self, Error> {
-        let slots = written_slots(spec, meta.precision, &meta.snapshots);
+        let slots = written_slots(spec, meta);
         // The widest values the header can hold: 20 digits, "false".
         let widest = WeightsMetadata {
             epochs: u64::MAX,
@@ -1101,6 +1132,20 @@ impl WeightsReader {
             message,
         };
         let (file, header, data_offset) = read_header(source)?;
+        let field = |name: &str| {
+            header
+                .metadata()
+                .as_ref()
+                .and_then(|m| m.get(name).cloned())
+        };
+        if snapshot.is_none() && field(CONTENTS_FIELD).as_deref() == Some(SNAPSHOTS_ONLY) {
+            use crate::setting::settings::{INIT_SNAPSHOT, SNAPSHOT, SNAPSHOTS_OUT};
+            return Err(bad(format!(
+                "is a snapshots file ({SNAPSHOTS_OUT}): it holds the parameters at epochs {} \
+                 only; ask for one ({SNAPSHOT} E to predict, {INIT_SNAPSHOT} E to start from)",
+                field(SNAPSHOTS_FIELD).unwrap_or_default()
+            )));
+        }
         let (notes, resume) =
             check_metadata(header.metadata().as_ref(), spec, purpose).map_err(bad)?;
         let init = recorded_init(header.metadata().as_ref()).map_err(bad)?;

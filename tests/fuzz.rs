@@ -41,6 +41,7 @@ fn valid_weights() -> Vec<u8> {
     let params: Vec<f64> = (0..3 * p).map(|i| i as f64 * 0.01).collect();
     let state: Vec<f64> = (0..3 * 2 * p).map(|i| i as f64 * 0.001).collect();
     let meta = WeightsMetadata {
+        snapshots_only: false,
         epochs: 10,
         planned_epochs: 20,
         seed: 1,

@@ -389,7 +389,7 @@ fn bad_snapshot_lists_are_refused_before_any_output() {
     }
     let err = run_err(&[&base[..], &["--snapshots", "10"]].concat(), 2);
     assert!(
-        err.contains("--snapshots keeps the parameters at those epochs in the weights file: give --weights FILE or --out DIR"),
+        err.contains("--snapshots keeps the parameters at those epochs in the weights file: give --weights FILE, --out DIR or --snapshots-out FILE"),
         "{err}"
     );
     // A resume cannot carry snapshots over yet: refused, not ignored.
@@ -416,4 +416,115 @@ fn bad_snapshot_lists_are_refused_before_any_output() {
     );
     assert!(!resumed.exists());
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn snapshots_out_writes_them_to_a_file_of_their_own() {
+    let dir = temp_dir("snapshots-out");
+    let (kept, weights, apart, plain) = (
+        dir.join("kept.safetensors"),
+        dir.join("weights.safetensors"),
+        dir.join("snapshots.safetensors"),
+        dir.join("plain.safetensors"),
+    );
+    let cpu = ["--backend", "cpu"];
+    let epochs = ["--epochs", "30"];
+    train(
+        &cpu,
+        &[
+            &epochs[..],
+            &["--snapshots", "0,7", "--weights", arg(&kept)],
+        ]
+        .concat(),
+    );
+    train(
+        &cpu,
+        &[
+            &epochs[..],
+            &["--snapshots", "0,7", "--snapshots-out", arg(&apart)],
+            &["--weights", arg(&weights)],
+        ]
+        .concat(),
+    );
+    train(&cpu, &[&epochs[..], &["--weights", arg(&plain)]].concat());
+    // The weights file is the run's without snapshots, byte for byte; the
+    // snapshots file holds the rates and every snapshot tensor of the run
+    // that kept them in its weights file, float64 twins included.
+    let read = |p: &Path| std::fs::read(p).unwrap();
+    assert!(read(&weights) == read(&plain), "the weights file");
+    let (apart_tensors, kept_tensors) = (tensors(&apart), tensors(&kept));
+    let names: Vec<&String> = apart_tensors.keys().collect();
+    let expected: Vec<&String> = kept_tensors
+        .keys()
+        .filter(|n| n.starts_with("snapshot.") || n.starts_with("learning_rate"))
+        .collect();
+    assert_eq!(names, expected);
+    for (name, value) in &apart_tensors {
+        assert!(kept_tensors[name] == *value, "tensor '{name}'");
+    }
+    // predict and a rewind read it as they read the snapshots kept in the
+    // weights file.
+    let data = dir.join("moons.csv");
+    run_ok(&[
+        "data",
+        "--task",
+        "moons",
+        "--samples",
+        "40",
+        "--out",
+        arg(&data),
+    ]);
+    let predict = |file: &Path, more: &[&str]| {
+        let base = ["predict", "--weights", arg(file), "--data", arg(&data)];
+        run_ok(&[&base[..], more].concat())
+    };
+    let from_apart = predict(&apart, &["--snapshot", "7"]);
+    assert_eq!(from_apart, predict(&kept, &["--snapshot", "7"]));
+    let rewound = |file: &Path, out: &Path| {
+        let start = ["--init-weights", arg(file), "--init-snapshot", "7"];
+        train(
+            &cpu,
+            &[&epochs[..], &start[..], &["--weights", arg(out)]].concat(),
+        );
+        read(out)
+    };
+    let (one, other) = (
+        dir.join("rewound-1.safetensors"),
+        dir.join("rewound-2.safetensors"),
+    );
+    assert!(
+        rewound(&apart, &one) == rewound(&kept, &other),
+        "rewound runs"
+    );
+    // Without an epoch, the file says what it is.
+    let base = ["predict", "--weights", arg(&apart), "--data", arg(&data)];
+    let err = run_err(&base, 1);
+    assert!(
+        err.contains(
+            "is a snapshots file (--snapshots-out): it holds the parameters at epochs 0,7"
+        ),
+        "{err}"
+    );
+    // Refused before any output: without --snapshots, with a shard.
+    let refused = dir.join("refused.safetensors");
+    let cases: &[(&[&str], &str)] = &[
+        (&[], "writes the snapshots: give --snapshots too"),
+        (
+            &["--snapshots", "7", "--shard", "0/2", "--out", "shards"],
+            "cannot be combined with --shard",
+        ),
+    ];
+    for (more, message) in cases {
+        let args = [
+            RUN,
+            &cpu[..],
+            &epochs[..],
+            &["--snapshots-out", arg(&refused)],
+            more,
+        ]
+        .concat();
+        let err = run_err(&args, 2);
+        assert!(err.contains(message), "{more:?}: {err}");
+        assert!(!refused.exists(), "{more:?}: no output");
+    }
 }

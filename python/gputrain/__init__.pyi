@@ -86,6 +86,7 @@ def train(
     history_out: Union[_Path, None] = None,
     history_csv: Union[_Path, None] = None,
     snapshots: Union[Sequence[int], None] = None,  # epochs kept in the weights
+    snapshots_out: Union[_Path, None] = None,  # the snapshots in a file of their own
     plot: Union[_Path, None] = None,
     groups: Union[_Path, None] = None,
     out: Union[_Path, None] = None,

@@ -125,6 +125,10 @@ CASES = {
     "lr_t_max": lambda t, m: run(lr_schedule="cosine", lr_t_max=10).metadata["lr_t_max"] == "10",
     "lr_min": lambda t, m: run(lr_schedule="cosine", lr_min=0.01).metadata["lr_min"] == "0.01",
     "snapshots": lambda t, m: run(snapshots=[0, 10]).metadata["snapshots"] == "0,10",
+    "snapshots_out": lambda t, m: check_files(
+        t, ["s.safetensors"], snapshots=[0, 10], snapshots_out="s.safetensors"
+    )
+    and "snapshot.10.layers.0.weight" in gputrain.load(t / "s.safetensors").weights,
     "lr_warmup": lambda t, m: run(lr_warmup=5).metadata["lr_warmup"] == "5"
     and not np.array_equal(loss_of(lr_warmup=5), loss_of()),
     "lr_warmup_start": lambda t, m: run(lr_warmup=5, lr_warmup_start=0.5).metadata[

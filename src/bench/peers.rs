@@ -120,6 +120,7 @@ impl PeerSetup {
         let initial = workload.initial()?;
         let rates = vec![workload.learning_rate; workload.networks];
         let meta = WeightsMetadata {
+            snapshots_only: false,
             epochs: 0,
             planned_epochs: 0,
             seed: BENCH_SEED,

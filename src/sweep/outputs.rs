@@ -40,6 +40,9 @@ pub struct OutputPaths {
     pub summary: Option<PathBuf>,
     /// `--out`'s run.json: what `merge` needs to know of a shard.
     pub run: Option<PathBuf>,
+    /// The snapshots' own file (`--snapshots-out`; one model only),
+    /// instead of the weights file.
+    pub snapshots: Option<PathBuf>,
 }
 
 /// File names inside an `--out` directory.
@@ -62,6 +65,7 @@ impl OutputPaths {
             history_csv: history.then(|| dir.join(HISTORY_CSV_FILE)),
             summary: Some(dir.join(SUMMARY_FILE)),
             run: Some(dir.join(RUN_FILE)),
+            snapshots: None,
         }
     }
 
@@ -87,7 +91,9 @@ impl OutputPaths {
     /// with the flag that names it: the one list the checks before a run
     /// and `--overwrite`'s clean-up read.
     pub fn files(&self, models: usize) -> Vec<(Setting, PathBuf)> {
-        use crate::setting::settings::{GROUPS, HISTORY_CSV, HISTORY_OUT, OUT, RESULTS, WEIGHTS};
+        use crate::setting::settings::{
+            GROUPS, HISTORY_CSV, HISTORY_OUT, OUT, RESULTS, SNAPSHOTS_OUT, WEIGHTS,
+        };
         let models = models.max(1);
         let mut files = Vec::new();
         let mut add = |setting: Setting, path: Option<PathBuf>| {
@@ -104,6 +110,7 @@ impl OutputPaths {
         add(HISTORY_CSV, self.history_csv.clone());
         add(OUT, self.summary.clone());
         add(OUT, self.run.clone());
+        add(SNAPSHOTS_OUT, self.snapshots.clone());
         files
     }
 
@@ -116,6 +123,7 @@ impl OutputPaths {
             &self.history_csv,
             &self.summary,
             &self.run,
+            &self.snapshots,
         ];
         for path in all.into_iter().flatten() {
             check_writable(path)?;
@@ -334,6 +342,8 @@ struct ModelWriter {
     first: usize,
     fewest_epochs: Option<u64>,
     writer: WeightsWriter,
+    /// The snapshots' own file, with `--snapshots-out`.
+    snapshots: Option<WeightsWriter>,
 }
 
 /// Where a run's trained blocks go: the results CSV, the curves file and
@@ -416,8 +426,9 @@ impl<'a> RunWriter<'a> {
             return Ok(());
         }
         if let Some(done) = self.model.take() {
-            let written = finish_model(done, config.options.epochs)?;
-            self.keep(written);
+            for written in finish_model(done, config.options.epochs)? {
+                self.keep(written);
+            }
         }
         let (run, sweep) = (self.run, self.run.sweep);
         let path = run.paths.weights_file(k, sweep.models());
@@ -442,6 +453,23 @@ impl<'a> RunWriter<'a> {
             fingerprint: run.paths.run.is_some().then(|| sweep.fingerprint.clone()),
             init: init.map(|(init, _)| init),
             snapshots: config.snapshots.clone(),
+            snapshots_only: false,
+        };
+        // With --snapshots-out the snapshots go to a file of their own.
+        let (meta, snapshots) = match &run.paths.snapshots {
+            Some(own) => {
+                let only = WeightsMetadata {
+                    snapshots_only: true,
+                    ..meta.clone()
+                };
+                let writer = WeightsWriter::create(own, &config.spec, to - from, &only)?;
+                let rest = WeightsMetadata {
+                    snapshots: Vec::new(),
+                    ..meta
+                };
+                (rest, Some(writer))
+            }
+            None => (meta, None),
         };
         let sink = Sink::create(path.as_deref())?;
         let writer = WeightsWriter::into_sink(sink, &config.spec, to - from, &meta)?;
@@ -450,6 +478,7 @@ impl<'a> RunWriter<'a> {
             first: from,
             fewest_epochs: None,
             writer,
+            snapshots,
         });
         Ok(())
     }
@@ -490,17 +519,25 @@ impl<'a> RunWriter<'a> {
                 let done = o.epochs_completed;
                 m.fewest_epochs = Some(m.fewest_epochs.map_or(done, |e| e.min(done)));
             }
-            m.writer.write_block(
-                block.first - m.first,
-                BlockValues {
-                    params: block.params,
-                    state: block.state,
-                    learning_rates: block.learning_rates,
-                    outcomes: block.outcomes,
-                    never_started: block.never_started,
-                    snapshots: block.snapshots,
-                },
-            )?;
+            let values = BlockValues {
+                params: block.params,
+                state: block.state,
+                learning_rates: block.learning_rates,
+                outcomes: block.outcomes,
+                never_started: block.never_started,
+                snapshots: block.snapshots,
+            };
+            match &mut m.snapshots {
+                Some(own) => {
+                    own.write_block(block.first - m.first, values)?;
+                    let without = BlockValues {
+                        snapshots: &[],
+                        ..values
+                    };
+                    m.writer.write_block(block.first - m.first, without)?;
+                }
+                None => m.writer.write_block(block.first - m.first, values)?,
+            }
         }
         Ok(())
     }
@@ -518,8 +555,9 @@ impl<'a> RunWriter<'a> {
     /// (`epochs`: the run's planned).
     fn finish(mut self, epochs: u64) -> Result<(Tallies, Vec<TemporaryFile>, Kept), Error> {
         if let Some(done) = self.model.take() {
-            let written = finish_model(done, epochs)?;
-            self.keep(written);
+            for written in finish_model(done, epochs)? {
+                self.keep(written);
+            }
         }
         self.files
             .extend(self.results.map(ResultsWriter::into_file));
@@ -769,7 +807,13 @@ pub fn summary_files(
     Ok(files)
 }
 
-fn finish_model(done: ModelWriter, planned: u64) -> Result<Written, Error> {
+/// The model's weights file complete, and its snapshots file where it has
+/// one.
+fn finish_model(done: ModelWriter, planned: u64) -> Result<Vec<Written>, Error> {
     let epochs = done.fewest_epochs.unwrap_or(planned);
-    done.writer.complete(epochs, epochs < planned)
+    let mut written = vec![done.writer.complete(epochs, epochs < planned)?];
+    if let Some(own) = done.snapshots {
+        written.push(own.complete(epochs, epochs < planned)?);
+    }
+    Ok(written)
 }
