@@ -161,29 +161,14 @@ fn early_stopping_writes_a_run_to_each_networks_best_epoch_on_every_backend() {
         }
         // A stopped network's curve ends at its stop: its later points are
         // its final loss, that of its best weights.
-        let history = std::fs::read(out.join("history.safetensors")).unwrap();
-        let history = safetensors::SafeTensors::deserialize(&history).unwrap();
-        let floats = |t: &str| -> Vec<f32> {
-            let data = history.tensor(t).unwrap().data().to_vec();
-            data.chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect()
-        };
-        let epochs: Vec<u64> = history
-            .tensor("epochs")
-            .unwrap()
-            .data()
-            .chunks_exact(8)
-            .map(|b| u64::from_le_bytes(b.try_into().unwrap()))
-            .collect();
-        let loss = floats("loss");
+        let curves = crate::history::read_curves(&out.join("history.safetensors"));
         for (n, s) in stopped.iter().enumerate() {
             let final_loss: f64 = rows_of[n]["final_loss"].parse().unwrap();
-            let curve = &loss[n * epochs.len()..(n + 1) * epochs.len()];
-            for (q, &e) in epochs.iter().enumerate() {
+            for (q, &e) in curves.epochs.iter().enumerate() {
+                let e = e as u64;
                 if s.is_some_and(|s| e > s) || e == 80 {
                     assert_eq!(
-                        curve[q], final_loss as f32,
+                        curves.loss[n][q], final_loss as f32,
                         "{name}: network {n}, epoch {e}"
                     );
                 }

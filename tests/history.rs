@@ -13,13 +13,13 @@ use common::{arg, interrupted, run_err, run_ok, temp_dir};
 
 /// A history file's tensors: `loss`, `eval_loss` (empty without held-out
 /// data) as [networks][points], and `epochs`.
-struct Curves {
-    loss: Vec<Vec<f32>>,
-    eval_loss: Vec<Vec<f32>>,
-    epochs: Vec<i64>,
+pub(crate) struct Curves {
+    pub(crate) loss: Vec<Vec<f32>>,
+    pub(crate) eval_loss: Vec<Vec<f32>>,
+    pub(crate) epochs: Vec<i64>,
 }
 
-fn read_curves(path: &Path) -> Curves {
+pub(crate) fn read_curves(path: &Path) -> Curves {
     let bytes = std::fs::read(path).unwrap();
     let file = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let epochs: Vec<i64> = file

@@ -81,6 +81,19 @@ const BACKENDS: [(&str, &[&str]); 4] = [
     ("layered", &["--backend", "gpu", "--kernel", "layered"]),
 ];
 
+/// [`MOONS`]'s samples as a CSV file, for predict.
+fn write_moons(path: &Path) {
+    run_ok(&[
+        "data",
+        "--task",
+        "moons",
+        "--samples",
+        "40",
+        "--out",
+        arg(path),
+    ]);
+}
+
 fn train(backend: &[&str], more: &[&str]) {
     let args: Vec<&str> = [RUN, backend, more].concat();
     run_ok(&args);
@@ -250,15 +263,7 @@ fn predict_runs_a_snapshot() {
         ],
     );
     train(&simd, &["--epochs", "7", "--weights", arg(&stopped)]);
-    run_ok(&[
-        "data",
-        "--task",
-        "moons",
-        "--samples",
-        "40",
-        "--out",
-        arg(&data),
-    ]);
+    write_moons(&data);
     let predict = |weights: &Path, more: &[&str]| {
         let args = [
             &[
@@ -465,15 +470,7 @@ fn snapshots_out_writes_them_to_a_file_of_their_own() {
     // predict and a rewind read it as they read the snapshots kept in the
     // weights file.
     let data = dir.join("moons.csv");
-    run_ok(&[
-        "data",
-        "--task",
-        "moons",
-        "--samples",
-        "40",
-        "--out",
-        arg(&data),
-    ]);
+    write_moons(&data);
     let predict = |file: &Path, more: &[&str]| {
         let base = ["predict", "--weights", arg(file), "--data", arg(&data)];
         run_ok(&[&base[..], more].concat())
