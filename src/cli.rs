@@ -1452,6 +1452,13 @@ impl TrainArgs {
                     settings::SNAPSHOTS.is("0,100")
                 )));
             }
+            if out.out.as_ref() == Some(path) {
+                return Err(usage(format!(
+                    "{flag} is also {}: the directory's files and the snapshots file need \
+                     their own names",
+                    settings::OUT.is(path.display())
+                )));
+            }
             if self.scale.shard.is_some() {
                 return Err(usage(format!(
                     "{flag} cannot be combined with {}: each shard keeps its snapshots in its \

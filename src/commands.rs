@@ -427,9 +427,10 @@ pub fn train_with(plan: TrainPlan, keep: bool, hooks: Hooks) -> Result<Trained, 
 /// ([`crate::output::check_distinct`]) before any work: every model's
 /// weights file, the figure, and with a directory the directory's files.
 fn check_train_paths(plan: &OutputPlan, paths: &OutputPaths, models: usize) -> Result<(), Error> {
+    // The directory's files are --out's; --snapshots-out names its own.
     let setting = |given: Setting| match plan.directory.is_some() {
-        true => Setting("out"),
-        false => given,
+        true if given != crate::setting::settings::SNAPSHOTS_OUT => Setting("out"),
+        _ => given,
     };
     let mut outputs: Vec<(Setting, PathBuf)> = paths
         .files(models)

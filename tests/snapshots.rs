@@ -524,4 +524,27 @@ fn snapshots_out_writes_them_to_a_file_of_their_own() {
         assert!(err.contains(message), "{more:?}: {err}");
         assert!(!refused.exists(), "{more:?}: no output");
     }
+    // Not one of an --out directory's files, nor the directory itself.
+    let out = dir.join("out");
+    let in_out = out.join("results.csv");
+    let clashes: [(&Path, &str); 2] = [
+        (&in_out, "is also --out"),
+        (
+            &out,
+            "the directory's files and the snapshots file need their own names",
+        ),
+    ];
+    for (path, message) in clashes {
+        let more = [
+            "--snapshots",
+            "7",
+            "--snapshots-out",
+            arg(path),
+            "--out",
+            arg(&out),
+        ];
+        let err = run_err(&[RUN, &cpu[..], &epochs[..], &more[..]].concat(), 2);
+        assert!(err.contains(message), "{err}");
+        assert!(!out.exists(), "no output");
+    }
 }
