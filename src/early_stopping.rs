@@ -167,14 +167,21 @@ impl Watch {
 
     /// Gives every network with a best that did not diverge its best
     /// parameters, optimizer state and final loss (its epochs and target
-    /// epoch stay what the run made of them).
-    pub fn restore(&self, params: &mut [f64], state: &mut [f64], outcomes: &mut [NetworkOutcome]) {
+    /// epoch stay what the run made of them); a diverged network keeps its
+    /// own, and has no best epoch.
+    pub fn restore(
+        &mut self,
+        params: &mut [f64],
+        state: &mut [f64],
+        outcomes: &mut [NetworkOutcome],
+    ) {
         let (p, s) = (self.params_per_network, self.state_per_network);
         for n in 0..self.networks() {
             let Some(best) = self.outcomes[n] else {
                 continue;
             };
             if outcomes[n].diverged {
+                self.best_epoch[n] = None;
                 continue;
             }
             params[n * p..(n + 1) * p].copy_from_slice(&self.params[n * p..(n + 1) * p]);
@@ -294,5 +301,6 @@ mod tests {
         assert_eq!(state, [20.0, 50.0, 90.0]);
         assert_eq!(outcomes[0].final_loss, 2.0);
         assert!(outcomes[2].diverged, "a diverged network keeps its outcome");
+        assert_eq!(watch.best_epoch(2), None, "and has no best epoch");
     }
 }

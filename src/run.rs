@@ -968,8 +968,7 @@ pub fn execute(
             }
             if let Some(watch) = watch {
                 for i in 0..end - n {
-                    // A diverged network keeps its own weights, not its best.
-                    best_epochs[n + i] = watch.best_epoch(i).filter(|_| !trained[i].diverged);
+                    best_epochs[n + i] = watch.best_epoch(i);
                     stopped_epochs[n + i] = watch.stopped_epoch(i);
                 }
             }
@@ -1092,16 +1091,13 @@ fn train_group(
         if merged.is_some() && stop.is_requested() {
             break;
         }
-        if let (Some(w), Some(m)) = (&watch, &merged) {
-            let finished = |n: usize| {
-                let o = &m.outcomes[n];
-                let at_target = stop_at_target && o.target_epoch.is_some_and(|t| u64::from(t) < at);
-                o.diverged || at_target || w.stopped(n)
-            };
-            if (0..count).all(finished) {
-                all_stopped = true;
-                break;
-            }
+        if let (Some(w), Some(m)) = (&watch, &merged)
+            && m.finished(stop_at_target, at, &w.halted())
+                .iter()
+                .all(|&f| f)
+        {
+            all_stopped = true;
+            break;
         }
         let options = TrainOptions {
             first_epoch: at,
@@ -1182,7 +1178,7 @@ fn train_group(
             keep(k, params, snapshots, watch.as_ref());
         }
     }
-    if let Some(w) = &watch {
+    if let Some(w) = &mut watch {
         w.restore(params, state, &mut trained.outcomes);
     }
     Ok((trained, watch))

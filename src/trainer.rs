@@ -47,6 +47,18 @@ pub struct Trained {
 }
 
 impl Trained {
+    /// Which networks no longer train from run epoch `at` on: diverged,
+    /// stopped at their target before `at` (with `stop_at_target`), or
+    /// `halted` by the run (early stopping; empty: none).
+    pub fn finished(&self, stop_at_target: bool, at: u64, halted: &[bool]) -> Vec<bool> {
+        let stopped = |t: Option<u32>| stop_at_target && t.is_some_and(|t| u64::from(t) < at);
+        self.outcomes
+            .iter()
+            .enumerate()
+            .map(|(n, o)| o.diverged || stopped(o.target_epoch) || halted.get(n) == Some(&true))
+            .collect()
+    }
+
     /// This call's training followed by `later`'s, which trained the same
     /// block on from where this one ended (a run in segments, as a resume
     /// continues): each network's epochs add up; a network that had
@@ -67,13 +79,7 @@ impl Trained {
         halted: &[bool],
     ) -> Trained {
         assert_eq!(self.outcomes.len(), later.outcomes.len(), "the same block");
-        let stopped = |t: Option<u32>| stop_at_target && t.is_some_and(|t| u64::from(t) < at);
-        let finished: Vec<bool> = self
-            .outcomes
-            .iter()
-            .enumerate()
-            .map(|(n, o)| o.diverged || stopped(o.target_epoch) || halted.get(n) == Some(&true))
-            .collect();
+        let finished = self.finished(stop_at_target, at, halted);
         for ((before, after), &done) in self.outcomes.iter_mut().zip(&later.outcomes).zip(&finished)
         {
             let epochs_completed = before.epochs_completed + after.epochs_completed;
