@@ -74,6 +74,7 @@ fn group(c: &mut Criterion, name: &str, engine: &Engine, strategy: Strategy, cas
                 params: &mut params,
                 state: &mut state,
                 learning_rates: &rates,
+                rows: None,
             };
             trainer.train(block, &options, &mut uncontrolled).unwrap()
         };

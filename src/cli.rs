@@ -19,6 +19,7 @@ use crate::model::{
     Activation, BiasMode, Loss, ModelSpec, Optimizer, OptimizerConfig, Reduction, Topology,
 };
 use crate::plan::{Devices, OutputPlan, TrainPlan, VerifyPlan};
+use crate::resample::{Resample, Resampling};
 use crate::run::{BackendChoice, LearningRate, RunConfig, Start};
 use crate::schedule::{Schedule, ScheduleRequest};
 use crate::setting::{Setting, settings};
@@ -177,7 +178,8 @@ pub const IN_MEMORY: &str = "(arrays)";
 /// `--optimizer` with its hyperparameters (unless `--optimizer` is
 /// given), `--lr-schedule` with its settings (unless another schedule
 /// is given), `--batch-size`, `--no-shuffle`, `--seed`, `--target-loss` and
-/// `--stop-at-target` (`--epochs` defaults to the file's planned total anyway). None without
+/// `--stop-at-target`, `--bootstrap` or `--subsample` with
+/// `--data-seed` (`--epochs` defaults to the file's planned total anyway). None without
 /// `--resume`, with nothing to add, or when the file cannot be read (the
 /// resume then refuses it, naming what is wrong). A flag given keeps its
 /// value; one other than the file's is refused as before, naming the
@@ -272,6 +274,17 @@ pub fn with_recorded_flags(
     }
     if !given("stop_at_target") && recorded("stop_at_target") == Some("true") {
         add("stop_at_target", None);
+    }
+    // The file's resample and its seed, unless the command line names one.
+    if !given("bootstrap") && !given("subsample") {
+        match recorded("resample").and_then(|r| r.split_once(' ').or(Some((r, "")))) {
+            Some(("bootstrap", _)) => add("bootstrap", None),
+            Some(("subsample", f)) => add("subsample", Some(f)),
+            _ => {}
+        }
+        if let (false, Some(seed)) = (given("data_seed"), recorded("resample_seed")) {
+            add("data_seed", Some(seed));
+        }
     }
     if extra.is_empty() {
         return None;
@@ -782,6 +795,17 @@ pub struct TrainingArgs {
     /// after the last) [default: 1]; a list is a grid axis.
     #[arg(long, value_name = "K", value_parser = grid_of(axis::epoch_counts))]
     pub eval_every: Option<Grid<u64>>,
+    /// Train each network on its own bootstrap resample of the training
+    /// rows (as many draws as rows, with replacement), keyed on
+    /// (--data-seed, network); the rows it never drew are its out-of-bag
+    /// rows (results: oob_loss, oob_accuracy).
+    #[arg(long, conflicts_with = "subsample")]
+    pub bootstrap: bool,
+    /// Train each network on its own random fraction F of the training
+    /// rows, without replacement, keyed on (--data-seed, network); F in
+    /// (0, 1); a list is a grid axis.
+    #[arg(long, value_name = "F", value_parser = grid_of(axis::numbers))]
+    pub subsample: Option<Grid<f64>>,
     /// Samples per update: an epoch visits every sample once in batches of
     /// B, the last one smaller if need be (1: online training); a list or
     /// log grid (16,32,64 or 1..64:7) is a grid axis [default: every
@@ -959,6 +983,8 @@ impl Default for TrainingArgs {
             stop_at_target: false,
             early_stopping: None,
             eval_every: None,
+            bootstrap: false,
+            subsample: None,
             batch_size: None,
             no_shuffle: false,
         }
@@ -1395,6 +1421,13 @@ impl TrainArgs {
                 |a, v| a.training.eval_every = Some(Grid(vec![v])),
             ),
             axis_def(
+                "--subsample",
+                "subsample",
+                numbers(&t.subsample),
+                number,
+                |a, v| a.training.subsample = Some(Grid(vec![v])),
+            ),
+            axis_def(
                 "--batch-size",
                 "batch_size",
                 t.batch_size.as_ref().map_or(Vec::new(), |g| g.0.clone()),
@@ -1797,10 +1830,12 @@ impl TrainArgs {
                 )));
             }
         };
+        // --data-seed keys the resamples too, whatever the data.
+        let resampled = training.bootstrap || training.subsample.is_some();
         if self.data.data.is_some() || arrays.is_some() {
             self.data
                 .drawn
-                .options_with(None, self.data.holdout.is_some())?;
+                .options_with(None, self.data.holdout.is_some() || resampled)?;
         }
         let spec = ModelSpec {
             topology,
@@ -1856,6 +1891,17 @@ impl TrainArgs {
                     patience,
                     every: every.unwrap_or(1),
                 }),
+            },
+            resample: {
+                let how = match (training.bootstrap, training.subsample.as_ref()) {
+                    (true, _) => Some(Resample::Bootstrap),
+                    (false, Some(f)) => Some(Resample::Subsample(f.0[0])),
+                    (false, None) => None,
+                };
+                how.map(|how| Resampling {
+                    how,
+                    seed: self.data.drawn.data_seed.unwrap_or(0),
+                })
             },
         };
         spec.validate()?;
@@ -1975,8 +2021,10 @@ impl TrainArgs {
             (None, Some(path)) => load(settings::DATA, path)?,
             (None, None) => {
                 let task = task.unwrap_or(Task::Tutorial);
-                let holdout = self.data.holdout.is_some();
-                task.generate(&self.data.drawn.options_with(Some(task), holdout)?)
+                // --data-seed also keys the split and the resamples.
+                let t = &self.training;
+                let seeded = self.data.holdout.is_some() || t.bootstrap || t.subsample.is_some();
+                task.generate(&self.data.drawn.options_with(Some(task), seeded)?)
             }
         };
         Ok(

@@ -998,6 +998,11 @@ pub struct PredictSummary {
     pub scores: Option<ScoreSummary>,
     /// Accuracy of the ensemble's combined outputs (class targets).
     pub ensemble_accuracy: Option<f64>,
+    /// The resample each network trained on, as the weights file records
+    /// it ("bootstrap", "subsample 0.5"): an ensemble of them is a bagged
+    /// ensemble (scikit-learn's BaggingClassifier, whose predict_proba is
+    /// the mean).
+    pub resample: Option<String>,
     pub notes: Vec<String>,
 }
 
@@ -1137,6 +1142,7 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
         ensemble: args.ensemble,
         scores: chosen_scores.as_deref().map(ScoreSummary::of),
         ensemble_accuracy,
+        resample: spec.resample.map(|r| r.how.to_string()),
         notes,
     };
     if let (Some(path), Some(scores)) = (&args.scores, &chosen_scores) {
@@ -1257,9 +1263,15 @@ fn render_predict_summary(spec: &crate::model::ModelSpec, s: &PredictSummary) ->
     }
     if let Some(how) = s.ensemble {
         let how = format!("{how:?}").to_lowercase();
+        let bagged = match &s.resample {
+            Some(r) => format!(
+                "bagged ensemble ({how} of {} networks, each on its own {r})",
+                s.networks
+            ),
+            None => format!("ensemble ({how} of {} networks)", s.networks),
+        };
         out.push_str(&format!(
-            "ensemble ({how} of {} networks){}\n",
-            s.networks,
+            "{bagged}{}\n",
             s.ensemble_accuracy
                 .map_or(String::new(), |a| format!(": accuracy {}", percent(a)))
         ));

@@ -152,12 +152,25 @@ pub fn outputs(spec: &ModelSpec, params: &[f64], data: &Dataset) -> Vec<f64> {
 
 /// The loss of `params` over the whole data set.
 pub fn loss(spec: &ModelSpec, params: &[f64], data: &Dataset) -> f64 {
+    weighted_loss(spec, params, data, None)
+}
+
+/// The loss of `params` over the whole data set, each sample's loss
+/// multiplied by its weight in `weights` (a resample's:
+/// [`crate::resample`]; `None`: 1).
+pub fn weighted_loss(
+    spec: &ModelSpec,
+    params: &[f64],
+    data: &Dataset,
+    weights: Option<&[f64]>,
+) -> f64 {
     let (math, layout) = (Math::new(spec), spec.layout());
     let mut ws = Workspace::new(spec);
     let mut total = 0.0;
     for s in 0..data.samples() {
         forward(&math, &layout, params, data.input(s), &mut ws);
-        total += sample_loss(&math, &ws, data.target(s));
+        let l = sample_loss(&math, &ws, data.target(s));
+        total += weights.map_or(l, |w| w[s] * l);
     }
     total * spec.reduction.factor(data.samples())
 }
@@ -182,39 +195,33 @@ pub fn loss_and_gradient(
     grad: &mut [f64],
 ) -> f64 {
     let mut ws = Workspace::new(spec);
-    loss_and_gradient_with(
-        spec,
-        &Math::new(spec),
-        &spec.layout(),
-        params,
+    let (math, layout) = (Math::new(spec), spec.layout());
+    let data = Weighted {
         data,
-        grad,
-        &mut ws,
-    )
+        weights: None,
+    };
+    let all = 0..data.data.samples();
+    loss_and_gradient_over(spec, &math, &layout, params, data, all, grad, &mut ws)
 }
 
-fn loss_and_gradient_with(
-    spec: &ModelSpec,
-    math: &Math,
-    layout: &ParamLayout,
-    params: &[f64],
-    data: &Dataset,
-    grad: &mut [f64],
-    ws: &mut Workspace,
-) -> f64 {
-    let all = 0..data.samples();
-    loss_and_gradient_over(spec, math, layout, params, data, all, grad, ws)
+/// The training data and each sample's weight (a resample's:
+/// [`crate::resample`]; `None`: every sample's 1).
+#[derive(Clone, Copy)]
+struct Weighted<'a> {
+    data: &'a Dataset,
+    weights: Option<&'a [f64]>,
 }
 
 /// The loss and gradient over the samples `batch` yields (the reduction's
-/// mean is over them).
+/// mean is over them), each sample's loss and output delta multiplied by
+/// its weight.
 #[allow(clippy::too_many_arguments)]
 fn loss_and_gradient_over(
     spec: &ModelSpec,
     math: &Math,
     layout: &ParamLayout,
     params: &[f64],
-    data: &Dataset,
+    Weighted { data, weights }: Weighted<'_>,
     batch: impl Iterator<Item = usize>,
     grad: &mut [f64],
     ws: &mut Workspace,
@@ -228,14 +235,17 @@ fn loss_and_gradient_over(
         count += 1;
         forward(math, layout, params, data.input(s), ws);
         let target = data.target(s);
-        total += sample_loss(math, ws, target);
+        let weight = weights.map(|w| w[s]);
+        let l = sample_loss(math, ws, target);
+        total += weight.map_or(l, |w| math.r(w * l));
 
         // Output layer: the loss's delta dL/dnet, e.g. for half-sse
-        // -(target - out) * f'(net).
+        // -(target - out) * f'(net); times the sample's weight.
         for (j, delta) in ws.delta[last].iter_mut().enumerate() {
             let out = ws.out[last + 1][j];
             let slope = math.r((output.derivative)(ws.net[last][j], out));
-            *delta = math.r((math.loss.delta)(out, math.r(target[j]), slope));
+            let d = math.r((math.loss.delta)(out, math.r(target[j]), slope));
+            *delta = weight.map_or(d, |w| math.r(w * d));
         }
         // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), using
         // the weights from before this epoch's update.
@@ -290,6 +300,10 @@ pub fn train_network(
     learning_rate: f64,
     options: &TrainOptions,
 ) -> NetworkOutcome {
+    let data = Weighted {
+        data,
+        weights: None,
+    };
     train_fresh(
         spec,
         data,
@@ -303,7 +317,7 @@ pub fn train_network(
 /// One network from fresh optimizer state, its values kept in `values`.
 fn train_fresh(
     spec: &ModelSpec,
-    data: &Dataset,
+    data: Weighted<'_>,
     params: &mut [f64],
     learning_rate: f64,
     options: &TrainOptions,
@@ -333,10 +347,13 @@ fn train_fresh(
 /// with no point of their curves recorded). With `history`, records the
 /// loss (and the held-out loss) at the plan's loop points into its curve
 /// ([`crate::history`]).
+/// `weights`: each training sample's weight (a resample's,
+/// [`crate::resample`]; `None`: 1).
 #[allow(clippy::too_many_arguments)]
 pub fn train_network_until(
     spec: &ModelSpec,
     data: &Dataset,
+    weights: Option<&[f64]>,
     params: &mut [f64],
     state: &mut [f64],
     learning_rate: f64,
@@ -347,7 +364,7 @@ pub fn train_network_until(
     let run = Precision::Float64;
     train_stored(
         spec,
-        data,
+        Weighted { data, weights },
         params,
         state,
         learning_rate,
@@ -389,9 +406,11 @@ enum Precision {
 /// float32-sized differences (a fast, chaotic or saturating regime: a
 /// sigmoid whose float32 output is exactly 1 has a zero slope) and
 /// float32 cannot match float64 there.
+/// `weights` weighs the training samples, as [`train_network_until`]'s.
 pub fn train_network_in_float32(
     spec: &ModelSpec,
     data: &Dataset,
+    weights: Option<&[f64]>,
     params: &mut [f64],
     learning_rate: f64,
     options: &TrainOptions,
@@ -405,6 +424,7 @@ pub fn train_network_in_float32(
     for p in params.iter_mut() {
         *p = math.r(*p);
     }
+    let data = Weighted { data, weights };
     train_fresh(spec, data, params, learning_rate, options, values)
 }
 
@@ -419,7 +439,7 @@ pub(crate) fn splitmix64(x: u64) -> u64 {
 #[allow(clippy::too_many_arguments)]
 fn train_stored(
     spec: &ModelSpec,
-    data: &Dataset,
+    rows: Weighted<'_>,
     params: &mut [f64],
     state: &mut [f64],
     learning_rate: f64,
@@ -429,6 +449,7 @@ fn train_stored(
     values: Precision,
 ) -> NetworkOutcome {
     let (math, layout) = (Math::in_precision(spec, values), spec.layout());
+    let (data, weights) = (rows.data, rows.weights);
     let round = |v: f64| math.r(v);
     let p = layout.len;
     let slots = math.optimizer.state.len();
@@ -502,8 +523,9 @@ fn train_stored(
         let Some(batching) = spec.batching else {
             // Full batch: the loss of the current parameters comes with
             // their gradient.
+            let all = 0..data.samples();
             let loss =
-                loss_and_gradient_with(spec, &math, &layout, params, data, &mut grad, &mut ws);
+                loss_and_gradient_over(spec, &math, &layout, params, rows, all, &mut grad, &mut ws);
             record_point(run_epoch, loss, params);
             match record_epoch(loss, run_epoch) {
                 EpochEnd::Diverged => {
@@ -521,7 +543,7 @@ fn train_stored(
         // is the full-data loss of the parameters the previous epoch ended
         // with.
         if options.target_loss.is_some() || records(run_epoch) {
-            let full = loss(spec, params, data);
+            let full = weighted_loss(spec, params, data, weights);
             record_point(run_epoch, full, params);
             // Without a target the history only observes.
             let end = match options.target_loss {
@@ -540,7 +562,7 @@ fn train_stored(
         for b in 0..batches {
             let batch = batching.batch(data.samples(), run_epoch, b);
             let loss = loss_and_gradient_over(
-                spec, &math, &layout, params, data, batch, &mut grad, &mut ws,
+                spec, &math, &layout, params, rows, batch, &mut grad, &mut ws,
             );
             if !loss.is_finite() {
                 diverged = true;
@@ -554,7 +576,7 @@ fn train_stored(
             );
         }
     }
-    let final_loss = loss(spec, params, data);
+    let final_loss = weighted_loss(spec, params, data, weights);
     diverged |= !final_loss.is_finite() || params.iter().any(|p| !p.is_finite());
     if !diverged && target_epoch.is_none() && reached(final_loss) {
         target_epoch = Some((options.first_epoch + epochs_completed) as u32);
@@ -585,6 +607,7 @@ pub fn train_population(
         stop: &|| false,
         done: &|_| {},
         recording: None,
+        rows: None,
     };
     population.train(params, &mut state, learning_rates).0
 }
@@ -617,6 +640,7 @@ impl Trainer for ReferenceTrainer<'_> {
             params,
             state,
             learning_rates,
+            rows,
         } = block;
         let total = learning_rates.len() as u64 * options.epochs;
         let (outcomes, curves) = drive(total, control, |shared| {
@@ -627,6 +651,7 @@ impl Trainer for ReferenceTrainer<'_> {
                 stop: &|| shared.stopping(),
                 done: &|epochs| shared.add_done(epochs),
                 recording: self.recording,
+                rows,
             };
             self.pool
                 .install(|| population.train(params, state, learning_rates))
@@ -652,6 +677,8 @@ struct Population<'a> {
     done: &'a (dyn Fn(u64) + Sync),
     /// Learning curves to record ([`crate::history`]).
     recording: Option<&'a Recording<'a>>,
+    /// Each network's row counts ([`Block::rows`]).
+    rows: Option<&'a [u8]>,
 }
 
 impl Population<'_> {
@@ -681,16 +708,20 @@ impl Population<'_> {
         } else {
             state.chunks_mut(per_state).collect()
         };
+        let samples = self.data.samples();
         params
             .par_chunks_mut(p)
             .zip(states.into_par_iter())
             .zip(learning_rates.par_iter())
-            .map(|((net, s), &lr)| {
+            .enumerate()
+            .map(|(n, ((net, s), &lr))| {
                 let mut curve = self.recording.map(|r| NetworkCurve::new(&r.plan));
                 let history = self.recording.zip(curve.as_mut());
+                let weights = row_weights(spec, self.rows, n, samples);
                 let outcome = train_network_until(
                     spec,
                     self.data,
+                    weights.as_deref(),
                     net,
                     s,
                     lr,
@@ -703,6 +734,20 @@ impl Population<'_> {
             })
             .unzip()
     }
+}
+
+/// Network `n`'s row weights from a block's counts ([`Block::rows`]).
+pub fn row_weights(
+    spec: &ModelSpec,
+    rows: Option<&[u8]>,
+    n: usize,
+    samples: usize,
+) -> Option<Vec<f64>> {
+    let counts = &rows?[n * samples..(n + 1) * samples];
+    let resample = spec
+        .resample
+        .expect("row counts come with the model's resample");
+    Some(resample.weights(counts))
 }
 
 #[cfg(test)]

@@ -99,15 +99,8 @@ impl Dataset {
         order[..held].iter().for_each(|&s| is_held[s] = true);
         let part = |held_part: bool, name: String| {
             let chosen: Vec<usize> = (0..samples).filter(|&s| is_held[s] == held_part).collect();
-            let x = chosen
-                .iter()
-                .flat_map(|&s| self.input(s).to_vec())
-                .collect();
-            let y = chosen
-                .iter()
-                .flat_map(|&s| self.target(s).to_vec())
-                .collect();
-            Dataset::new(name, self.inputs, self.outputs, x, y)
+            self.subset(&chosen, name)
+                .ok_or_else(|| Error::data(self.name.clone(), None, "no sample left".to_string()))
         };
         let percent = 100.0 * held as f64 / samples as f64;
         Ok((
@@ -124,6 +117,29 @@ impl Dataset {
                 format!("{} ({held} held out, {percent:.0}%)", self.name),
             )?,
         ))
+    }
+
+    /// The samples `chosen` (in that order) as a data set of their own;
+    /// `None` when none is chosen.
+    pub fn subset(&self, chosen: &[usize], name: String) -> Option<Dataset> {
+        if chosen.is_empty() {
+            return None;
+        }
+        let x = chosen
+            .iter()
+            .flat_map(|&s| self.input(s).to_vec())
+            .collect();
+        let y = chosen
+            .iter()
+            .flat_map(|&s| self.target(s).to_vec())
+            .collect();
+        Some(Self {
+            name,
+            inputs: self.inputs,
+            outputs: self.outputs,
+            x,
+            y,
+        })
     }
 
     /// The data as CSV: a header `x0,...,y0,...`, then one sample a line,

@@ -50,13 +50,25 @@ pub fn labels(spec: &ModelSpec, data: &Dataset) -> Option<Labels> {
 
 /// The share of samples whose predicted class is the target's.
 pub fn accuracy(labels: Labels, outputs: &[f64], data: &Dataset) -> f64 {
+    weighted_accuracy(labels, outputs, data, None)
+}
+
+/// [`accuracy`] with each sample counted `counts[s]` times (a resample's
+/// rows: [`crate::resample`]; `None`: once).
+pub fn weighted_accuracy(
+    labels: Labels,
+    outputs: &[f64],
+    data: &Dataset,
+    counts: Option<&[u8]>,
+) -> f64 {
     let o = data.outputs;
     let argmax = |v: &[f64]| {
         (0..v.len())
             .max_by(|&a, &b| v[a].total_cmp(&v[b]))
             .unwrap_or(0)
     };
-    let right = (0..data.samples())
+    let count = |s: usize| counts.map_or(1, |c| u64::from(c[s]));
+    let right: u64 = (0..data.samples())
         .filter(|&s| {
             let (out, target) = (&outputs[s * o..(s + 1) * o], data.target(s));
             match labels {
@@ -64,8 +76,10 @@ pub fn accuracy(labels: Labels, outputs: &[f64], data: &Dataset) -> f64 {
                 Labels::OneHot => argmax(out) == argmax(target),
             }
         })
-        .count();
-    right as f64 / data.samples() as f64
+        .map(count)
+        .sum();
+    let all: u64 = (0..data.samples()).map(count).sum();
+    right as f64 / all as f64
 }
 
 /// One network's score on data with targets: the float64 reference's loss
@@ -113,19 +127,24 @@ pub fn held_out_losses(
 
 /// The metrics of a block of trained networks (`params` back to back),
 /// in parallel, by the float64 reference. A diverged network has none.
+/// With a resample's row counts (`rows`, network after network:
+/// [`crate::resample`]), the training accuracy is over each network's
+/// resample (a row drawn twice counts twice), and its out-of-bag scores
+/// are over the rows it never drew (none when it drew every row).
 pub fn block_metrics(
     spec: &ModelSpec,
     train: &Dataset,
     eval: Option<&Dataset>,
     params: &[f64],
     outcomes: &[NetworkOutcome],
+    rows: Option<&[u8]>,
 ) -> Vec<NetworkMetrics> {
     let (train_labels, eval_labels) = (labels(spec, train), eval.and_then(|e| labels(spec, e)));
     let per_sample = |loss: f64, data: &Dataset| spec.reduction.per_sample(loss, data.samples());
     let train_loss_per_sample = |outcome: &NetworkOutcome| {
         (outcome.evaluated() && !outcome.diverged).then(|| per_sample(outcome.final_loss, train))
     };
-    if train_labels.is_none() && eval.is_none() {
+    if train_labels.is_none() && eval.is_none() && rows.is_none() {
         return outcomes
             .iter()
             .map(|o| NetworkMetrics {
@@ -134,19 +153,31 @@ pub fn block_metrics(
             })
             .collect();
     }
+    let samples = train.samples();
     params
         .par_chunks(spec.layout().len)
         .zip(outcomes)
-        .map(|(net, outcome)| {
+        .enumerate()
+        .map(|(n, (net, outcome))| {
             if outcome.diverged {
                 return NetworkMetrics::default();
             }
             let on = |data: &Dataset, labels: Option<Labels>| {
                 labels.map(|l| accuracy(l, &cpu::outputs(spec, net, data), data))
             };
+            let counts = rows.map(|r| &r[n * samples..(n + 1) * samples]);
+            let train_accuracy = train_labels
+                .map(|l| weighted_accuracy(l, &cpu::outputs(spec, net, train), train, counts));
+            let out_of_bag = counts.and_then(|c| {
+                let unseen: Vec<usize> = (0..samples).filter(|&s| c[s] == 0).collect();
+                let oob = train.subset(&unseen, format!("{} (out of bag)", train.name))?;
+                Some((cpu::loss(spec, net, &oob), on(&oob, train_labels)))
+            });
             let eval_loss = eval.map(|e| (cpu::loss(spec, net, e), e));
             NetworkMetrics {
-                train_accuracy: on(train, train_labels),
+                train_accuracy,
+                oob_loss: out_of_bag.map(|(l, _)| l),
+                oob_accuracy: out_of_bag.and_then(|(_, a)| a),
                 eval_loss: eval_loss.map(|(l, _)| l),
                 eval_accuracy: eval.and_then(|e| on(e, eval_labels)),
                 train_loss_per_sample: train_loss_per_sample(outcome),
@@ -209,6 +240,7 @@ mod tests {
             Some(&xor),
             &params,
             &[outcome(false), outcome(true)],
+            None,
         );
         let p = spec.layout().len;
         let first = metrics[0];

@@ -8,7 +8,8 @@
 //! every trainer), [`model`]
 //! (topology, bias, the model spec, parameter layout), [`data`]
 //! (tasks and CSV), [`init`] (per-network initialisation), [`training`]
-//! (options and outcomes), [`early_stopping`] (stopping each network on
+//! (options and outcomes), [`resample`] (each network's own bootstrap or
+//! subsample of the rows), [`early_stopping`] (stopping each network on
 //! its held-out loss, keeping its best weights), [`cpu`] (the float64
 //! reference), [`gpu`] (device,
 //! kernels, the fused and layered trainers, forward passes), [`predict`]
@@ -40,6 +41,7 @@ pub mod predict;
 pub mod progress;
 pub mod recording;
 pub mod report;
+pub mod resample;
 pub mod run;
 pub mod schedule;
 pub mod setting;

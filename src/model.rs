@@ -14,6 +14,7 @@ use clap::ValueEnum;
 use crate::batches::Batching;
 use crate::early_stopping::EarlyStopping;
 use crate::error::Error;
+use crate::resample::Resampling;
 use crate::schedule::ScheduleConfig;
 use crate::setting::settings::{ACTIVATION, LOSS, OUTPUT_ACTIVATION};
 pub use crate::vocab::{ACTIVATIONS, Activation, Loss, Optimizer, OptimizerConfig};
@@ -192,6 +193,9 @@ pub struct ModelSpec {
     /// Stop each network once its held-out loss stops improving, keeping
     /// its best weights (`--early-stopping`); `None`: train every epoch.
     pub early_stopping: Option<EarlyStopping>,
+    /// Each network's own resample of the training rows (`--bootstrap`,
+    /// `--subsample`); `None`: every network trains on every row.
+    pub resample: Option<Resampling>,
 }
 
 impl Default for ModelSpec {
@@ -208,6 +212,7 @@ impl Default for ModelSpec {
             schedule: ScheduleConfig::default(),
             batching: None,
             early_stopping: None,
+            resample: None,
         }
     }
 }
@@ -239,6 +244,9 @@ impl ModelSpec {
         self.optimizer.validate()?;
         if let Some(rule) = self.early_stopping {
             rule.validate()?;
+        }
+        if let Some(r) = self.resample {
+            r.validate()?;
         }
         if !self.output_activation.def().as_output {
             let allowed: Vec<&str> = ACTIVATIONS

@@ -363,7 +363,7 @@ pub struct ResultsWriter {
 
 pub const RESULTS_HEADER: &str = "network,learning_rate,final_loss,target_epoch,diverged,\
      epochs_completed,train_accuracy,eval_loss,eval_accuracy,train_loss_per_sample,\
-     eval_loss_per_sample,best_epoch,stopped_epoch\n";
+     eval_loss_per_sample,best_epoch,stopped_epoch,oob_loss,oob_accuracy\n";
 
 /// The results CSV's header: with a grid, `point`, `replicate` and a
 /// column per grid axis (but `learning_rate`, which is always there)
@@ -439,7 +439,7 @@ impl ResultsWriter {
                 let loss = cell(o.evaluated().then_some(o.final_loss));
                 writeln!(
                     out,
-                    "{}{grid},{lr},{loss},{target},{},{},{},{},{},{},{},{},{}",
+                    "{}{grid},{lr},{loss},{target},{},{},{},{},{},{},{},{},{},{},{}",
                     first + i,
                     u8::from(o.diverged),
                     o.epochs_completed,
@@ -449,7 +449,9 @@ impl ResultsWriter {
                     cell(m.train_loss_per_sample),
                     cell(m.eval_loss_per_sample),
                     epoch(m.best_epoch),
-                    epoch(m.stopped_epoch)
+                    epoch(m.stopped_epoch),
+                    cell(m.oob_loss),
+                    cell(m.oob_accuracy)
                 )?;
             }
             Ok(())

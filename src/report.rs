@@ -131,6 +131,16 @@ pub struct Summary {
     /// Networks a stop came before: not trained or evaluated in this run.
     #[serde(default)]
     pub not_started: usize,
+    /// Each network's resample of the training rows, e.g. "bootstrap,
+    /// data seed 0" (`--bootstrap`, `--subsample`).
+    #[serde(default)]
+    pub resample: Option<String>,
+    /// With a resample: the loss on each network's out-of-bag rows.
+    #[serde(default)]
+    pub oob_loss: Option<Quantiles>,
+    /// With a resample and class targets: the accuracy on them.
+    #[serde(default)]
+    pub oob_accuracy: Option<Quantiles>,
     /// Accuracy on the training data (class targets only).
     pub train_accuracy: Option<Quantiles>,
     /// Networks at 100% training accuracy (class targets only).
@@ -245,6 +255,8 @@ pub struct CheckedNetwork {
     pub initial: Vec<f64>,
     pub trained: Vec<f64>,
     pub outcome: NetworkOutcome,
+    /// With a resample, the network's row counts ([`crate::resample`]).
+    pub rows: Option<Vec<u8>>,
 }
 
 /// What the summary keeps of a run as its blocks go by: every
@@ -261,6 +273,8 @@ pub struct Tally {
     train_accuracies: Vec<f32>,
     eval_losses: Vec<f32>,
     eval_accuracies: Vec<f32>,
+    oob_losses: Vec<f32>,
+    oob_accuracies: Vec<f32>,
     diverged: usize,
     not_started: usize,
     /// With early stopping: every network's best epoch, and how many
@@ -294,7 +308,9 @@ pub fn tally_bytes_per_network(config: &RunConfig) -> u64 {
         8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes));
     // The summary's best epochs, with early stopping.
     let best_epochs = 4 * u64::from(config.spec.early_stopping.is_some());
-    2 * per + history + best_epochs
+    // The out-of-bag loss and accuracy, with a resample.
+    let oob = 4 * u64::from(config.spec.resample.is_some()) * (1 + u64::from(classes));
+    2 * per + history + best_epochs + oob
 }
 
 impl Tally {
@@ -352,6 +368,8 @@ impl Tally {
             self.eval_losses.extend(m.eval_loss.map(|l| l as f32));
             self.eval_accuracies
                 .extend(m.eval_accuracy.map(|a| a as f32));
+            self.oob_losses.extend(m.oob_loss.map(|l| l as f32));
+            self.oob_accuracies.extend(m.oob_accuracy.map(|a| a as f32));
             // Best by held-out loss where there is held-out data; the
             // first of equals.
             let key = m.eval_loss.unwrap_or(o.final_loss);
@@ -418,6 +436,10 @@ impl Tally {
                 initial: block.initial_network(i).to_vec(),
                 trained: block.network(i).to_vec(),
                 outcome,
+                rows: block.rows.map(|r| {
+                    let samples = r.len() / block.len();
+                    r[i * samples..(i + 1) * samples].to_vec()
+                }),
             });
         }
     }
@@ -480,6 +502,11 @@ pub fn summarize(
         stopped_early: None,
         median_best_epoch: None,
         not_started: 0,
+        resample: spec
+            .resample
+            .map(|r| format!("{}, data seed {}", r.how, r.seed)),
+        oob_loss: None,
+        oob_accuracy: None,
         train_accuracy: None,
         solved: None,
         eval_data: eval.map(|e| format!("{}, {} samples", e.name, e.samples())),
@@ -513,6 +540,8 @@ pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
         train_accuracies,
         eval_losses,
         eval_accuracies,
+        oob_losses,
+        oob_accuracies,
         diverged,
         not_started,
         mut best_epochs,
@@ -557,6 +586,8 @@ pub fn apply_tally(summary: &mut Summary, tally: Tally, seconds: f64) {
     summary.train_accuracy = quantiles(train_accuracies);
     summary.eval_loss = quantiles(eval_losses);
     summary.eval_accuracy = quantiles(eval_accuracies);
+    summary.oob_loss = quantiles(oob_losses);
+    summary.oob_accuracy = quantiles(oob_accuracies);
     let reduction = Reduction::ALL
         .into_iter()
         .find(|r| r.to_string() == summary.reduction);
@@ -736,6 +767,17 @@ pub fn render(s: &Summary) -> String {
             percents(q),
             s.networks
         ));
+    }
+    if let Some(resample) = &s.resample {
+        line(format!(
+            "each network on its own {resample} (training loss and accuracy over it)"
+        ));
+        if let Some(q) = &s.oob_loss {
+            line(format!("out-of-bag loss (its undrawn rows): {}", five(q)));
+        }
+        if let Some(q) = &s.oob_accuracy {
+            line(format!("out-of-bag accuracy: {}", percents(q)));
+        }
     }
     if let Some(eval) = &s.eval_data {
         line(format!("held-out data: {eval}"));
@@ -947,7 +989,8 @@ fn start_sensitivity(
         };
         *v *= 1.0 + sign * START_NUDGE;
     }
-    match cpu::train_network(spec, data, &mut nudged, c.learning_rate, options).diverged {
+    let weights = c.weights(spec);
+    match train_reference(spec, data, weights.as_deref(), &mut nudged, c, options).diverged {
         true => f64::INFINITY,
         false => {
             predictions_diff(spec, data, &nudged, reference) * (FLOAT32_ROUNDING / START_NUDGE)
@@ -961,6 +1004,31 @@ fn start_sensitivity(
 pub struct VerifyPlan {
     pub networks: usize,
     pub tolerance: f64,
+}
+
+impl CheckedNetwork {
+    /// Its row weights, with a resample.
+    fn weights(&self, spec: &ModelSpec) -> Option<Vec<f64>> {
+        let counts = self.rows.as_deref()?;
+        spec.resample.map(|r| r.weights(counts))
+    }
+}
+
+/// `c` trained again by the float64 reference from `params`, on its rows.
+fn train_reference(
+    spec: &ModelSpec,
+    data: &Dataset,
+    weights: Option<&[f64]>,
+    params: &mut [f64],
+    c: &CheckedNetwork,
+    options: &TrainOptions,
+) -> NetworkOutcome {
+    let mut state = vec![0.0; spec.optimizer.state_slots() * params.len()];
+    let never = &|| false;
+    let lr = c.learning_rate;
+    cpu::train_network_until(
+        spec, data, weights, params, &mut state, lr, options, never, None,
+    )
 }
 
 /// Re-trains the `checked` networks with the float64 reference from their
@@ -1001,7 +1069,9 @@ pub fn verify(
             epochs: c.outcome.epochs_completed,
             ..*options
         };
-        let expected = cpu::train_network(spec, data, &mut reference, c.learning_rate, &options);
+        let weights = c.weights(spec);
+        let weights = weights.as_deref();
+        let expected = train_reference(spec, data, weights, &mut reference, c, &options);
         let got = &c.trained;
         if expected.diverged || c.outcome.diverged {
             if expected.diverged != c.outcome.diverged {
@@ -1025,6 +1095,7 @@ pub fn verify(
                 let twin_outcome = cpu::train_network_in_float32(
                     spec,
                     data,
+                    weights,
                     &mut twin,
                     c.learning_rate,
                     &options,
@@ -1095,6 +1166,7 @@ mod tests {
             initial,
             trained,
             outcome,
+            rows: None,
         }
     }
 
@@ -1151,6 +1223,7 @@ mod tests {
             initial,
             trained,
             outcome,
+            rows: None,
         };
         (spec, data, options, network)
     }
@@ -1192,7 +1265,7 @@ mod tests {
         for nudge in 0..FLOAT32_TWINS {
             let mut twin = chaotic.initial.clone();
             let lr = chaotic.learning_rate;
-            cpu::train_network_in_float32(&spec, &data, &mut twin, lr, &options, nudge);
+            cpu::train_network_in_float32(&spec, &data, None, &mut twin, lr, &options, nudge);
             let separation = predictions_diff(&spec, &data, &twin, &reference);
             assert!(separation < 1e-4, "twin {nudge}: {separation:e}");
         }
@@ -1220,7 +1293,7 @@ mod tests {
         let initial = network_parameters(&spec, Init::Xavier, 1, 0);
         let (mut exact, mut stored) = (initial.clone(), initial.clone());
         cpu::train_network(&spec, &data, &mut exact, 0.05, &options);
-        cpu::train_network_in_float32(&spec, &data, &mut stored, 0.05, &options, 0);
+        cpu::train_network_in_float32(&spec, &data, None, &mut stored, 0.05, &options, 0);
         assert!(
             stored.iter().all(|&p| p == p as f32 as f64),
             "every value float32"
@@ -1253,7 +1326,7 @@ mod tests {
         let start = vec![10.0; spec.layout().len];
         let (mut exact, mut twin) = (start.clone(), start.clone());
         cpu::train_network(&spec, &data, &mut exact, 1e6, &options);
-        cpu::train_network_in_float32(&spec, &data, &mut twin, 1e6, &options, 0);
+        cpu::train_network_in_float32(&spec, &data, None, &mut twin, 1e6, &options, 0);
         assert_eq!(twin, start, "float32: a zero slope");
         for (p, s) in exact.iter().zip(&start) {
             assert!((s - p - 2.06e-3).abs() < 1e-5, "float64 moved {p} from {s}");
@@ -1272,7 +1345,7 @@ mod tests {
         let (mut nearest, mut other) = (0, 0);
         for nudge in 1..FLOAT32_TWINS {
             let mut twin = initial.clone();
-            cpu::train_network_in_float32(&spec, &data, &mut twin, 0.5, &options, nudge);
+            cpu::train_network_in_float32(&spec, &data, None, &mut twin, 0.5, &options, nudge);
             for (t, p) in twin.iter().zip(&initial) {
                 assert_eq!(*t, *t as f32 as f64, "nudge {nudge}: a float32 value");
                 let ulp = ((*p as f32).next_up() as f64 - *p as f32 as f64).abs();

@@ -223,6 +223,17 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
+    /// The replicate network `n` of the run is, which keys its
+    /// initialisation and its resample: its index in the run, or in its
+    /// grid point.
+    pub fn replicate(&self, n: usize) -> u64 {
+        let at = self.first_network + n;
+        match self.points {
+            Some(_) => (at % self.population) as u64,
+            None => at as u64,
+        }
+    }
+
     /// Checks the configuration as a whole, whoever built it (`train`'s
     /// flags, `bench`'s workloads, the library): the model's combination
     /// (loss and output activation), the data against the model (widths and
@@ -287,6 +298,12 @@ impl RunConfig {
                 "{SNAPSHOTS} cannot be combined with {RESUME} yet: the snapshots before the \
                  resume are not carried over (take them in the first run)"
             )));
+        }
+        if let Some(r) = spec.resample {
+            r.check_samples(data.samples(), &data.name)?;
+            if self.backend == BackendChoice::Gpu || self.strategy != Strategy::Auto {
+                return Err(crate::resample::not_on_the_gpu(r.how));
+            }
         }
         if let Some(rule) = spec.early_stopping {
             if self.eval.is_none() {
@@ -393,6 +410,8 @@ pub struct TrainedBlock<'a> {
     /// epoch: network `n`'s at snapshot `k` at `(n x snapshots + k) x P`
     /// (NaN where a stop came first).
     pub snapshots: &'a [f64],
+    /// With a resample, each network's row counts ([`Block::rows`]).
+    pub rows: Option<&'a [u8]>,
 }
 
 impl TrainedBlock<'_> {
@@ -454,7 +473,14 @@ pub fn block_networks(config: &RunConfig) -> usize {
         Some(_) => watched,
         None => 0,
     };
-    let per_network = block_bytes_per_network(&config.spec) + history + snapshots + early;
+    // A resample's row counts (a byte a row) and the SIMD trainer's
+    // float32 row weights in lanes.
+    let resampled = match config.spec.resample {
+        Some(_) => 5 * config.data.samples() as u64,
+        None => 0,
+    };
+    let per_network =
+        block_bytes_per_network(&config.spec) + history + snapshots + early + resampled;
     let by_memory = HOST_BLOCK_BYTES / per_network;
     (by_memory as usize).clamp(1, config.networks.max(1))
 }
@@ -635,13 +661,12 @@ impl Starting {
                     // Keyed on the replicate: a grid point's networks are a
                     // plain run's.
                     let at = config.first_network + first + i;
-                    let (init, id) = match &config.points {
-                        Some(points) => {
-                            (points.inits[at / config.population], at % config.population)
-                        }
-                        None => (*init, at),
+                    let init = match &config.points {
+                        Some(points) => points.inits[at / config.population],
+                        None => *init,
                     };
-                    let start = network_parameters(&config.spec, init, *seed, id as u64);
+                    let id = config.replicate(first + i);
+                    let start = network_parameters(&config.spec, init, *seed, id);
                     net.copy_from_slice(&start);
                 }
             }
@@ -812,6 +837,8 @@ pub fn open_backend(config: &RunConfig) -> Result<(Engine, BackendInfo), Error> 
         {
             gpu()
         }
+        // The GPU kernels do not weigh rows yet (Engine::trainer).
+        BackendChoice::Auto if config.spec.resample.is_some() => simd(None),
         BackendChoice::Auto => match chosen_adapter(&config.adapter) {
             Ok(adapter) if !adapter.is_software() => gpu(),
             Ok(_) | Err(Error::NoAdapter { .. }) => simd(
@@ -932,6 +959,12 @@ pub fn execute(
         snapshots.fill(f64::NAN);
         let (best_epochs, stopped_epochs) =
             (&mut best_epochs[..count], &mut stopped_epochs[..count]);
+        // Each network's resample, from its key alone.
+        let samples = config.data.samples();
+        let rows = config.spec.resample.map(|r| {
+            let replicates = (first..first + count).map(|n| config.replicate(n));
+            crate::resample::block_counts(&r, samples, replicates)
+        });
         best_epochs.fill(None);
         stopped_epochs.fill(None);
         let mut n = if begun { 0 } else { count };
@@ -943,6 +976,7 @@ pub fn execute(
                 params: &mut params[n * p..end * p],
                 state: &mut state[n * per_state..end * per_state],
                 learning_rates: &learning_rates[n..end],
+                rows: rows.as_deref().map(|r| &r[n * samples..end * samples]),
                 snapshots: &mut snapshots[n * s * p..end * s * p],
             };
             let mut counter = Counter {
@@ -978,7 +1012,7 @@ pub fn execute(
         seconds += started.elapsed().as_secs_f64();
         let (spec, eval) = (&config.spec, config.eval.as_deref());
         let mut metrics = match begun {
-            true => block_metrics(spec, &config.data, eval, params, &outcomes),
+            true => block_metrics(spec, &config.data, eval, params, &outcomes, rows.as_deref()),
             false => vec![NetworkMetrics::default(); count],
         };
         for (m, (&best, &stopped)) in metrics
@@ -1002,6 +1036,7 @@ pub fn execute(
             metrics: &metrics,
             history: history.as_ref(),
             snapshots,
+            rows: rows.as_deref(),
         })?;
     }
     Ok(seconds)
@@ -1015,6 +1050,8 @@ struct Group<'a> {
     params: &'a mut [f64],
     state: &'a mut [f64],
     learning_rates: &'a [f64],
+    /// Their row counts, with a resample ([`Block::rows`]).
+    rows: Option<&'a [u8]>,
     /// Their snapshots, laid out as [`TrainedBlock::snapshots`].
     snapshots: &'a mut [f64],
 }
@@ -1049,6 +1086,7 @@ fn train_group(
         params,
         state,
         learning_rates,
+        rows,
         snapshots,
     } = group;
     let (p, s, count) = (
@@ -1123,6 +1161,7 @@ fn train_group(
             params: &mut *params,
             state: &mut *state,
             learning_rates,
+            rows,
         };
         let trained = trainer.train(run, &options, &mut control)?;
         let stopped = stop.is_requested();

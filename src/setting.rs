@@ -148,6 +148,7 @@ pub mod settings {
     pub const ADAPTER: Setting = Setting("adapter");
     pub const BACKEND: Setting = Setting("backend");
     pub const BATCH_SIZE: Setting = Setting("batch_size");
+    pub const BOOTSTRAP: Setting = Setting("bootstrap");
     pub const DATA: Setting = Setting("data");
     pub const EARLY_STOPPING: Setting = Setting("early_stopping");
     pub const EPOCHS: Setting = Setting("epochs");
@@ -189,6 +190,7 @@ pub mod settings {
     pub const SNAPSHOTS_OUT: Setting = Setting("snapshots_out");
     pub const SHARD_COUNT: Setting = Setting("shard_count");
     pub const STOP_AT_TARGET: Setting = Setting("stop_at_target");
+    pub const SUBSAMPLE: Setting = Setting("subsample");
     pub const TARGET_LOSS: Setting = Setting("target_loss");
     pub const TARGETS: Setting = Setting("targets");
     pub const TASK: Setting = Setting("task");
@@ -202,6 +204,7 @@ pub mod settings {
         ADAPTER,
         BACKEND,
         BATCH_SIZE,
+        BOOTSTRAP,
         DATA,
         EARLY_STOPPING,
         EPOCHS,
@@ -243,6 +246,7 @@ pub mod settings {
         SNAPSHOTS_OUT,
         SHARD_COUNT,
         STOP_AT_TARGET,
+        SUBSAMPLE,
         TARGET_LOSS,
         TARGETS,
         TASK,

@@ -80,6 +80,8 @@ pub struct TableWriter {
     eval_loss_per_sample: Vec<f64>,
     best_epoch: Vec<f64>,
     stopped_epoch: Vec<f64>,
+    oob_loss: Vec<f64>,
+    oob_accuracy: Vec<f64>,
 }
 
 impl TableWriter {
@@ -114,6 +116,8 @@ impl TableWriter {
             eval_loss_per_sample: floats(),
             best_epoch: floats(),
             stopped_epoch: floats(),
+            oob_loss: floats(),
+            oob_accuracy: floats(),
         }
     }
 
@@ -153,6 +157,8 @@ impl TableWriter {
             let epoch = |e: Option<u64>| e.map_or(f64::NAN, |e| e as f64);
             self.best_epoch.push(epoch(m.best_epoch));
             self.stopped_epoch.push(epoch(m.stopped_epoch));
+            self.oob_loss.push(nan(m.oob_loss));
+            self.oob_accuracy.push(nan(m.oob_accuracy));
         }
     }
 
@@ -180,6 +186,8 @@ impl TableWriter {
             ),
             ("best_epoch", Column::Floats(self.best_epoch)),
             ("stopped_epoch", Column::Floats(self.stopped_epoch)),
+            ("oob_loss", Column::Floats(self.oob_loss)),
+            ("oob_accuracy", Column::Floats(self.oob_accuracy)),
         ];
         let mut labels = self.labels.into_iter();
         let columns = self

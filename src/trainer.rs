@@ -29,6 +29,11 @@ pub struct Block<'a> {
     pub state: &'a mut [f64],
     /// One base learning rate per network.
     pub learning_rates: &'a [f64],
+    /// With a resample ([`crate::model::ModelSpec::resample`]): each
+    /// network's count of every training row, network after network
+    /// ([`crate::resample`]); a row's loss and delta are weighted by
+    /// `count x S / m`. `None`: every row once.
+    pub rows: Option<&'a [u8]>,
 }
 
 /// What a block's training gave.

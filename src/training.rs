@@ -198,6 +198,12 @@ pub struct NetworkMetrics {
     /// With early stopping, the epoch the network stopped at, if it did
     /// before the run's end.
     pub stopped_epoch: Option<u64>,
+    /// With a resample, the loss on the rows the network never drew
+    /// (its out-of-bag rows; none when it drew every row).
+    pub oob_loss: Option<f64>,
+    /// With a resample and class targets, the accuracy on its out-of-bag
+    /// rows.
+    pub oob_accuracy: Option<f64>,
 }
 
 #[cfg(test)]

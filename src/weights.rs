@@ -344,6 +344,13 @@ fn recorded_fields(spec: &ModelSpec) -> Vec<(&'static str, String)> {
             fields.push(("eval_every", rule.every.to_string()));
         }
     }
+    match spec.resample {
+        None => fields.push(("resample", "none".to_string())),
+        Some(r) => {
+            fields.push(("resample", r.how.to_string()));
+            fields.push(("resample_seed", r.seed.to_string()));
+        }
+    }
     fields
 }
 
@@ -695,6 +702,8 @@ fn recorded_settings(
                 "lr_schedule" => (OnDifference::ResumeOnly, Some("constant")),
                 // Files from before early stopping trained every epoch.
                 "early_stopping" => (OnDifference::ResumeOnly, Some("none")),
+                // Files from before resamples trained on every row.
+                "resample" => (OnDifference::ResumeOnly, Some("none")),
                 _ => (OnDifference::ResumeOnly, None),
             };
             (field, run, on_difference, older)
@@ -1068,6 +1077,19 @@ pub fn recorded_model_in(source: &Source) -> Result<ModelSpec, Error> {
         )?,
         loss: value("loss", &field("loss", Some("half-sse"))?, &bad)?,
         reduction: value("reduction", &field("reduction", Some("sum"))?, &bad)?,
+        resample: match field("resample", Some("none"))?.as_str() {
+            "none" => None,
+            text => {
+                let seed = field("resample_seed", Some("0"))?;
+                let seed = seed.parse().ok();
+                let parsed = seed.and_then(|seed| crate::resample::Resampling::parse(text, seed));
+                Some(parsed.ok_or_else(|| {
+                    bad(format!(
+                        "metadata field 'resample' is '{text}', not a known value"
+                    ))
+                })?)
+            }
+        },
         ..ModelSpec::default()
     };
     spec.validate()

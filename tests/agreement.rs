@@ -977,6 +977,7 @@ fn reference_schedule_is_per_epoch_rates(
             cpu::train_network_until(
                 &constant,
                 data,
+                None,
                 &mut params,
                 &mut state,
                 rate,

@@ -234,7 +234,7 @@ fn results_csv_has_one_row_per_network() {
         lines[0],
         "network,learning_rate,final_loss,target_epoch,diverged,epochs_completed,\
          train_accuracy,eval_loss,eval_accuracy,train_loss_per_sample,eval_loss_per_sample,\
-         best_epoch,stopped_epoch"
+         best_epoch,stopped_epoch,oob_loss,oob_accuracy"
     );
     assert_eq!(lines.len(), 8);
     assert!(lines[7].starts_with("6,2,"), "{}", lines[7]);

@@ -32,6 +32,7 @@ fn a_submission_past_its_timeout_is_an_error_not_a_hang() {
         params: &mut params,
         state: &mut state,
         learning_rates: &rates,
+        rows: None,
     };
     let result = trainer.train(block, &common::options(3_000), &mut uncontrolled);
     match result {

@@ -25,6 +25,7 @@ mod peer_numpy;
 mod plot;
 mod predict;
 mod reference_numbers;
+mod resample;
 mod resume;
 mod schedules;
 mod shader_interface;

@@ -553,7 +553,9 @@ class Run:
         training and held-out losses as means over their own rows, which
         compare whatever the reduction), best_epoch and stopped_epoch (with
         early_stopping: the epoch whose weights the network has, and the
-        epoch it stopped at, NaN where it did not), and point, replicate and a column
+        epoch it stopped at, NaN where it did not), oob_loss and
+        oob_accuracy (with bootstrap or subsample: on the training rows the
+        network never drew), and point, replicate and a column
         per axis in a grid. Empty cells are NaN. `pandas.DataFrame(run.results)` makes
         the table. None for a Run from `load`."""
         if self._results is None and self._columns is not None:

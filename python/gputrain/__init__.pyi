@@ -55,6 +55,8 @@ def train(
     stop_at_target: bool = False,
     early_stopping: Union[int, Sequence[int], None] = None,  # patience, with held-out data
     eval_every: Union[int, Sequence[int], None] = None,  # 1
+    bootstrap: bool = False,  # each network on its own resample, with replacement
+    subsample: Union[float, Sequence[float], None] = None,  # fraction in (0, 1), without
     batch_size: Union[int, Sequence[int], str, None] = None,  # every sample in one batch
     no_shuffle: bool = False,
     # Optimizer

@@ -89,7 +89,7 @@ def test_result_columns_keep_their_types_whatever_the_values():
         "learning_rate": "f", "final_loss": "f", "target_epoch": "f", "diverged": "b",
         "epochs_completed": "i", "train_accuracy": "f", "eval_loss": "f", "eval_accuracy": "f",
         "train_loss_per_sample": "f", "eval_loss_per_sample": "f", "best_epoch": "f",
-        "stopped_epoch": "f",
+        "stopped_epoch": "f", "oob_loss": "f", "oob_accuracy": "f",
     }
     assert run.learning_rate.tolist() == [1.0, 1.0, 2.0, 2.0] * 2
 

@@ -102,6 +102,13 @@ CASES = {
         lambda r: r.metadata["eval_every"] == "10" and np.all(r.results["best_epoch"] % 10 == 0)
     )(run(**MOONS, holdout=0.3, epochs=60, early_stopping=20, eval_every=10)),
     "batch_size": lambda t, m: run(batch_size=2).metadata["batch_size"] == "2",
+    "bootstrap": lambda t, m: (
+        lambda r: r.metadata["resample"] == "bootstrap" and np.all(np.isfinite(r.results["oob_loss"]))
+    )(run(**MOONS, samples=40, bootstrap=True)),
+    "subsample": lambda t, m: (
+        lambda r: r.metadata["resample"] == "subsample 0.5"
+        and np.all(np.isfinite(r.results["oob_accuracy"]))
+    )(run(**MOONS, subsample=0.5)),
     "no_shuffle": lambda t, m: run(batch_size=2, no_shuffle=True).metadata["shuffle"] == "false",
     "optimizer": lambda t, m: run(optimizer="adam").metadata["optimizer"] == "adam",
     "momentum": lambda t, m: run(optimizer="momentum", momentum=0.5).metadata["momentum"] == "0.5",

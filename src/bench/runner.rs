@@ -201,6 +201,7 @@ pub fn measure(
             params: &mut params,
             state: &mut state,
             learning_rates: &rates,
+            rows: None,
         };
         let trained = trainer.train(block, &options(epochs), &mut uncontrolled)?;
         Ok::<_, Error>((trained, started.elapsed().as_secs_f64()))

@@ -146,7 +146,9 @@ impl Trainer for GpuTrainer<'_> {
             params,
             state,
             learning_rates,
+            rows,
         } = block;
+        assert!(rows.is_none(), "the GPU trainers are refused resamples");
         assert_eq!(
             state.len(),
             self.state_slots * params.len(),

@@ -980,16 +980,18 @@ pub fn read_results(path: &Path) -> Result<Vec<FinalLoss>, Error> {
     ) else {
         return Err(not_ours());
     };
-    // Files written before the early-stopping columns end one step
-    // earlier, and those before the per-sample columns two.
-    let before_early = tail
+    // Files written before the out-of-bag columns end one step earlier,
+    // those before the early-stopping columns two, and those before the
+    // per-sample columns three.
+    let before_oob = tail.strip_suffix(",oob_loss,oob_accuracy").unwrap_or(tail);
+    let before_early = before_oob
         .strip_suffix(",best_epoch,stopped_epoch")
-        .unwrap_or(tail);
+        .unwrap_or(before_oob);
     let older = before_early
         .strip_suffix(",train_loss_per_sample,eval_loss_per_sample")
         .unwrap_or(before_early);
     let trimmed = header.trim();
-    let ours = [tail, before_early, older]
+    let ours = [tail, before_oob, before_early, older]
         .iter()
         .any(|t| trimmed.ends_with(t));
     if names.first() != Some(&"network") || !ours {

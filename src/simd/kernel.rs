@@ -219,6 +219,9 @@ pub struct Group<'a, const L: usize> {
     /// `plan.slots()` x `plan.params` values, slot after slot.
     pub state: &'a mut [Lanes<L>],
     pub learning_rate: Lanes<L>,
+    /// With a resample: every training sample's weight in each lane
+    /// (`count x S / m`, [`crate::resample`]), sample after sample.
+    pub weights: Option<&'a [Lanes<L>]>,
     /// The curve of each real lane (padding lanes have none), when the
     /// plan records a history.
     pub curves: &'a mut [NetworkCurve],
@@ -657,13 +660,20 @@ impl<const L: usize> Work<L> {
     /// Backpropagates the sample whose forward pass is in `self` and adds
     /// its gradient to `grad`.
     #[inline(always)]
-    fn backward(&mut self, plan: &Plan, params: &[Lanes<L>], target: &[f32]) {
+    fn backward(
+        &mut self,
+        plan: &Plan,
+        params: &[Lanes<L>],
+        target: &[f32],
+        weight: Option<Lanes<L>>,
+    ) {
         let last = plan.layers.len() - 1;
         let output = plan.layers[last];
         for (j, &y) in target.iter().enumerate() {
             let yhat = self.out[output.output_at + j];
             let slope = slope(output.activation, &self.net, output.delta_at + j, yhat);
-            self.delta[output.delta_at + j] = loss_delta(plan.loss, yhat, y, slope);
+            let d = loss_delta(plan.loss, yhat, y, slope);
+            self.delta[output.delta_at + j] = weight.map_or(d, |w| w * d);
         }
         // Hidden layers: delta_prev = (W^T delta) * f'(net_prev), with
         // the weights from before this update.
@@ -696,14 +706,22 @@ impl<const L: usize> Work<L> {
         }
     }
 
-    /// The loss over `samples` (reduced), forward passes only.
+    /// The loss over `samples` (reduced), forward passes only, each
+    /// sample's weighted by `weights` where given.
     #[inline(always)]
-    fn loss(&mut self, plan: &Plan, params: &[Lanes<L>], samples: &Samples) -> Lanes<L> {
+    fn loss(
+        &mut self,
+        plan: &Plan,
+        params: &[Lanes<L>],
+        samples: &Samples,
+        weights: Option<&[Lanes<L>]>,
+    ) -> Lanes<L> {
         let mut total = Lanes::ZERO;
         for s in 0..samples.count {
             let (input, target) = samples.row(s);
             self.forward(plan, params, input);
-            total = total + self.sample_loss(plan, target);
+            let l = self.sample_loss(plan, target);
+            total = total + weights.map_or(l, |w| w[s] * l);
         }
         total * Lanes::splat(plan.reduction.factor(samples.count) as f32)
     }
@@ -715,6 +733,7 @@ impl<const L: usize> Work<L> {
         &mut self,
         plan: &Plan,
         params: &[Lanes<L>],
+        weights: Option<&[Lanes<L>]>,
         batch: impl Iterator<Item = usize>,
     ) -> (Lanes<L>, usize) {
         self.grad.fill(Lanes::ZERO);
@@ -723,8 +742,10 @@ impl<const L: usize> Work<L> {
         for s in batch {
             let (input, target) = plan.data.row(s);
             self.forward(plan, params, input);
-            total = total + self.sample_loss(plan, target);
-            self.backward(plan, params, target);
+            let weight = weights.map(|w| w[s]);
+            let l = self.sample_loss(plan, target);
+            total = total + weight.map_or(l, |w| w * l);
+            self.backward(plan, params, target, weight);
             count += 1;
         }
         (total, count)
@@ -802,7 +823,7 @@ fn record_point<const L: usize>(
     loss: Lanes<L>,
 ) {
     let eval = match (&plan.eval, plan.history.is_some_and(|h| h.eval)) {
-        (Some(eval), true) => Some(work.loss(plan, group.params, eval)),
+        (Some(eval), true) => Some(work.loss(plan, group.params, eval, None)),
         _ => None,
     };
     for (i, curve) in group.curves.iter_mut().enumerate() {
@@ -851,6 +872,7 @@ pub fn train_group<const L: usize>(
     epochs: &Epochs,
 ) -> GroupOutcome<L> {
     let mut work = Work::new(plan);
+    let weights = group.weights;
     let mut sheet = Lanesheet::new(plan.target_loss);
     let watch_target = plan.target_loss.is_some();
     let settings = &plan.optimizer;
@@ -896,7 +918,7 @@ pub fn train_group<const L: usize>(
         let Some(batching) = plan.batching else {
             // Full batch: the loss of the current parameters comes with
             // their gradient.
-            let (total, _) = work.loss_and_gradient(plan, group.params, 0..samples);
+            let (total, _) = work.loss_and_gradient(plan, group.params, weights, 0..samples);
             let loss = total * Lanes::splat(full_factor);
             if let Some(q) = points.at(epoch) {
                 record_point(plan, &mut work, group, &sheet, q, loss);
@@ -916,7 +938,7 @@ pub fn train_group<const L: usize>(
         // ended with.
         let point = points.at(epoch);
         if watch_target || point.is_some() {
-            let loss = work.loss(plan, group.params, &plan.data);
+            let loss = work.loss(plan, group.params, &plan.data, weights);
             if let Some(q) = point {
                 record_point(plan, &mut work, group, &sheet, q, loss);
             }
@@ -934,7 +956,7 @@ pub fn train_group<const L: usize>(
                 Some(order) => order.sample(position as u32) as usize,
                 None => position,
             });
-            let (total, count) = work.loss_and_gradient(plan, group.params, batch);
+            let (total, count) = work.loss_and_gradient(plan, group.params, weights, batch);
             let scale = plan.reduction.factor(count) as f32;
             if !sheet.check_batch(total * Lanes::splat(scale)) {
                 break 'epochs;
@@ -948,7 +970,7 @@ pub fn train_group<const L: usize>(
     }
     // The final loss; divergence if it or any parameter is not finite; a
     // target first reached by the last update.
-    let final_loss = work.loss(plan, group.params, &plan.data);
+    let final_loss = work.loss(plan, group.params, &plan.data, weights);
     let mut diverged = sheet.diverged;
     // One pass over the parameters, every lane at once.
     let mut finite = final_loss.finite();

@@ -107,7 +107,10 @@ impl SimdTrainer<'_> {
             params,
             state,
             learning_rates,
+            rows,
         } = block;
+        let samples = self.data.samples();
+        let scale = self.spec.resample.map_or(1.0, |r| r.scale(samples) as f32);
         let networks = learning_rates.len();
         let (p, slots) = (plan.params, plan.slots());
         let (params_in, state_in): (&[f64], &[f64]) = (params, state);
@@ -143,10 +146,23 @@ impl SimdTrainer<'_> {
                         done: &report,
                         rates: &rates,
                     };
+                    // Each sample's weight in every lane; padding lanes
+                    // repeat the group's first network, as their values do.
+                    let weights: Option<Vec<Lanes<L>>> = rows.map(|rows| {
+                        (0..samples)
+                            .map(|s| {
+                                Lanes(std::array::from_fn(|i| {
+                                    let n = first + if i < count { i } else { 0 };
+                                    f32::from(rows[n * samples + s]) * scale
+                                }))
+                            })
+                            .collect()
+                    });
                     let mut group = Group {
                         params: &mut lanes.params,
                         state: &mut lanes.state,
                         learning_rate: lanes.learning_rate,
+                        weights: weights.as_deref(),
                         curves: &mut curves,
                     };
                     let outcome = self.isa.train_group(plan, &mut group, &epochs);

@@ -197,6 +197,9 @@ struct Columns {
     /// Absent from results files written before early stopping.
     best_epoch: Option<usize>,
     stopped_epoch: Option<usize>,
+    /// Absent from results files written before resamples.
+    oob_loss: Option<usize>,
+    oob_accuracy: Option<usize>,
 }
 
 impl Columns {
@@ -226,6 +229,8 @@ impl Columns {
             eval_loss_per_sample: at("eval_loss_per_sample").ok(),
             best_epoch: at("best_epoch").ok(),
             stopped_epoch: at("stopped_epoch").ok(),
+            oob_loss: at("oob_loss").ok(),
+            oob_accuracy: at("oob_accuracy").ok(),
         })
     }
 
@@ -298,6 +303,14 @@ impl Columns {
                 },
                 best_epoch: epoch(self.best_epoch, "best_epoch")?,
                 stopped_epoch: epoch(self.stopped_epoch, "stopped_epoch")?,
+                oob_loss: match self.oob_loss {
+                    Some(i) => optional(i, "oob_loss")?,
+                    None => None,
+                },
+                oob_accuracy: match self.oob_accuracy {
+                    Some(i) => optional(i, "oob_accuracy")?,
+                    None => None,
+                },
             },
         })
     }

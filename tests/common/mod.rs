@@ -64,6 +64,7 @@ pub fn run_on(
         params: &mut params,
         state: &mut state,
         learning_rates: lrs,
+        rows: None,
     };
     let mut control = |_: &_| match stop() {
         true => ControlFlow::Break(()),
