@@ -4,7 +4,8 @@
 // src/gpu/fused_codegen.rs from the vocabulary's generic names
 // (hidden_activation, output_activation, loss_value, loss_delta,
 // optimizer_step); it also prepends the constants WORKGROUP_SIZE, SAMPLES,
-// SAMPLE_STRIDE, SCHEDULE_VECS, REDUCTION (1, or 1 / SAMPLES for the mean), which
+// SAMPLE_STRIDE, SCHEDULE_VECS, RESAMPLED and ROW_SCALE (each network's
+// rows weighted: `rows`), REDUCTION (1, or 1 / SAMPLES for the mean), which
 // scales the reported loss and the full-batch gradient, MEAN, and the
 // minibatch constants of src/batches.rs (BATCHES, BATCH_SIZE, SHUFFLE...).
 // With a history (src/gpu/status.rs: HISTORY, HISTORY_EVERY,
@@ -48,6 +49,21 @@ struct FusedConfig {
 // epochs in .xy of a vec4 (src/gpu/fused.rs: schedule_epochs): a uniform,
 // so that every invocation's read of its epoch's pair is one broadcast.
 @group(0) @binding(7) var<uniform> schedule: array<vec4<f32>, SCHEDULE_VECS>;
+// With a resample (RESAMPLED, src/resample.rs): each network's count of
+// every training row, a byte each, four rows to a word: row s of network
+// n in byte s % 4 of word [(s / 4) * stride + n]. Without one, one unread
+// word.
+@group(0) @binding(8) var<storage, read> rows: array<u32>;
+
+// The weight of training row `s` of network n: its count times ROW_SCALE
+// (rows / drawn rows), or 1 without a resample.
+fn row_weight(n: u32, s: u32) -> f32 {
+    if !RESAMPLED {
+        return 1.0;
+    }
+    let word = rows[(s / 4u) * cfg.stride + n];
+    return f32((word >> (8u * (s % 4u))) & 0xffu) * ROW_SCALE;
+}
 
 fn network_index(gid: vec3<u32>) -> u32 {
     return gid.y * cfg.grid_width + gid.x;

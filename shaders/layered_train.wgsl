@@ -49,7 +49,10 @@
 //
 // Constants prepended by src/gpu/layered.rs: TILE, REDUCE_SIZE,
 // DIRECT_SIZE, MEAN, BATCHED, BIAS_MODE (BIAS_NONE, BIAS_SHARED or
-// BIAS_PER_NEURON); and by src/gpu/status.rs the status protocol.
+// BIAS_PER_NEURON), RESAMPLED and ROWS_BASE (each network's own resample
+// of the training rows, src/resample.rs: a training row's loss and delta
+// times its weight, row_weight); and by src/gpu/status.rs the status
+// protocol.
 //
 // Layout, every buffer network-major (S samples, n_l neurons in layer l):
 //   (an op covers rows s < op.samples: every sample, or a minibatch's)
@@ -58,7 +61,8 @@
 //   deltas[delta_base(l) + n * S * n_l + s * n_l + j] for layers 1..L;
 //   params[n * P + flat layout of src/model.rs] (W row-major, then biases);
 //   opt_state[k * capacity * P + n * P + i]: state slot k of parameter i;
-//   targets[s * n_L + j].
+//   targets[s * n_L + j], and with a resample the training row weights of
+//     the chunk's networks from ROWS_BASE: targets[ROWS_BASE + n * S + s].
 
 // Rust twin: LayerOp in src/gpu/layered.rs (tests/shader_interface.rs
 // checks them field by field).
@@ -282,12 +286,26 @@ fn update_weight(n: u32, j: u32, k: u32, gradient: f32) {
     }
 }
 
+// The weight of row `row` of the op for network n: with a resample, its
+// training row's count x rows / drawn rows; 1 for the held-out rows and
+// without a resample.
+fn row_weight(n: u32, row: u32) -> f32 {
+    if !RESAMPLED || op.target_base != 0u {
+        return 1.0;
+    }
+    return targets[ROWS_BASE + n * DATA_SAMPLES + data_row(n, row)];
+}
+
 // The loss of output element e (sample-major) of network n, from the net
-// input forward left in its delta slot.
+// input forward left in its delta slot, times its row's weight.
 fn output_loss(n: u32, e: u32) -> f32 {
     let stride = ROW_STRIDE * op.fan_out;
     let z = deltas[op.delta_out_base + n * stride + e];
-    return loss_value(z, acts[op.out_base + n * stride + e], target_value(n, e));
+    let loss = loss_value(z, acts[op.out_base + n * stride + e], target_value(n, e));
+    if RESAMPLED {
+        return row_weight(n, e / op.fan_out) * loss;
+    }
+    return loss;
 }
 
 // The target of output element e (row-major) of the op's rows.
@@ -307,7 +325,11 @@ fn output_error(n: u32, e: u32) -> f32 {
     let yhat = acts[op.out_base + n * stride + e];
     let z = deltas[op.delta_out_base + n * stride + e];
     let loss = output_loss(n, e);
-    deltas[op.delta_out_base + n * stride + e] = loss_delta(yhat, target_value(n, e), output_derivative(z, yhat));
+    var delta = loss_delta(yhat, target_value(n, e), output_derivative(z, yhat));
+    if RESAMPLED {
+        delta *= row_weight(n, e / op.fan_out);
+    }
+    deltas[op.delta_out_base + n * stride + e] = delta;
     return loss;
 }
 

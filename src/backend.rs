@@ -136,9 +136,6 @@ impl Engine {
             recording,
             ..
         } = *setup;
-        if let (Engine::Gpu(_), Some(r)) = (self, spec.resample) {
-            return Err(crate::resample::not_on_the_gpu(r.how));
-        }
         Ok(match self {
             Engine::Gpu(ctx) => Box::new(GpuTrainer::recording(
                 ctx,

@@ -714,6 +714,12 @@ pub struct PredictArgs {
     /// deviation) or median (with the interquartile range).
     #[arg(long, value_enum)]
     pub ensemble: Option<crate::predict::Ensemble>,
+    /// With --ensemble, on the training data of a --bootstrap or
+    /// --subsample run: combine each sample over the networks that never
+    /// drew it (its out-of-bag networks), scikit-learn's
+    /// oob_decision_function_; the accuracy is its oob_score_.
+    #[arg(long, requires = "ensemble")]
+    pub oob: bool,
     /// Each chosen network's loss and accuracy as CSV
     /// (network,loss,accuracy); needs targets in --data.
     #[arg(long, value_name = "FILE.csv")]

@@ -1003,7 +1003,46 @@ pub struct PredictSummary {
     /// ensemble (scikit-learn's BaggingClassifier, whose predict_proba is
     /// the mean).
     pub resample: Option<String>,
+    /// With `--oob`: the samples some chosen network never drew, which
+    /// the out-of-bag ensemble combines and scores (the others' outputs
+    /// are NaN).
+    pub oob_samples: Option<usize>,
     pub notes: Vec<String>,
+}
+
+/// `--oob`: each chosen network's row counts, recomputed from the weights
+/// file's resample and its replicate; the data must be the run's training
+/// rows (their count is checked).
+fn out_of_bag_counts(
+    args: &PredictArgs,
+    spec: &crate::model::ModelSpec,
+    data: &crate::data::Dataset,
+    chosen: &[usize],
+) -> Result<Vec<Vec<u8>>, Error> {
+    let (_, meta) = crate::weights::recorded_run(&args.weights)?;
+    let number = |field: &str| meta.get(field).and_then(|v| v.parse::<usize>().ok());
+    let (Some(resample), Some(replicates), Some(rows)) =
+        (spec.resample, number("replicates"), number("training_rows"))
+    else {
+        return Err(Error::Config(format!(
+            "--oob combines each sample's out-of-bag networks, but --weights {} records no \
+             resample of the training rows (train with --bootstrap or --subsample)",
+            args.weights.display()
+        )));
+    };
+    if data.samples() != rows {
+        return Err(Error::Config(format!(
+            "--oob scores the run's training rows: the networks of --weights {} trained on {rows} \
+             rows, and --data {} has {}",
+            args.weights.display(),
+            args.data.display(),
+            data.samples()
+        )));
+    }
+    Ok(chosen
+        .iter()
+        .map(|&n| resample.counts(rows, (n % replicates.max(1)) as u64))
+        .collect())
 }
 
 /// Runs `gputrain predict`: the chosen networks' outputs on every sample
@@ -1070,6 +1109,10 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
             crate::memory::human(available)
         )));
     }
+    let out_of_bag = match args.oob {
+        true => Some(out_of_bag_counts(args, &spec, &data, &chosen)?),
+        false => None,
+    };
     let params: Vec<f64> = chosen
         .iter()
         .flat_map(|&n| loaded.params[n * p..(n + 1) * p].iter().copied())
@@ -1087,6 +1130,7 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
     let mut text = String::new();
     let names = |prefix: &'static str| (0..outputs).map(move |j| format!("{prefix}_{j}"));
     let mut ensemble_accuracy = None;
+    let mut oob_samples = None;
     match args.ensemble {
         None => {
             let header: Vec<String> = ["network".to_string(), "sample".to_string()]
@@ -1107,8 +1151,21 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
             }
         }
         Some(how) => {
-            let (combined, spread) =
-                crate::predict::combine(how, &values, chosen.len(), per_network);
+            let (combined, spread) = match &out_of_bag {
+                None => crate::predict::combine(how, &values, chosen.len(), per_network),
+                Some(counts) => {
+                    let never = |n: usize, s: usize| counts[n][s] == 0;
+                    let networks = chosen.len();
+                    crate::predict::combine_where(
+                        how,
+                        &values,
+                        networks,
+                        per_network,
+                        outputs,
+                        never,
+                    )
+                }
+            };
             let header: Vec<String> = std::iter::once("sample".to_string())
                 .chain(names("output"))
                 .chain(names("spread"))
@@ -1123,8 +1180,22 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
                     .collect();
                 text.push_str(&format!("{s},{}\n", cells.join(",")));
             }
-            ensemble_accuracy = crate::evaluation::labels(&spec, &data)
-                .map(|labels| crate::evaluation::accuracy(labels, &combined, &data));
+            // Scored over the samples it combines (all, but with --oob
+            // those no chosen network left out).
+            let scored: Vec<usize> = (0..data.samples())
+                .filter(|&s| combined[s * outputs].is_finite() || out_of_bag.is_none())
+                .collect();
+            if out_of_bag.is_some() {
+                oob_samples = Some(scored.len());
+            }
+            let kept: Vec<f64> = scored
+                .iter()
+                .flat_map(|&s| combined[s * outputs..(s + 1) * outputs].iter().copied())
+                .collect();
+            ensemble_accuracy = data
+                .subset(&scored, data.name.clone())
+                .and_then(|d| crate::evaluation::labels(&spec, &d).map(|l| (l, d)))
+                .map(|(labels, d)| crate::evaluation::accuracy(labels, &kept, &d));
         }
     }
     let chosen_scores: Option<Vec<Score>> = all_scores
@@ -1143,6 +1214,7 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
         scores: chosen_scores.as_deref().map(ScoreSummary::of),
         ensemble_accuracy,
         resample: spec.resample.map(|r| r.how.to_string()),
+        oob_samples,
         notes,
     };
     if let (Some(path), Some(scores)) = (&args.scores, &chosen_scores) {
@@ -1263,12 +1335,19 @@ fn render_predict_summary(spec: &crate::model::ModelSpec, s: &PredictSummary) ->
     }
     if let Some(how) = s.ensemble {
         let how = format!("{how:?}").to_lowercase();
-        let bagged = match &s.resample {
-            Some(r) => format!(
-                "bagged ensemble ({how} of {} networks, each on its own {r})",
-                s.networks
+        let bagged = match (&s.resample, s.oob_samples) {
+            (Some(r), Some(scored)) => format!(
+                "out-of-bag ensemble ({how} over each sample's networks that never drew it, of \
+                 {} networks, each on its own {r}; {scored} of {} samples left out by some)",
+                s.networks, s.samples
             ),
-            None => format!("ensemble ({how} of {} networks)", s.networks),
+            _ => match &s.resample {
+                Some(r) => format!(
+                    "bagged ensemble ({how} of {} networks, each on its own {r})",
+                    s.networks
+                ),
+                None => format!("ensemble ({how} of {} networks)", s.networks),
+            },
         };
         out.push_str(&format!(
             "{bagged}{}\n",

@@ -262,12 +262,35 @@ pub fn combine(
     networks: usize,
     per_network: usize,
 ) -> (Vec<f64>, Vec<f64>) {
+    combine_where(how, outputs, networks, per_network, 1, |_, _| true)
+}
+
+/// [`combine`] over the networks `keep(network, sample)` admits for each
+/// sample (`per_sample` values each): NaN where it admits none. With each
+/// network's out-of-bag rows, scikit-learn's `oob_decision_function_` of
+/// a bagged ensemble (`predict --oob`).
+pub fn combine_where(
+    how: Ensemble,
+    outputs: &[f64],
+    networks: usize,
+    per_network: usize,
+    per_sample: usize,
+    keep: impl Fn(usize, usize) -> bool,
+) -> (Vec<f64>, Vec<f64>) {
     let mut combined = Vec::with_capacity(per_network);
     let mut spread = Vec::with_capacity(per_network);
     let mut column = Vec::with_capacity(networks);
     for v in 0..per_network {
         column.clear();
-        column.extend((0..networks).map(|n| outputs[n * per_network + v]));
+        let sample = v / per_sample.max(1);
+        let kept = (0..networks).filter(|&n| keep(n, sample));
+        column.extend(kept.map(|n| outputs[n * per_network + v]));
+        if column.is_empty() {
+            combined.push(f64::NAN);
+            spread.push(f64::NAN);
+            continue;
+        }
+        let networks = column.len();
         match how {
             Ensemble::Mean => {
                 let mean = column.iter().sum::<f64>() / networks as f64;

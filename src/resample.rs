@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::error::Error;
-use crate::setting::settings::{BACKEND, BOOTSTRAP, SUBSAMPLE};
+use crate::setting::settings::{BOOTSTRAP, SUBSAMPLE};
 
 /// How each network's rows are drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -166,17 +166,6 @@ pub fn flag(how: Resample) -> String {
         Resample::Bootstrap => BOOTSTRAP.to_string(),
         Resample::Subsample(f) => SUBSAMPLE.is(f).to_string(),
     }
-}
-
-/// The refusal of a resample on the GPU kernels.
-pub fn not_on_the_gpu(how: Resample) -> Error {
-    Error::Config(format!(
-        "{} trains on the CPU trainers for now ({} or {}): the GPU kernels do not weigh \
-         each network's rows yet",
-        flag(how),
-        BACKEND.is("simd"),
-        BACKEND.is("cpu")
-    ))
 }
 
 /// Per-network row counts of a block, network after network.

@@ -301,9 +301,6 @@ impl RunConfig {
         }
         if let Some(r) = spec.resample {
             r.check_samples(data.samples(), &data.name)?;
-            if self.backend == BackendChoice::Gpu || self.strategy != Strategy::Auto {
-                return Err(crate::resample::not_on_the_gpu(r.how));
-            }
         }
         if let Some(rule) = spec.early_stopping {
             if self.eval.is_none() {
@@ -837,8 +834,6 @@ pub fn open_backend(config: &RunConfig) -> Result<(Engine, BackendInfo), Error> 
         {
             gpu()
         }
-        // The GPU kernels do not weigh rows yet (Engine::trainer).
-        BackendChoice::Auto if config.spec.resample.is_some() => simd(None),
         BackendChoice::Auto => match chosen_adapter(&config.adapter) {
             Ok(adapter) if !adapter.is_software() => gpu(),
             Ok(_) | Err(Error::NoAdapter { .. }) => simd(

@@ -97,6 +97,18 @@ pub struct WeightsMetadata {
     /// snapshots only, no final parameters, state or epochs (metadata
     /// `contents = "snapshots"`).
     pub snapshots_only: bool,
+    /// With a resample: the networks per grid point (network n of the
+    /// file is replicate `n % replicates`, which keys its rows) and the
+    /// training rows, so that `predict --oob` can recompute each
+    /// network's out-of-bag rows (metadata `replicates`, `training_rows`).
+    pub resampled: Option<Resampled>,
+}
+
+/// What a resampled run's file records to recompute its networks' rows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resampled {
+    pub replicates: usize,
+    pub training_rows: usize,
 }
 
 /// The `epochs_completed` of a network a stop came before: never started,
@@ -292,6 +304,7 @@ pub fn file_bytes_per_network(spec: &ModelSpec, precision: Precision, snapshots:
         init: None,
         snapshots: (0..snapshots as u64).collect(),
         snapshots_only: false,
+        resampled: None,
     };
     data_starts(&written_slots(spec, &meta), 1).1
 }
@@ -407,6 +420,10 @@ fn header_bytes(
     }
     if meta.snapshots_only {
         metadata.insert(CONTENTS_FIELD.to_string(), SNAPSHOTS_ONLY.to_string());
+    }
+    if let Some(r) = meta.resampled {
+        metadata.insert("replicates".to_string(), r.replicates.to_string());
+        metadata.insert("training_rows".to_string(), r.training_rows.to_string());
     }
     let header =
         Metadata::new(Some(metadata), tensors).expect("the tensors are laid out back to back");

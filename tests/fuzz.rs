@@ -53,6 +53,7 @@ fn valid_weights() -> Vec<u8> {
         fingerprint: Some("0123456789abcdef".into()),
         init: Some(gputrain::init::Init::Xavier),
         snapshots: Vec::new(),
+        resampled: None,
     };
     weights::write(&path, &spec, &params, &state, &[0.5, 0.25, 0.125], &meta).unwrap();
     std::fs::read(path).unwrap()

@@ -132,6 +132,7 @@ impl PeerSetup {
             fingerprint: None,
             init: None,
             snapshots: Vec::new(),
+            resampled: None,
         };
         crate::weights::write(&weights, &workload.spec, &initial, &[], &rates, &meta)?;
         write_data(&data, workload)?;

@@ -13,7 +13,7 @@ use crate::gpu::device::GpuContext;
 use crate::gpu::options::{GpuOptions, submission_timeout};
 use crate::gpu::timing::PassTimer;
 use crate::recording::HistoryBlock;
-use crate::trainer::Trained;
+use crate::trainer::{Block, Trained};
 use crate::training::{NetworkOutcome, Progress, TrainOptions};
 
 /// What a strategy does with one chunk of networks resident on the device.
@@ -28,8 +28,9 @@ pub(crate) trait ChunkKernel {
     fn parameter_count(&self) -> usize;
     /// Loads a chunk's parameters, optimizer state (network after network,
     /// each [`crate::vocab::OptimizerConfig::state_slots`] x parameters)
-    /// and learning rates, and resets its status.
-    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64]);
+    /// and learning rates, with a resample its row counts (network after
+    /// network, [`crate::trainer::Block::rows`]), and resets its status.
+    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64], rows: Option<&[u8]>);
     /// Submits `epochs` epochs for the chunk's first `count` networks,
     /// starting at run epoch `epoch_base`, in one compute pass timed by
     /// `timer` if given (the kernel resolves its timestamps); does not wait.
@@ -61,14 +62,18 @@ pub(crate) trait ChunkKernel {
 /// recording the epochs its network completed.
 pub(crate) fn train_chunked(
     kernel: &dyn ChunkKernel,
-    params: &mut [f64],
-    state: &mut [f64],
-    learning_rates: &[f64],
+    block: Block<'_>,
     options: &TrainOptions,
     gpu: &GpuOptions,
     progress: &mut dyn FnMut(&Progress) -> ControlFlow<()>,
 ) -> Result<Trained, Error> {
     options.validate()?;
+    let Block {
+        params,
+        state,
+        learning_rates,
+        rows,
+    } = block;
     let p = kernel.parameter_count();
     assert_eq!(
         params.len(),
@@ -106,7 +111,9 @@ pub(crate) fn train_chunked(
         let chunk_params = &mut params[first * p..(first + count) * p];
         let chunk_state = &mut state[first * per_state..(first + count) * per_state];
         let rates = &learning_rates[first..first + count];
-        kernel.upload(chunk_params, chunk_state, rates);
+        let per_rows = rows.map_or(0, |r| r.len() / total.max(1));
+        let chunk_rows = rows.map(|r| &r[first * per_rows..(first + count) * per_rows]);
+        kernel.upload(chunk_params, chunk_state, rates, chunk_rows);
         let mut done = 0u64;
         while done < options.epochs && !stopped {
             let epochs = chunker.next_chunk(options.epochs - done);

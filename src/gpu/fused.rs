@@ -68,6 +68,10 @@ pub const BINDINGS: &[Binding] = &[
             dynamic_offset: false,
         },
     },
+    Binding {
+        name: "rows",
+        access: Access::Read,
+    },
 ];
 
 /// What the host assumes of the kernel file.
@@ -192,6 +196,8 @@ struct Buffers {
     opt_state: wgpu::Buffer,
     /// With a schedule, the pairs of the submission's epochs.
     schedule: wgpu::Buffer,
+    /// With a resample, the chunk's row counts ([`row_words`]).
+    rows: wgpu::Buffer,
     readback: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
 }
@@ -285,8 +291,10 @@ impl<'a> FusedTrainer<'a> {
         let history = recording.map(|r| r.plan);
         let loss_words = status::loss_words(1, history.as_ref());
         check_history_fits(ctx, loss_words)?;
-        let per_network =
-            (4 * (parameter_count * state_slots.max(1)).max(2) as u64).max(4 * loss_words);
+        let row_words = row_words(spec, data.samples());
+        let per_network = (4 * (parameter_count * state_slots.max(1)).max(2) as u64)
+            .max(4 * loss_words)
+            .max(4 * row_words as u64);
         let capacity = network_chunk_capacity(
             &ctx.limits,
             per_network,
@@ -323,6 +331,8 @@ impl<'a> FusedTrainer<'a> {
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
+        let rows_bytes = 4 * (row_words * capacity).max(1) as u64;
+        let rows = storage_buffer(ctx, "row counts", rows_bytes, copy_both);
         let readback = buffers::readback_buffer(
             ctx,
             params_bytes + status_bytes + loss_bytes + opt_state.size(),
@@ -341,6 +351,7 @@ impl<'a> FusedTrainer<'a> {
                 final_loss.as_entire_binding(),
                 opt_state.as_entire_binding(),
                 schedule.as_entire_binding(),
+                rows.as_entire_binding(),
             ],
         );
         Ok(Self {
@@ -362,6 +373,7 @@ impl<'a> FusedTrainer<'a> {
                 final_loss,
                 opt_state,
                 schedule,
+                rows,
                 readback,
                 bind_group,
             },
@@ -438,8 +450,13 @@ impl ChunkKernel for FusedTrainer<'_> {
         self.parameter_count
     }
 
-    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64]) {
+    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64], rows: Option<&[u8]>) {
         let (p, cap) = (self.parameter_count, self.capacity);
+        if let Some(rows) = rows {
+            let words = pack_rows(rows, learning_rates.len(), cap);
+            let bytes = bytemuck::cast_slice(&words);
+            self.ctx.queue.write_buffer(&self.buffers.rows, 0, bytes);
+        }
         let mut soa = vec![0f32; p * cap];
         for (n, net) in params.chunks_exact(p).enumerate() {
             for (i, v) in net.iter().enumerate() {
@@ -534,6 +551,29 @@ impl ChunkKernel for FusedTrainer<'_> {
             (outcomes, history)
         })
     }
+}
+
+/// Words of row counts per network: four rows to a word, with a resample;
+/// none without.
+fn row_words(spec: &ModelSpec, samples: usize) -> usize {
+    match spec.resample {
+        Some(_) => samples.div_ceil(4),
+        None => 0,
+    }
+}
+
+/// The row counts of `networks` networks (network after network, a byte
+/// a row) as the kernel reads them: row s of network n in byte s % 4 of
+/// word `(s / 4) * capacity + n`.
+fn pack_rows(rows: &[u8], networks: usize, capacity: usize) -> Vec<u32> {
+    let samples = rows.len() / networks.max(1);
+    let mut words = vec![0u32; samples.div_ceil(4) * capacity];
+    for (n, counts) in rows.chunks_exact(samples.max(1)).enumerate() {
+        for (s, &c) in counts.iter().enumerate() {
+            words[(s / 4) * capacity + n] |= u32::from(c) << (8 * (s % 4));
+        }
+    }
+    words
 }
 
 /// Refuses a history whose points do not fit one network's share of the

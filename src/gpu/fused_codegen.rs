@@ -89,11 +89,15 @@ impl FusedShape<'_> {
              const MEAN: bool = {};\n\
              const EVAL_SAMPLES: u32 = {eval_samples}u;\n\
              const EVAL_BASE: u32 = {}u;\n\
-             const EVAL_REDUCTION: f32 = {:?};\n{}{}",
+             const EVAL_REDUCTION: f32 = {:?};\n\
+             const RESAMPLED: bool = {};\n\
+             const ROW_SCALE: f32 = {:?};\n{}{}",
             self.spec.reduction.factor(samples) as f32,
             self.spec.reduction == Reduction::Mean,
             samples * t,
             self.spec.reduction.factor(eval_samples.max(1)) as f32,
+            self.spec.resample.is_some(),
+            self.spec.resample.map_or(1.0, |r| r.scale(samples)) as f32,
             batches::wgsl_constants(samples, self.spec.batching.as_ref()),
             status::history_constants(self.recording.map(|r| &r.plan)),
         )
@@ -174,14 +178,14 @@ impl FusedShape<'_> {
                 if self.eval_data().is_some() {
                     out.push_str("            for (var s = 0u; s < EVAL_SAMPLES; s++) {\n");
                     out.push_str("                let base = EVAL_BASE + s * SAMPLE_STRIDE;\n");
-                    self.emit_forward_and_loss(&layout, None, &mut out);
+                    self.emit_forward_and_loss(&layout, None, false, &mut out);
                     out.push_str("            }\n");
                 }
             }
             "forward_backward_all_samples" => self.emit_all_samples(&layout, true, &mut out),
-            "forward_loss_one_sample" => self.emit_forward_and_loss(&layout, None, &mut out),
+            "forward_loss_one_sample" => self.emit_forward_and_loss(&layout, None, true, &mut out),
             "forward_backward_one_sample" => {
-                self.emit_forward_and_loss(&layout, None, &mut out);
+                self.emit_forward_and_loss(&layout, None, true, &mut out);
                 self.emit_backward(&layout, &mut out);
             }
             _ => return None,
@@ -256,7 +260,7 @@ impl FusedShape<'_> {
     /// samples buffer.
     fn emit_all_samples(&self, layout: &ParamLayout, backward: bool, out: &mut String) {
         let body = |out: &mut String, sample: Option<usize>| {
-            self.emit_forward_and_loss(layout, sample, out);
+            self.emit_forward_and_loss(layout, sample, true, out);
             if backward {
                 self.emit_backward(layout, out);
             }
@@ -286,26 +290,53 @@ impl FusedShape<'_> {
         }
     }
 
-    fn emit_forward_and_loss(&self, layout: &ParamLayout, sample: Option<usize>, out: &mut String) {
+    /// The forward pass and the sample's loss; with a resample and
+    /// `training` (the training data's rows), its weight `w` too, which
+    /// multiplies the loss and (in [`Self::emit_backward`]) the delta.
+    fn emit_forward_and_loss(
+        &self,
+        layout: &ParamLayout,
+        sample: Option<usize>,
+        training: bool,
+        out: &mut String,
+    ) {
         const IND: &str = "            ";
         let rows = self.spec.output_activation.def().normalizes_rows;
         emit_forward(layout, rows, |k| self.value(sample, k, false), IND, out);
+        let weighted = training && self.spec.resample.is_some();
+        if weighted {
+            let row = match sample {
+                Some(s) => format!("{s}u"),
+                None => "base / SAMPLE_STRIDE".to_string(),
+            };
+            let _ = writeln!(out, "{IND}let w = row_weight(n, {row});");
+        }
         // Loss summed over outputs; REDUCTION applies the mean.
         let last = layout.layers.len();
         for j in 0..self.spec.topology.outputs() {
             let _ = writeln!(out, "{IND}let y{j} = {};", self.value(sample, j, true));
-            let _ = writeln!(out, "{IND}loss += loss_value(z{j}, a{last}_{j}, y{j});");
+            let value = format!("loss_value(z{j}, a{last}_{j}, y{j})");
+            match weighted {
+                true => writeln!(out, "{IND}loss += w * {value};"),
+                false => writeln!(out, "{IND}loss += {value};"),
+            }
+            .expect("writing to a String");
         }
     }
 
     fn emit_backward(&self, layout: &ParamLayout, out: &mut String) {
         const IND: &str = "            ";
         let last = layout.layers.len();
-        // Output delta dL/dnet from the loss, given the output's slope.
+        // Output delta dL/dnet from the loss, given the output's slope;
+        // with a resample, times the row's weight `w`.
+        let weight = match self.spec.resample {
+            Some(_) => "w * ",
+            None => "",
+        };
         for j in 0..self.spec.topology.outputs() {
             let _ = writeln!(
                 out,
-                "{IND}let d{last}_{j} = loss_delta(a{last}_{j}, y{j}, output_derivative(z{j}, a{last}_{j}));"
+                "{IND}let d{last}_{j} = {weight}loss_delta(a{last}_{j}, y{j}, output_derivative(z{j}, a{last}_{j}));"
             );
         }
         // Hidden delta = (W^T d) * f'(net), f' from the output, with the old

@@ -7,7 +7,6 @@
 //! the network chunk is sized by [`LayeredPlan`].
 
 use bytemuck::{Pod, Zeroable};
-use wgpu::util::DeviceExt;
 
 use crate::data::Dataset;
 use crate::error::Error;
@@ -353,6 +352,10 @@ struct Buffers {
     status: wgpu::Buffer,
     final_loss: wgpu::Buffer,
     opt_state: wgpu::Buffer,
+    /// The targets and, with a resample, from byte `rows_at` the chunk's
+    /// row weights: row s of network n at word `n * samples + s`.
+    targets: wgpu::Buffer,
+    rows_at: u64,
     readback: wgpu::Buffer,
     bind_group: wgpu::BindGroup,
 }
@@ -458,7 +461,14 @@ impl<'a> LayeredTrainer<'a> {
             LayeredVariant::Tiled => REDUCE_SIZE,
             LayeredVariant::Direct => direct_reduce_size(plan.longest_sum),
         };
-        let source = source_recording(spec, samples, &plan, reduce_size, history.as_ref())?;
+        let source = source_recording(
+            spec,
+            samples,
+            &plan,
+            reduce_size,
+            history.as_ref(),
+            eval_samples,
+        )?;
         let entry_points = variant_entry_points(variant);
         let entry_points: Vec<&str> = entry_points.iter().map(String::as_str).collect();
         let op_size = std::mem::size_of::<LayerOp>() as u64;
@@ -511,11 +521,24 @@ impl<'a> LayeredTrainer<'a> {
             .flat_map(|(d, s)| d.target(s))
             .map(|&v| v as f32)
             .collect();
-        let targets = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some("targets"),
-            contents: bytemuck::cast_slice(&target_values),
-            usage: wgpu::BufferUsages::STORAGE,
-        });
+        // With a resample, each network's row weights follow
+        // ([`LayeredTrainer::upload`]).
+        let weight_words = match spec.resample {
+            Some(_) => samples * plan.capacity,
+            None => 0,
+        };
+        let targets_bytes = 4 * (target_values.len() + weight_words) as u64;
+        if targets_bytes > max_bytes {
+            return Err(Error::TooLarge(format!(
+                "the targets and {} networks' row weights take {targets_bytes} bytes; the \
+                 adapter binds at most {max_bytes} bytes per buffer",
+                plan.capacity
+            )));
+        }
+        let targets = storage_buffer(ctx, "targets", targets_bytes, copy_both);
+        ctx.queue
+            .write_buffer(&targets, 0, bytemuck::cast_slice(&target_values));
+        let rows_at = 4 * target_values.len() as u64;
         let params_bytes = 4 * parameter_count as u64 * cap;
         let status_bytes = status::bytes(plan.capacity);
         let loss_bytes = 4 * status::loss_words(plan.capacity, history.as_ref());
@@ -573,6 +596,8 @@ impl<'a> LayeredTrainer<'a> {
                 status: status_buffer,
                 final_loss,
                 opt_state,
+                targets,
+                rows_at,
                 readback,
                 bind_group,
             },
@@ -773,27 +798,36 @@ impl<'a> LayeredTrainer<'a> {
 /// The kernel's full source for `spec` on `samples` samples, with
 /// per-network reductions of `reduce_size` invocations.
 pub fn source(spec: &ModelSpec, samples: usize, reduce_size: u32) -> Result<String, Error> {
-    let constants =
-        constants(spec, samples, samples as u64, reduce_size) + &status::history_constants(None);
+    let constants = constants(spec, samples, samples as u64, reduce_size, samples)
+        + &status::history_constants(None);
     shaders::assemble(KERNEL, spec, &constants, |_| None)
 }
 
 /// [`source`] for the buffers `plan` lays out and a run that records
-/// `history`.
+/// `history` (with `eval_samples` held-out rows in the targets buffer).
 pub fn source_recording(
     spec: &ModelSpec,
     samples: usize,
     plan: &LayeredPlan,
     reduce_size: u32,
     history: Option<&HistoryPlan>,
+    eval_samples: usize,
 ) -> Result<String, Error> {
-    let constants = constants(spec, samples, plan.row_stride, reduce_size)
+    let rows = samples + eval_samples;
+    let constants = constants(spec, samples, plan.row_stride, reduce_size, rows)
         + &status::history_constants(history);
     shaders::assemble(KERNEL, spec, &constants, |_| None)
 }
 
-/// `const` declarations the kernel relies on.
-fn constants(spec: &ModelSpec, samples: usize, row_stride: u64, reduce_size: u32) -> String {
+/// `const` declarations the kernel relies on; `target_rows` rows of
+/// targets (training, then held-out) come before the row weights.
+fn constants(
+    spec: &ModelSpec,
+    samples: usize,
+    row_stride: u64,
+    reduce_size: u32,
+    target_rows: usize,
+) -> String {
     let bias_mode = match spec.bias {
         BiasMode::None => "BIAS_NONE",
         BiasMode::Shared => "BIAS_SHARED",
@@ -805,8 +839,12 @@ fn constants(spec: &ModelSpec, samples: usize, row_stride: u64, reduce_size: u32
          const DIRECT_SIZE: u32 = {DIRECT_SIZE}u;\n\
          const MEAN: bool = {};\n\
          const BIAS_MODE: u32 = {bias_mode};\n\
-         const ROW_STRIDE: u32 = {row_stride}u;\n{}",
+         const ROW_STRIDE: u32 = {row_stride}u;\n\
+         const RESAMPLED: bool = {};\n\
+         const ROWS_BASE: u32 = {}u;\n{}",
         spec.reduction == crate::model::Reduction::Mean,
+        spec.resample.is_some(),
+        target_rows * spec.topology.outputs(),
         crate::batches::wgsl_constants(samples, spec.batching.as_ref()),
     )
 }
@@ -833,8 +871,17 @@ impl ChunkKernel for LayeredTrainer<'_> {
         self.parameter_count
     }
 
-    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64]) {
+    fn upload(&self, params: &[f64], state: &[f64], learning_rates: &[f64], rows: Option<&[u8]>) {
         let cap = self.plan.capacity;
+        if let (Some(rows), Some(r)) = (rows, self.spec.resample) {
+            // count x rows / drawn rows in float32, as the SIMD trainer's.
+            let scale = r.scale(self.samples) as f32;
+            let weights: Vec<f32> = rows.iter().map(|&c| f32::from(c) * scale).collect();
+            let bytes = bytemuck::cast_slice(&weights);
+            self.ctx
+                .queue
+                .write_buffer(&self.buffers.targets, self.buffers.rows_at, bytes);
+        }
         let values: Vec<f32> = params.iter().map(|&v| v as f32).collect();
         // Host: network after network, slot after slot; device: slot k of
         // parameter i of network n at k * cap * P + n * P + i.

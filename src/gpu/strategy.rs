@@ -142,26 +142,15 @@ impl Trainer for GpuTrainer<'_> {
         options: &TrainOptions,
         control: &mut Control<'_>,
     ) -> Result<Trained, Error> {
-        let Block {
-            params,
-            state,
-            learning_rates,
-            rows,
-        } = block;
-        assert!(rows.is_none(), "the GPU trainers are refused resamples");
         assert_eq!(
-            state.len(),
-            self.state_slots * params.len(),
+            block.state.len(),
+            self.state_slots * block.params.len(),
             "optimizer state slots x parameters"
         );
         let gpu = &self.options;
         match &self.kernel {
-            Kernel::Fused(t) => {
-                train_chunked(t, params, state, learning_rates, options, gpu, control)
-            }
-            Kernel::Layered(t) => {
-                train_chunked(t, params, state, learning_rates, options, gpu, control)
-            }
+            Kernel::Fused(t) => train_chunked(t, block, options, gpu, control),
+            Kernel::Layered(t) => train_chunked(t, block, options, gpu, control),
         }
     }
 }

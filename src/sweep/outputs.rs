@@ -454,6 +454,10 @@ impl<'a> RunWriter<'a> {
             init: init.map(|(init, _)| init),
             snapshots: config.snapshots.clone(),
             snapshots_only: false,
+            resampled: config.spec.resample.map(|_| crate::weights::Resampled {
+                replicates: config.population,
+                training_rows: config.data.samples(),
+            }),
         };
         // With --snapshots-out the snapshots go to a file of their own.
         let (meta, snapshots) = match &run.paths.snapshots {
