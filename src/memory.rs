@@ -11,7 +11,9 @@ use crate::backend::cpu_threads;
 use crate::data::Dataset;
 use crate::error::Error;
 use crate::report::tally_bytes_per_network;
-use crate::run::{BackendChoice, RunConfig, block_bytes_per_network, block_networks};
+use crate::run::{
+    BackendChoice, RunConfig, block_bytes_per_network, block_networks, resample_bytes_per_network,
+};
 use crate::setting::settings::{NETWORKS, SEED, THREADS, VERIFY};
 use crate::simd::lanes::{AVX512_LANES, group_width, scratch_values};
 use crate::sweep::{Sweep, distinct_data};
@@ -41,7 +43,7 @@ pub struct HostNeed {
 }
 
 /// What a run that keeps its outputs in memory holds per network: the
-/// results table's columns (thirteen of 8 bytes, and a label per grid axis
+/// results table's columns (fifteen of 8 bytes, and a label per grid axis
 /// beyond the rate), the weights file's bytes (float64 twins where the
 /// reference may train) and the learning curves (float32 per point, twice
 /// with held-out data). An upper bound: a file a keyword names is not
@@ -51,7 +53,7 @@ pub fn kept_bytes_per_network(config: &RunConfig, axes: usize) -> u64 {
         BackendChoice::Cpu => crate::weights::Precision::F64,
         _ => crate::weights::Precision::F32,
     };
-    let table = 13 * 8 + 32 * axes as u64;
+    let table = 15 * 8 + 32 * axes as u64;
     let weights =
         crate::weights::file_bytes_per_network(&config.spec, precision, config.snapshots.len());
     let curves = config.history_plan().map_or(0, |plan| {
@@ -78,7 +80,9 @@ pub fn simd_workspace_bytes(config: &RunConfig) -> u64 {
 impl HostNeed {
     pub fn of(config: &RunConfig, verify: usize) -> Self {
         let p = config.spec.layout().len as u64;
-        let block = block_networks(config) as u64 * block_bytes_per_network(&config.spec);
+        let per_network =
+            block_bytes_per_network(&config.spec) + resample_bytes_per_network(config);
+        let block = block_networks(config) as u64 * per_network;
         let data = dataset_bytes(&config.data) + config.eval.as_deref().map_or(0, dataset_bytes);
         Self {
             summary: (config.networks as u64).saturating_mul(tally_bytes_per_network(config)),
@@ -345,23 +349,23 @@ mod tests {
     #[test]
     fn outputs_kept_in_memory_count_their_bytes() {
         // The seeds' network: 10 float32 parameters, a float32 rate, two
-        // int64 epochs (60 B of weights file), and thirteen 8-byte columns
+        // int64 epochs (60 B of weights file), and fifteen 8-byte columns
         // of the results table.
         let mut run = config(1000);
-        assert_eq!(kept_bytes_per_network(&run, 0), 104 + 4 * 10 + 4 + 8 + 8);
+        assert_eq!(kept_bytes_per_network(&run, 0), 120 + 4 * 10 + 4 + 8 + 8);
         // A grid axis's label; float64 twins from the reference; the
         // curves at 5 points of one float32 each.
-        assert_eq!(kept_bytes_per_network(&run, 1), 104 + 32 + 60);
+        assert_eq!(kept_bytes_per_network(&run, 1), 120 + 32 + 60);
         run.backend = BackendChoice::Cpu;
-        assert_eq!(kept_bytes_per_network(&run, 0), 104 + 60 + 8 * 10 + 8);
+        assert_eq!(kept_bytes_per_network(&run, 0), 120 + 60 + 8 * 10 + 8);
         run.backend = BackendChoice::Auto;
         run.options.epochs = 100;
         run.history = Some(25);
-        assert_eq!(kept_bytes_per_network(&run, 0), 104 + 60 + 4 * 5);
+        assert_eq!(kept_bytes_per_network(&run, 0), 120 + 60 + 4 * 5);
         let need = HostNeed::of(&run, 0);
         assert_eq!(
             need.keeping(&run, 0).total() - need.total(),
-            1000 * (104 + 60 + 20)
+            1000 * (120 + 60 + 20)
         );
         // And the refusal says so.
         let huge = config(2_000_000_000);
@@ -371,9 +375,34 @@ mod tests {
             panic!("2e9 networks kept in memory cannot fit in 8 GiB");
         };
         assert!(
-            message.contains("kept in memory (164 B per network"),
+            message.contains("kept in memory (180 B per network"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn a_resamples_rows_count_in_the_block() {
+        let plain = config(1000);
+        let rows = 1 << 20;
+        let data = crate::data::synthetic(2, 2, rows, 1);
+        let resampled = RunConfig {
+            data: data.into(),
+            spec: ModelSpec {
+                resample: Some(crate::resample::Resampling {
+                    how: crate::resample::Resample::Bootstrap,
+                    seed: 0,
+                }),
+                ..ModelSpec::default()
+            },
+            ..plain.clone()
+        };
+        let per = block_bytes_per_network(&resampled.spec) + 5 * rows as u64;
+        let need = HostNeed::of(&resampled, 0);
+        assert_eq!(need.block, block_networks(&resampled) as u64 * per);
+        // A byte and a float32 a row for each network of the block, which
+        // stays within the block's budget.
+        assert!(block_networks(&resampled) < block_networks(&plain));
+        assert!(need.block <= crate::run::HOST_BLOCK_BYTES + per);
     }
 
     #[test]

@@ -452,6 +452,15 @@ pub fn block_bytes_per_network(spec: &ModelSpec) -> u64 {
 
 /// Networks per block for `config`: [`block_bytes_per_network`] and the
 /// history's ([`HistoryPlan::block_bytes_per_network`]).
+/// A resample's bytes per network of a block: its row counts (a byte a
+/// row) and the SIMD trainer's float32 row weights in lanes.
+pub fn resample_bytes_per_network(config: &RunConfig) -> u64 {
+    match config.spec.resample {
+        Some(_) => 5 * config.data.samples() as u64,
+        None => 0,
+    }
+}
+
 pub fn block_networks(config: &RunConfig) -> usize {
     let history = config
         .history_plan()
@@ -470,14 +479,11 @@ pub fn block_networks(config: &RunConfig) -> usize {
         Some(_) => watched,
         None => 0,
     };
-    // A resample's row counts (a byte a row) and the SIMD trainer's
-    // float32 row weights in lanes.
-    let resampled = match config.spec.resample {
-        Some(_) => 5 * config.data.samples() as u64,
-        None => 0,
-    };
-    let per_network =
-        block_bytes_per_network(&config.spec) + history + snapshots + early + resampled;
+    let per_network = block_bytes_per_network(&config.spec)
+        + history
+        + snapshots
+        + early
+        + resample_bytes_per_network(config);
     let by_memory = HOST_BLOCK_BYTES / per_network;
     (by_memory as usize).clamp(1, config.networks.max(1))
 }

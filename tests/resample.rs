@@ -308,6 +308,13 @@ fn agreement(dir: &Path, flags: &[&str], bound: f64) {
     for (name, backend) in BACKENDS {
         let out = dir.join(name);
         run_ok(&[flags, backend, &["--out", arg(&out)]].concat());
+        let summary = std::fs::read_to_string(out.join("summary.json")).unwrap();
+        let summary: serde_json::Value = serde_json::from_str(&summary).unwrap();
+        // --verify's float64 re-training weighs the network's rows too.
+        if let Some(verify) = summary.get("verify").filter(|v| !v.is_null()) {
+            assert_eq!(verify["passed"], true, "{name}: {verify}");
+            assert_eq!(verify["sensitive"].as_array().unwrap().len(), 0, "{name}");
+        }
         let rows = results(&out.join("results.csv"));
         let got: Vec<(f64, f64)> = rows
             .iter()
@@ -343,7 +350,8 @@ fn every_backend_trains_each_network_on_its_own_rows() {
     // 6 networks) 5.0e-7 simd, 1.5e-6 fused, 2.0e-6 layered (lavapipe);
     // bound 2e-5. A kernel that trained on every row would be off by
     // 5% to 58% (these networks' final losses without the resample).
-    agreement(&dir.join("minibatch"), &strs(&flags), 2e-5);
+    let verified = [&strs(&flags)[..], &["--verify", "6"]].concat();
+    agreement(&dir.join("minibatch"), &verified, 2e-5);
     // Full batch on a subsample with the sum: the fused kernel's data
     // baked in as literals. Measured worst 2.1e-7 simd, 1.4e-7 fused,
     // 7.2e-8 layered; bound 2e-6.
