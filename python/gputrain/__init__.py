@@ -733,8 +733,30 @@ class Run:
             self._history = _tensors_of(buffer, origin)[0]
         return self._history
 
+    @property
+    def counts(self) -> np.ndarray | None:
+        """uint8 [networks, training rows]: how many times each network drew
+        each training row (bootstrap= or subsample=, recomputed from the
+        weights file's resample, its data seed and each network's
+        replicate); 0 marks its out-of-bag rows. None without a resample."""
+        meta = self.metadata
+        if meta.get("resample", "none") == "none":
+            return None
+        rows, replicates = int(meta["training_rows"]), int(meta["replicates"])
+        ids = [n % replicates for n in range(self.networks)]
+        counts = _native.resample_counts(
+            meta["resample"], int(meta["resample_seed"]), rows, ids
+        )
+        return counts.reshape(self.networks, rows)
+
     def predict(
-        self, X, backend: str = "auto", adapter: str = "auto", ensemble=None, snapshot=None
+        self,
+        X,
+        backend: str = "auto",
+        adapter: str = "auto",
+        ensemble=None,
+        snapshot=None,
+        oob: bool = False,
     ):
         """Every network's outputs on the samples X (a 2-D float array
         [samples, inputs]), as float64 [networks, samples, outputs]; NaN for
@@ -754,9 +776,16 @@ class Run:
 
         snapshot: an epoch of the run's snapshots (`snapshots=`): the
         networks' parameters after that many epochs instead of the final
-        ones, as `gputrain predict --snapshot` runs them."""
+        ones, as `gputrain predict --snapshot` runs them.
+
+        oob: with ensemble, on X the run's training rows (bootstrap= or
+        subsample=), combine each row over the networks that never drew it
+        (`counts`), as `gputrain predict --oob`: scikit-learn's
+        oob_decision_function_; NaN for a row every network drew."""
         if ensemble not in (None, "mean", "median"):
             raise ValueError(f"ensemble={ensemble!r}: expected None, 'mean' or 'median'")
+        if oob and ensemble is None:
+            raise ValueError("oob=True combines each row's out-of-bag networks: give ensemble=")
         if snapshot is not None and (
             isinstance(snapshot, bool) or not isinstance(snapshot, (int, np.integer)) or snapshot < 0
         ):
@@ -780,6 +809,23 @@ class Run:
                 f"ensemble={ensemble!r}: {never.size} networks were never started (a stop came "
                 f"before them: {shown}); resume the run to train them"
             )
+        if oob:
+            counts = self.counts
+            if counts is None:
+                raise ValueError("oob=True: the run trained every network on every row")
+            if counts.shape[1] != x.shape[0]:
+                raise ValueError(
+                    f"oob=True: X has {x.shape[0]} rows, but the networks trained on "
+                    f"{counts.shape[1]} (the training rows, in their order)"
+                )
+            outputs = np.where((counts > 0)[:, :, None], np.nan, outputs)
+            with warnings.catch_warnings():
+                # A row every network drew is NaN, as on the command line.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                if ensemble == "mean":
+                    return np.nanmean(outputs, axis=0), np.nanstd(outputs, axis=0)
+                q1, median, q3 = np.nanpercentile(outputs, [25, 50, 75], axis=0)
+                return median, q3 - q1
         if ensemble == "mean":
             return outputs.mean(axis=0), outputs.std(axis=0)
         q1, median, q3 = np.percentile(outputs, [25, 50, 75], axis=0)

@@ -162,6 +162,8 @@ class Run:
     def history(self) -> dict[str, np.ndarray] | None:
         """With history=K: epochs int64 [points], loss (and eval_loss)
         float32 [networks, points]."""
+    @property
+    def counts(self) -> npt.NDArray[np.uint8] | None: ...
     @overload
     def predict(
         self,
@@ -181,6 +183,7 @@ class Run:
         *,
         ensemble: Literal["mean", "median"],
         snapshot: int | None = None,
+        oob: bool = False,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """(combined, spread) [samples, outputs]: mean and standard
         deviation, or median and interquartile range, over the networks."""

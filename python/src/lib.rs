@@ -512,6 +512,25 @@ fn read_results(py: Python<'_>, path: PathBuf) -> PyResult<Vec<(String, Py<PyAny
     table_to_py(py, table)
 }
 
+/// The row counts of the networks of `replicates` under the resample a
+/// weights file records (`resample`, `resample_seed`) over `rows`
+/// training rows, network after network, a byte a row
+/// ([`gputrain::resample`]).
+#[pyfunction]
+fn resample_counts<'py>(
+    py: Python<'py>,
+    resample: &str,
+    seed: u64,
+    rows: usize,
+    replicates: Vec<u64>,
+) -> PyResult<Bound<'py, PyArray1<u8>>> {
+    let how = gputrain::resample::Resampling::parse(resample, seed).ok_or_else(|| {
+        PyValueError::new_err(format!("'{resample}' is not a resample gputrain knows"))
+    })?;
+    let counts = gputrain::resample::block_counts(&how, rows, replicates.into_iter());
+    Ok(PyArray1::from_vec(py, counts))
+}
+
 /// A weights file named by its path, or its bytes (a uint8 array) with
 /// the name errors give it.
 fn weights_source(weights: &Bound<'_, PyAny>, origin: &str) -> PyResult<Source> {
@@ -687,6 +706,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(read_tensors, m)?,
         wrap_pyfunction!(read_results, m)?,
         wrap_pyfunction!(predict, m)?,
+        wrap_pyfunction!(resample_counts, m)?,
         wrap_pyfunction!(adapters, m)?,
         wrap_pyfunction!(weights_files, m)?,
         wrap_pyfunction!(copy_file, m)?,
