@@ -178,7 +178,8 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
                 if (cfg.flags & FLAG_HAS_TARGET) != 0u {
                     var loss = 0.0;
                     for (var s = 0u; s < DATA_SAMPLES; s++) {
-                        let base = s * SAMPLE_STRIDE;
+                        let row = s;
+                        let base = row * SAMPLE_STRIDE;
 //@batch_forward_loss_one_sample
                     }
                     loss *= REDUCTION;
@@ -195,7 +196,8 @@ fn train(@builtin(global_invocation_id) gid: vec3<u32>) {
 //@batch_zero_gradients
                     var loss = 0.0;
                     for (var j = 0u; j < count; j++) {
-                        let base = sample_at(first + j, keys) * SAMPLE_STRIDE;
+                        let row = sample_at(first + j, keys);
+                        let base = row * SAMPLE_STRIDE;
 //@batch_forward_backward_one_sample
                     }
                     if !is_finite(loss) {

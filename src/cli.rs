@@ -346,7 +346,8 @@ pub struct BenchArgs {
     pub report: Option<PathBuf>,
     /// Only these workloads: tutorial-10k, tutorial-momentum,
     /// tutorial-adam, tutorial-cosine, tutorial-100k, tutorial-1m, xor,
-    /// wide, moons-minibatch, tutorial-history, softmax (comma-separated or
+    /// wide, moons-minibatch, moons-bootstrap, tutorial-history, softmax
+    /// (comma-separated or
     /// repeated) [default: all].
     #[arg(long, value_delimiter = ',')]
     pub workload: Vec<String>,

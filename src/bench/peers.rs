@@ -80,6 +80,7 @@ pub fn supports(workload: &Workload) -> bool {
         && spec.optimizer.kind == crate::vocab::Optimizer::Sgd
         && spec.batching.is_none()
         && spec.schedule.is_constant()
+        && spec.resample.is_none()
         && !spec.freeze_bias
         && workload.history.is_none()
 }

@@ -193,6 +193,12 @@ pub fn measure(
     let setup_seconds = started.elapsed().as_secs_f64();
     let rates = vec![workload.learning_rate; workload.networks];
     let state_len = workload.spec.optimizer.state_slots() * initial.len();
+    // With a resample, each network's rows, from its key.
+    let samples = workload.data.samples();
+    let counts = workload.spec.resample.map(|r| {
+        let replicates = 0..workload.networks as u64;
+        crate::resample::block_counts(&r, samples, replicates)
+    });
     let run = |epochs: u64| {
         let mut params = initial.to_vec();
         let mut state = vec![0.0; state_len];
@@ -201,7 +207,7 @@ pub fn measure(
             params: &mut params,
             state: &mut state,
             learning_rates: &rates,
-            rows: None,
+            rows: counts.as_deref(),
         };
         let trained = trainer.train(block, &options(epochs), &mut uncontrolled)?;
         Ok::<_, Error>((trained, started.elapsed().as_secs_f64()))

@@ -119,7 +119,7 @@ impl Workload {
 pub const BENCH_SEED: u64 = 0;
 
 /// Names of the standard workloads, in report order.
-pub const WORKLOAD_NAMES: [&str; 11] = [
+pub const WORKLOAD_NAMES: [&str; 12] = [
     "tutorial-10k",
     "tutorial-momentum",
     "tutorial-adam",
@@ -129,6 +129,7 @@ pub const WORKLOAD_NAMES: [&str; 11] = [
     "xor",
     "wide",
     "moons-minibatch",
+    "moons-bootstrap",
     "tutorial-history",
     "softmax",
 ];
@@ -184,6 +185,9 @@ pub const WIDE_DATA_SALT: u64 = 8328;
 /// - `moons-minibatch`: 2-16-1 on 1,024 moons (noise 0.1, data seed 0) in
 ///   shuffled minibatches of 64 with Adam (lr 0.01), 10,000 networks x
 ///   100 epochs: a data set that is read from memory, 16 updates an epoch;
+/// - `moons-bootstrap`: `moons-minibatch` with every network on its own
+///   bootstrap resample of the rows (`--bootstrap`, data seed 0), read
+///   against it for the resample's cost;
 /// - `tutorial-history`: the headline run recording every network's loss
 ///   every 100 epochs (`--history 100`), read against `tutorial-10k` for
 ///   the cost of the learning curves;
@@ -268,12 +272,29 @@ pub fn standard() -> Vec<Workload> {
             "moons-minibatch",
             &[2, 16, 1],
             BiasMode::PerNeuron,
-            moons,
+            moons.clone(),
             10_000,
             100,
         )
         .with_optimizer(Optimizer::Adam, 0.01)
         .with_batches(64),
+        {
+            let mut bootstrap = Workload::new(
+                "moons-bootstrap",
+                &[2, 16, 1],
+                BiasMode::PerNeuron,
+                moons,
+                10_000,
+                100,
+            )
+            .with_optimizer(Optimizer::Adam, 0.01)
+            .with_batches(64);
+            bootstrap.spec.resample = Some(crate::resample::Resampling {
+                how: crate::resample::Resample::Bootstrap,
+                seed: 0,
+            });
+            bootstrap
+        },
         Workload {
             name: "tutorial-history",
             history: Some(100),

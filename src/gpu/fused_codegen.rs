@@ -273,7 +273,8 @@ impl FusedShape<'_> {
             }
         } else {
             out.push_str("        for (var s = 0u; s < SAMPLES; s++) {\n");
-            out.push_str("            let base = s * SAMPLE_STRIDE;\n");
+            out.push_str("            let row = s;\n");
+            out.push_str("            let base = row * SAMPLE_STRIDE;\n");
             body(out, None);
             out.push_str("        }\n");
         }
@@ -307,7 +308,7 @@ impl FusedShape<'_> {
         if weighted {
             let row = match sample {
                 Some(s) => format!("{s}u"),
-                None => "base / SAMPLE_STRIDE".to_string(),
+                None => "row".to_string(),
             };
             let _ = writeln!(out, "{IND}let w = row_weight(n, {row});");
         }
