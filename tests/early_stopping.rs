@@ -8,7 +8,7 @@
 
 use crate::common;
 
-use common::{arg, run_err, run_ok, temp_dir};
+use common::{arg, results_by_column as results, run_err, run_ok, temp_dir};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
@@ -48,19 +48,6 @@ const BACKENDS: [(&str, &[&str]); 4] = [
     ("fused", &["--backend", "gpu", "--kernel", "fused"]),
     ("layered", &["--backend", "gpu", "--kernel", "layered"]),
 ];
-
-/// A results CSV's rows as maps from column to cell.
-fn results(path: &Path) -> Vec<BTreeMap<String, String>> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let names: Vec<&str> = lines.next().unwrap().split(',').collect();
-    lines
-        .map(|line| {
-            let cells = line.split(',').map(str::to_string);
-            names.iter().map(|n| n.to_string()).zip(cells).collect()
-        })
-        .collect()
-}
 
 /// Network `n`'s row of every tensor of a safetensors file whose first
 /// dimension is the networks, by name.

@@ -462,3 +462,18 @@ pub fn signalled_env(
         .wait_with_output()
         .expect("gputrain ends after the signal")
 }
+
+/// A results CSV's rows as maps from column to cell.
+pub fn results_by_column(
+    path: &std::path::Path,
+) -> Vec<std::collections::BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let names: Vec<&str> = lines.next().unwrap().split(',').collect();
+    lines
+        .map(|line| {
+            let cells = line.split(',').map(str::to_string);
+            names.iter().map(|n| n.to_string()).zip(cells).collect()
+        })
+        .collect()
+}
