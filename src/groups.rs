@@ -80,6 +80,12 @@ pub struct GroupStats {
     pub stopped_early: Option<usize>,
     #[serde(default)]
     pub median_best_epoch: Option<u64>,
+    /// With a resample: the medians of the networks' out-of-bag loss and
+    /// accuracy.
+    #[serde(default)]
+    pub median_oob_loss: Option<f64>,
+    #[serde(default)]
+    pub median_oob_accuracy: Option<f64>,
 }
 
 /// What the groups keep per network as blocks go by: the final loss and
@@ -98,6 +104,9 @@ struct Group {
     /// With early stopping: best epochs, and the networks stopped early.
     best_epochs: Vec<u32>,
     stopped_early: usize,
+    /// With a resample: out-of-bag losses and accuracies.
+    oob_losses: Vec<f32>,
+    oob_accuracies: Vec<f32>,
 }
 
 /// Every point's `Group`.
@@ -145,6 +154,8 @@ impl GroupTally {
             }
             g.eval_losses.extend(m.eval_loss.map(|l| l as f32));
             g.eval_accuracies.extend(m.eval_accuracy.map(|a| a as f32));
+            g.oob_losses.extend(m.oob_loss.map(|l| l as f32));
+            g.oob_accuracies.extend(m.oob_accuracy.map(|a| a as f32));
         }
     }
 
@@ -191,6 +202,8 @@ impl GroupTally {
                         .best_epochs
                         .get(g.best_epochs.len().saturating_sub(1) / 2)
                         .map(|&e| u64::from(e)),
+                    median_oob_loss: median(g.oob_losses),
+                    median_oob_accuracy: median(g.oob_accuracies),
                 }
             })
             .collect()
@@ -329,7 +342,14 @@ pub const CSV_COLUMNS: &str = "first_network,networks,reached,reached_share,reac
      reached_high,target_epoch_q1,target_epoch_median,target_epoch_q3,loss_min,loss_p10,\
      loss_median,loss_p90,loss_max,diverged,solved,solved_share,solved_low,solved_high,\
      median_train_accuracy,median_eval_loss,median_eval_accuracy,stopped_early,\
-     median_best_epoch";
+     median_best_epoch,median_oob_loss,median_oob_accuracy";
+
+/// [`CSV_COLUMNS`] as files written before resamples end.
+pub const CSV_COLUMNS_BEFORE_RESAMPLES: &str = "first_network,networks,reached,\
+     reached_share,reached_low,reached_high,target_epoch_q1,target_epoch_median,\
+     target_epoch_q3,loss_min,loss_p10,loss_median,loss_p90,loss_max,diverged,solved,\
+     solved_share,solved_low,solved_high,median_train_accuracy,median_eval_loss,\
+     median_eval_accuracy,stopped_early,median_best_epoch";
 
 /// [`CSV_COLUMNS`] as files written before early stopping end.
 pub const CSV_COLUMNS_BEFORE_EARLY_STOPPING: &str = "first_network,networks,reached,\
@@ -377,6 +397,8 @@ pub fn csv_text(columns: &[&str], groups: &[GroupStats]) -> String {
             cell(g.median_eval_accuracy),
             cell(g.stopped_early),
             cell(g.median_best_epoch),
+            cell(g.median_oob_loss),
+            cell(g.median_oob_accuracy),
         ]);
         text.push_str(&row.join(","));
         text.push('\n');
@@ -404,6 +426,7 @@ pub fn table(flags: &[&str], groups: &[GroupStats]) -> String {
     let solved = any(&|g| g.solved.is_some());
     let eval = any(&|g| g.median_eval_loss.is_some());
     let early = any(&|g| g.stopped_early.is_some());
+    let oob = any(&|g| g.median_oob_loss.is_some());
     if target {
         header.extend(["reached (95% CI)".into(), "epochs median [IQR]".into()]);
     }
@@ -421,6 +444,12 @@ pub fn table(flags: &[&str], groups: &[GroupStats]) -> String {
     if early {
         header.push("stopped early".into());
         header.push("best epoch median".into());
+    }
+    if oob {
+        header.push("oob loss median".into());
+        if any(&|g| g.median_oob_accuracy.is_some()) {
+            header.push("oob accuracy median".into());
+        }
     }
     let mut rows = vec![header];
     for g in groups {
@@ -454,6 +483,13 @@ pub fn table(flags: &[&str], groups: &[GroupStats]) -> String {
         if early {
             row.push(g.stopped_early.map_or("-".into(), |n| n.to_string()));
             row.push(g.median_best_epoch.map_or("-".into(), |e| e.to_string()));
+        }
+        if oob {
+            row.push(g.median_oob_loss.map_or("-".into(), |l| format!("{l:.3e}")));
+            if any(&|g| g.median_oob_accuracy.is_some()) {
+                let percent = |a: f64| format!("{:.1}%", 100.0 * a);
+                row.push(g.median_oob_accuracy.map_or("-".into(), percent));
+            }
         }
         rows.push(row);
     }

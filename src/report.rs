@@ -308,8 +308,9 @@ pub fn tally_bytes_per_network(config: &RunConfig) -> u64 {
         8 + 4 + 4 * (u64::from(classes) + u64::from(eval.is_some()) + u64::from(eval_classes));
     // The summary's best epochs, with early stopping.
     let best_epochs = 4 * u64::from(config.spec.early_stopping.is_some());
-    // The out-of-bag loss and accuracy, with a resample.
-    let oob = 4 * u64::from(config.spec.resample.is_some()) * (1 + u64::from(classes));
+    // The out-of-bag loss and accuracy, with a resample: the summary's and
+    // the groups' again.
+    let oob = 2 * 4 * u64::from(config.spec.resample.is_some()) * (1 + u64::from(classes));
     2 * per + history + best_epochs + oob
 }
 

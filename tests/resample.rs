@@ -491,7 +491,7 @@ fn subsample_is_a_grid_axis_and_bad_flags_are_refused() {
         "--layers",
         "2-3-1",
         "--replicates",
-        "2",
+        "3",
         "--epochs",
         "5",
         "--subsample",
@@ -504,8 +504,31 @@ fn subsample_is_a_grid_axis_and_bad_flags_are_refused() {
     ]);
     let rows = results(&out.join("results.csv"));
     let subsamples: Vec<&str> = rows.iter().map(|r| r["subsample"].as_str()).collect();
-    assert_eq!(subsamples, ["0.5", "0.5", "0.8", "0.8"]);
+    assert_eq!(subsamples, ["0.5", "0.5", "0.5", "0.8", "0.8", "0.8"]);
     assert!(rows.iter().all(|r| !r["oob_accuracy"].is_empty()));
+    // The groups: each point's median out-of-bag loss and accuracy (the
+    // middle of its three networks'), which plot groups reads.
+    let groups = results(&out.join("groups.csv"));
+    for (point, group) in groups.iter().enumerate() {
+        for what in ["oob_loss", "oob_accuracy"] {
+            let mut three: Vec<f64> = rows[3 * point..3 * point + 3]
+                .iter()
+                .map(|r| r[what].parse::<f32>().unwrap() as f64)
+                .collect();
+            three.sort_by(f64::total_cmp);
+            let median: f64 = group[&format!("median_{what}")].parse().unwrap();
+            assert_eq!(median, three[1], "point {point}, median_{what}");
+        }
+    }
+    let plot = out.join("groups.svg");
+    run_ok(&[
+        "plot",
+        "groups",
+        arg(&out.join("groups.csv")),
+        "--out",
+        arg(&plot),
+    ]);
+    assert!(plot.exists());
 
     let base = [
         "--task",

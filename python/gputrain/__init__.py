@@ -661,8 +661,9 @@ class Run:
         reached_high (the Wilson 95% interval), target_epoch_q1/median/q3,
         loss_min/p10/median/p90/max, diverged, solved, solved_share,
         solved_low, solved_high, median_train_accuracy, median_eval_loss,
-        median_eval_accuracy, and with early stopping stopped_early and
-        median_best_epoch. NaN where a figure does not apply (no target,
+        median_eval_accuracy, with early stopping stopped_early and
+        median_best_epoch, and with bootstrap or subsample median_oob_loss
+        and median_oob_accuracy. NaN where a figure does not apply (no target,
         no classes, no network reached it, no early stopping). `pandas.DataFrame(run.groups)`
         makes the table. A run without a grid has one point. None for a Run
         from `load`."""
@@ -703,6 +704,8 @@ class Run:
             "median_eval_accuracy",
             "stopped_early",
             "median_best_epoch",
+            "median_oob_loss",
+            "median_oob_accuracy",
         ):
             table[name] = numbers(lambda g, name=name: g.get(name))
         return table

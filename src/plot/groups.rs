@@ -535,9 +535,11 @@ pub fn read(path: &Path) -> Result<Grid, Error> {
     let expected = crate::groups::CSV_COLUMNS;
     let first = names.iter().position(|n| *n == "first_network");
     let tail = first.map(|f| names[f..].join(","));
-    let tail_matches = tail
-        .as_deref()
-        .is_some_and(|t| t == expected || t == crate::groups::CSV_COLUMNS_BEFORE_EARLY_STOPPING);
+    let tail_matches = tail.as_deref().is_some_and(|t| {
+        t == expected
+            || t == crate::groups::CSV_COLUMNS_BEFORE_RESAMPLES
+            || t == crate::groups::CSV_COLUMNS_BEFORE_EARLY_STOPPING
+    });
     let (true, Some(first), true) = (names.first() == Some(&"point"), first, tail_matches) else {
         return Err(bad(
             1,
@@ -643,6 +645,15 @@ pub fn read(path: &Path) -> Result<Grid, Error> {
             },
             median_best_epoch: match names.contains(&"median_best_epoch") {
                 true => value("median_best_epoch")?.map(|e| e as u64),
+                false => None,
+            },
+            // Absent from files written before resamples.
+            median_oob_loss: match names.contains(&"median_oob_loss") {
+                true => value("median_oob_loss")?,
+                false => None,
+            },
+            median_oob_accuracy: match names.contains(&"median_oob_accuracy") {
+                true => value("median_oob_accuracy")?,
                 false => None,
             },
         });
