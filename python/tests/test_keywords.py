@@ -108,6 +108,9 @@ CASES = {
     "subsample": lambda t, m: (
         lambda r: r.metadata["resample"] == "subsample 0.5"
         and np.all(np.isfinite(r.results["oob_accuracy"]))
+        # The groups' nearest-rank median of 4 (the third), kept in float32.
+        and r.groups["median_oob_accuracy"][0]
+        == np.float32(np.sort(r.results["oob_accuracy"])[2])
     )(run(**MOONS, subsample=0.5)),
     "no_shuffle": lambda t, m: run(batch_size=2, no_shuffle=True).metadata["shuffle"] == "false",
     "optimizer": lambda t, m: run(optimizer="adam").metadata["optimizer"] == "adam",
