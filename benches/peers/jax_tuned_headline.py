@@ -43,12 +43,16 @@ def sig(x):
     return 1.0 / (1.0 + jnp.exp(-x))
 
 
-def epoch(p):
+def forward(p):
     w1, w2, w3, w4, w5, w6, w7, w8, b1, b2 = p
     h1 = sig(w1 * I1 + w2 * I2 + b1)
     h2 = sig(w3 * I1 + w4 * I2 + b1)
-    o1 = sig(w5 * h1 + w6 * h2 + b2)
-    o2 = sig(w7 * h1 + w8 * h2 + b2)
+    return h1, h2, sig(w5 * h1 + w6 * h2 + b2), sig(w7 * h1 + w8 * h2 + b2)
+
+
+def epoch(p):
+    w5, w6, w7, w8 = p[4:8]
+    h1, h2, o1, o2 = forward(p)
     d1 = -(T1 - o1) * o1 * (1 - o1)
     d2 = -(T2 - o2) * o2 * (1 - o2)
     e1 = (d1 * w5 + d2 * w7) * h1 * (1 - h1)
@@ -58,11 +62,7 @@ def epoch(p):
 
 
 def loss(p):
-    w1, w2, w3, w4, w5, w6, w7, w8, b1, b2 = p
-    h1 = sig(w1 * I1 + w2 * I2 + b1)
-    h2 = sig(w3 * I1 + w4 * I2 + b1)
-    o1 = sig(w5 * h1 + w6 * h2 + b2)
-    o2 = sig(w7 * h1 + w8 * h2 + b2)
+    _, _, o1, o2 = forward(p)
     return 0.5 * ((T1 - o1) ** 2 + (T2 - o2) ** 2)
 
 
