@@ -549,7 +549,9 @@ pub struct DrawArgs {
     /// [default: 0].
     #[arg(long, value_name = "X")]
     pub noise: Option<f64>,
-    /// Seed of the noise and of the points' order [default: 0].
+    /// Seed of the noise and of the points' order; also of the --holdout
+    /// split and of each network's --bootstrap or --subsample rows, for
+    /// any data [default: 0].
     #[arg(long)]
     pub data_seed: Option<u64>,
 }

@@ -1180,22 +1180,20 @@ pub fn predict(args: &PredictArgs) -> Result<u8, Error> {
                     .collect();
                 text.push_str(&format!("{s},{}\n", cells.join(",")));
             }
-            // Scored over the samples it combines (all, but with --oob
-            // those no chosen network left out).
-            let scored: Vec<usize> = (0..data.samples())
-                .filter(|&s| combined[s * outputs].is_finite() || out_of_bag.is_none())
-                .collect();
-            if out_of_bag.is_some() {
-                oob_samples = Some(scored.len());
-            }
-            let kept: Vec<f64> = scored
-                .iter()
-                .flat_map(|&s| combined[s * outputs..(s + 1) * outputs].iter().copied())
-                .collect();
-            ensemble_accuracy = data
-                .subset(&scored, data.name.clone())
-                .and_then(|d| crate::evaluation::labels(&spec, &d).map(|l| (l, d)))
-                .map(|(labels, d)| crate::evaluation::accuracy(labels, &kept, &d));
+            // Scored over every sample, but with --oob over those some
+            // chosen network left out (a mask of them).
+            let scored: Option<Vec<u8>> = out_of_bag.as_ref().map(|_| {
+                let left_out = |s: usize| u8::from(combined[s * outputs].is_finite());
+                (0..data.samples()).map(left_out).collect()
+            });
+            oob_samples = scored
+                .as_ref()
+                .map(|m| m.iter().filter(|&&k| k == 1).count());
+            ensemble_accuracy = crate::evaluation::labels(&spec, &data)
+                .filter(|_| oob_samples != Some(0))
+                .map(|l| {
+                    crate::evaluation::weighted_accuracy(l, &combined, &data, scored.as_deref())
+                });
         }
     }
     let chosen_scores: Option<Vec<Score>> = all_scores

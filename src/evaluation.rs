@@ -166,12 +166,20 @@ pub fn block_metrics(
                 labels.map(|l| accuracy(l, &cpu::outputs(spec, net, data), data))
             };
             let counts = rows.map(|r| &r[n * samples..(n + 1) * samples]);
-            let train_accuracy = train_labels
-                .map(|l| weighted_accuracy(l, &cpu::outputs(spec, net, train), train, counts));
+            // One forward pass over the training rows gives both
+            // accuracies: over the resample, and over the rows never drawn.
+            let labelled = train_labels.map(|l| (l, cpu::outputs(spec, net, train)));
+            let train_accuracy = labelled
+                .as_ref()
+                .map(|(l, outputs)| weighted_accuracy(*l, outputs, train, counts));
             let out_of_bag = counts.and_then(|c| {
                 let unseen: Vec<usize> = (0..samples).filter(|&s| c[s] == 0).collect();
                 let oob = train.subset(&unseen, format!("{} (out of bag)", train.name))?;
-                Some((cpu::loss(spec, net, &oob), on(&oob, train_labels)))
+                let never: Vec<u8> = c.iter().map(|&c| u8::from(c == 0)).collect();
+                let accuracy = labelled
+                    .as_ref()
+                    .map(|(l, outputs)| weighted_accuracy(*l, outputs, train, Some(&never)));
+                Some((cpu::loss(spec, net, &oob), accuracy))
             });
             let eval_loss = eval.map(|e| (cpu::loss(spec, net, e), e));
             NetworkMetrics {

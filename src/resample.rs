@@ -28,7 +28,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::error::Error;
-use crate::setting::settings::{BOOTSTRAP, SUBSAMPLE};
+use crate::setting::settings::SUBSAMPLE;
 
 /// How each network's rows are drawn.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -157,14 +157,6 @@ impl fmt::Display for Resample {
             Resample::Bootstrap => write!(f, "bootstrap"),
             Resample::Subsample(x) => write!(f, "subsample {x}"),
         }
-    }
-}
-
-/// The flag that asks for `how`, for messages.
-pub fn flag(how: Resample) -> String {
-    match how {
-        Resample::Bootstrap => BOOTSTRAP.to_string(),
-        Resample::Subsample(f) => SUBSAMPLE.is(f).to_string(),
     }
 }
 
