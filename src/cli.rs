@@ -369,9 +369,11 @@ pub struct BenchArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Also run the struct-of-arrays peers (NumPy, Numba, JAX, PyTorch
-    /// eager and torch.compile) on the workloads they implement, in this
-    /// run, each checked against the float64 reference first; peers not
-    /// installed are listed as such.
+    /// eager and torch.compile) and, for networks of 100 parameters or
+    /// more, a JAX batched-matrix-product peer, on the workloads they
+    /// implement, in this run, each checked against the float64 reference
+    /// first and timed in the configurations a careful user tries (the
+    /// fastest reported); peers not installed are listed as such.
     #[arg(long)]
     pub peers: bool,
     /// The Python that runs the peers [default: GPUTRAIN_PYTHON, else

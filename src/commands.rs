@@ -790,6 +790,15 @@ pub fn bench(args: &BenchArgs) -> Result<u8, Error> {
         flop_formula: bench::FLOP_FORMULA,
         rows,
         machine: crate::backend::cpu_name(crate::backend::cpu_threads(None).0),
+        peak: matches!(
+            suite.backends,
+            bench::BackendFilter::All | bench::BackendFilter::Simd
+        )
+        .then(|| {
+            let threads = crate::backend::cpu_threads(None).0;
+            bench::peak::measure(bench::peak::physical_cores(threads))
+        })
+        .flatten(),
         peers,
         adapters: match suite.backends {
             bench::BackendFilter::Cpu | bench::BackendFilter::Simd => Vec::new(),

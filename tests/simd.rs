@@ -254,8 +254,8 @@ const POPULATION: usize = 2 * 128 + 37;
 /// same bits with 1 and 2 threads, with the population split into two
 /// calls at a point that moves every later network to another lane (and
 /// leaves two partly filled groups; both calls are small enough for groups
-/// of 16 where the whole population takes 128 or 64), with a network
-/// trained alone (the rest of its group padding), and on every
+/// of 64 where the whole population takes 128 on AVX-512), with a network
+/// trained alone (in a group of 16, the rest of it padding), and on every
 /// instruction set this processor has (each with its own group width).
 #[test]
 fn results_do_not_depend_on_threads_grouping_or_instruction_set() {

@@ -17,6 +17,7 @@ Prints one JSON object (throughput, timing, final-loss summary) on stdout;
 import argparse
 import csv
 import json
+import os
 import struct
 import sys
 import time
@@ -176,6 +177,26 @@ def load_problem(args, meta):
     if x.shape[1] != widths[0] or y.shape[1] != widths[-1]:
         sys.exit(f"error: the data ({source}) does not fit the {meta['topology']} weights")
     return x, y, source
+
+
+def require_peer_kind(meta):
+    """Exits unless the weights file trains what the array peers
+    implement: sigmoid layers and full-batch SGD."""
+    for field, want in (("activation", "sigmoid"), ("output_activation", "sigmoid"),
+                        ("optimizer", "sgd"), ("batch_size", "full")):
+        if meta.get(field, want) != want:
+            sys.exit(f"error: the peers implement {field} {want} only, the file has "
+                     f"{meta[field]}")
+
+
+def set_xla_cpu_flags(host_devices, vector_width):
+    """XLA's flags for `host_devices` CPU devices and, if given, its
+    preferred vector width in bits; XLA reads them once, when JAX is
+    imported, so this runs before."""
+    flags = [f"--xla_force_host_platform_device_count={host_devices}"]
+    if vector_width:
+        flags.append(f"--xla_cpu_prefer_vector_width={vector_width}")
+    os.environ["XLA_FLAGS"] = " ".join([os.environ.get("XLA_FLAGS", "")] + flags).strip()
 
 
 def loss_scale(meta, samples):

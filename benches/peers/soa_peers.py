@@ -12,7 +12,13 @@ topology (`epoch_program`) and handed to each framework:
     numpy          eager NumPy, one temporary array per operation
     numba          @njit(parallel=True): prange over networks, the epoch loop
                    inside, every parameter a scalar local (CPU threads)
-    jax            jax.jit of lax.fori_loop over epochs (XLA fuses the epoch)
+    jax            jax.jit of lax.fori_loop over epochs (XLA fuses the epoch),
+                   with the four habits of a careful JAX user on the CPU,
+                   each switchable: --unroll K epochs per loop iteration,
+                   --host-devices D (the networks sharded over D XLA host
+                   devices, one per core), --vector-width 512 (XLA's
+                   preferred vector width, where the CPU has AVX-512) and
+                   --block B (at most B networks per device per call)
     torch          PyTorch eager, elementwise tensors under no_grad
     torch-compile  torch.compile of one epoch (Inductor fuses it into one
                    kernel: C++/OpenMP on the CPU, Triton on CUDA)
@@ -43,7 +49,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from numpy_peer import (  # noqa: E402
-    load_problem, loss_scale, peer_arguments, read_safetensors, report)
+    load_problem, loss_scale, peer_arguments, read_safetensors, report, require_peer_kind,
+    set_xla_cpu_flags)
 
 PEERS = ("numpy", "numba", "jax", "torch", "torch-compile")
 MODULES = {"numpy": "numpy", "numba": "numba", "jax": "jax", "torch": "torch",
@@ -178,7 +185,63 @@ def numba_trainer(layout, xs, ys, grad_scale, dtype):
     return numba.njit(parallel=True, fastmath=False, cache=False)(scope["train"])
 
 
-def run_peer(peer, device, flat, rates, layout, xs, ys, grad_scale, epochs, dtype):
+def run_jax(habits, device, flat, rates, layout, xs, ys, grad_scale, epochs, dtype):
+    """The JAX peer: `habits` (unroll, host_devices, block) as main() set
+    them up (the vector width and the device count are XLA flags, set
+    before JAX is imported)."""
+    jax = importlib.import_module("jax")
+    # float64 arrays stay float64 only with x64 on (before any array).
+    jax.config.update("jax_enable_x64", dtype == np.float64)
+    jnp, lax = jax.numpy, jax.lax
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    devices = jax.devices(device if device != "cuda" else "gpu")
+    count = min(habits.host_devices, len(devices)) if device == "cpu" else 1
+    devices = devices[:count]
+    sharding = NamedSharding(Mesh(np.array(devices), ("n",)), PartitionSpec("n"))
+    epoch = array_epoch(layout, xs, ys, grad_scale, jax.nn.sigmoid)
+    unroll = habits.unroll
+
+    def steps(q, lr, n):
+        def body(_, q):
+            for _ in range(unroll):
+                q = epoch(q, lr)
+            return q
+
+        q = lax.fori_loop(0, n // unroll, body, q)
+        return lax.fori_loop(0, n % unroll, lambda _, q: epoch(q, lr), q)
+
+    train = jax.jit(steps)
+    networks = len(rates)
+    # Blocks of at most `block` networks a device, every block padded to
+    # the same size (a multiple of the devices; the padding repeats the
+    # first network) so one compilation serves them all.
+    per_call = networks if habits.block <= 0 else min(networks, habits.block * count)
+    per_call = -(-per_call // count) * count
+    starts = range(0, networks, per_call)
+
+    def block(values, start):
+        chunk = values[start:start + per_call]
+        pad = per_call - len(chunk)
+        if pad:
+            chunk = np.concatenate([chunk, np.repeat(chunk[:1], pad)])
+        return jax.device_put(jnp.asarray(chunk), sharding)
+
+    lr_all = rates.astype(dtype)
+    blocks = [([block(a, s) for a in flat], block(lr_all, s)) for s in starts]
+    jax.block_until_ready(train(*blocks[0], 1))  # trace and compile
+    started = time.perf_counter()
+    done = [jax.block_until_ready(train(p, lr, epochs)) for p, lr in blocks]
+    seconds = time.perf_counter() - started
+    trained = [np.concatenate([np.asarray(d[i]) for d in done])[:networks]
+               for i in range(len(flat))]
+    config = {"unroll": unroll, "host_devices": count, "block": habits.block,
+              "vector_width": habits.vector_width}
+    return trained, seconds, {"jax": jax.__version__, "device": str(devices[0]),
+                              "configuration": config}, str(devices[0])
+
+
+def run_peer(peer, device, flat, rates, layout, xs, ys, grad_scale, epochs, dtype,
+             habits=None):
     """Trains `flat` for `epochs`; returns (trained float arrays, seconds,
     versions, where). Warm-up on copies is not timed."""
     if peer == "numpy":
@@ -204,40 +267,43 @@ def run_peer(peer, device, flat, rates, layout, xs, ys, grad_scale, epochs, dtyp
         return list(P), time.perf_counter() - started, \
             {"numba": numba.__version__, "threads": threads}, "cpu"
     if peer == "jax":
-        jax = importlib.import_module("jax")
-        # float64 arrays stay float64 only with x64 on (before any array).
-        jax.config.update("jax_enable_x64", dtype == np.float64)
-        jnp, lax = jax.numpy, jax.lax
-        dev = jax.devices(device if device != "cuda" else "gpu")[0]
-        epoch = array_epoch(layout, xs, ys, grad_scale, jax.nn.sigmoid)
-        train = jax.jit(lambda p, lr, n: lax.fori_loop(0, n, lambda _, q: epoch(q, lr), p))
-        p = [jax.device_put(jnp.asarray(a), dev) for a in flat]
-        lr = jax.device_put(jnp.asarray(rates.astype(dtype)), dev)
-        jax.block_until_ready(train(p, lr, 1))  # trace and compile
-        started = time.perf_counter()
-        p = jax.block_until_ready(train(p, lr, epochs))
-        seconds = time.perf_counter() - started
-        return [np.asarray(a) for a in p], seconds, \
-            {"jax": jax.__version__, "device": str(dev)}, str(dev)
+        return run_jax(habits, device, flat, rates, layout, xs, ys, grad_scale, epochs, dtype)
     torch = importlib.import_module("torch")
     dev = torch.device(device)
     sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
     epoch = array_epoch(layout, xs, ys, grad_scale, torch.sigmoid)
+    # torch-compile: `per_call` epochs in one compiled function (Inductor
+    # fuses them into one kernel; fewer calls from Python), the remainder
+    # one compiled epoch at a time.
+    per_call = habits.torch_epochs if peer == "torch-compile" and habits else 1
     if peer == "torch-compile":
-        epoch = torch.compile(epoch)
+        one = epoch
+
+        def several(q, lr):
+            for _ in range(per_call):
+                q = one(q, lr)
+            return q
+
+        epoch, several = torch.compile(one), torch.compile(several)
     p = [torch.from_numpy(a.copy()).to(dev) for a in flat]
     lr = torch.from_numpy(rates.astype(dtype)).to(dev)
     with torch.no_grad():
         warm = [a.clone() for a in p]
         for _ in range(3):  # compile, then settle the caches
             warm = epoch(warm, lr)
+            if per_call > 1:
+                warm = several(warm, lr)
         sync()
         started = time.perf_counter()
-        for _ in range(epochs):
+        for _ in range(epochs // per_call if per_call > 1 else 0):
+            p = several(p, lr)
+        for _ in range(epochs % per_call if per_call > 1 else epochs):
             p = epoch(p, lr)
         sync()
         seconds = time.perf_counter() - started
     versions = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    if peer == "torch-compile":
+        versions["configuration"] = {"epochs_per_call": per_call}
     where = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"
     return [a.cpu().numpy() for a in p], seconds, versions, where
 
@@ -246,7 +312,26 @@ def main():
     p = peer_arguments(__doc__.split("\n\n")[0])
     p.add_argument("--peer", required=True, choices=PEERS)
     p.add_argument("--device", default="cpu", help="cpu or cuda (jax and torch)")
+    p.add_argument("--unroll", type=int, default=1,
+                   help="jax: epochs per loop iteration (default 1)")
+    p.add_argument("--host-devices", type=int, default=1,
+                   help="jax on the CPU: XLA host devices the networks are sharded "
+                        "over, 0 for one per core (default 1)")
+    p.add_argument("--vector-width", type=int, default=0,
+                   help="jax on the CPU: XLA's preferred vector width in bits, e.g. 512 "
+                        "(default: XLA's choice)")
+    p.add_argument("--block", type=int, default=0,
+                   help="jax: at most this many networks a device per call (default: all)")
+    p.add_argument("--torch-epochs", type=int, default=1,
+                   help="torch-compile: epochs per compiled call (default 1)")
     args = p.parse_args()
+    if args.unroll < 1 or args.host_devices < 0 or args.torch_epochs < 1:
+        sys.exit("error: --unroll and --torch-epochs must be at least 1, "
+                 "--host-devices at least 0")
+    if args.host_devices == 0:
+        args.host_devices = len(os.sched_getaffinity(0))
+    if args.peer == "jax" and args.device == "cpu":
+        set_xla_cpu_flags(args.host_devices, args.vector_width)
 
     try:
         importlib.import_module(MODULES[args.peer])
@@ -255,11 +340,7 @@ def main():
         sys.exit(3)
 
     tensors, meta = read_safetensors(args.weights)
-    for field, want in (("activation", "sigmoid"), ("output_activation", "sigmoid"),
-                        ("optimizer", "sgd"), ("batch_size", "full")):
-        if meta.get(field, want) != want:
-            sys.exit(f"error: the peers implement {field} {want} only, the file has "
-                     f"{meta[field]}")
+    require_peer_kind(meta)
     layout = Layout([int(w) for w in meta["topology"].split("-")], meta["bias"])
     xs, ys, source = load_problem(args, meta)
     scale, factor = loss_scale(meta, len(xs))
@@ -267,10 +348,12 @@ def main():
     rates = tensors["learning_rate"]
     trained, seconds, versions, where = run_peer(
         args.peer, args.device, layout.flatten(tensors, dtype), rates, layout, xs, ys,
-        2 * scale * factor, args.epochs, dtype)
+        2 * scale * factor, args.epochs, dtype, habits=args)
     weights, biases = layout.unflatten([np.asarray(a, np.float64) for a in trained])
+    configuration = versions.pop("configuration", {})
     report(args, meta, source, weights, biases, xs, ys, seconds,
-           {"peer": args.peer, "installed": True, "versions": versions, "device": where})
+           {"peer": args.peer, "installed": True, "versions": versions, "device": where,
+            "configuration": configuration})
 
 
 if __name__ == "__main__":

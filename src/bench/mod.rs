@@ -5,6 +5,7 @@
 //! struct-of-arrays peers in the same run ([`peers`]).
 
 pub mod flops;
+pub mod peak;
 pub mod peers;
 pub mod runner;
 pub mod suite;

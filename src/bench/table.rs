@@ -4,6 +4,7 @@
 use serde::Serialize;
 
 use crate::bench::flops::FLOP_FORMULA;
+use crate::bench::peak::Peak;
 use crate::bench::peers::{PeerRow, PeerStatus};
 use crate::bench::runner::Row;
 
@@ -19,6 +20,10 @@ pub struct Report {
     pub machine: String,
     /// `--peers`: each peer on each workload it implements.
     pub peers: Vec<PeerRow>,
+    /// The float32 FMA peak of the cores the CPU rows ran on, where this
+    /// processor's is known ([`crate::bench::peak`]).
+    #[serde(default)]
+    pub peak: Option<Peak>,
     /// Every adapter the rows could run on: name, backend, type, driver
     /// and the limits that size the runs.
     #[serde(default)]
@@ -77,6 +82,46 @@ fn aligned(cells: &[Vec<String>], text: usize) -> String {
     out
 }
 
+/// How the peers are run and judged, for the reports.
+fn peers_method() -> String {
+    format!(
+        "benches/peers/soa_peers.py (struct of arrays) and, for networks of {} parameters or \
+         more, benches/peers/bmm_peers.py (JAX einsum over a network axis); float32, from the \
+         workload's initial weights. Each first trains {} epochs and must match the float64 \
+         reference's final losses (agrees to: worst |loss - reference| / (1e-3 + reference)), \
+         then is timed without its compilation or warm-up, in each configuration a careful user \
+         of its library would try (JAX: 8 epochs unrolled per loop iteration, one XLA host \
+         device per core, 512-bit vectors where the CPU has AVX-512, blocks of at most 10,000 \
+         networks a device, all on, each off in turn, and none; torch.compile: 1 and 8 epochs \
+         per compiled call); the fastest that agrees is reported. gputrain is: the workload's \
+         fastest row against the peer, in network-epochs/s.",
+        crate::bench::peers::BMM_PARAMETERS,
+        crate::bench::peers::CHECK_EPOCHS
+    )
+}
+
+/// The peak sentence and each SIMD row's share of it.
+fn peak_line(report: &Report) -> Option<String> {
+    let peak = report.peak.as_ref()?;
+    let shares: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|r| r.strategy.starts_with("simd"))
+        .map(|r| {
+            format!(
+                "{} {:.0}%",
+                r.workload,
+                100.0 * r.gflops_per_second / peak.gflops()
+            )
+        })
+        .collect();
+    let mut line = format!("{}.", peak.describe());
+    if !shares.is_empty() {
+        line.push_str(&format!(" SIMD rows' share of it: {}.", shares.join(", ")));
+    }
+    Some(line)
+}
+
 /// The peers' table: each peer's rate and gputrain's against it.
 fn render_peers(peers: &[PeerRow]) -> String {
     aligned(&peer_cells(peers), 4)
@@ -87,6 +132,7 @@ fn peer_cells(peers: &[PeerRow]) -> Vec<Vec<String>> {
     let header = [
         "peer",
         "workload",
+        "configuration",
         "versions",
         "device",
         "epochs",
@@ -121,6 +167,7 @@ fn peer_cells(peers: &[PeerRow]) -> Vec<Vec<String>> {
         cells.push(vec![
             p.peer.clone(),
             p.workload.clone(),
+            p.configuration.clone(),
             versions,
             p.device.clone().unwrap_or_else(|| "-".to_string()),
             if p.status == PeerStatus::NotInstalled {
@@ -184,17 +231,13 @@ pub fn render(report: &Report) -> String {
         report.seconds_per_row
     ));
     out.push_str(&format!("CPU rows and peers ran on {}.\n", report.machine));
+    if let Some(line) = peak_line(report) {
+        out.push_str(&format!("{line}\n"));
+    }
     if !report.peers.is_empty() {
         out.push('\n');
         out.push_str(&render_peers(&report.peers));
-        out.push_str(&format!(
-            "\npeers: benches/peers/soa_peers.py, struct of arrays, float32, from the workload's \
-             initial weights; each first trains {} epochs and must match the float64 reference's \
-             final losses (agrees to: worst |loss - reference| / (1e-3 + reference)); then it is \
-             timed without its compilation or warm-up. gputrain is: the workload's fastest row \
-             above against the peer, in network-epochs/s.\n",
-            crate::bench::peers::CHECK_EPOCHS
-        ));
+        out.push_str(&format!("\npeers: {}\n", peers_method()));
     }
     out
 }
@@ -235,6 +278,9 @@ pub fn render_markdown(report: &Report, context: &ReportContext) -> String {
         "- CPU (the SIMD trainer, the float64 reference and the peers): {}\n",
         report.machine
     ));
+    if let Some(line) = peak_line(report) {
+        out.push_str(&format!("- {line}\n"));
+    }
     if report.adapters.is_empty() {
         out.push_str("- GPU adapters: none measured\n");
     }
@@ -325,14 +371,7 @@ pub fn render_markdown(report: &Report, context: &ReportContext) -> String {
     } else {
         let cells = peer_cells(&report.peers);
         out.push_str(&markdown_table(&cells, 4));
-        out.push_str(&format!(
-            "\nPeers: benches/peers/soa_peers.py, struct of arrays, float32, from the \
-             workload's initial weights; each first trains {} epochs and must match the \
-             float64 reference's final losses (agrees to: worst |loss - reference| / (1e-3 + \
-             reference)), then is timed without its compilation or warm-up. gputrain is: the \
-             workload's fastest row against the peer, in network-epochs/s.\n",
-            crate::bench::peers::CHECK_EPOCHS
-        ));
+        out.push_str(&format!("\nPeers: {}\n", peers_method()));
     }
     out
 }
@@ -373,6 +412,7 @@ mod tests {
             machine: "AMD EPYC, 2 threads".into(),
             peers: Vec::new(),
             adapters: vec!["llvmpipe (Vulkan, Cpu, driver llvmpipe)".into()],
+            peak: None,
         };
         let text = render(&report);
         let lines: Vec<&str> = text.lines().collect();
@@ -407,6 +447,13 @@ mod tests {
             machine: "Intel Xeon, 2 threads".into(),
             peers: Vec::new(),
             adapters: vec!["llvmpipe (Vulkan, Cpu, driver llvmpipe)".into()],
+            peak: Some(Peak {
+                cores: 2,
+                fma_units: 2,
+                lanes: 16,
+                ghz: 2.5,
+                basis: "Intel AVX-512: two 512-bit FMA units",
+            }),
         };
         let context = ReportContext {
             command: "gputrain bench --report docs/performance.md".into(),
@@ -424,6 +471,8 @@ mod tests {
             "| xor (2-3-1, 4 samples) | llvmpipe | fused | yes | 10000 | 2000 | 0.500 | 8.00e7 |",
             "| xor | fused on llvmpipe | 8.00e7 | reference-f64 on llvmpipe | 2.00x |",
             "Not measured: `gputrain bench --peers`",
+            "- float32 FMA peak assumed: 2 cores x 2 FMA units x 16 lanes x 2 FLOP x 2.50 GHz \
+             (measured) = 320 GFLOP/s",
         ] {
             assert!(text.contains(needle), "no {needle:?} in:\n{text}");
         }

@@ -10,7 +10,8 @@ use super::lanes::{AVX512_LANES, NARROW_LANES, SMALL_LANES};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Isa {
     /// x86-64 with AVX-512 (F, VL, DQ) and FMA: groups of
-    /// [`AVX512_LANES`], 16 lanes per register.
+    /// [`AVX512_LANES`] (of [`NARROW_LANES`] for populations too small
+    /// to give every thread one), 16 lanes per register.
     Avx512,
     /// x86-64 with AVX2 and FMA: groups of [`NARROW_LANES`], 8 lanes per
     /// register.
@@ -92,8 +93,8 @@ impl Isa {
     }
 
     /// Networks per wide group: [`AVX512_LANES`], else [`NARROW_LANES`]
-    /// (small populations and large networks take [`SMALL_LANES`]:
-    /// [`super::lanes::group_width`]).
+    /// (small populations take narrower groups, large networks
+    /// [`SMALL_LANES`]: [`super::lanes::group_width`]).
     pub fn lanes(self) -> usize {
         match self {
             Isa::Avx512 => AVX512_LANES,
@@ -114,7 +115,10 @@ impl Isa {
         // (the width tests are constants, so the other pairs are never
         // built).
         #[cfg(target_arch = "x86_64")]
-        if (L == AVX512_LANES || L == SMALL_LANES) && self == Isa::Avx512 && self.is_supported() {
+        if (L == AVX512_LANES || L == NARROW_LANES || L == SMALL_LANES)
+            && self == Isa::Avx512
+            && self.is_supported()
+        {
             // SAFETY: is_supported checked the processor has every
             // feature the entry point is compiled with.
             return unsafe { avx512(plan, group, epochs) };
