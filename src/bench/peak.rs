@@ -90,8 +90,11 @@ pub fn physical_cores(threads: usize) -> usize {
 #[cfg(target_arch = "x86_64")]
 fn units_and_lanes() -> Option<(usize, usize, &'static str)> {
     use std::arch::x86_64::__cpuid;
-    // Leaves 0 and 1 exist on every x86-64 processor.
-    let (vendor, signature) = (__cpuid(0), __cpuid(1).eax);
+    // SAFETY: leaves 0 and 1 exist on every x86-64 processor (the
+    // intrinsic is unsafe on the minimum Rust, 1.89, and safe on later
+    // ones).
+    #[allow(unused_unsafe)]
+    let (vendor, signature) = unsafe { (__cpuid(0), __cpuid(1).eax) };
     let name: Vec<u8> = [vendor.ebx, vendor.edx, vendor.ecx]
         .iter()
         .flat_map(|r| r.to_le_bytes())
