@@ -28,7 +28,7 @@
 //!
 //! Adding a schedule: a variant of [`Schedule`], its entry in
 //! [`SCHEDULES`] (the settings it uses, its pair, PyTorch's name), a
-//! README line; `tests/schedules.rs` walks every entry.
+//! line of `docs/usage.md`'s vocabulary table; `tests/schedules.rs` walks every entry.
 
 use clap::ValueEnum;
 

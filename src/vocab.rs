@@ -9,12 +9,13 @@
 //! GPU, so an entry is tested the moment it is added.
 //!
 //! Adding an activation: a variant below, its entry in [`ACTIVATIONS`], its
-//! two functions in `shaders/vocabulary.wgsl`, a line in the README.
+//! two functions in `shaders/vocabulary.wgsl`, a line of the vocabulary
+//! table in `docs/usage.md` (and its name in the README's list).
 //! Adding an optimizer: a variant of [`Optimizer`], its entry in
 //! [`OPTIMIZERS`] (the hyperparameters it uses with their defaults, its
 //! state's names, its f64 and lane steps, its WGSL function's name) and
 //! its name in `with_optimizer!`'s list, the WGSL function in
-//! `shaders/vocabulary.wgsl`, a README line. A new hyperparameter is a
+//! `shaders/vocabulary.wgsl`, a line of `docs/usage.md`'s vocabulary table. A new hyperparameter is a
 //! [`Hyperparameter`] variant (the WGSL `StepScalars` and the step scalars
 //! follow from it) and its flag in `cli::OptimizerArgs`.
 
@@ -502,8 +503,8 @@ impl Loss {
     }
 }
 
-/// A parameter update rule. Each follows torch.optim exactly (the README
-/// gives the formulas), so any network's trajectory replays in PyTorch.
+/// A parameter update rule. Each follows torch.optim exactly
+/// (`docs/usage.md`'s vocabulary table gives the formulas), so any network's trajectory replays in PyTorch.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum)]
 pub enum Optimizer {
     /// Plain gradient descent, `p - lr g` (the seeds'); torch.optim.SGD.
