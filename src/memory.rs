@@ -332,14 +332,18 @@ mod tests {
         wide.threads = Some(1);
         let one = HostNeed::of(&wide, 0).workspace;
         // 1,053,697 parameters, 2,051 activations and 2 x 2,049 net inputs
-        // and deltas, for 16 lanes of float32 (at 128 the group would take
-        // 517 MiB).
-        let values = wide.spec.layout().len as u64 + 2051 + 2 * 2049;
+        // and deltas once for the sample-by-sample pass and 4 times for
+        // the blocked one, and two rows of the widest layer's 1,024, for
+        // 16 lanes of float32 (at 128 the group would take 517 MiB).
+        let values = wide.spec.layout().len as u64 + 5 * (2051 + 2 * 2049) + 2 * 1024;
         assert_eq!(one, 16 * 4 * values);
         // The seeds' network, 10,000 of them on one thread: 128 lanes.
         let mut small = config(10_000);
         small.threads = Some(1);
-        assert_eq!(HostNeed::of(&small, 0).workspace, 128 * 4 * (10 + 6 + 8));
+        assert_eq!(
+            HostNeed::of(&small, 0).workspace,
+            128 * 4 * (10 + 5 * (6 + 8) + 2 * 2)
+        );
         wide.backend = BackendChoice::Gpu;
         assert_eq!(HostNeed::of(&wide, 0).workspace, 0);
         wide.backend = BackendChoice::Cpu;

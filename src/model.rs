@@ -198,6 +198,19 @@ pub struct ModelSpec {
     pub resample: Option<Resampling>,
 }
 
+#[cfg(test)]
+impl ModelSpec {
+    /// The default model with these layer widths and bias mode (for the
+    /// unit tests).
+    pub(crate) fn layers(widths: &[usize], bias: BiasMode) -> Self {
+        Self {
+            topology: Topology::new(widths.to_vec()).expect("a valid topology"),
+            bias,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for ModelSpec {
     fn default() -> Self {
         Self {

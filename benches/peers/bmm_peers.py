@@ -11,9 +11,10 @@ per core), --vector-width 512 and --block B networks a device per call.
     jax-bmm        jax.jit(lax.fori_loop) of einsum layers
 
 Same conventions and output as numpy_peer.py (whose einsum trainer this
-follows): sigmoid after every layer, bias per-neuron, shared or none,
-half-sse or sse, sum or mean, full-batch SGD. Exit 3 if JAX is not
-installed (the JSON says so).
+follows), and more of the vocabulary: sigmoid or tanh hidden layers, a
+sigmoid output with half-sse or sse, or a softmax output with categorical
+cross-entropy; bias per-neuron, shared or none; sum or mean; full-batch
+SGD. Exit 3 if JAX is not installed (the JSON says so).
 """
 
 import importlib
@@ -30,25 +31,42 @@ from numpy_peer import (  # noqa: E402
     set_xla_cpu_flags)
 
 
-def trainer(jnp, lax, x, y, step_scale, unroll):
-    """`train(weights, biases, lr, epochs)`: full-batch SGD, einsum layers."""
+# What this peer trains, by the weights file's field.
+KINDS = {"activation": ["sigmoid", "tanh"], "output_activation": ["sigmoid", "softmax"]}
+
+
+def trainer(jnp, lax, x, y, step_scale, unroll, hidden, output):
+    """`train(weights, biases, lr, epochs)`: full-batch SGD, einsum layers,
+    `hidden` (sigmoid or tanh) hidden layers and a sigmoid or softmax
+    output; `step_scale` takes the loss's constant factors (2 x 1/2 for
+    half-sse, 1/S for a mean)."""
+
+    def activate(z, kind):
+        if kind == "softmax":
+            return jax_softmax(jnp, z)
+        return jnp.tanh(z) if kind == "tanh" else 1 / (1 + jnp.exp(-z))
+
+    def slope(a, kind):
+        return 1 - a * a if kind == "tanh" else a * (1 - a)
 
     def forward(weights, biases):
         acts = [x]
-        for w, b in zip(weights, biases):
+        for l, (w, b) in enumerate(zip(weights, biases)):
             a = acts[-1]
             z = jnp.einsum("sk,njk->nsj", a, w) if a.ndim == 2 else \
                 jnp.einsum("nsk,njk->nsj", a, w)
             if b is not None:
                 z = z + b[:, None, :]
-            acts.append(1 / (1 + jnp.exp(-z)))
+            acts.append(activate(z, output if l == len(weights) - 1 else hidden))
         return acts
 
     def epoch(params, lr):
         weights, biases = params
         acts = forward(weights, biases)
         out = acts[-1]
-        delta = (out - y) * out * (1 - out)
+        # Softmax with categorical cross-entropy: p - y; else the squared
+        # error's (yhat - y) times the sigmoid's slope.
+        delta = out - y if output == "softmax" else (out - y) * slope(out, output)
         new_w, new_b = list(weights), list(biases)
         for l in reversed(range(len(weights))):
             a = acts[l]
@@ -59,7 +77,7 @@ def trainer(jnp, lax, x, y, step_scale, unroll):
                 grad_b = delta.sum(axis=(1, 2))[:, None] if biases[l].shape[1] == 1 \
                     else delta.sum(axis=1)
             if l > 0:
-                delta = jnp.einsum("nsj,njk->nsk", delta, weights[l]) * a * (1 - a)
+                delta = jnp.einsum("nsj,njk->nsk", delta, weights[l]) * slope(a, hidden)
             new_w[l] = weights[l] - (lr * step_scale)[:, None, None] * grad_w
             if grad_b is not None:
                 new_b[l] = biases[l] - (lr * step_scale)[:, None] * grad_b
@@ -75,6 +93,12 @@ def trainer(jnp, lax, x, y, step_scale, unroll):
         return lax.fori_loop(0, n % unroll, lambda _, q: epoch(q, lr), params)
 
     return train
+
+
+def jax_softmax(jnp, z):
+    """Softmax over the last axis, the largest logit subtracted first."""
+    e = jnp.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
 
 
 def main():
@@ -102,7 +126,13 @@ def main():
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
     tensors, meta = read_safetensors(args.weights)
-    require_peer_kind(meta)
+    require_peer_kind(meta, KINDS)
+    hidden = meta.get("activation", "sigmoid")
+    output = meta.get("output_activation", "sigmoid")
+    if (output == "softmax") != (meta["loss"] == "categorical-cross-entropy"):
+        sys.exit(f"error: the peer trains a softmax output with categorical-cross-entropy "
+                 f"and a sigmoid one with half-sse or sse, the file has {output} and "
+                 f"{meta['loss']}")
     dtype = np.dtype(args.dtype)
     layers = len(meta["topology"].split("-")) - 1
     weights = [tensors[f"layers.{l}.weight"].astype(dtype) for l in range(layers)]
@@ -116,8 +146,9 @@ def main():
     count = min(args.host_devices, len(devices)) if args.device == "cpu" else 1
     devices = devices[:count]
     sharding = NamedSharding(Mesh(np.array(devices), ("n",)), PartitionSpec("n"))
+    step_scale = factor if output == "softmax" else 2 * scale * factor
     train = jax.jit(trainer(jnp, lax, jnp.asarray(x.astype(dtype)), jnp.asarray(y.astype(dtype)),
-                            dtype.type(2 * scale * factor), args.unroll))
+                            dtype.type(step_scale), args.unroll, hidden, output))
     networks = len(rates)
     per_call = networks if args.block <= 0 else min(networks, args.block * count)
     per_call = -(-per_call // count) * count

@@ -179,14 +179,16 @@ def load_problem(args, meta):
     return x, y, source
 
 
-def require_peer_kind(meta):
+def require_peer_kind(meta, allowed=None):
     """Exits unless the weights file trains what the array peers
-    implement: sigmoid layers and full-batch SGD."""
-    for field, want in (("activation", "sigmoid"), ("output_activation", "sigmoid"),
-                        ("optimizer", "sgd"), ("batch_size", "full")):
-        if meta.get(field, want) != want:
-            sys.exit(f"error: the peers implement {field} {want} only, the file has "
-                     f"{meta[field]}")
+    implement: full-batch SGD, and the activations and loss `allowed`
+    lists for each field (sigmoid layers only by default)."""
+    allowed = allowed or {"activation": ["sigmoid"], "output_activation": ["sigmoid"]}
+    wants = dict(allowed, optimizer=["sgd"], batch_size=["full"])
+    for field, want in wants.items():
+        if field in meta and meta[field] not in want:
+            sys.exit(f"error: the peers implement {field} {' or '.join(want)} only, the file "
+                     f"has {meta[field]}")
 
 
 def set_xla_cpu_flags(host_devices, vector_width):
@@ -206,16 +208,36 @@ def loss_scale(meta, samples):
     return scale, (1.0 / samples if meta["reduction"] == "mean" else 1.0)
 
 
+def final_losses(meta, weights, biases, x, y):
+    """Each network's loss of the trained parameters, in float64: the
+    hidden layers' activation and the output's as the weights file names
+    them (sigmoid, tanh; a softmax output with categorical cross-entropy,
+    from the logits), the loss reduced as it says."""
+    weights = [np.asarray(w, np.float64) for w in weights]
+    biases = [None if b is None else np.asarray(b, np.float64) for b in biases]
+    a = np.asarray(x, np.float64)
+    hidden = meta.get("activation", "sigmoid")
+    output = meta.get("output_activation", "sigmoid")
+    scale, factor = loss_scale(meta, len(x))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for l, (w, b) in enumerate(zip(weights, biases)):
+            z = np.einsum("nsk,njk->nsj", a, w) if a.ndim == 3 else np.einsum("sk,njk->nsj", a, w)
+            if b is not None:
+                z = z + b[:, None, :]
+            if l == len(weights) - 1 and output == "softmax":
+                m = z.max(axis=2, keepdims=True)
+                lse = m + np.log(np.exp(z - m).sum(axis=2, keepdims=True))
+                return factor * (y * (lse - z)).sum(axis=(1, 2))
+            kind = output if l == len(weights) - 1 else hidden
+            a = np.tanh(z) if kind == "tanh" else 1 / (1 + np.exp(-z))
+        return scale * factor * ((y - a) ** 2).sum(axis=(1, 2))
+
+
 def report(args, meta, source, weights, biases, x, y, seconds, fields):
     """Each network's final loss (float64, from the trained parameters) to
     --results, and one JSON line with the timing and `fields`."""
-    scale, factor = loss_scale(meta, len(x))
     networks = weights[0].shape[0]
-    with np.errstate(over="ignore", invalid="ignore"):
-        out = forward([np.asarray(w, np.float64) for w in weights],
-                      [None if b is None else np.asarray(b, np.float64) for b in biases],
-                      np.asarray(x, np.float64))[-1]
-        final = scale * factor * ((y - out) ** 2).sum(axis=(1, 2))
+    final = final_losses(meta, weights, biases, x, y)
     finite = final[np.isfinite(final)]
     if args.results:
         with open(args.results, "w", newline="") as f:

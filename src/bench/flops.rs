@@ -26,14 +26,10 @@ pub fn flops_per_network_epoch(spec: &ModelSpec, samples: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{BiasMode, Topology};
+    use crate::model::BiasMode;
 
     fn spec(widths: &[usize], bias: BiasMode) -> ModelSpec {
-        ModelSpec {
-            topology: Topology::new(widths.to_vec()).unwrap(),
-            bias,
-            ..ModelSpec::default()
-        }
+        ModelSpec::layers(widths, bias)
     }
 
     #[test]

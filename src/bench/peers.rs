@@ -171,20 +171,36 @@ pub fn supports(workload: &Workload) -> bool {
     PEERS.iter().any(|peer| applies(peer, workload))
 }
 
-/// Whether `peer` implements `workload`: sigmoid layers, SGD at a
-/// constant rate, full batch; for the struct-of-arrays peers a program of
+/// Whether `peer` implements `workload`: SGD at a constant rate, full
+/// batch; for the struct-of-arrays peers sigmoid layers with a squared
+/// error and a program of
 /// at most [`MAX_PROGRAM_SIZE`], for the batched-matrix-product ones a
-/// network of at least [`BMM_PARAMETERS`].
+/// network of at least [`BMM_PARAMETERS`] with sigmoid or tanh hidden
+/// layers and a sigmoid output (with a squared error) or a softmax one
+/// (with categorical cross-entropy).
 pub fn applies(peer: &str, workload: &Workload) -> bool {
+    use crate::model::Activation::{Sigmoid, Softmax, Tanh};
+    use crate::vocab::Loss::{CategoricalCrossEntropy, HalfSse, Sse};
     let spec = &workload.spec;
     let params = spec.layout().len;
-    let size = if BMM_PEERS.contains(&peer) {
-        params >= BMM_PARAMETERS
+    let squared = matches!(spec.loss, HalfSse | Sse);
+    let (size, terms) = if BMM_PEERS.contains(&peer) {
+        let output = match spec.output_activation {
+            Sigmoid => squared,
+            Softmax => spec.loss == CategoricalCrossEntropy,
+            _ => false,
+        };
+        (
+            params >= BMM_PARAMETERS,
+            matches!(spec.activation, Sigmoid | Tanh) && output,
+        )
     } else {
-        workload.data.samples() * params <= MAX_PROGRAM_SIZE
+        (
+            workload.data.samples() * params <= MAX_PROGRAM_SIZE,
+            spec.activation == Sigmoid && spec.output_activation == Sigmoid && squared,
+        )
     };
-    size && spec.activation == crate::model::Activation::Sigmoid
-        && spec.output_activation == crate::model::Activation::Sigmoid
+    size && terms
         && spec.optimizer.kind == crate::vocab::Optimizer::Sgd
         && spec.batching.is_none()
         && spec.schedule.is_constant()
@@ -477,7 +493,7 @@ mod tests {
     }
 
     #[test]
-    fn peers_take_the_seeds_kind_of_workload_only() {
+    fn peers_take_the_workloads_they_implement() {
         let all = crate::bench::workloads::standard();
         let names: Vec<&str> = all.iter().filter(|w| supports(w)).map(|w| w.name).collect();
         assert_eq!(
@@ -487,7 +503,8 @@ mod tests {
                 "tutorial-100k",
                 "tutorial-1m",
                 "xor",
-                "wide"
+                "wide",
+                "softmax"
             ]
         );
         let wide = all.iter().find(|w| w.name == "wide").unwrap();
@@ -495,5 +512,8 @@ mod tests {
         assert_eq!(on_wide, ["jax-bmm"]);
         let xor = all.iter().find(|w| w.name == "xor").unwrap();
         assert!(!applies("jax-bmm", xor) && applies("jax", xor));
+        let softmax = all.iter().find(|w| w.name == "softmax").unwrap();
+        let on_softmax: Vec<&str> = PEERS.into_iter().filter(|p| applies(p, softmax)).collect();
+        assert_eq!(on_softmax, ["jax-bmm"]);
     }
 }

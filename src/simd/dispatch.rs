@@ -128,7 +128,8 @@ impl Isa {
             // SAFETY: as above.
             return unsafe { avx2(plan, group, epochs) };
         }
-        kernel::train_group(plan, group, epochs)
+        // 128-bit vectors (SSE2, NEON).
+        kernel::train_group::<L, 4>(plan, group, epochs)
     }
 }
 
@@ -139,7 +140,7 @@ unsafe fn avx512<const L: usize>(
     group: &mut Group<L>,
     epochs: &Epochs,
 ) -> GroupOutcome<L> {
-    kernel::train_group(plan, group, epochs)
+    kernel::train_group::<L, 16>(plan, group, epochs)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -149,5 +150,5 @@ unsafe fn avx2<const L: usize>(
     group: &mut Group<L>,
     epochs: &Epochs,
 ) -> GroupOutcome<L> {
-    kernel::train_group(plan, group, epochs)
+    kernel::train_group::<L, 8>(plan, group, epochs)
 }

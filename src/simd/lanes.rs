@@ -52,13 +52,21 @@ pub const SMALL_LANES: usize = 16;
 /// and a 2-4096-4096-1 network would take 8.0 GiB a thread at 128 lanes.
 pub const WIDE_GROUP_BYTES: usize = 64 << 20;
 
+/// Samples the blocked pass (`kernel/block.rs`) carries through each
+/// layer together.
+pub const BLOCK_SAMPLES: usize = 4;
+
 /// Float32 values a group keeps per lane as scratch space: the gradient
 /// of every parameter, every layer's activations, and the weight layers'
-/// net inputs and deltas.
+/// net inputs and deltas, once for the sample-by-sample pass and
+/// [`BLOCK_SAMPLES`] times (with one row of the widest layer twice) for
+/// the blocked one.
 pub fn scratch_values(spec: &crate::model::ModelSpec) -> usize {
     let widths = spec.topology.widths();
     let neurons: usize = widths[1..].iter().sum();
-    spec.layout().len + widths.iter().sum::<usize>() + 2 * neurons
+    let widest = widths[1..].iter().copied().max().unwrap_or(0);
+    let per_sample = widths.iter().sum::<usize>() + 2 * neurons;
+    spec.layout().len + (1 + BLOCK_SAMPLES) * per_sample + 2 * widest
 }
 
 /// The group width for `networks` networks of `spec` on `threads`

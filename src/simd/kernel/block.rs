@@ -1,0 +1,539 @@
+//! The blocked pass: [`BLOCK`] samples go through each layer together, so
+//! that the three layer products of a step (forward, the deltas back,
+//! the weight gradient) run as register tiles. One tile holds a few
+//! neurons x a few samples (or a few weights) of one strip of `W` lanes
+//! in registers while the sum runs, so each value loaded from memory
+//! feeds several fused multiply-adds; the sample-by-sample pass
+//! (`Work::forward`, `Work::backward`) loads two values, and the
+//! gradient also stores one, for every multiply-add, which bound the
+//! wide workload by the loads, not the arithmetic.
+//!
+//! The same operations in the same order as the sample-by-sample pass,
+//! so the same bits (the tests below compare every lane): each net input
+//! starts at its bias and adds its terms in order of the inputs, each
+//! delta's sum adds the layer above in order of its neurons, and each
+//! gradient value adds the samples in order (a tile holds its gradient
+//! values while a block's samples go by, then stores them).
+//!
+//! Values of a block are laid out neuron after neuron, each neuron's
+//! `BLOCK` samples side by side: neuron `n` of sample `s` at
+//! `n * BLOCK + s`, so one layer's values are one contiguous range.
+
+use super::{LayerPlan, Plan, Work, loss_delta, loss_value, normalize_rows, slope};
+use crate::vocab::with_activation;
+
+use super::super::lanes::{self, Lanes};
+
+/// Samples a blocked pass carries through each layer together (its
+/// scratch space is counted in [`lanes::scratch_values`]).
+pub const BLOCK: usize = lanes::BLOCK_SAMPLES;
+
+/// Neurons (or inputs) of one tile at 16 lanes a strip (one AVX-512
+/// register a value: 4 x 4 accumulators, 8 operands); 2 at narrower
+/// strips, whose instruction sets have 16 registers.
+const WIDE_TILE: usize = 4;
+const NARROW_TILE: usize = 2;
+
+/// A block's values: every layer's outputs (from the inputs on), and the
+/// weight layers' net inputs and deltas, `BLOCK` samples each.
+pub(super) struct Blocks<const L: usize> {
+    out: Vec<Lanes<L>>,
+    net: Vec<Lanes<L>>,
+    delta: Vec<Lanes<L>>,
+    /// One sample's net inputs and outputs of a row-form layer.
+    row: Vec<Lanes<L>>,
+    row_out: Vec<Lanes<L>>,
+}
+
+impl<const L: usize> Blocks<L> {
+    pub(super) fn new(plan: &Plan) -> Self {
+        let widest = plan.layers.iter().map(|l| l.fan_out).max().unwrap_or(0);
+        Self {
+            out: vec![Lanes::ZERO; plan.activations * BLOCK],
+            net: vec![Lanes::ZERO; plan.deltas * BLOCK],
+            delta: vec![Lanes::ZERO; plan.deltas * BLOCK],
+            row: vec![Lanes::ZERO; widest],
+            row_out: vec![Lanes::ZERO; widest],
+        }
+    }
+}
+
+/// Strip `c` (lanes `c * W..(c + 1) * W`) of `v`.
+#[inline(always)]
+fn load<const L: usize, const W: usize>(v: &Lanes<L>, c: usize) -> [f32; W] {
+    v.0.as_chunks::<W>().0[c]
+}
+
+#[inline(always)]
+fn store<const L: usize, const W: usize>(v: &mut Lanes<L>, c: usize, x: [f32; W]) {
+    v.0.as_chunks_mut::<W>().0[c] = x;
+}
+
+/// `a * b + c`, lane by lane, rounded once.
+#[inline(always)]
+fn fma<const W: usize>(a: [f32; W], b: [f32; W], mut c: [f32; W]) -> [f32; W] {
+    // A loop, not `from_fn`: its closure would be compiled on its own,
+    // without the entry point's fused multiply-add.
+    for i in 0..W {
+        c[i] = a[i].mul_add(b[i], c[i]);
+    }
+    c
+}
+
+/// The tiles over `0..count`: `(at, true)` in steps of `T` while whole
+/// tiles of `T` fit, then `(at, false)` for each one left. A loop, not a
+/// closure per tile: a closure is compiled on its own, without the
+/// instruction set of the entry point that calls it.
+struct Tiles<const T: usize> {
+    at: usize,
+    count: usize,
+}
+
+impl<const T: usize> Tiles<T> {
+    #[inline(always)]
+    fn over(count: usize) -> Self {
+        Self { at: 0, count }
+    }
+}
+
+impl<const T: usize> Iterator for Tiles<T> {
+    type Item = (usize, bool);
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<(usize, bool)> {
+        let at = self.at;
+        if at + T <= self.count {
+            self.at += T;
+            Some((at, true))
+        } else if at < self.count {
+            self.at += 1;
+            Some((at, false))
+        } else {
+            None
+        }
+    }
+}
+
+/// Net inputs of neurons `j..j + TJ` for samples `s..s + TS`: each starts
+/// at its bias (or zero) and adds `w[k] a[k]` in order of the inputs.
+#[inline(always)]
+fn forward_tile<const L: usize, const W: usize, const TJ: usize, const TS: usize>(
+    params: &[Lanes<L>],
+    layer: &LayerPlan,
+    out: &[Lanes<L>],
+    net: &mut [Lanes<L>],
+    j: usize,
+    s: usize,
+) {
+    assert!(s + TS <= BLOCK && j + TJ <= layer.fan_out);
+    let fan_in = layer.fan_in;
+    let weights = &params[layer.weights + j * fan_in..][..TJ * fan_in];
+    let inputs = out[layer.input_at * BLOCK..][..fan_in * BLOCK]
+        .as_chunks::<BLOCK>()
+        .0;
+    let nets = net[(layer.delta_at + j) * BLOCK..][..TJ * BLOCK]
+        .as_chunks_mut::<BLOCK>()
+        .0;
+    // Loops, not `from_fn`, here and below: its closures are compiled on
+    // their own, and measured to copy the tiles through memory.
+    for c in 0..L / W {
+        let mut acc = [[[0.0; W]; TS]; TJ];
+        for t in 0..TJ {
+            if let Some(b) = layer.bias.index(j + t) {
+                acc[t] = [load(&params[b], c); TS];
+            }
+        }
+        for k in 0..fan_in {
+            let mut x = [[0.0; W]; TS];
+            for u in 0..TS {
+                x[u] = load(&inputs[k][s + u], c);
+            }
+            for t in 0..TJ {
+                let w = load(&weights[t * fan_in + k], c);
+                for u in 0..TS {
+                    acc[t][u] = fma(w, x[u], acc[t][u]);
+                }
+            }
+        }
+        for t in 0..TJ {
+            for u in 0..TS {
+                store(&mut nets[t][s + u], c, acc[t][u]);
+            }
+        }
+    }
+}
+
+/// The sums `sum_j W[j][k] delta_j` of inputs `k..k + TK` for samples
+/// `s..s + TS`, in order of the neurons `j`, into `back`.
+#[inline(always)]
+fn back_tile<const L: usize, const W: usize, const TK: usize, const TS: usize>(
+    params: &[Lanes<L>],
+    layer: &LayerPlan,
+    delta: &[Lanes<L>],
+    back: &mut [[Lanes<L>; BLOCK]],
+    k: usize,
+    s: usize,
+) {
+    assert!(s + TS <= BLOCK && k + TK <= layer.fan_in);
+    let fan_in = layer.fan_in;
+    let deltas = delta.as_chunks::<BLOCK>().0;
+    let weights = &params[layer.weights..][..layer.fan_out * fan_in];
+    for c in 0..L / W {
+        let mut acc = [[[0.0; W]; TS]; TK];
+        for (j, d) in deltas.iter().enumerate().take(layer.fan_out) {
+            let mut x = [[0.0; W]; TS];
+            for u in 0..TS {
+                x[u] = load(&d[s + u], c);
+            }
+            let row = &weights[j * fan_in + k..][..TK];
+            for v in 0..TK {
+                let w = load(&row[v], c);
+                for u in 0..TS {
+                    acc[v][u] = fma(w, x[u], acc[v][u]);
+                }
+            }
+        }
+        for v in 0..TK {
+            for u in 0..TS {
+                store(&mut back[k + v][s + u], c, acc[v][u]);
+            }
+        }
+    }
+}
+
+/// Adds the block's `samples` terms `delta_j a_k` to the gradient of
+/// weights `j..j + TJ` x `k..k + TK`, sample after sample.
+#[inline(always)]
+fn gradient_tile<const L: usize, const W: usize, const TJ: usize, const TK: usize>(
+    grad: &mut [Lanes<L>],
+    layer: &LayerPlan,
+    out: &[[Lanes<L>; BLOCK]],
+    delta: &[[Lanes<L>; BLOCK]],
+    samples: usize,
+    j: usize,
+    k: usize,
+) {
+    assert!(samples <= BLOCK && j + TJ <= layer.fan_out && k + TK <= layer.fan_in);
+    let fan_in = layer.fan_in;
+    let (d, a) = (&delta[j..][..TJ], &out[k..][..TK]);
+    let weights = &mut grad[layer.weights..][..layer.fan_out * fan_in];
+    for c in 0..L / W {
+        let mut acc = [[[0.0; W]; TK]; TJ];
+        for t in 0..TJ {
+            for v in 0..TK {
+                acc[t][v] = load(&weights[(j + t) * fan_in + k + v], c);
+            }
+        }
+        for s in 0..samples {
+            let mut x = [[0.0; W]; TK];
+            for v in 0..TK {
+                x[v] = load(&a[v][s], c);
+            }
+            for t in 0..TJ {
+                let d = load(&d[t][s], c);
+                for v in 0..TK {
+                    acc[t][v] = fma(d, x[v], acc[t][v]);
+                }
+            }
+        }
+        for t in 0..TJ {
+            for v in 0..TK {
+                store(&mut weights[(j + t) * fan_in + k + v], c, acc[t][v]);
+            }
+        }
+    }
+}
+
+impl<const L: usize> Work<L> {
+    /// [`Work::loss_and_gradient`]'s step for `samples.len()` (at most
+    /// [`BLOCK`]) samples: their forward passes, their loss added to
+    /// `total` in order, and their gradient added to `grad`.
+    #[inline(always)]
+    pub(super) fn block_step<const W: usize>(
+        &mut self,
+        plan: &Plan,
+        params: &[Lanes<L>],
+        weights: Option<&[Lanes<L>]>,
+        samples: &[usize],
+        total: &mut Lanes<L>,
+    ) {
+        if W >= 16 {
+            self.block_step_tiled::<W, WIDE_TILE>(plan, params, weights, samples, total)
+        } else {
+            self.block_step_tiled::<W, NARROW_TILE>(plan, params, weights, samples, total)
+        }
+    }
+
+    #[inline(always)]
+    fn block_step_tiled<const W: usize, const T: usize>(
+        &mut self,
+        plan: &Plan,
+        params: &[Lanes<L>],
+        weights: Option<&[Lanes<L>]>,
+        samples: &[usize],
+        total: &mut Lanes<L>,
+    ) {
+        let n = samples.len();
+        let b = self.blocks.as_mut().expect("a blocked plan has blocks");
+        for (u, &s) in samples.iter().enumerate() {
+            let (input, _) = plan.data.row(s);
+            for (k, &x) in input.iter().enumerate() {
+                b.out[k * BLOCK + u] = Lanes::splat(x);
+            }
+        }
+        // Forward: the products as tiles, then each output from its net
+        // input (or a row form's shift, sample by sample).
+        for layer in &plan.layers {
+            let (net, out) = (&mut b.net, &b.out);
+            for (j, whole_j) in Tiles::<T>::over(layer.fan_out) {
+                for (s, whole_s) in Tiles::<T>::over(n) {
+                    match (whole_j, whole_s) {
+                        (true, true) => forward_tile::<L, W, T, T>(params, layer, out, net, j, s),
+                        (true, false) => forward_tile::<L, W, T, 1>(params, layer, out, net, j, s),
+                        (false, true) => forward_tile::<L, W, 1, T>(params, layer, out, net, j, s),
+                        (false, false) => forward_tile::<L, W, 1, 1>(params, layer, out, net, j, s),
+                    }
+                }
+            }
+            let nets = &mut b.net[layer.delta_at * BLOCK..][..layer.fan_out * BLOCK];
+            let outs = &mut b.out[layer.output_at * BLOCK..][..layer.fan_out * BLOCK];
+            with_activation!(layer.activation, DEF => {
+                if DEF.normalizes_rows {
+                    let (row, row_out) = (&mut b.row[..layer.fan_out], &mut b.row_out[..layer.fan_out]);
+                    for u in 0..n {
+                        for j in 0..layer.fan_out {
+                            row[j] = nets[j * BLOCK + u];
+                        }
+                        normalize_rows(row, row_out, |l| (DEF.lane)(l));
+                        for j in 0..layer.fan_out {
+                            nets[j * BLOCK + u] = row[j];
+                            outs[j * BLOCK + u] = row_out[j];
+                        }
+                    }
+                } else {
+                    for (o, z) in outs.iter_mut().zip(nets.iter()) {
+                        *o = z.map(|z| (DEF.lane)(z));
+                    }
+                }
+            });
+        }
+        // The loss and the output deltas, sample by sample.
+        let output = plan.layers[plan.layers.len() - 1];
+        for (u, &s) in samples.iter().enumerate() {
+            let (_, target) = plan.data.row(s);
+            let weight = weights.map(|w| w[s]);
+            let mut l = Lanes::ZERO;
+            for (j, &y) in target.iter().enumerate() {
+                let at = (output.delta_at + j) * BLOCK + u;
+                let (z, yhat) = (b.net[at], b.out[(output.output_at + j) * BLOCK + u]);
+                l = l + loss_value(plan.loss, z, yhat, y);
+                let slope = slope(output.activation, &b.net, at, yhat);
+                let d = loss_delta(plan.loss, yhat, y, slope);
+                b.delta[at] = weight.map_or(d, |w| w * d);
+            }
+            *total = *total + weight.map_or(l, |w| w * l);
+        }
+        // The deltas back: each layer's sums as tiles into the layer
+        // below's deltas, then times the slope there.
+        for l in (1..plan.layers.len()).rev() {
+            let (layer, below) = (plan.layers[l], plan.layers[l - 1]);
+            let (lower, upper) = b.delta.split_at_mut(layer.delta_at * BLOCK);
+            let above = &upper[..layer.fan_out * BLOCK];
+            let back = lower[below.delta_at * BLOCK..][..below.fan_out * BLOCK]
+                .as_chunks_mut::<BLOCK>()
+                .0;
+            for (k, whole_k) in Tiles::<T>::over(layer.fan_in) {
+                for (s, whole_s) in Tiles::<T>::over(n) {
+                    match (whole_k, whole_s) {
+                        (true, true) => back_tile::<L, W, T, T>(params, &layer, above, back, k, s),
+                        (true, false) => back_tile::<L, W, T, 1>(params, &layer, above, back, k, s),
+                        (false, true) => back_tile::<L, W, 1, T>(params, &layer, above, back, k, s),
+                        (false, false) => {
+                            back_tile::<L, W, 1, 1>(params, &layer, above, back, k, s)
+                        }
+                    }
+                }
+            }
+            for k in 0..below.fan_out {
+                for u in 0..n {
+                    let at = (below.delta_at + k) * BLOCK + u;
+                    let a = b.out[(layer.input_at + k) * BLOCK + u];
+                    let slope = slope(below.activation, &b.net, at, a);
+                    b.delta[at] = b.delta[at] * slope;
+                }
+            }
+        }
+        // The gradient: weights as tiles, sample after sample; biases
+        // sample after sample, neuron after neuron.
+        for layer in &plan.layers {
+            let outs = b.out[layer.input_at * BLOCK..][..layer.fan_in * BLOCK]
+                .as_chunks::<BLOCK>()
+                .0;
+            let deltas = b.delta[layer.delta_at * BLOCK..][..layer.fan_out * BLOCK]
+                .as_chunks::<BLOCK>()
+                .0;
+            let grad = &mut self.grad;
+            for (j, whole_j) in Tiles::<T>::over(layer.fan_out) {
+                for (k, whole_k) in Tiles::<T>::over(layer.fan_in) {
+                    match (whole_j, whole_k) {
+                        (true, true) => {
+                            gradient_tile::<L, W, T, T>(grad, layer, outs, deltas, n, j, k)
+                        }
+                        (true, false) => {
+                            gradient_tile::<L, W, T, 1>(grad, layer, outs, deltas, n, j, k)
+                        }
+                        (false, true) => {
+                            gradient_tile::<L, W, 1, T>(grad, layer, outs, deltas, n, j, k)
+                        }
+                        (false, false) => {
+                            gradient_tile::<L, W, 1, 1>(grad, layer, outs, deltas, n, j, k)
+                        }
+                    }
+                }
+            }
+            if layer.bias.index(0).is_some() {
+                for u in 0..n {
+                    for j in 0..layer.fan_out {
+                        let at = layer.bias.index(j).expect("a bias");
+                        self.grad[at] = self.grad[at] + deltas[j][u];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Epochs, Group, GroupOutcome, Plan, Samples};
+    use crate::batches::Batching;
+    use crate::data::{Dataset, synthetic};
+    use crate::init::{Init, network_parameters};
+    use crate::model::{BiasMode, ModelSpec, Reduction};
+    use crate::simd::Isa;
+    use crate::simd::lanes::Lanes;
+    use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig};
+
+    /// `epochs` of `spec` on `data` for `L` networks (each its own
+    /// initial parameters), blocked or sample by sample, each sample
+    /// weighted `1 + (s + lane) % 3` with `weighted`: the parameters, the
+    /// optimizer state and the outcome.
+    fn train<const L: usize>(
+        spec: &ModelSpec,
+        data: &Dataset,
+        isa: Isa,
+        blocked: bool,
+        weighted: bool,
+    ) -> (Vec<Lanes<L>>, Vec<Lanes<L>>, GroupOutcome<L>) {
+        let mut plan = Plan::new(spec, Samples::new(data), None, None, None, false);
+        plan.blocked = blocked;
+        let networks: Vec<Vec<f64>> = (0..L as u64)
+            .map(|i| network_parameters(spec, Init::Uniform(0.7), 11, i))
+            .collect();
+        let mut params: Vec<Lanes<L>> = (0..plan.params)
+            .map(|v| Lanes(std::array::from_fn(|i| networks[i][v] as f32)))
+            .collect();
+        let mut state = vec![Lanes::ZERO; plan.slots() * plan.params];
+        let weights: Vec<Lanes<L>> = (0..data.samples())
+            .map(|s| Lanes(std::array::from_fn(|i| (1 + (s + i) % 3) as f32)))
+            .collect();
+        let mut group = Group {
+            params: &mut params,
+            state: &mut state,
+            learning_rate: Lanes(std::array::from_fn(|i| 0.02 + 0.001 * i as f32)),
+            weights: weighted.then_some(&weights[..]),
+            curves: &mut [],
+        };
+        let epochs = Epochs {
+            first: 0,
+            count: 25,
+            stop: &|| false,
+            done: &|_| {},
+            rates: &[],
+        };
+        let outcome = isa.train_group(&plan, &mut group, &epochs);
+        (params, state, outcome)
+    }
+
+    /// The blocked pass gives every lane the bits of the sample-by-sample
+    /// pass: the final loss, every parameter and every state value, on
+    /// every instruction set here, at group widths whose strips are one
+    /// and several registers.
+    fn same_bits<const L: usize>(name: &str, spec: &ModelSpec, data: &Dataset, weighted: bool) {
+        for isa in Isa::available() {
+            let (p0, s0, o0) = train::<L>(spec, data, isa, false, weighted);
+            let (p1, s1, o1) = train::<L>(spec, data, isa, true, weighted);
+            for i in 0..L {
+                let (a, b) = (o0.final_loss.0[i], o1.final_loss.0[i]);
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "{name}, {}, {L} lanes, network {i}: final loss {a} sample by sample, {b} blocked",
+                    isa.name()
+                );
+                assert!(!o0.diverged[i], "{name}: network {i} diverged");
+                for (what, x, y) in [("parameter", &p0, &p1), ("state value", &s0, &s1)] {
+                    for (v, (x, y)) in x.iter().zip(y.iter()).enumerate() {
+                        let (a, b) = (x.0[i], y.0[i]);
+                        assert_eq!(
+                            a.to_bits(),
+                            b.to_bits(),
+                            "{name}, {}, {L} lanes, network {i}, {what} {v}: {a} sample by sample, {b} blocked",
+                            isa.name()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`same_bits`] at 16 lanes (one strip of AVX-512) and 64 (several).
+    fn same_bits_at_two_widths(name: &str, spec: &ModelSpec, data: &Dataset, weighted: bool) {
+        same_bits::<16>(name, spec, data, weighted);
+        same_bits::<64>(name, spec, data, weighted);
+    }
+
+    #[test]
+    fn wide_layers_full_batch() {
+        // 11 samples: blocks of 4, 4 and 3; 12 and 5 neurons: whole tiles
+        // and one left.
+        let wide = ModelSpec::layers(&[8, 12, 5], BiasMode::PerNeuron);
+        let data = synthetic(8, 5, 11, 1);
+        same_bits_at_two_widths("8-12-5 sigmoid", &wide, &data, false);
+    }
+
+    #[test]
+    fn row_form_minibatches_and_adam() {
+        // Minibatches of 5 of 13 shuffled samples: blocks of 4 and 1, and
+        // a last batch of 3; a softmax output with a shared bias.
+        let softmax = ModelSpec {
+            activation: Activation::Tanh,
+            output_activation: Activation::Softmax,
+            loss: Loss::CategoricalCrossEntropy,
+            reduction: Reduction::Mean,
+            optimizer: OptimizerConfig::of(Optimizer::Adam),
+            batching: Some(Batching {
+                size: 5,
+                shuffle: true,
+                seed: 3,
+            }),
+            ..ModelSpec::layers(&[6, 7, 9, 4], BiasMode::Shared)
+        };
+        let data = synthetic(6, 4, 13, 2);
+        same_bits_at_two_widths("6-7-9-4 softmax", &softmax, &data, false);
+    }
+
+    #[test]
+    fn derivatives_of_the_net_input_and_weighted_samples() {
+        // GELU and SiLU read the net input back; no biases; RMSprop; each
+        // sample weighted as a resample weights it.
+        let gelu = ModelSpec {
+            activation: Activation::Gelu,
+            output_activation: Activation::Silu,
+            optimizer: OptimizerConfig::of(Optimizer::Rmsprop),
+            ..ModelSpec::layers(&[5, 9, 3], BiasMode::None)
+        };
+        let data = synthetic(5, 3, 10, 3);
+        same_bits_at_two_widths("5-9-3 gelu", &gelu, &data, true);
+    }
+}
