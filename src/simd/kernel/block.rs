@@ -311,8 +311,11 @@ impl<const L: usize> Work<L> {
                         }
                     }
                 } else {
-                    for (o, z) in outs.iter_mut().zip(nets.iter()) {
-                        *o = z.map(|z| (DEF.lane)(z));
+                    // The block's samples only (a last block may hold fewer).
+                    for (o, z) in outs.chunks_mut(BLOCK).zip(nets.chunks(BLOCK)) {
+                        for (o, z) in o[..n].iter_mut().zip(&z[..n]) {
+                            *o = z.map(|z| (DEF.lane)(z));
+                        }
                     }
                 }
             });
@@ -391,10 +394,9 @@ impl<const L: usize> Work<L> {
                     }
                 }
             }
-            if layer.bias.index(0).is_some() {
-                for u in 0..n {
-                    for j in 0..layer.fan_out {
-                        let at = layer.bias.index(j).expect("a bias");
+            for u in 0..n {
+                for j in 0..layer.fan_out {
+                    if let Some(at) = layer.bias.index(j) {
                         self.grad[at] = self.grad[at] + deltas[j][u];
                     }
                 }
