@@ -370,7 +370,9 @@ pub struct BenchArgs {
     pub quiet: bool,
     /// Also run the struct-of-arrays peers (NumPy, Numba, JAX, PyTorch
     /// eager and torch.compile) and, for networks of 100 parameters or
-    /// more, a JAX batched-matrix-product peer, on the workloads they
+    /// more or data too large for those (moons-minibatch), a JAX
+    /// batched-matrix-product peer (SGD or Adam, full batches or
+    /// gputrain's minibatches), on the workloads they
     /// implement, in this run, each checked against the float64 reference
     /// first and timed in the configurations a careful user tries (the
     /// fastest reported); peers not installed are listed as such.

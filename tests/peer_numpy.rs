@@ -338,3 +338,189 @@ fn the_peers_loss_is_the_references_for_softmax_and_sigmoid_outputs() {
         }
     }
 }
+
+/// Runs `script` (Python, with benches/peers on its path) with `args`,
+/// returning its stdout; a failure shows its stderr.
+fn run_python(script: &str, args: &[&std::ffi::OsStr]) -> String {
+    let peers = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers");
+    let prelude = format!("import sys; sys.path.insert(0, {peers:?})\n");
+    let out = Command::new(python())
+        .args(["-c", &(prelude + script)])
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {}: {e}; install python3", python().display()));
+    assert!(
+        out.status.success(),
+        "python failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+#[test]
+fn the_peers_shuffle_is_gputrains() {
+    // numpy_peer.epoch_order against src/batches.rs: a power-of-4 sample
+    // count, ones that walk the cycle, a seed with a high word, epochs
+    // past 2^32 (the key takes the epoch's low 32 bits, as the kernels).
+    let cases: [(usize, u64, u64); 6] = [
+        (1, 0, 0),
+        (10, 9, 2),
+        (64, 0, 5),
+        (1_000, 3 | (1 << 40), 7),
+        (1_024, 0, 99),
+        (300, 12_345, (1 << 32) + 3),
+    ];
+    for (samples, seed, epoch) in cases {
+        let script = "from numpy_peer import epoch_order\n\
+                      s, seed, e = (int(v) for v in sys.argv[1:4])\n\
+                      print(' '.join(str(v) for v in epoch_order(s, seed, e)))";
+        let [s, k, e] = [samples as u64, seed, epoch].map(|v| v.to_string());
+        let theirs = run_python(script, &[s.as_ref(), k.as_ref(), e.as_ref()]);
+        let batching = gputrain::batches::Batching {
+            size: samples,
+            shuffle: true,
+            seed,
+        };
+        let ours: Vec<String> = batching
+            .batch(samples, epoch, 0)
+            .map(|i| i.to_string())
+            .collect();
+        assert_eq!(
+            theirs.split_whitespace().collect::<Vec<_>>(),
+            ours,
+            "{samples} samples, seed {seed}, epoch {epoch}: numpy_peer.epoch_order (left) \
+             against gputrain's order (right)"
+        );
+    }
+}
+
+#[test]
+fn the_einsum_peer_trains_adam_and_minibatches_as_the_reference() {
+    // bmm_peers.py's trainer (the code jax-bmm compiles) run with NumPy in
+    // float64 against the float64 reference: Adam on shuffled minibatches
+    // with a short last batch (50 rows in batches of 16); SGD on
+    // minibatches in the file's order with a mean;
+    // tanh hidden layers into a softmax. Measured (AMD EPYC, NumPy 2.4):
+    // the worst relative difference of a final loss was 2.8e-16, float64
+    // rounding; 3e-15 is about 10x that.
+    let dir = crate::common::temp_dir("peer-bmm");
+    let data = dir.join("data.csv");
+    let rows: String = (0..50)
+        .map(|s| {
+            let x: Vec<String> = (0..3)
+                .map(|k| format!("{:.3}", ((s * 7 + k * 5) % 13) as f64 / 6.0 - 1.0))
+                .collect();
+            let y: Vec<&str> = (0..2).map(|j| if j == s % 2 { "1" } else { "0" }).collect();
+            format!("{},{}\n", x.join(","), y.join(","))
+        })
+        .collect();
+    std::fs::write(&data, rows).unwrap();
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            "adam",
+            &[
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.02",
+                "--batch-size",
+                "16",
+                "--seed",
+                "11",
+            ],
+        ),
+        (
+            "sgd-ordered-mean",
+            &[
+                "--batch-size",
+                "20",
+                "--no-shuffle",
+                "--reduction",
+                "mean",
+                "--loss",
+                "sse",
+                "--bias",
+                "shared",
+            ],
+        ),
+        (
+            "tanh-softmax-adam",
+            &[
+                "--activation",
+                "tanh",
+                "--output-activation",
+                "softmax",
+                "--loss",
+                "categorical-cross-entropy",
+                "--optimizer",
+                "adam",
+                "--lr",
+                "0.01",
+                "--batch-size",
+                "16",
+            ],
+        ),
+    ];
+    let epochs = 13;
+    for (name, flags) in cases {
+        let train = |out: &str, epochs: u32| {
+            let out = dir.join(name).join(out);
+            let run = Command::new(env!("CARGO_BIN_EXE_gputrain"))
+                .args(["--layers", "3-6-2", "--networks", "5", "--backend", "cpu"])
+                .args(["--epochs", &epochs.to_string(), "--data"])
+                .arg(&data)
+                .args(flags)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .unwrap();
+            assert!(
+                run.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&run.stderr)
+            );
+            out
+        };
+        let init = train("init", 0);
+        let trained = train("trained", epochs);
+        let script = "import numpy as np\n\
+             from numpy_peer import read_safetensors, load_csv, final_losses, loss_scale\n\
+             from bmm_peers import trainer, NumpyLax, training_terms, orders_for\n\
+             t, meta = read_safetensors(sys.argv[1])\n\
+             epochs = int(sys.argv[3])\n\
+             layers = len(meta['topology'].split('-')) - 1\n\
+             w = [t[f'layers.{l}.weight'] for l in range(layers)]\n\
+             b = [t.get(f'layers.{l}.bias') for l in range(layers)]\n\
+             x, y = load_csv(sys.argv[2], 3)\n\
+             scale, _ = loss_scale(meta, len(x))\n\
+             adam, batch, shuffle, seed, first = training_terms(meta)\n\
+             orders = orders_for(len(x), batch, shuffle, seed, first, epochs)\n\
+             train = trainer(np, NumpyLax, x, y, scale, meta['reduction'] == 'mean', 3,\n\
+                             meta['activation'], meta['output_activation'], adam, batch)\n\
+             w, b = train(w, b, t['learning_rate'], epochs, orders)\n\
+             print(' '.join(repr(float(v)) for v in final_losses(meta, w, b, x, y)))";
+        let weights = init.join("weights.safetensors");
+        let e = epochs.to_string();
+        let stdout = run_python(script, &[weights.as_ref(), data.as_ref(), e.as_ref()]);
+        let theirs: Vec<f64> = stdout
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let results = std::fs::read_to_string(trained.join("results.csv")).unwrap();
+        let mut header = results.lines().next().unwrap().split(',');
+        let column = header.position(|c| c == "final_loss").unwrap();
+        let ours: Vec<f64> = results
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(column).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(theirs.len(), ours.len(), "{name}: one loss a network");
+        for (n, (a, b)) in theirs.iter().zip(&ours).enumerate() {
+            assert!(
+                (a - b).abs() <= 3e-15 * b.abs(),
+                "{name}, network {n}: final loss {a} from bmm_peers.py's trainer, {b} from \
+                 the reference"
+            );
+        }
+    }
+}

@@ -13,8 +13,11 @@ per core), --vector-width 512 and --block B networks a device per call.
 Same conventions and output as numpy_peer.py (whose einsum trainer this
 follows), and more of the vocabulary: sigmoid or tanh hidden layers, a
 sigmoid output with half-sse or sse, or a softmax output with categorical
-cross-entropy; bias per-neuron, shared or none; sum or mean; full-batch
-SGD. Exit 3 if JAX is not installed (the JSON says so).
+cross-entropy; bias per-neuron, shared or none; sum or mean; SGD or
+Adam (PyTorch's, without weight decay) at a constant rate; full batches,
+or minibatches in gputrain's order (shuffled: numpy_peer.epoch_order, from
+the file's seed and epoch), the orders computed before the clock starts.
+Exit 3 if JAX is not installed (the JSON says so).
 """
 
 import importlib
@@ -27,19 +30,30 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from numpy_peer import (  # noqa: E402
-    load_problem, loss_scale, peer_arguments, read_safetensors, report, require_peer_kind,
-    set_xla_cpu_flags)
+    epoch_order, load_problem, loss_scale, peer_arguments, read_safetensors, report,
+    require_peer_kind, set_xla_cpu_flags)
 
 
-# What this peer trains, by the weights file's field.
-KINDS = {"activation": ["sigmoid", "tanh"], "output_activation": ["sigmoid", "softmax"]}
+# What this peer trains, by the weights file's field (None: any value).
+KINDS = {"activation": ["sigmoid", "tanh"], "output_activation": ["sigmoid", "softmax"],
+         "optimizer": ["sgd", "adam"], "batch_size": None, "lr_schedule": ["constant"]}
 
 
-def trainer(jnp, lax, x, y, step_scale, unroll, hidden, output):
-    """`train(weights, biases, lr, epochs)`: full-batch SGD, einsum layers,
+def trainer(jnp, lax, x, y, scale, mean, unroll, hidden, output, adam=None, batch=None):
+    """`train(weights, biases, lr, epochs, orders)`: einsum layers,
     `hidden` (sigmoid or tanh) hidden layers and a sigmoid or softmax
-    output; `step_scale` takes the loss's constant factors (2 x 1/2 for
-    half-sse, 1/S for a mean)."""
+    output, trained by SGD or, given `adam` = (beta1, beta2, eps), by
+    PyTorch's Adam, on the whole data (`batch` None) or on minibatches of
+    `batch` rows taken in the order `orders[epoch]` (gputrain's:
+    numpy_peer.epoch_order), the last batch keeping what is left. `scale`
+    is the squared error's 1/2 (half-sse) or 1; `mean` divides a batch's
+    loss by its rows. The epoch loop is lax.fori_loop, `unroll` epochs an
+    iteration. `jnp` and `lax` may be NumPy and NumpyLax (the tests train
+    the same code in float64 against gputrain's reference)."""
+    samples = x.shape[0]
+    size = samples if batch is None else min(batch, samples)
+    full, rest = divmod(samples, size)
+    layers_of = len
 
     def activate(z, kind):
         if kind == "softmax":
@@ -49,8 +63,8 @@ def trainer(jnp, lax, x, y, step_scale, unroll, hidden, output):
     def slope(a, kind):
         return 1 - a * a if kind == "tanh" else a * (1 - a)
 
-    def forward(weights, biases):
-        acts = [x]
+    def forward(weights, biases, xb):
+        acts = [xb]
         for l, (w, b) in enumerate(zip(weights, biases)):
             a = acts[-1]
             z = jnp.einsum("sk,njk->nsj", a, w) if a.ndim == 2 else \
@@ -60,39 +74,139 @@ def trainer(jnp, lax, x, y, step_scale, unroll, hidden, output):
             acts.append(activate(z, output if l == len(weights) - 1 else hidden))
         return acts
 
-    def epoch(params, lr):
-        weights, biases = params
-        acts = forward(weights, biases)
+    def gradient(weights, biases, xb, yb):
+        """The batch loss's gradient: its constant factors (2 x 1/2 for
+        half-sse, 1/rows for a mean) on the output deltas."""
+        factor = 1.0 / xb.shape[0] if mean else 1.0
+        step = factor if output == "softmax" else 2 * scale * factor
+        acts = forward(weights, biases, xb)
         out = acts[-1]
         # Softmax with categorical cross-entropy: p - y; else the squared
         # error's (yhat - y) times the sigmoid's slope.
-        delta = out - y if output == "softmax" else (out - y) * slope(out, output)
-        new_w, new_b = list(weights), list(biases)
+        delta = out - yb if output == "softmax" else (out - yb) * slope(out, output)
+        delta = delta * x.dtype.type(step)
+        grad_w, grad_b = [None] * len(weights), [None] * len(weights)
         for l in reversed(range(len(weights))):
             a = acts[l]
-            grad_w = jnp.einsum("nsj,sk->njk", delta, a) if a.ndim == 2 else \
+            grad_w[l] = jnp.einsum("nsj,sk->njk", delta, a) if a.ndim == 2 else \
                 jnp.einsum("nsj,nsk->njk", delta, a)
-            grad_b = None
             if biases[l] is not None:
-                grad_b = delta.sum(axis=(1, 2))[:, None] if biases[l].shape[1] == 1 \
+                grad_b[l] = delta.sum(axis=(1, 2))[:, None] if biases[l].shape[1] == 1 \
                     else delta.sum(axis=1)
             if l > 0:
                 delta = jnp.einsum("nsj,njk->nsk", delta, weights[l]) * slope(a, hidden)
-            new_w[l] = weights[l] - (lr * step_scale)[:, None, None] * grad_w
-            if grad_b is not None:
-                new_b[l] = biases[l] - (lr * step_scale)[:, None] * grad_b
-        return new_w, new_b
+        return grad_w + grad_b
 
-    def train(weights, biases, lr, n):
-        def body(_, params):
-            for _ in range(unroll):
-                params = epoch(params, lr)
-            return params
+    def per_network(lr, p):
+        return lr.reshape((-1,) + (1,) * (p.ndim - 1))
 
-        params = lax.fori_loop(0, n // unroll, body, (weights, biases))
-        return lax.fori_loop(0, n % unroll, lambda _, q: epoch(q, lr), params)
+    def update(state, xb, yb, lr):
+        """One step from the batch (xb, yb). state: (params, m, v, t), the
+        params the weights then the biases (None where a layer has none)."""
+        params, m, v, t = state
+        layers = layers_of(params) // 2
+        grads = gradient(params[:layers], params[layers:], xb, yb)
+        t = t + 1
+        if adam is None:
+            new = [None if p is None else p - per_network(lr, p) * g
+                   for p, g in zip(params, grads)]
+            return new, m, v, t
+        beta1, beta2, eps = (x.dtype.type(h) for h in adam)
+        one = x.dtype.type(1)
+        # PyTorch's Adam: exp_avg.lerp_(g, 1 - beta1), exp_avg_sq scaled
+        # by beta2 plus (1 - beta2) g^2, step_size = lr / (1 - beta1^t),
+        # denominator sqrt(v) / sqrt(1 - beta2^t) + eps.
+        bias1 = one - beta1 ** t
+        bias2_sqrt = jnp.sqrt(one - beta2 ** t)
+        new_p, new_m, new_v = [], [], []
+        for p, g, mp, vp in zip(params, grads, m, v):
+            if p is None:
+                new_p.append(None), new_m.append(None), new_v.append(None)
+                continue
+            mp = mp + (g - mp) * (one - beta1)
+            vp = vp * beta2 + (one - beta2) * (g * g)
+            denom = jnp.sqrt(vp) / bias2_sqrt + eps
+            new_p.append(p - per_network(lr / bias1, p) * (mp / denom))
+            new_m.append(mp)
+            new_v.append(vp)
+        return new_p, new_m, new_v, t
+
+    def epoch(e, state, lr, orders):
+        if batch is None:
+            return update(state, x, y, lr)
+        order = orders[e]
+
+        def one(b, state):
+            rows = lax.dynamic_slice_in_dim(order, b * size, size)
+            return update(state, x[rows], y[rows], lr)
+
+        state = lax.fori_loop(0, full, one, state)
+        if rest:
+            rows = order[full * size:]
+            state = update(state, x[rows], y[rows], lr)
+        return state
+
+    def train(weights, biases, lr, n, orders=None):
+        params = list(weights) + list(biases)
+        zeros = [None if p is None else jnp.zeros_like(p) for p in params]
+        moments = (zeros, list(zeros)) if adam is not None else (None, None)
+        state = (params, *moments, jnp.zeros((), x.dtype))
+
+        def body(i, state):
+            for k in range(unroll):
+                state = epoch(i * unroll + k, state, lr, orders)
+            return state
+
+        state = lax.fori_loop(0, n // unroll, body, state)
+        state = lax.fori_loop(n // unroll * unroll, n, lambda e, s: epoch(e, s, lr, orders),
+                              state)
+        return state[0][:len(weights)], state[0][len(weights):]
 
     return train
+
+
+class NumpyLax:
+    """What the trainer takes from jax.lax, for NumPy arrays: the tests
+    run the trainer's code in float64 without JAX."""
+
+    @staticmethod
+    def fori_loop(lower, upper, body, state):
+        for i in range(int(lower), int(upper)):
+            state = body(i, state)
+        return state
+
+    @staticmethod
+    def dynamic_slice_in_dim(a, start, size):
+        return a[start:start + size]
+
+
+def training_terms(meta):
+    """What the file's run trains beyond the layers: (adam, batch, shuffle,
+    seed, first epoch) for trainer(); exits on what the peer does not
+    implement."""
+    adam = None
+    if meta.get("optimizer", "sgd") == "adam":
+        if float(meta.get("weight_decay", "0")) != 0.0:
+            sys.exit("error: the peer implements Adam without weight decay, the file has "
+                     f"weight_decay {meta['weight_decay']}")
+        if int(meta.get("epochs", "0")) > 0:
+            sys.exit("error: the peer starts Adam's moments at zero, the file has trained "
+                     f"{meta['epochs']} epochs (give it an --epochs 0 file)")
+        adam = tuple(float(meta[h]) for h in ("beta1", "beta2", "eps"))
+    size = meta.get("batch_size", "full")
+    batch = None if size == "full" else int(size)
+    shuffle = meta.get("shuffle", "false") == "true"
+    return adam, batch, shuffle, int(meta.get("seed", "0")), int(meta.get("epochs", "0"))
+
+
+def orders_for(samples, batch, shuffle, seed, first, epochs):
+    """Each epoch's visiting order, (epochs, samples): gputrain's shuffle
+    from epoch `first` on, or the file's order; None for full batches."""
+    if batch is None:
+        return None
+    if not shuffle:
+        return np.tile(np.arange(samples), (max(epochs, 1), 1))
+    return np.stack([epoch_order(samples, seed, first + e) for e in range(max(epochs, 1))])
 
 
 def jax_softmax(jnp, z):
@@ -140,15 +254,18 @@ def main():
               else None for l in range(layers)]
     rates = tensors["learning_rate"].astype(dtype)
     x, y, source = load_problem(args, meta)
-    scale, factor = loss_scale(meta, len(x))
+    scale, _ = loss_scale(meta, len(x))
+    adam, batch, shuffle, seed, first = training_terms(meta)
+    orders = orders_for(len(x), batch, shuffle, seed, first, args.epochs)
 
     devices = jax.devices(args.device if args.device != "cuda" else "gpu")
     count = min(args.host_devices, len(devices)) if args.device == "cpu" else 1
     devices = devices[:count]
     sharding = NamedSharding(Mesh(np.array(devices), ("n",)), PartitionSpec("n"))
-    step_scale = factor if output == "softmax" else 2 * scale * factor
     train = jax.jit(trainer(jnp, lax, jnp.asarray(x.astype(dtype)), jnp.asarray(y.astype(dtype)),
-                            dtype.type(step_scale), args.unroll, hidden, output))
+                            scale, meta["reduction"] == "mean", args.unroll, hidden, output,
+                            adam, batch))
+    orders = None if orders is None else jnp.asarray(orders.astype(np.int32))
     networks = len(rates)
     per_call = networks if args.block <= 0 else min(networks, args.block * count)
     per_call = -(-per_call // count) * count
@@ -164,9 +281,9 @@ def main():
 
     blocks = [([block(w, s) for w in weights], [block(b, s) for b in biases], block(rates, s))
               for s in range(0, networks, per_call)]
-    jax.block_until_ready(train(*blocks[0], 1))  # trace and compile
+    jax.block_until_ready(train(*blocks[0], 1, orders))  # trace and compile
     started = time.perf_counter()
-    done = [jax.block_until_ready(train(w, b, lr, args.epochs)) for w, b, lr in blocks]
+    done = [jax.block_until_ready(train(w, b, lr, args.epochs, orders)) for w, b, lr in blocks]
     seconds = time.perf_counter() - started
     trained_w = [np.concatenate([np.asarray(d[0][l]) for d in done])[:networks]
                  for l in range(layers)]

@@ -182,13 +182,54 @@ def load_problem(args, meta):
 def require_peer_kind(meta, allowed=None):
     """Exits unless the weights file trains what the array peers
     implement: full-batch SGD, and the activations and loss `allowed`
-    lists for each field (sigmoid layers only by default)."""
+    lists for each field (sigmoid layers only by default); `allowed` may
+    widen the optimizer and the batch size too, None taking any value."""
     allowed = allowed or {"activation": ["sigmoid"], "output_activation": ["sigmoid"]}
-    wants = dict(allowed, optimizer=["sgd"], batch_size=["full"])
+    wants = {"optimizer": ["sgd"], "batch_size": ["full"], **allowed}
     for field, want in wants.items():
-        if field in meta and meta[field] not in want:
+        if want is not None and field in meta and meta[field] not in want:
             sys.exit(f"error: the peers implement {field} {' or '.join(want)} only, the file "
                      f"has {meta[field]}")
+
+
+def hash32(x):
+    """gputrain's lowbias32 (src/batches.rs) over a uint32 array."""
+    x = np.asarray(x, np.uint32)
+    with np.errstate(over="ignore"):  # the products wrap, as u32's wrapping_mul
+        x = x ^ (x >> np.uint32(16))
+        x = x * np.uint32(0x7FEB352D)
+        x = x ^ (x >> np.uint32(15))
+        x = x * np.uint32(0x846CA68B)
+        return x ^ (x >> np.uint32(16))
+
+
+def epoch_order(samples, seed, epoch):
+    """The samples in the order gputrain's shuffled epoch `epoch` visits
+    them (src/batches.rs, `EpochOrder`): a 4-round Feistel network over
+    the smallest power-of-4 domain holding the samples, keyed by the seed
+    and the epoch, walking the cycle on from values outside the samples.
+    tests/peer_numpy.rs checks it against gputrain's for several sizes,
+    seeds and epochs."""
+    half = 1
+    while (1 << (2 * half)) < samples:
+        half += 1
+    mask = np.uint32((1 << half) - 1)
+    lo, hi = np.uint32(seed & 0xFFFFFFFF), np.uint32((seed >> 32) & 0xFFFFFFFF)
+    base = hash32(hash32(hash32(np.uint32(epoch & 0xFFFFFFFF)) ^ hi) ^ lo)
+    keys = [hash32(base ^ hash32(np.uint32((r + 0x9E3779B9) & 0xFFFFFFFF))) for r in range(4)]
+
+    def feistel(x):
+        left, right = x >> np.uint32(half), x & mask
+        for key in keys:
+            left, right = right, left ^ (hash32(right ^ key) & mask)
+        return (left << np.uint32(half)) | right
+
+    x = feistel(np.arange(samples, dtype=np.uint32))
+    outside = x >= samples
+    while outside.any():
+        x[outside] = feistel(x[outside])
+        outside = x >= samples
+    return x.astype(np.int64)
 
 
 def set_xla_cpu_flags(host_devices, vector_width):

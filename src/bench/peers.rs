@@ -37,6 +37,21 @@ pub const BMM_PARAMETERS: usize = 100;
 /// Epochs of the agreement run each peer makes before it is timed.
 pub const CHECK_EPOCHS: u64 = 200;
 
+/// The most samples x epochs of an agreement run (the softmax workload's
+/// 256 x 100): the float64 reference trains every network of the
+/// workload for it, and moons-minibatch's 1,024 samples x 100 epochs of
+/// 10,000 networks would take it minutes; 25 epochs are 400 Adam steps.
+pub const CHECK_SAMPLE_EPOCHS: u64 = 25_600;
+
+/// Epochs of `workload`'s agreement run: [`CHECK_EPOCHS`], fewer for a
+/// short run or many samples ([`CHECK_SAMPLE_EPOCHS`]).
+pub fn check_epochs(workload: &Workload) -> u64 {
+    let samples = workload.data.samples().max(1) as u64;
+    CHECK_EPOCHS
+        .min(workload.epochs)
+        .min((CHECK_SAMPLE_EPOCHS / samples).max(1))
+}
+
 /// Where the peers come from and how they are judged.
 #[derive(Clone, Debug)]
 pub struct PeerSetup {
@@ -72,7 +87,7 @@ pub struct PeerRow {
     pub epochs: u64,
     pub seconds: Option<f64>,
     pub network_epochs_per_second: Option<f64>,
-    /// After CHECK_EPOCHS epochs, against the float64 reference.
+    /// After [`check_epochs`] epochs, against the float64 reference.
     pub worst_relative_loss_difference: Option<f64>,
     /// The tuning of the configuration reported (the fastest of those
     /// [`configurations`] gives the peer that agreed with the reference).
@@ -171,39 +186,45 @@ pub fn supports(workload: &Workload) -> bool {
     PEERS.iter().any(|peer| applies(peer, workload))
 }
 
-/// Whether `peer` implements `workload`: SGD at a constant rate, full
-/// batch; for the struct-of-arrays peers sigmoid layers with a squared
-/// error and a program of
-/// at most [`MAX_PROGRAM_SIZE`], for the batched-matrix-product ones a
-/// network of at least [`BMM_PARAMETERS`] with sigmoid or tanh hidden
-/// layers and a sigmoid output (with a squared error) or a softmax one
-/// (with categorical cross-entropy).
+/// Whether `peer` implements `workload`, at a constant rate and without
+/// frozen biases, resampled rows or a history. The struct-of-arrays peers:
+/// sigmoid layers with a squared error, full-batch SGD, and a program of at
+/// most [`MAX_PROGRAM_SIZE`]. The batched-matrix-product ones: the networks
+/// the others cannot take (at least [`BMM_PARAMETERS`], or data beyond
+/// their program size) with sigmoid or tanh hidden layers and a sigmoid
+/// output (with a squared error) or a softmax one (with categorical
+/// cross-entropy), trained by SGD or by Adam without weight decay, on full
+/// batches or on minibatches in gputrain's order.
 pub fn applies(peer: &str, workload: &Workload) -> bool {
     use crate::model::Activation::{Sigmoid, Softmax, Tanh};
     use crate::vocab::Loss::{CategoricalCrossEntropy, HalfSse, Sse};
+    use crate::vocab::{Hyperparameter, Optimizer};
     let spec = &workload.spec;
     let params = spec.layout().len;
     let squared = matches!(spec.loss, HalfSse | Sse);
-    let (size, terms) = if BMM_PEERS.contains(&peer) {
+    let program = workload.data.samples() * params;
+    let sgd = spec.optimizer.kind == Optimizer::Sgd;
+    let fits = if BMM_PEERS.contains(&peer) {
         let output = match spec.output_activation {
             Sigmoid => squared,
             Softmax => spec.loss == CategoricalCrossEntropy,
             _ => false,
         };
-        (
-            params >= BMM_PARAMETERS,
-            matches!(spec.activation, Sigmoid | Tanh) && output,
-        )
+        let adam = spec.optimizer.kind == Optimizer::Adam
+            && spec.optimizer[Hyperparameter::WeightDecay] == 0.0;
+        (params >= BMM_PARAMETERS || program > MAX_PROGRAM_SIZE)
+            && matches!(spec.activation, Sigmoid | Tanh)
+            && output
+            && (sgd || adam)
     } else {
-        (
-            workload.data.samples() * params <= MAX_PROGRAM_SIZE,
-            spec.activation == Sigmoid && spec.output_activation == Sigmoid && squared,
-        )
+        program <= MAX_PROGRAM_SIZE
+            && spec.activation == Sigmoid
+            && spec.output_activation == Sigmoid
+            && squared
+            && sgd
+            && spec.batching.is_none()
     };
-    size && terms
-        && spec.optimizer.kind == crate::vocab::Optimizer::Sgd
-        && spec.batching.is_none()
-        && spec.schedule.is_constant()
+    fits && spec.schedule.is_constant()
         && spec.resample.is_none()
         && !spec.freeze_bias
         && workload.history.is_none()
@@ -259,10 +280,12 @@ impl PeerSetup {
             snapshots: Vec::new(),
             resampled: None,
         };
-        crate::weights::write(&weights, &workload.spec, &initial, &[], &rates, &meta)?;
+        // Fresh optimizer state (Adam's moments at zero), as a run starts.
+        let state = vec![0.0; workload.spec.optimizer.state_slots() * initial.len()];
+        crate::weights::write(&weights, &workload.spec, &initial, &state, &rates, &meta)?;
         write_data(&data, workload)?;
         // The reference's final losses after the agreement run.
-        let check = CHECK_EPOCHS.min(workload.epochs);
+        let check = check_epochs(workload);
         let mut reference = initial.clone();
         let options = TrainOptions {
             epochs: check,
@@ -504,6 +527,7 @@ mod tests {
                 "tutorial-1m",
                 "xor",
                 "wide",
+                "moons-minibatch",
                 "softmax"
             ]
         );
@@ -515,5 +539,23 @@ mod tests {
         let softmax = all.iter().find(|w| w.name == "softmax").unwrap();
         let on_softmax: Vec<&str> = PEERS.into_iter().filter(|p| applies(p, softmax)).collect();
         assert_eq!(on_softmax, ["jax-bmm"]);
+        // Minibatches with Adam on 1,024 rows: beyond the struct-of-arrays
+        // program, the einsum peer's.
+        let moons = all.iter().find(|w| w.name == "moons-minibatch").unwrap();
+        let on_moons: Vec<&str> = PEERS.into_iter().filter(|p| applies(p, moons)).collect();
+        assert_eq!(on_moons, ["jax-bmm"]);
+        // Its agreement run: 25 epochs of 1,024 samples; the others' 200,
+        // or their whole run.
+        assert_eq!(check_epochs(moons), 25);
+        assert_eq!(check_epochs(wide), 200);
+        assert_eq!(check_epochs(softmax), 100);
+        // Adam with weight decay, or another optimizer: no peer.
+        use crate::vocab::{Hyperparameter, Optimizer, OptimizerConfig};
+        let mut decayed = moons.clone();
+        decayed.spec.optimizer = moons.spec.optimizer.with(Hyperparameter::WeightDecay, 0.1);
+        assert!(!supports(&decayed));
+        let mut momentum = moons.clone();
+        momentum.spec.optimizer = OptimizerConfig::of(Optimizer::Momentum);
+        assert!(!supports(&momentum));
     }
 }

@@ -86,8 +86,10 @@ fn aligned(cells: &[Vec<String>], text: usize) -> String {
 fn peers_method() -> String {
     format!(
         "benches/peers/soa_peers.py (struct of arrays) and, for networks of {} parameters or \
-         more, benches/peers/bmm_peers.py (JAX einsum over a network axis); float32, from the \
-         workload's initial weights. Each first trains {} epochs and must match the float64 \
+         more and data too large for that program, benches/peers/bmm_peers.py (JAX einsum over \
+         a network axis, minibatches in gputrain's order); float32, from the workload's initial \
+         weights. Each first trains {} epochs (fewer where the samples x epochs would pass {}) \
+         and must match the float64 \
          reference's final losses (agrees to: worst |loss - reference| / (1e-3 + reference)), \
          then is timed without its compilation or warm-up, in each configuration a careful user \
          of its library would try (JAX: 8 epochs unrolled per loop iteration, one XLA host \
@@ -96,7 +98,8 @@ fn peers_method() -> String {
          per compiled call); the fastest that agrees is reported. gputrain is: the workload's \
          fastest row against the peer, in network-epochs/s.",
         crate::bench::peers::BMM_PARAMETERS,
-        crate::bench::peers::CHECK_EPOCHS
+        crate::bench::peers::CHECK_EPOCHS,
+        crate::bench::peers::CHECK_SAMPLE_EPOCHS
     )
 }
 
