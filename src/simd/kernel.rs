@@ -33,6 +33,8 @@ use crate::vocab::{
 use super::lanes::{self, Lanes};
 
 mod block;
+#[cfg(test)]
+mod same_bits;
 
 /// How often (in epochs) a group of small networks reports progress and
 /// asks whether to stop, as the reference.
@@ -572,10 +574,17 @@ fn normalize_rows<const L: usize>(
     out: &mut [Lanes<L>],
     f: impl Fn(f32) -> f32,
 ) {
-    let m = z[1..].iter().fold(z[0], |m, z| m.zip(*z, f32::max));
-    let sum = z
-        .iter()
-        .fold(Lanes::ZERO, |sum, z| sum + (*z - m).map(lanes::exp));
+    // Loops, not `Iterator::fold`: std's adapters are only `#[inline]`,
+    // and one LLVM leaves out of line is compiled for the baseline x86-64
+    // ([`history_eval`]), each lane's e^x there a chain of `fmaf` calls.
+    let mut m = z[0];
+    for zk in &z[1..] {
+        m = m.zip(*zk, f32::max);
+    }
+    let mut sum = Lanes::ZERO;
+    for zk in z.iter() {
+        sum = sum + (*zk - m).map(lanes::exp);
+    }
     let lse = m + sum.map(lanes::ln);
     for (z, out) in z.iter_mut().zip(out) {
         *z = *z - lse;
@@ -617,10 +626,16 @@ fn neuron<const L: usize>(
         3 => unrolled::<3, L>(start, w, a, f),
         4 => unrolled::<4, L>(start, w, a, f),
         _ => {
-            let net = w
-                .iter()
-                .zip(a)
-                .fold(start, |sum, (w, a)| w.mul_add(*a, sum));
+            // A loop, not `zip(..).fold(..)`: LLVM left that fold out of
+            // line, compiled for the baseline x86-64 (see
+            // [`history_eval`]), where its multiply-adds were calls to
+            // `fmaf`; moons-minibatch (2-16-1, an output neuron of 16
+            // inputs) spent 14% of its time there.
+            let a = &a[..w.len()];
+            let mut net = start;
+            for k in 0..w.len() {
+                net = w[k].mul_add(a[k], net);
+            }
             (net, net.map(f))
         }
     }
@@ -739,22 +754,28 @@ impl<const L: usize> Work<L> {
     }
 
     /// The loss over `samples` (reduced), forward passes only, each
-    /// sample's weighted by `weights` where given.
+    /// sample's weighted by `weights` where given; a blocked plan takes
+    /// them [`block::BLOCK`] at a time, in strips of `W` lanes.
     #[inline(always)]
-    fn loss(
+    fn loss<const W: usize>(
         &mut self,
         plan: &Plan,
         params: &[Lanes<L>],
         samples: &Samples,
         weights: Option<&[Lanes<L>]>,
     ) -> Lanes<L> {
-        let mut total = Lanes::ZERO;
-        for s in 0..samples.count {
-            let (input, target) = samples.row(s);
-            self.forward(plan, params, input);
-            let l = self.sample_loss(plan, target);
-            total = total + weights.map_or(l, |w| w[s] * l);
-        }
+        let total = if plan.blocked {
+            self.block_loss::<W>(plan, params, samples, weights)
+        } else {
+            let mut total = Lanes::ZERO;
+            for s in 0..samples.count {
+                let (input, target) = samples.row(s);
+                self.forward(plan, params, input);
+                let l = self.sample_loss(plan, target);
+                total = total + weights.map_or(l, |w| w[s] * l);
+            }
+            total
+        };
         total * Lanes::splat(plan.reduction.factor(samples.count) as f32)
     }
 
@@ -859,24 +880,40 @@ impl<const L: usize> Work<L> {
     }
 }
 
-/// Records history point `q` for the active lanes: the training loss
-/// `loss`, and the held-out loss when the plan has one. Kept out of line,
-/// as it runs once every `--history` epochs: the headline workload with
-/// `--history 100` kept 87% to 97% of its throughput with it inlined and
-/// 94% to 103% without (README, Performance).
-#[inline(never)]
-fn record_point<const L: usize>(
+/// The held-out loss a history point records, when the plan has one.
+/// Inline, as every lane operation must be: `train_group` is compiled
+/// once per instruction set inside that set's `#[target_feature]` entry
+/// point, and an out-of-line function is compiled for the baseline x86-64
+/// instead, where each fused multiply-add is a call to `fmaf`. Computed
+/// in [`record_point`] until 2026-12-08, it made an 8-32-8 run with
+/// `--holdout 0.5 --history 1` (1,000 networks, AMD EPYC) spend 97% of
+/// its time there, at 1.3e4 network-epochs/s.
+#[inline(always)]
+fn history_eval<const L: usize, const W: usize>(
     plan: &Plan,
     work: &mut Work<L>,
+    params: &[Lanes<L>],
+) -> Option<Lanes<L>> {
+    match (&plan.eval, plan.history.is_some_and(|h| h.eval)) {
+        (Some(eval), true) => Some(work.loss::<W>(plan, params, eval, None)),
+        _ => None,
+    }
+}
+
+/// Records history point `q` for the active lanes: the training loss
+/// `loss`, and the held-out loss `eval` when the plan has one. Kept out
+/// of line, as it runs once every `--history` epochs: the headline
+/// workload with `--history 100` kept 87% to 97% of its throughput with
+/// it inlined and 94% to 103% without (README, Performance). No lane
+/// arithmetic here ([`history_eval`] says why).
+#[inline(never)]
+fn record_point<const L: usize>(
     group: &mut Group<L>,
     sheet: &Lanesheet<L>,
     q: usize,
     loss: Lanes<L>,
+    eval: Option<Lanes<L>>,
 ) {
-    let eval = match (&plan.eval, plan.history.is_some_and(|h| h.eval)) {
-        (Some(eval), true) => Some(work.loss(plan, group.params, eval, None)),
-        _ => None,
-    };
     for (i, curve) in group.curves.iter_mut().enumerate() {
         if sheet.active[i] {
             curve.record(q, f64::from(loss.0[i]), eval.map(|e| f64::from(e.0[i])));
@@ -973,7 +1010,8 @@ pub fn train_group<const L: usize, const W: usize>(
             let (total, _) = work.loss_and_gradient::<W>(plan, group.params, weights, 0..samples);
             let loss = total * Lanes::splat(full_factor);
             if let Some(q) = points.at(epoch) {
-                record_point(plan, &mut work, group, &sheet, q, loss);
+                let eval = history_eval::<L, W>(plan, &mut work, group.params);
+                record_point(group, &sheet, q, loss, eval);
             }
             if !sheet.record(plan, loss, epoch, watch_target) {
                 break;
@@ -990,9 +1028,10 @@ pub fn train_group<const L: usize, const W: usize>(
         // ended with.
         let point = points.at(epoch);
         if watch_target || point.is_some() {
-            let loss = work.loss(plan, group.params, &plan.data, weights);
+            let loss = work.loss::<W>(plan, group.params, &plan.data, weights);
             if let Some(q) = point {
-                record_point(plan, &mut work, group, &sheet, q, loss);
+                let eval = history_eval::<L, W>(plan, &mut work, group.params);
+                record_point(group, &sheet, q, loss, eval);
             }
             if watch_target && !sheet.record(plan, loss, epoch, true) {
                 break;
@@ -1022,7 +1061,7 @@ pub fn train_group<const L: usize, const W: usize>(
     }
     // The final loss; divergence if it or any parameter is not finite; a
     // target first reached by the last update.
-    let final_loss = work.loss(plan, group.params, &plan.data, weights);
+    let final_loss = work.loss::<W>(plan, group.params, &plan.data, weights);
     let mut diverged = sheet.diverged;
     // One pass over the parameters, every lane at once.
     let mut finite = final_loss.finite();

@@ -19,7 +19,7 @@
 //! `BLOCK` samples side by side: neuron `n` of sample `s` at
 //! `n * BLOCK + s`, so one layer's values are one contiguous range.
 
-use super::{LayerPlan, Plan, Work, loss_delta, loss_value, normalize_rows, slope};
+use super::{LayerPlan, Plan, Samples, Work, loss_delta, loss_value, normalize_rows, slope};
 use crate::vocab::with_activation;
 
 use super::super::lanes::{self, Lanes};
@@ -264,19 +264,71 @@ impl<const L: usize> Work<L> {
         }
     }
 
+    /// [`Work::loss`] of a blocked plan: the forward passes of
+    /// `samples`, [`BLOCK`] at a time, then each sample's loss (weighted
+    /// by `weights` where given) added to the sum in order, as the
+    /// sample-by-sample pass adds them; the sum before the reduction.
     #[inline(always)]
-    fn block_step_tiled<const W: usize, const T: usize>(
+    pub(super) fn block_loss<const W: usize>(
         &mut self,
         plan: &Plan,
         params: &[Lanes<L>],
+        samples: &Samples,
         weights: Option<&[Lanes<L>]>,
-        samples: &[usize],
-        total: &mut Lanes<L>,
+    ) -> Lanes<L> {
+        if W >= 16 {
+            self.block_loss_tiled::<W, WIDE_TILE>(plan, params, samples, weights)
+        } else {
+            self.block_loss_tiled::<W, NARROW_TILE>(plan, params, samples, weights)
+        }
+    }
+
+    #[inline(always)]
+    fn block_loss_tiled<const W: usize, const T: usize>(
+        &mut self,
+        plan: &Plan,
+        params: &[Lanes<L>],
+        samples: &Samples,
+        weights: Option<&[Lanes<L>]>,
+    ) -> Lanes<L> {
+        let output = plan.layers[plan.layers.len() - 1];
+        let mut total = Lanes::ZERO;
+        let mut rows = [0; BLOCK];
+        for first in (0..samples.count).step_by(BLOCK) {
+            let n = BLOCK.min(samples.count - first);
+            for (u, row) in rows[..n].iter_mut().enumerate() {
+                *row = first + u;
+            }
+            self.block_forward::<W, T>(plan, params, samples, &rows[..n]);
+            let b = self.blocks.as_ref().expect("a blocked plan has blocks");
+            for (u, &s) in rows[..n].iter().enumerate() {
+                let (_, target) = samples.row(s);
+                let mut l = Lanes::ZERO;
+                for (j, &y) in target.iter().enumerate() {
+                    let z = b.net[(output.delta_at + j) * BLOCK + u];
+                    let yhat = b.out[(output.output_at + j) * BLOCK + u];
+                    l = l + loss_value(plan.loss, z, yhat, y);
+                }
+                total = total + weights.map_or(l, |w| w[s] * l);
+            }
+        }
+        total
+    }
+
+    /// The forward passes of `rows` (at most [`BLOCK`]) of `samples`:
+    /// every layer's net inputs and outputs in the blocks.
+    #[inline(always)]
+    fn block_forward<const W: usize, const T: usize>(
+        &mut self,
+        plan: &Plan,
+        params: &[Lanes<L>],
+        samples: &Samples,
+        rows: &[usize],
     ) {
-        let n = samples.len();
+        let n = rows.len();
         let b = self.blocks.as_mut().expect("a blocked plan has blocks");
-        for (u, &s) in samples.iter().enumerate() {
-            let (input, _) = plan.data.row(s);
+        for (u, &s) in rows.iter().enumerate() {
+            let (input, _) = samples.row(s);
             for (k, &x) in input.iter().enumerate() {
                 b.out[k * BLOCK + u] = Lanes::splat(x);
             }
@@ -320,6 +372,20 @@ impl<const L: usize> Work<L> {
                 }
             });
         }
+    }
+
+    #[inline(always)]
+    fn block_step_tiled<const W: usize, const T: usize>(
+        &mut self,
+        plan: &Plan,
+        params: &[Lanes<L>],
+        weights: Option<&[Lanes<L>]>,
+        samples: &[usize],
+        total: &mut Lanes<L>,
+    ) {
+        let n = samples.len();
+        self.block_forward::<W, T>(plan, params, &plan.data, samples);
+        let b = self.blocks.as_mut().expect("a blocked plan has blocks");
         // The loss and the output deltas, sample by sample.
         let output = plan.layers[plan.layers.len() - 1];
         for (u, &s) in samples.iter().enumerate() {
@@ -407,92 +473,21 @@ impl<const L: usize> Work<L> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Epochs, Group, GroupOutcome, Plan, Samples};
+    use super::super::Plan;
+    use super::super::same_bits::{Case, same_bits};
     use crate::batches::Batching;
-    use crate::data::{Dataset, synthetic};
-    use crate::init::{Init, network_parameters};
+    use crate::data::synthetic;
     use crate::model::{BiasMode, ModelSpec, Reduction};
-    use crate::simd::Isa;
-    use crate::simd::lanes::Lanes;
     use crate::vocab::{Activation, Loss, Optimizer, OptimizerConfig};
 
-    /// `epochs` of `spec` on `data` for `L` networks (each its own
-    /// initial parameters), blocked or sample by sample, each sample
-    /// weighted `1 + (s + lane) % 3` with `weighted`: the parameters, the
-    /// optimizer state and the outcome.
-    fn train<const L: usize>(
-        spec: &ModelSpec,
-        data: &Dataset,
-        isa: Isa,
-        blocked: bool,
-        weighted: bool,
-    ) -> (Vec<Lanes<L>>, Vec<Lanes<L>>, GroupOutcome<L>) {
-        let mut plan = Plan::new(spec, Samples::new(data), None, None, None, false);
-        plan.blocked = blocked;
-        let networks: Vec<Vec<f64>> = (0..L as u64)
-            .map(|i| network_parameters(spec, Init::Uniform(0.7), 11, i))
-            .collect();
-        let mut params: Vec<Lanes<L>> = (0..plan.params)
-            .map(|v| Lanes(std::array::from_fn(|i| networks[i][v] as f32)))
-            .collect();
-        let mut state = vec![Lanes::ZERO; plan.slots() * plan.params];
-        let weights: Vec<Lanes<L>> = (0..data.samples())
-            .map(|s| Lanes(std::array::from_fn(|i| (1 + (s + i) % 3) as f32)))
-            .collect();
-        let mut group = Group {
-            params: &mut params,
-            state: &mut state,
-            learning_rate: Lanes(std::array::from_fn(|i| 0.02 + 0.001 * i as f32)),
-            weights: weighted.then_some(&weights[..]),
-            curves: &mut [],
-        };
-        let epochs = Epochs {
-            first: 0,
-            count: 25,
-            stop: &|| false,
-            done: &|_| {},
-            rates: &[],
-        };
-        let outcome = isa.train_group(&plan, &mut group, &epochs);
-        (params, state, outcome)
-    }
-
     /// The blocked pass gives every lane the bits of the sample-by-sample
-    /// pass: the final loss, every parameter and every state value, on
-    /// every instruction set here, at group widths whose strips are one
-    /// and several registers.
-    fn same_bits<const L: usize>(name: &str, spec: &ModelSpec, data: &Dataset, weighted: bool) {
-        for isa in Isa::available() {
-            let (p0, s0, o0) = train::<L>(spec, data, isa, false, weighted);
-            let (p1, s1, o1) = train::<L>(spec, data, isa, true, weighted);
-            for i in 0..L {
-                let (a, b) = (o0.final_loss.0[i], o1.final_loss.0[i]);
-                assert_eq!(
-                    a.to_bits(),
-                    b.to_bits(),
-                    "{name}, {}, {L} lanes, network {i}: final loss {a} sample by sample, {b} blocked",
-                    isa.name()
-                );
-                assert!(!o0.diverged[i], "{name}: network {i} diverged");
-                for (what, x, y) in [("parameter", &p0, &p1), ("state value", &s0, &s1)] {
-                    for (v, (x, y)) in x.iter().zip(y.iter()).enumerate() {
-                        let (a, b) = (x.0[i], y.0[i]);
-                        assert_eq!(
-                            a.to_bits(),
-                            b.to_bits(),
-                            "{name}, {}, {L} lanes, network {i}, {what} {v}: {a} sample by sample, {b} blocked",
-                            isa.name()
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`same_bits`] at 16 lanes (one strip of AVX-512) and 64 (several).
-    fn same_bits_at_two_widths(name: &str, spec: &ModelSpec, data: &Dataset, weighted: bool) {
-        same_bits::<16>(name, spec, data, weighted);
-        same_bits::<64>(name, spec, data, weighted);
+    /// pass, on every instruction set here, at group widths whose strips
+    /// are one and several registers.
+    fn same_bits_at_two_widths(case: &Case) {
+        let passes = ["sample by sample", "blocked"];
+        let choose: [fn(&mut Plan); 2] = [|plan| plan.blocked = false, |plan| plan.blocked = true];
+        same_bits::<16>(case, passes, choose);
+        same_bits::<64>(case, passes, choose);
     }
 
     #[test]
@@ -501,7 +496,7 @@ mod tests {
         // and one left.
         let wide = ModelSpec::layers(&[8, 12, 5], BiasMode::PerNeuron);
         let data = synthetic(8, 5, 11, 1);
-        same_bits_at_two_widths("8-12-5 sigmoid", &wide, &data, false);
+        same_bits_at_two_widths(&Case::new("8-12-5 sigmoid", wide, data));
     }
 
     #[test]
@@ -522,7 +517,7 @@ mod tests {
             ..ModelSpec::layers(&[6, 7, 9, 4], BiasMode::Shared)
         };
         let data = synthetic(6, 4, 13, 2);
-        same_bits_at_two_widths("6-7-9-4 softmax", &softmax, &data, false);
+        same_bits_at_two_widths(&Case::new("6-7-9-4 softmax", softmax, data));
     }
 
     #[test]
@@ -536,6 +531,53 @@ mod tests {
             ..ModelSpec::layers(&[5, 9, 3], BiasMode::None)
         };
         let data = synthetic(5, 3, 10, 3);
-        same_bits_at_two_widths("5-9-3 gelu", &gelu, &data, true);
+        let case = Case {
+            weighted: true,
+            ..Case::new("5-9-3 gelu", gelu, data)
+        };
+        same_bits_at_two_widths(&case);
+    }
+
+    #[test]
+    fn losses_of_a_history_a_held_out_set_and_a_target() {
+        // The forward-only loss (the curve's training and held-out points,
+        // the minibatch target's full-data loss, the final loss) blocked
+        // too: 9 held-out samples (blocks of 4, 4 and 1), minibatches of 6
+        // of 11, a target some lanes reach within the run.
+        let spec = ModelSpec {
+            activation: Activation::Tanh,
+            batching: Some(Batching {
+                size: 6,
+                shuffle: true,
+                seed: 5,
+            }),
+            ..ModelSpec::layers(&[8, 12, 5], BiasMode::PerNeuron)
+        };
+        let case = Case {
+            history: true,
+            eval: Some(synthetic(8, 5, 9, 4)),
+            target: Some(0.5),
+            rate: |i| 0.05 + 0.01 * i as f32,
+            ..Case::new("8-12-5 held out", spec, synthetic(8, 5, 11, 1))
+        };
+        same_bits_at_two_widths(&case);
+        // The case does what it says: some lanes reach the target, and
+        // the curves hold points.
+        let run = super::super::same_bits::train::<16>(&case, crate::simd::Isa::detect(), |_| {});
+        let reached = run
+            .outcome
+            .target_epoch
+            .iter()
+            .filter(|t| t.is_some())
+            .count();
+        assert!(
+            reached > 0 && reached < 16,
+            "{reached} of 16 lanes reached the target; final losses {:?}",
+            run.outcome.final_loss.0
+        );
+        assert!(
+            run.curves.iter().all(|c| c.recorded == 5),
+            "5 points a curve"
+        );
     }
 }
