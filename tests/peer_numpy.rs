@@ -252,17 +252,7 @@ fn a_peer_beyond_the_tolerance_fails_the_bench() {
 fn the_peers_loss_is_the_references_for_softmax_and_sigmoid_outputs() {
     let dir = crate::common::temp_dir("peer-loss");
     let data = dir.join("classes.csv");
-    // 4 inputs, 3 one-hot classes.
-    let rows: String = (0..6)
-        .map(|s| {
-            let x: Vec<String> = (0..4)
-                .map(|k| format!("{:.3}", ((s * 7 + k * 3) % 11) as f64 / 5.0 - 1.0))
-                .collect();
-            let y: Vec<&str> = (0..3).map(|j| if j == s % 3 { "1" } else { "0" }).collect();
-            format!("{},{}\n", x.join(","), y.join(","))
-        })
-        .collect();
-    std::fs::write(&data, rows).unwrap();
+    class_data(&data, 6, 4, 3, (3, 11, 5.0));
     for (name, flags) in [
         (
             "softmax",
@@ -281,61 +271,85 @@ fn the_peers_loss_is_the_references_for_softmax_and_sigmoid_outputs() {
     ] {
         let out = dir.join(name);
         let _ = std::fs::remove_dir_all(&out);
-        let run = Command::new(env!("CARGO_BIN_EXE_gputrain"))
-            .args(["--layers", "4-5-3", "--networks", "7", "--epochs", "0"])
-            .args(["--backend", "cpu", "--init", "uniform:0.8", "--data"])
-            .arg(&data)
-            .args(flags)
-            .arg("--out")
-            .arg(&out)
-            .output()
-            .unwrap();
-        assert!(
-            run.status.success(),
-            "{}",
-            String::from_utf8_lossy(&run.stderr)
-        );
-        let peers = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peers");
-        let script = format!(
-            "import sys; sys.path.insert(0, {peers:?})\n\
-             from numpy_peer import read_safetensors, load_csv, final_losses\n\
+        let run = ["--layers", "4-5-3", "--networks", "7", "--epochs", "0"];
+        let init = ["--backend", "cpu", "--init", "uniform:0.8"];
+        gputrain(&out, &data, &[&run[..], &init, flags].concat());
+        let script = "from numpy_peer import read_safetensors, load_csv, final_losses\n\
              t, meta = read_safetensors(sys.argv[1])\n\
              layers = len(meta['topology'].split('-')) - 1\n\
-             w = [t[f'layers.{{l}}.weight'] for l in range(layers)]\n\
-             b = [t.get(f'layers.{{l}}.bias') for l in range(layers)]\n\
+             w = [t[f'layers.{l}.weight'] for l in range(layers)]\n\
+             b = [t.get(f'layers.{l}.bias') for l in range(layers)]\n\
              x, y = load_csv(sys.argv[2], 4)\n\
-             print(' '.join(repr(float(v)) for v in final_losses(meta, w, b, x, y)))"
-        );
-        let peer = Command::new(python())
-            .args(["-c", &script])
-            .arg(out.join("weights.safetensors"))
-            .arg(&data)
-            .output()
-            .unwrap();
+             print(' '.join(repr(float(v)) for v in final_losses(meta, w, b, x, y)))";
+        let weights = out.join("weights.safetensors");
+        let stdout = run_python(script, &[weights.as_ref(), data.as_ref()]);
+        assert_close(name, "numpy_peer.py", &stdout, &out, 1e-12);
+    }
+}
+
+/// `samples` rows of `inputs` inputs (sample `s`'s input `k` is
+/// `((7 s + a k) % m) / d - 1` for `shape` = (a, m, d)) and one-hot
+/// targets of `classes` classes (`s % classes`), as CSV at `path`.
+fn class_data(
+    path: &std::path::Path,
+    samples: usize,
+    inputs: usize,
+    classes: usize,
+    shape: (usize, usize, f64),
+) {
+    let (a, m, d) = shape;
+    let rows: String = (0..samples)
+        .map(|s| {
+            let x: Vec<String> = (0..inputs)
+                .map(|k| format!("{:.3}", ((s * 7 + k * a) % m) as f64 / d - 1.0))
+                .collect();
+            let y: Vec<&str> = (0..classes)
+                .map(|j| if j == s % classes { "1" } else { "0" })
+                .collect();
+            format!("{},{}\n", x.join(","), y.join(","))
+        })
+        .collect();
+    std::fs::write(path, rows).unwrap();
+}
+
+/// Runs gputrain with `args` on `data`, writing into `out`.
+fn gputrain(out: &std::path::Path, data: &std::path::Path, args: &[&str]) {
+    let run = Command::new(env!("CARGO_BIN_EXE_gputrain"))
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "gputrain {args:?}: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+/// The final losses a peer printed (`stdout`, one a network) against
+/// those of the run in `out` (its results.csv), to `tolerance` relative.
+fn assert_close(name: &str, peer: &str, stdout: &str, out: &std::path::Path, tolerance: f64) {
+    let theirs: Vec<f64> = stdout
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    let results = std::fs::read_to_string(out.join("results.csv")).unwrap();
+    let mut header = results.lines().next().unwrap().split(',');
+    let column = header.position(|c| c == "final_loss").unwrap();
+    let ours: Vec<f64> = results
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(column).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(theirs.len(), ours.len(), "{name}: one loss a network");
+    for (n, (a, b)) in theirs.iter().zip(&ours).enumerate() {
         assert!(
-            peer.status.success(),
-            "{}",
-            String::from_utf8_lossy(&peer.stderr)
+            (a - b).abs() <= tolerance * b.abs(),
+            "{name}, network {n}: final loss {a} from {peer}, {b} from the reference"
         );
-        let theirs: Vec<f64> = String::from_utf8_lossy(&peer.stdout)
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        let results = std::fs::read_to_string(out.join("results.csv")).unwrap();
-        let mut header = results.lines().next().unwrap().split(',');
-        let column = header.position(|c| c == "final_loss").unwrap();
-        let ours: Vec<f64> = results
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(column).unwrap().parse().unwrap())
-            .collect();
-        assert_eq!(theirs.len(), ours.len(), "{name}: one loss a network");
-        for (n, (a, b)) in theirs.iter().zip(&ours).enumerate() {
-            assert!(
-                (a - b).abs() <= 1e-12 * b.abs(),
-                "{name}, network {n}: final loss {a} from numpy_peer.py, {b} from the reference"
-            );
-        }
     }
 }
 
@@ -405,16 +419,7 @@ fn the_einsum_peer_trains_adam_and_minibatches_as_the_reference() {
     // rounding; 3e-15 is about 10x that.
     let dir = crate::common::temp_dir("peer-bmm");
     let data = dir.join("data.csv");
-    let rows: String = (0..50)
-        .map(|s| {
-            let x: Vec<String> = (0..3)
-                .map(|k| format!("{:.3}", ((s * 7 + k * 5) % 13) as f64 / 6.0 - 1.0))
-                .collect();
-            let y: Vec<&str> = (0..2).map(|j| if j == s % 2 { "1" } else { "0" }).collect();
-            format!("{},{}\n", x.join(","), y.join(","))
-        })
-        .collect();
-    std::fs::write(&data, rows).unwrap();
+    class_data(&data, 50, 3, 2, (5, 13, 6.0));
     let cases: [(&str, &[&str]); 3] = [
         (
             "adam",
@@ -465,20 +470,9 @@ fn the_einsum_peer_trains_adam_and_minibatches_as_the_reference() {
     for (name, flags) in cases {
         let train = |out: &str, epochs: u32| {
             let out = dir.join(name).join(out);
-            let run = Command::new(env!("CARGO_BIN_EXE_gputrain"))
-                .args(["--layers", "3-6-2", "--networks", "5", "--backend", "cpu"])
-                .args(["--epochs", &epochs.to_string(), "--data"])
-                .arg(&data)
-                .args(flags)
-                .arg("--out")
-                .arg(&out)
-                .output()
-                .unwrap();
-            assert!(
-                run.status.success(),
-                "{name}: {}",
-                String::from_utf8_lossy(&run.stderr)
-            );
+            let e = epochs.to_string();
+            let run = ["--layers", "3-6-2", "--networks", "5", "--backend", "cpu"];
+            gputrain(&out, &data, &[&run[..], &["--epochs", &e], flags].concat());
             out
         };
         let init = train("init", 0);
@@ -502,25 +496,6 @@ fn the_einsum_peer_trains_adam_and_minibatches_as_the_reference() {
         let weights = init.join("weights.safetensors");
         let e = epochs.to_string();
         let stdout = run_python(script, &[weights.as_ref(), data.as_ref(), e.as_ref()]);
-        let theirs: Vec<f64> = stdout
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
-        let results = std::fs::read_to_string(trained.join("results.csv")).unwrap();
-        let mut header = results.lines().next().unwrap().split(',');
-        let column = header.position(|c| c == "final_loss").unwrap();
-        let ours: Vec<f64> = results
-            .lines()
-            .skip(1)
-            .map(|l| l.split(',').nth(column).unwrap().parse().unwrap())
-            .collect();
-        assert_eq!(theirs.len(), ours.len(), "{name}: one loss a network");
-        for (n, (a, b)) in theirs.iter().zip(&ours).enumerate() {
-            assert!(
-                (a - b).abs() <= 3e-15 * b.abs(),
-                "{name}, network {n}: final loss {a} from bmm_peers.py's trainer, {b} from \
-                 the reference"
-            );
-        }
+        assert_close(name, "bmm_peers.py's trainer", &stdout, &trained, 3e-15);
     }
 }
