@@ -53,7 +53,6 @@ def trainer(jnp, lax, x, y, scale, mean, unroll, hidden, output, adam=None, batc
     samples = x.shape[0]
     size = samples if batch is None else min(batch, samples)
     full, rest = divmod(samples, size)
-    layers_of = len
 
     def activate(z, kind):
         if kind == "softmax":
@@ -104,7 +103,7 @@ def trainer(jnp, lax, x, y, scale, mean, unroll, hidden, output, adam=None, batc
         """One step from the batch (xb, yb). state: (params, m, v, t), the
         params the weights then the biases (None where a layer has none)."""
         params, m, v, t = state
-        layers = layers_of(params) // 2
+        layers = len(params) // 2
         grads = gradient(params[:layers], params[layers:], xb, yb)
         t = t + 1
         if adam is None:
